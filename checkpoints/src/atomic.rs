@@ -1,0 +1,57 @@
+//! Atomic writes: write under a temporary name in the same directory, flush
+//! to disk, then rename over the target, so that a crash or a full disk
+//! leaves either the old file or the new one, never a mixture.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::CheckpointError;
+
+/// A temporary sibling of `path`: `.<name>.tmp-<pid>`.
+pub fn temp_sibling(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+}
+
+/// Flushes a directory entry list to disk (after a rename into it).
+pub fn sync_dir(dir: &Path) -> Result<(), CheckpointError> {
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(CheckpointError::io("syncing directory", dir))
+}
+
+/// Writes `bytes` to `path` atomically.
+pub fn write_file(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
+    write_with(path, |file| file.write_all(bytes))
+}
+
+/// Creates `path` atomically with `fill` writing its content.
+pub fn write_with(
+    path: &Path,
+    fill: impl FnOnce(&mut File) -> std::io::Result<()>,
+) -> Result<(), CheckpointError> {
+    let tmp = temp_sibling(path);
+    let result = (|| {
+        let mut file = File::create(&tmp)?;
+        fill(&mut file)?;
+        file.sync_all()
+    })();
+    if let Err(e) = result {
+        let _ = fs::remove_file(&tmp);
+        return Err(CheckpointError::io("writing", path)(e));
+    }
+    fs::rename(&tmp, path).map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        CheckpointError::io("renaming into place", path)(e)
+    })?;
+    sync_dir(path.parent().unwrap_or(Path::new(".")))
+}

@@ -1,0 +1,211 @@
+//! Checkpoint directories: `weights.safetensors` plus `manifest.json`, which
+//! records the format version, what the trainer wants to remember (`meta`:
+//! architecture, classes, epoch, ...) and the SHA-256 of every file.
+//!
+//! A checkpoint is assembled in a hidden temporary sibling directory and
+//! renamed into place when complete, so a crash never leaves a directory
+//! that [`Checkpoint::open`] accepts but that is incomplete. Opening verifies
+//! every checksum and refuses file names that would leave the directory.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tch::Tensor;
+
+use crate::atomic::{sync_dir, temp_sibling, write_file};
+use crate::tensors::{write_safetensors, Metadata};
+use crate::CheckpointError;
+
+/// Version of the checkpoint layout this crate writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+/// The weights file inside a checkpoint directory.
+pub const WEIGHTS_FILE: &str = "weights.safetensors";
+/// The manifest file inside a checkpoint directory.
+pub const MANIFEST_FILE: &str = "manifest.json";
+const FORMAT_NAME: &str = "zftrain-checkpoint";
+
+/// One file listed in the manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// Lower-case hex SHA-256 of the content.
+    pub sha256: String,
+    /// Size in bytes.
+    pub bytes: u64,
+}
+
+/// The manifest of a checkpoint directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Always `zftrain-checkpoint`.
+    pub format: String,
+    /// Layout version ([`FORMAT_VERSION`]).
+    pub version: u32,
+    /// What the writer wants to remember (architecture, classes, epoch, ...).
+    pub meta: serde_json::Value,
+    /// Every file of the checkpoint with its checksum.
+    pub files: BTreeMap<String, FileEntry>,
+}
+
+/// An opened, verified checkpoint directory.
+#[derive(Debug, Clone)]
+pub struct Checkpoint {
+    dir: PathBuf,
+    manifest: Manifest,
+}
+
+fn sha256_file(path: &Path) -> Result<FileEntry, CheckpointError> {
+    let mut file = fs::File::open(path).map_err(CheckpointError::io("reading", path))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut bytes = 0u64;
+    loop {
+        let n = file
+            .read(&mut buf)
+            .map_err(CheckpointError::io("reading", path))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        bytes += n as u64;
+    }
+    let sha256 = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Ok(FileEntry { sha256, bytes })
+}
+
+/// A manifest file name must be a plain name inside the directory.
+fn check_file_name(manifest: &Path, name: &str) -> Result<(), CheckpointError> {
+    let plain = !name.is_empty()
+        && name != "."
+        && name != ".."
+        && !name.contains(['/', '\\', '\0'])
+        && Path::new(name).components().count() == 1;
+    if plain {
+        Ok(())
+    } else {
+        Err(CheckpointError::format(
+            manifest,
+            format!("file name '{name}' points outside the checkpoint directory"),
+        ))
+    }
+}
+
+impl Checkpoint {
+    /// Writes a new checkpoint directory `dir` holding `weights` (with
+    /// safetensors metadata `weights_meta`) and `meta` in the manifest.
+    /// Refuses to overwrite an existing `dir`.
+    pub fn write(
+        dir: &Path,
+        weights: &[(String, Tensor)],
+        weights_meta: &Metadata,
+        meta: serde_json::Value,
+    ) -> Result<Checkpoint, CheckpointError> {
+        if dir.exists() {
+            return Err(CheckpointError::io("creating checkpoint", dir)(
+                std::io::Error::new(std::io::ErrorKind::AlreadyExists, "already exists"),
+            ));
+        }
+        let parent = dir
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        fs::create_dir_all(parent).map_err(CheckpointError::io("creating directory", parent))?;
+        let tmp = temp_sibling(dir);
+        let _ = fs::remove_dir_all(&tmp);
+        let result = (|| {
+            fs::create_dir(&tmp).map_err(CheckpointError::io("creating directory", &tmp))?;
+            let weights_path = tmp.join(WEIGHTS_FILE);
+            write_safetensors(&weights_path, weights, weights_meta)?;
+            let mut files = BTreeMap::new();
+            files.insert(WEIGHTS_FILE.to_string(), sha256_file(&weights_path)?);
+            let manifest = Manifest {
+                format: FORMAT_NAME.into(),
+                version: FORMAT_VERSION,
+                meta,
+                files,
+            };
+            let json = serde_json::to_vec_pretty(&manifest).expect("a manifest always serializes");
+            write_file(&tmp.join(MANIFEST_FILE), &json)?;
+            fs::rename(&tmp, dir).map_err(CheckpointError::io("renaming into place", dir))?;
+            sync_dir(parent)?;
+            Ok(manifest)
+        })();
+        match result {
+            Ok(manifest) => Ok(Checkpoint {
+                dir: dir.to_path_buf(),
+                manifest,
+            }),
+            Err(e) => {
+                let _ = fs::remove_dir_all(&tmp);
+                Err(e)
+            }
+        }
+    }
+
+    /// Opens `dir`, checking the manifest and every file's checksum.
+    pub fn open(dir: &Path) -> Result<Checkpoint, CheckpointError> {
+        let manifest_path = dir.join(MANIFEST_FILE);
+        let text =
+            fs::read(&manifest_path).map_err(CheckpointError::io("reading", &manifest_path))?;
+        let manifest: Manifest = serde_json::from_slice(&text).map_err(|e| {
+            CheckpointError::format(&manifest_path, format!("not a zftrain manifest: {e}"))
+        })?;
+        if manifest.format != FORMAT_NAME {
+            return Err(CheckpointError::format(
+                &manifest_path,
+                format!("format is '{}', expected '{FORMAT_NAME}'", manifest.format),
+            ));
+        }
+        if manifest.version != FORMAT_VERSION {
+            return Err(CheckpointError::format(
+                &manifest_path,
+                format!("checkpoint version {} is not supported (this zftrain reads version {FORMAT_VERSION})", manifest.version),
+            ));
+        }
+        if !manifest.files.contains_key(WEIGHTS_FILE) {
+            return Err(CheckpointError::format(
+                &manifest_path,
+                format!("lists no '{WEIGHTS_FILE}'"),
+            ));
+        }
+        for (name, entry) in &manifest.files {
+            check_file_name(&manifest_path, name)?;
+            let path = dir.join(name);
+            let got = sha256_file(&path)?;
+            if got.sha256 != entry.sha256 || got.bytes != entry.bytes {
+                return Err(CheckpointError::Checksum {
+                    path,
+                    expected: entry.sha256.clone(),
+                    got: got.sha256,
+                });
+            }
+        }
+        Ok(Checkpoint {
+            dir: dir.to_path_buf(),
+            manifest,
+        })
+    }
+
+    /// The checkpoint directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The verified manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// Path of the weights file.
+    pub fn weights_path(&self) -> PathBuf {
+        self.dir.join(WEIGHTS_FILE)
+    }
+}

@@ -1,0 +1,198 @@
+//! Named tensors to and from safetensors files, with strict loading into a
+//! model's variables: every name present, no extra names, every shape equal,
+//! floating-point dtypes only. Nothing is copied until everything checks out,
+//! so a refused file leaves the model as it was.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::Path;
+
+use safetensors::tensor::{Dtype, TensorView};
+use safetensors::SafeTensors;
+use tch::{Device, Kind, Tensor};
+
+use crate::{atomic, CheckpointError};
+
+/// The `__metadata__` string map of a safetensors file.
+pub type Metadata = BTreeMap<String, String>;
+
+/// A model variable to fill: its PyTorch name and the tensor to copy into.
+pub type Expected = (String, Tensor);
+
+fn dtype_of(kind: Kind) -> Option<Dtype> {
+    Some(match kind {
+        Kind::Float => Dtype::F32,
+        Kind::Double => Dtype::F64,
+        Kind::Half => Dtype::F16,
+        Kind::BFloat16 => Dtype::BF16,
+        Kind::Int64 => Dtype::I64,
+        Kind::Int => Dtype::I32,
+        Kind::Uint8 => Dtype::U8,
+        Kind::Int8 => Dtype::I8,
+        Kind::Bool => Dtype::BOOL,
+        _ => return None,
+    })
+}
+
+fn kind_of(dtype: Dtype) -> Option<Kind> {
+    Some(match dtype {
+        Dtype::F32 => Kind::Float,
+        Dtype::F64 => Kind::Double,
+        Dtype::F16 => Kind::Half,
+        Dtype::BF16 => Kind::BFloat16,
+        Dtype::I64 => Kind::Int64,
+        Dtype::I32 => Kind::Int,
+        Dtype::U8 => Kind::Uint8,
+        Dtype::I8 => Kind::Int8,
+        Dtype::BOOL => Kind::Bool,
+        _ => return None,
+    })
+}
+
+/// Writes `tensors` (any device; copied to the CPU) with `metadata` to `path`
+/// atomically.
+pub fn write_safetensors(
+    path: &Path,
+    tensors: &[(String, Tensor)],
+    metadata: &Metadata,
+) -> Result<(), CheckpointError> {
+    let mut owned = Vec::with_capacity(tensors.len());
+    for (name, tensor) in tensors {
+        let t = tensor.f_to_device(Device::Cpu)?.f_contiguous()?;
+        let kind = t.f_kind()?;
+        let dtype = dtype_of(kind).ok_or_else(|| {
+            CheckpointError::format(
+                path,
+                format!("tensor '{name}' has kind {kind:?}, which safetensors cannot store"),
+            )
+        })?;
+        let numel = t.numel();
+        let mut bytes = vec![0u8; numel * kind.elt_size_in_bytes()];
+        t.f_copy_data_u8(&mut bytes, numel)?;
+        let shape: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
+        owned.push((name.clone(), dtype, shape, bytes));
+    }
+    let views = owned
+        .iter()
+        .map(|(name, dtype, shape, bytes)| {
+            TensorView::new(*dtype, shape.clone(), bytes)
+                .map(|v| (name.clone(), v))
+                .map_err(|e| CheckpointError::format(path, format!("tensor '{name}': {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let info: HashMap<String, String> = metadata
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let bytes = safetensors::serialize(views, if info.is_empty() { None } else { Some(info) })
+        .map_err(|e| CheckpointError::format(path, e.to_string()))?;
+    atomic::write_file(path, &bytes)
+}
+
+/// Reads every tensor of a safetensors file (sorted by name) and its metadata.
+pub fn read_safetensors(path: &Path) -> Result<(Vec<(String, Tensor)>, Metadata), CheckpointError> {
+    let bytes = std::fs::read(path).map_err(CheckpointError::io("reading", path))?;
+    parse(path, &bytes)
+}
+
+fn parse(path: &Path, bytes: &[u8]) -> Result<(Vec<(String, Tensor)>, Metadata), CheckpointError> {
+    let bad = |e: safetensors::SafeTensorError| {
+        CheckpointError::format(path, format!("not a valid safetensors file: {e}"))
+    };
+    let (_, header) = SafeTensors::read_metadata(bytes).map_err(bad)?;
+    let metadata: Metadata = header
+        .metadata()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    let file = SafeTensors::deserialize(bytes).map_err(bad)?;
+    let mut out = Vec::new();
+    for (name, view) in file.tensors() {
+        let kind = kind_of(view.dtype()).ok_or_else(|| CheckpointError::Dtype {
+            path: path.to_path_buf(),
+            name: name.clone(),
+            dtype: format!("{:?}", view.dtype()),
+        })?;
+        let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
+        let tensor = Tensor::f_from_data_size(view.data(), &shape, kind)?;
+        out.push((name, tensor));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok((out, metadata))
+}
+
+/// Loads `path` into `targets` strictly, as PyTorch's
+/// `load_state_dict(strict=True)`: the file must hold exactly the targets'
+/// names, with equal shapes and floating-point dtypes (converted to each
+/// target's kind and device). Returns the file's metadata. On any error no
+/// target has been modified.
+pub fn load_strict(path: &Path, targets: &[Expected]) -> Result<Metadata, CheckpointError> {
+    let (tensors, metadata) = read_safetensors(path)?;
+    assign_strict(path, tensors, targets)?;
+    Ok(metadata)
+}
+
+/// Copies `tensors` (read from `path`, named in errors) into `targets` with
+/// the checks of [`load_strict`]; on error no target has been modified.
+pub fn assign_strict(
+    path: &Path,
+    tensors: Vec<(String, Tensor)>,
+    targets: &[Expected],
+) -> Result<(), CheckpointError> {
+    let mut by_name: BTreeMap<String, Tensor> = tensors.into_iter().collect();
+    let wanted: BTreeSet<&str> = targets.iter().map(|(n, _)| n.as_str()).collect();
+    let missing: Vec<String> = wanted
+        .iter()
+        .filter(|n| !by_name.contains_key(**n))
+        .map(|n| n.to_string())
+        .collect();
+    if !missing.is_empty() {
+        return Err(CheckpointError::Missing {
+            path: path.to_path_buf(),
+            names: missing,
+        });
+    }
+    let extra: Vec<String> = by_name
+        .keys()
+        .filter(|n| !wanted.contains(n.as_str()))
+        .cloned()
+        .collect();
+    if !extra.is_empty() {
+        return Err(CheckpointError::Unexpected {
+            path: path.to_path_buf(),
+            names: extra,
+        });
+    }
+    let mut ready = Vec::with_capacity(targets.len());
+    for (name, target) in targets {
+        let src = by_name.remove(name).expect("checked present above");
+        if src.size() != target.size() {
+            return Err(CheckpointError::Shape {
+                path: path.to_path_buf(),
+                name: name.clone(),
+                expected: target.size(),
+                got: src.size(),
+            });
+        }
+        if !matches!(
+            src.f_kind()?,
+            Kind::Float | Kind::Double | Kind::Half | Kind::BFloat16
+        ) {
+            return Err(CheckpointError::Dtype {
+                path: path.to_path_buf(),
+                name: name.clone(),
+                dtype: format!("{:?}", src.kind()),
+            });
+        }
+        ready.push((
+            target,
+            src.f_to_kind(target.kind())?.f_to_device(target.device())?,
+        ));
+    }
+    tch::no_grad(|| -> Result<(), CheckpointError> {
+        for (target, src) in ready {
+            target.shallow_clone().f_copy_(&src)?;
+        }
+        Ok(())
+    })
+}

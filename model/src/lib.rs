@@ -1,0 +1,26 @@
+//! zftrain's networks.
+//!
+//! Every architecture is one [`Arch`]: an ordered table of [`Layer`]s. That
+//! table alone drives the forward pass, the PyTorch parameter names, the taps
+//! (rectified conv outputs), the max-pool switches, the receptive fields and
+//! the summary, so the pieces cannot drift apart.
+
+pub mod arch;
+pub mod archs;
+pub mod error;
+pub mod init;
+pub mod layer;
+pub mod lrn;
+pub mod network;
+pub mod receptive;
+pub mod shape;
+pub mod summary;
+
+pub use arch::{Arch, ArchName};
+pub use error::ModelError;
+pub use init::InitScheme;
+pub use layer::{ConvSpec, Layer, LayerKind, LinearSpec, LrnSpec, PoolSpec};
+pub use network::{Network, PoolSwitch, Taps};
+pub use receptive::ReceptiveField;
+pub use shape::LayerShape;
+pub use summary::Summary;

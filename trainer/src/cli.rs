@@ -1,0 +1,169 @@
+//! Command-line flags, kept apart from what the commands do.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use zftrain_model::{ArchName, InitScheme};
+
+/// Train AlexNet and ZFNet, and look inside them the way Zeiler & Fergus did.
+#[derive(Debug, Parser)]
+#[command(name = "zftrain", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print a torchsummary-style table of an architecture.
+    Summary(SummaryArgs),
+    /// Create a checkpoint with freshly initialized weights.
+    Init(InitArgs),
+    /// Write a checkpoint's weights as a plain safetensors file with PyTorch's names.
+    Export(ExportArgs),
+    /// Make a checkpoint from a safetensors file saved from PyTorch (names and shapes checked).
+    Import(ImportArgs),
+    /// Top-5 classes of images.
+    Predict(PredictArgs),
+}
+
+/// The architecture and its options.
+#[derive(Debug, Clone, Args)]
+pub struct ArchArgs {
+    /// Architecture: zfnet-seed, zfnet, alexnet, alexnet-tv.
+    #[arg(long, value_parser = parse_arch)]
+    pub arch: Option<ArchName>,
+    /// Number of classes (default 1000, or what the weights say).
+    #[arg(long)]
+    pub classes: Option<i64>,
+    /// Leave out the LRN layers of zfnet and alexnet.
+    #[arg(long)]
+    pub no_lrn: bool,
+}
+
+fn parse_arch(s: &str) -> Result<ArchName, String> {
+    s.parse::<ArchName>().map_err(|e| e.to_string())
+}
+
+/// `zftrain summary`.
+#[derive(Debug, Args)]
+pub struct SummaryArgs {
+    #[command(flatten)]
+    pub arch: ArchArgs,
+    /// Print JSON instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Weight initialization on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum InitFlag {
+    /// PyTorch's defaults.
+    Pytorch,
+    /// Zeiler & Fergus: N(0, 1e-2), biases 0.
+    Zf,
+    /// Krizhevsky et al.: N(0, 1e-2), biases 1 in conv2, conv4, conv5, fc6, fc7.
+    Alexnet,
+}
+
+impl From<InitFlag> for InitScheme {
+    fn from(f: InitFlag) -> Self {
+        match f {
+            InitFlag::Pytorch => InitScheme::Pytorch,
+            InitFlag::Zf => InitScheme::Zf,
+            InitFlag::Alexnet => InitScheme::Alexnet,
+        }
+    }
+}
+
+/// `zftrain init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    #[command(flatten)]
+    pub arch: ArchArgs,
+    /// Initialization scheme.
+    #[arg(long, value_enum, default_value = "pytorch")]
+    pub init: InitFlag,
+    /// Random seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: i64,
+    /// Checkpoint directory to create (must not exist).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// `zftrain export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Checkpoint directory.
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// Safetensors file to write.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// `zftrain import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    pub arch: ArchArgs,
+    /// Safetensors file with PyTorch parameter names.
+    #[arg(long)]
+    pub weights: PathBuf,
+    /// Per-channel input mean the weights were trained with (r,g,b, on [0, 1] pixels).
+    #[arg(long, value_parser = parse_triple)]
+    pub mean: Option<[f64; 3]>,
+    /// Per-channel input standard deviation (r,g,b).
+    #[arg(long, value_parser = parse_triple)]
+    pub std: Option<[f64; 3]>,
+    /// Checkpoint directory to create (must not exist).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// Parses `a,b,c` into three numbers.
+pub fn parse_triple(s: &str) -> Result<[f64; 3], String> {
+    let parts: Vec<&str> = s.split(',').map(str::trim).collect();
+    let values: Result<Vec<f64>, _> = parts.iter().map(|p| p.parse::<f64>()).collect();
+    match values {
+        Ok(v) if v.len() == 3 && v.iter().all(|x| x.is_finite()) => Ok([v[0], v[1], v[2]]),
+        _ => Err(format!(
+            "expected three comma-separated numbers like 0.485,0.456,0.406, got '{s}'"
+        )),
+    }
+}
+
+/// `zftrain predict`.
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    #[command(flatten)]
+    pub arch: ArchArgs,
+    /// Weights: a safetensors file with PyTorch names.
+    #[arg(
+        long,
+        conflicts_with = "checkpoint",
+        required_unless_present = "checkpoint"
+    )]
+    pub weights: Option<PathBuf>,
+    /// Weights: a checkpoint directory.
+    #[arg(long)]
+    pub checkpoint: Option<PathBuf>,
+    /// Image files (JPEG or PNG); repeat the flag for several.
+    #[arg(long = "image", required = true)]
+    pub images: Vec<PathBuf>,
+    /// How many classes to show per image.
+    #[arg(long, default_value_t = 5)]
+    pub top: usize,
+    /// A text file with one class name per line (line i = class i).
+    #[arg(long)]
+    pub labels: Option<PathBuf>,
+    /// Print JSON (with the full logits) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Also save the preprocessed input batch `[N, 3, 224, 224]` as safetensors (tensor `input`).
+    #[arg(long)]
+    pub save_input: Option<PathBuf>,
+}

@@ -1,0 +1,105 @@
+//! `zftrain predict`: top-k classes of image files.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+use tch::{Kind, Tensor};
+use zftrain_checkpoints::write_safetensors;
+
+use super::weights::load;
+use crate::cli::PredictArgs;
+use crate::preprocess::EvalTransform;
+
+/// One predicted class.
+#[derive(Debug, Serialize)]
+struct Guess {
+    class: i64,
+    label: Option<String>,
+    probability: f64,
+}
+
+/// The predictions for one image.
+#[derive(Debug, Serialize)]
+struct Prediction {
+    image: String,
+    top: Vec<Guess>,
+    logits: Vec<f32>,
+}
+
+fn read_labels(path: &Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading labels {}", path.display()))?;
+    Ok(text.lines().map(|l| l.trim().to_string()).collect())
+}
+
+/// Runs `predict`.
+pub fn run(args: &PredictArgs) -> Result<()> {
+    let (model, info) = load(
+        args.weights.as_deref(),
+        args.checkpoint.as_deref(),
+        &args.arch,
+    )?;
+    let labels = match &args.labels {
+        Some(p) => Some(read_labels(p)?),
+        None => info.class_names.clone(),
+    };
+    let transform = EvalTransform {
+        mean: info.mean,
+        std: info.std,
+        ..EvalTransform::default()
+    };
+    let images = args
+        .images
+        .iter()
+        .map(|p| transform.load(p))
+        .collect::<Result<Vec<_>>>()?;
+    let batch = Tensor::stack(&images, 0);
+    if let Some(path) = &args.save_input {
+        write_safetensors(
+            path,
+            &[("input".to_string(), batch.shallow_clone())],
+            &Default::default(),
+        )
+        .with_context(|| format!("writing {}", path.display()))?;
+    }
+    let logits = tch::no_grad(|| model.net.forward(&batch, false));
+    let probs = logits.softmax(-1, Kind::Float);
+    let k = args.top.min(info.config.classes as usize).max(1) as i64;
+    let (top_p, top_i) = probs.topk(k, -1, true, true);
+    let mut out = Vec::new();
+    for (n, path) in args.images.iter().enumerate() {
+        let n = n as i64;
+        let top = (0..k)
+            .map(|j| {
+                let class = top_i.int64_value(&[n, j]);
+                Guess {
+                    class,
+                    label: labels.as_ref().and_then(|l| l.get(class as usize).cloned()),
+                    probability: top_p.double_value(&[n, j]),
+                }
+            })
+            .collect();
+        let row = logits.get(n).to_kind(Kind::Float);
+        out.push(Prediction {
+            image: path.display().to_string(),
+            top,
+            logits: Vec::<f32>::try_from(&row)?,
+        });
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        for p in &out {
+            println!("{}", p.image);
+            for g in &p.top {
+                let name = g
+                    .label
+                    .clone()
+                    .unwrap_or_else(|| format!("class {}", g.class));
+                println!("  {:>6.2}%  {name}", 100.0 * g.probability);
+            }
+        }
+    }
+    Ok(())
+}

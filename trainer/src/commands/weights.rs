@@ -1,0 +1,126 @@
+//! `zftrain init`, `export` and `import`: weights between checkpoints and
+//! plain safetensors files with PyTorch's names.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde_json::json;
+use tch::Device;
+use zftrain_checkpoints::{read_safetensors, write_safetensors, Checkpoint};
+use zftrain_model::{Arch, InitScheme};
+
+use crate::cli::{ArchArgs, ExportArgs, ImportArgs, InitArgs};
+use crate::weights::{config_from_args, Model, WeightsInfo, IMAGENET_MEAN, IMAGENET_STD};
+
+/// Writes `model` as a new checkpoint directory `out`.
+fn write_checkpoint(
+    out: &Path,
+    model: &Model,
+    info: &WeightsInfo,
+    source: serde_json::Value,
+) -> Result<()> {
+    let meta = json!({ "weights": info, "source": source });
+    Checkpoint::write(out, &model.named_weights(), &info.to_metadata(), meta)
+        .with_context(|| format!("writing checkpoint {}", out.display()))?;
+    Ok(())
+}
+
+/// Opens a checkpoint or weights file and loads it into a fresh network,
+/// strictly. `args` may fill in what the file does not say.
+pub fn load_model(
+    weights: Option<&Path>,
+    checkpoint: Option<&Path>,
+    args: &ArchArgs,
+) -> Result<(Model, WeightsInfo)> {
+    let path = match (weights, checkpoint) {
+        (Some(w), _) => w.to_path_buf(),
+        (None, Some(c)) => Checkpoint::open(c)
+            .with_context(|| format!("opening checkpoint {}", c.display()))?
+            .weights_path(),
+        (None, None) => anyhow::bail!("pass --weights FILE or --checkpoint DIR"),
+    };
+    let (tensors, meta) = read_safetensors(&path)?;
+    let info = WeightsInfo::resolve(&path, &meta, args, &tensors)?;
+    let model = Model::new(info.arch_table()?, InitScheme::Pytorch, Device::Cpu)?;
+    model.assign(&path, tensors)?;
+    Ok((model, info))
+}
+
+/// `zftrain init`.
+pub fn init(args: &InitArgs) -> Result<()> {
+    let (name, config) = config_from_args(&args.arch)?;
+    let arch = Arch::builtin(name, &config)?;
+    tch::manual_seed(args.seed);
+    let model = Model::new(arch, args.init.into(), Device::Cpu)?;
+    let info = WeightsInfo {
+        arch: name,
+        config,
+        mean: IMAGENET_MEAN,
+        std: IMAGENET_STD,
+        class_names: None,
+    };
+    let init: InitScheme = args.init.into();
+    write_checkpoint(
+        &args.out,
+        &model,
+        &info,
+        json!({ "init": init, "seed": args.seed }),
+    )?;
+    println!(
+        "wrote {} ({name}, {} classes, {init:?} init, seed {})",
+        args.out.display(),
+        info.config.classes,
+        args.seed
+    );
+    Ok(())
+}
+
+/// `zftrain export`.
+pub fn export(args: &ExportArgs) -> Result<()> {
+    let (model, info) = load_model(
+        None,
+        Some(&args.checkpoint),
+        &ArchArgs {
+            arch: None,
+            classes: None,
+            no_lrn: false,
+        },
+    )?;
+    write_safetensors(&args.out, &model.named_weights(), &info.to_metadata())
+        .with_context(|| format!("writing {}", args.out.display()))?;
+    println!(
+        "wrote {} ({} tensors, PyTorch names; load with model.load_state_dict(safetensors.torch.load_file(path), strict=True))",
+        args.out.display(),
+        model.named_weights().len()
+    );
+    Ok(())
+}
+
+/// `zftrain import`.
+pub fn import(args: &ImportArgs) -> Result<()> {
+    let (model, mut info) = load_model(Some(&args.weights), None, &args.arch)
+        .with_context(|| format!("importing {}", args.weights.display()))?;
+    if let Some(mean) = args.mean {
+        info.mean = mean;
+    }
+    if let Some(std) = args.std {
+        anyhow::ensure!(
+            std.iter().all(|s| *s > 0.0),
+            "--std values must be positive, got {std:?}"
+        );
+        info.std = std;
+    }
+    let source = json!({ "imported_from": args.weights.display().to_string() });
+    write_checkpoint(&args.out, &model, &info, source)?;
+    println!(
+        "wrote {} ({}, {} classes) from {}",
+        args.out.display(),
+        info.arch,
+        info.config.classes,
+        args.weights.display()
+    );
+    Ok(())
+}
+
+/// Re-exported for `predict`.
+pub(crate) use load_model as load;

@@ -1,0 +1,10 @@
+//! The `zftrain` command line tool as a library: the pieces the binary is
+//! made of, usable from tests and from Rust programs that embed zftrain.
+//!
+//! `cli` parses flags, `commands` runs them, `weights` moves parameters
+//! between networks and files, `preprocess` turns image files into tensors.
+
+pub mod cli;
+pub mod commands;
+pub mod preprocess;
+pub mod weights;
