@@ -209,3 +209,86 @@ impl Checkpoint {
         self.dir.join(WEIGHTS_FILE)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::kind::FLOAT_CPU;
+
+    fn weights() -> Vec<(String, Tensor)> {
+        vec![("fc.weight".into(), Tensor::randn([3, 4], FLOAT_CPU))]
+    }
+
+    #[test]
+    fn write_then_open_verifies_and_keeps_meta() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("ckpt");
+        let meta = serde_json::json!({ "epoch": 3 });
+        Checkpoint::write(&dir, &weights(), &Metadata::new(), meta.clone()).unwrap();
+        let ck = Checkpoint::open(&dir).unwrap();
+        assert_eq!(ck.manifest().meta, meta);
+        assert!(ck.weights_path().exists());
+        let left: Vec<_> = fs::read_dir(root.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            left,
+            vec![std::ffi::OsString::from("ckpt")],
+            "no temporary directory left behind"
+        );
+    }
+
+    #[test]
+    fn an_existing_directory_is_not_overwritten() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("ckpt");
+        fs::create_dir(&dir).unwrap();
+        fs::write(dir.join("mine.txt"), b"keep").unwrap();
+        let err = Checkpoint::write(&dir, &weights(), &Metadata::new(), serde_json::json!({}))
+            .unwrap_err();
+        assert!(err.to_string().contains("already exists"), "{err}");
+        assert_eq!(fs::read(dir.join("mine.txt")).unwrap(), b"keep");
+    }
+
+    #[test]
+    fn a_flipped_bit_fails_the_checksum() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("ckpt");
+        Checkpoint::write(&dir, &weights(), &Metadata::new(), serde_json::json!({})).unwrap();
+        let path = dir.join(WEIGHTS_FILE);
+        let mut bytes = fs::read(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x10;
+        fs::write(&path, bytes).unwrap();
+        let err = Checkpoint::open(&dir).unwrap_err().to_string();
+        assert!(
+            err.contains("checksum mismatch") && err.contains(WEIGHTS_FILE),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn manifest_paths_outside_the_directory_are_refused() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("ckpt");
+        Checkpoint::write(&dir, &weights(), &Metadata::new(), serde_json::json!({})).unwrap();
+        fs::write(root.path().join("secret"), b"x").unwrap();
+        let mpath = dir.join(MANIFEST_FILE);
+        let mut m: serde_json::Value = serde_json::from_slice(&fs::read(&mpath).unwrap()).unwrap();
+        m["files"]["../secret"] = serde_json::json!({ "sha256": "00", "bytes": 1 });
+        fs::write(&mpath, serde_json::to_vec(&m).unwrap()).unwrap();
+        let err = Checkpoint::open(&dir).unwrap_err().to_string();
+        assert!(
+            err.contains("'../secret'") && err.contains("outside"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_missing_manifest_names_the_path() {
+        let root = tempfile::tempdir().unwrap();
+        let err = Checkpoint::open(root.path()).unwrap_err().to_string();
+        assert!(err.contains(MANIFEST_FILE), "{err}");
+    }
+}

@@ -196,3 +196,157 @@ pub fn assign_strict(
         Ok(())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::kind::FLOAT_CPU;
+
+    fn sample() -> Vec<(String, Tensor)> {
+        vec![
+            (
+                "features.0.weight".into(),
+                Tensor::randn([4, 3, 3, 3], FLOAT_CPU),
+            ),
+            ("features.0.bias".into(), Tensor::randn([4], FLOAT_CPU)),
+            (
+                "half".into(),
+                Tensor::randn([2, 5], FLOAT_CPU).to_kind(Kind::BFloat16),
+            ),
+        ]
+    }
+
+    fn bytes_of(t: &Tensor) -> Vec<u8> {
+        let mut b = vec![0u8; t.numel() * t.kind().elt_size_in_bytes()];
+        t.copy_data_u8(&mut b, t.numel());
+        b
+    }
+
+    #[test]
+    fn write_then_read_is_bit_exact_with_metadata() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.safetensors");
+        let meta: Metadata = [("zftrain.arch".to_string(), "zfnet".to_string())].into();
+        let original = sample();
+        write_safetensors(&path, &original, &meta).unwrap();
+        let (back, got_meta) = read_safetensors(&path).unwrap();
+        assert_eq!(got_meta, meta);
+        let want = sample_sorted(original);
+        assert_eq!(want.len(), back.len());
+        for ((n1, a), (n2, b)) in want.iter().zip(back.iter()) {
+            assert_eq!(n1, n2);
+            assert_eq!(a.kind(), b.kind());
+            assert_eq!(bytes_of(a), bytes_of(b), "{n1}");
+        }
+    }
+
+    fn sample_sorted(mut v: Vec<(String, Tensor)>) -> Vec<(String, Tensor)> {
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    fn targets() -> Vec<Expected> {
+        vec![
+            (
+                "features.0.weight".into(),
+                Tensor::zeros([4, 3, 3, 3], FLOAT_CPU),
+            ),
+            ("features.0.bias".into(), Tensor::zeros([4], FLOAT_CPU)),
+        ]
+    }
+
+    fn file_with(tensors: Vec<(String, Tensor)>) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.safetensors");
+        write_safetensors(&path, &tensors, &Metadata::new()).unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn strict_load_copies_values() {
+        let src = sample();
+        let (_d, path) = file_with(
+            src[..2]
+                .iter()
+                .map(|(n, t)| (n.clone(), t.shallow_clone()))
+                .collect(),
+        );
+        let t = targets();
+        load_strict(&path, &t).unwrap();
+        assert!(t[0].1.equal(&src[0].1));
+        assert!(t[1].1.equal(&src[1].1));
+    }
+
+    #[test]
+    fn strict_load_names_missing_extra_and_misshapen_tensors_and_changes_nothing() {
+        let w = Tensor::randn([4, 3, 3, 3], FLOAT_CPU);
+        let (_d, missing) = file_with(vec![("features.0.weight".into(), w.shallow_clone())]);
+        let t = targets();
+        let err = load_strict(&missing, &t).unwrap_err().to_string();
+        assert!(err.contains("missing tensors: features.0.bias"), "{err}");
+        assert_eq!(
+            t[0].1.abs().sum(Kind::Float).double_value(&[]),
+            0.0,
+            "nothing copied"
+        );
+
+        let (_d, extra) = file_with(vec![
+            ("features.0.weight".into(), w.shallow_clone()),
+            ("features.0.bias".into(), Tensor::zeros([4], FLOAT_CPU)),
+            ("module.extra".into(), Tensor::zeros([1], FLOAT_CPU)),
+        ]);
+        let err = load_strict(&extra, &t).unwrap_err().to_string();
+        assert!(
+            err.contains("unexpected tensors") && err.contains("module.extra"),
+            "{err}"
+        );
+
+        let (_d, shape) = file_with(vec![
+            ("features.0.weight".into(), w.shallow_clone()),
+            ("features.0.bias".into(), Tensor::ones([5], FLOAT_CPU)),
+        ]);
+        let err = load_strict(&shape, &t).unwrap_err().to_string();
+        assert!(
+            err.contains("'features.0.bias'") && err.contains("[5]") && err.contains("[4]"),
+            "{err}"
+        );
+        assert_eq!(
+            t[0].1.abs().sum(Kind::Float).double_value(&[]),
+            0.0,
+            "nothing copied"
+        );
+    }
+
+    #[test]
+    fn integer_weights_are_refused() {
+        let (_d, path) = file_with(vec![
+            (
+                "features.0.weight".into(),
+                Tensor::zeros([4, 3, 3, 3], (Kind::Int64, Device::Cpu)),
+            ),
+            ("features.0.bias".into(), Tensor::zeros([4], FLOAT_CPU)),
+        ]);
+        let err = load_strict(&path, &targets()).unwrap_err().to_string();
+        assert!(
+            err.contains("'features.0.weight'") && err.contains("dtype"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn garbage_and_truncated_files_are_refused_with_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.safetensors");
+        std::fs::write(&path, b"not a safetensors file at all").unwrap();
+        let err = read_safetensors(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("bad.safetensors") && err.contains("not a valid safetensors"),
+            "{err}"
+        );
+
+        let (_d, good) = file_with(sample());
+        let bytes = std::fs::read(&good).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() - 7]).unwrap();
+        assert!(read_safetensors(&path).is_err());
+    }
+}

@@ -305,3 +305,133 @@ impl TableBuilder {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(name: ArchName, classes: i64) -> Arch {
+        Arch::builtin(
+            name,
+            &ArchConfig {
+                classes,
+                ..ArchConfig::default()
+            },
+        )
+        .unwrap()
+    }
+
+    fn names(arch: &Arch) -> Vec<String> {
+        arch.param_names().into_iter().map(|(n, _)| n).collect()
+    }
+
+    fn expected(features: &[usize], classifier: &[usize]) -> Vec<String> {
+        let mut v = Vec::new();
+        for (section, idx) in [("features", features), ("classifier", classifier)] {
+            for i in idx {
+                v.push(format!("{section}.{i}.weight"));
+                v.push(format!("{section}.{i}.bias"));
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn zfnet_seed_parameter_names_are_the_seed_modules() {
+        assert_eq!(
+            names(&table(ArchName::ZfnetSeed, 5)),
+            expected(&[0, 3, 6, 8, 10], &[0, 3, 5])
+        );
+    }
+
+    #[test]
+    fn alexnet_tv_parameter_names_are_torchvisions() {
+        assert_eq!(
+            names(&table(ArchName::AlexnetTv, 1000)),
+            expected(&[0, 3, 6, 8, 10], &[1, 4, 6])
+        );
+    }
+
+    #[test]
+    fn zfnet_and_alexnet_number_lrn_as_modules() {
+        assert_eq!(
+            names(&table(ArchName::Zfnet, 1000)),
+            expected(&[0, 4, 8, 10, 12], &[0, 3, 6])
+        );
+        assert_eq!(
+            names(&table(ArchName::Alexnet, 1000)),
+            expected(&[0, 4, 8, 10, 12], &[0, 3, 6])
+        );
+    }
+
+    #[test]
+    fn turning_lrn_off_keeps_parameter_names() {
+        let config = ArchConfig {
+            lrn: false,
+            ..ArchConfig::default()
+        };
+        let no_lrn = Arch::builtin(ArchName::Zfnet, &config).unwrap();
+        assert!(no_lrn
+            .layers
+            .iter()
+            .all(|l| !matches!(l.kind, LayerKind::Lrn(_))));
+        assert_eq!(names(&no_lrn), names(&table(ArchName::Zfnet, 1000)));
+    }
+
+    #[test]
+    fn parameter_counts_match_the_papers_and_torchvision() {
+        assert_eq!(table(ArchName::ZfnetSeed, 5).param_count(), 58_281_093);
+        assert_eq!(table(ArchName::AlexnetTv, 1000).param_count(), 61_100_840);
+        assert_eq!(table(ArchName::Alexnet, 1000).param_count(), 62_378_344);
+        assert_eq!(table(ArchName::Zfnet, 1000).param_count(), 62_357_608);
+    }
+
+    #[test]
+    fn seed_per_layer_parameter_counts() {
+        let counts: Vec<i64> = table(ArchName::ZfnetSeed, 5)
+            .layers
+            .iter()
+            .map(|l| l.kind.param_count())
+            .filter(|&c| c > 0)
+            .collect();
+        assert_eq!(
+            counts,
+            [14_208, 614_656, 885_120, 1_327_488, 884_992, 37_752_832, 16_781_312, 20_485]
+        );
+    }
+
+    #[test]
+    fn zero_classes_and_unknown_names_are_refused() {
+        let err = Arch::builtin(
+            ArchName::Zfnet,
+            &ArchConfig {
+                classes: 0,
+                ..ArchConfig::default()
+            },
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("got 0"), "{err}");
+        let err = "zfnet2".parse::<ArchName>().unwrap_err().to_string();
+        assert!(
+            err.contains("'zfnet2'") && err.contains("alexnet-tv"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn every_name_round_trips_through_from_str() {
+        for name in ArchName::ALL {
+            assert_eq!(name.as_str().parse::<ArchName>().unwrap(), name);
+        }
+    }
+
+    #[test]
+    fn taps_are_the_relus_after_convs() {
+        let arch = table(ArchName::Zfnet, 10);
+        for i in arch.conv_indices() {
+            assert_eq!(arch.layers[arch.tap_index(i)].kind, LayerKind::Relu);
+        }
+        assert_eq!(arch.conv_indices().len(), 5);
+        assert_eq!(arch.classes(), Some(10));
+    }
+}

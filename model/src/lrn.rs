@@ -28,3 +28,57 @@ pub fn local_response_norm(x: &Tensor, spec: &LrnSpec) -> Tensor {
     let div = (div * spec.alpha + spec.k).pow_tensor_scalar(spec.beta);
     x / div
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The formula written out channel by channel.
+    fn naive(x: &Tensor, spec: &LrnSpec) -> Tensor {
+        let c = x.size()[1];
+        let sq = x * x;
+        let outs: Vec<Tensor> = (0..c)
+            .map(|i| {
+                let lo = (i - spec.size / 2).max(0);
+                let hi = (i + (spec.size - 1) / 2).min(c - 1);
+                let sum = sq.narrow(1, lo, hi - lo + 1).sum_dim_intlist(
+                    [1i64].as_slice(),
+                    true,
+                    tch::Kind::Float,
+                );
+                x.narrow(1, i, 1)
+                    / (sum * (spec.alpha / spec.size as f64) + spec.k).pow_tensor_scalar(spec.beta)
+            })
+            .collect();
+        Tensor::cat(&outs, 1)
+    }
+
+    #[test]
+    fn matches_the_written_out_formula() {
+        let x = Tensor::randn([2, 7, 5, 4], tch::kind::FLOAT_CPU) * 30.0;
+        for spec in [
+            LrnSpec::ALEXNET,
+            LrnSpec {
+                size: 4,
+                alpha: 1e-2,
+                beta: 0.5,
+                k: 1.0,
+            },
+        ] {
+            let diff = (local_response_norm(&x, &spec) - naive(&x, &spec))
+                .abs()
+                .max()
+                .double_value(&[]);
+            assert!(diff < 1e-5, "size {}: max difference {diff}", spec.size);
+        }
+    }
+
+    #[test]
+    fn normalizes_large_activations() {
+        let x = Tensor::full([1, 5, 1, 1], 100.0, tch::kind::FLOAT_CPU);
+        let y = local_response_norm(&x, &LrnSpec::ALEXNET);
+        // centre channel: 100 / (2 + 1e-4 * 5 * 100^2)^0.75 = 100 / 7^0.75
+        let want = 100.0 / 7f64.powf(0.75);
+        assert!((y.double_value(&[0, 2, 0, 0]) - want).abs() < 1e-3);
+    }
+}

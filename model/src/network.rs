@@ -198,3 +198,127 @@ impl ModuleT for Network {
         self.forward(xs, train)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arch::ArchConfig;
+    use crate::ArchName;
+    use tch::{kind::FLOAT_CPU, nn::VarStore, Device};
+
+    fn net(name: ArchName, init: InitScheme) -> (VarStore, Network) {
+        let vs = VarStore::new(Device::Cpu);
+        let arch = Arch::builtin(
+            name,
+            &ArchConfig {
+                classes: 10,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let net = Network::new(&vs.root(), arch, init).unwrap();
+        (vs, net)
+    }
+
+    #[test]
+    fn varstore_names_are_pytorch_names() {
+        let (vs, net) = net(ArchName::AlexnetTv, InitScheme::Pytorch);
+        let mut got: Vec<String> = vs.variables().into_keys().collect();
+        got.sort();
+        let mut want: Vec<String> = net
+            .arch()
+            .param_names()
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        want.sort();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn switches_point_at_the_pooled_maxima() {
+        let (_vs, net) = net(ArchName::ZfnetSeed, InitScheme::Pytorch);
+        let x = Tensor::randn([2, 3, 224, 224], FLOAT_CPU);
+        let taps = net.forward_taps(&x, false);
+        assert_eq!(taps.convs.len(), 5);
+        assert_eq!(taps.switches.len(), 3);
+        // pool1 takes the conv1 tap; gathering it at the switches gives the pooled map.
+        let sw = &taps.switches[0];
+        assert_eq!(sw.input_size, [110, 110]);
+        let input = taps.convs[0].flatten(2, 3);
+        let pooled = input.gather(2, &sw.indices.flatten(2, 3), false);
+        let direct = taps.convs[0]
+            .max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false)
+            .flatten(2, 3);
+        assert!(pooled.equal(&direct));
+        assert!(
+            taps.convs.iter().all(|t| t.min().double_value(&[]) >= 0.0),
+            "taps are rectified"
+        );
+    }
+
+    #[test]
+    fn tap_forward_gives_the_same_logits_as_forward() {
+        let (_vs, net) = net(ArchName::Zfnet, InitScheme::Pytorch);
+        let x = Tensor::randn([3, 3, 224, 224], FLOAT_CPU);
+        let a = net.forward(&x, false);
+        let b = net.forward_taps(&x, false).logits;
+        assert!(a.allclose(&b, 1e-6, 1e-6, false));
+    }
+
+    #[test]
+    fn dropout_acts_only_in_training() {
+        let (_vs, net) = net(ArchName::Alexnet, InitScheme::Pytorch);
+        let x = Tensor::randn([2, 3, 224, 224], FLOAT_CPU);
+        assert!(net.forward(&x, false).equal(&net.forward(&x, false)));
+        assert!(!net.forward(&x, true).equal(&net.forward(&x, true)));
+    }
+
+    #[test]
+    fn zf_and_alexnet_inits_follow_the_papers() {
+        let (vs, _) = net(ArchName::Alexnet, InitScheme::Alexnet);
+        let v = vs.variables();
+        let std = v["features.4.weight"].std(true).double_value(&[]);
+        assert!((std - 0.01).abs() < 1e-3, "std {std}");
+        assert_eq!(
+            v["features.4.bias"]
+                .mean(tch::Kind::Float)
+                .double_value(&[]),
+            1.0
+        );
+        assert_eq!(v["features.0.bias"].abs().max().double_value(&[]), 0.0);
+        assert_eq!(
+            v["classifier.3.bias"]
+                .mean(tch::Kind::Float)
+                .double_value(&[]),
+            1.0
+        );
+        assert_eq!(v["classifier.6.bias"].abs().max().double_value(&[]), 0.0);
+        let (vs, _) = net(ArchName::Zfnet, InitScheme::Zf);
+        assert_eq!(
+            vs.variables()["features.4.bias"]
+                .abs()
+                .max()
+                .double_value(&[]),
+            0.0
+        );
+    }
+
+    #[test]
+    fn pytorch_init_is_bounded_by_one_over_sqrt_fan_in() {
+        let (vs, _) = net(ArchName::ZfnetSeed, InitScheme::Pytorch);
+        let w = &vs.variables()["features.3.weight"];
+        let bound = 1.0 / ((96 * 25) as f64).sqrt();
+        let max = w.abs().max().double_value(&[]);
+        assert!(max <= bound && max > 0.9 * bound, "max {max} bound {bound}");
+    }
+
+    #[test]
+    fn wrong_input_channels_are_reported() {
+        let (_vs, net) = net(ArchName::Zfnet, InitScheme::Pytorch);
+        let err = net
+            .check_input(&Tensor::zeros([1, 1, 224, 224], FLOAT_CPU))
+            .unwrap_err();
+        assert!(err.to_string().contains("[1, 1, 224, 224]"), "{err}");
+    }
+}

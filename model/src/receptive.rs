@@ -79,3 +79,67 @@ pub fn receptive_fields(arch: &Arch) -> Vec<Option<ReceptiveField>> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arch::ArchConfig;
+    use crate::ArchName;
+
+    fn fields(name: ArchName) -> Vec<(i64, i64)> {
+        let arch = Arch::builtin(name, &ArchConfig::default()).unwrap();
+        let rf = receptive_fields(&arch);
+        arch.conv_indices()
+            .into_iter()
+            .map(|i| rf[i].map(|r| (r.size, r.stride)).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn seed_receptive_fields_are_the_specs() {
+        assert_eq!(
+            fields(ArchName::ZfnetSeed),
+            [(7, 2), (27, 8), (75, 16), (107, 16), (139, 16)]
+        );
+        assert_eq!(
+            fields(ArchName::Zfnet),
+            [(7, 2), (27, 8), (75, 16), (107, 16), (139, 16)]
+        );
+        assert_eq!(
+            fields(ArchName::Alexnet),
+            [(11, 4), (51, 8), (99, 16), (131, 16), (163, 16)]
+        );
+    }
+
+    /// The input interval a range of units covers, walking the windows down
+    /// one layer at a time: an independent computation of the field.
+    fn brute_force(arch: &Arch, layer: usize, y: i64) -> (i64, i64) {
+        let (mut lo, mut hi) = (y, y);
+        for l in arch.layers[..=layer].iter().rev() {
+            let (k, s, p) = match &l.kind {
+                LayerKind::Conv(c) => (c.kernel, c.stride, c.padding),
+                LayerKind::MaxPool(m) => (m.kernel, m.stride, m.padding),
+                _ => continue,
+            };
+            lo = lo * s - p;
+            hi = hi * s - p + k - 1;
+        }
+        (lo, hi)
+    }
+
+    #[test]
+    fn origin_and_size_match_a_brute_force_walk() {
+        for name in ArchName::ALL {
+            let arch = Arch::builtin(name, &ArchConfig::default()).unwrap();
+            let rf = receptive_fields(&arch);
+            for i in arch.conv_indices() {
+                let r = rf[i].unwrap();
+                for y in [0, 1, 3, 5] {
+                    let (lo, hi) = brute_force(&arch, i, y);
+                    assert_eq!(r.origin(y, y), (lo, lo), "{name} layer {i} unit {y}");
+                    assert_eq!(hi - lo + 1, r.size, "{name} layer {i} unit {y}");
+                }
+            }
+        }
+    }
+}

@@ -138,3 +138,104 @@ pub fn infer_shapes(arch: &Arch) -> Result<Vec<LayerShape>, ModelError> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arch::ArchConfig;
+    use crate::{ArchName, InitScheme, Network};
+
+    #[test]
+    fn seed_output_shapes_are_the_seed_table() {
+        let arch = Arch::builtin(
+            ArchName::ZfnetSeed,
+            &ArchConfig {
+                classes: 5,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let shapes: Vec<Vec<i64>> = infer_shapes(&arch)
+            .unwrap()
+            .into_iter()
+            .map(|s| s.output)
+            .collect();
+        let expect: Vec<Vec<i64>> = vec![
+            vec![96, 110, 110],
+            vec![96, 110, 110],
+            vec![96, 55, 55],
+            vec![256, 26, 26],
+            vec![256, 26, 26],
+            vec![256, 13, 13],
+            vec![384, 13, 13],
+            vec![384, 13, 13],
+            vec![384, 13, 13],
+            vec![384, 13, 13],
+            vec![256, 13, 13],
+            vec![256, 13, 13],
+            vec![256, 6, 6],
+            vec![9216],
+            vec![4096],
+            vec![4096],
+            vec![4096],
+            vec![4096],
+            vec![4096],
+            vec![5],
+        ];
+        assert_eq!(shapes, expect);
+    }
+
+    #[test]
+    fn inferred_shapes_equal_real_forward_shapes() {
+        for name in ArchName::ALL {
+            let arch = Arch::builtin(
+                name,
+                &ArchConfig {
+                    classes: 7,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+            let inferred = infer_shapes(&arch).unwrap();
+            let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+            let net = Network::new(&vs.root(), arch.clone(), InitScheme::Pytorch).unwrap();
+            let taps = net.forward_taps(
+                &tch::Tensor::randn([2, 3, 224, 224], tch::kind::FLOAT_CPU),
+                false,
+            );
+            for (k, conv) in arch.conv_indices().into_iter().enumerate() {
+                let mut want = vec![2];
+                want.extend(&inferred[conv].output);
+                assert_eq!(taps.convs[k].size(), want, "{name} conv {k}");
+            }
+            for sw in &taps.switches {
+                let mut want = vec![2];
+                want.extend(&inferred[sw.layer].output);
+                assert_eq!(sw.indices.size(), want, "{name} pool at {}", sw.layer);
+            }
+            assert_eq!(taps.logits.size(), vec![2, 7], "{name}");
+        }
+    }
+
+    #[test]
+    fn ceil_mode_matches_pytorch() {
+        // PyTorch: MaxPool2d(3, 2, ceil_mode=True) on 6 -> 3 (not 4: the last
+        // window would start in the padding).
+        assert_eq!(window_out(6, 3, 2, 0, true), 3);
+        assert_eq!(window_out(7, 3, 2, 0, true), 3);
+        assert_eq!(window_out(8, 3, 2, 0, true), 4);
+        assert_eq!(window_out(13, 3, 2, 0, false), 6);
+        assert_eq!(window_out(224, 11, 4, 2, false), 55);
+    }
+
+    #[test]
+    fn a_linear_that_does_not_fit_names_the_layer_and_both_sizes() {
+        let mut arch = Arch::builtin(ArchName::ZfnetSeed, &ArchConfig::default()).unwrap();
+        arch.input = [3, 192, 192];
+        let err = arch.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("fc6") && err.contains("9216") && err.contains("6400"),
+            "{err}"
+        );
+    }
+}

@@ -279,3 +279,82 @@ impl fmt::Display for Summary {
         write!(f, "RF px / stride: receptive field side in input pixels and cumulative stride of each conv layer.")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arch::ArchConfig;
+    use crate::ArchName;
+
+    fn summary(name: ArchName, classes: i64) -> Summary {
+        Summary::new(
+            &Arch::builtin(
+                name,
+                &ArchConfig {
+                    classes,
+                    ..Default::default()
+                },
+            )
+            .unwrap(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn seed_summary_numbers_are_the_seeds() {
+        let s = summary(ArchName::ZfnetSeed, 5);
+        assert_eq!(s.total_params, 58_281_093);
+        assert_eq!(format!("{:.2}", s.input_mb), "0.57");
+        assert_eq!(format!("{:.2}", s.forward_backward_mb), "11.57");
+        assert_eq!(format!("{:.2}", s.params_mb), "222.32");
+        assert_eq!(format!("{:.2}", s.total_mb()), "234.46");
+        assert_eq!(format!("{:.2}", s.mult_adds as f64 / 1e9), "1.16");
+        assert_eq!(
+            format!("{:.2}", s.torchsummary_mult_adds as f64 / 1e9),
+            "1.22"
+        );
+    }
+
+    #[test]
+    fn seed_table_rows_read_like_torchsummary() {
+        let text = summary(ArchName::ZfnetSeed, 5).to_string();
+        for needle in [
+            "|    └─Conv2d: 2-1                       [-1, 96, 110, 110]        14,208",
+            "|    └─MaxPool2d: 2-13                   [-1, 256, 6, 6]           --",
+            "|    └─Linear: 2-19                      [-1, 5]                   20,485",
+            "Total params: 58,281,093",
+            "Total mult-adds (G): 1.16",
+            "Forward/backward pass size (MB): 11.57",
+            "Params size (MB): 222.32",
+            "Estimated Total Size (MB): 234.46",
+            "torch-summary 1.4.5 reports 1.22 G",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn conv_rows_carry_receptive_fields() {
+        let s = summary(ArchName::ZfnetSeed, 5);
+        let rf: Vec<(i64, i64)> = s.rows.iter().filter_map(|r| r.receptive_field).collect();
+        assert_eq!(rf, [(7, 2), (27, 8), (75, 16), (107, 16), (139, 16)]);
+    }
+
+    #[test]
+    fn torchvision_alexnet_numbers() {
+        let s = summary(ArchName::AlexnetTv, 1000);
+        assert_eq!(s.total_params, 61_100_840);
+        // torchvision's AlexNet: 0.71 GFLOPs (multiply-adds) per 224 image.
+        assert_eq!(format!("{:.2}", s.mult_adds as f64 / 1e9), "0.71");
+        assert!(s.to_string().contains("├─AdaptiveAvgPool2d: 1-2"));
+    }
+
+    #[test]
+    fn thousands_separates_groups() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(58_281_093), "58,281,093");
+        assert_eq!(thousands(-1234), "-1,234");
+    }
+}
