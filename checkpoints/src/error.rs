@@ -25,21 +25,20 @@ pub enum CheckpointError {
         /// What is wrong.
         message: String,
     },
-    /// Tensors the model needs that the file lacks.
-    #[error("{path}: missing tensors: {}", names.join(", "))]
-    Missing {
+    /// The file's tensor names differ from the model's (as PyTorch's
+    /// `load_state_dict(strict=True)` reports: both lists at once).
+    #[error(
+        "{path}: tensor names do not match the model{}{}",
+        list("missing tensors", missing),
+        list("unexpected tensors (not in the model)", unexpected)
+    )]
+    Names {
         /// The file.
         path: PathBuf,
-        /// The missing names.
-        names: Vec<String>,
-    },
-    /// Tensors in the file that the model does not have.
-    #[error("{path}: unexpected tensors (not in the model): {}", names.join(", "))]
-    Unexpected {
-        /// The file.
-        path: PathBuf,
-        /// The extra names.
-        names: Vec<String>,
+        /// Names the model needs that the file lacks.
+        missing: Vec<String>,
+        /// Names in the file that the model does not have.
+        unexpected: Vec<String>,
     },
     /// A tensor whose shape differs from the model's.
     #[error("{path}: tensor '{name}' has shape {got:?}, the model expects {expected:?}")]
@@ -78,6 +77,14 @@ pub enum CheckpointError {
     /// An error inside libtorch.
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
+}
+
+fn list(what: &str, names: &[String]) -> String {
+    if names.is_empty() {
+        String::new()
+    } else {
+        format!("; {what}: {}", names.join(", "))
+    }
 }
 
 impl CheckpointError {

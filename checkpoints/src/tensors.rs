@@ -3,10 +3,12 @@
 //! floating-point dtypes only. Nothing is copied until everything checks out,
 //! so a refused file leaves the model as it was.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use safetensors::tensor::{Dtype, TensorView};
+use std::io::Write;
+
+use safetensors::tensor::Dtype;
 use safetensors::SafeTensors;
 use tch::{Device, Kind, Tensor};
 
@@ -49,14 +51,32 @@ fn kind_of(dtype: Dtype) -> Option<Kind> {
 }
 
 /// Writes `tensors` (any device; copied to the CPU) with `metadata` to `path`
-/// atomically.
+/// atomically. The bytes depend only on the content: tensors are laid out in
+/// name order and the JSON header's keys are sorted, so the same weights
+/// always give the same file (and the same checksum).
 pub fn write_safetensors(
     path: &Path,
     tensors: &[(String, Tensor)],
     metadata: &Metadata,
 ) -> Result<(), CheckpointError> {
-    let mut owned = Vec::with_capacity(tensors.len());
-    for (name, tensor) in tensors {
+    let mut sorted: Vec<&(String, Tensor)> = tensors.iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut header = serde_json::Map::new();
+    if !metadata.is_empty() {
+        header.insert(
+            "__metadata__".into(),
+            serde_json::to_value(metadata).expect("strings serialize"),
+        );
+    }
+    let mut blobs = Vec::with_capacity(sorted.len());
+    let mut offset = 0usize;
+    for (name, tensor) in sorted {
+        if name == "__metadata__" || header.contains_key(name.as_str()) {
+            return Err(CheckpointError::format(
+                path,
+                format!("tensor name '{name}' is reserved or repeated"),
+            ));
+        }
         let t = tensor.f_to_device(Device::Cpu)?.f_contiguous()?;
         let kind = t.f_kind()?;
         let dtype = dtype_of(kind).ok_or_else(|| {
@@ -68,24 +88,29 @@ pub fn write_safetensors(
         let numel = t.numel();
         let mut bytes = vec![0u8; numel * kind.elt_size_in_bytes()];
         t.f_copy_data_u8(&mut bytes, numel)?;
-        let shape: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
-        owned.push((name.clone(), dtype, shape, bytes));
+        header.insert(
+            name.clone(),
+            serde_json::json!({
+                "dtype": dtype,
+                "shape": t.size(),
+                "data_offsets": [offset, offset + bytes.len()],
+            }),
+        );
+        offset += bytes.len();
+        blobs.push(bytes);
     }
-    let views = owned
-        .iter()
-        .map(|(name, dtype, shape, bytes)| {
-            TensorView::new(*dtype, shape.clone(), bytes)
-                .map(|v| (name.clone(), v))
-                .map_err(|e| CheckpointError::format(path, format!("tensor '{name}': {e}")))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let info: HashMap<String, String> = metadata
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    let bytes = safetensors::serialize(views, if info.is_empty() { None } else { Some(info) })
-        .map_err(|e| CheckpointError::format(path, e.to_string()))?;
-    atomic::write_file(path, &bytes)
+    let mut json = serde_json::to_vec(&header).expect("a header always serializes");
+    // Like the reference writer: pad the header with spaces to 8 bytes.
+    json.resize(json.len().div_ceil(8) * 8, b' ');
+    atomic::write_with(path, |file| {
+        let mut out = std::io::BufWriter::new(file);
+        out.write_all(&(json.len() as u64).to_le_bytes())?;
+        out.write_all(&json)?;
+        for blob in &blobs {
+            out.write_all(blob)?;
+        }
+        out.flush()
+    })
 }
 
 /// Reads every tensor of a safetensors file (sorted by name) and its metadata.
@@ -146,21 +171,16 @@ pub fn assign_strict(
         .filter(|n| !by_name.contains_key(**n))
         .map(|n| n.to_string())
         .collect();
-    if !missing.is_empty() {
-        return Err(CheckpointError::Missing {
-            path: path.to_path_buf(),
-            names: missing,
-        });
-    }
-    let extra: Vec<String> = by_name
+    let unexpected: Vec<String> = by_name
         .keys()
         .filter(|n| !wanted.contains(n.as_str()))
         .cloned()
         .collect();
-    if !extra.is_empty() {
-        return Err(CheckpointError::Unexpected {
+    if !missing.is_empty() || !unexpected.is_empty() {
+        return Err(CheckpointError::Names {
             path: path.to_path_buf(),
-            names: extra,
+            missing,
+            unexpected,
         });
     }
     let mut ready = Vec::with_capacity(targets.len());
@@ -236,8 +256,40 @@ mod tests {
         for ((n1, a), (n2, b)) in want.iter().zip(back.iter()) {
             assert_eq!(n1, n2);
             assert_eq!(a.kind(), b.kind());
-            assert_eq!(bytes_of(a), bytes_of(b), "{n1}");
+            assert!(bytes_of(a) == bytes_of(b), "{n1} differs");
         }
+    }
+
+    #[test]
+    fn the_same_content_gives_the_same_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let tensors = sample();
+        let meta: Metadata = (0..20)
+            .map(|i| (format!("key{i}"), i.to_string()))
+            .collect();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        write_safetensors(&a, &tensors, &meta).unwrap();
+        let reversed: Vec<(String, Tensor)> = tensors
+            .iter()
+            .rev()
+            .map(|(n, t)| (n.clone(), t.shallow_clone()))
+            .collect();
+        write_safetensors(&b, &reversed, &meta).unwrap();
+        assert!(std::fs::read(&a).unwrap() == std::fs::read(&b).unwrap());
+    }
+
+    #[test]
+    fn repeated_names_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = vec![
+            ("w".to_string(), Tensor::zeros([1], FLOAT_CPU)),
+            ("w".to_string(), Tensor::ones([1], FLOAT_CPU)),
+        ];
+        let err = write_safetensors(&dir.path().join("x"), &t, &Metadata::new())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("'w'"), "{err}");
+        assert!(!dir.path().join("x").exists());
     }
 
     fn sample_sorted(mut v: Vec<(String, Tensor)>) -> Vec<(String, Tensor)> {
@@ -283,7 +335,10 @@ mod tests {
         let (_d, missing) = file_with(vec![("features.0.weight".into(), w.shallow_clone())]);
         let t = targets();
         let err = load_strict(&missing, &t).unwrap_err().to_string();
-        assert!(err.contains("missing tensors: features.0.bias"), "{err}");
+        assert!(
+            err.contains("missing tensors: features.0.bias") && !err.contains("unexpected"),
+            "{err}"
+        );
         assert_eq!(
             t[0].1.abs().sum(Kind::Float).double_value(&[]),
             0.0,

@@ -98,8 +98,7 @@ pub fn export(args: &ExportArgs) -> Result<()> {
 
 /// `zftrain import`.
 pub fn import(args: &ImportArgs) -> Result<()> {
-    let (model, mut info) = load_model(Some(&args.weights), None, &args.arch)
-        .with_context(|| format!("importing {}", args.weights.display()))?;
+    let (model, mut info) = load_model(Some(&args.weights), None, &args.arch)?;
     if let Some(mean) = args.mean {
         info.mean = mean;
     }

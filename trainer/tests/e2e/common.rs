@@ -1,0 +1,71 @@
+//! Helpers: run the binary, run the PyTorch side of the interop checks.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Runs `zftrain` with `args`; returns the output whatever the exit status.
+pub fn zftrain(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_zftrain"))
+        .args(args)
+        .output()
+        .expect("zftrain runs")
+}
+
+/// Runs `zftrain` and asserts success; returns stdout.
+pub fn ok(args: &[&str]) -> String {
+    let out = zftrain(args);
+    assert!(
+        out.status.success(),
+        "zftrain {args:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
+/// Runs `zftrain`, asserts failure, returns stderr.
+pub fn fails(args: &[&str]) -> String {
+    let out = zftrain(args);
+    assert!(
+        !out.status.success(),
+        "zftrain {args:?} should fail, printed:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8(out.stderr).expect("utf-8 output")
+}
+
+/// The Python interpreter of the environment that `scripts/setup` made
+/// (`.cargo/config.toml` points `ZFTRAIN_PYTHON` at it).
+pub fn python() -> PathBuf {
+    let p = PathBuf::from(
+        std::env::var("ZFTRAIN_PYTHON").expect("ZFTRAIN_PYTHON is set by .cargo/config.toml"),
+    );
+    assert!(
+        p.exists(),
+        "{} is missing: run scripts/setup (make test does)",
+        p.display()
+    );
+    p
+}
+
+/// Runs `trainer/tests/python/interop.py` with `args`; asserts success, returns stdout.
+pub fn interop(args: &[&str]) -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/interop.py");
+    let out = Command::new(python())
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "interop.py {args:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
+/// `path` as `&str` (test paths are UTF-8).
+pub fn s(path: &Path) -> &str {
+    path.to_str().expect("utf-8 path")
+}

@@ -1,0 +1,7 @@
+//! End-to-end tests of the `zftrain` binary: one test binary, so libtorch
+//! links once. Each module drives real commands on real files.
+
+mod common;
+mod pytorch;
+mod summary;
+mod weights;

@@ -1,0 +1,118 @@
+//! Our weights in PyTorch and PyTorch's in ours: `load_state_dict(strict=True)`
+//! works and the logits agree with `zftrain predict` on the same input
+//! (within 1e-4 relative), in both directions, for every architecture.
+
+use crate::common::{interop, ok, s};
+
+/// zftrain makes the weights; PyTorch loads them strictly and agrees.
+fn ours_in_pytorch(arch: &str, classes: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    interop(&["jpeg", s(&d.join("photo.jpg"))]);
+    ok(&[
+        "init",
+        "--arch",
+        arch,
+        "--classes",
+        classes,
+        "--seed",
+        "5",
+        "--out",
+        s(&d.join("ck")),
+    ]);
+    ok(&[
+        "export",
+        "--checkpoint",
+        s(&d.join("ck")),
+        "--out",
+        s(&d.join("w.safetensors")),
+    ]);
+    let json = ok(&[
+        "predict",
+        "--weights",
+        s(&d.join("w.safetensors")),
+        "--image",
+        s(&d.join("photo.jpg")),
+        "--image",
+        s(&d.join("photo.jpg")),
+        "--json",
+        "--save-input",
+        s(&d.join("input.safetensors")),
+    ]);
+    std::fs::write(d.join("pred.json"), json).unwrap();
+    let report = interop(&[
+        "check",
+        arch,
+        s(&d.join("w.safetensors")),
+        s(&d.join("input.safetensors")),
+        s(&d.join("pred.json")),
+    ]);
+    eprintln!("{report}");
+}
+
+/// PyTorch makes the weights; zftrain imports them and agrees.
+fn pytorch_in_ours(arch: &str, classes: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    interop(&["jpeg", s(&d.join("photo.jpg"))]);
+    interop(&[
+        "save-random",
+        arch,
+        classes,
+        s(&d.join("torch.safetensors")),
+    ]);
+    ok(&[
+        "import",
+        "--arch",
+        arch,
+        "--weights",
+        s(&d.join("torch.safetensors")),
+        "--out",
+        s(&d.join("ck")),
+    ]);
+    let json = ok(&[
+        "predict",
+        "--checkpoint",
+        s(&d.join("ck")),
+        "--image",
+        s(&d.join("photo.jpg")),
+        "--json",
+        "--save-input",
+        s(&d.join("input.safetensors")),
+    ]);
+    std::fs::write(d.join("pred.json"), json).unwrap();
+    let report = interop(&[
+        "check",
+        arch,
+        s(&d.join("torch.safetensors")),
+        s(&d.join("input.safetensors")),
+        s(&d.join("pred.json")),
+    ]);
+    eprintln!("{report}");
+}
+
+#[test]
+fn zfnet_seed_weights_load_into_the_seed_class() {
+    ours_in_pytorch("zfnet-seed", "5");
+}
+
+#[test]
+fn alexnet_tv_weights_load_into_torchvision() {
+    ours_in_pytorch("alexnet-tv", "1000");
+}
+
+#[test]
+fn zfnet_and_alexnet_with_lrn_agree_with_pytorch() {
+    ours_in_pytorch("zfnet", "10");
+    ours_in_pytorch("alexnet", "10");
+}
+
+#[test]
+fn torchvision_weights_import_and_predict_the_same() {
+    pytorch_in_ours("alexnet-tv", "1000");
+}
+
+#[test]
+fn seed_class_weights_import_and_predict_the_same() {
+    pytorch_in_ours("zfnet-seed", "5");
+}

@@ -1,0 +1,215 @@
+//! `zftrain init`, `export`, `import`, `predict` on real files.
+
+use zftrain_checkpoints::read_safetensors;
+
+use crate::common::{fails, interop, ok, s};
+
+fn tensor_bytes(t: &tch::Tensor) -> Vec<u8> {
+    let mut b = vec![0u8; t.numel() * t.kind().elt_size_in_bytes()];
+    t.copy_data_u8(&mut b, t.numel());
+    b
+}
+
+#[test]
+fn export_import_export_is_bit_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(&[
+        "init",
+        "--arch",
+        "zfnet",
+        "--classes",
+        "7",
+        "--seed",
+        "3",
+        "--out",
+        s(&d.join("a")),
+    ]);
+    ok(&[
+        "export",
+        "--checkpoint",
+        s(&d.join("a")),
+        "--out",
+        s(&d.join("a.safetensors")),
+    ]);
+    ok(&[
+        "import",
+        "--weights",
+        s(&d.join("a.safetensors")),
+        "--out",
+        s(&d.join("b")),
+    ]);
+    ok(&[
+        "export",
+        "--checkpoint",
+        s(&d.join("b")),
+        "--out",
+        s(&d.join("b.safetensors")),
+    ]);
+    let (a, meta_a) = read_safetensors(&d.join("a.safetensors")).unwrap();
+    let (b, meta_b) = read_safetensors(&d.join("b.safetensors")).unwrap();
+    assert_eq!(meta_a, meta_b);
+    assert_eq!(meta_a["zftrain.arch"], "zfnet");
+    assert_eq!(a.len(), 16);
+    for ((na, ta), (nb, tb)) in a.iter().zip(&b) {
+        assert_eq!(na, nb);
+        assert!(tensor_bytes(ta) == tensor_bytes(tb), "{na} differs");
+    }
+}
+
+#[test]
+fn init_seeds_are_reproducible_and_distinct() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (name, seed) in [("a", "1"), ("b", "1"), ("c", "2")] {
+        ok(&[
+            "init",
+            "--arch",
+            "zfnet-seed",
+            "--classes",
+            "5",
+            "--seed",
+            seed,
+            "--out",
+            s(&d.join(name)),
+        ]);
+    }
+    let w = |n: &str| std::fs::read(d.join(n).join("weights.safetensors")).unwrap();
+    assert_eq!(w("a"), w("b"));
+    assert_ne!(w("a"), w("c"));
+}
+
+#[test]
+fn importing_the_wrong_architecture_names_the_tensor() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(&[
+        "init",
+        "--arch",
+        "alexnet-tv",
+        "--classes",
+        "3",
+        "--out",
+        s(&d.join("tv")),
+    ]);
+    ok(&[
+        "export",
+        "--checkpoint",
+        s(&d.join("tv")),
+        "--out",
+        s(&d.join("tv.safetensors")),
+    ]);
+    let err = fails(&[
+        "import",
+        "--arch",
+        "alexnet",
+        "--weights",
+        s(&d.join("tv.safetensors")),
+        "--out",
+        s(&d.join("x")),
+    ]);
+    assert!(err.contains("--arch alexnet disagrees"), "{err}");
+    // A file saved from PyTorch carries no metadata: the names and shapes decide.
+    interop(&[
+        "save-random",
+        "alexnet-tv",
+        "3",
+        s(&d.join("plain.safetensors")),
+    ]);
+    let err = fails(&[
+        "import",
+        "--arch",
+        "alexnet",
+        "--weights",
+        s(&d.join("plain.safetensors")),
+        "--out",
+        s(&d.join("x")),
+    ]);
+    assert!(
+        err.contains("missing tensors: classifier.0.bias") && err.contains("unexpected tensors"),
+        "{err}"
+    );
+    assert!(err.contains("features.3.weight"), "{err}");
+    let err = fails(&[
+        "import",
+        "--arch",
+        "alexnet-tv",
+        "--classes",
+        "5",
+        "--weights",
+        s(&d.join("plain.safetensors")),
+        "--out",
+        s(&d.join("x")),
+    ]);
+    assert!(
+        err.contains("'classifier.6.weight'")
+            && err.contains("[3, 4096]")
+            && err.contains("[5, 4096]"),
+        "{err}"
+    );
+    assert!(!d.join("x").exists(), "nothing created on failure");
+    // Without --classes, the last layer's shape says 3.
+    ok(&[
+        "import",
+        "--arch",
+        "alexnet-tv",
+        "--weights",
+        s(&d.join("plain.safetensors")),
+        "--out",
+        s(&d.join("x")),
+    ]);
+}
+
+#[test]
+fn predict_reports_top5_for_a_jpeg_and_refuses_bad_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    interop(&["jpeg", s(&d.join("photo.jpg"))]);
+    ok(&[
+        "init",
+        "--arch",
+        "zfnet-seed",
+        "--classes",
+        "5",
+        "--out",
+        s(&d.join("ck")),
+    ]);
+    let out = ok(&[
+        "predict",
+        "--checkpoint",
+        s(&d.join("ck")),
+        "--image",
+        s(&d.join("photo.jpg")),
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let top = v[0]["top"].as_array().unwrap();
+    assert_eq!(top.len(), 5);
+    let total: f64 = top.iter().map(|g| g["probability"].as_f64().unwrap()).sum();
+    assert!(
+        (total - 1.0).abs() < 1e-5,
+        "5 of 5 classes sum to 1, got {total}"
+    );
+    assert_eq!(v[0]["logits"].as_array().unwrap().len(), 5);
+
+    std::fs::write(d.join("broken.jpg"), b"\xff\xd8\xff\xe0 truncated").unwrap();
+    let err = fails(&[
+        "predict",
+        "--checkpoint",
+        s(&d.join("ck")),
+        "--image",
+        s(&d.join("broken.jpg")),
+    ]);
+    assert!(err.contains("broken.jpg"), "{err}");
+    let err = fails(&[
+        "predict",
+        "--checkpoint",
+        s(&d.join("nope")),
+        "--image",
+        s(&d.join("photo.jpg")),
+    ]);
+    assert!(
+        err.contains("nope") && err.contains("manifest.json"),
+        "{err}"
+    );
+}

@@ -1,0 +1,169 @@
+"""PyTorch side of zftrain's interoperability tests.
+
+  interop.py jpeg OUT                     write a photo-like 500x375 JPEG (quality 90)
+  interop.py save-random ARCH CLASSES OUT save a PyTorch model's random state_dict as safetensors
+  interop.py check ARCH WEIGHTS INPUT PREDICTIONS
+        load WEIGHTS into the PyTorch model with strict=True, run it on the
+        input batch INPUT (safetensors, tensor "input") and compare with the
+        logits in zftrain's `predict --json` output; prints the largest
+        relative difference and exits 1 above 1e-4.
+
+ARCH: zfnet-seed (the seed article's class, verbatim), alexnet-tv
+(torchvision.models.alexnet), zfnet and alexnet (written here with
+nn.LocalResponseNorm, to check our LRN and layouts against PyTorch's).
+"""
+import json
+import sys
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torchvision
+from safetensors.torch import load_file, save_file
+
+
+class SeedZFNet(nn.Module):
+    """The seed article's ZFNet, as printed there."""
+
+    def __init__(self, class_num=5):
+        super(SeedZFNet, self).__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 96, kernel_size=7, stride=2, padding=1),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(kernel_size=3, stride=2, padding=1, return_indices=True),
+            nn.Conv2d(96, 256, kernel_size=5, stride=2),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(kernel_size=3, stride=2, padding=1, return_indices=True),
+            nn.Conv2d(256, 384, kernel_size=3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(384, 384, kernel_size=3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(384, 256, kernel_size=3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(kernel_size=3, stride=2, return_indices=True),
+        )
+        self.classifier = nn.Sequential(
+            nn.Linear(256 * 6 * 6, 4096),
+            nn.ReLU(inplace=True),
+            nn.Dropout(p=0.5),
+            nn.Linear(4096, 4096),
+            nn.ReLU(inplace=True),
+            nn.Linear(4096, class_num),
+        )
+
+    def forward(self, x):
+        for layer in self.features:
+            if isinstance(layer, nn.MaxPool2d):
+                x, _ = layer(x)
+            else:
+                x = layer(x)
+        x = torch.flatten(x, start_dim=1)
+        return self.classifier(x)
+
+
+def lrn():
+    # Krizhevsky's k=2, n=5, alpha=1e-4, beta=0.75 in PyTorch's convention.
+    return nn.LocalResponseNorm(5, alpha=5e-4, beta=0.75, k=2.0)
+
+
+def classifier(classes):
+    return nn.Sequential(
+        nn.Linear(256 * 6 * 6, 4096), nn.ReLU(inplace=True), nn.Dropout(0.5),
+        nn.Linear(4096, 4096), nn.ReLU(inplace=True), nn.Dropout(0.5),
+        nn.Linear(4096, classes),
+    )
+
+
+class ZFNet(nn.Module):
+    """Zeiler & Fergus's ZFNet: conv, ReLU, pool, LRN in layers 1 and 2."""
+
+    def __init__(self, classes):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 96, 7, 2, 1), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1), lrn(),
+            nn.Conv2d(96, 256, 5, 2, 0), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1), lrn(),
+            nn.Conv2d(256, 384, 3, 1, 1), nn.ReLU(inplace=True),
+            nn.Conv2d(384, 384, 3, 1, 1), nn.ReLU(inplace=True),
+            nn.Conv2d(384, 256, 3, 1, 1), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 0),
+        )
+        self.classifier = classifier(classes)
+
+    def forward(self, x):
+        return self.classifier(torch.flatten(self.features(x), 1))
+
+
+class AlexNet(nn.Module):
+    """The dense AlexNet replication: conv, ReLU, LRN, pool in layers 1 and 2."""
+
+    def __init__(self, classes):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 96, 11, 4, 2), nn.ReLU(inplace=True), lrn(), nn.MaxPool2d(3, 2),
+            nn.Conv2d(96, 256, 5, 1, 2), nn.ReLU(inplace=True), lrn(), nn.MaxPool2d(3, 2),
+            nn.Conv2d(256, 384, 3, 1, 1), nn.ReLU(inplace=True),
+            nn.Conv2d(384, 384, 3, 1, 1), nn.ReLU(inplace=True),
+            nn.Conv2d(384, 256, 3, 1, 1), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
+        )
+        self.classifier = classifier(classes)
+
+    def forward(self, x):
+        return self.classifier(torch.flatten(self.features(x), 1))
+
+
+def make(arch, classes):
+    if arch == "zfnet-seed":
+        return SeedZFNet(class_num=classes)
+    if arch == "alexnet-tv":
+        return torchvision.models.alexnet(weights=None, num_classes=classes)
+    if arch == "zfnet":
+        return ZFNet(classes)
+    if arch == "alexnet":
+        return AlexNet(classes)
+    raise SystemExit(f"unknown arch {arch}")
+
+
+def jpeg(out):
+    from PIL import Image
+
+    h, w = 375, 500
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    rng = np.random.default_rng(7)
+    img = np.stack([
+        128 + 100 * np.sin(x / 37.0) * np.cos(y / 23.0),
+        128 + 90 * np.cos((x + y) / 51.0),
+        128 + 60 * np.sin(np.hypot(x - 250, y - 180) / 17.0),
+    ], axis=-1) + rng.normal(0, 12, (h, w, 3))
+    Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(out, quality=90)
+
+
+def save_random(arch, classes, out):
+    torch.manual_seed(0)
+    model = make(arch, int(classes))
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, out)
+
+
+def check(arch, weights, input_path, predictions):
+    state = load_file(weights)
+    # classes = rows of the last classifier layer's weight
+    last = max((k for k in state if k.startswith("classifier.") and k.endswith(".weight")),
+               key=lambda k: int(k.split(".")[1]))
+    classes = state[last].shape[0]
+    model = make(arch, classes)
+    model.load_state_dict(state, strict=True)
+    model.eval()
+    x = load_file(input_path)["input"]
+    with torch.no_grad():
+        ours = model(x).double().numpy()
+    theirs = np.array([p["logits"] for p in json.load(open(predictions))], dtype=np.float64)
+    assert ours.shape == theirs.shape, (ours.shape, theirs.shape)
+    scale = max(1.0, float(np.abs(ours).max()))
+    rel = float(np.abs(ours - theirs).max() / scale)
+    print(f"{arch}: {ours.shape[0]} images x {ours.shape[1]} classes, max |logit| {scale:.4g}, "
+          f"max relative difference {rel:.3g}")
+    if rel > 1e-4:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    cmd, args = sys.argv[1], sys.argv[2:]
+    {"jpeg": jpeg, "save-random": save_random, "check": check}[cmd](*args)
