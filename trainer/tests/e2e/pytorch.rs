@@ -116,3 +116,21 @@ fn torchvision_weights_import_and_predict_the_same() {
 fn seed_class_weights_import_and_predict_the_same() {
     pytorch_in_ours("zfnet-seed", "5");
 }
+
+#[test]
+fn eval_preprocessing_matches_torchvision_transforms() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    interop(&["jpeg", s(&d.join("photo.jpg"))]);
+    ok(&["init", "--arch", "zfnet-seed", "--classes", "5", "--out", s(&d.join("ck"))]);
+    ok(&[
+        "predict",
+        "--checkpoint",
+        s(&d.join("ck")),
+        "--image",
+        s(&d.join("photo.jpg")),
+        "--save-input",
+        s(&d.join("input.safetensors")),
+    ]);
+    eprintln!("{}", interop(&["preprocess", s(&d.join("photo.jpg")), s(&d.join("input.safetensors"))]));
+}

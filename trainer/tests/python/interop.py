@@ -2,11 +2,14 @@
 
   interop.py jpeg OUT                     write a photo-like 500x375 JPEG (quality 90)
   interop.py save-random ARCH CLASSES OUT save a PyTorch model's random state_dict as safetensors
+  interop.py preprocess IMAGE INPUT      compare zftrain's eval preprocessing with torchvision's
   interop.py check ARCH WEIGHTS INPUT PREDICTIONS
         load WEIGHTS into the PyTorch model with strict=True, run it on the
         input batch INPUT (safetensors, tensor "input") and compare with the
         logits in zftrain's `predict --json` output; prints the largest
-        relative difference and exits 1 above 1e-4.
+        relative difference (max |ours - theirs| / max |theirs|) and exits 1
+        above 1e-4, or when the same network on the mirrored input is not
+        told apart (negative control).
 
 ARCH: zfnet-seed (the seed article's class, verbatim), alexnet-tv
 (torchvision.models.alexnet), zfnet and alexnet (written here with
@@ -154,16 +157,40 @@ def check(arch, weights, input_path, predictions):
     x = load_file(input_path)["input"]
     with torch.no_grad():
         ours = model(x).double().numpy()
+        # Negative control: the same network on the mirrored input must be
+        # told apart at this tolerance, or the comparison proves nothing.
+        mirrored = model(torch.flip(x, dims=[3])).double().numpy()
     theirs = np.array([p["logits"] for p in json.load(open(predictions))], dtype=np.float64)
     assert ours.shape == theirs.shape, (ours.shape, theirs.shape)
-    scale = max(1.0, float(np.abs(ours).max()))
+    scale = float(np.abs(ours).max())
     rel = float(np.abs(ours - theirs).max() / scale)
+    control = float(np.abs(mirrored - theirs).max() / scale)
     print(f"{arch}: {ours.shape[0]} images x {ours.shape[1]} classes, max |logit| {scale:.4g}, "
-          f"max relative difference {rel:.3g}")
-    if rel > 1e-4:
+          f"max relative difference {rel:.3g} (mirrored-input control {control:.3g})")
+    if not rel <= 1e-4 or not control > 1e-4:
+        sys.exit(1)
+
+
+def preprocess(image, input_path):
+    """zftrain's eval preprocessing against torchvision's (PIL decode,
+    Resize(256), CenterCrop(224), ToTensor, Normalize with ImageNet's
+    mean/std). Decoders and resize kernels differ slightly, so the bound is
+    on the mean difference (a one-pixel shift or a channel swap is far above it)."""
+    from PIL import Image
+    from torchvision import transforms as T
+
+    ours = load_file(input_path)["input"][0]
+    tf = T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor(),
+                    T.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
+    theirs = tf(Image.open(image).convert("RGB"))
+    diff = (ours - theirs).abs()
+    shifted = (ours[:, :, 1:] - theirs[:, :, :-1]).abs().mean().item()
+    print(f"preprocess: mean |difference| {diff.mean().item():.4f}, max {diff.max().item():.4f} "
+          f"(normalized units; one-pixel-shift control {shifted:.4f})")
+    if not (diff.mean().item() < 0.02 and shifted > 0.02):
         sys.exit(1)
 
 
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
-    {"jpeg": jpeg, "save-random": save_random, "check": check}[cmd](*args)
+    {"jpeg": jpeg, "save-random": save_random, "check": check, "preprocess": preprocess}[cmd](*args)
