@@ -122,7 +122,15 @@ fn eval_preprocessing_matches_torchvision_transforms() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     interop(&["jpeg", s(&d.join("photo.jpg"))]);
-    ok(&["init", "--arch", "zfnet-seed", "--classes", "5", "--out", s(&d.join("ck"))]);
+    ok(&[
+        "init",
+        "--arch",
+        "zfnet-seed",
+        "--classes",
+        "5",
+        "--out",
+        s(&d.join("ck")),
+    ]);
     ok(&[
         "predict",
         "--checkpoint",
@@ -132,5 +140,12 @@ fn eval_preprocessing_matches_torchvision_transforms() {
         "--save-input",
         s(&d.join("input.safetensors")),
     ]);
-    eprintln!("{}", interop(&["preprocess", s(&d.join("photo.jpg")), s(&d.join("input.safetensors"))]));
+    eprintln!(
+        "{}",
+        interop(&[
+            "preprocess",
+            s(&d.join("photo.jpg")),
+            s(&d.join("input.safetensors"))
+        ])
+    );
 }

@@ -1,0 +1,29 @@
+"""Reads a log directory with TensorBoard's own EventAccumulator and prints
+what it found as JSON: scalars, images (decoded with PIL), histograms, text."""
+import io
+import json
+import sys
+
+import numpy as np
+from PIL import Image
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+acc = EventAccumulator(sys.argv[1], size_guidance={"scalars": 0, "images": 0, "histograms": 0, "tensors": 0})
+acc.Reload()
+tags = acc.Tags()
+out = {"scalars": {}, "images": {}, "histograms": {}, "text": {}}
+for tag in tags["scalars"]:
+    out["scalars"][tag] = [[e.step, e.value] for e in acc.Scalars(tag)]
+for tag in tags["images"]:
+    out["images"][tag] = []
+    for e in acc.Images(tag):
+        pixels = np.asarray(Image.open(io.BytesIO(e.encoded_image_string)).convert("RGB"))
+        out["images"][tag].append({"step": e.step, "width": e.width, "height": e.height,
+                                   "pixels": pixels.reshape(-1).tolist()})
+for tag in tags["histograms"]:
+    out["histograms"][tag] = [{"step": e.step, "num": e.histogram_value.num, "min": e.histogram_value.min,
+                               "max": e.histogram_value.max, "bucket": list(e.histogram_value.bucket)}
+                              for e in acc.Histograms(tag)]
+for tag in tags["tensors"]:
+    out["text"][tag] = [[e.step, e.tensor_proto.string_val[0].decode("utf-8")] for e in acc.Tensors(tag)]
+print(json.dumps(out))

@@ -1,0 +1,106 @@
+//! Our event files, read back by TensorBoard's own reader (EventAccumulator,
+//! from the Python environment that `scripts/setup` makes).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+use zftrain_tensorboard::SummaryWriter;
+
+fn read_with_tensorboard(logdir: &Path) -> Value {
+    let python = PathBuf::from(
+        std::env::var("ZFTRAIN_PYTHON").expect("ZFTRAIN_PYTHON is set by .cargo/config.toml"),
+    );
+    assert!(
+        python.exists(),
+        "{} is missing: run scripts/setup (make test does)",
+        python.display()
+    );
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/read_events.py");
+    let out = Command::new(python)
+        .arg(script)
+        .arg(logdir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn tensorboard_reads_scalars_images_histograms_and_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = SummaryWriter::create(dir.path()).unwrap();
+    for step in 0..5 {
+        w.scalar("train/loss", step, 2.5 / (step + 1) as f64)
+            .unwrap();
+    }
+    // A 3x2 image whose every pixel is distinct, so a width/height or
+    // HWC/CHW mix-up would show.
+    let (width, height) = (3u32, 2u32);
+    let rgb: Vec<u8> = (0..width * height * 3).map(|i| (i * 13) as u8).collect();
+    w.image_rgb("deconv/conv1/projections", 7, width, height, &rgb)
+        .unwrap();
+    let values: Vec<f64> = (0..1000).map(|i| (i as f64 / 100.0).sin()).collect();
+    w.histogram("filters/conv1/rms", 3, &values).unwrap();
+    w.text("plugins/notes", 2, "dead filters: **3** of 96 — ünïcode")
+        .unwrap();
+    w.flush().unwrap();
+
+    let got = read_with_tensorboard(dir.path());
+    let loss = got["scalars"]["train/loss"].as_array().unwrap();
+    assert_eq!(loss.len(), 5);
+    for (step, e) in loss.iter().enumerate() {
+        assert_eq!(e[0], step as i64);
+        assert!((e[1].as_f64().unwrap() - 2.5 / (step + 1) as f64).abs() < 1e-6);
+    }
+    let img = &got["images"]["deconv/conv1/projections"][0];
+    assert_eq!(
+        (
+            img["step"].as_i64(),
+            img["width"].as_u64(),
+            img["height"].as_u64()
+        ),
+        (Some(7), Some(3), Some(2))
+    );
+    let pixels: Vec<u8> = img["pixels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as u8)
+        .collect();
+    assert_eq!(pixels, rgb);
+    let h = &got["histograms"]["filters/conv1/rms"][0];
+    assert_eq!(h["num"].as_f64(), Some(1000.0));
+    let total: f64 = h["bucket"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .sum();
+    assert_eq!(total, 1000.0);
+    assert_eq!(
+        got["text"]["plugins/notes"][0],
+        serde_json::json!([2, "dead filters: **3** of 96 — ünïcode"])
+    );
+}
+
+#[test]
+fn events_written_before_a_flush_are_visible_and_files_stay_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = SummaryWriter::create(dir.path()).unwrap();
+    w.scalar("val/top1", 1, 0.25).unwrap();
+    w.flush().unwrap();
+    // A second writer in the same directory (a resumed run) adds its own file.
+    let mut w2 = SummaryWriter::create(dir.path()).unwrap();
+    w2.scalar("val/top1", 2, 0.5).unwrap();
+    w2.flush().unwrap();
+    let got = read_with_tensorboard(dir.path());
+    assert_eq!(
+        got["scalars"]["val/top1"],
+        serde_json::json!([[1, 0.25], [2, 0.5]])
+    );
+}
