@@ -1,0 +1,458 @@
+//! The loader: decode and augment in worker threads, hand out batches in a
+//! fixed order.
+//!
+//! The epoch's order is a permutation drawn from `(seed, epoch)`; each
+//! sample's augmentation draws from `(seed, epoch, position)`. Workers take
+//! whole batches from a job channel and send them back over a channel; the
+//! consumer puts them back in order. At most `queue_depth` batches are in
+//! flight (decoding or waiting), so memory stays bounded whatever the speed
+//! of the training loop. Starting an epoch at batch `k` gives exactly the
+//! batches `k..` of the uninterrupted epoch, which is what resume needs.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{unbounded, Receiver, Sender};
+use serde::{Deserialize, Serialize};
+
+use crate::rng::SplitMix64;
+use crate::{DataError, Dataset, Transform};
+
+/// What to do with a file that does not decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BadImages {
+    /// Leave it out of its batch, and report it in [`Batch::skipped`].
+    #[default]
+    Skip,
+    /// Stop with an error that names the file.
+    Fail,
+}
+
+/// Loader settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoaderConfig {
+    /// Samples per batch.
+    pub batch_size: usize,
+    /// Decoding threads.
+    pub workers: usize,
+    /// Batches in flight at most.
+    pub queue_depth: usize,
+    /// Shuffle every epoch (training) or keep the index order (evaluation).
+    pub shuffle: bool,
+    /// Drop a last, incomplete batch.
+    pub drop_last: bool,
+    /// Seed of the epoch order and the augmentations.
+    pub seed: u64,
+    /// Bad files: skip or fail.
+    pub bad_images: BadImages,
+    /// Images with more pixels than this are refused before decoding.
+    pub max_pixels: u64,
+}
+
+impl Default for LoaderConfig {
+    fn default() -> Self {
+        LoaderConfig {
+            batch_size: 128,
+            workers: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+            queue_depth: 4,
+            shuffle: true,
+            drop_last: false,
+            seed: 0,
+            bad_images: BadImages::Skip,
+            max_pixels: 100_000_000,
+        }
+    }
+}
+
+/// A batch, ready to become tensors.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Batch {
+    /// Epoch it belongs to.
+    pub epoch: u64,
+    /// Its position in the epoch.
+    pub index: usize,
+    /// `[N, 3, crop, crop]` normalized pixels.
+    pub images: Vec<f32>,
+    /// `[N]` class indices.
+    pub labels: Vec<i64>,
+    /// Files left out, with the reason.
+    pub skipped: Vec<(PathBuf, String)>,
+}
+
+impl Batch {
+    /// Number of samples in the batch.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// Whether every sample was skipped.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+}
+
+/// Decodes one file to RGB, refusing images above `max_pixels` before
+/// allocating them.
+pub fn decode_rgb(path: &Path, max_pixels: u64) -> Result<image::RgbImage, String> {
+    let reader = image::ImageReader::open(path).map_err(|e| e.to_string())?;
+    let mut reader = reader.with_guessed_format().map_err(|e| e.to_string())?;
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(max_pixels.saturating_mul(4));
+    reader.limits(limits);
+    let (w, h) = {
+        let probe = image::ImageReader::open(path).map_err(|e| e.to_string())?;
+        probe
+            .with_guessed_format()
+            .map_err(|e| e.to_string())?
+            .into_dimensions()
+            .map_err(|e| e.to_string())?
+    };
+    if w as u64 * h as u64 > max_pixels {
+        return Err(format!("{w}x{h} pixels exceed the limit of {max_pixels}"));
+    }
+    Ok(reader.decode().map_err(|e| e.to_string())?.to_rgb8())
+}
+
+/// Batches of a data set.
+#[derive(Debug, Clone)]
+pub struct Loader {
+    dataset: Arc<Dataset>,
+    transform: Arc<Transform>,
+    config: LoaderConfig,
+}
+
+struct Job {
+    epoch: u64,
+    index: usize,
+    positions: Vec<usize>,
+}
+
+impl Loader {
+    /// A loader over `dataset` with `transform`.
+    pub fn new(dataset: Dataset, transform: Transform, config: LoaderConfig) -> Loader {
+        Loader {
+            dataset: Arc::new(dataset),
+            transform: Arc::new(transform),
+            config,
+        }
+    }
+
+    /// The data set.
+    pub fn dataset(&self) -> &Dataset {
+        &self.dataset
+    }
+
+    /// The transform.
+    pub fn transform(&self) -> &Transform {
+        &self.transform
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &LoaderConfig {
+        &self.config
+    }
+
+    /// Batches in one epoch.
+    pub fn batches_per_epoch(&self) -> usize {
+        let (n, b) = (self.dataset.len(), self.config.batch_size.max(1));
+        if self.config.drop_last {
+            n / b
+        } else {
+            n.div_ceil(b)
+        }
+    }
+
+    /// The sample order of `epoch`: indices into the data set.
+    pub fn order(&self, epoch: u64) -> Vec<usize> {
+        if self.config.shuffle {
+            SplitMix64::for_stream(&[self.config.seed, epoch, 0x0DE2])
+                .permutation(self.dataset.len())
+        } else {
+            (0..self.dataset.len()).collect()
+        }
+    }
+
+    /// The batches of `epoch` from batch `start` on, decoded in worker threads.
+    pub fn epoch(&self, epoch: u64, start: usize) -> EpochIter {
+        let order = self.order(epoch);
+        let b = self.config.batch_size.max(1);
+        let end = self.batches_per_epoch();
+        let (job_tx, job_rx) = unbounded::<Job>();
+        let (res_tx, res_rx) = unbounded();
+        let workers = (0..self.config.workers.max(1))
+            .map(|_| {
+                let (jobs, results) = (job_rx.clone(), res_tx.clone());
+                let (dataset, transform, config) = (
+                    self.dataset.clone(),
+                    self.transform.clone(),
+                    self.config.clone(),
+                );
+                std::thread::spawn(move || {
+                    for job in jobs.iter() {
+                        let index = job.index;
+                        let batch = load_batch(&dataset, &transform, &config, job);
+                        if results.send((index, batch)).is_err() {
+                            break;
+                        }
+                    }
+                })
+            })
+            .collect();
+        let mut it = EpochIter {
+            jobs: Some(job_tx),
+            results: res_rx,
+            pending: BTreeMap::new(),
+            next: start.min(end),
+            dispatched: start.min(end),
+            end,
+            depth: self.config.queue_depth.max(1),
+            order,
+            batch_size: b,
+            epoch,
+            workers,
+        };
+        it.dispatch();
+        it
+    }
+}
+
+fn load_batch(
+    dataset: &Dataset,
+    transform: &Transform,
+    config: &LoaderConfig,
+    job: Job,
+) -> Result<Batch, DataError> {
+    let per = transform.sample_len();
+    let mut images = Vec::with_capacity(per * job.positions.len());
+    let mut labels = Vec::with_capacity(job.positions.len());
+    let mut skipped = Vec::new();
+    for (k, &sample_index) in job.positions.iter().enumerate() {
+        let sample = &dataset.samples[sample_index];
+        match decode_rgb(&sample.path, config.max_pixels) {
+            Ok(img) => {
+                let position = (job.index * config.batch_size.max(1) + k) as u64;
+                let mut rng = SplitMix64::for_stream(&[config.seed, job.epoch, position, 0xA06]);
+                let start = images.len();
+                images.resize(start + per, 0.0);
+                transform.apply(&img, &mut rng, &mut images[start..]);
+                labels.push(sample.label as i64);
+            }
+            Err(message) => match config.bad_images {
+                BadImages::Skip => skipped.push((sample.path.clone(), message)),
+                BadImages::Fail => {
+                    return Err(DataError::BadImage {
+                        path: sample.path.clone(),
+                        message,
+                    })
+                }
+            },
+        }
+    }
+    Ok(Batch {
+        epoch: job.epoch,
+        index: job.index,
+        images,
+        labels,
+        skipped,
+    })
+}
+
+/// The batches of one epoch, in order. Dropping it stops the workers.
+pub struct EpochIter {
+    jobs: Option<Sender<Job>>,
+    results: Receiver<(usize, Result<Batch, DataError>)>,
+    pending: BTreeMap<usize, Result<Batch, DataError>>,
+    next: usize,
+    dispatched: usize,
+    end: usize,
+    depth: usize,
+    order: Vec<usize>,
+    batch_size: usize,
+    epoch: u64,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl EpochIter {
+    fn dispatch(&mut self) {
+        let Some(jobs) = &self.jobs else { return };
+        while self.dispatched < self.end && self.dispatched < self.next + self.depth {
+            let i = self.dispatched;
+            let lo = i * self.batch_size;
+            let hi = (lo + self.batch_size).min(self.order.len());
+            let job = Job {
+                epoch: self.epoch,
+                index: i,
+                positions: self.order[lo..hi].to_vec(),
+            };
+            if jobs.send(job).is_err() {
+                break;
+            }
+            self.dispatched += 1;
+        }
+    }
+}
+
+impl Iterator for EpochIter {
+    type Item = Result<Batch, DataError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.next >= self.end {
+            return None;
+        }
+        loop {
+            if let Some(batch) = self.pending.remove(&self.next) {
+                self.next += 1;
+                self.dispatch();
+                return Some(batch);
+            }
+            match self.results.recv() {
+                Ok((i, batch)) => {
+                    self.pending.insert(i, batch);
+                }
+                Err(_) => return None,
+            }
+        }
+    }
+}
+
+impl Drop for EpochIter {
+    fn drop(&mut self) {
+        self.jobs = None;
+        // Unblock any worker: drain what they send until all have stopped.
+        let (_tx, rx) = unbounded();
+        let results = std::mem::replace(&mut self.results, rx);
+        drop(results);
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synth::{write_synthetic, SynthConfig};
+    use crate::Augment;
+
+    fn setup() -> (tempfile::TempDir, Dataset) {
+        let d = tempfile::tempdir().unwrap();
+        let cfg = SynthConfig {
+            classes: 2,
+            train_per_class: 7,
+            val_per_class: 1,
+            width: 40,
+            height: 30,
+            ..Default::default()
+        };
+        write_synthetic(&d.path().join("s"), &cfg).unwrap();
+        let ds = Dataset::image_folder(&d.path().join("s/train")).unwrap();
+        (d, ds)
+    }
+
+    fn loader(ds: &Dataset, workers: usize, bad: BadImages) -> Loader {
+        let t = Transform {
+            augment: Augment::Zf,
+            resize: 32,
+            crop: 24,
+            ..Transform::default()
+        };
+        Loader::new(
+            ds.clone(),
+            t,
+            LoaderConfig {
+                batch_size: 3,
+                workers,
+                queue_depth: 2,
+                seed: 11,
+                bad_images: bad,
+                ..Default::default()
+            },
+        )
+    }
+
+    fn all(l: &Loader, epoch: u64, start: usize) -> Vec<Batch> {
+        l.epoch(epoch, start).collect::<Result<_, _>>().unwrap()
+    }
+
+    #[test]
+    fn batches_depend_only_on_seed_and_epoch_not_on_workers() {
+        let (_d, ds) = setup();
+        let one = all(&loader(&ds, 1, BadImages::Skip), 2, 0);
+        let three = all(&loader(&ds, 3, BadImages::Skip), 2, 0);
+        assert_eq!(one, three);
+        assert_eq!(
+            one.iter().map(|b| b.index).collect::<Vec<_>>(),
+            [0, 1, 2, 3, 4]
+        );
+        let other_epoch = all(&loader(&ds, 2, BadImages::Skip), 3, 0);
+        assert_ne!(one, other_epoch);
+        let mut labels: Vec<i64> = one.iter().flat_map(|b| b.labels.clone()).collect();
+        labels.sort();
+        assert_eq!(
+            labels,
+            [0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1],
+            "every sample once"
+        );
+    }
+
+    #[test]
+    fn starting_mid_epoch_gives_the_rest_of_the_same_epoch() {
+        let (_d, ds) = setup();
+        let l = loader(&ds, 2, BadImages::Skip);
+        assert_eq!(all(&l, 4, 2), all(&l, 4, 0)[2..].to_vec());
+        assert!(all(&l, 4, 99).is_empty());
+    }
+
+    #[test]
+    fn bad_files_are_skipped_and_named_or_fail_the_epoch() {
+        let (_d, mut ds) = setup();
+        let bad = ds.samples[3].path.clone();
+        fs_truncate(&bad);
+        let zero = ds.samples[5].path.clone();
+        std::fs::write(&zero, b"").unwrap();
+        ds.samples[6].path = ds.samples[6].path.with_extension("missing.jpg");
+        let batches = all(&loader(&ds, 2, BadImages::Skip), 0, 0);
+        let skipped: Vec<PathBuf> = batches
+            .iter()
+            .flat_map(|b| b.skipped.iter().map(|(p, _)| p.clone()))
+            .collect();
+        assert_eq!(skipped.len(), 3, "{skipped:?}");
+        assert!(skipped.contains(&bad) && skipped.contains(&zero));
+        assert_eq!(batches.iter().map(|b| b.len()).sum::<usize>(), 11);
+        let err = loader(&ds, 2, BadImages::Fail)
+            .epoch(0, 0)
+            .find_map(|b| b.err())
+            .unwrap()
+            .to_string();
+        assert!(err.starts_with("bad image "), "{err}");
+    }
+
+    fn fs_truncate(p: &Path) {
+        let bytes = std::fs::read(p).unwrap();
+        std::fs::write(p, &bytes[..bytes.len() / 3]).unwrap();
+    }
+
+    #[test]
+    fn huge_declared_sizes_are_refused_before_decoding() {
+        let (_d, ds) = setup();
+        let err = decode_rgb(&ds.samples[0].path, 100).unwrap_err();
+        assert!(
+            err.contains("40x30") && err.contains("limit of 100"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn dropping_an_epoch_early_stops_the_workers() {
+        let (_d, ds) = setup();
+        let l = loader(&ds, 2, BadImages::Skip);
+        let mut it = l.epoch(0, 0);
+        assert!(it.next().is_some());
+        drop(it); // joins the workers; a hang here fails the test by timeout
+    }
+}

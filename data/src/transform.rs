@@ -1,0 +1,287 @@
+//! Augmentations: from a decoded RGB image to a normalized `[3, S, S]` float
+//! crop, written straight into a batch buffer.
+//!
+//! - `zf` (Zeiler & Fergus / Krizhevsky): shorter side to 256, centre
+//!   256x256, a random 224x224 crop inside it, horizontal flip with p = 0.5.
+//! - `rrc` (torchvision's `RandomResizedCrop(224)`): a random crop of 8-100%
+//!   of the area with aspect ratio 3/4..4/3, resized to 224x224, flip.
+//! - `eval`: shorter side to 256, centre 224x224 crop (torchvision's
+//!   `Resize(256)` + `CenterCrop(224)`).
+//!
+//! Then `(x / 255 - mean) / std` per channel. Randomness comes from the
+//! caller's generator, so a sample's crop depends only on its stream.
+
+use image::imageops::{self, FilterType};
+use image::RgbImage;
+use serde::{Deserialize, Serialize};
+
+use crate::rng::SplitMix64;
+
+/// Which augmentation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Augment {
+    /// The papers' random 224 crop of the centre 256 square, with flips.
+    Zf,
+    /// torchvision's RandomResizedCrop with flips.
+    Rrc,
+    /// Resize and centre crop, no randomness.
+    Eval,
+}
+
+/// Where the output crop comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Geometry {
+    /// Size `(w, h)` the whole image is resized to first (`None`: no resize).
+    pub resize: Option<(u32, u32)>,
+    /// Crop `(x, y, w, h)` in the (resized) image.
+    pub crop: (u32, u32, u32, u32),
+    /// Mirror horizontally.
+    pub flip: bool,
+}
+
+/// An augmentation with its sizes and normalization.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Transform {
+    /// Which augmentation.
+    pub augment: Augment,
+    /// Shorter side before cropping (`zf`, `eval`).
+    pub resize: u32,
+    /// Output side.
+    pub crop: u32,
+    /// Per-channel mean on `[0, 1]` pixels.
+    pub mean: [f32; 3],
+    /// Per-channel standard deviation.
+    pub std: [f32; 3],
+}
+
+impl Default for Transform {
+    fn default() -> Self {
+        Transform {
+            augment: Augment::Eval,
+            resize: 256,
+            crop: 224,
+            mean: [0.485, 0.456, 0.406],
+            std: [0.229, 0.224, 0.225],
+        }
+    }
+}
+
+/// torchvision's `Resize(int)` output size: the shorter side becomes `target`.
+pub fn shorter_side_to(w: u32, h: u32, target: u32) -> (u32, u32) {
+    let t = target as u64;
+    if w <= h {
+        (target, (t * h as u64 / w as u64) as u32)
+    } else {
+        ((t * w as u64 / h as u64) as u32, target)
+    }
+}
+
+impl Transform {
+    /// Floats per output sample: `3 * crop * crop`.
+    pub fn sample_len(&self) -> usize {
+        3 * self.crop as usize * self.crop as usize
+    }
+
+    /// Draws the geometry for an image of `w` x `h`.
+    pub fn geometry(&self, w: u32, h: u32, rng: &mut SplitMix64) -> Geometry {
+        let c = self.crop;
+        match self.augment {
+            Augment::Eval => {
+                let (rw, rh) = shorter_side_to(w, h, self.resize);
+                Geometry {
+                    resize: Some((rw, rh)),
+                    crop: ((rw - c) / 2, (rh - c) / 2, c, c),
+                    flip: false,
+                }
+            }
+            Augment::Zf => {
+                let (rw, rh) = shorter_side_to(w, h, self.resize);
+                let (x0, y0) = ((rw - self.resize) / 2, (rh - self.resize) / 2);
+                let room = (self.resize - c) as u64 + 1;
+                let (dx, dy) = (rng.below(room) as u32, rng.below(room) as u32);
+                Geometry {
+                    resize: Some((rw, rh)),
+                    crop: (x0 + dx, y0 + dy, c, c),
+                    flip: rng.next_f64() < 0.5,
+                }
+            }
+            Augment::Rrc => {
+                let crop = random_resized_crop(w, h, rng);
+                Geometry {
+                    resize: None,
+                    crop,
+                    flip: rng.next_f64() < 0.5,
+                }
+            }
+        }
+    }
+
+    /// Augments `img` into `out` (`3 * crop * crop` floats, CHW, normalized).
+    pub fn apply(&self, img: &RgbImage, rng: &mut SplitMix64, out: &mut [f32]) {
+        assert_eq!(
+            out.len(),
+            self.sample_len(),
+            "output slice has the wrong length"
+        );
+        let g = self.geometry(img.width(), img.height(), rng);
+        let (x, y, w, h) = g.crop;
+        let patch = match g.resize {
+            Some((rw, rh)) => {
+                let resized = imageops::resize(img, rw, rh, FilterType::Triangle);
+                imageops::crop_imm(&resized, x, y, w, h).to_image()
+            }
+            None => {
+                let cropped = imageops::crop_imm(img, x, y, w, h).to_image();
+                imageops::resize(&cropped, self.crop, self.crop, FilterType::Triangle)
+            }
+        };
+        let c = self.crop as usize;
+        let plane = c * c;
+        let scale: [f32; 3] = std::array::from_fn(|k| 1.0 / (255.0 * self.std[k]));
+        let shift: [f32; 3] = std::array::from_fn(|k| self.mean[k] / self.std[k]);
+        for (row, line) in patch.as_raw().chunks_exact(3 * c).enumerate() {
+            for col in 0..c {
+                let dst = if g.flip { c - 1 - col } else { col };
+                for k in 0..3 {
+                    out[k * plane + row * c + dst] = line[3 * col + k] as f32 * scale[k] - shift[k];
+                }
+            }
+        }
+    }
+}
+
+/// torchvision's `RandomResizedCrop.get_params` with scale (0.08, 1) and
+/// ratio (3/4, 4/3): `(x, y, w, h)`.
+fn random_resized_crop(width: u32, height: u32, rng: &mut SplitMix64) -> (u32, u32, u32, u32) {
+    let area = width as f64 * height as f64;
+    let (lo, hi) = ((3.0f64 / 4.0).ln(), (4.0f64 / 3.0).ln());
+    for _ in 0..10 {
+        let target = area * rng.uniform(0.08, 1.0);
+        let ratio = rng.uniform(lo, hi).exp();
+        let w = (target * ratio).sqrt().round() as u32;
+        let h = (target / ratio).sqrt().round() as u32;
+        if w > 0 && h > 0 && w <= width && h <= height {
+            let y = rng.below((height - h) as u64 + 1) as u32;
+            let x = rng.below((width - w) as u64 + 1) as u32;
+            return (x, y, w, h);
+        }
+    }
+    // Fallback: the central crop with the ratio clamped into range.
+    let in_ratio = width as f64 / height as f64;
+    let (w, h) = if in_ratio < 3.0 / 4.0 {
+        (
+            width,
+            ((width as f64 / (3.0 / 4.0)).round() as u32).min(height),
+        )
+    } else if in_ratio > 4.0 / 3.0 {
+        (
+            ((height as f64 * (4.0 / 3.0)).round() as u32).min(width),
+            height,
+        )
+    } else {
+        (width, height)
+    };
+    ((width - w) / 2, (height - h) / 2, w, h)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn transform(augment: Augment) -> Transform {
+        Transform {
+            augment,
+            ..Transform::default()
+        }
+    }
+
+    #[test]
+    fn eval_geometry_is_torchvisions_resize_and_centre_crop() {
+        let g = transform(Augment::Eval).geometry(500, 375, &mut SplitMix64::new(0));
+        assert_eq!(
+            g,
+            Geometry {
+                resize: Some((341, 256)),
+                crop: (58, 16, 224, 224),
+                flip: false
+            }
+        );
+    }
+
+    #[test]
+    fn zf_crops_stay_inside_the_centre_square_and_flip_half_the_time() {
+        let t = transform(Augment::Zf);
+        let mut rng = SplitMix64::new(3);
+        let mut flips = 0;
+        let (mut min_x, mut max_x) = (u32::MAX, 0);
+        for _ in 0..2000 {
+            let g = t.geometry(500, 375, &mut rng);
+            assert_eq!(g.resize, Some((341, 256)));
+            let (x, y, w, h) = g.crop;
+            assert_eq!((w, h), (224, 224));
+            // centre square: x in [42, 42 + 32], y in [0, 32]
+            assert!((42..=74).contains(&x) && y <= 32, "{:?}", g.crop);
+            min_x = min_x.min(x);
+            max_x = max_x.max(x);
+            flips += g.flip as u32;
+        }
+        assert_eq!((min_x, max_x), (42, 74), "every offset reachable");
+        assert!((900..1100).contains(&flips), "{flips} flips of 2000");
+    }
+
+    #[test]
+    fn rrc_crops_are_inside_the_image_with_bounded_ratio() {
+        let t = transform(Augment::Rrc);
+        let mut rng = SplitMix64::new(9);
+        for _ in 0..2000 {
+            let (x, y, w, h) = t.geometry(500, 375, &mut rng).crop;
+            assert!(x + w <= 500 && y + h <= 375 && w > 0 && h > 0);
+            let r = w as f64 / h as f64;
+            assert!((0.74..=1.35).contains(&r), "ratio {r}");
+            assert!((w * h) as f64 >= 0.079 * 500.0 * 375.0 * 0.95);
+        }
+    }
+
+    #[test]
+    fn apply_normalizes_and_flips_pixels() {
+        // Left half red, right half blue, 300x300: after eval, column 0 is red.
+        let img = RgbImage::from_fn(300, 300, |x, _| {
+            if x < 150 {
+                [255, 0, 0].into()
+            } else {
+                [0, 0, 255].into()
+            }
+        });
+        let t = Transform {
+            mean: [0.5; 3],
+            std: [0.5; 3],
+            ..transform(Augment::Eval)
+        };
+        let mut out = vec![0f32; t.sample_len()];
+        t.apply(&img, &mut SplitMix64::new(0), &mut out);
+        let plane = 224 * 224;
+        assert_eq!(out[0], 1.0); // red channel, (0, 0): (1 - 0.5) / 0.5
+        assert_eq!(out[2 * plane], -1.0); // blue channel, (0, 0)
+        assert_eq!(out[2 * plane + 223], 1.0); // blue channel, (0, 223)
+                                               // zf with a flip mirrors the columns.
+        let zf = Transform {
+            mean: [0.5; 3],
+            std: [0.5; 3],
+            ..transform(Augment::Zf)
+        };
+        let mut rng = SplitMix64::new(0);
+        let flipped = loop {
+            let mut probe = rng.clone();
+            if zf.geometry(300, 300, &mut probe).flip {
+                break rng;
+            }
+            rng.next_u64();
+        };
+        zf.apply(&img, &mut flipped.clone(), &mut out);
+        assert_eq!(
+            out[0], -1.0,
+            "after a flip the red channel starts with blue's side"
+        );
+    }
+}
