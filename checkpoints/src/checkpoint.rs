@@ -51,6 +51,15 @@ pub struct Manifest {
     pub files: BTreeMap<String, FileEntry>,
 }
 
+/// The content of one checkpoint file.
+#[derive(Debug)]
+pub enum Content<'a> {
+    /// Named tensors with safetensors metadata.
+    Tensors(&'a [(String, Tensor)], &'a Metadata),
+    /// A JSON document.
+    Json(&'a serde_json::Value),
+}
+
 /// An opened, verified checkpoint directory.
 #[derive(Debug, Clone)]
 pub struct Checkpoint {
@@ -108,9 +117,31 @@ impl Checkpoint {
         weights_meta: &Metadata,
         meta: serde_json::Value,
     ) -> Result<Checkpoint, CheckpointError> {
+        Checkpoint::write_files(
+            dir,
+            &[(WEIGHTS_FILE, Content::Tensors(weights, weights_meta))],
+            meta,
+        )
+    }
+
+    /// Writes a new checkpoint directory `dir` with the given files (which
+    /// must include [`WEIGHTS_FILE`]) and `meta` in the manifest: assembled
+    /// under a temporary name, synced, then renamed into place. Refuses to
+    /// overwrite an existing `dir`.
+    pub fn write_files(
+        dir: &Path,
+        files: &[(&str, Content<'_>)],
+        meta: serde_json::Value,
+    ) -> Result<Checkpoint, CheckpointError> {
         if dir.exists() {
             return Err(CheckpointError::io("creating checkpoint", dir)(
                 std::io::Error::new(std::io::ErrorKind::AlreadyExists, "already exists"),
+            ));
+        }
+        if !files.iter().any(|(n, _)| *n == WEIGHTS_FILE) {
+            return Err(CheckpointError::format(
+                dir,
+                format!("a checkpoint needs '{WEIGHTS_FILE}'"),
             ));
         }
         let parent = dir
@@ -122,15 +153,26 @@ impl Checkpoint {
         let _ = fs::remove_dir_all(&tmp);
         let result = (|| {
             fs::create_dir(&tmp).map_err(CheckpointError::io("creating directory", &tmp))?;
-            let weights_path = tmp.join(WEIGHTS_FILE);
-            write_safetensors(&weights_path, weights, weights_meta)?;
-            let mut files = BTreeMap::new();
-            files.insert(WEIGHTS_FILE.to_string(), sha256_file(&weights_path)?);
+            let mut entries = BTreeMap::new();
+            for (name, content) in files {
+                check_file_name(dir, name)?;
+                let path = tmp.join(name);
+                match content {
+                    Content::Tensors(tensors, metadata) => {
+                        write_safetensors(&path, tensors, metadata)?
+                    }
+                    Content::Json(value) => {
+                        let json = serde_json::to_vec_pretty(value).expect("JSON values serialize");
+                        write_file(&path, &json)?
+                    }
+                }
+                entries.insert(name.to_string(), sha256_file(&path)?);
+            }
             let manifest = Manifest {
                 format: FORMAT_NAME.into(),
                 version: FORMAT_VERSION,
                 meta,
-                files,
+                files: entries,
             };
             let json = serde_json::to_vec_pretty(&manifest).expect("a manifest always serializes");
             write_file(&tmp.join(MANIFEST_FILE), &json)?;
@@ -148,6 +190,28 @@ impl Checkpoint {
                 Err(e)
             }
         }
+    }
+
+    /// Reads a JSON file of the checkpoint (verified by [`Checkpoint::open`]).
+    pub fn read_json(&self, name: &str) -> Result<serde_json::Value, CheckpointError> {
+        if !self.manifest.files.contains_key(name) {
+            return Err(CheckpointError::format(
+                self.dir.join(MANIFEST_FILE),
+                format!("lists no '{name}'"),
+            ));
+        }
+        let path = self.dir.join(name);
+        let bytes = fs::read(&path).map_err(CheckpointError::io("reading", &path))?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| CheckpointError::format(&path, format!("not valid JSON: {e}")))
+    }
+
+    /// Path of a file of the checkpoint, if the manifest lists it.
+    pub fn file(&self, name: &str) -> Option<PathBuf> {
+        self.manifest
+            .files
+            .contains_key(name)
+            .then(|| self.dir.join(name))
     }
 
     /// Opens `dir`, checking the manifest and every file's checksum.

@@ -11,7 +11,7 @@ pub mod checkpoint;
 pub mod error;
 pub mod tensors;
 
-pub use checkpoint::{Checkpoint, Manifest, FORMAT_VERSION, WEIGHTS_FILE};
+pub use checkpoint::{Checkpoint, Content, Manifest, FORMAT_VERSION, MANIFEST_FILE, WEIGHTS_FILE};
 pub use error::CheckpointError;
 pub use tensors::{
     assign_strict, load_strict, read_safetensors, write_safetensors, Expected, Metadata,

@@ -12,7 +12,7 @@ pub struct Event {
     #[prost(int64, tag = "2")]
     pub step: i64,
     /// What the event carries.
-    #[prost(oneof = "EventWhat", tags = "3, 5")]
+    #[prost(oneof = "EventWhat", tags = "3, 5, 7")]
     pub what: Option<EventWhat>,
 }
 
@@ -25,7 +25,28 @@ pub enum EventWhat {
     /// A summary.
     #[prost(message, tag = "5")]
     Summary(Summary),
+    /// A session marker; `START` at step `s` tells readers to drop events
+    /// of earlier sessions with step >= `s` (a resumed run).
+    #[prost(message, tag = "7")]
+    SessionLog(SessionLog),
 }
+
+/// `tensorboard.SessionLog`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SessionLog {
+    /// 1 = `START`, 2 = `STOP`, 3 = `CHECKPOINT`.
+    #[prost(int32, tag = "1")]
+    pub status: i32,
+    /// Checkpoint path (for `CHECKPOINT`).
+    #[prost(string, tag = "2")]
+    pub checkpoint_path: String,
+    /// Free text.
+    #[prost(string, tag = "3")]
+    pub msg: String,
+}
+
+/// `SessionLog.START`.
+pub const SESSION_START: i32 = 1;
 
 /// `tensorboard.Summary`.
 #[derive(Clone, PartialEq, prost::Message)]

@@ -12,8 +12,8 @@ use prost::Message;
 use thiserror::Error;
 
 use crate::proto::{
-    Dim, Event, EventWhat, HistogramProto, Image, PluginData, Summary, SummaryMetadata,
-    SummaryValue, TensorProto, TensorShapeProto, ValueKind, DT_STRING,
+    Dim, Event, EventWhat, HistogramProto, Image, PluginData, SessionLog, Summary, SummaryMetadata,
+    SummaryValue, TensorProto, TensorShapeProto, ValueKind, DT_STRING, SESSION_START,
 };
 use crate::record::write_record;
 
@@ -258,6 +258,22 @@ impl SummaryWriter {
                 value: Some(ValueKind::Tensor(tensor)),
             },
         )
+    }
+
+    /// Marks a restart at `step` (a resumed run): TensorBoard's reader then
+    /// drops what earlier files logged at steps `>= step`, so a resumed curve
+    /// does not overlap the one the interrupted run left behind.
+    pub fn restart_at(&mut self, step: i64) -> Result<(), TensorBoardError> {
+        let log = SessionLog {
+            status: SESSION_START,
+            checkpoint_path: String::new(),
+            msg: "resumed".into(),
+        };
+        self.write_event(Event {
+            wall_time: now(),
+            step,
+            what: Some(EventWhat::SessionLog(log)),
+        })
     }
 
     /// Pushes buffered events to the file.

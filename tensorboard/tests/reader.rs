@@ -104,3 +104,32 @@ fn events_written_before_a_flush_are_visible_and_files_stay_readable() {
         serde_json::json!([[1, 0.25], [2, 0.5]])
     );
 }
+
+#[test]
+fn a_restart_marker_hides_the_interrupted_runs_later_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = SummaryWriter::create(dir.path()).unwrap();
+    for step in 1..=5 {
+        w.scalar("train/loss", step, step as f64).unwrap();
+    }
+    w.flush().unwrap();
+    // Resumed from a checkpoint at step 3: steps 4 and 5 are logged again.
+    let mut w2 = SummaryWriter::create(dir.path()).unwrap();
+    w2.restart_at(4).unwrap();
+    for step in 4..=6 {
+        w2.scalar("train/loss", step, 10.0 * step as f64).unwrap();
+    }
+    w2.flush().unwrap();
+    let got = read_with_tensorboard(dir.path());
+    assert_eq!(
+        got["scalars"]["train/loss"],
+        serde_json::json!([
+            [1, 1.0],
+            [2, 2.0],
+            [3, 3.0],
+            [4, 40.0],
+            [5, 50.0],
+            [6, 60.0]
+        ])
+    );
+}

@@ -1,0 +1,390 @@
+//! The run configuration: a TOML file, `--set key=value` overrides and
+//! command-line flags, merged in that order, then checked. Unknown keys,
+//! wrong types and out-of-range values are errors that name the key. The
+//! resolved configuration is written into the run directory.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use zftrain_data::loader::BadImages;
+use zftrain_data::Augment;
+use zftrain_model::{ArchName, InitScheme};
+
+/// Everything a training run needs to know.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunConfig {
+    /// Run name: the run directory is `<runs_dir>/<name>`.
+    pub name: String,
+    /// Where run directories go.
+    pub runs_dir: PathBuf,
+    /// Seed of initialization, data order, augmentation and dropout.
+    pub seed: u64,
+    /// The network.
+    pub model: ModelConfig,
+    /// The data.
+    pub data: DataConfig,
+    /// The training loop.
+    pub train: TrainConfig,
+    /// SGD.
+    pub optim: OptimConfig,
+    /// Learning-rate schedule.
+    pub schedule: ScheduleConfig,
+    /// Checkpoints.
+    pub checkpoint: CheckpointConfig,
+}
+
+/// `[model]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelConfig {
+    /// Architecture.
+    pub arch: ArchName,
+    /// Classes; 0 = as many as the training data has.
+    pub classes: i64,
+    /// LRN layers in zfnet and alexnet.
+    pub lrn: bool,
+    /// Dropout probability.
+    pub dropout: f64,
+    /// Weight initialization.
+    pub init: InitScheme,
+}
+
+/// `[data]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataConfig {
+    /// Training images: an ImageFolder.
+    pub train: PathBuf,
+    /// Validation images: an ImageFolder, or the image folder of `val_list`.
+    pub val: PathBuf,
+    /// Optional list file (`path label` per line, paths relative to `val`)
+    /// for a flat validation folder such as ImageNet's.
+    pub val_list: Option<PathBuf>,
+    /// Training augmentation: `zf` or `rrc`.
+    pub augment: Augment,
+    /// Shorter side before cropping.
+    pub resize: u32,
+    /// Crop side (the network input).
+    pub crop: u32,
+    /// Per-channel mean on `[0, 1]` pixels.
+    pub mean: [f32; 3],
+    /// Per-channel standard deviation.
+    pub std: [f32; 3],
+    /// Decoding threads.
+    pub workers: usize,
+    /// Batches decoded ahead at most.
+    pub queue_depth: usize,
+    /// `skip` or `fail` on files that do not decode.
+    pub bad_images: BadImages,
+    /// Largest image (pixels) decoded.
+    pub max_pixels: u64,
+}
+
+/// `[train]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// Epochs to train.
+    pub epochs: u64,
+    /// Images per step.
+    pub batch_size: usize,
+    /// Label smoothing in the cross-entropy (0 = off).
+    pub label_smoothing: f64,
+    /// ZF's filter RMS renormalization radius after each step (0 = off).
+    pub renorm_radius: f64,
+    /// Log training scalars every this many steps.
+    pub log_every: u64,
+    /// Stop each epoch after this many steps (0 = whole epoch); for quick checks.
+    pub max_steps_per_epoch: u64,
+    /// CPU threads for libtorch (0 = libtorch's default).
+    pub threads: usize,
+    /// GPUs to use (0 = CPU).
+    pub gpus: usize,
+}
+
+/// `[optim]`: SGD with momentum, as PyTorch's `torch.optim.SGD`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OptimConfig {
+    /// Base learning rate.
+    pub lr: f64,
+    /// Momentum.
+    pub momentum: f64,
+    /// L2 weight decay.
+    pub weight_decay: f64,
+    /// Nesterov momentum.
+    pub nesterov: bool,
+}
+
+/// The schedule kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ScheduleKind {
+    /// The base rate throughout.
+    Constant,
+    /// Multiply by `gamma` every `step_epochs`.
+    Step,
+    /// Multiply by `gamma` when validation top-1 has not improved for `patience` epochs.
+    Plateau,
+    /// Cosine from the base rate to 0 over the run.
+    Cosine,
+}
+
+/// `[schedule]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScheduleConfig {
+    /// Which schedule.
+    pub kind: ScheduleKind,
+    /// `step`: epochs between decays.
+    pub step_epochs: u64,
+    /// Decay factor (`step`, `plateau`).
+    pub gamma: f64,
+    /// `plateau`: epochs without improvement before a decay.
+    pub patience: u64,
+    /// Linear warm-up from 0 over this many epochs.
+    pub warmup_epochs: u64,
+}
+
+/// `[checkpoint]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CheckpointConfig {
+    /// Keep this many newest checkpoints (the best is kept as well).
+    pub keep_last: usize,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig {
+            name: "run".into(),
+            runs_dir: "runs".into(),
+            seed: 0,
+            model: ModelConfig::default(),
+            data: DataConfig::default(),
+            train: TrainConfig::default(),
+            optim: OptimConfig::default(),
+            schedule: ScheduleConfig::default(),
+            checkpoint: CheckpointConfig::default(),
+        }
+    }
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig { arch: ArchName::Zfnet, classes: 0, lrn: true, dropout: 0.5, init: InitScheme::Pytorch }
+    }
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        DataConfig {
+            train: PathBuf::new(),
+            val: PathBuf::new(),
+            val_list: None,
+            augment: Augment::Zf,
+            resize: 256,
+            crop: 224,
+            mean: [0.485, 0.456, 0.406],
+            std: [0.229, 0.224, 0.225],
+            workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            queue_depth: 4,
+            bad_images: BadImages::Skip,
+            max_pixels: 100_000_000,
+        }
+    }
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            epochs: 90,
+            batch_size: 128,
+            label_smoothing: 0.0,
+            renorm_radius: 0.0,
+            log_every: 20,
+            max_steps_per_epoch: 0,
+            threads: 0,
+            gpus: 0,
+        }
+    }
+}
+
+impl Default for OptimConfig {
+    fn default() -> Self {
+        OptimConfig { lr: 0.01, momentum: 0.9, weight_decay: 5e-4, nesterov: false }
+    }
+}
+
+impl Default for ScheduleConfig {
+    fn default() -> Self {
+        ScheduleConfig { kind: ScheduleKind::Step, step_epochs: 30, gamma: 0.1, patience: 3, warmup_epochs: 0 }
+    }
+}
+
+impl Default for CheckpointConfig {
+    fn default() -> Self {
+        CheckpointConfig { keep_last: 3 }
+    }
+}
+
+/// Parses `value` as a TOML value (`0.1`, `true`, `"x"`, `[1, 2]`), or as a
+/// bare string when it is not one (`zfnet`, `runs/a`).
+fn parse_value(value: &str) -> toml::Value {
+    let doc = format!("v = {value}");
+    match doc.parse::<toml::Table>() {
+        Ok(mut t) => t.remove("v").expect("parsed key"),
+        Err(_) => toml::Value::String(value.to_string()),
+    }
+}
+
+/// Sets `key` (dotted: `optim.lr`) in `table` to `value`.
+pub fn set_key(table: &mut toml::Table, key: &str, value: &str) -> Result<()> {
+    let parts: Vec<&str> = key.split('.').collect();
+    if parts.iter().any(|p| p.is_empty()) {
+        bail!("bad key '{key}' in --set (expected section.key=value)");
+    }
+    let (last, sections) = parts.split_last().expect("non-empty");
+    let mut t = table;
+    for s in sections {
+        let entry = t.entry(s.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        t = entry.as_table_mut().with_context(|| format!("--set {key}: '{s}' is not a section"))?;
+    }
+    t.insert(last.to_string(), parse_value(value));
+    Ok(())
+}
+
+impl RunConfig {
+    /// Reads `path` (if any), applies the `key=value` overrides, and checks
+    /// the result.
+    pub fn load(path: Option<&Path>, overrides: &[String]) -> Result<RunConfig> {
+        let mut table = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).with_context(|| format!("reading config {}", p.display()))?;
+                text.parse::<toml::Table>().with_context(|| format!("config {} is not valid TOML", p.display()))?
+            }
+            None => toml::Table::new(),
+        };
+        for o in overrides {
+            let (k, v) = o.split_once('=').with_context(|| format!("--set '{o}': expected key=value"))?;
+            set_key(&mut table, k.trim(), v.trim())?;
+        }
+        let what = path.map(|p| p.display().to_string()).unwrap_or_else(|| "the command line".into());
+        let config: RunConfig = RunConfig::deserialize(toml::Value::Table(table))
+            .map_err(|e| anyhow::anyhow!("{}", e.to_string().trim_end()))
+            .with_context(|| format!("invalid configuration in {what}"))?;
+        Ok(config)
+    }
+
+    /// Checks ranges and paths; every error names the key.
+    pub fn validate(&self) -> Result<()> {
+        let check = |ok: bool, key: &str, what: String| if ok { Ok(()) } else { Err(anyhow::anyhow!("config key '{key}': {what}")) };
+        check(
+            !self.name.is_empty() && !self.name.contains(['/', '\\']) && self.name != "." && self.name != "..",
+            "name",
+            format!("'{}' must be a plain folder name", self.name),
+        )?;
+        check(self.model.classes >= 0, "model.classes", format!("must be >= 0 (0 = from the data), got {}", self.model.classes))?;
+        check((0.0..1.0).contains(&self.model.dropout), "model.dropout", format!("must be in [0, 1), got {}", self.model.dropout))?;
+        check(self.data.augment != Augment::Eval, "data.augment", "must be 'zf' or 'rrc' for training".into())?;
+        check(self.data.crop >= 32, "data.crop", format!("must be at least 32, got {}", self.data.crop))?;
+        check(self.data.resize >= self.data.crop, "data.resize", format!("must be >= data.crop ({}), got {}", self.data.crop, self.data.resize))?;
+        check(self.data.std.iter().all(|s| *s > 0.0), "data.std", format!("must be positive, got {:?}", self.data.std))?;
+        check(self.data.workers >= 1, "data.workers", "must be at least 1".into())?;
+        check(self.data.queue_depth >= 1, "data.queue_depth", "must be at least 1".into())?;
+        check(self.data.max_pixels >= 1, "data.max_pixels", "must be at least 1".into())?;
+        check(self.train.epochs >= 1, "train.epochs", format!("must be at least 1, got {}", self.train.epochs))?;
+        check(self.train.batch_size >= 1, "train.batch_size", "must be at least 1".into())?;
+        check((0.0..1.0).contains(&self.train.label_smoothing), "train.label_smoothing", format!("must be in [0, 1), got {}", self.train.label_smoothing))?;
+        check(self.train.renorm_radius >= 0.0, "train.renorm_radius", format!("must be >= 0, got {}", self.train.renorm_radius))?;
+        check(self.train.log_every >= 1, "train.log_every", "must be at least 1".into())?;
+        check(self.optim.lr > 0.0 && self.optim.lr.is_finite(), "optim.lr", format!("must be positive, got {}", self.optim.lr))?;
+        check((0.0..1.0).contains(&self.optim.momentum), "optim.momentum", format!("must be in [0, 1), got {}", self.optim.momentum))?;
+        check(self.optim.weight_decay >= 0.0, "optim.weight_decay", format!("must be >= 0, got {}", self.optim.weight_decay))?;
+        check(!self.optim.nesterov || self.optim.momentum > 0.0, "optim.nesterov", "needs momentum > 0".into())?;
+        check(self.schedule.gamma > 0.0 && self.schedule.gamma <= 1.0, "schedule.gamma", format!("must be in (0, 1], got {}", self.schedule.gamma))?;
+        check(self.schedule.step_epochs >= 1, "schedule.step_epochs", "must be at least 1".into())?;
+        check(self.checkpoint.keep_last >= 1, "checkpoint.keep_last", "must be at least 1".into())?;
+        check(!self.data.train.as_os_str().is_empty(), "data.train", "is required (or pass --data DIR)".into())?;
+        check(self.data.train.is_dir(), "data.train", format!("folder {} does not exist", self.data.train.display()))?;
+        check(!self.data.val.as_os_str().is_empty(), "data.val", "is required (or pass --data DIR)".into())?;
+        check(self.data.val.is_dir(), "data.val", format!("folder {} does not exist", self.data.val.display()))?;
+        if let Some(list) = &self.data.val_list {
+            check(list.is_file(), "data.val_list", format!("file {} does not exist", list.display()))?;
+        }
+        Ok(())
+    }
+
+    /// The run directory.
+    pub fn run_dir(&self) -> PathBuf {
+        self.runs_dir.join(&self.name)
+    }
+
+    /// The configuration as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("a config always serializes")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str, sets: &[&str]) -> Result<RunConfig> {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("c.toml");
+        std::fs::write(&p, text).unwrap();
+        RunConfig::load(Some(&p), &sets.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn overrides_beat_the_file_and_values_are_typed() {
+        let c = load("[optim]\nlr = 0.1\n[model]\narch = \"alexnet\"\n", &["optim.lr=0.5", "model.arch=zfnet-seed", "train.epochs=3"]).unwrap();
+        assert_eq!(c.optim.lr, 0.5);
+        assert_eq!(c.model.arch, ArchName::ZfnetSeed);
+        assert_eq!(c.train.epochs, 3);
+    }
+
+    #[test]
+    fn unknown_keys_and_wrong_types_name_the_key() {
+        let err = format!("{:#}", load("[optim]\nlearning_rate = 0.1\n", &[]).unwrap_err());
+        assert!(err.contains("learning_rate"), "{err}");
+        let err = format!("{:#}", load("", &["train.epochs=\"many\""]).unwrap_err());
+        assert!(err.contains("epochs") || err.contains("many"), "{err}");
+        let err = format!("{:#}", load("", &["model.arch=vgg"]).unwrap_err());
+        assert!(err.contains("vgg"), "{err}");
+        let err = format!("{:#}", load("[data\n", &[]).unwrap_err());
+        assert!(err.contains("c.toml"), "{err}");
+    }
+
+    #[test]
+    fn out_of_range_values_name_the_key() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().display().to_string();
+        let base = [format!("data.train={p}"), format!("data.val={p}")];
+        for (set, key) in [
+            ("optim.lr=-1", "optim.lr"),
+            ("optim.momentum=1.5", "optim.momentum"),
+            ("train.batch_size=0", "train.batch_size"),
+            ("model.dropout=1", "model.dropout"),
+            ("data.augment=eval", "data.augment"),
+            ("name=a/b", "name"),
+        ] {
+            let mut sets = base.to_vec();
+            sets.push(set.to_string());
+            let err = RunConfig::load(None, &sets).unwrap().validate().unwrap_err().to_string();
+            assert!(err.contains(&format!("'{key}'")), "{set}: {err}");
+        }
+        let err = RunConfig::load(None, &["data.train=/nonexistent/zf".to_string()]).unwrap().validate().unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/zf"), "{err}");
+    }
+
+    #[test]
+    fn resolved_config_round_trips_through_toml() {
+        let c = load("name = \"x\"\n", &["optim.lr=0.02"]).unwrap();
+        let back: RunConfig = toml::from_str(&c.to_toml()).unwrap();
+        assert_eq!(back, c);
+    }
+}
