@@ -27,10 +27,102 @@ pub enum Command {
     Import(ImportArgs),
     /// Top-5 classes of images.
     Predict(PredictArgs),
+    /// Train a network on an image folder (or resume a run).
+    Train(TrainArgs),
+    /// Data sets: `zftrain data synth --out DIR` writes the built-in synthetic one.
+    Data(DataArgs),
+}
+
+/// `zftrain train`. Flags override `--set`, which overrides the config file.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// A TOML run configuration (see configs/).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Override a configuration key: `--set optim.lr=0.02` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Continue a run: its directory (newest good checkpoint) or one checkpoint.
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+    /// Architecture (model.arch).
+    #[arg(long, value_parser = parse_arch)]
+    pub arch: Option<ArchName>,
+    /// Data folder with train/ and val/ ImageFolders (data.train, data.val).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Run name (name); the run directory is runs/<name>.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Where run directories go (runs_dir).
+    #[arg(long)]
+    pub runs_dir: Option<PathBuf>,
+    /// Epochs (train.epochs).
+    #[arg(long)]
+    pub epochs: Option<u64>,
+    /// Batch size (train.batch_size).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Base learning rate (optim.lr).
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// GPUs (train.gpus; 0 = CPU).
+    #[arg(long)]
+    pub gpus: Option<usize>,
+    /// Decoding threads (data.workers).
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Seed (seed).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// `skip` or `fail` on images that do not decode (data.bad_images).
+    #[arg(long)]
+    pub bad_images: Option<String>,
+}
+
+/// `zftrain data`.
+#[derive(Debug, Args)]
+pub struct DataArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: DataCommand,
+}
+
+/// `zftrain data` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum DataCommand {
+    /// Write the built-in synthetic data set (real JPEG files) as an ImageFolder.
+    Synth(SynthArgs),
+}
+
+/// `zftrain data synth`.
+#[derive(Debug, Args)]
+pub struct SynthArgs {
+    /// Folder to create (must not exist): OUT/train/<class>/*.jpg, OUT/val/<class>/*.jpg.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Classes (1 to 10).
+    #[arg(long, default_value_t = 10)]
+    pub classes: usize,
+    /// Training images per class.
+    #[arg(long, default_value_t = 100)]
+    pub train_per_class: usize,
+    /// Validation images per class.
+    #[arg(long, default_value_t = 20)]
+    pub val_per_class: usize,
+    /// Image width.
+    #[arg(long, default_value_t = 256)]
+    pub width: u32,
+    /// Image height.
+    #[arg(long, default_value_t = 192)]
+    pub height: u32,
+    /// Seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
 }
 
 /// The architecture and its options.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Default, Args)]
 pub struct ArchArgs {
     /// Architecture: zfnet-seed, zfnet, alexnet, alexnet-tv.
     #[arg(long, value_parser = parse_arch)]

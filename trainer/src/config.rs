@@ -174,7 +174,13 @@ impl Default for RunConfig {
 
 impl Default for ModelConfig {
     fn default() -> Self {
-        ModelConfig { arch: ArchName::Zfnet, classes: 0, lrn: true, dropout: 0.5, init: InitScheme::Pytorch }
+        ModelConfig {
+            arch: ArchName::Zfnet,
+            classes: 0,
+            lrn: true,
+            dropout: 0.5,
+            init: InitScheme::Pytorch,
+        }
     }
 }
 
@@ -189,7 +195,9 @@ impl Default for DataConfig {
             crop: 224,
             mean: [0.485, 0.456, 0.406],
             std: [0.229, 0.224, 0.225],
-            workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            workers: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
             queue_depth: 4,
             bad_images: BadImages::Skip,
             max_pixels: 100_000_000,
@@ -214,13 +222,24 @@ impl Default for TrainConfig {
 
 impl Default for OptimConfig {
     fn default() -> Self {
-        OptimConfig { lr: 0.01, momentum: 0.9, weight_decay: 5e-4, nesterov: false }
+        OptimConfig {
+            lr: 0.01,
+            momentum: 0.9,
+            weight_decay: 5e-4,
+            nesterov: false,
+        }
     }
 }
 
 impl Default for ScheduleConfig {
     fn default() -> Self {
-        ScheduleConfig { kind: ScheduleKind::Step, step_epochs: 30, gamma: 0.1, patience: 3, warmup_epochs: 0 }
+        ScheduleConfig {
+            kind: ScheduleKind::Step,
+            step_epochs: 30,
+            gamma: 0.1,
+            patience: 3,
+            warmup_epochs: 0,
+        }
     }
 }
 
@@ -249,8 +268,12 @@ pub fn set_key(table: &mut toml::Table, key: &str, value: &str) -> Result<()> {
     let (last, sections) = parts.split_last().expect("non-empty");
     let mut t = table;
     for s in sections {
-        let entry = t.entry(s.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        t = entry.as_table_mut().with_context(|| format!("--set {key}: '{s}' is not a section"))?;
+        let entry = t
+            .entry(s.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        t = entry
+            .as_table_mut()
+            .with_context(|| format!("--set {key}: '{s}' is not a section"))?;
     }
     t.insert(last.to_string(), parse_value(value));
     Ok(())
@@ -262,16 +285,22 @@ impl RunConfig {
     pub fn load(path: Option<&Path>, overrides: &[String]) -> Result<RunConfig> {
         let mut table = match path {
             Some(p) => {
-                let text = std::fs::read_to_string(p).with_context(|| format!("reading config {}", p.display()))?;
-                text.parse::<toml::Table>().with_context(|| format!("config {} is not valid TOML", p.display()))?
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("reading config {}", p.display()))?;
+                text.parse::<toml::Table>()
+                    .with_context(|| format!("config {} is not valid TOML", p.display()))?
             }
             None => toml::Table::new(),
         };
         for o in overrides {
-            let (k, v) = o.split_once('=').with_context(|| format!("--set '{o}': expected key=value"))?;
+            let (k, v) = o
+                .split_once('=')
+                .with_context(|| format!("--set '{o}': expected key=value"))?;
             set_key(&mut table, k.trim(), v.trim())?;
         }
-        let what = path.map(|p| p.display().to_string()).unwrap_or_else(|| "the command line".into());
+        let what = path
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "the command line".into());
         let config: RunConfig = RunConfig::deserialize(toml::Value::Table(table))
             .map_err(|e| anyhow::anyhow!("{}", e.to_string().trim_end()))
             .with_context(|| format!("invalid configuration in {what}"))?;
@@ -280,39 +309,158 @@ impl RunConfig {
 
     /// Checks ranges and paths; every error names the key.
     pub fn validate(&self) -> Result<()> {
-        let check = |ok: bool, key: &str, what: String| if ok { Ok(()) } else { Err(anyhow::anyhow!("config key '{key}': {what}")) };
+        let check = |ok: bool, key: &str, what: String| {
+            if ok {
+                Ok(())
+            } else {
+                Err(anyhow::anyhow!("config key '{key}': {what}"))
+            }
+        };
         check(
-            !self.name.is_empty() && !self.name.contains(['/', '\\']) && self.name != "." && self.name != "..",
+            !self.name.is_empty()
+                && !self.name.contains(['/', '\\'])
+                && self.name != "."
+                && self.name != "..",
             "name",
             format!("'{}' must be a plain folder name", self.name),
         )?;
-        check(self.model.classes >= 0, "model.classes", format!("must be >= 0 (0 = from the data), got {}", self.model.classes))?;
-        check((0.0..1.0).contains(&self.model.dropout), "model.dropout", format!("must be in [0, 1), got {}", self.model.dropout))?;
-        check(self.data.augment != Augment::Eval, "data.augment", "must be 'zf' or 'rrc' for training".into())?;
-        check(self.data.crop >= 32, "data.crop", format!("must be at least 32, got {}", self.data.crop))?;
-        check(self.data.resize >= self.data.crop, "data.resize", format!("must be >= data.crop ({}), got {}", self.data.crop, self.data.resize))?;
-        check(self.data.std.iter().all(|s| *s > 0.0), "data.std", format!("must be positive, got {:?}", self.data.std))?;
-        check(self.data.workers >= 1, "data.workers", "must be at least 1".into())?;
-        check(self.data.queue_depth >= 1, "data.queue_depth", "must be at least 1".into())?;
-        check(self.data.max_pixels >= 1, "data.max_pixels", "must be at least 1".into())?;
-        check(self.train.epochs >= 1, "train.epochs", format!("must be at least 1, got {}", self.train.epochs))?;
-        check(self.train.batch_size >= 1, "train.batch_size", "must be at least 1".into())?;
-        check((0.0..1.0).contains(&self.train.label_smoothing), "train.label_smoothing", format!("must be in [0, 1), got {}", self.train.label_smoothing))?;
-        check(self.train.renorm_radius >= 0.0, "train.renorm_radius", format!("must be >= 0, got {}", self.train.renorm_radius))?;
-        check(self.train.log_every >= 1, "train.log_every", "must be at least 1".into())?;
-        check(self.optim.lr > 0.0 && self.optim.lr.is_finite(), "optim.lr", format!("must be positive, got {}", self.optim.lr))?;
-        check((0.0..1.0).contains(&self.optim.momentum), "optim.momentum", format!("must be in [0, 1), got {}", self.optim.momentum))?;
-        check(self.optim.weight_decay >= 0.0, "optim.weight_decay", format!("must be >= 0, got {}", self.optim.weight_decay))?;
-        check(!self.optim.nesterov || self.optim.momentum > 0.0, "optim.nesterov", "needs momentum > 0".into())?;
-        check(self.schedule.gamma > 0.0 && self.schedule.gamma <= 1.0, "schedule.gamma", format!("must be in (0, 1], got {}", self.schedule.gamma))?;
-        check(self.schedule.step_epochs >= 1, "schedule.step_epochs", "must be at least 1".into())?;
-        check(self.checkpoint.keep_last >= 1, "checkpoint.keep_last", "must be at least 1".into())?;
-        check(!self.data.train.as_os_str().is_empty(), "data.train", "is required (or pass --data DIR)".into())?;
-        check(self.data.train.is_dir(), "data.train", format!("folder {} does not exist", self.data.train.display()))?;
-        check(!self.data.val.as_os_str().is_empty(), "data.val", "is required (or pass --data DIR)".into())?;
-        check(self.data.val.is_dir(), "data.val", format!("folder {} does not exist", self.data.val.display()))?;
+        check(
+            self.model.classes >= 0,
+            "model.classes",
+            format!(
+                "must be >= 0 (0 = from the data), got {}",
+                self.model.classes
+            ),
+        )?;
+        check(
+            (0.0..1.0).contains(&self.model.dropout),
+            "model.dropout",
+            format!("must be in [0, 1), got {}", self.model.dropout),
+        )?;
+        check(
+            self.data.augment != Augment::Eval,
+            "data.augment",
+            "must be 'zf' or 'rrc' for training".into(),
+        )?;
+        check(
+            self.data.crop >= 32,
+            "data.crop",
+            format!("must be at least 32, got {}", self.data.crop),
+        )?;
+        check(
+            self.data.resize >= self.data.crop,
+            "data.resize",
+            format!(
+                "must be >= data.crop ({}), got {}",
+                self.data.crop, self.data.resize
+            ),
+        )?;
+        check(
+            self.data.std.iter().all(|s| *s > 0.0),
+            "data.std",
+            format!("must be positive, got {:?}", self.data.std),
+        )?;
+        check(
+            self.data.workers >= 1,
+            "data.workers",
+            "must be at least 1".into(),
+        )?;
+        check(
+            self.data.queue_depth >= 1,
+            "data.queue_depth",
+            "must be at least 1".into(),
+        )?;
+        check(
+            self.data.max_pixels >= 1,
+            "data.max_pixels",
+            "must be at least 1".into(),
+        )?;
+        check(
+            self.train.epochs >= 1,
+            "train.epochs",
+            format!("must be at least 1, got {}", self.train.epochs),
+        )?;
+        check(
+            self.train.batch_size >= 1,
+            "train.batch_size",
+            "must be at least 1".into(),
+        )?;
+        check(
+            (0.0..1.0).contains(&self.train.label_smoothing),
+            "train.label_smoothing",
+            format!("must be in [0, 1), got {}", self.train.label_smoothing),
+        )?;
+        check(
+            self.train.renorm_radius >= 0.0,
+            "train.renorm_radius",
+            format!("must be >= 0, got {}", self.train.renorm_radius),
+        )?;
+        check(
+            self.train.log_every >= 1,
+            "train.log_every",
+            "must be at least 1".into(),
+        )?;
+        check(
+            self.optim.lr > 0.0 && self.optim.lr.is_finite(),
+            "optim.lr",
+            format!("must be positive, got {}", self.optim.lr),
+        )?;
+        check(
+            (0.0..1.0).contains(&self.optim.momentum),
+            "optim.momentum",
+            format!("must be in [0, 1), got {}", self.optim.momentum),
+        )?;
+        check(
+            self.optim.weight_decay >= 0.0,
+            "optim.weight_decay",
+            format!("must be >= 0, got {}", self.optim.weight_decay),
+        )?;
+        check(
+            !self.optim.nesterov || self.optim.momentum > 0.0,
+            "optim.nesterov",
+            "needs momentum > 0".into(),
+        )?;
+        check(
+            self.schedule.gamma > 0.0 && self.schedule.gamma <= 1.0,
+            "schedule.gamma",
+            format!("must be in (0, 1], got {}", self.schedule.gamma),
+        )?;
+        check(
+            self.schedule.step_epochs >= 1,
+            "schedule.step_epochs",
+            "must be at least 1".into(),
+        )?;
+        check(
+            self.checkpoint.keep_last >= 1,
+            "checkpoint.keep_last",
+            "must be at least 1".into(),
+        )?;
+        check(
+            !self.data.train.as_os_str().is_empty(),
+            "data.train",
+            "is required (or pass --data DIR)".into(),
+        )?;
+        check(
+            self.data.train.is_dir(),
+            "data.train",
+            format!("folder {} does not exist", self.data.train.display()),
+        )?;
+        check(
+            !self.data.val.as_os_str().is_empty(),
+            "data.val",
+            "is required (or pass --data DIR)".into(),
+        )?;
+        check(
+            self.data.val.is_dir(),
+            "data.val",
+            format!("folder {} does not exist", self.data.val.display()),
+        )?;
         if let Some(list) = &self.data.val_list {
-            check(list.is_file(), "data.val_list", format!("file {} does not exist", list.display()))?;
+            check(
+                list.is_file(),
+                "data.val_list",
+                format!("file {} does not exist", list.display()),
+            )?;
         }
         Ok(())
     }
@@ -336,12 +484,19 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("c.toml");
         std::fs::write(&p, text).unwrap();
-        RunConfig::load(Some(&p), &sets.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        RunConfig::load(
+            Some(&p),
+            &sets.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+        )
     }
 
     #[test]
     fn overrides_beat_the_file_and_values_are_typed() {
-        let c = load("[optim]\nlr = 0.1\n[model]\narch = \"alexnet\"\n", &["optim.lr=0.5", "model.arch=zfnet-seed", "train.epochs=3"]).unwrap();
+        let c = load(
+            "[optim]\nlr = 0.1\n[model]\narch = \"alexnet\"\n",
+            &["optim.lr=0.5", "model.arch=zfnet-seed", "train.epochs=3"],
+        )
+        .unwrap();
         assert_eq!(c.optim.lr, 0.5);
         assert_eq!(c.model.arch, ArchName::ZfnetSeed);
         assert_eq!(c.train.epochs, 3);
@@ -349,7 +504,10 @@ mod tests {
 
     #[test]
     fn unknown_keys_and_wrong_types_name_the_key() {
-        let err = format!("{:#}", load("[optim]\nlearning_rate = 0.1\n", &[]).unwrap_err());
+        let err = format!(
+            "{:#}",
+            load("[optim]\nlearning_rate = 0.1\n", &[]).unwrap_err()
+        );
         assert!(err.contains("learning_rate"), "{err}");
         let err = format!("{:#}", load("", &["train.epochs=\"many\""]).unwrap_err());
         assert!(err.contains("epochs") || err.contains("many"), "{err}");
@@ -374,10 +532,17 @@ mod tests {
         ] {
             let mut sets = base.to_vec();
             sets.push(set.to_string());
-            let err = RunConfig::load(None, &sets).unwrap().validate().unwrap_err().to_string();
+            let err = RunConfig::load(None, &sets)
+                .unwrap()
+                .validate()
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(&format!("'{key}'")), "{set}: {err}");
         }
-        let err = RunConfig::load(None, &["data.train=/nonexistent/zf".to_string()]).unwrap().validate().unwrap_err();
+        let err = RunConfig::load(None, &["data.train=/nonexistent/zf".to_string()])
+            .unwrap()
+            .validate()
+            .unwrap_err();
         assert!(err.to_string().contains("/nonexistent/zf"), "{err}");
     }
 

@@ -8,7 +8,7 @@ use clap::Parser;
 fn main() -> ExitCode {
     let cli = zftrain::cli::Cli::parse();
     match zftrain::commands::run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(err) => {
             eprintln!("zftrain: error: {err:#}");
             ExitCode::FAILURE

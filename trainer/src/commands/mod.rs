@@ -1,20 +1,26 @@
 //! One file per subcommand; [`run`] dispatches.
 
+mod data;
 mod predict;
 mod summary;
+mod train;
 mod weights;
 
 use anyhow::Result;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, DataCommand};
 
-/// Runs the parsed command line.
-pub fn run(cli: Cli) -> Result<()> {
+/// Runs the parsed command line; returns the process exit code.
+pub fn run(cli: Cli) -> Result<u8> {
     match cli.command {
-        Command::Summary(args) => summary::run(&args),
-        Command::Init(args) => weights::init(&args),
-        Command::Export(args) => weights::export(&args),
-        Command::Import(args) => weights::import(&args),
-        Command::Predict(args) => predict::run(&args),
+        Command::Summary(args) => summary::run(&args).map(|_| 0),
+        Command::Init(args) => weights::init(&args).map(|_| 0),
+        Command::Export(args) => weights::export(&args).map(|_| 0),
+        Command::Import(args) => weights::import(&args).map(|_| 0),
+        Command::Predict(args) => predict::run(&args).map(|_| 0),
+        Command::Train(args) => train::run(&args),
+        Command::Data(args) => match args.command {
+            DataCommand::Synth(a) => data::synth(&a).map(|_| 0),
+        },
     }
 }

@@ -69,3 +69,20 @@ pub fn interop(args: &[&str]) -> String {
 pub fn s(path: &Path) -> &str {
     path.to_str().expect("utf-8 path")
 }
+
+/// Reads a run directory with TensorBoard's own reader (see
+/// `tensorboard/tests/read_events.py`): scalars, images, histograms, text.
+pub fn tensorboard(logdir: &Path) -> serde_json::Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tensorboard/tests/read_events.py");
+    let out = Command::new(python())
+        .arg(script)
+        .arg(logdir)
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON from read_events.py")
+}

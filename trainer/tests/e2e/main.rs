@@ -4,4 +4,5 @@
 mod common;
 mod pytorch;
 mod summary;
+mod train;
 mod weights;

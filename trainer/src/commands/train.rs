@@ -1,0 +1,114 @@
+//! `zftrain train`: merge the config file, `--set` and flags; install the
+//! interrupt handler; run.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+
+use anyhow::Result;
+
+use crate::cli::TrainArgs;
+use crate::config::RunConfig;
+use crate::train::run::{train, STOP};
+
+/// A TOML string literal for `--set`.
+fn quoted(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
+}
+
+fn path_str(p: &Path) -> String {
+    quoted(&p.display().to_string())
+}
+
+/// The run directory of a `--resume` path (a run directory or a checkpoint in one).
+fn resume_run_dir(path: &Path) -> Option<PathBuf> {
+    if path.join("config.toml").is_file() {
+        return Some(path.to_path_buf());
+    }
+    let run = path.parent()?.parent()?;
+    run.join("config.toml").is_file().then(|| run.to_path_buf())
+}
+
+/// The overrides that the flags stand for, after the user's `--set`s.
+fn overrides(args: &TrainArgs) -> Vec<String> {
+    let mut sets = args.set.clone();
+    if let Some(a) = args.arch {
+        sets.push(format!("model.arch={}", quoted(a.as_str())));
+    }
+    if let Some(d) = &args.data {
+        sets.push(format!("data.train={}", path_str(&d.join("train"))));
+        sets.push(format!("data.val={}", path_str(&d.join("val"))));
+    }
+    if let Some(n) = &args.name {
+        sets.push(format!("name={}", quoted(n)));
+    }
+    if let Some(r) = &args.runs_dir {
+        sets.push(format!("runs_dir={}", path_str(r)));
+    }
+    for (key, value) in [
+        ("train.epochs", args.epochs.map(|v| v.to_string())),
+        ("train.batch_size", args.batch_size.map(|v| v.to_string())),
+        ("optim.lr", args.lr.map(|v| format!("{v:?}"))),
+        ("train.gpus", args.gpus.map(|v| v.to_string())),
+        ("data.workers", args.workers.map(|v| v.to_string())),
+        ("seed", args.seed.map(|v| v.to_string())),
+        ("data.bad_images", args.bad_images.as_deref().map(quoted)),
+    ] {
+        if let Some(v) = value {
+            sets.push(format!("{key}={v}"));
+        }
+    }
+    sets
+}
+
+/// Runs `zftrain train`; returns the process exit code (130 after an interrupt).
+pub fn run(args: &TrainArgs) -> Result<u8> {
+    let mut sets = overrides(args);
+    let config_path = match (
+        &args.config,
+        args.resume.as_deref().and_then(resume_run_dir),
+    ) {
+        (Some(c), _) => Some(c.clone()),
+        (None, Some(run)) => {
+            // The run's own resolved config; its name and place stay unless overridden.
+            sets.insert(
+                0,
+                format!(
+                    "runs_dir={}",
+                    path_str(run.parent().unwrap_or(Path::new(".")))
+                ),
+            );
+            sets.insert(
+                1,
+                format!(
+                    "name={}",
+                    quoted(
+                        &run.file_name()
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .unwrap_or_default()
+                    )
+                ),
+            );
+            Some(run.join("config.toml"))
+        }
+        (None, None) => None,
+    };
+    let config = RunConfig::load(config_path.as_deref(), &sets)?;
+    ctrlc::set_handler(|| {
+        if STOP.fetch_add(1, Ordering::SeqCst) == 0 {
+            eprintln!("\nzftrain: stopping after this step and writing a checkpoint (press Ctrl-C again to abort at once)");
+        } else {
+            eprintln!("\nzftrain: aborted");
+            std::process::exit(130);
+        }
+    })?;
+    let outcome = train(config, args.resume.as_deref())?;
+    if outcome.interrupted {
+        return Ok(130);
+    }
+    println!(
+        "done: {} (tensorboard --logdir {})",
+        outcome.run_dir.display(),
+        outcome.run_dir.parent().unwrap_or(Path::new(".")).display()
+    );
+    Ok(0)
+}

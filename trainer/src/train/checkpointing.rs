@@ -1,0 +1,180 @@
+//! Checkpoints of a run: `RUN/checkpoints/step-<global step>/` with the
+//! weights (PyTorch names), the momentum buffers, the trainer state and the
+//! resolved configuration; `RUN/checkpoints/latest` (a symlink) is moved
+//! last. The newest `keep_last` checkpoints and the best one are kept.
+//! Resuming picks the newest checkpoint that verifies and says which it
+//! skipped.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde_json::json;
+use zftrain_checkpoints::{assign_strict, read_safetensors, Checkpoint, Content, MANIFEST_FILE};
+
+use crate::config::RunConfig;
+use crate::train::optimizer::Sgd;
+use crate::train::state::TrainerState;
+use crate::weights::{Model, WeightsInfo};
+
+/// The momentum buffers file.
+pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
+/// The trainer state file.
+pub const TRAINER_FILE: &str = "trainer.json";
+/// The configuration file inside a checkpoint.
+pub const CONFIG_FILE: &str = "config.json";
+/// Name of the link to the newest checkpoint.
+pub const LATEST: &str = "latest";
+
+/// The checkpoints folder of a run.
+pub fn checkpoints_dir(run_dir: &Path) -> PathBuf {
+    run_dir.join("checkpoints")
+}
+
+fn step_dirs(dir: &Path) -> Vec<(u64, PathBuf)> {
+    let mut v: Vec<(u64, PathBuf)> = fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter_map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    let step = name.strip_prefix("step-")?.parse::<u64>().ok()?;
+                    Some((step, e.path()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// Writes a checkpoint of the current state; moves `latest`; prunes old ones.
+pub fn save(
+    run_dir: &Path,
+    config: &RunConfig,
+    model: &Model,
+    info: &WeightsInfo,
+    sgd: &Sgd,
+    state: &TrainerState,
+) -> Result<PathBuf> {
+    let dir = checkpoints_dir(run_dir);
+    let path = dir.join(format!("step-{:09}", state.global_step));
+    if path.exists() {
+        // Already saved at this step (e.g. an interrupt right after an epoch end).
+        return Ok(path);
+    }
+    let weights = model.named_weights();
+    let momentum = sgd.state();
+    let trainer = serde_json::to_value(state)?;
+    let config_json = serde_json::to_value(config)?;
+    let meta_weights = info.to_metadata();
+    let empty = Default::default();
+    let files = [
+        (
+            zftrain_checkpoints::WEIGHTS_FILE,
+            Content::Tensors(&weights, &meta_weights),
+        ),
+        (OPTIMIZER_FILE, Content::Tensors(&momentum, &empty)),
+        (TRAINER_FILE, Content::Json(&trainer)),
+        (CONFIG_FILE, Content::Json(&config_json)),
+    ];
+    let meta = json!({ "weights": info, "epoch": state.epoch, "batch": state.batch, "global_step": state.global_step });
+    Checkpoint::write_files(&path, &files, meta)
+        .with_context(|| format!("writing checkpoint {}", path.display()))?;
+    point_latest(&dir, &path)?;
+    prune(&dir, config.checkpoint.keep_last, state.best_step)?;
+    Ok(path)
+}
+
+/// Moves the `latest` symlink to `target` atomically (new link, then rename).
+fn point_latest(dir: &Path, target: &Path) -> Result<()> {
+    let name = target.file_name().context("checkpoint has a name")?;
+    let tmp = dir.join(format!(".{LATEST}.tmp-{}", std::process::id()));
+    let _ = fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(name, &tmp).with_context(|| format!("linking {}", tmp.display()))?;
+    fs::rename(&tmp, dir.join(LATEST))
+        .with_context(|| format!("updating {}", dir.join(LATEST).display()))?;
+    Ok(())
+}
+
+fn prune(dir: &Path, keep_last: usize, best_step: Option<u64>) -> Result<()> {
+    let all = step_dirs(dir);
+    let cut = all.len().saturating_sub(keep_last);
+    for (step, path) in &all[..cut] {
+        if Some(*step) != best_step {
+            fs::remove_dir_all(path)
+                .with_context(|| format!("removing old checkpoint {}", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Finds the checkpoint to resume from: `path` itself if it is a checkpoint,
+/// else the newest checkpoint of the run directory `path` that verifies.
+/// Returns it with a note for each newer one that was skipped.
+pub fn find_resume(path: &Path) -> Result<(Checkpoint, Vec<String>)> {
+    if path.join(MANIFEST_FILE).exists() {
+        let ck = Checkpoint::open(path)
+            .with_context(|| format!("cannot resume from {}", path.display()))?;
+        return Ok((ck, Vec::new()));
+    }
+    let dir = checkpoints_dir(path);
+    if !dir.is_dir() {
+        bail!(
+            "{} is neither a checkpoint nor a run directory with checkpoints",
+            path.display()
+        );
+    }
+    let mut skipped = Vec::new();
+    for (_, candidate) in step_dirs(&dir).into_iter().rev() {
+        match Checkpoint::open(&candidate) {
+            Ok(ck) => return Ok((ck, skipped)),
+            Err(e) => skipped.push(format!("skipping checkpoint {}: {e}", candidate.display())),
+        }
+    }
+    bail!(
+        "no usable checkpoint in {}{}",
+        dir.display(),
+        skipped
+            .iter()
+            .map(|s| format!("\n  {s}"))
+            .collect::<String>()
+    )
+}
+
+/// Restores weights, momentum and trainer state from `ck` into `model` and
+/// `sgd`, after checking that the checkpoint is for the same architecture
+/// and number of classes.
+pub fn restore(
+    ck: &Checkpoint,
+    model: &Model,
+    info: &WeightsInfo,
+    sgd: &Sgd,
+) -> Result<TrainerState> {
+    let (tensors, meta) = read_safetensors(&ck.weights_path())?;
+    let theirs = WeightsInfo::resolve(&ck.weights_path(), &meta, &Default::default(), &tensors)?;
+    if theirs.arch != info.arch
+        || theirs.config.classes != info.config.classes
+        || theirs.config.lrn != info.config.lrn
+    {
+        bail!(
+            "checkpoint {} is for {} with {} classes (lrn {}), this run is {} with {} classes (lrn {})",
+            ck.dir().display(),
+            theirs.arch,
+            theirs.config.classes,
+            theirs.config.lrn,
+            info.arch,
+            info.config.classes,
+            info.config.lrn
+        );
+    }
+    let momentum_path = ck
+        .file(OPTIMIZER_FILE)
+        .with_context(|| format!("{} has no optimizer state", ck.dir().display()))?;
+    let (momentum, _) = read_safetensors(&momentum_path)?;
+    let state: TrainerState = serde_json::from_value(ck.read_json(TRAINER_FILE)?)
+        .with_context(|| format!("{}: bad trainer state", ck.dir().display()))?;
+    // Everything read and checked: now copy (strict loads change nothing on error).
+    assign_strict(&ck.weights_path(), tensors, &model.named_weights())?;
+    assign_strict(&momentum_path, momentum, &sgd.state())?;
+    Ok(state)
+}

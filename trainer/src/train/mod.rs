@@ -1,0 +1,10 @@
+//! The training loop and its parts: SGD, learning-rate schedules, ZF's
+//! filter renormalization, metrics, checkpointing with exact resume.
+
+pub mod checkpointing;
+pub mod metrics;
+pub mod optimizer;
+pub mod renorm;
+pub mod run;
+pub mod schedule;
+pub mod state;

@@ -1,0 +1,51 @@
+//! Zeiler & Fergus's filter renormalization: after each update, every conv
+//! filter whose RMS exceeds a fixed radius is rescaled to that radius (per
+//! output filter, over all its weights).
+
+use tch::Tensor;
+
+/// Rescales the filters of a conv weight `[C_out, C_in, k, k]` whose RMS
+/// exceeds `radius`; returns how many were rescaled.
+pub fn renormalize_filters(weight: &Tensor, radius: f64) -> i64 {
+    tch::no_grad(|| {
+        let out = weight.size()[0];
+        let rms = weight
+            .view([out, -1])
+            .square()
+            .mean_dim([1i64].as_slice(), false, tch::Kind::Float)
+            .sqrt();
+        let scale = (rms.clamp_min(radius) / radius).reciprocal();
+        let count = rms.gt(radius).sum(tch::Kind::Int64).int64_value(&[]);
+        if count > 0 {
+            let _ = weight.shallow_clone().g_mul_(&scale.view([out, 1, 1, 1]));
+        }
+        count
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::kind::FLOAT_CPU;
+
+    #[test]
+    fn only_filters_above_the_radius_shrink_to_it() {
+        let w = Tensor::cat(
+            &[
+                Tensor::full([1, 2, 3, 3], 0.5, FLOAT_CPU),
+                Tensor::full([1, 2, 3, 3], 0.05, FLOAT_CPU),
+            ],
+            0,
+        );
+        assert_eq!(renormalize_filters(&w, 0.1), 1);
+        let rms = |i: i64| {
+            w.get(i)
+                .square()
+                .mean(tch::Kind::Float)
+                .sqrt()
+                .double_value(&[])
+        };
+        assert!((rms(0) - 0.1).abs() < 1e-6);
+        assert!((rms(1) - 0.05).abs() < 1e-7);
+    }
+}

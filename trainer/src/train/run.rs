@@ -1,0 +1,446 @@
+//! `zftrain train`: the loop. Everything that can be refused (config, data
+//! folders, the checkpoint to resume) is checked before the run directory is
+//! touched. Then, per epoch: train (logging to TensorBoard and the log
+//! file), evaluate on the validation set, checkpoint. A non-finite loss stops
+//! the run without a checkpoint; an interrupt checkpoints and stops.
+
+use std::fs;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use tch::{Device, Tensor};
+use tracing::{info, warn};
+use zftrain_checkpoints::atomic::write_file;
+use zftrain_data::loader::{Batch, LoaderConfig};
+use zftrain_data::{Augment, Dataset, Loader, Transform};
+use zftrain_model::arch::ArchConfig;
+use zftrain_model::{Arch, LayerKind};
+use zftrain_tensorboard::SummaryWriter;
+
+use crate::config::RunConfig;
+use crate::train::checkpointing::{find_resume, restore, save};
+use crate::train::metrics::Running;
+use crate::train::optimizer::Sgd;
+use crate::train::renorm::renormalize_filters;
+use crate::train::schedule::Schedule;
+use crate::train::state::TrainerState;
+use crate::weights::{Model, WeightsInfo};
+
+/// Interrupts requested (Ctrl-C, SIGTERM): the loop checkpoints and stops
+/// after the current step when this is non-zero.
+pub static STOP: AtomicUsize = AtomicUsize::new(0);
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// The run directory.
+    pub run_dir: PathBuf,
+    /// Stopped by an interrupt (a checkpoint was written).
+    pub interrupted: bool,
+    /// Final state.
+    pub state: TrainerState,
+    /// Last validation top-1, if an epoch finished.
+    pub val_top1: Option<f64>,
+}
+
+/// The data sets of a run, checked.
+fn datasets(config: &RunConfig) -> Result<(Dataset, Dataset)> {
+    let train = Dataset::image_folder(&config.data.train)?;
+    let val = match &config.data.val_list {
+        Some(list) => Dataset::list_file(list, &config.data.val, train.classes.clone())?,
+        None => Dataset::image_folder(&config.data.val)?,
+    };
+    if config.data.val_list.is_none() && val.classes != train.classes {
+        bail!(
+            "the class folders of {} and {} differ ({} vs {} classes); they must be the same",
+            config.data.train.display(),
+            config.data.val.display(),
+            train.classes.len(),
+            val.classes.len()
+        );
+    }
+    Ok((train, val))
+}
+
+fn loaders(config: &RunConfig, train: Dataset, val: Dataset) -> (Loader, Loader) {
+    let d = &config.data;
+    let transform = |augment| Transform {
+        augment,
+        resize: d.resize,
+        crop: d.crop,
+        mean: d.mean,
+        std: d.std,
+    };
+    let base = LoaderConfig {
+        batch_size: config.train.batch_size,
+        workers: d.workers,
+        queue_depth: d.queue_depth,
+        shuffle: true,
+        drop_last: false,
+        seed: config.seed,
+        bad_images: d.bad_images,
+        max_pixels: d.max_pixels,
+    };
+    let val_config = LoaderConfig {
+        shuffle: false,
+        ..base.clone()
+    };
+    (
+        Loader::new(train, transform(d.augment), base),
+        Loader::new(val, transform(Augment::Eval), val_config),
+    )
+}
+
+/// A step's dropout seed: depends only on `(seed, step)`.
+fn step_seed(seed: u64, step: u64) -> i64 {
+    let mut r = zftrain_data::rng::SplitMix64::for_stream(&[seed, step, 0xD40F]);
+    (r.next_u64() >> 1) as i64
+}
+
+fn to_tensors(batch: &Batch, crop: u32) -> (Tensor, Tensor) {
+    let c = crop as i64;
+    let n = batch.len() as i64;
+    (
+        Tensor::from_slice(&batch.images).view([n, 3, c, c]),
+        Tensor::from_slice(&batch.labels),
+    )
+}
+
+fn set_up_logging(run_dir: &Path) -> Result<()> {
+    let path = run_dir.join("train.log");
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    // A second run in the same process (tests) keeps the first subscriber.
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::sync::Mutex::new(file))
+        .with_ansi(false)
+        .with_target(false)
+        .try_init();
+    Ok(())
+}
+
+fn report_skipped(tb: &mut SummaryWriter, state: &mut TrainerState, batch: &Batch) -> Result<()> {
+    let step = state.global_step as i64;
+    if batch.skipped.is_empty() {
+        return Ok(());
+    }
+    state.skipped_images += batch.skipped.len() as u64;
+    let mut text = String::new();
+    for (path, why) in &batch.skipped {
+        warn!(file = %path.display(), reason = %why, "skipped an image that does not decode");
+        text.push_str(&format!("- `{}`: {}\n", path.display(), why));
+    }
+    tb.text("data/skipped_images", step, &text)?;
+    tb.scalar(
+        "data/skipped_images_total",
+        step,
+        state.skipped_images as f64,
+    )?;
+    Ok(())
+}
+
+/// Runs (or resumes) training.
+pub fn train(config: RunConfig, resume: Option<&Path>) -> Result<Outcome> {
+    config.validate()?;
+    if config.train.gpus > 0 && !tch::Cuda::is_available() {
+        bail!("config key 'train.gpus' is {} but no CUDA device is available to this zftrain (train on the CPU with --gpus 0)", config.train.gpus);
+    }
+    let (train_set, val_set) = datasets(&config)?;
+    let classes = train_set.classes.len() as i64;
+    if config.model.classes != 0 && config.model.classes != classes {
+        bail!(
+            "config key 'model.classes' is {} but {} has {classes} class folders",
+            config.model.classes,
+            config.data.train.display()
+        );
+    }
+    let arch_config = ArchConfig {
+        classes,
+        dropout: config.model.dropout,
+        lrn: config.model.lrn,
+    };
+    let arch = Arch::builtin(config.model.arch, &arch_config)?;
+    if arch.input[1] != config.data.crop as i64 {
+        bail!(
+            "config key 'data.crop' is {} but {} takes {}x{} input",
+            config.data.crop,
+            config.model.arch,
+            arch.input[1],
+            arch.input[2]
+        );
+    }
+    let resume_from = match resume {
+        Some(p) => Some(find_resume(p)?),
+        None => None,
+    };
+    let run_dir = config.run_dir();
+    if resume_from.is_none() && run_dir.exists() {
+        bail!("run directory {} already exists: pass --resume {} to continue it, or choose another --name", run_dir.display(), run_dir.display());
+    }
+
+    // Checks done: from here on the run directory is written.
+    fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
+    write_file(&run_dir.join("config.toml"), config.to_toml().as_bytes())?;
+    write_file(
+        &run_dir.join("classes.txt"),
+        (train_set.classes.join("\n") + "\n").as_bytes(),
+    )?;
+    set_up_logging(&run_dir)?;
+    if config.train.threads > 0 {
+        tch::set_num_threads(config.train.threads as i32);
+    }
+
+    let info = WeightsInfo {
+        arch: config.model.arch,
+        config: arch_config,
+        mean: config.data.mean.map(f64::from),
+        std: config.data.std.map(f64::from),
+        class_names: Some(train_set.classes.clone()),
+    };
+    tch::manual_seed(config.seed as i64);
+    let model = Model::new(arch, config.model.init, Device::Cpu)?;
+    let params = model
+        .named_weights()
+        .into_iter()
+        .map(|(n, t)| (n, t.set_requires_grad(true)))
+        .collect();
+    let mut sgd = Sgd::new(params, config.optim.clone());
+    let mut state = TrainerState::default();
+    let mut tb = SummaryWriter::create(&run_dir)?;
+    if let Some((ck, skipped)) = &resume_from {
+        for s in skipped {
+            warn!("{s}");
+            eprintln!("zftrain: {s}");
+        }
+        state = restore(ck, &model, &info, &sgd)?;
+        info!(checkpoint = %ck.dir().display(), epoch = state.epoch, step = state.global_step, "resumed");
+        println!(
+            "resumed from {} (epoch {}, step {})",
+            ck.dir().display(),
+            state.epoch + 1,
+            state.global_step
+        );
+        tb.restart_at(state.global_step as i64 + 1)?;
+    } else {
+        tb.text(
+            "run/config",
+            0,
+            &format!("```toml\n{}\n```", config.to_toml()),
+        )?;
+    }
+    let mut schedule = Schedule {
+        config: config.schedule.clone(),
+        base_lr: config.optim.lr,
+        epochs: config.train.epochs,
+        state: state.schedule.clone(),
+    };
+    let (train_loader, val_loader) = loaders(&config, train_set, val_set);
+    let per_epoch = train_loader.batches_per_epoch();
+    let steps_per_epoch = match config.train.max_steps_per_epoch {
+        0 => per_epoch,
+        m => per_epoch.min(m as usize),
+    };
+    let conv_layers: Vec<String> = model
+        .net
+        .arch()
+        .layers
+        .iter()
+        .filter(|l| matches!(l.kind, LayerKind::Conv(_)))
+        .filter_map(|l| l.module.clone())
+        .collect();
+    let renorm: Vec<Tensor> = model
+        .named_weights()
+        .into_iter()
+        .filter(|(n, _)| conv_layers.iter().any(|m| *n == format!("{m}.weight")))
+        .map(|(_, t)| t)
+        .collect();
+    info!(run = %run_dir.display(), arch = %config.model.arch, classes, train_images = train_loader.dataset().len(),
+          val_images = val_loader.dataset().len(), steps_per_epoch, "training");
+    let tty = std::io::stdout().is_terminal();
+    let mut val_top1 = None;
+
+    while state.epoch < config.train.epochs {
+        let epoch = state.epoch;
+        let bar = if tty {
+            ProgressBar::new(steps_per_epoch as u64)
+        } else {
+            ProgressBar::hidden()
+        };
+        bar.set_style(
+            ProgressStyle::with_template("epoch {prefix} {bar:30} {pos}/{len} {msg} eta {eta}")
+                .expect("a valid template"),
+        );
+        bar.set_prefix(format!("{}/{}", epoch + 1, config.train.epochs));
+        bar.set_position(state.batch as u64);
+        let mut running = Running::default();
+        let mut window = (Instant::now(), 0u64);
+        let mut interrupted = false;
+        for batch in train_loader.epoch(epoch, state.batch) {
+            if state.batch >= steps_per_epoch {
+                break;
+            }
+            let batch = batch?;
+            report_skipped(&mut tb, &mut state, &batch)?;
+            state.batch += 1;
+            if batch.is_empty() {
+                continue;
+            }
+            let lr = schedule.lr(epoch as f64 + (state.batch - 1) as f64 / steps_per_epoch as f64);
+            let (images, labels) = to_tensors(&batch, config.data.crop);
+            tch::manual_seed(step_seed(config.seed, state.global_step));
+            let logits = model.net.forward(&images, true);
+            let loss = logits.cross_entropy_loss::<Tensor>(
+                &labels,
+                None,
+                tch::Reduction::Mean,
+                -100,
+                config.train.label_smoothing,
+            );
+            let loss_value = loss.double_value(&[]);
+            if !loss_value.is_finite() {
+                bail!(
+                    "the training loss became {loss_value} at epoch {}, step {}; stopping without a checkpoint (the newest good one stays 'latest'). Try a lower optim.lr or train.renorm_radius = 0.1",
+                    epoch + 1,
+                    state.global_step
+                );
+            }
+            sgd.zero_grad();
+            loss.backward();
+            let grad_norm = if (state.global_step + 1) % config.train.log_every == 0 {
+                Some(sgd.grad_norm())
+            } else {
+                None
+            };
+            sgd.step(lr);
+            if config.train.renorm_radius > 0.0 {
+                for w in &renorm {
+                    renormalize_filters(w, config.train.renorm_radius);
+                }
+            }
+            state.global_step += 1;
+            tch::no_grad(|| running.add(&logits, &labels, loss_value));
+            window.1 += batch.len() as u64;
+            bar.inc(1);
+            bar.set_message(format!(
+                "loss {:.3} top1 {:.1}%",
+                running.mean_loss(),
+                100.0 * running.top1()
+            ));
+            if let Some(norm) = grad_norm {
+                let step = state.global_step as i64;
+                let ips = window.1 as f64 / window.0.elapsed().as_secs_f64().max(1e-9);
+                tb.scalar("train/loss", step, running.mean_loss())?;
+                tb.scalar("train/top1", step, running.top1())?;
+                tb.scalar("train/lr", step, lr)?;
+                tb.scalar("train/images_per_sec", step, ips)?;
+                tb.scalar("train/grad_norm", step, norm)?;
+                info!(
+                    epoch = epoch + 1,
+                    step,
+                    loss = running.mean_loss(),
+                    top1 = running.top1(),
+                    lr,
+                    images_per_sec = ips,
+                    "train"
+                );
+                window = (Instant::now(), 0);
+            }
+            if STOP.load(Ordering::SeqCst) > 0 {
+                interrupted = true;
+                break;
+            }
+        }
+        bar.finish_and_clear();
+        if interrupted {
+            state.schedule = schedule.state.clone();
+            let path = save(&run_dir, &config, &model, &info, &sgd, &state)?;
+            tb.flush()?;
+            info!(checkpoint = %path.display(), "interrupted; checkpoint written");
+            println!(
+                "interrupted: wrote {} (resume with --resume {})",
+                path.display(),
+                run_dir.display()
+            );
+            return Ok(Outcome {
+                run_dir,
+                interrupted: true,
+                state,
+                val_top1,
+            });
+        }
+        let val = evaluate(&model, &val_loader, &config, &mut tb, &mut state)?;
+        let step = state.global_step as i64;
+        tb.scalar("val/loss", step, val.mean_loss())?;
+        tb.scalar("val/top1", step, val.top1())?;
+        tb.scalar("val/top5", step, val.top5())?;
+        schedule.epoch_end(val.top1());
+        state.schedule = schedule.state.clone();
+        state.epoch += 1;
+        state.batch = 0;
+        if val.top1() > state.best_top1 || state.best_step.is_none() {
+            state.best_top1 = val.top1();
+            state.best_step = Some(state.global_step);
+        }
+        val_top1 = Some(val.top1());
+        let path = save(&run_dir, &config, &model, &info, &sgd, &state)?;
+        tb.flush()?;
+        info!(epoch = epoch + 1, train_loss = running.mean_loss(), train_top1 = running.top1(), val_loss = val.mean_loss(),
+              val_top1 = val.top1(), val_top5 = val.top5(), checkpoint = %path.display(), "epoch done");
+        println!(
+            "epoch {}/{}: train loss {:.4} top1 {:.1}% | val loss {:.4} top1 {:.1}% top5 {:.1}%",
+            epoch + 1,
+            config.train.epochs,
+            running.mean_loss(),
+            100.0 * running.top1(),
+            val.mean_loss(),
+            100.0 * val.top1(),
+            100.0 * val.top5()
+        );
+    }
+    tb.flush()?;
+    Ok(Outcome {
+        run_dir,
+        interrupted: false,
+        state,
+        val_top1,
+    })
+}
+
+/// Loss, top-1 and top-5 on the validation set (eval mode, no gradients).
+fn evaluate(
+    model: &Model,
+    loader: &Loader,
+    config: &RunConfig,
+    tb: &mut SummaryWriter,
+    state: &mut TrainerState,
+) -> Result<Running> {
+    let mut r = Running::default();
+    for batch in loader.epoch(0, 0) {
+        let batch = batch?;
+        report_skipped(tb, state, &batch)?;
+        if batch.is_empty() {
+            continue;
+        }
+        let (images, labels) = to_tensors(&batch, config.data.crop);
+        tch::no_grad(|| {
+            let logits = model.net.forward(&images, false);
+            let loss =
+                logits.cross_entropy_loss::<Tensor>(&labels, None, tch::Reduction::Mean, -100, 0.0);
+            r.add(&logits, &labels, loss.double_value(&[]));
+        });
+    }
+    if r.n == 0 {
+        bail!(
+            "no validation image could be decoded ({} files)",
+            loader.dataset().len()
+        );
+    }
+    Ok(r)
+}

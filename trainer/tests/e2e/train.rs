@@ -1,0 +1,210 @@
+//! `zftrain train` on the synthetic JPEG data set: every architecture takes
+//! real steps, resume is bit-exact, bad input is refused before anything is
+//! written, bad images are skipped and reported.
+
+use std::path::{Path, PathBuf};
+
+use crate::common::{fails, ok, s};
+
+/// A tiny synthetic ImageFolder: 2 classes, 4 train and 2 val images each.
+fn tiny_data(dir: &Path) -> PathBuf {
+    let data = dir.join("data");
+    ok(&[
+        "data",
+        "synth",
+        "--out",
+        s(&data),
+        "--classes",
+        "2",
+        "--train-per-class",
+        "4",
+        "--val-per-class",
+        "2",
+        "--width",
+        "80",
+        "--height",
+        "64",
+    ]);
+    data
+}
+
+/// Common flags: small batches, two steps per epoch, log every step.
+fn quick(dir: &Path, data: &Path, name: &str, arch: &str, epochs: &str) -> Vec<String> {
+    [
+        "train",
+        "--arch",
+        arch,
+        "--data",
+        s(data),
+        "--runs-dir",
+        s(&dir.join("runs")),
+        "--name",
+        name,
+        "--epochs",
+        epochs,
+        "--batch-size",
+        "3",
+        "--workers",
+        "1",
+        "--set",
+        "train.max_steps_per_epoch=2",
+        "--set",
+        "train.log_every=1",
+        "--set",
+        "schedule.kind=constant",
+        "--set",
+        "train.threads=1",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect()
+}
+
+fn run(args: &[String]) -> String {
+    ok(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+fn latest_weights(run: &Path) -> Vec<u8> {
+    std::fs::read(run.join("checkpoints/latest/weights.safetensors")).unwrap()
+}
+
+#[test]
+fn every_architecture_trains_a_real_step_and_logs_to_tensorboard() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = tiny_data(dir.path());
+    for arch in ["zfnet-seed", "zfnet", "alexnet", "alexnet-tv"] {
+        let out = run(&quick(dir.path(), &data, arch, arch, "1"));
+        assert!(out.contains("epoch 1/1: train loss"), "{out}");
+        let run_dir = dir.path().join("runs").join(arch);
+        assert!(
+            run_dir.join("checkpoints/latest/manifest.json").exists(),
+            "{arch}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(run_dir.join("classes.txt")).unwrap(),
+            "00-disc\n01-square\n"
+        );
+    }
+    let got = crate::common::tensorboard(&dir.path().join("runs/zfnet"));
+    let loss = got["scalars"]["train/loss"].as_array().unwrap();
+    assert_eq!(
+        loss.iter()
+            .map(|e| e[0].as_i64().unwrap())
+            .collect::<Vec<_>>(),
+        [1, 2]
+    );
+    for tag in [
+        "train/top1",
+        "train/lr",
+        "train/images_per_sec",
+        "val/loss",
+        "val/top1",
+        "val/top5",
+    ] {
+        assert!(got["scalars"][tag].is_array(), "missing {tag}");
+    }
+}
+
+#[test]
+fn two_epochs_equal_one_epoch_resumed_for_another_bit_for_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = tiny_data(dir.path());
+    run(&quick(dir.path(), &data, "straight", "zfnet", "2"));
+    run(&quick(dir.path(), &data, "resumed", "zfnet", "1"));
+    let resumed = dir.path().join("runs/resumed");
+    let out = ok(&["train", "--resume", s(&resumed), "--epochs", "2"]);
+    assert!(
+        out.contains("resumed from") && out.contains("epoch 2/2"),
+        "{out}"
+    );
+    let straight = dir.path().join("runs/straight");
+    assert!(
+        latest_weights(&straight) == latest_weights(&resumed),
+        "weights differ after resume"
+    );
+    let (a, b) = (
+        crate::common::tensorboard(&straight),
+        crate::common::tensorboard(&resumed),
+    );
+    for tag in ["train/loss", "train/top1", "val/loss", "val/top1"] {
+        assert_eq!(a["scalars"][tag], b["scalars"][tag], "{tag}");
+    }
+}
+
+#[test]
+fn config_errors_name_the_key_and_create_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = tiny_data(dir.path());
+    let runs = dir.path().join("runs");
+    let mut args = quick(dir.path(), &data, "x", "zfnet", "1");
+    args.extend(["--set".into(), "optim.learning_rate=0.1".into()]);
+    let err = fails(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(err.contains("learning_rate"), "{err}");
+    let err = fails(&[
+        "train",
+        "--arch",
+        "zfnet",
+        "--data",
+        s(&dir.path().join("nope")),
+        "--runs-dir",
+        s(&runs),
+    ]);
+    assert!(err.contains("data.train") && err.contains("nope"), "{err}");
+    let mut args = quick(dir.path(), &data, "x", "zfnet", "1");
+    args.push("--lr=-1".into());
+    let err = fails(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(err.contains("optim.lr"), "{err}");
+    assert!(!runs.exists(), "nothing created");
+    run(&quick(dir.path(), &data, "x", "zfnet-seed", "1"));
+    let err = fails(
+        &quick(dir.path(), &data, "x", "zfnet-seed", "1")
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    assert!(
+        err.contains("already exists") && err.contains("--resume"),
+        "{err}"
+    );
+    let mut args = quick(dir.path(), &data, "y", "alexnet", "1");
+    args.extend(["--resume".into(), s(&runs.join("x")).into()]);
+    let err = fails(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        err.contains("zfnet-seed") && err.contains("alexnet"),
+        "{err}"
+    );
+}
+
+#[test]
+fn undecodable_images_are_skipped_counted_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = tiny_data(dir.path());
+    std::fs::write(
+        data.join("train/00-disc/00001.jpg"),
+        b"\xff\xd8 not really a jpeg",
+    )
+    .unwrap();
+    run(&quick(dir.path(), &data, "bad", "zfnet-seed", "1"));
+    let log = std::fs::read_to_string(dir.path().join("runs/bad/train.log")).unwrap();
+    assert!(
+        log.contains("00-disc/00001.jpg") && log.contains("skipped"),
+        "{log}"
+    );
+    let got = crate::common::tensorboard(&dir.path().join("runs/bad"));
+    assert!(got["text"]["data/skipped_images"][0][1]
+        .as_str()
+        .unwrap()
+        .contains("00001.jpg"));
+    let mut args = quick(dir.path(), &data, "strict", "zfnet-seed", "1");
+    args.extend([
+        "--bad-images".into(),
+        "fail".into(),
+        "--set".into(),
+        "train.max_steps_per_epoch=0".into(),
+    ]);
+    let err = fails(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        err.contains("bad image") && err.contains("00001.jpg"),
+        "{err}"
+    );
+}
