@@ -18,6 +18,10 @@ pub enum InitScheme {
     /// Krizhevsky et al.: weights normal with std 1e-2, biases 1 in conv2,
     /// conv4, conv5, fc6 and fc7, 0 elsewhere.
     Alexnet,
+    /// He et al.: weights normal with std `sqrt(2 / fan_in)`, biases 0. Keeps
+    /// the signal's scale through the ReLUs, so training leaves the
+    /// `ln(classes)` plateau quickly.
+    Kaiming,
 }
 
 impl InitScheme {
@@ -37,6 +41,13 @@ impl InitScheme {
                 };
                 (u, u)
             }
+            InitScheme::Kaiming => (
+                Init::Randn {
+                    mean: 0.0,
+                    stdev: (2.0 / fan_in as f64).sqrt(),
+                },
+                Init::Const(0.0),
+            ),
             InitScheme::Zf => (
                 Init::Randn {
                     mean: 0.0,

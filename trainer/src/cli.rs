@@ -158,6 +158,8 @@ pub enum InitFlag {
     Zf,
     /// Krizhevsky et al.: N(0, 1e-2), biases 1 in conv2, conv4, conv5, fc6, fc7.
     Alexnet,
+    /// He et al.: N(0, 2 / fan_in), biases 0.
+    Kaiming,
 }
 
 impl From<InitFlag> for InitScheme {
@@ -166,6 +168,7 @@ impl From<InitFlag> for InitScheme {
             InitFlag::Pytorch => InitScheme::Pytorch,
             InitFlag::Zf => InitScheme::Zf,
             InitFlag::Alexnet => InitScheme::Alexnet,
+            InitFlag::Kaiming => InitScheme::Kaiming,
         }
     }
 }
