@@ -83,6 +83,8 @@ impl Histogram {
 pub struct SummaryWriter {
     path: PathBuf,
     out: BufWriter<File>,
+    last_flush: std::time::Instant,
+    flush_every: std::time::Duration,
 }
 
 fn now() -> f64 {
@@ -131,6 +133,8 @@ impl SummaryWriter {
         let mut w = SummaryWriter {
             path,
             out: BufWriter::new(file),
+            last_flush: std::time::Instant::now(),
+            flush_every: std::time::Duration::from_secs(10),
         };
         w.write_event(Event {
             wall_time: now(),
@@ -160,7 +164,17 @@ impl SummaryWriter {
             wall_time: now(),
             step,
             what: Some(EventWhat::Summary(summary)),
-        })
+        })?;
+        if self.last_flush.elapsed() >= self.flush_every {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Flushes by itself when this long has passed since the last flush
+    /// (default 10 s), so TensorBoard follows a long epoch as it runs.
+    pub fn set_flush_every(&mut self, every: std::time::Duration) {
+        self.flush_every = every;
     }
 
     /// A scalar (stored as `f32`, as TensorBoard does).
@@ -278,6 +292,7 @@ impl SummaryWriter {
 
     /// Pushes buffered events to the file.
     pub fn flush(&mut self) -> Result<(), TensorBoardError> {
+        self.last_flush = std::time::Instant::now();
         self.out.flush().map_err(|source| TensorBoardError::Io {
             action: "flushing",
             path: self.path.clone(),

@@ -57,6 +57,7 @@ pub fn save(
     state: &TrainerState,
 ) -> Result<PathBuf> {
     let dir = checkpoints_dir(run_dir);
+    remove_stale_temporaries(&dir);
     let path = dir.join(format!("step-{:09}", state.global_step));
     if path.exists() {
         // Already saved at this step (e.g. an interrupt right after an epoch end).
@@ -83,6 +84,26 @@ pub fn save(
     point_latest(&dir, &path)?;
     prune(&dir, config.checkpoint.keep_last, state.best_step)?;
     Ok(path)
+}
+
+/// Removes what an earlier, killed process left half-written (hidden
+/// `.step-*.tmp-*` directories and `.latest.tmp-*` links): only one trainer
+/// writes a run's checkpoints, and those names are never loaded.
+fn remove_stale_temporaries(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') && name.contains(".tmp-") {
+            let p = e.path();
+            let _ = if p.is_dir() && !p.is_symlink() {
+                fs::remove_dir_all(&p)
+            } else {
+                fs::remove_file(&p)
+            };
+        }
+    }
 }
 
 /// Moves the `latest` symlink to `target` atomically (new link, then rename).

@@ -2,6 +2,7 @@
 //! links once. Each module drives real commands on real files.
 
 mod common;
+mod faults;
 mod pytorch;
 mod summary;
 mod train;

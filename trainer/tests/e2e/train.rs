@@ -208,3 +208,21 @@ fn undecodable_images_are_skipped_counted_and_reported() {
         "{err}"
     );
 }
+
+#[test]
+fn a_diverging_loss_stops_the_run_without_a_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = tiny_data(dir.path());
+    let mut args = quick(dir.path(), &data, "nan", "zfnet-seed", "1");
+    args.extend([
+        "--lr=1e12".into(),
+        "--set".into(),
+        "train.max_steps_per_epoch=3".into(),
+    ]);
+    let err = fails(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        err.contains("training loss became") && err.contains("without a checkpoint"),
+        "{err}"
+    );
+    assert!(!dir.path().join("runs/nan/checkpoints/latest").exists());
+}
