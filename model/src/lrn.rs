@@ -9,7 +9,14 @@ use crate::layer::LrnSpec;
 
 /// `[N, C, H, W] -> [N, C, H, W]`:
 /// `x / (k + alpha * mean_{window}(x^2)) ^ beta`, window of `size` channels.
+///
+/// Computed in fp32 whatever the input's kind (libtorch's CPU average pool
+/// has no bf16 kernel, and the sum of squares wants the range); the result
+/// has the input's kind.
 pub fn local_response_norm(x: &Tensor, spec: &LrnSpec) -> Tensor {
+    if x.kind() != tch::Kind::Float {
+        return local_response_norm(&x.to_kind(tch::Kind::Float), spec).to_kind(x.kind());
+    }
     let size = x.size();
     let (n, c) = (size[0], size[1]);
     let div = (x * x).view([n, 1, c, size[2], -1]);

@@ -39,6 +39,24 @@ struct Params {
     bias: Option<Tensor>,
 }
 
+impl Params {
+    /// The parameters in `kind` (mixed precision: an input in bf16 makes
+    /// the layer compute in bf16 from the fp32 master weights; gradients
+    /// flow back through the cast to them). No copy when the kinds agree.
+    fn cast_to(&self, kind: tch::Kind) -> (Tensor, Option<Tensor>) {
+        if self.weight.kind() == kind {
+            return (
+                self.weight.shallow_clone(),
+                self.bias.as_ref().map(Tensor::shallow_clone),
+            );
+        }
+        (
+            self.weight.to_kind(kind),
+            self.bias.as_ref().map(|b| b.to_kind(kind)),
+        )
+    }
+}
+
 /// A network whose structure is an [`Arch`] and whose parameters live in a
 /// `VarStore`.
 #[derive(Debug)]
@@ -118,9 +136,10 @@ impl Network {
         let ys = match &layer.kind {
             LayerKind::Conv(c) => {
                 let p = params.expect("conv parameters exist by construction");
+                let (w, b) = p.cast_to(xs.kind());
                 xs.conv2d(
-                    &p.weight,
-                    p.bias.as_ref(),
+                    &w,
+                    b.as_ref(),
                     [c.stride; 2],
                     [c.padding; 2],
                     [1, 1],
@@ -144,13 +163,15 @@ impl Network {
             LayerKind::Dropout { p } => xs.dropout(*p, train),
             LayerKind::Linear(_) => {
                 let p = params.expect("linear parameters exist by construction");
-                xs.linear(&p.weight, p.bias.as_ref())
+                let (w, b) = p.cast_to(xs.kind());
+                xs.linear(&w, b.as_ref())
             }
         };
         (ys, None)
     }
 
-    /// `[N, 3, H, W] -> [N, classes]` logits.
+    /// `[N, 3, H, W] -> [N, classes]` logits, computed in the input's
+    /// floating-point kind (fp32, or bf16 for mixed precision).
     pub fn forward(&self, xs: &Tensor, train: bool) -> Tensor {
         (0..self.arch.layers.len()).fold(xs.shallow_clone(), |x, i| {
             self.layer_forward(i, &x, train, false).0
@@ -320,5 +341,41 @@ mod tests {
             .check_input(&Tensor::zeros([1, 1, 224, 224], FLOAT_CPU))
             .unwrap_err();
         assert!(err.to_string().contains("[1, 1, 224, 224]"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod precision_tests {
+    use super::*;
+    use crate::arch::ArchConfig;
+    use crate::ArchName;
+    use tch::{kind::FLOAT_CPU, nn::VarStore, Device, Kind};
+
+    #[test]
+    fn a_bf16_input_computes_in_bf16_and_trains_the_fp32_weights() {
+        let vs = VarStore::new(Device::Cpu);
+        let arch = Arch::builtin(
+            ArchName::Zfnet,
+            &ArchConfig {
+                classes: 3,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let net = Network::new(&vs.root(), arch, InitScheme::Pytorch).unwrap();
+        let x = Tensor::randn([2, 3, 224, 224], FLOAT_CPU);
+        let full = net.forward(&x, false);
+        let half = net.forward(&x.to_kind(Kind::BFloat16), false);
+        assert_eq!(half.kind(), Kind::BFloat16);
+        let rel = (half.to_kind(Kind::Float) - &full)
+            .abs()
+            .max()
+            .double_value(&[])
+            / full.abs().max().double_value(&[]);
+        assert!(rel < 0.1, "bf16 logits far from fp32: {rel}");
+        half.to_kind(Kind::Float).sum(Kind::Float).backward();
+        let w = &vs.variables()["features.0.weight"];
+        assert_eq!(w.kind(), Kind::Float);
+        assert!(w.grad().defined() && w.grad().abs().sum(Kind::Float).double_value(&[]) > 0.0);
     }
 }

@@ -102,6 +102,44 @@ pub struct TrainConfig {
     pub threads: usize,
     /// GPUs to use (0 = CPU).
     pub gpus: usize,
+    /// Arithmetic: `auto` (bf16 with fp32 master weights where the CPU has
+    /// bf16 instructions, else fp32), `fp32` or `bf16`.
+    pub precision: Precision,
+}
+
+/// Training arithmetic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Precision {
+    /// bf16 where the CPU supports it (AVX512-BF16 or AMX-BF16), else fp32.
+    Auto,
+    /// fp32 throughout.
+    Fp32,
+    /// bf16 compute with fp32 master weights.
+    Bf16,
+}
+
+impl Precision {
+    /// Whether to compute in bf16 on this machine.
+    pub fn use_bf16(self) -> bool {
+        match self {
+            Precision::Fp32 => false,
+            Precision::Bf16 => true,
+            Precision::Auto => cpu_has_bf16(),
+        }
+    }
+}
+
+/// Whether the CPU has bf16 arithmetic (AVX512-BF16 or AMX-BF16).
+pub fn cpu_has_bf16() -> bool {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .map(|s| {
+            s.lines().filter(|l| l.starts_with("flags")).any(|l| {
+                l.split_whitespace()
+                    .any(|f| f == "avx512_bf16" || f == "amx_bf16")
+            })
+        })
+        .unwrap_or(false)
 }
 
 /// `[optim]`: SGD with momentum, as PyTorch's `torch.optim.SGD`.
@@ -216,6 +254,7 @@ impl Default for TrainConfig {
             max_steps_per_epoch: 0,
             threads: 0,
             gpus: 0,
+            precision: Precision::Auto,
         }
     }
 }

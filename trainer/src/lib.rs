@@ -2,12 +2,11 @@
 //! made of, usable from tests and from Rust programs that embed zftrain.
 //!
 //! `cli` parses flags, `commands` runs them, `weights` moves parameters
-//! between networks and files, `preprocess` turns image files into tensors,
-//! `config` is the run configuration and `train` the training loop.
+//! between networks and files, `config` is the run configuration and `train`
+//! the training loop.
 
 pub mod cli;
 pub mod commands;
 pub mod config;
-pub mod preprocess;
 pub mod train;
 pub mod weights;

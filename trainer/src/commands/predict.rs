@@ -6,10 +6,12 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 use tch::{Kind, Tensor};
 use zftrain_checkpoints::write_safetensors;
+use zftrain_data::loader::decode_rgb;
+use zftrain_data::rng::SplitMix64;
+use zftrain_data::{Augment, Transform};
 
 use super::weights::load;
 use crate::cli::PredictArgs;
-use crate::preprocess::EvalTransform;
 
 /// One predicted class.
 #[derive(Debug, Serialize)]
@@ -33,6 +35,19 @@ fn read_labels(path: &Path) -> Result<Vec<String>> {
     Ok(text.lines().map(|l| l.trim().to_string()).collect())
 }
 
+/// Largest image `predict` decodes, in pixels.
+const MAX_PIXELS: u64 = 100_000_000;
+
+/// Decodes `path` and applies `transform`: a `[3, crop, crop]` tensor.
+fn load_image(transform: &Transform, path: &Path) -> Result<Tensor> {
+    let img = decode_rgb(path, MAX_PIXELS)
+        .map_err(|m| anyhow::anyhow!("decoding image {}: {m}", path.display()))?;
+    let mut buf = vec![0f32; transform.sample_len()];
+    transform.apply(&img, &mut SplitMix64::new(0), &mut buf);
+    let c = transform.crop as i64;
+    Ok(Tensor::from_slice(&buf).view([3, c, c]))
+}
+
 /// Runs `predict`.
 pub fn run(args: &PredictArgs) -> Result<()> {
     let (model, info) = load(
@@ -44,15 +59,17 @@ pub fn run(args: &PredictArgs) -> Result<()> {
         Some(p) => Some(read_labels(p)?),
         None => info.class_names.clone(),
     };
-    let transform = EvalTransform {
-        mean: info.mean,
-        std: info.std,
-        ..EvalTransform::default()
+    // The evaluation transform of training: shorter side 256, centre 224.
+    let transform = Transform {
+        augment: Augment::Eval,
+        mean: info.mean.map(|x| x as f32),
+        std: info.std.map(|x| x as f32),
+        ..Transform::default()
     };
     let images = args
         .images
         .iter()
-        .map(|p| transform.load(p))
+        .map(|p| load_image(&transform, p))
         .collect::<Result<Vec<_>>>()?;
     let batch = Tensor::stack(&images, 0);
     if let Some(path) = &args.save_input {

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use tch::{Device, Tensor};
+use tch::{Device, Kind, Tensor};
 use tracing::{info, warn};
 use zftrain_checkpoints::atomic::write_file;
 use zftrain_data::loader::{Batch, LoaderConfig};
@@ -101,13 +101,17 @@ fn step_seed(seed: u64, step: u64) -> i64 {
     (r.next_u64() >> 1) as i64
 }
 
-fn to_tensors(batch: &Batch, crop: u32) -> (Tensor, Tensor) {
+/// `[N, 3, crop, crop]` images in `kind` and `[N]` labels.
+fn to_tensors(batch: &Batch, crop: u32, kind: Kind) -> (Tensor, Tensor) {
     let c = crop as i64;
     let n = batch.len() as i64;
-    (
-        Tensor::from_slice(&batch.images).view([n, 3, c, c]),
-        Tensor::from_slice(&batch.labels),
-    )
+    let images = Tensor::from_slice(&batch.images).view([n, 3, c, c]);
+    let images = if kind == Kind::Float {
+        images
+    } else {
+        images.to_kind(kind)
+    };
+    (images, Tensor::from_slice(&batch.labels))
 }
 
 fn set_up_logging(run_dir: &Path) -> Result<()> {
@@ -263,6 +267,12 @@ pub fn train(config: RunConfig, resume: Option<&Path>) -> Result<Outcome> {
         .collect();
     info!(run = %run_dir.display(), arch = %config.model.arch, classes, train_images = train_loader.dataset().len(),
           val_images = val_loader.dataset().len(), steps_per_epoch, "training");
+    let kind = if config.train.precision.use_bf16() {
+        Kind::BFloat16
+    } else {
+        Kind::Float
+    };
+    info!(precision = ?kind, "arithmetic (fp32 master weights)");
     let tty = std::io::stdout().is_terminal();
     let mut val_top1 = None;
 
@@ -293,9 +303,9 @@ pub fn train(config: RunConfig, resume: Option<&Path>) -> Result<Outcome> {
                 continue;
             }
             let lr = schedule.lr(epoch as f64 + (state.batch - 1) as f64 / steps_per_epoch as f64);
-            let (images, labels) = to_tensors(&batch, config.data.crop);
+            let (images, labels) = to_tensors(&batch, config.data.crop, kind);
             tch::manual_seed(step_seed(config.seed, state.global_step));
-            let logits = model.net.forward(&images, true);
+            let logits = model.net.forward(&images, true).to_kind(Kind::Float);
             let loss = logits.cross_entropy_loss::<Tensor>(
                 &labels,
                 None,
@@ -375,7 +385,7 @@ pub fn train(config: RunConfig, resume: Option<&Path>) -> Result<Outcome> {
                 val_top1,
             });
         }
-        let val = evaluate(&model, &val_loader, &config, &mut tb, &mut state)?;
+        let val = evaluate(&model, &val_loader, &config, kind, &mut tb, &mut state)?;
         let step = state.global_step as i64;
         tb.scalar("val/loss", step, val.mean_loss())?;
         tb.scalar("val/top1", step, val.top1())?;
@@ -418,6 +428,7 @@ fn evaluate(
     model: &Model,
     loader: &Loader,
     config: &RunConfig,
+    kind: Kind,
     tb: &mut SummaryWriter,
     state: &mut TrainerState,
 ) -> Result<Running> {
@@ -428,9 +439,9 @@ fn evaluate(
         if batch.is_empty() {
             continue;
         }
-        let (images, labels) = to_tensors(&batch, config.data.crop);
+        let (images, labels) = to_tensors(&batch, config.data.crop, kind);
         tch::no_grad(|| {
-            let logits = model.net.forward(&images, false);
+            let logits = model.net.forward(&images, false).to_kind(Kind::Float);
             let loss =
                 logits.cross_entropy_loss::<Tensor>(&labels, None, tch::Reduction::Mean, -100, 0.0);
             r.add(&logits, &labels, loss.double_value(&[]));
