@@ -10,7 +10,7 @@ use zftrain_data::loader::decode_rgb;
 use zftrain_data::rng::SplitMix64;
 use zftrain_data::{Augment, Transform};
 
-use super::weights::load;
+use super::weights::load_model;
 use crate::cli::PredictArgs;
 
 /// One predicted class.
@@ -50,7 +50,7 @@ fn load_image(transform: &Transform, path: &Path) -> Result<Tensor> {
 
 /// Runs `predict`.
 pub fn run(args: &PredictArgs) -> Result<()> {
-    let (model, info) = load(
+    let (model, info) = load_model(
         args.weights.as_deref(),
         args.checkpoint.as_deref(),
         &args.arch,

@@ -120,6 +120,3 @@ pub fn import(args: &ImportArgs) -> Result<()> {
     );
     Ok(())
 }
-
-/// Re-exported for `predict`.
-pub(crate) use load_model as load;

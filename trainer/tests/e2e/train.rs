@@ -226,3 +226,31 @@ fn a_diverging_loss_stops_the_run_without_a_checkpoint() {
     );
     assert!(!dir.path().join("runs/nan/checkpoints/latest").exists());
 }
+
+#[test]
+fn old_checkpoints_are_pruned_but_the_best_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = tiny_data(dir.path());
+    let mut args = quick(dir.path(), &data, "prune", "zfnet-seed", "4");
+    args.extend(["--set".into(), "checkpoint.keep_last=1".into()]);
+    run(&args);
+    let ck = dir.path().join("runs/prune/checkpoints");
+    let trainer: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(ck.join("latest/trainer.json")).unwrap()).unwrap();
+    let best = trainer["best_step"].as_u64().unwrap();
+    let mut steps: Vec<String> = std::fs::read_dir(&ck)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("step-"))
+        .collect();
+    steps.sort();
+    assert!(
+        steps.contains(&format!("step-{best:09}")),
+        "best {best} kept: {steps:?}"
+    );
+    assert!(
+        steps.contains(&"step-000000008".to_string()),
+        "newest kept: {steps:?}"
+    );
+    assert!(steps.len() <= 2, "{steps:?}");
+}
