@@ -8,8 +8,10 @@
 //! scalars, images, histograms and text, and returns I/O errors instead of
 //! panicking. The tests read our files back with TensorBoard's own reader.
 
+pub mod background;
 pub mod proto;
 pub mod record;
 pub mod writer;
 
+pub use background::BackgroundWriter;
 pub use writer::{Histogram, SummaryWriter, TensorBoardError};

@@ -19,7 +19,7 @@ use zftrain_data::loader::{Batch, LoaderConfig};
 use zftrain_data::{Augment, Dataset, Loader, Transform};
 use zftrain_model::arch::ArchConfig;
 use zftrain_model::{Arch, LayerKind};
-use zftrain_tensorboard::SummaryWriter;
+use zftrain_tensorboard::BackgroundWriter;
 
 use crate::config::RunConfig;
 use crate::train::checkpointing::{find_resume, restore, save};
@@ -130,7 +130,7 @@ fn set_up_logging(run_dir: &Path) -> Result<()> {
     Ok(())
 }
 
-fn report_skipped(tb: &mut SummaryWriter, state: &mut TrainerState, batch: &Batch) -> Result<()> {
+fn report_skipped(tb: &BackgroundWriter, state: &mut TrainerState, batch: &Batch) -> Result<()> {
     let step = state.global_step as i64;
     if batch.skipped.is_empty() {
         return Ok(());
@@ -217,7 +217,7 @@ pub fn train(config: RunConfig, resume: Option<&Path>) -> Result<Outcome> {
         .collect();
     let mut sgd = Sgd::new(params, config.optim.clone());
     let mut state = TrainerState::default();
-    let mut tb = SummaryWriter::create(&run_dir)?;
+    let tb = BackgroundWriter::create(&run_dir)?;
     if let Some((ck, skipped)) = &resume_from {
         for s in skipped {
             warn!("{s}");
@@ -297,7 +297,7 @@ pub fn train(config: RunConfig, resume: Option<&Path>) -> Result<Outcome> {
                 break;
             }
             let batch = batch?;
-            report_skipped(&mut tb, &mut state, &batch)?;
+            report_skipped(&tb, &mut state, &batch)?;
             state.batch += 1;
             if batch.is_empty() {
                 continue;
@@ -385,7 +385,7 @@ pub fn train(config: RunConfig, resume: Option<&Path>) -> Result<Outcome> {
                 val_top1,
             });
         }
-        let val = evaluate(&model, &val_loader, &config, kind, &mut tb, &mut state)?;
+        let val = evaluate(&model, &val_loader, &config, kind, &tb, &mut state)?;
         let step = state.global_step as i64;
         tb.scalar("val/loss", step, val.mean_loss())?;
         tb.scalar("val/top1", step, val.top1())?;
@@ -429,7 +429,7 @@ fn evaluate(
     loader: &Loader,
     config: &RunConfig,
     kind: Kind,
-    tb: &mut SummaryWriter,
+    tb: &BackgroundWriter,
     state: &mut TrainerState,
 ) -> Result<Running> {
     let mut r = Running::default();
