@@ -17,6 +17,7 @@ enum Msg {
     Histogram(String, i64, Vec<f64>),
     Text(String, i64, String),
     Restart(i64),
+    Hparams(Vec<(String, crate::HParamValue)>, Vec<String>),
     Flush(Sender<()>),
 }
 
@@ -45,6 +46,9 @@ impl BackgroundWriter {
                     Msg::Histogram(tag, step, values) => writer.histogram(&tag, step, &values),
                     Msg::Text(tag, step, text) => writer.text(&tag, step, &text),
                     Msg::Restart(step) => writer.restart_at(step),
+                    Msg::Hparams(h, m) => {
+                        writer.hparams(&h, &m.iter().map(String::as_str).collect::<Vec<_>>())
+                    }
                     Msg::Flush(done) => {
                         let r = writer.flush();
                         let _ = done.send(());
@@ -130,6 +134,18 @@ impl BackgroundWriter {
     /// Queues a text summary.
     pub fn text(&self, tag: &str, step: i64, text: &str) -> Result<(), TensorBoardError> {
         self.send(Msg::Text(tag.into(), step, text.into()))
+    }
+
+    /// Queues the hyper-parameters (see [`SummaryWriter::hparams`]).
+    pub fn hparams(
+        &self,
+        hparams: Vec<(String, crate::HParamValue)>,
+        metrics: &[&str],
+    ) -> Result<(), TensorBoardError> {
+        self.send(Msg::Hparams(
+            hparams,
+            metrics.iter().map(|m| m.to_string()).collect(),
+        ))
     }
 
     /// Queues a restart marker (see [`SummaryWriter::restart_at`]).

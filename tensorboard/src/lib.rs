@@ -9,9 +9,11 @@
 //! panicking. The tests read our files back with TensorBoard's own reader.
 
 pub mod background;
+pub mod hparams;
 pub mod proto;
 pub mod record;
 pub mod writer;
 
 pub use background::BackgroundWriter;
+pub use hparams::HParamValue;
 pub use writer::{Histogram, SummaryWriter, TensorBoardError};

@@ -180,5 +180,8 @@ pub struct Dim {
     pub size: i64,
 }
 
+/// `DT_FLOAT` in TensorBoard's `DataType` enum.
+pub const DT_FLOAT: i32 = 1;
+
 /// `DT_STRING` in TensorBoard's `DataType` enum.
 pub const DT_STRING: i32 = 7;

@@ -13,7 +13,7 @@ use thiserror::Error;
 
 use crate::proto::{
     Dim, Event, EventWhat, HistogramProto, Image, PluginData, SessionLog, Summary, SummaryMetadata,
-    SummaryValue, TensorProto, TensorShapeProto, ValueKind, DT_STRING, SESSION_START,
+    SummaryValue, TensorProto, TensorShapeProto, ValueKind, DT_FLOAT, DT_STRING, SESSION_START,
 };
 use crate::record::write_record;
 
@@ -272,6 +272,44 @@ impl SummaryWriter {
                 value: Some(ValueKind::Tensor(tensor)),
             },
         )
+    }
+
+    /// The run's hyper-parameters and the scalar tags to compare runs by,
+    /// for TensorBoard's HParams dashboard.
+    pub fn hparams(
+        &mut self,
+        hparams: &[(String, crate::HParamValue)],
+        metrics: &[&str],
+    ) -> Result<(), TensorBoardError> {
+        let (experiment, session) = crate::hparams::plugin_payloads(hparams, metrics, now());
+        for (tag, payload) in [
+            ("_hparams_/experiment", experiment),
+            ("_hparams_/session_start_info", session),
+        ] {
+            let metadata = SummaryMetadata {
+                plugin_data: Some(PluginData {
+                    plugin_name: "hparams".into(),
+                    content: payload.encode_to_vec(),
+                }),
+            };
+            // The plugin's NULL_TENSOR: an empty float tensor.
+            let tensor = TensorProto {
+                dtype: DT_FLOAT,
+                tensor_shape: Some(TensorShapeProto {
+                    dim: vec![Dim { size: 0 }],
+                }),
+                string_val: Vec::new(),
+            };
+            self.write_value(
+                0,
+                SummaryValue {
+                    tag: tag.into(),
+                    metadata: Some(metadata),
+                    value: Some(ValueKind::Tensor(tensor)),
+                },
+            )?;
+        }
+        Ok(())
     }
 
     /// Marks a restart at `step` (a resumed run): TensorBoard's reader then

@@ -25,5 +25,18 @@ for tag in tags["histograms"]:
                                "max": e.histogram_value.max, "bucket": list(e.histogram_value.bucket)}
                               for e in acc.Histograms(tag)]
 for tag in tags["tensors"]:
+    if acc.SummaryMetadata(tag).plugin_data.plugin_name != "text":
+        continue
     out["text"][tag] = [[e.step, e.tensor_proto.string_val[0].decode("utf-8")] for e in acc.Tensors(tag)]
+out["hparams"] = {}
+try:
+    content = acc.PluginTagToContent("hparams")
+except KeyError:
+    content = {}
+if content:
+    from google.protobuf import json_format
+    from tensorboard.plugins.hparams import plugin_data_pb2
+    for tag, raw in content.items():
+        data = plugin_data_pb2.HParamsPluginData.FromString(raw)
+        out["hparams"][tag] = json_format.MessageToDict(data)
 print(json.dumps(out))

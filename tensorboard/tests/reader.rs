@@ -133,3 +133,33 @@ fn a_restart_marker_hides_the_interrupted_runs_later_steps() {
         ])
     );
 }
+
+#[test]
+fn tensorboard_reads_our_hparams() {
+    use zftrain_tensorboard::HParamValue;
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = SummaryWriter::create(dir.path()).unwrap();
+    let hp = vec![
+        ("arch".to_string(), HParamValue::Text("zfnet".into())),
+        ("lr".to_string(), HParamValue::Number(0.01)),
+        ("lrn".to_string(), HParamValue::Bool(true)),
+    ];
+    w.hparams(&hp, &["val/top1", "val/loss"]).unwrap();
+    w.scalar("val/top1", 1, 0.5).unwrap();
+    w.flush().unwrap();
+    let got = read_with_tensorboard(dir.path());
+    let session = &got["hparams"]["_hparams_/session_start_info"]["sessionStartInfo"]["hparams"];
+    // protobuf's JSON form writes google.protobuf.Value as the plain value.
+    assert_eq!(session["arch"], serde_json::json!("zfnet"));
+    assert_eq!(session["lr"], serde_json::json!(0.01));
+    assert_eq!(session["lrn"], serde_json::json!(true));
+    let metrics = &got["hparams"]["_hparams_/experiment"]["experiment"]["metricInfos"];
+    assert_eq!(metrics[0]["name"]["tag"], "val/top1");
+    assert_eq!(
+        got["hparams"]["_hparams_/experiment"]["experiment"]["hparamInfos"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+}

@@ -19,7 +19,7 @@ use zftrain_data::loader::{Batch, LoaderConfig};
 use zftrain_data::{Augment, Dataset, Loader, Transform};
 use zftrain_model::arch::ArchConfig;
 use zftrain_model::{Arch, LayerKind};
-use zftrain_tensorboard::BackgroundWriter;
+use zftrain_tensorboard::{BackgroundWriter, HParamValue};
 
 use crate::config::RunConfig;
 use crate::train::checkpointing::{find_resume, restore, save};
@@ -150,6 +150,51 @@ fn report_skipped(tb: &BackgroundWriter, state: &mut TrainerState, batch: &Batch
     Ok(())
 }
 
+/// The hyper-parameters shown in TensorBoard's HParams dashboard.
+fn hparams(config: &RunConfig) -> Vec<(String, HParamValue)> {
+    vec![
+        ("arch".into(), as_text(&config.model.arch)),
+        ("init".into(), as_text(&config.model.init)),
+        ("lrn".into(), HParamValue::Bool(config.model.lrn)),
+        ("dropout".into(), HParamValue::Number(config.model.dropout)),
+        ("augment".into(), as_text(&config.data.augment)),
+        (
+            "epochs".into(),
+            HParamValue::Number(config.train.epochs as f64),
+        ),
+        (
+            "batch_size".into(),
+            HParamValue::Number(config.train.batch_size as f64),
+        ),
+        ("precision".into(), as_text(&config.train.precision)),
+        (
+            "renorm_radius".into(),
+            HParamValue::Number(config.train.renorm_radius),
+        ),
+        (
+            "label_smoothing".into(),
+            HParamValue::Number(config.train.label_smoothing),
+        ),
+        ("lr".into(), HParamValue::Number(config.optim.lr)),
+        (
+            "momentum".into(),
+            HParamValue::Number(config.optim.momentum),
+        ),
+        (
+            "weight_decay".into(),
+            HParamValue::Number(config.optim.weight_decay),
+        ),
+        ("schedule".into(), as_text(&config.schedule.kind)),
+        ("seed".into(), HParamValue::Number(config.seed as f64)),
+    ]
+}
+
+/// A serializable value (an enum such as `zf`) as a text hyper-parameter.
+fn as_text<T: serde::Serialize>(v: &T) -> HParamValue {
+    let json = serde_json::to_string(v).unwrap_or_default();
+    HParamValue::Text(json.trim_matches('"').to_string())
+}
+
 /// Runs (or resumes) training.
 pub fn train(config: RunConfig, resume: Option<&Path>) -> Result<Outcome> {
     config.validate()?;
@@ -238,6 +283,8 @@ pub fn train(config: RunConfig, resume: Option<&Path>) -> Result<Outcome> {
             0,
             &format!("```toml\n{}\n```", config.to_toml()),
         )?;
+        let metrics = ["val/top1", "val/top5", "val/loss", "train/loss"];
+        tb.hparams(hparams(&config), &metrics)?;
     }
     let mut schedule = Schedule {
         config: config.schedule.clone(),
