@@ -86,3 +86,52 @@ pub fn tensorboard(logdir: &Path) -> serde_json::Value {
     );
     serde_json::from_slice(&out.stdout).expect("JSON from read_events.py")
 }
+
+/// A synthetic ImageFolder of 2 classes in `dir/data` (real JPEG files).
+pub fn synth(
+    dir: &Path,
+    train_per_class: usize,
+    val_per_class: usize,
+    width: u32,
+    height: u32,
+) -> PathBuf {
+    let data = dir.join("data");
+    let (t, v, w, h) = (
+        train_per_class.to_string(),
+        val_per_class.to_string(),
+        width.to_string(),
+        height.to_string(),
+    );
+    let args = [
+        "data",
+        "synth",
+        "--out",
+        s(&data),
+        "--classes",
+        "2",
+        "--train-per-class",
+        &t,
+        "--val-per-class",
+        &v,
+    ];
+    let size = ["--width", &w, "--height", &h];
+    ok(&args.iter().chain(size.iter()).copied().collect::<Vec<_>>());
+    data
+}
+
+/// `zftrain predict --json --save-input INPUT` for `images` with weights
+/// given as `source` (`--weights FILE` or `--checkpoint DIR`); returns the JSON.
+pub fn predict_json(source: [&str; 2], images: &[&Path], input: &Path) -> String {
+    let mut args = vec![
+        "predict",
+        source[0],
+        source[1],
+        "--json",
+        "--save-input",
+        s(input),
+    ];
+    for image in images {
+        args.extend(["--image", s(image)]);
+    }
+    ok(&args)
+}

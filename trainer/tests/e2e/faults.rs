@@ -9,25 +9,8 @@ use std::time::{Duration, Instant};
 
 use crate::common::{ok, s};
 
-fn data(dir: &Path, per_class: &str) -> PathBuf {
-    let data = dir.join("data");
-    ok(&[
-        "data",
-        "synth",
-        "--out",
-        s(&data),
-        "--classes",
-        "2",
-        "--train-per-class",
-        per_class,
-        "--val-per-class",
-        "1",
-        "--width",
-        "64",
-        "--height",
-        "48",
-    ]);
-    data
+fn data(dir: &Path, per_class: usize) -> PathBuf {
+    crate::common::synth(dir, per_class, 1, 64, 48)
 }
 
 fn args(dir: &Path, data: &Path, name: &str, epochs: &str, steps: &str) -> Vec<String> {
@@ -110,7 +93,7 @@ fn weights(run: &Path) -> Vec<u8> {
 #[test]
 fn sigint_and_sigterm_checkpoint_exit_130_and_resume_exactly() {
     let dir = tempfile::tempdir().unwrap();
-    let data = data(dir.path(), "6");
+    let data = data(dir.path(), 6);
     ok(&args(dir.path(), &data, "straight", "2", "0")
         .iter()
         .map(String::as_str)
@@ -138,7 +121,7 @@ fn sigint_and_sigterm_checkpoint_exit_130_and_resume_exactly() {
 #[test]
 fn sigkill_at_random_moments_never_leaves_a_half_written_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
-    let data = data(dir.path(), "2");
+    let data = data(dir.path(), 2);
     let run = dir.path().join("runs/k");
     // One step per epoch: a checkpoint write every step, so kills land in them.
     let mut rng = 0x2545_F491_4F6C_DD1Du64;

@@ -2,7 +2,7 @@
 //! works and the logits agree with `zftrain predict` on the same input
 //! (within 1e-4 relative), in both directions, for every architecture.
 
-use crate::common::{interop, ok, s};
+use crate::common::{interop, ok, predict_json, s};
 
 /// zftrain makes the weights; PyTorch loads them strictly and agrees.
 fn ours_in_pytorch(arch: &str, classes: &str) {
@@ -27,18 +27,12 @@ fn ours_in_pytorch(arch: &str, classes: &str) {
         "--out",
         s(&d.join("w.safetensors")),
     ]);
-    let json = ok(&[
-        "predict",
-        "--weights",
-        s(&d.join("w.safetensors")),
-        "--image",
-        s(&d.join("photo.jpg")),
-        "--image",
-        s(&d.join("photo.jpg")),
-        "--json",
-        "--save-input",
-        s(&d.join("input.safetensors")),
-    ]);
+    let photo = d.join("photo.jpg");
+    let json = predict_json(
+        ["--weights", s(&d.join("w.safetensors"))],
+        &[&photo, &photo],
+        &d.join("input.safetensors"),
+    );
     std::fs::write(d.join("pred.json"), json).unwrap();
     let report = interop(&[
         "check",
@@ -70,16 +64,12 @@ fn pytorch_in_ours(arch: &str, classes: &str) {
         "--out",
         s(&d.join("ck")),
     ]);
-    let json = ok(&[
-        "predict",
-        "--checkpoint",
-        s(&d.join("ck")),
-        "--image",
-        s(&d.join("photo.jpg")),
-        "--json",
-        "--save-input",
-        s(&d.join("input.safetensors")),
-    ]);
+    let photo = d.join("photo.jpg");
+    let json = predict_json(
+        ["--checkpoint", s(&d.join("ck"))],
+        &[&photo],
+        &d.join("input.safetensors"),
+    );
     std::fs::write(d.join("pred.json"), json).unwrap();
     let report = interop(&[
         "check",

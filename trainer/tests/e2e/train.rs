@@ -8,24 +8,7 @@ use crate::common::{fails, ok, s};
 
 /// A tiny synthetic ImageFolder: 2 classes, 4 train and 2 val images each.
 fn tiny_data(dir: &Path) -> PathBuf {
-    let data = dir.join("data");
-    ok(&[
-        "data",
-        "synth",
-        "--out",
-        s(&data),
-        "--classes",
-        "2",
-        "--train-per-class",
-        "4",
-        "--val-per-class",
-        "2",
-        "--width",
-        "80",
-        "--height",
-        "64",
-    ]);
-    data
+    crate::common::synth(dir, 4, 2, 80, 64)
 }
 
 /// Common flags: small batches, two steps per epoch, log every step.
