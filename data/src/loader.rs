@@ -99,23 +99,20 @@ impl Batch {
 /// Decodes one file to RGB, refusing images above `max_pixels` before
 /// allocating them.
 pub fn decode_rgb(path: &Path, max_pixels: u64) -> Result<image::RgbImage, String> {
+    use image::ImageDecoder;
     let reader = image::ImageReader::open(path).map_err(|e| e.to_string())?;
     let mut reader = reader.with_guessed_format().map_err(|e| e.to_string())?;
     let mut limits = image::Limits::default();
     limits.max_alloc = Some(max_pixels.saturating_mul(4));
     reader.limits(limits);
-    let (w, h) = {
-        let probe = image::ImageReader::open(path).map_err(|e| e.to_string())?;
-        probe
-            .with_guessed_format()
-            .map_err(|e| e.to_string())?
-            .into_dimensions()
-            .map_err(|e| e.to_string())?
-    };
+    // One open and one header read: the size is known before the pixels.
+    let decoder = reader.into_decoder().map_err(|e| e.to_string())?;
+    let (w, h) = decoder.dimensions();
     if w as u64 * h as u64 > max_pixels {
         return Err(format!("{w}x{h} pixels exceed the limit of {max_pixels}"));
     }
-    Ok(reader.decode().map_err(|e| e.to_string())?.to_rgb8())
+    let img = image::DynamicImage::from_decoder(decoder).map_err(|e| e.to_string())?;
+    Ok(img.to_rgb8())
 }
 
 /// Batches of a data set.
@@ -453,6 +450,15 @@ mod tests {
         let l = loader(&ds, 2, BadImages::Skip);
         let mut it = l.epoch(0, 0);
         assert!(it.next().is_some());
-        drop(it); // joins the workers; a hang here fails the test by timeout
+        let (done, wait) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            drop(it); // joins the workers
+            let _ = done.send(());
+        });
+        assert!(
+            wait.recv_timeout(std::time::Duration::from_secs(30))
+                .is_ok(),
+            "workers did not stop"
+        );
     }
 }

@@ -18,7 +18,7 @@ use zftrain_checkpoints::atomic::write_file;
 use zftrain_data::loader::{Batch, LoaderConfig};
 use zftrain_data::{Augment, Dataset, Loader, Transform};
 use zftrain_model::arch::ArchConfig;
-use zftrain_model::{Arch, LayerKind};
+use zftrain_model::Arch;
 use zftrain_tensorboard::{BackgroundWriter, HParamValue};
 
 use crate::config::RunConfig;
@@ -298,19 +298,13 @@ pub fn train(config: RunConfig, resume: Option<&Path>) -> Result<Outcome> {
         0 => per_epoch,
         m => per_epoch.min(m as usize),
     };
-    let conv_layers: Vec<String> = model
+    // The conv weights, for ZF's renormalization.
+    let renorm: Vec<Tensor> = model
         .net
         .arch()
-        .layers
-        .iter()
-        .filter(|l| matches!(l.kind, LayerKind::Conv(_)))
-        .filter_map(|l| l.module.clone())
-        .collect();
-    let renorm: Vec<Tensor> = model
-        .named_weights()
+        .conv_indices()
         .into_iter()
-        .filter(|(n, _)| conv_layers.iter().any(|m| *n == format!("{m}.weight")))
-        .map(|(_, t)| t)
+        .filter_map(|i| model.net.weight(i).map(Tensor::shallow_clone))
         .collect();
     info!(run = %run_dir.display(), arch = %config.model.arch, classes, train_images = train_loader.dataset().len(),
           val_images = val_loader.dataset().len(), steps_per_epoch, "training");

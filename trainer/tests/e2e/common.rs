@@ -135,3 +135,23 @@ pub fn predict_json(source: [&str; 2], images: &[&Path], input: &Path) -> String
     }
     ok(&args)
 }
+
+/// `zftrain init --arch ARCH --classes CLASSES --seed SEED --out OUT`.
+pub fn init(arch: &str, classes: &str, seed: &str, out: &Path) {
+    ok(&[
+        "init",
+        "--arch",
+        arch,
+        "--classes",
+        classes,
+        "--seed",
+        seed,
+        "--out",
+        s(out),
+    ]);
+}
+
+/// `zftrain export --checkpoint CHECKPOINT --out OUT`.
+pub fn export(checkpoint: &Path, out: &Path) {
+    ok(&["export", "--checkpoint", s(checkpoint), "--out", s(out)]);
+}

@@ -2,31 +2,15 @@
 //! works and the logits agree with `zftrain predict` on the same input
 //! (within 1e-4 relative), in both directions, for every architecture.
 
-use crate::common::{interop, ok, predict_json, s};
+use crate::common::{export, init, interop, ok, predict_json, s};
 
 /// zftrain makes the weights; PyTorch loads them strictly and agrees.
 fn ours_in_pytorch(arch: &str, classes: &str) {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     interop(&["jpeg", s(&d.join("photo.jpg"))]);
-    ok(&[
-        "init",
-        "--arch",
-        arch,
-        "--classes",
-        classes,
-        "--seed",
-        "5",
-        "--out",
-        s(&d.join("ck")),
-    ]);
-    ok(&[
-        "export",
-        "--checkpoint",
-        s(&d.join("ck")),
-        "--out",
-        s(&d.join("w.safetensors")),
-    ]);
+    init(arch, classes, "5", &d.join("ck"));
+    export(&d.join("ck"), &d.join("w.safetensors"));
     let photo = d.join("photo.jpg");
     let json = predict_json(
         ["--weights", s(&d.join("w.safetensors"))],
@@ -112,15 +96,7 @@ fn eval_preprocessing_matches_torchvision_transforms() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     interop(&["jpeg", s(&d.join("photo.jpg"))]);
-    ok(&[
-        "init",
-        "--arch",
-        "zfnet-seed",
-        "--classes",
-        "5",
-        "--out",
-        s(&d.join("ck")),
-    ]);
+    init("zfnet-seed", "5", "0", &d.join("ck"));
     ok(&[
         "predict",
         "--checkpoint",

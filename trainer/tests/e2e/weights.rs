@@ -2,7 +2,7 @@
 
 use zftrain_checkpoints::read_safetensors;
 
-use crate::common::{fails, interop, ok, s};
+use crate::common::{export, fails, init, interop, ok, s};
 
 fn tensor_bytes(t: &tch::Tensor) -> Vec<u8> {
     let mut b = vec![0u8; t.numel() * t.kind().elt_size_in_bytes()];
@@ -14,24 +14,8 @@ fn tensor_bytes(t: &tch::Tensor) -> Vec<u8> {
 fn export_import_export_is_bit_exact() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    ok(&[
-        "init",
-        "--arch",
-        "zfnet",
-        "--classes",
-        "7",
-        "--seed",
-        "3",
-        "--out",
-        s(&d.join("a")),
-    ]);
-    ok(&[
-        "export",
-        "--checkpoint",
-        s(&d.join("a")),
-        "--out",
-        s(&d.join("a.safetensors")),
-    ]);
+    init("zfnet", "7", "3", &d.join("a"));
+    export(&d.join("a"), &d.join("a.safetensors"));
     ok(&[
         "import",
         "--weights",
@@ -39,13 +23,7 @@ fn export_import_export_is_bit_exact() {
         "--out",
         s(&d.join("b")),
     ]);
-    ok(&[
-        "export",
-        "--checkpoint",
-        s(&d.join("b")),
-        "--out",
-        s(&d.join("b.safetensors")),
-    ]);
+    export(&d.join("b"), &d.join("b.safetensors"));
     let (a, meta_a) = read_safetensors(&d.join("a.safetensors")).unwrap();
     let (b, meta_b) = read_safetensors(&d.join("b.safetensors")).unwrap();
     assert_eq!(meta_a, meta_b);
@@ -62,17 +40,7 @@ fn init_seeds_are_reproducible_and_distinct() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     for (name, seed) in [("a", "1"), ("b", "1"), ("c", "2")] {
-        ok(&[
-            "init",
-            "--arch",
-            "zfnet-seed",
-            "--classes",
-            "5",
-            "--seed",
-            seed,
-            "--out",
-            s(&d.join(name)),
-        ]);
+        init("zfnet-seed", "5", seed, &d.join(name));
     }
     let w = |n: &str| std::fs::read(d.join(n).join("weights.safetensors")).unwrap();
     assert_eq!(w("a"), w("b"));
@@ -83,22 +51,8 @@ fn init_seeds_are_reproducible_and_distinct() {
 fn importing_the_wrong_architecture_names_the_tensor() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    ok(&[
-        "init",
-        "--arch",
-        "alexnet-tv",
-        "--classes",
-        "3",
-        "--out",
-        s(&d.join("tv")),
-    ]);
-    ok(&[
-        "export",
-        "--checkpoint",
-        s(&d.join("tv")),
-        "--out",
-        s(&d.join("tv.safetensors")),
-    ]);
+    init("alexnet-tv", "3", "0", &d.join("tv"));
+    export(&d.join("tv"), &d.join("tv.safetensors"));
     let err = fails(&[
         "import",
         "--arch",
@@ -165,15 +119,7 @@ fn predict_reports_top5_for_a_jpeg_and_refuses_bad_images() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     interop(&["jpeg", s(&d.join("photo.jpg"))]);
-    ok(&[
-        "init",
-        "--arch",
-        "zfnet-seed",
-        "--classes",
-        "5",
-        "--out",
-        s(&d.join("ck")),
-    ]);
+    init("zfnet-seed", "5", "0", &d.join("ck"));
     let out = ok(&[
         "predict",
         "--checkpoint",
