@@ -10,6 +10,7 @@
 pub mod dataset;
 pub mod error;
 pub mod loader;
+pub mod mean_image;
 pub mod rng;
 pub mod synth;
 pub mod transform;
@@ -17,4 +18,5 @@ pub mod transform;
 pub use dataset::{Dataset, Sample};
 pub use error::DataError;
 pub use loader::{BadImages, Batch, Loader, LoaderConfig};
+pub use mean_image::{MeanEstimate, MeanImage};
 pub use transform::{Augment, Transform};

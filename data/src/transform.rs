@@ -8,13 +8,19 @@
 //! - `eval`: shorter side to 256, centre 224x224 crop (torchvision's
 //!   `Resize(256)` + `CenterCrop(224)`).
 //!
-//! Then `(x / 255 - mean) / std` per channel. Randomness comes from the
-//! caller's generator, so a sample's crop depends only on its stream.
+//! Then `(x / 255 - mean) / std` per channel, where `mean` is either one
+//! value per channel or, as Zeiler & Fergus did, a per-pixel mean image of
+//! the centre squares ([`MeanImage`]; `zf` and `eval` only, since `rrc` crops
+//! have no fixed place in that square). Randomness comes from the caller's
+//! generator, so a sample's crop depends only on its stream.
+
+use std::sync::Arc;
 
 use image::imageops::{self, FilterType};
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
+use crate::mean_image::MeanImage;
 use crate::rng::SplitMix64;
 
 /// Which augmentation.
@@ -53,6 +59,11 @@ pub struct Transform {
     pub mean: [f32; 3],
     /// Per-channel standard deviation.
     pub std: [f32; 3],
+    /// A per-pixel mean of the `resize` x `resize` centre squares, used
+    /// instead of `mean` (`zf` and `eval`; [`Transform::check`] refuses it
+    /// with `rrc` or a side other than `resize`).
+    #[serde(skip)]
+    pub mean_image: Option<Arc<MeanImage>>,
 }
 
 impl Default for Transform {
@@ -63,6 +74,7 @@ impl Default for Transform {
             crop: 224,
             mean: [0.485, 0.456, 0.406],
             std: [0.229, 0.224, 0.225],
+            mean_image: None,
         }
     }
 }
@@ -78,6 +90,30 @@ pub fn shorter_side_to(w: u32, h: u32, target: u32) -> (u32, u32) {
 }
 
 impl Transform {
+    /// Whether the settings fit together: a crop no larger than the resize,
+    /// and a mean image only with `zf`/`eval` and of side `resize`.
+    pub fn check(&self) -> Result<(), String> {
+        if self.crop == 0 || self.crop > self.resize {
+            return Err(format!(
+                "crop {} must be between 1 and resize {}",
+                self.crop, self.resize
+            ));
+        }
+        if let Some(m) = &self.mean_image {
+            if self.augment == Augment::Rrc {
+                return Err("a per-pixel mean image needs augment zf (rrc crops anywhere)".into());
+            }
+            if m.side() != self.resize {
+                return Err(format!(
+                    "the mean image is {0}x{0}, the resize is {1}",
+                    m.side(),
+                    self.resize
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Floats per output sample: `3 * crop * crop`.
     pub fn sample_len(&self) -> usize {
         3 * self.crop as usize * self.crop as usize
@@ -140,11 +176,26 @@ impl Transform {
         let plane = c * c;
         let scale: [f32; 3] = std::array::from_fn(|k| 1.0 / (255.0 * self.std[k]));
         let shift: [f32; 3] = std::array::from_fn(|k| self.mean[k] / self.std[k]);
+        // Where the crop sits in the centre square, for the per-pixel mean.
+        let mean_image = match (&self.mean_image, g.resize) {
+            (Some(m), Some((rw, rh))) => Some((
+                m,
+                (x - (rw - self.resize) / 2) as usize,
+                (y - (rh - self.resize) / 2) as usize,
+            )),
+            _ => None,
+        };
         for (row, line) in patch.as_raw().chunks_exact(3 * c).enumerate() {
             for col in 0..c {
                 let dst = if g.flip { c - 1 - col } else { col };
                 for k in 0..3 {
-                    out[k * plane + row * c + dst] = line[3 * col + k] as f32 * scale[k] - shift[k];
+                    let value = line[3 * col + k] as f32;
+                    out[k * plane + row * c + dst] = match mean_image {
+                        Some((m, mx, my)) => {
+                            (value / 255.0 - m.at(k, my + row, mx + col)) / self.std[k]
+                        }
+                        None => value * scale[k] - shift[k],
+                    };
                 }
             }
         }
@@ -283,5 +334,60 @@ mod tests {
             out[0], -1.0,
             "after a flip the red channel starts with blue's side"
         );
+    }
+
+    #[test]
+    fn a_per_pixel_mean_is_subtracted_where_the_crop_sits_before_the_flip() {
+        // A gradient image 341x256 (already the resized size of 500x375).
+        let img = RgbImage::from_fn(341, 256, |x, y| [(x % 256) as u8, y as u8, 7].into());
+        // Mean image: channel 0 = column / 256, channel 1 = 0.25, channel 2 = row / 256.
+        let side = 256usize;
+        let mut values = vec![0f32; 3 * side * side];
+        for y in 0..side {
+            for x in 0..side {
+                values[y * side + x] = x as f32 / 256.0;
+                values[side * side + y * side + x] = 0.25;
+                values[2 * side * side + y * side + x] = y as f32 / 256.0;
+            }
+        }
+        let mean = Arc::new(MeanImage::new(256, values).unwrap());
+        let t = Transform {
+            std: [1.0; 3],
+            mean_image: Some(mean.clone()),
+            ..transform(Augment::Zf)
+        };
+        t.check().unwrap();
+        let mut rng = SplitMix64::new(5);
+        let plane = 224 * 224;
+        let mut out = vec![0f32; t.sample_len()];
+        for _ in 0..20 {
+            let g = t.geometry(341, 256, &mut rng.clone());
+            t.apply(&img, &mut rng, &mut out);
+            let (x, y, _, _) = g.crop;
+            let (mx, my) = ((x - 42) as usize, y as usize);
+            // Output column 0 holds source column 0 (or 223 when flipped).
+            let src = if g.flip { 223 } else { 0 };
+            let want = ((x as usize + src) % 256) as f32 / 255.0 - mean.at(0, my, mx + src);
+            assert!(
+                (out[0] - want).abs() < 1e-5,
+                "{:?}: {} vs {want}",
+                g,
+                out[0]
+            );
+            let want = 7.0 / 255.0 - mean.at(2, my + 3, mx + src);
+            assert!((out[2 * plane + 3 * 224] - want).abs() < 1e-5);
+        }
+        // rrc and a mean image of another size are refused.
+        let rrc = Transform {
+            mean_image: Some(mean),
+            ..transform(Augment::Rrc)
+        };
+        assert!(rrc.check().unwrap_err().contains("needs augment zf"));
+        let small = Transform {
+            resize: 128,
+            crop: 112,
+            ..t
+        };
+        assert!(small.check().unwrap_err().contains("256x256"));
     }
 }

@@ -57,6 +57,19 @@ impl Params {
     }
 }
 
+/// Whether a 4-d tensor is laid out channels-last (`NHWC` in memory).
+pub fn is_channels_last(x: &Tensor) -> bool {
+    let (size, stride) = (x.size(), x.stride());
+    size.len() == 4 && size[1] > 1 && stride[1] == 1 && stride[3] == size[1]
+}
+
+/// The same `[N, C, H, W]` tensor laid out channels-last (one copy; tch has
+/// no memory-format argument, so this is a permute, a contiguous copy and
+/// the inverse permute).
+pub fn to_channels_last(x: &Tensor) -> Tensor {
+    x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
+}
+
 /// A network whose structure is an [`Arch`] and whose parameters live in a
 /// `VarStore`.
 #[derive(Debug)]
@@ -137,6 +150,11 @@ impl Network {
             LayerKind::Conv(c) => {
                 let p = params.expect("conv parameters exist by construction");
                 let (w, b) = p.cast_to(xs.kind());
+                let w = if is_channels_last(xs) {
+                    to_channels_last(&w)
+                } else {
+                    w
+                };
                 xs.conv2d(
                     &w,
                     b.as_ref(),

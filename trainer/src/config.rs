@@ -72,6 +72,13 @@ pub struct DataConfig {
     pub mean: [f32; 3],
     /// Per-channel standard deviation.
     pub std: [f32; 3],
+    /// Subtract a per-pixel mean image of the training set's centre squares
+    /// instead of `mean`, as Zeiler & Fergus did (`augment = "zf"` only).
+    /// Estimated when the run starts and stored in every checkpoint.
+    pub pixel_mean: bool,
+    /// Training images (evenly spaced) the per-pixel mean is estimated from
+    /// (0 = all).
+    pub pixel_mean_images: usize,
     /// Decoding threads.
     pub workers: usize,
     /// Batches decoded ahead at most.
@@ -105,6 +112,10 @@ pub struct TrainConfig {
     /// Arithmetic: `auto` (bf16 with fp32 master weights where the CPU has
     /// bf16 instructions, else fp32), `fp32` or `bf16`.
     pub precision: Precision,
+    /// Lay batches (and the conv weights they meet) out channels-last
+    /// (`NHWC` in memory): oneDNN's convolutions run faster on it, in bf16
+    /// and in fp32 (see docs/benchmarks.md).
+    pub channels_last: bool,
 }
 
 /// Training arithmetic.
@@ -182,8 +193,8 @@ pub struct ScheduleConfig {
     pub gamma: f64,
     /// `plateau`: epochs without improvement before a decay.
     pub patience: u64,
-    /// Linear warm-up from 0 over this many epochs.
-    pub warmup_epochs: u64,
+    /// Linear warm-up from 0 over this many epochs (fractions allowed).
+    pub warmup_epochs: f64,
 }
 
 /// `[checkpoint]`.
@@ -233,6 +244,8 @@ impl Default for DataConfig {
             crop: 224,
             mean: [0.485, 0.456, 0.406],
             std: [0.229, 0.224, 0.225],
+            pixel_mean: false,
+            pixel_mean_images: 10_000,
             workers: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(2),
@@ -255,6 +268,7 @@ impl Default for TrainConfig {
             threads: 0,
             gpus: 0,
             precision: Precision::Auto,
+            channels_last: true,
         }
     }
 }
@@ -277,7 +291,7 @@ impl Default for ScheduleConfig {
             step_epochs: 30,
             gamma: 0.1,
             patience: 3,
-            warmup_epochs: 0,
+            warmup_epochs: 0.0,
         }
     }
 }
@@ -463,6 +477,20 @@ impl RunConfig {
             self.schedule.gamma > 0.0 && self.schedule.gamma <= 1.0,
             "schedule.gamma",
             format!("must be in (0, 1], got {}", self.schedule.gamma),
+        )?;
+        check(
+            !self.data.pixel_mean || self.data.augment == Augment::Zf,
+            "data.pixel_mean",
+            "needs data.augment = \"zf\" (rrc crops have no fixed place in the centre square)"
+                .into(),
+        )?;
+        check(
+            self.schedule.warmup_epochs.is_finite() && self.schedule.warmup_epochs >= 0.0,
+            "schedule.warmup_epochs",
+            format!(
+                "must be >= 0 (fractions allowed), got {}",
+                self.schedule.warmup_epochs
+            ),
         )?;
         check(
             self.schedule.step_epochs >= 1,

@@ -5,6 +5,7 @@
 //! between networks and files, `config` is the run configuration and `train`
 //! the training loop.
 
+pub mod allocator;
 pub mod cli;
 pub mod commands;
 pub mod config;

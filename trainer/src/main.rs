@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    zftrain::allocator::tune_for_training();
     let cli = zftrain::cli::Cli::parse();
     match zftrain::commands::run(cli) {
         Ok(code) => ExitCode::from(code),

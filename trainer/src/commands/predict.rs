@@ -1,17 +1,19 @@
 //! `zftrain predict`: top-k classes of image files.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use serde::Serialize;
 use tch::{Kind, Tensor};
-use zftrain_checkpoints::write_safetensors;
+use zftrain_checkpoints::{write_safetensors, Checkpoint};
 use zftrain_data::loader::decode_rgb;
 use zftrain_data::rng::SplitMix64;
 use zftrain_data::{Augment, Transform};
 
 use super::weights::load_model;
 use crate::cli::PredictArgs;
+use crate::train::checkpointing::read_mean_image;
 
 /// One predicted class.
 #[derive(Debug, Serialize)]
@@ -59,13 +61,21 @@ pub fn run(args: &PredictArgs) -> Result<()> {
         Some(p) => Some(read_labels(p)?),
         None => info.class_names.clone(),
     };
-    // The evaluation transform of training: shorter side 256, centre 224.
+    // The evaluation transform of training: shorter side 256, centre 224,
+    // and the run's per-pixel mean image if it trained with one.
+    let mean_image = match &args.checkpoint {
+        Some(dir) => read_mean_image(&Checkpoint::open(dir)?)?.map(Arc::new),
+        None => None,
+    };
     let transform = Transform {
         augment: Augment::Eval,
         mean: info.mean.map(|x| x as f32),
         std: info.std.map(|x| x as f32),
+        resize: mean_image.as_ref().map_or(256, |m| m.side()),
+        mean_image,
         ..Transform::default()
     };
+    transform.check().map_err(|e| anyhow::anyhow!("{e}"))?;
     let images = args
         .images
         .iter()

@@ -10,7 +10,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use serde_json::json;
+use tch::Tensor;
 use zftrain_checkpoints::{assign_strict, read_safetensors, Checkpoint, Content, MANIFEST_FILE};
+
+use zftrain_data::MeanImage;
 
 use crate::config::RunConfig;
 use crate::train::optimizer::Sgd;
@@ -23,6 +26,9 @@ pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
 pub const TRAINER_FILE: &str = "trainer.json";
 /// The configuration file inside a checkpoint.
 pub const CONFIG_FILE: &str = "config.json";
+/// The per-pixel mean image (runs with `data.pixel_mean`): one tensor
+/// `mean_image`, `[3, S, S]` on `[0, 1]` pixels.
+pub const MEAN_IMAGE_FILE: &str = "mean-image.safetensors";
 /// Name of the link to the newest checkpoint.
 pub const LATEST: &str = "latest";
 
@@ -55,6 +61,7 @@ pub fn save(
     info: &WeightsInfo,
     sgd: &Sgd,
     state: &TrainerState,
+    mean_image: Option<&MeanImage>,
 ) -> Result<PathBuf> {
     let dir = checkpoints_dir(run_dir);
     remove_stale_temporaries(&dir);
@@ -69,7 +76,16 @@ pub fn save(
     let config_json = serde_json::to_value(config)?;
     let meta_weights = info.to_metadata();
     let empty = Default::default();
-    let files = [
+    let mean_tensors: Vec<(String, Tensor)> = mean_image
+        .map(|m| {
+            let s = m.side() as i64;
+            vec![(
+                "mean_image".to_string(),
+                Tensor::from_slice(m.values()).view([3, s, s]),
+            )]
+        })
+        .unwrap_or_default();
+    let mut files = vec![
         (
             zftrain_checkpoints::WEIGHTS_FILE,
             Content::Tensors(&weights, &meta_weights),
@@ -78,6 +94,9 @@ pub fn save(
         (TRAINER_FILE, Content::Json(&trainer)),
         (CONFIG_FILE, Content::Json(&config_json)),
     ];
+    if mean_image.is_some() {
+        files.push((MEAN_IMAGE_FILE, Content::Tensors(&mean_tensors, &empty)));
+    }
     let meta = json!({ "weights": info, "epoch": state.epoch, "batch": state.batch, "global_step": state.global_step });
     Checkpoint::write_files(&path, &files, meta)
         .with_context(|| format!("writing checkpoint {}", path.display()))?;
@@ -160,6 +179,32 @@ pub fn find_resume(path: &Path) -> Result<(Checkpoint, Vec<String>)> {
             .map(|s| format!("\n  {s}"))
             .collect::<String>()
     )
+}
+
+/// The per-pixel mean image stored in `ck`, if it has one.
+pub fn read_mean_image(ck: &Checkpoint) -> Result<Option<MeanImage>> {
+    let Some(path) = ck.file(MEAN_IMAGE_FILE) else {
+        return Ok(None);
+    };
+    let (tensors, _) = read_safetensors(&path)?;
+    let tensor = tensors
+        .into_iter()
+        .find(|(n, _)| n == "mean_image")
+        .map(|(_, t)| t)
+        .with_context(|| format!("{} has no tensor 'mean_image'", path.display()))?;
+    let size = tensor.size();
+    if size.len() != 3 || size[0] != 3 || size[1] != size[2] || tensor.kind() != tch::Kind::Float {
+        bail!(
+            "{}: 'mean_image' must be float32 [3, S, S], got {:?} {size:?}",
+            path.display(),
+            tensor.kind()
+        );
+    }
+    let values = Vec::<f32>::try_from(tensor.flatten(0, -1))
+        .with_context(|| format!("reading {}", path.display()))?;
+    let mean = MeanImage::new(size[1] as u32, values)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok(Some(mean))
 }
 
 /// Restores weights, momentum and trainer state from `ck` into `model` and

@@ -8,21 +8,23 @@ use std::fs;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tch::{Device, Kind, Tensor};
 use tracing::{info, warn};
 use zftrain_checkpoints::atomic::write_file;
+use zftrain_checkpoints::Checkpoint;
 use zftrain_data::loader::{Batch, LoaderConfig};
-use zftrain_data::{Augment, Dataset, Loader, Transform};
+use zftrain_data::{Augment, Dataset, Loader, MeanImage, Transform};
 use zftrain_model::arch::ArchConfig;
 use zftrain_model::Arch;
 use zftrain_tensorboard::{BackgroundWriter, HParamValue};
 
 use crate::config::RunConfig;
-use crate::train::checkpointing::{find_resume, restore, save};
+use crate::train::checkpointing::{find_resume, read_mean_image, restore, save, MEAN_IMAGE_FILE};
 use crate::train::metrics::Running;
 use crate::train::optimizer::Sgd;
 use crate::train::renorm::renormalize_filters;
@@ -66,14 +68,25 @@ fn datasets(config: &RunConfig) -> Result<(Dataset, Dataset)> {
     Ok((train, val))
 }
 
-fn loaders(config: &RunConfig, train: Dataset, val: Dataset) -> (Loader, Loader) {
+fn loaders(
+    config: &RunConfig,
+    train: Dataset,
+    val: Dataset,
+    mean_image: Option<Arc<MeanImage>>,
+) -> Result<(Loader, Loader)> {
     let d = &config.data;
-    let transform = |augment| Transform {
-        augment,
-        resize: d.resize,
-        crop: d.crop,
-        mean: d.mean,
-        std: d.std,
+    let transform = |augment| -> Result<Transform> {
+        let t = Transform {
+            augment,
+            resize: d.resize,
+            crop: d.crop,
+            mean: d.mean,
+            std: d.std,
+            mean_image: mean_image.clone(),
+        };
+        t.check()
+            .map_err(|e| anyhow::anyhow!("data settings ({augment:?}): {e}"))?;
+        Ok(t)
     };
     let base = LoaderConfig {
         batch_size: config.train.batch_size,
@@ -89,10 +102,53 @@ fn loaders(config: &RunConfig, train: Dataset, val: Dataset) -> (Loader, Loader)
         shuffle: false,
         ..base.clone()
     };
-    (
-        Loader::new(train, transform(d.augment), base),
-        Loader::new(val, transform(Augment::Eval), val_config),
-    )
+    Ok((
+        Loader::new(train, transform(d.augment)?, base),
+        Loader::new(val, transform(Augment::Eval)?, val_config),
+    ))
+}
+
+/// The per-pixel mean image of a run with `data.pixel_mean`: from the
+/// checkpoint when resuming (so a resumed run subtracts exactly the same),
+/// else estimated from the training set.
+fn pixel_mean(
+    config: &RunConfig,
+    train_set: &Dataset,
+    resumed: Option<&Checkpoint>,
+) -> Result<Option<Arc<MeanImage>>> {
+    let d = &config.data;
+    if !d.pixel_mean {
+        return Ok(None);
+    }
+    if let Some(ck) = resumed {
+        let mean = read_mean_image(ck)?.with_context(|| {
+            format!(
+                "data.pixel_mean is set but checkpoint {} has no {MEAN_IMAGE_FILE}",
+                ck.dir().display()
+            )
+        })?;
+        return Ok(Some(Arc::new(mean)));
+    }
+    let start = Instant::now();
+    let est = MeanImage::estimate(
+        train_set,
+        d.resize,
+        d.pixel_mean_images,
+        d.max_pixels,
+        d.workers.max(1),
+    )?;
+    for (path, why) in &est.skipped {
+        warn!(file = %path.display(), reason = %why, "skipped for the per-pixel mean");
+    }
+    let means = est.mean.channel_means();
+    info!(images = est.used, skipped = est.skipped.len(), seconds = start.elapsed().as_secs_f64(),
+          channel_means = ?means, "per-pixel mean estimated");
+    println!(
+        "per-pixel mean of {} training images ({:.1} s)",
+        est.used,
+        start.elapsed().as_secs_f64()
+    );
+    Ok(Some(Arc::new(est.mean)))
 }
 
 /// A step's dropout seed: depends only on `(seed, step)`.
@@ -101,8 +157,9 @@ fn step_seed(seed: u64, step: u64) -> i64 {
     (r.next_u64() >> 1) as i64
 }
 
-/// `[N, 3, crop, crop]` images in `kind` and `[N]` labels.
-fn to_tensors(batch: &Batch, crop: u32, kind: Kind) -> (Tensor, Tensor) {
+/// `[N, 3, crop, crop]` images in `kind` (channels-last in memory if asked)
+/// and `[N]` labels.
+fn to_tensors(batch: &Batch, crop: u32, kind: Kind, channels_last: bool) -> (Tensor, Tensor) {
     let c = crop as i64;
     let n = batch.len() as i64;
     let images = Tensor::from_slice(&batch.images).view([n, 3, c, c]);
@@ -110,6 +167,11 @@ fn to_tensors(batch: &Batch, crop: u32, kind: Kind) -> (Tensor, Tensor) {
         images
     } else {
         images.to_kind(kind)
+    };
+    let images = if channels_last {
+        zftrain_model::network::to_channels_last(&images)
+    } else {
+        images
     };
     (images, Tensor::from_slice(&batch.labels))
 }
@@ -292,7 +354,8 @@ pub fn train(config: RunConfig, resume: Option<&Path>) -> Result<Outcome> {
         epochs: config.train.epochs,
         state: state.schedule.clone(),
     };
-    let (train_loader, val_loader) = loaders(&config, train_set, val_set);
+    let mean_image = pixel_mean(&config, &train_set, resume_from.as_ref().map(|(ck, _)| ck))?;
+    let (train_loader, val_loader) = loaders(&config, train_set, val_set, mean_image.clone())?;
     let per_epoch = train_loader.batches_per_epoch();
     let steps_per_epoch = match config.train.max_steps_per_epoch {
         0 => per_epoch,
@@ -320,7 +383,10 @@ pub fn train(config: RunConfig, resume: Option<&Path>) -> Result<Outcome> {
     while state.epoch < config.train.epochs {
         let epoch = state.epoch;
         let bar = if tty {
-            ProgressBar::new(steps_per_epoch as u64)
+            ProgressBar::with_draw_target(
+                Some(steps_per_epoch as u64),
+                ProgressDrawTarget::stdout(),
+            )
         } else {
             ProgressBar::hidden()
         };
@@ -332,6 +398,7 @@ pub fn train(config: RunConfig, resume: Option<&Path>) -> Result<Outcome> {
         bar.set_position(state.batch as u64);
         let mut running = Running::default();
         let mut window = (Instant::now(), 0u64);
+        let mut epoch_images = (Instant::now(), 0u64);
         let mut interrupted = false;
         for batch in train_loader.epoch(epoch, state.batch) {
             if state.batch >= steps_per_epoch {
@@ -344,7 +411,8 @@ pub fn train(config: RunConfig, resume: Option<&Path>) -> Result<Outcome> {
                 continue;
             }
             let lr = schedule.lr(epoch as f64 + (state.batch - 1) as f64 / steps_per_epoch as f64);
-            let (images, labels) = to_tensors(&batch, config.data.crop, kind);
+            let (images, labels) =
+                to_tensors(&batch, config.data.crop, kind, config.train.channels_last);
             tch::manual_seed(step_seed(config.seed, state.global_step));
             let logits = model.net.forward(&images, true).to_kind(Kind::Float);
             let loss = logits.cross_entropy_loss::<Tensor>(
@@ -378,11 +446,13 @@ pub fn train(config: RunConfig, resume: Option<&Path>) -> Result<Outcome> {
             state.global_step += 1;
             tch::no_grad(|| running.add(&logits, &labels, loss_value));
             window.1 += batch.len() as u64;
+            epoch_images.1 += batch.len() as u64;
             bar.inc(1);
             bar.set_message(format!(
-                "loss {:.3} top1 {:.1}%",
+                "loss {:.3} top1 {:.1}% {:.1} img/s",
                 running.mean_loss(),
-                100.0 * running.top1()
+                100.0 * running.top1(),
+                epoch_images.1 as f64 / epoch_images.0.elapsed().as_secs_f64().max(1e-9)
             ));
             if let Some(norm) = grad_norm {
                 let step = state.global_step as i64;
@@ -411,7 +481,15 @@ pub fn train(config: RunConfig, resume: Option<&Path>) -> Result<Outcome> {
         bar.finish_and_clear();
         if interrupted {
             state.schedule = schedule.state.clone();
-            let path = save(&run_dir, &config, &model, &info, &sgd, &state)?;
+            let path = save(
+                &run_dir,
+                &config,
+                &model,
+                &info,
+                &sgd,
+                &state,
+                mean_image.as_deref(),
+            )?;
             tb.flush()?;
             info!(checkpoint = %path.display(), "interrupted; checkpoint written");
             println!(
@@ -440,7 +518,15 @@ pub fn train(config: RunConfig, resume: Option<&Path>) -> Result<Outcome> {
             state.best_step = Some(state.global_step);
         }
         val_top1 = Some(val.top1());
-        let path = save(&run_dir, &config, &model, &info, &sgd, &state)?;
+        let path = save(
+            &run_dir,
+            &config,
+            &model,
+            &info,
+            &sgd,
+            &state,
+            mean_image.as_deref(),
+        )?;
         tb.flush()?;
         info!(epoch = epoch + 1, train_loss = running.mean_loss(), train_top1 = running.top1(), val_loss = val.mean_loss(),
               val_top1 = val.top1(), val_top5 = val.top5(), checkpoint = %path.display(), "epoch done");
@@ -480,7 +566,8 @@ fn evaluate(
         if batch.is_empty() {
             continue;
         }
-        let (images, labels) = to_tensors(&batch, config.data.crop, kind);
+        let (images, labels) =
+            to_tensors(&batch, config.data.crop, kind, config.train.channels_last);
         tch::no_grad(|| {
             let logits = model.net.forward(&images, false).to_kind(Kind::Float);
             let loss =

@@ -34,7 +34,7 @@ impl Schedule {
     /// The learning rate at fractional epoch `t` (epoch + fraction done).
     pub fn lr(&self, t: f64) -> f64 {
         let c = &self.config;
-        let warm = c.warmup_epochs as f64;
+        let warm = c.warmup_epochs;
         if t < warm {
             return self.base_lr * (t / warm).max(1e-3);
         }
@@ -80,7 +80,7 @@ mod tests {
                 step_epochs: 30,
                 gamma: 0.1,
                 patience: 2,
-                warmup_epochs: 0,
+                warmup_epochs: 0.0,
             },
             base_lr: 0.01,
             epochs: 90,
@@ -109,7 +109,7 @@ mod tests {
     #[test]
     fn cosine_and_warmup() {
         let mut s = sched(ScheduleKind::Cosine);
-        s.config.warmup_epochs = 5;
+        s.config.warmup_epochs = 5.0;
         assert!((s.lr(2.5) - 0.005).abs() < 1e-12);
         assert!((s.lr(5.0) - 0.01).abs() < 1e-12);
         assert!(s.lr(90.0).abs() < 1e-12);

@@ -137,6 +137,13 @@ fn config_errors_name_the_key_and_create_nothing() {
     args.push("--lr=-1".into());
     let err = fails(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(err.contains("optim.lr"), "{err}");
+    let mut args = quick(dir.path(), &data, "x", "zfnet", "1");
+    args.extend(["--set", "data.pixel_mean=true", "--set", "data.augment=rrc"].map(String::from));
+    let err = fails(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        err.contains("data.pixel_mean") && err.contains("zf"),
+        "{err}"
+    );
     assert!(!runs.exists(), "nothing created");
     run(&quick(dir.path(), &data, "x", "zfnet-seed", "1"));
     let err = fails(
@@ -156,6 +163,69 @@ fn config_errors_name_the_key_and_create_nothing() {
         err.contains("zfnet-seed") && err.contains("alexnet"),
         "{err}"
     );
+}
+
+#[test]
+fn a_per_pixel_mean_is_estimated_once_and_travels_with_the_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = tiny_data(dir.path());
+    let mut args = quick(dir.path(), &data, "pm", "zfnet-seed", "1");
+    args.extend(["--set", "data.pixel_mean=true"].map(String::from));
+    let out = run(&args);
+    assert!(out.contains("per-pixel mean of 8 training images"), "{out}");
+    let run_dir = dir.path().join("runs/pm");
+    let ck = run_dir.join("checkpoints/latest");
+    assert!(ck.join("mean-image.safetensors").exists());
+    let manifest = std::fs::read_to_string(ck.join("manifest.json")).unwrap();
+    assert!(manifest.contains("mean-image.safetensors"), "{manifest}");
+    // Resuming reads the mean back instead of estimating it again.
+    let out = ok(&["train", "--resume", s(&run_dir), "--epochs", "2"]);
+    assert!(
+        out.contains("epoch 2/2") && !out.contains("per-pixel mean of"),
+        "{out}"
+    );
+    // predict subtracts the same mean: its saved input differs from the
+    // per-channel one of the exported weights by the mean image.
+    let image = data.join("val/00-disc/00000.jpg");
+    let with = dir.path().join("with.safetensors");
+    ok(&[
+        "predict",
+        "--checkpoint",
+        s(&ck),
+        "--image",
+        s(&image),
+        "--save-input",
+        s(&with),
+    ]);
+    let weights = dir.path().join("w.safetensors");
+    ok(&["export", "--checkpoint", s(&ck), "--out", s(&weights)]);
+    let without = dir.path().join("without.safetensors");
+    ok(&[
+        "predict",
+        "--weights",
+        s(&weights),
+        "--image",
+        s(&image),
+        "--save-input",
+        s(&without),
+    ]);
+    let input = |p: &Path| {
+        zftrain_checkpoints::read_safetensors(p)
+            .unwrap()
+            .0
+            .remove(0)
+            .1
+    };
+    let diff = input(&with) - input(&without);
+    let (mean, _) =
+        zftrain_checkpoints::read_safetensors(&ck.join("mean-image.safetensors")).unwrap();
+    // The centre 224 crop sits at (16, 16) in the 256 square.
+    let m = mean[0].1.narrow(1, 16, 224).narrow(2, 16, 224);
+    let channel_mean = tch::Tensor::from_slice(&[0.485f32, 0.456, 0.406]).view([1, 3, 1, 1]);
+    let std = tch::Tensor::from_slice(&[0.229f32, 0.224, 0.225]).view([1, 3, 1, 1]);
+    let want = (channel_mean - m.unsqueeze(0)) / std;
+    let err = (diff - want).abs().max().double_value(&[]);
+    assert!(err < 1e-4, "max |error| {err}");
 }
 
 #[test]
@@ -236,4 +306,36 @@ fn old_checkpoints_are_pruned_but_the_best_is_kept() {
         "newest kept: {steps:?}"
     );
     assert!(steps.len() <= 2, "{steps:?}");
+}
+
+/// Quotes `arg` for a POSIX shell.
+fn shell_quote(arg: &str) -> String {
+    format!("'{}'", arg.replace('\'', r"'\''"))
+}
+
+#[test]
+fn the_progress_bar_shows_on_a_terminal_and_stays_out_of_pipes() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = tiny_data(dir.path());
+    let piped = run(&quick(dir.path(), &data, "piped", "zfnet-seed", "1"));
+    assert!(
+        !piped.contains("img/s") && !piped.contains("eta"),
+        "{piped}"
+    );
+    // `script` runs the command on a pseudo-terminal and copies what it shows.
+    let mut command = vec![shell_quote(env!("CARGO_BIN_EXE_zftrain"))];
+    command.extend(
+        quick(dir.path(), &data, "tty", "zfnet-seed", "1")
+            .iter()
+            .map(|a| shell_quote(a)),
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &command.join(" "), "/dev/null"])
+        .output()
+        .expect("script (util-linux) runs");
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{shown}");
+    for part in ["epoch 1/1", "loss ", "top1 ", " img/s", "eta "] {
+        assert!(shown.contains(part), "no {part:?} in {shown:?}");
+    }
 }
