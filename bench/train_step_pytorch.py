@@ -65,10 +65,11 @@ def main():
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--classes", type=int, default=1000)
     p.add_argument("--modes", default="fp32,bf16,bf16-channels-last")
+    p.add_argument("--suffix", default="", help="appended to each mode's name")
     a = p.parse_args()
     for mode in a.modes.split(","):
         ips = measure(mode, a.batch, a.steps, a.warmup, a.classes)
-        print(f"pytorch {mode} {ips:.2f}", flush=True)
+        print(f"pytorch {mode}{a.suffix} {ips:.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -3,8 +3,8 @@
 //! pipeline as ImageNet.
 //!
 //! Each class is a shape or a texture (disc, square, triangle, ring, cross,
-//! stripes, checkerboard, dots, ellipse, crescent), drawn with a random
-//! colour on a random background, at a random scale, position and rotation,
+//! stripes, checkerboard, dots, ellipse, crescent), drawn in a random light
+//! colour on a random dark background, at a random scale, position and rotation,
 //! over clutter (random rectangles) and pixel noise. Every image depends
 //! only on `(seed, split, class, index)`.
 
@@ -95,11 +95,11 @@ fn colour(rng: &mut SplitMix64) -> [f64; 3] {
 
 /// Renders one image of `class`.
 pub fn render(class: usize, width: u32, height: u32, rng: &mut SplitMix64) -> RgbImage {
-    let bg = colour(rng);
-    let mut fg = colour(rng);
-    while (0..3).map(|k| (fg[k] - bg[k]).abs()).sum::<f64>() < 180.0 {
-        fg = colour(rng);
-    }
+    // Light shapes on dark backgrounds, in random hues: with the contrast's
+    // sign random as well, ZFNet needed several times the images to learn
+    // the classes (val top-1 17% against 47% after one epoch of 3,000).
+    let bg = colour(rng).map(|c| c * 0.45);
+    let fg = colour(rng).map(|c| 140.0 + c * 0.45);
     let side = width.min(height) as f64;
     let radius = side * rng.uniform(0.22, 0.42);
     let cx = rng.uniform(radius * 0.8, width as f64 - radius * 0.8);
