@@ -558,6 +558,29 @@ mod tests {
     }
 
     #[test]
+    fn every_shipped_config_loads_and_validates() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
+        let data = tempfile::tempdir().unwrap();
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "toml") {
+                continue;
+            }
+            let sets = [
+                format!("data.train={}", data.path().display()),
+                format!("data.val={}", data.path().display()),
+            ];
+            let c = RunConfig::load(Some(&path), &sets)
+                .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+            c.validate()
+                .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+            seen += 1;
+        }
+        assert!(seen >= 4, "only {seen} configs in {}", dir.display());
+    }
+
+    #[test]
     fn overrides_beat_the_file_and_values_are_typed() {
         let c = load(
             "[optim]\nlr = 0.1\n[model]\narch = \"alexnet\"\n",
