@@ -1,9 +1,21 @@
 //! The Deconvnet of Zeiler & Fergus for zftrain networks.
 //!
-//! This crate will hold the projection of chosen activations back to pixel
-//! space (unpooling with the switches that [`zftrain_model::Network::forward_taps`]
-//! records, rectification, transposed filters), the streaming top-k miner
-//! and the receptive-field patches (from [`zftrain_model::receptive`]). It
-//! depends on `model` only, as DESIGN.md draws the arrows.
+//! - [`project`]: chosen activations back to pixel space, batched, with the
+//!   switches of the forward that found them ([`unpool`] is the exact
+//!   adjoint of max-pool selection).
+//! - [`mine`]: the streaming top-k miner (the k strongest activations of
+//!   every chosen feature map over a probe set, at most `per_image` per
+//!   image), projecting each new winner right away with its own forward's
+//!   switches, and cropping its receptive-field patch ([`patch`]).
+//! - [`render`]: the paper's display (contrast stretched around zero), 3x3
+//!   tiles per feature map, maps in a grid, projections beside patches.
+//!
+//! It depends on `model` only, as DESIGN.md draws the arrows.
 
+pub mod error;
+pub mod project;
+pub mod unpool;
+
+pub use error::DeconvError;
+pub use project::{project, Target};
 pub use zftrain_model::receptive::ReceptiveField;

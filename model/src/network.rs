@@ -23,13 +23,17 @@ pub struct PoolSwitch {
 /// Everything the tap forward records.
 #[derive(Debug)]
 pub struct Taps {
-    /// `[N, classes]` class scores (pre-softmax).
+    /// `[N, classes]` class scores (pre-softmax); the last layer's output
+    /// when the forward stopped early ([`Network::forward_taps_to`]).
     pub logits: Tensor,
     /// One `[N, C, H, W]` per conv layer, in order: the rectified output (the
     /// ReLU after the conv; the conv output itself if none follows).
     pub convs: Vec<Tensor>,
     /// One entry per max-pool, in order.
     pub switches: Vec<PoolSwitch>,
+    /// The input shape of every layer, `[N, C, H, W]` or `[N, F]` (what the
+    /// Deconvnet's transposed convolutions must restore).
+    pub input_sizes: Vec<Vec<i64>>,
 }
 
 /// Parameters of one layer.
@@ -199,6 +203,13 @@ impl Network {
     /// Like [`Network::forward`], but also records the rectified output of
     /// every conv layer and the switches of every max-pool, in one pass.
     pub fn forward_taps(&self, xs: &Tensor, train: bool) -> Taps {
+        self.forward_taps_to(xs, train, self.arch.layers.len())
+    }
+
+    /// [`Network::forward_taps`] through the first `layers` layers only (the
+    /// Deconvnet needs no classifier): `logits` is then the output of layer
+    /// `layers - 1`.
+    pub fn forward_taps_to(&self, xs: &Tensor, train: bool, layers: usize) -> Taps {
         let mut convs = Vec::new();
         let mut switches = Vec::new();
         let taps: Vec<usize> = self
@@ -208,8 +219,10 @@ impl Network {
             .map(|i| self.arch.tap_index(i))
             .collect();
         let mut x = xs.shallow_clone();
-        for i in 0..self.arch.layers.len() {
+        let mut input_sizes = Vec::with_capacity(self.arch.layers.len());
+        for i in 0..layers.min(self.arch.layers.len()) {
             let input_size = x.size();
+            input_sizes.push(input_size.clone());
             let (y, idx) = self.layer_forward(i, &x, train, true);
             if let Some(indices) = idx {
                 let n = input_size.len();
@@ -228,6 +241,7 @@ impl Network {
             logits: x,
             convs,
             switches,
+            input_sizes,
         }
     }
 }

@@ -1,0 +1,172 @@
+//! The Deconvnet projection checked against its gradient formulation: going
+//! down layer by layer, every conv is reversed by libtorch's own conv
+//! backward and every max-pool by its own max-pool backward (both at the
+//! recorded layer input), ReLUs pass only positive signal, LRN passes
+//! through. Nothing of `deconv::project` (transposed convolutions, output
+//! padding, scatter-add unpooling) is shared with this reference.
+
+use tch::nn::VarStore;
+use tch::{kind::FLOAT_CPU, Device, Kind, Tensor};
+use zftrain_deconv::{project, Target};
+use zftrain_model::arch::ArchConfig;
+use zftrain_model::{Arch, ArchName, InitScheme, LayerKind, Network};
+
+fn network(name: ArchName) -> (VarStore, Network) {
+    tch::manual_seed(7);
+    let vs = VarStore::new(Device::Cpu);
+    let config = ArchConfig {
+        classes: 10,
+        ..ArchConfig::default()
+    };
+    let arch = Arch::builtin(name, &config).unwrap();
+    let net = Network::new(&vs.root(), arch, InitScheme::Kaiming).unwrap();
+    (vs, net)
+}
+
+/// The gradient formulation for one target.
+fn reference(net: &Network, input: &Tensor, t: &Target) -> Tensor {
+    let arch = net.arch();
+    let conv_index = arch.conv_indices()[t.conv];
+    let top = arch.tap_index(conv_index);
+    let image = input.narrow(0, t.image, 1);
+    let tap = net.forward_taps_to(&image, false, top + 1).logits;
+    let mut g = tap.zeros_like();
+    let v = tap.double_value(&[0, t.channel, t.y, t.x]);
+    let _ = g.get(0).get(t.channel).get(t.y).get(t.x).fill_(v);
+    for index in (0..=top).rev() {
+        let x_in = net
+            .forward_taps_to(&image, false, index)
+            .logits
+            .detach()
+            .set_requires_grad(true);
+        g = match &arch.layers[index].kind {
+            LayerKind::Relu => g.relu(),
+            LayerKind::Lrn(_) | LayerKind::Dropout { .. } => g,
+            LayerKind::Conv(c) => {
+                let w = net.weight(index).unwrap().detach();
+                let y = x_in.conv2d(
+                    &w,
+                    None::<Tensor>,
+                    [c.stride; 2],
+                    [c.padding; 2],
+                    [1, 1],
+                    c.groups,
+                );
+                Tensor::run_backward(&[(&y * &g).sum(Kind::Float)], &[&x_in], false, false)
+                    .remove(0)
+            }
+            LayerKind::MaxPool(p) => {
+                let y = x_in.max_pool2d(
+                    [p.kernel; 2],
+                    [p.stride; 2],
+                    [p.padding; 2],
+                    [1, 1],
+                    p.ceil_mode,
+                );
+                Tensor::run_backward(&[(&y * &g).sum(Kind::Float)], &[&x_in], false, false)
+                    .remove(0)
+            }
+            other => panic!("unexpected layer {other:?}"),
+        };
+    }
+    g.squeeze_dim(0)
+}
+
+fn check(name: ArchName) {
+    let (_vs, net) = network(name);
+    let input = Tensor::randn([2, 3, 224, 224], FLOAT_CPU);
+    let taps = tch::no_grad(|| net.forward_taps(&input, false));
+    // In every layer: the strongest unit of the layer (so it is positive), in image 1.
+    let targets: Vec<Target> = (0..5)
+        .map(|conv| {
+            let tap = taps.convs[conv].get(1);
+            let flat = tap.flatten(0, -1).argmax(0, false).int64_value(&[]);
+            let (h, w) = (tap.size()[1], tap.size()[2]);
+            Target {
+                image: 1,
+                conv,
+                channel: flat / (h * w),
+                y: flat % (h * w) / w,
+                x: flat % w,
+            }
+        })
+        .collect();
+    let got = tch::no_grad(|| project(&net, &taps, &targets, 2)).unwrap();
+    assert_eq!(got.size(), [5, 3, 224, 224]);
+    for (i, t) in targets.iter().enumerate() {
+        let want = reference(&net, &input, t);
+        let scale = want.abs().max().double_value(&[]);
+        assert!(scale > 0.0, "{name:?} {t}: empty reference");
+        let err = (got.get(i as i64) - &want).abs().max().double_value(&[]) / scale;
+        assert!(err < 1e-5, "{name:?} {t}: relative error {err}");
+    }
+}
+
+#[test]
+fn zfnet_projections_equal_the_gradient_formulation() {
+    check(ArchName::Zfnet);
+}
+
+#[test]
+fn alexnet_projections_restore_the_stride_4_input_size_and_equal_the_gradient_formulation() {
+    check(ArchName::Alexnet);
+}
+
+#[test]
+fn a_projection_stays_inside_the_units_receptive_field() {
+    let (_vs, net) = network(ArchName::Zfnet);
+    let input = Tensor::randn([1, 3, 224, 224], FLOAT_CPU);
+    let taps = tch::no_grad(|| net.forward_taps(&input, false));
+    let conv = 2;
+    let t = Target {
+        image: 0,
+        conv,
+        channel: 0,
+        y: 6,
+        x: 6,
+    };
+    let p = tch::no_grad(|| project(&net, &taps, &[t], 1))
+        .unwrap()
+        .get(0);
+    let rf = zftrain_model::receptive::receptive_fields(net.arch())
+        [net.arch().tap_index(net.arch().conv_indices()[conv])]
+    .unwrap();
+    let (top, left) = rf.origin(t.y, t.x);
+    let mask = Tensor::zeros([224, 224], FLOAT_CPU);
+    let (y0, x0) = (top.max(0), left.max(0));
+    let (y1, x1) = ((top + rf.size).min(224), (left + rf.size).min(224));
+    let _ = mask
+        .narrow(0, y0, y1 - y0)
+        .narrow(1, x0, x1 - x0)
+        .fill_(1.0);
+    let outside = (p
+        .abs()
+        .sum_dim_intlist([0i64].as_slice(), false, Kind::Float)
+        * (mask.ones_like() - &mask))
+        .sum(Kind::Float)
+        .double_value(&[]);
+    let inside = p.abs().sum(Kind::Float).double_value(&[]);
+    assert!(
+        inside > 0.0 && outside == 0.0,
+        "inside {inside}, outside {outside}"
+    );
+}
+
+#[test]
+fn targets_outside_the_network_are_refused_by_name() {
+    let (_vs, net) = network(ArchName::ZfnetSeed);
+    let taps =
+        tch::no_grad(|| net.forward_taps(&Tensor::zeros([1, 3, 224, 224], FLOAT_CPU), false));
+    let bad = Target {
+        image: 0,
+        conv: 1,
+        channel: 999,
+        y: 0,
+        x: 0,
+    };
+    let err = project(&net, &taps, &[bad], 4).unwrap_err().to_string();
+    assert!(
+        err.contains("channel 999") && err.contains("conv2"),
+        "{err}"
+    );
+}
