@@ -13,9 +13,12 @@
 //! It depends on `model` only, as DESIGN.md draws the arrows.
 
 pub mod error;
+pub mod mine;
+pub mod patch;
 pub mod project;
 pub mod unpool;
 
 pub use error::DeconvError;
+pub use mine::{LayerChoice, LayerTop, Miner, MinerConfig};
 pub use project::{project, Target};
 pub use zftrain_model::receptive::ReceptiveField;

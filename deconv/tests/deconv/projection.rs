@@ -5,23 +5,11 @@
 //! through. Nothing of `deconv::project` (transposed convolutions, output
 //! padding, scatter-add unpooling) is shared with this reference.
 
-use tch::nn::VarStore;
-use tch::{kind::FLOAT_CPU, Device, Kind, Tensor};
+use tch::{kind::FLOAT_CPU, Kind, Tensor};
 use zftrain_deconv::{project, Target};
-use zftrain_model::arch::ArchConfig;
-use zftrain_model::{Arch, ArchName, InitScheme, LayerKind, Network};
+use zftrain_model::{ArchName, LayerKind, Network};
 
-fn network(name: ArchName) -> (VarStore, Network) {
-    tch::manual_seed(7);
-    let vs = VarStore::new(Device::Cpu);
-    let config = ArchConfig {
-        classes: 10,
-        ..ArchConfig::default()
-    };
-    let arch = Arch::builtin(name, &config).unwrap();
-    let net = Network::new(&vs.root(), arch, InitScheme::Kaiming).unwrap();
-    (vs, net)
-}
+use crate::common::network;
 
 /// The gradient formulation for one target.
 fn reference(net: &Network, input: &Tensor, t: &Target) -> Tensor {
@@ -118,12 +106,15 @@ fn a_projection_stays_inside_the_units_receptive_field() {
     let input = Tensor::randn([1, 3, 224, 224], FLOAT_CPU);
     let taps = tch::no_grad(|| net.forward_taps(&input, false));
     let conv = 2;
+    // The strongest unit of the layer, away from the border.
+    let tap = taps.convs[conv].get(0).narrow(1, 3, 7).narrow(2, 3, 7);
+    let flat = tap.flatten(0, -1).argmax(0, false).int64_value(&[]);
     let t = Target {
         image: 0,
         conv,
-        channel: 0,
-        y: 6,
-        x: 6,
+        channel: flat / 49,
+        y: 3 + flat % 49 / 7,
+        x: 3 + flat % 7,
     };
     let p = tch::no_grad(|| project(&net, &taps, &[t], 1))
         .unwrap()

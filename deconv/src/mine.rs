@@ -1,0 +1,287 @@
+//! The streaming top-k miner (ZF Fig. 2): for every chosen feature map of
+//! every chosen conv layer, the k strongest activations over a probe set,
+//! at most `per_image` of them from one image (1, as in the paper).
+//!
+//! The probe set streams through once, batch by batch, without gradients.
+//! Each batch's candidates (its per-image maxima) are merged with the current
+//! top-k by a stable sort, so ties go to the earlier image whatever the batch
+//! size. A candidate that enters the top-k is projected at once, with the
+//! switches of the very forward that found it ([`crate::project`]), and its
+//! projection and its image patch are kept cropped to the unit's receptive
+//! field: nothing is recomputed afterwards, and memory is
+//! `maps x k x 3 x field^2` per layer.
+
+use tch::{Device, Kind, Tensor};
+use zftrain_model::receptive::receptive_fields;
+use zftrain_model::{Network, ReceptiveField};
+
+use crate::patch::crop_boxes;
+use crate::project::{project, Target};
+use crate::DeconvError;
+
+/// Miner settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MinerConfig {
+    /// Activations kept per feature map (9 in the paper).
+    pub k: usize,
+    /// At most this many of them from one image (1 in the paper).
+    pub per_image: usize,
+    /// Projections computed together at most.
+    pub max_batch: usize,
+    /// Project the winners and crop their patches (off: values and
+    /// locations only, for statistics).
+    pub project: bool,
+}
+
+impl Default for MinerConfig {
+    fn default() -> Self {
+        MinerConfig {
+            k: 9,
+            per_image: 1,
+            max_batch: 32,
+            project: true,
+        }
+    }
+}
+
+/// Which feature maps of which conv layer to mine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerChoice {
+    /// Conv layer, 0-based in conv order.
+    pub conv: usize,
+    /// Feature maps, in display order.
+    pub channels: Vec<i64>,
+}
+
+/// The top-k of one layer so far.
+#[derive(Debug)]
+pub struct LayerTop {
+    /// Conv layer, 0-based in conv order.
+    pub conv: usize,
+    /// The mined feature maps (`M` of them).
+    pub channels: Vec<i64>,
+    /// Receptive field of the layer's units.
+    pub field: ReceptiveField,
+    /// `[M, k]` activations, strongest first; `-inf` where nothing was found yet.
+    pub values: Tensor,
+    /// `[M, k]` probe-set image indices (`-1` where empty).
+    pub images: Tensor,
+    /// `[M, k]` rows of the units.
+    pub ys: Tensor,
+    /// `[M, k]` columns of the units.
+    pub xs: Tensor,
+    /// `[M, k, C_in, R, R]` projections cropped to the receptive field
+    /// (`R = field.size`), zero outside the image.
+    pub projections: Tensor,
+    /// `[M, k, C_in, R, R]` input patches (normalized as the network saw
+    /// them), NaN outside the image.
+    pub patches: Tensor,
+}
+
+/// Streams a probe set and keeps the top-k of every chosen feature map.
+#[derive(Debug)]
+pub struct Miner {
+    config: MinerConfig,
+    layers: Vec<LayerTop>,
+    seen: i64,
+}
+
+impl Miner {
+    /// A miner for `choices` of `net`'s conv layers, its tensors on `device`.
+    pub fn new(
+        net: &Network,
+        choices: &[LayerChoice],
+        config: MinerConfig,
+        device: Device,
+    ) -> Result<Miner, DeconvError> {
+        if config.k == 0 || config.per_image == 0 {
+            return Err(DeconvError::Config(format!(
+                "k ({}) and per_image ({}) must be at least 1",
+                config.k, config.per_image
+            )));
+        }
+        let arch = net.arch();
+        let convs = arch.conv_indices();
+        let fields = receptive_fields(arch);
+        let shapes = zftrain_model::shape::infer_shapes(arch)
+            .map_err(|e| DeconvError::Config(e.to_string()))?;
+        let mut layers = Vec::new();
+        for choice in choices {
+            let &index = convs.get(choice.conv).ok_or_else(|| {
+                DeconvError::Config(format!(
+                    "conv{} does not exist ({} has {} conv layers)",
+                    choice.conv + 1,
+                    arch.name,
+                    convs.len()
+                ))
+            })?;
+            let tap = arch.tap_index(index);
+            let maps = shapes[tap].output[0];
+            if let Some(c) = choice.channels.iter().find(|&&c| !(0..maps).contains(&c)) {
+                return Err(DeconvError::Config(format!(
+                    "conv{} has feature maps 0..{maps}, not {c}",
+                    choice.conv + 1
+                )));
+            }
+            let field = fields[tap].expect("conv layers are spatial");
+            let (m, k) = (choice.channels.len() as i64, config.k as i64);
+            let r = if config.project { field.size } else { 0 };
+            let c_in = arch.input[0];
+            layers.push(LayerTop {
+                conv: choice.conv,
+                channels: choice.channels.clone(),
+                field,
+                values: Tensor::full([m, k], f64::NEG_INFINITY, (Kind::Float, device)),
+                images: Tensor::full([m, k], -1, (Kind::Int64, device)),
+                ys: Tensor::zeros([m, k], (Kind::Int64, device)),
+                xs: Tensor::zeros([m, k], (Kind::Int64, device)),
+                projections: Tensor::zeros([m, k, c_in, r, r], (Kind::Float, device)),
+                patches: Tensor::full([m, k, c_in, r, r], f64::NAN, (Kind::Float, device)),
+            });
+        }
+        Ok(Miner {
+            config,
+            layers,
+            seen: 0,
+        })
+    }
+
+    /// The top-k so far, one entry per chosen layer.
+    pub fn layers(&self) -> &[LayerTop] {
+        &self.layers
+    }
+
+    /// Images seen so far.
+    pub fn images_seen(&self) -> i64 {
+        self.seen
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &MinerConfig {
+        &self.config
+    }
+
+    /// Feeds the next `[N, C, H, W]` batch of the probe set (images numbered
+    /// on from the previous batches). Runs the forward itself, in evaluation
+    /// mode and without gradients, up to the highest chosen layer.
+    pub fn update(&mut self, net: &Network, input: &Tensor) -> Result<(), DeconvError> {
+        tch::no_grad(|| self.update_inner(net, input))
+    }
+
+    fn update_inner(&mut self, net: &Network, input: &Tensor) -> Result<(), DeconvError> {
+        let arch = net.arch();
+        let convs = arch.conv_indices();
+        let top = self
+            .layers
+            .iter()
+            .map(|l| arch.tap_index(convs[l.conv]))
+            .max()
+            .unwrap_or(0);
+        let taps = net.forward_taps_to(input, false, top + 1);
+        let n = input.size()[0];
+        let first = self.seen;
+        self.seen += n;
+        let (k, p) = (self.config.k as i64, self.config.per_image as i64);
+        let mut targets = Vec::new();
+        let mut slots = Vec::new(); // (layer, map, slot) of each target
+        for (li, layer) in self.layers.iter_mut().enumerate() {
+            let device = layer.values.device();
+            let channels = Tensor::from_slice(&layer.channels).to_device(device);
+            let act = taps.convs[layer.conv]
+                .index_select(1, &channels)
+                .to_kind(Kind::Float);
+            let s = act.size();
+            let (m, w) = (s[1], s[3]);
+            let per = p.min(s[2] * w);
+            let (cand_v, cand_pos) = act.view([n, m, -1]).sort_stable(true, 2, true);
+            // [M, N * per], image-major so that ties keep image order.
+            let cand_v = cand_v.narrow(2, 0, per).permute([1, 0, 2]).reshape([m, -1]);
+            let cand_pos = cand_pos
+                .narrow(2, 0, per)
+                .permute([1, 0, 2])
+                .reshape([m, -1]);
+            let cand_img = (Tensor::arange(n, (Kind::Int64, device))
+                .repeat_interleave_self_int(per, None, None)
+                + first)
+                .unsqueeze(0)
+                .expand([m, n * per], true);
+            let all_v = Tensor::cat(&[&layer.values, &cand_v], 1);
+            let (_, order) = all_v.sort_stable(true, 1, true);
+            let keep = order.narrow(1, 0, k);
+            let pick =
+                |old: &Tensor, new: &Tensor| Tensor::cat(&[old, new], 1).gather(1, &keep, false);
+            layer.values = all_v.gather(1, &keep, false);
+            layer.images = pick(&layer.images, &cand_img);
+            layer.ys = pick(&layer.ys, &cand_pos.divide_scalar_mode(w, "floor"));
+            layer.xs = pick(&layer.xs, &cand_pos.remainder(w));
+            if !self.config.project {
+                continue;
+            }
+            // Carry the kept old entries' crops to their new slots.
+            let rows = Tensor::arange(m, (Kind::Int64, device))
+                .unsqueeze(1)
+                .expand([m, k], true);
+            let old = keep.clamp_max(k - 1);
+            layer.projections = layer.projections.index(&[Some(&rows), Some(&old)]);
+            layer.patches = layer.patches.index(&[Some(&rows), Some(&old)]);
+            // Entries from this batch, in (map, slot) order.
+            let keep_v = Vec::<i64>::try_from(keep.flatten(0, -1).to_device(Device::Cpu))
+                .map_err(DeconvError::Torch)?;
+            let img = Vec::<i64>::try_from(layer.images.flatten(0, -1).to_device(Device::Cpu))?;
+            let ys = Vec::<i64>::try_from(layer.ys.flatten(0, -1).to_device(Device::Cpu))?;
+            let xs = Vec::<i64>::try_from(layer.xs.flatten(0, -1).to_device(Device::Cpu))?;
+            for (i, &from) in keep_v.iter().enumerate() {
+                if from >= k {
+                    let (map, slot) = (i as i64 / k, i as i64 % k);
+                    targets.push(Target {
+                        image: img[i] - first,
+                        conv: layer.conv,
+                        channel: layer.channels[map as usize],
+                        y: ys[i],
+                        x: xs[i],
+                    });
+                    slots.push((li, map, slot));
+                }
+            }
+        }
+        if targets.is_empty() {
+            return Ok(());
+        }
+        let projections = project(net, &taps, &targets, self.config.max_batch)?;
+        for (li, layer) in self.layers.iter_mut().enumerate() {
+            let mine: Vec<usize> = (0..targets.len()).filter(|&i| slots[i].0 == li).collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let device = layer.values.device();
+            let size = layer.field.size;
+            let boxes: Vec<(i64, i64, i64)> = mine
+                .iter()
+                .map(|&i| {
+                    let t = &targets[i];
+                    let (top, left) = layer.field.origin(t.y, t.x);
+                    (i as i64, top, left)
+                })
+                .collect();
+            let proj = crop_boxes(&projections, size, &boxes, 0.0);
+            let image_boxes: Vec<(i64, i64, i64)> = mine
+                .iter()
+                .zip(&boxes)
+                .map(|(&i, &(_, top, left))| (targets[i].image, top, left))
+                .collect();
+            let patch = crop_boxes(&input.to_kind(Kind::Float), size, &image_boxes, f64::NAN);
+            let idx = |f: fn(&(usize, i64, i64)) -> i64| {
+                Tensor::from_slice(&mine.iter().map(|&i| f(&slots[i])).collect::<Vec<_>>())
+                    .to_device(device)
+            };
+            let (maps, slot) = (idx(|s| s.1), idx(|s| s.2));
+            let _ = layer
+                .projections
+                .index_put_(&[Some(&maps), Some(&slot)], &proj, false);
+            let _ = layer
+                .patches
+                .index_put_(&[Some(&maps), Some(&slot)], &patch, false);
+        }
+        Ok(())
+    }
+}
