@@ -16,9 +16,11 @@ pub mod error;
 pub mod mine;
 pub mod patch;
 pub mod project;
+pub mod render;
 pub mod unpool;
 
 pub use error::DeconvError;
 pub use mine::{LayerChoice, LayerTop, Miner, MinerConfig};
 pub use project::{project, Target};
+pub use render::{RenderConfig, Stretch};
 pub use zftrain_model::receptive::ReceptiveField;
