@@ -32,6 +32,7 @@ impl Default for Stretch {
 
 /// Display settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct RenderConfig {
     /// Contrast stretch of projections.
     pub stretch: Stretch,

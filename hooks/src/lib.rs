@@ -1,9 +1,31 @@
-//! Hooks: analyses that run at chosen epochs or steps of training, or once on
-//! a checkpoint.
+//! Hooks: analyses that run at chosen epochs or steps of training, or once
+//! on a checkpoint, and log what they see.
 //!
-//! This crate will hold the `Hook` trait, its schedules, the registry and the
-//! built-in hooks (Deconvnet grids, dead filters, aliasing, the paper's
-//! analyses, the exec plugin). It sits on `deconv` and `model`; the trainer
-//! drives it.
+//! - [`Hook`]: the trait (events with no-op defaults, a [`Schedule`], state
+//!   for checkpoints), [`HookContext`] what a call gets (the network in
+//!   evaluation mode, the [`ProbeSet`], epoch and step, the run directory, a
+//!   [`SummarySink`]).
+//! - [`Hooks`]: the registry; it isolates every call, so a hook that fails or
+//!   panics is reported and training goes on unless the hook is required.
+//! - [`HookSpec`]: hooks built from the config's `[[hooks]]` tables.
+//! - [`builtin`]: the Deconvnet grids, dead filters.
+//!
+//! It sits on `deconv` and `model`; the trainer drives it.
 
+pub mod builtin;
+pub mod context;
+pub mod error;
+pub mod hook;
+pub mod registry;
+pub mod schedule;
+pub mod sink;
+pub mod spec;
+
+pub use context::{HookContext, ProbeSet, TensorProbe};
+pub use error::HookError;
+pub use hook::{Control, Event, Hook, HookState};
+pub use registry::{Dispatch, Hooks};
+pub use schedule::Schedule;
+pub use sink::{MemorySink, Summary, SummarySink};
+pub use spec::HookSpec;
 pub use zftrain_deconv as deconv;

@@ -1,0 +1,193 @@
+//! Dead and degenerate filters (ZF section 5, Fig. 6): per conv layer, the
+//! filters whose rectified output never exceeds `threshold` on the probe set
+//! (dead), each filter's activation rate (the fraction of its units, over
+//! all probe images and positions, above `threshold`), and the filters whose
+//! weight RMS is below `degenerate_ratio` times the layer's median RMS.
+//!
+//! Summaries (step = epoch): scalars `filters/convL/dead`,
+//! `filters/convL/dead_fraction`, `filters/convL/degenerate`; histograms
+//! `filters/convL/activation_rate` and `filters/convL/rms`.
+
+use serde::{Deserialize, Serialize};
+use tch::{Kind, Tensor};
+
+use crate::{Control, Hook, HookContext, HookError, Schedule};
+
+/// Settings (`[[hooks]] kind = "dead_filters"`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeadFiltersConfig {
+    /// Hook name.
+    pub name: String,
+    /// When it runs.
+    pub schedule: Schedule,
+    /// An activation above this counts as alive.
+    pub threshold: f64,
+    /// Weight RMS below this fraction of the layer's median is degenerate.
+    pub degenerate_ratio: f64,
+    /// Stop training if this hook fails.
+    pub required: bool,
+}
+
+impl Default for DeadFiltersConfig {
+    fn default() -> Self {
+        DeadFiltersConfig {
+            name: "dead_filters".into(),
+            schedule: Schedule::default(),
+            threshold: 1e-6,
+            degenerate_ratio: 0.1,
+            required: false,
+        }
+    }
+}
+
+/// What the hook measured for one layer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerFilters {
+    /// Layer label (`conv1`).
+    pub label: String,
+    /// Per filter: the largest activation over the probe set.
+    pub max_activation: Vec<f64>,
+    /// Per filter: fraction of units above the threshold.
+    pub activation_rate: Vec<f64>,
+    /// Per filter: RMS of its weights.
+    pub rms: Vec<f64>,
+    /// Filters that never fire.
+    pub dead: usize,
+    /// Filters with a degenerate weight norm.
+    pub degenerate: usize,
+}
+
+/// The hook.
+#[derive(Debug)]
+pub struct DeadFiltersHook {
+    config: DeadFiltersConfig,
+}
+
+impl DeadFiltersHook {
+    /// A hook with `config`.
+    pub fn new(config: DeadFiltersConfig) -> DeadFiltersHook {
+        DeadFiltersHook { config }
+    }
+
+    /// Measures every conv layer of `ctx.net` on the probe set.
+    pub fn measure(&self, ctx: &HookContext<'_>) -> Result<Vec<LayerFilters>, HookError> {
+        let arch = ctx.net.arch();
+        let convs = arch.conv_indices();
+        let thr = self.config.threshold;
+        let mut maxes: Vec<Option<Tensor>> = convs.iter().map(|_| None).collect();
+        let mut above: Vec<Option<Tensor>> = convs.iter().map(|_| None).collect();
+        let mut units = vec![0f64; convs.len()];
+        for batch in ctx.probe.batches(ctx.device) {
+            let batch = batch?;
+            let last = arch.tap_index(*convs.last().expect("a network has conv layers"));
+            let taps = tch::no_grad(|| ctx.net.forward_taps_to(&batch, false, last + 1));
+            for (i, tap) in taps.convs.iter().enumerate() {
+                let t = tap.to_kind(Kind::Float);
+                let s = t.size();
+                let m = t.amax([0i64, 2, 3].as_slice(), false);
+                let a = t
+                    .gt(thr)
+                    .sum_dim_intlist([0i64, 2, 3].as_slice(), false, Kind::Double);
+                units[i] += (s[0] * s[2] * s[3]) as f64;
+                maxes[i] = Some(match maxes[i].take() {
+                    Some(prev) => prev.maximum(&m),
+                    None => m,
+                });
+                above[i] = Some(match above[i].take() {
+                    Some(prev) => prev + a,
+                    None => a,
+                });
+            }
+        }
+        let mut out = Vec::new();
+        for (i, &index) in convs.iter().enumerate() {
+            let (Some(m), Some(a)) = (&maxes[i], &above[i]) else {
+                return Err(HookError::failed(
+                    &self.config.name,
+                    "the probe set is empty",
+                ));
+            };
+            let max_activation =
+                Vec::<f64>::try_from(m.to_kind(Kind::Double).to_device(tch::Device::Cpu))?;
+            let activation_rate = Vec::<f64>::try_from((a / units[i]).to_device(tch::Device::Cpu))?;
+            let w = ctx.net.weight(index).expect("conv layers have weights");
+            let rms = Vec::<f64>::try_from(
+                w.detach()
+                    .to_kind(Kind::Double)
+                    .square()
+                    .mean_dim([1i64, 2, 3].as_slice(), false, Kind::Double)
+                    .sqrt()
+                    .to_device(tch::Device::Cpu),
+            )?;
+            let mut sorted = rms.clone();
+            sorted.sort_by(f64::total_cmp);
+            let median = sorted[sorted.len() / 2];
+            out.push(LayerFilters {
+                label: arch.layers[index].label.clone(),
+                dead: max_activation.iter().filter(|&&v| v <= thr).count(),
+                degenerate: rms
+                    .iter()
+                    .filter(|&&r| r < self.config.degenerate_ratio * median)
+                    .count(),
+                max_activation,
+                activation_rate,
+                rms,
+            });
+        }
+        Ok(out)
+    }
+
+    fn run(&self, ctx: &HookContext<'_>) -> Result<Control, HookError> {
+        let step = ctx.epoch as i64;
+        for l in self.measure(ctx)? {
+            let n = l.rms.len() as f64;
+            ctx.sink
+                .scalar(&format!("filters/{}/dead", l.label), step, l.dead as f64)?;
+            ctx.sink.scalar(
+                &format!("filters/{}/dead_fraction", l.label),
+                step,
+                l.dead as f64 / n,
+            )?;
+            ctx.sink.scalar(
+                &format!("filters/{}/degenerate", l.label),
+                step,
+                l.degenerate as f64,
+            )?;
+            ctx.sink.histogram(
+                &format!("filters/{}/activation_rate", l.label),
+                step,
+                &l.activation_rate,
+            )?;
+            ctx.sink
+                .histogram(&format!("filters/{}/rms", l.label), step, &l.rms)?;
+        }
+        Ok(Control::Continue)
+    }
+}
+
+impl Hook for DeadFiltersHook {
+    fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    fn schedule(&self) -> &Schedule {
+        &self.config.schedule
+    }
+
+    fn required(&self) -> bool {
+        self.config.required
+    }
+
+    fn on_epoch_end(&mut self, ctx: &HookContext<'_>) -> Result<Control, HookError> {
+        self.run(ctx)
+    }
+
+    fn on_step_end(&mut self, ctx: &HookContext<'_>) -> Result<Control, HookError> {
+        self.run(ctx)
+    }
+
+    fn on_train_end(&mut self, ctx: &HookContext<'_>) -> Result<Control, HookError> {
+        self.run(ctx)
+    }
+}

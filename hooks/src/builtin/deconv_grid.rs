@@ -1,0 +1,228 @@
+//! The Deconvnet grids of ZF Fig. 2: at each scheduled epoch, the top-k
+//! activations of chosen feature maps of chosen conv layers over the probe
+//! set, projected to pixel space, beside their image patches.
+//!
+//! Outputs, for each layer `convL` at epoch `E`:
+//! - TensorBoard images `deconv/convL/projections` and `deconv/convL/patches`
+//!   (step = epoch);
+//! - `hooks/<name>/epoch-EEE/convL.png`: projections left, patches right;
+//! - `hooks/<name>/epoch-EEE/convL.safetensors`: `values` `[M, k]` f32
+//!   (activations, strongest first, `-inf` where the probe set had too few
+//!   images), `images` `[M, k]` i64 (probe-set indices, `-1` where empty),
+//!   `ys`, `xs` `[M, k]` i64 (unit positions in the feature map), `channels`
+//!   `[M]` i64 (the feature maps), `projections` and `patches`
+//!   `[M, k, 3, R, R]` f32 (cropped to the receptive field of side `R`;
+//!   patches normalized as the network saw them, NaN outside the image).
+
+use serde::{Deserialize, Serialize};
+use tch::{Kind, Tensor};
+use zftrain_deconv::render::{denormalize, side_by_side, stretch, tile_grid};
+use zftrain_deconv::{LayerChoice, Miner, MinerConfig, RenderConfig};
+use zftrain_model::Network;
+
+use super::files::{write_png, write_tensors};
+use crate::{Control, Hook, HookContext, HookError, Schedule};
+
+/// Which feature maps of a layer: the first `n` of evenly spaced ones, or a list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Maps {
+    /// This many maps, evenly spaced over the layer (all when larger).
+    Count(usize),
+    /// These maps.
+    List(Vec<i64>),
+}
+
+/// Settings of the Deconvnet grid hook (`[[hooks]] kind = "deconv"`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeconvGridConfig {
+    /// Hook name (folder and state key).
+    pub name: String,
+    /// When it runs.
+    pub schedule: Schedule,
+    /// Conv layers, 1-based (empty: all).
+    pub layers: Vec<usize>,
+    /// Feature maps per layer.
+    pub maps: Maps,
+    /// Activations per feature map.
+    pub k: usize,
+    /// At most this many of them per image.
+    pub per_image: usize,
+    /// Projections computed together at most.
+    pub max_batch: usize,
+    /// Display settings.
+    pub render: RenderConfig,
+    /// Also save the raw tensors (safetensors) next to the PNG files.
+    pub save_tensors: bool,
+    /// Stop training if this hook fails.
+    pub required: bool,
+}
+
+impl Default for DeconvGridConfig {
+    fn default() -> Self {
+        DeconvGridConfig {
+            name: "deconv".into(),
+            schedule: Schedule::default(),
+            layers: Vec::new(),
+            maps: Maps::Count(16),
+            k: 9,
+            per_image: 1,
+            max_batch: 32,
+            render: RenderConfig::default(),
+            save_tensors: true,
+            required: false,
+        }
+    }
+}
+
+/// The chosen maps of a layer with `available` maps.
+pub fn choose_maps(maps: &Maps, available: i64) -> Vec<i64> {
+    match maps {
+        Maps::List(v) => v.clone(),
+        Maps::Count(n) => {
+            let n = (*n as i64).clamp(1, available.max(1));
+            (0..n).map(|i| i * available / n).collect()
+        }
+    }
+}
+
+/// The layer choices of a config for `net`.
+pub fn layer_choices(
+    net: &Network,
+    layers: &[usize],
+    maps: &Maps,
+    hook: &str,
+) -> Result<Vec<LayerChoice>, HookError> {
+    let arch = net.arch();
+    let convs = arch.conv_indices();
+    let wanted: Vec<usize> = if layers.is_empty() {
+        (1..=convs.len()).collect()
+    } else {
+        layers.to_vec()
+    };
+    wanted
+        .into_iter()
+        .map(|l| {
+            let &index = convs
+                .get(l.wrapping_sub(1))
+                .ok_or_else(|| HookError::Config {
+                    hook: hook.into(),
+                    message: format!(
+                        "layers: conv{l} does not exist ({} has {} conv layers)",
+                        arch.name,
+                        convs.len()
+                    ),
+                })?;
+            let available = match &arch.layers[index].kind {
+                zftrain_model::LayerKind::Conv(c) => c.out_channels,
+                _ => unreachable!("conv_indices lists conv layers"),
+            };
+            Ok(LayerChoice {
+                conv: l - 1,
+                channels: choose_maps(maps, available),
+            })
+        })
+        .collect()
+}
+
+/// The hook.
+#[derive(Debug)]
+pub struct DeconvGridHook {
+    config: DeconvGridConfig,
+}
+
+impl DeconvGridHook {
+    /// A hook with `config`.
+    pub fn new(config: DeconvGridConfig) -> DeconvGridHook {
+        DeconvGridHook { config }
+    }
+
+    /// Mines the probe set and writes the grids for `ctx.epoch`.
+    pub fn run(&self, ctx: &HookContext<'_>) -> Result<(), HookError> {
+        let c = &self.config;
+        let choices = layer_choices(ctx.net, &c.layers, &c.maps, &c.name)?;
+        let miner_config = MinerConfig {
+            k: c.k,
+            per_image: c.per_image,
+            max_batch: c.max_batch,
+            project: true,
+        };
+        let mut miner = Miner::new(ctx.net, &choices, miner_config, ctx.device)?;
+        for batch in ctx.probe.batches(ctx.device) {
+            miner.update(ctx.net, &batch?)?;
+        }
+        let dir = ctx
+            .output_dir(&c.name)?
+            .join(format!("epoch-{:03}", ctx.epoch));
+        std::fs::create_dir_all(&dir).map_err(HookError::io(&dir))?;
+        let (mean, std) = ctx.probe.normalization();
+        let step = ctx.epoch as i64;
+        let convs = ctx.net.arch().conv_indices();
+        for top in miner.layers() {
+            let label = ctx.net.arch().layers[convs[top.conv]].label.clone();
+            let present = top.images.ge(0);
+            let proj = tile_grid(
+                &stretch(&top.projections, c.render.stretch),
+                Some(&present),
+                &c.render,
+            )?;
+            let patches = tile_grid(
+                &denormalize(&top.patches, mean, std),
+                Some(&present),
+                &c.render,
+            )?;
+            ctx.sink
+                .image(&format!("deconv/{label}/projections"), step, &proj)?;
+            ctx.sink
+                .image(&format!("deconv/{label}/patches"), step, &patches)?;
+            write_png(
+                &dir.join(format!("{label}.png")),
+                &side_by_side(&proj, &patches, 12),
+            )?;
+            if c.save_tensors {
+                let channels = Tensor::from_slice(&top.channels);
+                let tensors = vec![
+                    ("values".to_string(), top.values.shallow_clone()),
+                    ("images".to_string(), top.images.shallow_clone()),
+                    ("ys".to_string(), top.ys.shallow_clone()),
+                    ("xs".to_string(), top.xs.shallow_clone()),
+                    ("channels".to_string(), channels),
+                    (
+                        "projections".to_string(),
+                        top.projections.to_kind(Kind::Float),
+                    ),
+                    ("patches".to_string(), top.patches.to_kind(Kind::Float)),
+                ];
+                write_tensors(&dir.join(format!("{label}.safetensors")), &tensors)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Hook for DeconvGridHook {
+    fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    fn schedule(&self) -> &Schedule {
+        &self.config.schedule
+    }
+
+    fn required(&self) -> bool {
+        self.config.required
+    }
+
+    fn on_epoch_end(&mut self, ctx: &HookContext<'_>) -> Result<Control, HookError> {
+        self.run(ctx).map(|_| Control::Continue)
+    }
+
+    fn on_step_end(&mut self, ctx: &HookContext<'_>) -> Result<Control, HookError> {
+        self.run(ctx).map(|_| Control::Continue)
+    }
+
+    fn on_train_end(&mut self, ctx: &HookContext<'_>) -> Result<Control, HookError> {
+        self.run(ctx).map(|_| Control::Continue)
+    }
+}

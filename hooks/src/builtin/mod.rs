@@ -1,0 +1,8 @@
+//! The built-in hooks.
+
+pub mod dead_filters;
+pub mod deconv_grid;
+pub mod files;
+
+pub use dead_filters::{DeadFiltersConfig, DeadFiltersHook};
+pub use deconv_grid::{DeconvGridConfig, DeconvGridHook, Maps};

@@ -1,0 +1,92 @@
+//! The `Hook` trait: named analyses that react to training events, with a
+//! schedule and state that goes into checkpoints.
+
+use tch::Tensor;
+
+use crate::{HookContext, HookError, Schedule};
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// Before the first step (also on resume).
+    TrainStart,
+    /// After an optimizer step.
+    StepEnd,
+    /// After an epoch's training and validation.
+    EpochEnd,
+    /// After a checkpoint was written.
+    Checkpoint,
+    /// When training ends (not when it is interrupted).
+    TrainEnd,
+}
+
+/// What a hook asks of the trainer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Control {
+    /// Go on.
+    #[default]
+    Continue,
+    /// Stop training after this event (a checkpoint is written).
+    Stop,
+}
+
+/// State a hook keeps across checkpoints: named tensors and a JSON value.
+#[derive(Debug, Default)]
+pub struct HookState {
+    /// Named tensors (saved as safetensors).
+    pub tensors: Vec<(String, Tensor)>,
+    /// Anything else.
+    pub json: serde_json::Value,
+}
+
+/// A hook. Every event method defaults to doing nothing; the registry calls
+/// a method only when the hook's [`Schedule`] says so (`on_train_start` and
+/// `on_checkpoint` always).
+pub trait Hook: Send {
+    /// A short name (letters, digits, `-`, `_`): the folder of its files and
+    /// the key of its state.
+    fn name(&self) -> &str;
+
+    /// When it runs.
+    fn schedule(&self) -> &Schedule;
+
+    /// A failure of a required hook stops training; of others it is reported.
+    fn required(&self) -> bool {
+        false
+    }
+
+    /// Before the first step.
+    fn on_train_start(&mut self, _ctx: &HookContext<'_>) -> Result<Control, HookError> {
+        Ok(Control::Continue)
+    }
+
+    /// After a scheduled step.
+    fn on_step_end(&mut self, _ctx: &HookContext<'_>) -> Result<Control, HookError> {
+        Ok(Control::Continue)
+    }
+
+    /// After a scheduled epoch.
+    fn on_epoch_end(&mut self, _ctx: &HookContext<'_>) -> Result<Control, HookError> {
+        Ok(Control::Continue)
+    }
+
+    /// After a checkpoint was written.
+    fn on_checkpoint(&mut self, _ctx: &HookContext<'_>) -> Result<Control, HookError> {
+        Ok(Control::Continue)
+    }
+
+    /// When training ends.
+    fn on_train_end(&mut self, _ctx: &HookContext<'_>) -> Result<Control, HookError> {
+        Ok(Control::Continue)
+    }
+
+    /// State to checkpoint (`None`: stateless).
+    fn save_state(&self) -> Result<Option<HookState>, HookError> {
+        Ok(None)
+    }
+
+    /// State from a checkpoint, handed back on resume.
+    fn load_state(&mut self, _state: HookState) -> Result<(), HookError> {
+        Ok(())
+    }
+}

@@ -1,0 +1,174 @@
+//! The hooks of a run and how events reach them: in registration order,
+//! each call isolated, so that a hook that fails or panics is reported (as
+//! the text summary `hooks/<name>/error`) and training goes on, unless the
+//! hook is required.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::{Duration, Instant};
+
+use crate::{Control, Event, Hook, HookContext, HookError, HookState};
+
+/// What happened when an event was dispatched.
+#[derive(Debug, Default)]
+pub struct Dispatch {
+    /// Stop training?
+    pub control: Control,
+    /// Hooks that failed (not required ones: reported, training goes on).
+    pub failures: Vec<HookError>,
+    /// Hooks that ran, with their time.
+    pub ran: Vec<(String, Duration)>,
+}
+
+/// The registered hooks.
+#[derive(Default)]
+pub struct Hooks {
+    hooks: Vec<Box<dyn Hook>>,
+}
+
+impl std::fmt::Debug for Hooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.hooks.iter().map(|h| h.name()))
+            .finish()
+    }
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
+}
+
+impl Hooks {
+    /// No hooks.
+    pub fn new() -> Hooks {
+        Hooks::default()
+    }
+
+    /// Adds a hook; names must be unique and plain.
+    pub fn register(&mut self, hook: Box<dyn Hook>) -> Result<(), HookError> {
+        let name = hook.name().to_string();
+        let plain = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !plain {
+            return Err(HookError::Config {
+                hook: name,
+                message: "a hook name may hold only letters, digits, '-' and '_'".into(),
+            });
+        }
+        if self.hooks.iter().any(|h| h.name() == name) {
+            return Err(HookError::Config {
+                hook: name,
+                message: "two hooks have this name".into(),
+            });
+        }
+        if let Err(message) = hook.schedule().check() {
+            return Err(HookError::Config {
+                hook: name,
+                message: format!("schedule: {message}"),
+            });
+        }
+        self.hooks.push(hook);
+        Ok(())
+    }
+
+    /// Number of hooks.
+    pub fn len(&self) -> usize {
+        self.hooks.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.hooks.is_empty()
+    }
+
+    /// Whether any hook would run at this event (so the trainer can skip
+    /// preparing a context).
+    pub fn wants(&self, event: Event, epoch: u64, step: u64) -> bool {
+        self.hooks
+            .iter()
+            .any(|h| due(h.as_ref(), event, epoch, step))
+    }
+
+    /// Sends `event` to every hook whose schedule matches. A required
+    /// hook's failure is returned as the error; others are collected.
+    pub fn dispatch(&mut self, event: Event, ctx: &HookContext<'_>) -> Result<Dispatch, HookError> {
+        let mut out = Dispatch::default();
+        for hook in &mut self.hooks {
+            if !due(hook.as_ref(), event, ctx.epoch, ctx.step) {
+                continue;
+            }
+            let name = hook.name().to_string();
+            let start = Instant::now();
+            let result = catch_unwind(AssertUnwindSafe(|| match event {
+                Event::TrainStart => hook.on_train_start(ctx),
+                Event::StepEnd => hook.on_step_end(ctx),
+                Event::EpochEnd => hook.on_epoch_end(ctx),
+                Event::Checkpoint => hook.on_checkpoint(ctx),
+                Event::TrainEnd => hook.on_train_end(ctx),
+            }));
+            let result = match result {
+                Ok(r) => r,
+                Err(payload) => Err(HookError::Panicked {
+                    hook: name.clone(),
+                    message: panic_message(payload.as_ref()),
+                }),
+            };
+            out.ran.push((name.clone(), start.elapsed()));
+            match result {
+                Ok(Control::Stop) => out.control = Control::Stop,
+                Ok(Control::Continue) => {}
+                Err(e) if hook.required() => return Err(e),
+                Err(e) => {
+                    let step = ctx.step as i64;
+                    let _ = ctx
+                        .sink
+                        .text(&format!("hooks/{name}/error"), step, &e.to_string());
+                    out.failures.push(e);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every stateful hook's state, by name.
+    pub fn save_states(&self) -> Result<Vec<(String, HookState)>, HookError> {
+        let mut out = Vec::new();
+        for h in &self.hooks {
+            if let Some(state) = h.save_state()? {
+                out.push((h.name().to_string(), state));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Hands saved states back to the hooks of the same names; states of
+    /// hooks no longer configured are returned (the caller reports them).
+    pub fn load_states(
+        &mut self,
+        states: Vec<(String, HookState)>,
+    ) -> Result<Vec<String>, HookError> {
+        let mut orphans = Vec::new();
+        for (name, state) in states {
+            match self.hooks.iter_mut().find(|h| h.name() == name) {
+                Some(h) => h.load_state(state)?,
+                None => orphans.push(name),
+            }
+        }
+        Ok(orphans)
+    }
+}
+
+fn due(hook: &dyn Hook, event: Event, epoch: u64, step: u64) -> bool {
+    let s = hook.schedule();
+    match event {
+        Event::TrainStart | Event::Checkpoint => true,
+        Event::StepEnd => s.at_step_end(step),
+        Event::EpochEnd => s.at_epoch_end(epoch),
+        Event::TrainEnd => s.at_train_end(),
+    }
+}

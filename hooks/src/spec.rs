@@ -1,0 +1,35 @@
+//! Hooks built from the config's `[[hooks]]` tables: `kind` picks the hook,
+//! the other keys are its settings (unknown keys are refused by name).
+
+use serde::{Deserialize, Serialize};
+
+use crate::builtin::{DeadFiltersConfig, DeadFiltersHook, DeconvGridConfig, DeconvGridHook};
+use crate::{Hook, HookError};
+
+/// One `[[hooks]]` table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum HookSpec {
+    /// Deconvnet projection and patch grids.
+    Deconv(DeconvGridConfig),
+    /// Dead and degenerate filters.
+    DeadFilters(DeadFiltersConfig),
+}
+
+impl HookSpec {
+    /// The hook this table describes.
+    pub fn build(&self) -> Result<Box<dyn Hook>, HookError> {
+        Ok(match self {
+            HookSpec::Deconv(c) => {
+                if c.k == 0 || c.per_image == 0 || c.max_batch == 0 {
+                    return Err(HookError::Config {
+                        hook: c.name.clone(),
+                        message: "k, per_image and max_batch must be at least 1".into(),
+                    });
+                }
+                Box::new(DeconvGridHook::new(c.clone()))
+            }
+            HookSpec::DeadFilters(c) => Box::new(DeadFiltersHook::new(c.clone())),
+        })
+    }
+}

@@ -1,0 +1,101 @@
+//! The built-in hooks on a real (random) ZFNet and probe set.
+
+use zftrain_hooks::builtin::{DeadFiltersConfig, DeadFiltersHook};
+use zftrain_hooks::{Event, Hook, HookSpec, Hooks, MemorySink, Schedule, Summary};
+
+use crate::common::{context, network, probe};
+
+#[test]
+fn the_deconv_hook_writes_grids_tensors_and_summaries_for_every_layer() {
+    let (_vs, net) = network();
+    let probe = probe(5);
+    let dir = tempfile::tempdir().unwrap();
+    let sink = MemorySink::default();
+    let spec: HookSpec = serde_json::from_value(serde_json::json!({
+        "kind": "deconv", "maps": 3, "k": 4, "schedule": { "epochs": [2] }
+    }))
+    .unwrap();
+    let mut hooks = Hooks::new();
+    hooks.register(spec.build().unwrap()).unwrap();
+    hooks
+        .dispatch(
+            Event::EpochEnd,
+            &context(&net, &probe, dir.path(), &sink, 1),
+        )
+        .unwrap();
+    assert!(sink.tags().is_empty(), "epoch 1 is not scheduled");
+    let d = hooks
+        .dispatch(
+            Event::EpochEnd,
+            &context(&net, &probe, dir.path(), &sink, 2),
+        )
+        .unwrap();
+    assert!(d.failures.is_empty(), "{:?}", d.failures);
+    let out = dir.path().join("hooks/deconv/epoch-002");
+    for l in 1..=5 {
+        for kind in ["projections", "patches"] {
+            assert!(
+                sink.tags().contains(&format!("deconv/conv{l}/{kind}")),
+                "conv{l} {kind}"
+            );
+        }
+        let png = image::open(out.join(format!("conv{l}.png"))).unwrap();
+        assert!(png.width() > 100 && png.height() > 50);
+        let t = tch::Tensor::read_safetensors(out.join(format!("conv{l}.safetensors"))).unwrap();
+        let get = |n: &str| t.iter().find(|(k, _)| k == n).unwrap().1.shallow_clone();
+        assert_eq!(get("values").size(), [3, 4]);
+        assert_eq!(get("channels").size(), [3]);
+        let p = get("projections");
+        assert_eq!(p.size()[..3], [3, 4, 3]);
+        // Four images for k = 4 with one per image: every slot filled, strongest first.
+        let imgs = Vec::<i64>::try_from(get("images").flatten(0, -1)).unwrap();
+        assert!(imgs.iter().all(|&i| (0..5).contains(&i)));
+        let v = Vec::<f32>::try_from(get("values").get(0)).unwrap();
+        assert!(v.windows(2).all(|w| w[0] >= w[1]), "{v:?}");
+    }
+    // Layer 1 of ZFNet has 96 maps: 3 evenly spaced ones.
+    let t = tch::Tensor::read_safetensors(out.join("conv1.safetensors")).unwrap();
+    let ch = t
+        .iter()
+        .find(|(k, _)| k == "channels")
+        .unwrap()
+        .1
+        .shallow_clone();
+    assert_eq!(Vec::<i64>::try_from(ch).unwrap(), [0, 32, 64]);
+}
+
+#[test]
+fn dead_and_degenerate_filters_are_counted() {
+    let (_vs, net) = network();
+    let probe = probe(3);
+    // Kill filter 4 of conv1: zero weights and a negative bias.
+    tch::no_grad(|| {
+        let w = net.weight(0).unwrap();
+        let _ = w.get(4).zero_();
+        let _ = net.bias(0).unwrap().get(4).fill_(-1.0);
+        // Filter 7: tiny weights (degenerate) but alive through its bias.
+        let _ = w.get(7).fill_(1e-6);
+        let _ = net.bias(0).unwrap().get(7).fill_(1.0);
+    });
+    let hook = DeadFiltersHook::new(DeadFiltersConfig::default());
+    let dir = tempfile::tempdir().unwrap();
+    let sink = MemorySink::default();
+    let ctx = context(&net, &probe, dir.path(), &sink, 1);
+    let layers = hook.measure(&ctx).unwrap();
+    assert_eq!(layers.len(), 5);
+    let l1 = &layers[0];
+    assert_eq!(l1.label, "conv1");
+    assert_eq!(l1.max_activation[4], 0.0);
+    assert_eq!(l1.activation_rate[4], 0.0);
+    assert!(l1.dead >= 1);
+    assert!(l1.activation_rate[7] > 0.99, "{}", l1.activation_rate[7]);
+    assert_eq!(l1.degenerate, 2, "filters 4 (zero) and 7 (tiny)");
+    let mut hook = hook;
+    assert_eq!(hook.schedule(), &Schedule::default());
+    hook.on_epoch_end(&ctx).unwrap();
+    let items = sink.items.lock().unwrap().clone();
+    assert!(items.iter().any(|s| matches!(s, Summary::Scalar(t, 1, v) if t == "filters/conv1/dead" && *v == l1.dead as f64)));
+    assert!(items.iter().any(
+        |s| matches!(s, Summary::Histogram(t, 1, v) if t == "filters/conv1/rms" && v.len() == 96)
+    ));
+}

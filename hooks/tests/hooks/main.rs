@@ -1,0 +1,5 @@
+//! The hooks crate's integration tests, one binary (libtorch links once).
+
+mod builtin;
+mod common;
+mod registry;
