@@ -16,7 +16,7 @@ use zftrain_model::receptive::receptive_fields;
 use zftrain_model::{Network, ReceptiveField};
 
 use crate::patch::crop_boxes;
-use crate::project::{project, Target};
+use crate::project::{project_fields, Target};
 use crate::DeconvError;
 
 /// Miner settings.
@@ -247,7 +247,6 @@ impl Miner {
         if targets.is_empty() {
             return Ok(());
         }
-        let projections = project(net, &taps, &targets, self.config.max_batch)?;
         for (li, layer) in self.layers.iter_mut().enumerate() {
             let mine: Vec<usize> = (0..targets.len()).filter(|&i| slots[i].0 == li).collect();
             if mine.is_empty() {
@@ -255,21 +254,22 @@ impl Miner {
             }
             let device = layer.values.device();
             let size = layer.field.size;
+            let group: Vec<Target> = mine.iter().map(|&i| targets[i]).collect();
+            let fields = project_fields(net, &taps, &group, self.config.max_batch)?;
             let boxes: Vec<(i64, i64, i64)> = mine
                 .iter()
-                .map(|&i| {
-                    let t = &targets[i];
-                    let (top, left) = layer.field.origin(t.y, t.x);
-                    (i as i64, top, left)
-                })
+                .zip(&fields.origins)
+                .map(|(&i, &(top, left))| (targets[i].image, top, left))
                 .collect();
-            let proj = crop_boxes(&projections, size, &boxes, 0.0);
-            let image_boxes: Vec<(i64, i64, i64)> = mine
-                .iter()
-                .zip(&boxes)
-                .map(|(&i, &(_, top, left))| (targets[i].image, top, left))
-                .collect();
-            let patch = crop_boxes(&input.to_kind(Kind::Float), size, &image_boxes, f64::NAN);
+            let proj = fields.pixels;
+            if proj.size()[2] != size {
+                return Err(DeconvError::Config(format!(
+                    "conv{}: the projection window is {} pixels, the receptive field {size}",
+                    layer.conv + 1,
+                    proj.size()[2]
+                )));
+            }
+            let patch = crop_boxes(&input.to_kind(Kind::Float), size, &boxes, f64::NAN);
             let idx = |f: fn(&(usize, i64, i64)) -> i64| {
                 Tensor::from_slice(&mine.iter().map(|&i| f(&slots[i])).collect::<Vec<_>>())
                     .to_device(device)

@@ -12,14 +12,16 @@
 //! the paper; dropout is the identity in evaluation. The pixel-level result
 //! is not rectified.
 //!
-//! Targets are projected together: grouped by layer, each group goes down in
-//! batches of at most `max_batch` targets (the memory of one batch is that of
-//! a backward pass of `max_batch` images). Computed in fp32.
+//! A unit's signal never leaves its receptive field, so each level is
+//! computed on a window of the field's size there (one unit at the top,
+//! `R x R` pixels at the bottom) instead of the whole feature map: for
+//! layer 1 of ZFNet that is 7x7 pixels instead of 224x224. Targets are
+//! projected together: grouped by layer, each group goes down in batches of
+//! at most `max_batch` windows. Computed in fp32.
 
 use tch::{Kind, Tensor};
 use zftrain_model::{LayerKind, Network, Taps};
 
-use crate::unpool::unpool_adjoint;
 use crate::DeconvError;
 
 /// One unit to project: `image` indexes the batch the taps came from, `conv`
@@ -78,9 +80,21 @@ fn check_target(taps: &Taps, t: &Target) -> Result<(), DeconvError> {
     Ok(())
 }
 
+/// Projections of targets that share one conv layer, each cropped to its
+/// unit's receptive field.
+#[derive(Debug)]
+pub struct FieldProjections {
+    /// `[T, C_in, R, R]`, `R` the receptive-field side of the layer's units;
+    /// zero where the field leaves the image.
+    pub pixels: Tensor,
+    /// Input `(top, left)` of each field (may be negative).
+    pub origins: Vec<(i64, i64)>,
+}
+
 /// Projects every target to the input: `[T, C_in, H, W]` in target order,
 /// where `taps` come from `net.forward_taps(input, false)` (or
-/// `forward_taps_to`) on `[N, C_in, H, W]`.
+/// `forward_taps_to`) on `[N, C_in, H, W]`. Each projection is computed on
+/// its receptive field only ([`project_fields`]) and pasted into the image.
 pub fn project(
     net: &Network,
     taps: &Taps,
@@ -94,16 +108,16 @@ pub fn project(
         .input_sizes
         .first()
         .ok_or_else(|| DeconvError::Config("the forward recorded no layers".into()))?;
+    let (h, w) = (input[2], input[3]);
     let device = taps
         .convs
         .first()
         .map(|t| t.device())
         .unwrap_or(tch::Device::Cpu);
-    let mut out = Tensor::zeros(
-        [targets.len() as i64, input[1], input[2], input[3]],
+    let out = Tensor::zeros(
+        [targets.len() as i64, input[1], h, w],
         (Kind::Float, device),
     );
-    let convs = net.arch().conv_indices();
     let mut layers: Vec<usize> = targets.iter().map(|t| t.conv).collect();
     layers.sort_unstable();
     layers.dedup();
@@ -111,51 +125,112 @@ pub fn project(
         let order: Vec<usize> = (0..targets.len())
             .filter(|&i| targets[i].conv == conv)
             .collect();
-        for chunk in order.chunks(max_batch.max(1)) {
-            let group: Vec<Target> = chunk.iter().map(|&i| targets[i]).collect();
-            let pixels = project_layer(net, taps, convs[conv], &group)?;
-            let at = Tensor::from_slice(&chunk.iter().map(|&i| i as i64).collect::<Vec<_>>())
-                .to_device(device);
-            let _ = out.index_copy_(0, &at, &pixels);
+        let group: Vec<Target> = order.iter().map(|&i| targets[i]).collect();
+        let fields = project_fields(net, taps, &group, max_batch)?;
+        let r = fields.pixels.size()[2];
+        for (j, (&i, &(top, left))) in order.iter().zip(&fields.origins).enumerate() {
+            // The part of the field inside the image.
+            let (y0, x0) = (top.max(0), left.max(0));
+            let (y1, x1) = ((top + r).min(h), (left + r).min(w));
+            if y1 <= y0 || x1 <= x0 {
+                continue;
+            }
+            let src = fields
+                .pixels
+                .get(j as i64)
+                .narrow(1, y0 - top, y1 - y0)
+                .narrow(2, x0 - left, x1 - x0);
+            out.get(i as i64)
+                .narrow(1, y0, y1 - y0)
+                .narrow(2, x0, x1 - x0)
+                .copy_(&src);
         }
     }
     Ok(out)
 }
 
-/// Targets all on conv layer `conv_index` (index into the layer table).
-fn project_layer(
+/// Projects targets that all lie on one conv layer, each on its receptive
+/// field only: the signal of a unit never leaves the field, so every level
+/// is computed on a window of the field's size at that level (one unit at
+/// the top, `R x R` pixels at the bottom), for all targets at once, in
+/// batches of `max_batch`.
+pub fn project_fields(
+    net: &Network,
+    taps: &Taps,
+    targets: &[Target],
+    max_batch: usize,
+) -> Result<FieldProjections, DeconvError> {
+    let Some(first) = targets.first() else {
+        return Err(DeconvError::Config("no targets".into()));
+    };
+    for t in targets {
+        check_target(taps, t)?;
+        if t.conv != first.conv {
+            return Err(DeconvError::Config(format!(
+                "project_fields takes targets of one layer: conv{} and conv{}",
+                first.conv + 1,
+                t.conv + 1
+            )));
+        }
+    }
+    let conv_index = net.arch().conv_indices()[first.conv];
+    let mut pixels = Vec::new();
+    let mut origins = Vec::new();
+    for chunk in targets.chunks(max_batch.max(1)) {
+        let (p, o) = project_window(net, taps, conv_index, chunk)?;
+        pixels.push(p);
+        origins.extend(o);
+    }
+    Ok(FieldProjections {
+        pixels: Tensor::cat(&pixels, 0),
+        origins,
+    })
+}
+
+/// `[T]` positions `start + 0..len` of every target, which of them lie in
+/// `0..limit`, and the positions clamped into it.
+fn positions(starts: &Tensor, len: i64, limit: i64) -> (Tensor, Tensor) {
+    let pos =
+        starts.unsqueeze(1) + Tensor::arange(len, (Kind::Int64, starts.device())).unsqueeze(0);
+    let valid = pos.ge(0).logical_and(&pos.lt(limit));
+    (valid, pos.clamp(0, limit - 1))
+}
+
+/// Targets all on conv layer `conv_index` (index into the layer table):
+/// `[T, C_in, R, R]` and the field origins.
+fn project_window(
     net: &Network,
     taps: &Taps,
     conv_index: usize,
     targets: &[Target],
-) -> Result<Tensor, DeconvError> {
+) -> Result<(Tensor, Vec<(i64, i64)>), DeconvError> {
     let arch = net.arch();
     let tap = &taps.convs[targets[0].conv];
     let device = tap.device();
     let ints = |f: fn(&Target) -> i64| {
         Tensor::from_slice(&targets.iter().map(f).collect::<Vec<_>>()).to_device(device)
     };
-    let (images, channels, ys, xs) = (
-        ints(|t| t.image),
-        ints(|t| t.channel),
-        ints(|t| t.y),
-        ints(|t| t.x),
-    );
+    let (images, channels) = (ints(|t| t.image), ints(|t| t.channel));
+    let (mut tops, mut lefts) = (ints(|t| t.y), ints(|t| t.x));
     let n = targets.len() as i64;
-    let s = tap.size();
-    // Keep only the target unit of each map.
+    let maps = tap.size()[1];
+    // One unit, all other activations of the layer zero.
     let values = tap
-        .index(&[Some(&images), Some(&channels), Some(&ys), Some(&xs)])
+        .index(&[Some(&images), Some(&channels), Some(&tops), Some(&lefts)])
         .to_kind(Kind::Float);
-    let mut g = Tensor::zeros([n, s[1], s[2], s[3]], (Kind::Float, device));
+    let mut g = Tensor::zeros([n, maps, 1, 1], (Kind::Float, device));
     let rows = Tensor::arange(n, (Kind::Int64, device));
+    let zero = Tensor::zeros([n], (Kind::Int64, device));
     let _ = g.index_put_(
-        &[Some(rows), Some(channels), Some(ys), Some(xs)],
+        &[Some(&rows), Some(&channels), Some(&zero), Some(&zero)],
         &values,
         false,
     );
+    let (mut h, mut w) = (1i64, 1i64);
     for index in (0..=arch.tap_index(conv_index)).rev() {
         let layer = &arch.layers[index];
+        let below = &taps.input_sizes[index];
+        let (bh, bw) = (below[2], below[3]);
         g = match &layer.kind {
             LayerKind::Relu => g.relu(),
             LayerKind::Lrn(_) | LayerKind::Dropout { .. } => g,
@@ -164,41 +239,60 @@ fn project_layer(
                     .weight(index)
                     .expect("conv layers have weights")
                     .to_kind(Kind::Float);
-                let want = &taps.input_sizes[index];
-                let got = g.size();
-                let pad = |axis: usize| {
-                    want[axis + 2] - ((got[axis + 2] - 1) * c.stride - 2 * c.padding + c.kernel)
-                };
-                let (ph, pw) = (pad(0), pad(1));
-                if !(0..c.stride.max(1)).contains(&ph) || !(0..c.stride.max(1)).contains(&pw) {
-                    return Err(DeconvError::Unsupported {
-                        index,
-                        label: layer.label.clone(),
-                        why: format!(
-                            "no output padding restores {:?} from {:?}",
-                            &want[2..],
-                            &got[2..]
-                        ),
-                    });
-                }
-                g.conv_transpose2d(
+                let up = g.conv_transpose2d(
                     &weight,
                     None::<Tensor>,
                     [c.stride; 2],
-                    [c.padding; 2],
-                    [ph, pw],
+                    [0, 0],
+                    [0, 0],
                     c.groups,
                     [1, 1],
-                )
+                );
+                tops = tops * c.stride - c.padding;
+                lefts = lefts * c.stride - c.padding;
+                h = (h - 1) * c.stride + c.kernel;
+                w = (w - 1) * c.stride + c.kernel;
+                // Positions in the padding are not pixels of the layer below.
+                let (vr, _) = positions(&tops, h, bh);
+                let (vc, _) = positions(&lefts, w, bw);
+                let mask = (vr.unsqueeze(2).logical_and(&vc.unsqueeze(1)))
+                    .unsqueeze(1)
+                    .to_kind(Kind::Float);
+                up * mask
             }
-            LayerKind::MaxPool(_) => {
+            LayerKind::MaxPool(p) => {
                 let switch = taps
                     .switches
                     .iter()
                     .find(|sw| sw.layer == index)
                     .expect("the tap forward records every max-pool");
-                let idx = switch.indices.index_select(0, &images);
-                unpool_adjoint(&g, &idx, switch.input_size)
+                let out = switch.indices.size();
+                let (vr, pr) = positions(&tops, h, out[2]);
+                let (vc, pc) = positions(&lefts, w, out[3]);
+                let chans = Tensor::arange(g.size()[1], (Kind::Int64, device));
+                let idx = switch.indices.index(&[
+                    Some(images.view([n, 1, 1, 1])),
+                    Some(chans.view([1, -1, 1, 1])),
+                    Some(pr.view([n, 1, h, 1])),
+                    Some(pc.view([n, 1, 1, w])),
+                ]);
+                let valid = vr.view([n, 1, h, 1]).logical_and(&vc.view([n, 1, 1, w]));
+                let g = g * valid.to_kind(Kind::Float);
+                tops = tops * p.stride - p.padding;
+                lefts = lefts * p.stride - p.padding;
+                let (nh, nw) = ((h - 1) * p.stride + p.kernel, (w - 1) * p.stride + p.kernel);
+                // Switch (absolute in the input plane) -> position in the window.
+                let sy = idx.divide_scalar_mode(bw, "floor") - tops.view([n, 1, 1, 1]);
+                let sx = idx.remainder(bw) - lefts.view([n, 1, 1, 1]);
+                let local = (sy * nw + sx).clamp(0, nh * nw - 1);
+                let c = g.size()[1];
+                let flat = Tensor::zeros([n, c, nh * nw], (Kind::Float, device));
+                let up = flat
+                    .scatter_add(2, &local.view([n, c, -1]), &g.reshape([n, c, -1]))
+                    .view([n, c, nh, nw]);
+                h = nh;
+                w = nw;
+                up
             }
             other => {
                 return Err(DeconvError::Unsupported {
@@ -209,5 +303,7 @@ fn project_layer(
             }
         };
     }
-    Ok(g)
+    let tops = Vec::<i64>::try_from(tops.to_device(tch::Device::Cpu))?;
+    let lefts = Vec::<i64>::try_from(lefts.to_device(tch::Device::Cpu))?;
+    Ok((g, tops.into_iter().zip(lefts).collect()))
 }

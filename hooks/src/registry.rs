@@ -97,9 +97,28 @@ impl Hooks {
     /// Sends `event` to every hook whose schedule matches. A required
     /// hook's failure is returned as the error; others are collected.
     pub fn dispatch(&mut self, event: Event, ctx: &HookContext<'_>) -> Result<Dispatch, HookError> {
+        self.send(event, ctx, false)
+    }
+
+    /// Sends `event` to every hook, whatever its schedule (`zftrain
+    /// visualize` runs them once on a checkpoint this way).
+    pub fn dispatch_all(
+        &mut self,
+        event: Event,
+        ctx: &HookContext<'_>,
+    ) -> Result<Dispatch, HookError> {
+        self.send(event, ctx, true)
+    }
+
+    fn send(
+        &mut self,
+        event: Event,
+        ctx: &HookContext<'_>,
+        all: bool,
+    ) -> Result<Dispatch, HookError> {
         let mut out = Dispatch::default();
         for hook in &mut self.hooks {
-            if !due(hook.as_ref(), event, ctx.epoch, ctx.step) {
+            if !all && !due(hook.as_ref(), event, ctx.epoch, ctx.step) {
                 continue;
             }
             let name = hook.name().to_string();

@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use zftrain_data::loader::BadImages;
 use zftrain_data::Augment;
+use zftrain_hooks::HookSpec;
 use zftrain_model::{ArchName, InitScheme};
 
 /// Everything a training run needs to know.
@@ -33,6 +34,30 @@ pub struct RunConfig {
     pub schedule: ScheduleConfig,
     /// Checkpoints.
     pub checkpoint: CheckpointConfig,
+    /// The images the hooks look at.
+    pub probe: ProbeConfig,
+    /// Hooks (`[[hooks]]` tables), run in this order.
+    pub hooks: Vec<HookSpec>,
+}
+
+/// `[probe]`: the fixed probe set of the hooks, evenly spaced validation
+/// images through the evaluation transform, decoded once when the run starts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProbeConfig {
+    /// Number of images (at most the validation set).
+    pub images: usize,
+    /// Images per forward in the hooks.
+    pub batch_size: usize,
+}
+
+impl Default for ProbeConfig {
+    fn default() -> Self {
+        ProbeConfig {
+            images: 64,
+            batch_size: 16,
+        }
+    }
 }
 
 /// `[model]`.
@@ -217,6 +242,8 @@ impl Default for RunConfig {
             optim: OptimConfig::default(),
             schedule: ScheduleConfig::default(),
             checkpoint: CheckpointConfig::default(),
+            probe: ProbeConfig::default(),
+            hooks: Vec::new(),
         }
     }
 }
@@ -502,6 +529,17 @@ impl RunConfig {
             "checkpoint.keep_last",
             "must be at least 1".into(),
         )?;
+        check(
+            self.probe.images >= 1 && self.probe.batch_size >= 1,
+            "probe",
+            "images and batch_size must be at least 1".into(),
+        )?;
+        let mut hooks = zftrain_hooks::Hooks::new();
+        for (i, spec) in self.hooks.iter().enumerate() {
+            spec.build()
+                .and_then(|h| hooks.register(h))
+                .map_err(|e| anyhow::anyhow!("config key 'hooks[{i}]': {e}"))?;
+        }
         check(
             !self.data.train.as_os_str().is_empty(),
             "data.train",

@@ -14,8 +14,10 @@ use tch::Tensor;
 use zftrain_checkpoints::{assign_strict, read_safetensors, Checkpoint, Content, MANIFEST_FILE};
 
 use zftrain_data::MeanImage;
+use zftrain_hooks::HookState;
 
 use crate::config::RunConfig;
+use crate::train::hooks::HOOK_PREFIX;
 use crate::train::optimizer::Sgd;
 use crate::train::state::TrainerState;
 use crate::weights::{Model, WeightsInfo};
@@ -62,6 +64,7 @@ pub fn save(
     sgd: &Sgd,
     state: &TrainerState,
     mean_image: Option<&MeanImage>,
+    hook_states: &[(String, HookState)],
 ) -> Result<PathBuf> {
     let dir = checkpoints_dir(run_dir);
     remove_stale_temporaries(&dir);
@@ -96,6 +99,21 @@ pub fn save(
     ];
     if mean_image.is_some() {
         files.push((MEAN_IMAGE_FILE, Content::Tensors(&mean_tensors, &empty)));
+    }
+    let hook_files: Vec<(String, String)> = hook_states
+        .iter()
+        .map(|(name, _)| {
+            (
+                format!("{HOOK_PREFIX}{name}.json"),
+                format!("{HOOK_PREFIX}{name}.safetensors"),
+            )
+        })
+        .collect();
+    for ((json_name, tensors_name), (_, st)) in hook_files.iter().zip(hook_states) {
+        files.push((json_name.as_str(), Content::Json(&st.json)));
+        if !st.tensors.is_empty() {
+            files.push((tensors_name.as_str(), Content::Tensors(&st.tensors, &empty)));
+        }
     }
     let meta = json!({ "weights": info, "epoch": state.epoch, "batch": state.batch, "global_step": state.global_step });
     Checkpoint::write_files(&path, &files, meta)

@@ -19,12 +19,14 @@ use zftrain_checkpoints::atomic::write_file;
 use zftrain_checkpoints::Checkpoint;
 use zftrain_data::loader::{Batch, LoaderConfig};
 use zftrain_data::{Augment, Dataset, Loader, MeanImage, Transform};
+use zftrain_hooks::{Control, Event, HookState};
 use zftrain_model::arch::ArchConfig;
 use zftrain_model::Arch;
 use zftrain_tensorboard::{BackgroundWriter, HParamValue};
 
 use crate::config::RunConfig;
 use crate::train::checkpointing::{find_resume, read_mean_image, restore, save, MEAN_IMAGE_FILE};
+use crate::train::hooks::{probe_set, HookRunner};
 use crate::train::metrics::Running;
 use crate::train::optimizer::Sgd;
 use crate::train::renorm::renormalize_filters;
@@ -356,6 +358,39 @@ pub fn train(config: RunConfig, resume: Option<&Path>) -> Result<Outcome> {
     };
     let mean_image = pixel_mean(&config, &train_set, resume_from.as_ref().map(|(ck, _)| ck))?;
     let (train_loader, val_loader) = loaders(&config, train_set, val_set, mean_image.clone())?;
+    let mut hooks = if config.hooks.is_empty() {
+        None
+    } else {
+        let probe = probe_set(&config, val_loader.dataset(), mean_image.clone())?;
+        info!(
+            images = probe.images.size()[0],
+            hooks = config.hooks.len(),
+            "probe set ready"
+        );
+        let mut runner = HookRunner::new(&config, probe)?;
+        if let Some((ck, _)) = &resume_from {
+            runner.restore(ck)?;
+        }
+        Some(runner)
+    };
+    let hook_states = |hooks: &Option<HookRunner>| -> Result<Vec<(String, HookState)>> {
+        match hooks {
+            Some(h) => h.states(),
+            None => Ok(Vec::new()),
+        }
+    };
+    if let Some(h) = hooks.as_mut() {
+        h.event(
+            Event::TrainStart,
+            &model.net,
+            state.epoch,
+            state.global_step,
+            &run_dir,
+            &tb,
+            false,
+        )?;
+    }
+    let mut stop_requested = false;
     let per_epoch = train_loader.batches_per_epoch();
     let steps_per_epoch = match config.train.max_steps_per_epoch {
         0 => per_epoch,
@@ -445,6 +480,18 @@ pub fn train(config: RunConfig, resume: Option<&Path>) -> Result<Outcome> {
             }
             state.global_step += 1;
             tch::no_grad(|| running.add(&logits, &labels, loss_value));
+            if let Some(h) = hooks.as_mut() {
+                let c = h.event(
+                    Event::StepEnd,
+                    &model.net,
+                    epoch,
+                    state.global_step,
+                    &run_dir,
+                    &tb,
+                    false,
+                )?;
+                stop_requested |= c == Control::Stop;
+            }
             window.1 += batch.len() as u64;
             epoch_images.1 += batch.len() as u64;
             bar.inc(1);
@@ -473,7 +520,7 @@ pub fn train(config: RunConfig, resume: Option<&Path>) -> Result<Outcome> {
                 );
                 window = (Instant::now(), 0);
             }
-            if STOP.load(Ordering::SeqCst) > 0 {
+            if STOP.load(Ordering::SeqCst) > 0 || stop_requested {
                 interrupted = true;
                 break;
             }
@@ -489,17 +536,24 @@ pub fn train(config: RunConfig, resume: Option<&Path>) -> Result<Outcome> {
                 &sgd,
                 &state,
                 mean_image.as_deref(),
+                &hook_states(&hooks)?,
             )?;
             tb.flush()?;
             info!(checkpoint = %path.display(), "interrupted; checkpoint written");
+            let signalled = STOP.load(Ordering::SeqCst) > 0;
             println!(
-                "interrupted: wrote {} (resume with --resume {})",
+                "{}: wrote {} (resume with --resume {})",
+                if signalled {
+                    "interrupted"
+                } else {
+                    "a hook asked to stop"
+                },
                 path.display(),
                 run_dir.display()
             );
             return Ok(Outcome {
                 run_dir,
-                interrupted: true,
+                interrupted: signalled,
                 state,
                 val_top1,
             });
@@ -518,6 +572,18 @@ pub fn train(config: RunConfig, resume: Option<&Path>) -> Result<Outcome> {
             state.best_step = Some(state.global_step);
         }
         val_top1 = Some(val.top1());
+        if let Some(h) = hooks.as_mut() {
+            let c = h.event(
+                Event::EpochEnd,
+                &model.net,
+                state.epoch,
+                state.global_step,
+                &run_dir,
+                &tb,
+                false,
+            )?;
+            stop_requested |= c == Control::Stop;
+        }
         let path = save(
             &run_dir,
             &config,
@@ -526,7 +592,19 @@ pub fn train(config: RunConfig, resume: Option<&Path>) -> Result<Outcome> {
             &sgd,
             &state,
             mean_image.as_deref(),
+            &hook_states(&hooks)?,
         )?;
+        if let Some(h) = hooks.as_mut() {
+            h.event(
+                Event::Checkpoint,
+                &model.net,
+                state.epoch,
+                state.global_step,
+                &run_dir,
+                &tb,
+                false,
+            )?;
+        }
         tb.flush()?;
         info!(epoch = epoch + 1, train_loss = running.mean_loss(), train_top1 = running.top1(), val_loss = val.mean_loss(),
               val_top1 = val.top1(), val_top5 = val.top5(), checkpoint = %path.display(), "epoch done");
@@ -540,6 +618,23 @@ pub fn train(config: RunConfig, resume: Option<&Path>) -> Result<Outcome> {
             100.0 * val.top1(),
             100.0 * val.top5()
         );
+        if stop_requested {
+            println!("a hook asked to stop: wrote {}", path.display());
+            break;
+        }
+    }
+    if let Some(h) = hooks.as_mut() {
+        if !stop_requested {
+            h.event(
+                Event::TrainEnd,
+                &model.net,
+                state.epoch,
+                state.global_step,
+                &run_dir,
+                &tb,
+                false,
+            )?;
+        }
     }
     tb.flush()?;
     Ok(Outcome {

@@ -1,0 +1,210 @@
+//! The trainer's side of the hooks: the probe set (evenly spaced validation
+//! images through the evaluation transform, decoded once), the TensorBoard
+//! sink, dispatching events with failures logged and timed, and hook state
+//! in checkpoints (`hook-<name>.safetensors` + `hook-<name>.json`).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use image::RgbImage;
+use tch::{Device, Tensor};
+use tracing::{info, warn};
+use zftrain_checkpoints::{read_safetensors, Checkpoint};
+use zftrain_data::loader::decode_rgb;
+use zftrain_data::rng::SplitMix64;
+use zftrain_data::{Augment, Dataset, MeanImage, Transform};
+use zftrain_hooks::{
+    Control, Event, HookContext, HookError, HookState, Hooks, SummarySink, TensorProbe,
+};
+use zftrain_model::Network;
+use zftrain_tensorboard::BackgroundWriter;
+
+use crate::config::RunConfig;
+
+/// Summaries of hooks go to the run's TensorBoard writer.
+pub struct TbSink<'a>(pub &'a BackgroundWriter);
+
+fn sink_err(tag: &str) -> impl FnOnce(zftrain_tensorboard::TensorBoardError) -> HookError + '_ {
+    move |e| HookError::Sink {
+        tag: tag.into(),
+        message: e.to_string(),
+    }
+}
+
+impl SummarySink for TbSink<'_> {
+    fn scalar(&self, tag: &str, step: i64, value: f64) -> Result<(), HookError> {
+        self.0.scalar(tag, step, value).map_err(sink_err(tag))
+    }
+    fn image(&self, tag: &str, step: i64, image: &RgbImage) -> Result<(), HookError> {
+        self.0
+            .image_rgb(
+                tag,
+                step,
+                image.width(),
+                image.height(),
+                image.as_raw().clone(),
+            )
+            .map_err(sink_err(tag))
+    }
+    fn histogram(&self, tag: &str, step: i64, values: &[f64]) -> Result<(), HookError> {
+        self.0
+            .histogram(tag, step, values.to_vec())
+            .map_err(sink_err(tag))
+    }
+    fn text(&self, tag: &str, step: i64, text: &str) -> Result<(), HookError> {
+        self.0.text(tag, step, text).map_err(sink_err(tag))
+    }
+}
+
+/// The probe set: `images` evenly spaced samples of `val`, through the
+/// evaluation transform (with the run's mean image if it has one). Files
+/// that do not decode are left out and named in the log.
+pub fn probe_set(
+    config: &RunConfig,
+    val: &Dataset,
+    mean_image: Option<Arc<MeanImage>>,
+) -> Result<TensorProbe> {
+    let d = &config.data;
+    let transform = Transform {
+        augment: Augment::Eval,
+        resize: d.resize,
+        crop: d.crop,
+        mean: d.mean,
+        std: d.std,
+        mean_image: mean_image.clone(),
+    };
+    let n = val.len();
+    let take = config.probe.images.min(n);
+    let mut images = Vec::with_capacity(take);
+    for i in 0..take {
+        let sample = &val.samples[i * n / take];
+        match decode_rgb(&sample.path, d.max_pixels) {
+            Ok(img) => {
+                let mut buf = vec![0f32; transform.sample_len()];
+                transform.apply(&img, &mut SplitMix64::new(0), &mut buf);
+                let c = d.crop as i64;
+                images.push(Tensor::from_slice(&buf).view([3, c, c]));
+            }
+            Err(why) => warn!(file = %sample.path.display(), reason = %why, "probe image skipped"),
+        }
+    }
+    if images.is_empty() {
+        bail!(
+            "no probe image could be decoded from {}",
+            val.source.display()
+        );
+    }
+    let mean = match &mean_image {
+        Some(m) => m.channel_means(),
+        None => d.mean,
+    };
+    Ok(TensorProbe {
+        images: Tensor::stack(&images, 0),
+        batch_size: config.probe.batch_size as i64,
+        mean,
+        std: d.std,
+    })
+}
+
+/// The hooks of a run with their probe set.
+pub struct HookRunner {
+    /// The hooks.
+    pub hooks: Hooks,
+    /// Their probe set.
+    pub probe: TensorProbe,
+}
+
+impl HookRunner {
+    /// Builds the configured hooks.
+    pub fn new(config: &RunConfig, probe: TensorProbe) -> Result<HookRunner> {
+        let mut hooks = Hooks::new();
+        for (i, spec) in config.hooks.iter().enumerate() {
+            let hook = spec
+                .build()
+                .with_context(|| format!("config key 'hooks[{i}]'"))?;
+            hooks.register(hook)?;
+        }
+        Ok(HookRunner { hooks, probe })
+    }
+
+    /// Sends `event`; failures of optional hooks are logged and reported,
+    /// a required hook's failure is the error. Returns whether a hook asked
+    /// to stop.
+    #[allow(clippy::too_many_arguments)]
+    pub fn event(
+        &mut self,
+        event: Event,
+        net: &Network,
+        epoch: u64,
+        step: u64,
+        run_dir: &Path,
+        tb: &BackgroundWriter,
+        force: bool,
+    ) -> Result<Control> {
+        if !force && !self.hooks.wants(event, epoch, step) {
+            return Ok(Control::Continue);
+        }
+        let sink = TbSink(tb);
+        let ctx = HookContext {
+            net,
+            device: Device::Cpu,
+            probe: &self.probe,
+            epoch,
+            step,
+            run_dir,
+            sink: &sink,
+        };
+        let start = Instant::now();
+        let d = if force {
+            self.hooks.dispatch_all(event, &ctx)
+        } else {
+            self.hooks.dispatch(event, &ctx)
+        }
+        .map_err(|e| anyhow::anyhow!("{e} (the hook is required; stopping)"))?;
+        for (name, took) in &d.ran {
+            info!(hook = %name, event = ?event, epoch, step, seconds = took.as_secs_f64(), "hook ran");
+        }
+        for e in &d.failures {
+            warn!(error = %e, "hook failed; training goes on");
+            eprintln!("zftrain: {e} (reported; training goes on)");
+        }
+        if !d.ran.is_empty() {
+            tb.scalar("hooks/seconds", step as i64, start.elapsed().as_secs_f64())?;
+        }
+        Ok(d.control)
+    }
+
+    /// Every hook's state, as checkpoint files: `(file name, tensors, json)`.
+    pub fn states(&self) -> Result<Vec<(String, HookState)>> {
+        Ok(self.hooks.save_states()?)
+    }
+
+    /// Restores hook states from `ck`; states of hooks no longer configured
+    /// are reported and left alone.
+    pub fn restore(&mut self, ck: &Checkpoint) -> Result<()> {
+        let mut states = Vec::new();
+        for name in ck.manifest().files.keys() {
+            let Some(hook) = name
+                .strip_prefix(HOOK_PREFIX)
+                .and_then(|n| n.strip_suffix(".json"))
+            else {
+                continue;
+            };
+            let json = ck.read_json(name)?;
+            let tensors = match ck.file(&format!("{HOOK_PREFIX}{hook}.safetensors")) {
+                Some(p) => read_safetensors(&p)?.0,
+                None => Vec::new(),
+            };
+            states.push((hook.to_string(), HookState { tensors, json }));
+        }
+        for orphan in self.hooks.load_states(states)? {
+            warn!(hook = %orphan, "checkpoint holds state of a hook that is not configured; ignored");
+        }
+        Ok(())
+    }
+}
+
+/// Hook state files in a checkpoint start with this.
+pub const HOOK_PREFIX: &str = "hook-";
