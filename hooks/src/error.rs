@@ -62,6 +62,20 @@ impl HookError {
         }
     }
 
+    /// The error with `hook`'s name on it (errors from below the hook,
+    /// such as the Deconvnet's, do not know which hook they came from).
+    pub fn in_hook(self, hook: &str) -> HookError {
+        match self {
+            e @ (HookError::Config { .. }
+            | HookError::Failed { .. }
+            | HookError::Panicked { .. }) => e,
+            other => HookError::Failed {
+                hook: hook.into(),
+                message: other.to_string(),
+            },
+        }
+    }
+
     /// A [`HookError::Io`] for `path`.
     pub fn io(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> HookError + '_ {
         move |source| HookError::Io {

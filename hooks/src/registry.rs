@@ -131,7 +131,7 @@ impl Hooks {
                 Event::TrainEnd => hook.on_train_end(ctx),
             }));
             let result = match result {
-                Ok(r) => r,
+                Ok(r) => r.map_err(|e| e.in_hook(&name)),
                 Err(payload) => Err(HookError::Panicked {
                     hook: name.clone(),
                     message: panic_message(payload.as_ref()),

@@ -29,8 +29,46 @@ pub enum Command {
     Predict(PredictArgs),
     /// Train a network on an image folder (or resume a run).
     Train(TrainArgs),
+    /// Run the visualization hooks once on a checkpoint or weights (Deconvnet grids, dead filters).
+    Visualize(VisualizeArgs),
     /// Data sets: `zftrain data synth --out DIR` writes the built-in synthetic one.
     Data(DataArgs),
+}
+
+/// `zftrain visualize`.
+#[derive(Debug, Args)]
+pub struct VisualizeArgs {
+    #[command(flatten)]
+    pub arch: ArchArgs,
+    /// Weights: a safetensors file with PyTorch names.
+    #[arg(
+        long,
+        conflicts_with = "checkpoint",
+        required_unless_present = "checkpoint"
+    )]
+    pub weights: Option<PathBuf>,
+    /// Weights: a checkpoint directory.
+    #[arg(long)]
+    pub checkpoint: Option<PathBuf>,
+    /// Probe images: an ImageFolder, or a data folder whose val/ is one.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Where the hooks write (hooks/<name>/, TensorBoard events).
+    #[arg(long, default_value = "runs/visualize")]
+    pub out: PathBuf,
+    /// A run configuration whose [[hooks]] and [probe] to use (default:
+    /// the checkpoint's own, else Deconvnet grids and dead filters).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Override a configuration key (repeatable), e.g. `--set probe.images=32`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Probe images (probe.images).
+    #[arg(long)]
+    pub probe_images: Option<usize>,
+    /// The epoch to label the outputs with (default: the checkpoint's).
+    #[arg(long)]
+    pub epoch: Option<u64>,
 }
 
 /// `zftrain train`. Flags override `--set`, which overrides the config file.

@@ -11,8 +11,9 @@
 //!   images), `images` `[M, k]` i64 (probe-set indices, `-1` where empty),
 //!   `ys`, `xs` `[M, k]` i64 (unit positions in the feature map), `channels`
 //!   `[M]` i64 (the feature maps), `projections` and `patches`
-//!   `[M, k, 3, R, R]` f32 (cropped to the receptive field of side `R`;
-//!   patches normalized as the network saw them, NaN outside the image).
+//!   `[M, k, 3, R, R]` f16 (half the disk of f32; cropped to the receptive
+//!   field of side `R`; patches normalized as the network saw them, NaN
+//!   outside the image). Tiles of units that never fired are left empty.
 
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
@@ -161,7 +162,8 @@ impl DeconvGridHook {
         let convs = ctx.net.arch().conv_indices();
         for top in miner.layers() {
             let label = ctx.net.arch().layers[convs[top.conv]].label.clone();
-            let present = top.images.ge(0);
+            // Units that never fired (dead maps, too few images) stay empty.
+            let present = top.values.gt(0.0);
             let proj = tile_grid(
                 &stretch(&top.projections, c.render.stretch),
                 Some(&present),

@@ -4,6 +4,7 @@ mod data;
 mod predict;
 mod summary;
 mod train;
+mod visualize;
 mod weights;
 
 use anyhow::Result;
@@ -19,6 +20,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Import(args) => weights::import(&args).map(|_| 0),
         Command::Predict(args) => predict::run(&args).map(|_| 0),
         Command::Train(args) => train::run(&args),
+        Command::Visualize(args) => visualize::run(&args).map(|_| 0),
         Command::Data(args) => match args.command {
             DataCommand::Synth(a) => data::synth(&a).map(|_| 0),
         },

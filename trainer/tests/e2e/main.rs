@@ -3,6 +3,7 @@
 
 mod common;
 mod faults;
+mod hooks;
 mod pytorch;
 mod summary;
 mod train;

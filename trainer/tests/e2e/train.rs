@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 use crate::common::{fails, ok, s};
 
 /// A tiny synthetic ImageFolder: 2 classes, 4 train and 2 val images each.
-fn tiny_data(dir: &Path) -> PathBuf {
+pub fn tiny_data(dir: &Path) -> PathBuf {
     crate::common::synth(dir, 4, 2, 80, 64)
 }
 
 /// Common flags: small batches, two steps per epoch, log every step.
-fn quick(dir: &Path, data: &Path, name: &str, arch: &str, epochs: &str) -> Vec<String> {
+pub fn quick(dir: &Path, data: &Path, name: &str, arch: &str, epochs: &str) -> Vec<String> {
     [
         "train",
         "--arch",

@@ -1,0 +1,132 @@
+//! `zftrain visualize`: runs the visualization hooks once, outside training,
+//! on a checkpoint or on imported weights, with a folder of images as the
+//! probe set. The hooks come from `--config` (its `[[hooks]]` and
+//! `[probe]`), else from the checkpoint's own run configuration, else the
+//! default pair: Deconvnet grids of 16 feature maps per conv layer and the
+//! dead-filter counts.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use zftrain_checkpoints::Checkpoint;
+use zftrain_data::Dataset;
+use zftrain_hooks::builtin::{DeadFiltersConfig, DeconvGridConfig};
+use zftrain_hooks::{Event, HookSpec, Schedule};
+use zftrain_tensorboard::BackgroundWriter;
+
+use super::weights::load_model;
+use crate::cli::VisualizeArgs;
+use crate::config::RunConfig;
+use crate::train::checkpointing::{read_mean_image, CONFIG_FILE};
+use crate::train::hooks::{probe_set, HookRunner};
+
+/// The image folder of `dir`: `dir/val` when it exists, else `dir`.
+fn probe_folder(dir: &Path) -> PathBuf {
+    let val = dir.join("val");
+    if val.is_dir() {
+        val
+    } else {
+        dir.to_path_buf()
+    }
+}
+
+/// The configuration that says which hooks to run.
+fn hooks_config(args: &VisualizeArgs, ck: Option<&Checkpoint>) -> Result<RunConfig> {
+    if let Some(path) = &args.config {
+        return RunConfig::load(Some(path), &args.set);
+    }
+    if let Some(ck) = ck {
+        let value = ck.read_json(CONFIG_FILE)?;
+        let config: RunConfig = serde_json::from_value(value)
+            .with_context(|| format!("{}: bad run configuration", ck.dir().display()))?;
+        if !config.hooks.is_empty() {
+            return Ok(config);
+        }
+    }
+    let mut config = RunConfig::load(None, &args.set)?;
+    let at_end = Schedule::AtEnd(true);
+    config.hooks = vec![
+        HookSpec::Deconv(DeconvGridConfig {
+            schedule: at_end.clone(),
+            ..DeconvGridConfig::default()
+        }),
+        HookSpec::DeadFilters(DeadFiltersConfig {
+            schedule: at_end,
+            ..DeadFiltersConfig::default()
+        }),
+    ];
+    Ok(config)
+}
+
+/// Runs `visualize`.
+pub fn run(args: &VisualizeArgs) -> Result<()> {
+    let ck = match &args.checkpoint {
+        Some(dir) => Some(
+            Checkpoint::open(dir)
+                .with_context(|| format!("opening checkpoint {}", dir.display()))?,
+        ),
+        None => None,
+    };
+    let (model, info) = load_model(
+        args.weights.as_deref(),
+        args.checkpoint.as_deref(),
+        &args.arch,
+    )?;
+    let mut config = hooks_config(args, ck.as_ref())?;
+    if let Some(n) = args.probe_images {
+        config.probe.images = n;
+    }
+    if config.hooks.is_empty() {
+        bail!(
+            "{} has no [[hooks]] to run",
+            args.config
+                .as_deref()
+                .unwrap_or(Path::new("the configuration"))
+                .display()
+        );
+    }
+    config.data.mean = info.mean.map(|x| x as f32);
+    config.data.std = info.std.map(|x| x as f32);
+    let folder = probe_folder(&args.data);
+    let dataset = Dataset::image_folder(&folder)?;
+    let mean_image = match &ck {
+        Some(ck) => read_mean_image(ck)?.map(std::sync::Arc::new),
+        None => None,
+    };
+    if let Some(m) = &mean_image {
+        config.data.resize = m.side();
+    }
+    let probe = probe_set(&config, &dataset, mean_image)?;
+    let epoch = args.epoch.unwrap_or_else(|| {
+        ck.as_ref()
+            .and_then(|c| c.manifest().meta["epoch"].as_u64())
+            .unwrap_or(0)
+    });
+    let step = ck
+        .as_ref()
+        .and_then(|c| c.manifest().meta["global_step"].as_u64())
+        .unwrap_or(0);
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let tb = BackgroundWriter::create(&args.out)?;
+    let mut runner = HookRunner::new(&config, probe)?;
+    let images = runner.probe.images.size()[0];
+    runner.event(
+        Event::EpochEnd,
+        &model.net,
+        epoch,
+        step,
+        &args.out,
+        &tb,
+        true,
+    )?;
+    tb.flush()?;
+    println!(
+        "visualized {} hooks on {images} images of {} (epoch {epoch}): {}/hooks/ (tensorboard --logdir {})",
+        config.hooks.len(),
+        folder.display(),
+        args.out.display(),
+        args.out.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,115 @@
+//! Hooks in training and in `zftrain visualize`: Deconvnet grids and filter
+//! counts reach TensorBoard (read back by its own reader) and the run
+//! directory; a failing hook is reported and training goes on unless it is
+//! required.
+
+use std::path::Path;
+
+use crate::common::{fails, ok, s};
+use crate::train::{quick, tiny_data};
+
+/// Writes a config with a probe set of 4 images and `hooks` (TOML).
+fn hooks_config(dir: &Path, hooks: &str) -> String {
+    let path = dir.join("hooks.toml");
+    std::fs::write(
+        &path,
+        format!("[probe]\nimages = 4\nbatch_size = 4\n\n{hooks}"),
+    )
+    .unwrap();
+    s(&path).to_string()
+}
+
+fn with_config(mut args: Vec<String>, config: &str) -> Vec<String> {
+    args.extend(["--config".to_string(), config.to_string()]);
+    args
+}
+
+const GRIDS: &str = r#"
+[[hooks]]
+kind = "deconv"
+schedule = { every_epochs = 1 }
+layers = [1, 5]
+maps = 2
+k = 2
+
+[[hooks]]
+kind = "dead_filters"
+schedule = { epochs = [1] }
+"#;
+
+#[test]
+fn deconv_grids_and_filter_counts_reach_tensorboard_and_visualize_reruns_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = tiny_data(dir.path());
+    let config = hooks_config(dir.path(), GRIDS);
+    let args = with_config(
+        quick(dir.path(), &data, "grids", "zfnet-seed", "1"),
+        &config,
+    );
+    ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let run = dir.path().join("runs/grids");
+    for l in [1, 5] {
+        assert!(run
+            .join(format!("hooks/deconv/epoch-001/conv{l}.png"))
+            .exists());
+        assert!(run
+            .join(format!("hooks/deconv/epoch-001/conv{l}.safetensors"))
+            .exists());
+    }
+    assert!(!run.join("hooks/deconv/epoch-001/conv3.png").exists());
+    let tb = crate::common::tensorboard(&run);
+    for tag in ["deconv/conv1/projections", "deconv/conv5/patches"] {
+        let images = tb["images"][tag]
+            .as_array()
+            .unwrap_or_else(|| panic!("no {tag}: {tb}"));
+        assert_eq!(images[0]["step"].as_i64(), Some(1), "{tag} at epoch 1");
+        assert!(images[0]["width"].as_i64().unwrap() > 20, "{tag} width");
+    }
+    let dead = tb["scalars"]["filters/conv1/dead"].as_array().unwrap();
+    assert_eq!(dead[0][0].as_i64(), Some(1));
+    assert!(tb["histograms"]["filters/conv2/rms"].is_array(), "{tb}");
+    // Resume for a second epoch: the grids come again, dead filters do not.
+    let out = ok(&["train", "--resume", s(&run), "--epochs", "2"]);
+    assert!(out.contains("epoch 2/2"), "{out}");
+    assert!(run.join("hooks/deconv/epoch-002/conv5.png").exists());
+    // visualize on the checkpoint runs the checkpoint's own hooks once.
+    let vis = dir.path().join("vis");
+    let out = ok(&[
+        "visualize",
+        "--checkpoint",
+        s(&run.join("checkpoints/latest")),
+        "--data",
+        s(&data),
+        "--out",
+        s(&vis),
+    ]);
+    assert!(out.contains("visualized 2 hooks on 4 images"), "{out}");
+    assert!(vis.join("hooks/deconv/epoch-002/conv1.png").exists());
+    let tb = crate::common::tensorboard(&vis);
+    assert!(tb["images"]["deconv/conv1/projections"].is_array(), "{tb}");
+    assert!(tb["scalars"]["filters/conv5/dead"].is_array(), "{tb}");
+}
+
+#[test]
+fn a_failing_hook_is_reported_and_training_goes_on_unless_it_is_required() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = tiny_data(dir.path());
+    let broken = "[[hooks]]\nkind = \"deconv\"\nschedule = { every_epochs = 1 }\nlayers = [1]\nmaps = [500]\n";
+    let config = hooks_config(dir.path(), broken);
+    let args = with_config(quick(dir.path(), &data, "soft", "zfnet-seed", "1"), &config);
+    let out = crate::common::zftrain(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("hook 'deconv'") && stderr.contains("not 500"),
+        "{stderr}"
+    );
+    let tb = crate::common::tensorboard(&dir.path().join("runs/soft"));
+    let text = tb["text"]["hooks/deconv/error"].to_string();
+    assert!(text.contains("not 500"), "{tb}");
+    // Required: the run stops with the hook's error.
+    let config = hooks_config(dir.path(), &format!("{broken}required = true\n"));
+    let args = with_config(quick(dir.path(), &data, "hard", "zfnet-seed", "1"), &config);
+    let err = fails(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(err.contains("not 500") && err.contains("required"), "{err}");
+}
