@@ -17,6 +17,7 @@ pub mod mine;
 pub mod patch;
 pub mod project;
 pub mod render;
+pub mod spectrum;
 pub mod unpool;
 
 pub use error::DeconvError;

@@ -3,7 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::builtin::{DeadFiltersConfig, DeadFiltersHook, DeconvGridConfig, DeconvGridHook};
+use crate::builtin::{
+    AliasingConfig, AliasingHook, DeadFiltersConfig, DeadFiltersHook, DeconvGridConfig,
+    DeconvGridHook,
+};
 use crate::{Hook, HookError};
 
 /// One `[[hooks]]` table.
@@ -14,6 +17,8 @@ pub enum HookSpec {
     Deconv(DeconvGridConfig),
     /// Dead and degenerate filters.
     DeadFilters(DeadFiltersConfig),
+    /// Filter spectra and grid artifacts.
+    Aliasing(AliasingConfig),
 }
 
 impl HookSpec {
@@ -30,6 +35,16 @@ impl HookSpec {
                 Box::new(DeconvGridHook::new(c.clone()))
             }
             HookSpec::DeadFilters(c) => Box::new(DeadFiltersHook::new(c.clone())),
+            HookSpec::Aliasing(c) => {
+                if c.fft_size < 8 || c.grid_layer == 1 {
+                    return Err(HookError::Config {
+                        hook: c.name.clone(),
+                        message: "fft_size must be at least 8 and grid_layer 0 (off) or 2 or more"
+                            .into(),
+                    });
+                }
+                Box::new(AliasingHook::new(c.clone()))
+            }
         })
     }
 }

@@ -1,8 +1,10 @@
 //! The built-in hooks.
 
+pub mod aliasing;
 pub mod dead_filters;
 pub mod deconv_grid;
 pub mod files;
 
+pub use aliasing::{AliasingConfig, AliasingHook};
 pub use dead_filters::{DeadFiltersConfig, DeadFiltersHook};
 pub use deconv_grid::{DeconvGridConfig, DeconvGridHook, Maps};

@@ -99,3 +99,59 @@ fn dead_and_degenerate_filters_are_counted() {
         |s| matches!(s, Summary::Histogram(t, 1, v) if t == "filters/conv1/rms" && v.len() == 96)
     ));
 }
+
+#[test]
+fn aliasing_reports_strided_layers_band_thirds_and_a_grid_score() {
+    use zftrain_hooks::builtin::{AliasingConfig, AliasingHook};
+    let (_vs, net) = network();
+    let probe = probe(3);
+    // Filter 0 of conv1 becomes a checkerboard: all its power above Nyquist.
+    tch::no_grad(|| {
+        let k = 7;
+        let r = tch::Tensor::arange(k, (tch::Kind::Int64, tch::Device::Cpu));
+        let s = (r.view([k, 1]) + r.view([1, k]))
+            .remainder(2)
+            .to_kind(tch::Kind::Float)
+            * 2.0
+            - 1.0;
+        let _ = net
+            .weight(0)
+            .unwrap()
+            .get(0)
+            .copy_(&s.expand([3, k, k], true));
+    });
+    let hook = AliasingHook::new(AliasingConfig {
+        grid_maps: zftrain_hooks::builtin::Maps::Count(8),
+        ..AliasingConfig::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let sink = MemorySink::default();
+    let ctx = context(&net, &probe, dir.path(), &sink, 3);
+    let r = hook.measure(&ctx).unwrap();
+    // ZFNet: conv1 and conv2 have stride 2.
+    let strided: Vec<(&str, i64)> = r
+        .above_nyquist
+        .iter()
+        .map(|(l, s, _)| (l.as_str(), *s))
+        .collect();
+    assert_eq!(strided, [("conv1", 2), ("conv2", 2)]);
+    assert!(r.above_nyquist[0].2[0] > 0.9, "{}", r.above_nyquist[0].2[0]);
+    assert!((r.thirds.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+    assert!(
+        r.dominant[0] > 0.6,
+        "checkerboard peaks at the corner: {}",
+        r.dominant[0]
+    );
+    let (label, period, score) = r.grid.clone().unwrap();
+    assert_eq!((label.as_str(), period), ("conv2", 2));
+    assert!(score.is_finite() && score > 0.0, "{score}");
+    let mut hook = hook;
+    hook.on_epoch_end(&ctx).unwrap();
+    for tag in [
+        "aliasing/conv1/above_nyquist_mean",
+        "aliasing/conv1/mid",
+        "aliasing/conv2/grid_score",
+    ] {
+        assert!(sink.tags().contains(&tag.to_string()), "{tag}");
+    }
+}
