@@ -147,6 +147,47 @@ pub fn tile_grid(
     Ok(img)
 }
 
+/// Lays out `[rows, cols, 3, R, R]` tiles in `[0, 1]` as a plain table
+/// (for example feature maps down, epochs across).
+pub fn tile_table(tiles: &Tensor, config: &RenderConfig) -> Result<RgbImage, DeconvError> {
+    let size = tiles.size();
+    if size.len() != 5 || size[2] != 3 {
+        return Err(DeconvError::Config(format!(
+            "tiles must be [rows, cols, 3, R, R], got {size:?}"
+        )));
+    }
+    // One block per tile: a grid of rows x cols single-tile maps.
+    let (rows, cols) = (size[0], size[1]);
+    let flat = tiles.reshape([rows * cols, 1, 3, size[3], size[4]]);
+    let r = size[3] as u32;
+    let zoom = config.min_tile.div_ceil(r.max(1)).max(1);
+    let tile = r * zoom;
+    let gap = config.gap.max(1);
+    let (w, h) = (
+        cols as u32 * (tile + gap) + gap,
+        rows as u32 * (tile + gap) + gap,
+    );
+    let mut img = RgbImage::from_pixel(w, h, Rgb([24, 24, 24]));
+    for i in 0..rows * cols {
+        let one = tile_grid(
+            &flat.narrow(0, i, 1),
+            None,
+            &RenderConfig {
+                map_gap: 0,
+                ..config.clone()
+            },
+        )?;
+        let (x, y) = ((i % cols) as u32, (i / cols) as u32);
+        image::imageops::replace(
+            &mut img,
+            &one,
+            (gap + x * (tile + gap)) as i64,
+            (gap + y * (tile + gap)) as i64,
+        );
+    }
+    Ok(img)
+}
+
 /// Two images side by side (left, a gap, right), top-aligned.
 pub fn side_by_side(left: &RgbImage, right: &RgbImage, gap: u32) -> RgbImage {
     let w = left.width() + gap + right.width();

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::builtin::{
     AliasingConfig, AliasingHook, DeadFiltersConfig, DeadFiltersHook, DeconvGridConfig,
-    DeconvGridHook,
+    DeconvGridHook, EvolutionConfig, EvolutionHook,
 };
 use crate::{Hook, HookError};
 
@@ -19,6 +19,8 @@ pub enum HookSpec {
     DeadFilters(DeadFiltersConfig),
     /// Filter spectra and grid artifacts.
     Aliasing(AliasingConfig),
+    /// The strongest projection per feature map across epochs.
+    Evolution(EvolutionConfig),
 }
 
 impl HookSpec {
@@ -35,6 +37,7 @@ impl HookSpec {
                 Box::new(DeconvGridHook::new(c.clone()))
             }
             HookSpec::DeadFilters(c) => Box::new(DeadFiltersHook::new(c.clone())),
+            HookSpec::Evolution(c) => Box::new(EvolutionHook::new(c.clone())),
             HookSpec::Aliasing(c) => {
                 if c.fft_size < 8 || c.grid_layer == 1 {
                     return Err(HookError::Config {

@@ -155,3 +155,63 @@ fn aliasing_reports_strided_layers_band_thirds_and_a_grid_score() {
         assert!(sink.tags().contains(&tag.to_string()), "{tag}");
     }
 }
+
+#[test]
+fn feature_evolution_keeps_one_column_per_epoch_across_a_state_round_trip() {
+    use zftrain_hooks::builtin::{EvolutionConfig, EvolutionHook, Maps};
+    let (_vs, net) = network();
+    let probe = probe(2);
+    let dir = tempfile::tempdir().unwrap();
+    let sink = MemorySink::default();
+    let config = EvolutionConfig {
+        layers: vec![1, 3],
+        maps: Maps::Count(2),
+        schedule: Schedule::EveryEpochs(1),
+        ..EvolutionConfig::default()
+    };
+    let mut hook = EvolutionHook::new(config.clone());
+    for epoch in 1..=2 {
+        hook.on_epoch_end(&context(&net, &probe, dir.path(), &sink, epoch))
+            .unwrap();
+    }
+    let montage =
+        |l: u32| image::open(dir.path().join(format!("hooks/evolution/conv{l}.png"))).unwrap();
+    let two = montage(1);
+    // Resume: a fresh hook with the saved state adds a third column.
+    let state = hook.save_state().unwrap().unwrap();
+    assert_eq!(state.tensors[0].1.size()[..2], [2, 2]);
+    let mut resumed = EvolutionHook::new(config);
+    resumed.load_state(state).unwrap();
+    resumed
+        .on_epoch_end(&context(&net, &probe, dir.path(), &sink, 3))
+        .unwrap();
+    assert_eq!(resumed.epochs(), [1, 2, 3]);
+    let three = montage(1);
+    assert_eq!(three.height(), two.height(), "two feature maps down");
+    let col = (three.width() - two.width()) as f64;
+    assert!(
+        (col - two.width() as f64 / 2.0).abs() <= 1.0,
+        "one more column: {} -> {}",
+        two.width(),
+        three.width()
+    );
+    assert!(montage(3).width() > 0);
+    let images = sink
+        .tags()
+        .iter()
+        .filter(|t| *t == "evolution/conv1")
+        .count();
+    assert_eq!(images, 3);
+    // A state of the wrong shape is refused by name.
+    let bad = zftrain_hooks::HookState {
+        tensors: vec![(
+            "conv1".into(),
+            tch::Tensor::zeros([1, 2], (tch::Kind::Uint8, tch::Device::Cpu)),
+        )],
+        json: serde_json::json!({ "epochs": [1] }),
+    };
+    let err = EvolutionHook::new(EvolutionConfig::default())
+        .load_state(bad)
+        .unwrap_err();
+    assert!(err.to_string().contains("'conv1'"), "{err}");
+}

@@ -35,6 +35,12 @@ k = 2
 [[hooks]]
 kind = "dead_filters"
 schedule = { epochs = [1] }
+
+[[hooks]]
+kind = "evolution"
+schedule = { every_epochs = 1 }
+layers = [1]
+maps = 2
 "#;
 
 #[test]
@@ -68,10 +74,23 @@ fn deconv_grids_and_filter_counts_reach_tensorboard_and_visualize_reruns_them() 
     let dead = tb["scalars"]["filters/conv1/dead"].as_array().unwrap();
     assert_eq!(dead[0][0].as_i64(), Some(1));
     assert!(tb["histograms"]["filters/conv2/rms"].is_array(), "{tb}");
-    // Resume for a second epoch: the grids come again, dead filters do not.
+    let evolution = run.join("hooks/evolution/conv1.png");
+    let one = image::open(&evolution).unwrap().width();
+    let manifest = std::fs::read_to_string(run.join("checkpoints/latest/manifest.json")).unwrap();
+    assert!(
+        manifest.contains("hook-evolution.safetensors"),
+        "{manifest}"
+    );
+    // Resume for a second epoch: the grids come again, dead filters do not,
+    // and the evolution montage continues from the checkpointed state.
     let out = ok(&["train", "--resume", s(&run), "--epochs", "2"]);
     assert!(out.contains("epoch 2/2"), "{out}");
     assert!(run.join("hooks/deconv/epoch-002/conv5.png").exists());
+    let two = image::open(&evolution).unwrap().width();
+    assert!(
+        two > one + one / 3,
+        "montage {one} -> {two} px wide: one column per epoch"
+    );
     // visualize on the checkpoint runs the checkpoint's own hooks once.
     let vis = dir.path().join("vis");
     let out = ok(&[
@@ -83,7 +102,7 @@ fn deconv_grids_and_filter_counts_reach_tensorboard_and_visualize_reruns_them() 
         "--out",
         s(&vis),
     ]);
-    assert!(out.contains("visualized 2 hooks on 4 images"), "{out}");
+    assert!(out.contains("visualized 3 hooks on 4 images"), "{out}");
     assert!(vis.join("hooks/deconv/epoch-002/conv1.png").exists());
     let tb = crate::common::tensorboard(&vis);
     assert!(tb["images"]["deconv/conv1/projections"].is_array(), "{tb}");

@@ -1,0 +1,185 @@
+//! Feature evolution (ZF Fig. 4): at every scheduled epoch, the strongest
+//! activation of each chosen feature map over the probe set, projected to
+//! pixel space. Each epoch's row of projections is logged as the TensorBoard
+//! image `evolution/convL` (step = epoch, so the step slider shows the
+//! evolution), and `hooks/<name>/convL.png` is rewritten as the montage so
+//! far: feature maps down, epochs across. The projections of past epochs
+//! are the hook's state, so the montage survives resume.
+
+use serde::{Deserialize, Serialize};
+use tch::{Kind, Tensor};
+use zftrain_deconv::render::{stretch, tile_table};
+use zftrain_deconv::{Miner, MinerConfig, RenderConfig};
+
+use super::deconv_grid::{layer_choices, Maps};
+use super::files::write_png;
+use crate::{Control, Hook, HookContext, HookError, HookState, Schedule};
+
+/// Settings (`[[hooks]] kind = "evolution"`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvolutionConfig {
+    /// Hook name.
+    pub name: String,
+    /// When it runs (the paper: epochs 1, 2, 5, 10, 20, 30, 40, 64).
+    pub schedule: Schedule,
+    /// Conv layers, 1-based (empty: all).
+    pub layers: Vec<usize>,
+    /// Feature maps per layer.
+    pub maps: Maps,
+    /// Display settings.
+    pub render: RenderConfig,
+    /// Stop training if this hook fails.
+    pub required: bool,
+}
+
+impl Default for EvolutionConfig {
+    fn default() -> Self {
+        EvolutionConfig {
+            name: "evolution".into(),
+            schedule: Schedule::default(),
+            layers: Vec::new(),
+            maps: Maps::Count(8),
+            render: RenderConfig::default(),
+            required: false,
+        }
+    }
+}
+
+/// The hook.
+#[derive(Debug)]
+pub struct EvolutionHook {
+    config: EvolutionConfig,
+    /// Epochs recorded so far.
+    epochs: Vec<u64>,
+    /// Per layer label: `[E, M, 3, R, R]` u8 stretched projections.
+    history: Vec<(String, Tensor)>,
+}
+
+impl EvolutionHook {
+    /// A hook with `config` and no history.
+    pub fn new(config: EvolutionConfig) -> EvolutionHook {
+        EvolutionHook {
+            config,
+            epochs: Vec::new(),
+            history: Vec::new(),
+        }
+    }
+
+    /// Epochs recorded so far.
+    pub fn epochs(&self) -> &[u64] {
+        &self.epochs
+    }
+
+    fn run(&mut self, ctx: &HookContext<'_>) -> Result<Control, HookError> {
+        if self.epochs.contains(&ctx.epoch) {
+            return Ok(Control::Continue);
+        }
+        let c = &self.config;
+        let choices = layer_choices(ctx.net, &c.layers, &c.maps, &c.name)?;
+        let config = MinerConfig {
+            k: 1,
+            ..MinerConfig::default()
+        };
+        let mut miner = Miner::new(ctx.net, &choices, config, ctx.device)?;
+        for batch in ctx.probe.batches(ctx.device) {
+            miner.update(ctx.net, &batch?)?;
+        }
+        let dir = ctx.output_dir(&c.name)?;
+        let convs = ctx.net.arch().conv_indices();
+        let mut history = Vec::new();
+        for top in miner.layers() {
+            let label = ctx.net.arch().layers[convs[top.conv]].label.clone();
+            // [M, 1, 3, R, R] -> [1, M, 3, R, R] in u8.
+            let now = (stretch(&top.projections, c.render.stretch) * 255.0)
+                .round()
+                .to_kind(Kind::Uint8)
+                .to_device(tch::Device::Cpu)
+                .transpose(0, 1);
+            let row = now.to_kind(Kind::Float) / 255.0;
+            ctx.sink.image(
+                &format!("evolution/{label}"),
+                ctx.epoch as i64,
+                &tile_table(&row, &c.render)?,
+            )?;
+            let past = self
+                .history
+                .iter()
+                .find(|(l, t)| *l == label && t.size()[1..] == now.size()[1..]);
+            let all = match past {
+                Some((_, t)) => Tensor::cat(&[t, &now], 0),
+                None => now,
+            };
+            // Maps down, epochs across.
+            let table = all.transpose(0, 1).to_kind(Kind::Float) / 255.0;
+            write_png(
+                &dir.join(format!("{label}.png")),
+                &tile_table(&table, &c.render)?,
+            )?;
+            history.push((label, all));
+        }
+        self.history = history;
+        self.epochs.push(ctx.epoch);
+        Ok(Control::Continue)
+    }
+}
+
+impl Hook for EvolutionHook {
+    fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    fn schedule(&self) -> &Schedule {
+        &self.config.schedule
+    }
+
+    fn required(&self) -> bool {
+        self.config.required
+    }
+
+    fn on_epoch_end(&mut self, ctx: &HookContext<'_>) -> Result<Control, HookError> {
+        self.run(ctx)
+    }
+
+    fn on_step_end(&mut self, ctx: &HookContext<'_>) -> Result<Control, HookError> {
+        self.run(ctx)
+    }
+
+    fn on_train_end(&mut self, ctx: &HookContext<'_>) -> Result<Control, HookError> {
+        self.run(ctx)
+    }
+
+    fn save_state(&self) -> Result<Option<HookState>, HookError> {
+        Ok(Some(HookState {
+            tensors: self
+                .history
+                .iter()
+                .map(|(l, t)| (l.clone(), t.shallow_clone()))
+                .collect(),
+            json: serde_json::json!({ "epochs": self.epochs }),
+        }))
+    }
+
+    fn load_state(&mut self, state: HookState) -> Result<(), HookError> {
+        let epochs = state.json["epochs"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|e| e.as_u64()).collect::<Vec<_>>())
+            .ok_or_else(|| HookError::failed(&self.config.name, "state has no 'epochs' list"))?;
+        for (label, t) in &state.tensors {
+            if t.kind() != Kind::Uint8 || t.dim() != 5 || t.size()[0] as usize != epochs.len() {
+                return Err(HookError::failed(
+                    &self.config.name,
+                    format!(
+                        "state tensor '{label}' is {:?} {:?}, expected u8 [{}, M, 3, R, R]",
+                        t.kind(),
+                        t.size(),
+                        epochs.len()
+                    ),
+                ));
+            }
+        }
+        self.epochs = epochs;
+        self.history = state.tensors;
+        Ok(())
+    }
+}
