@@ -261,6 +261,16 @@ fn as_text<T: serde::Serialize>(v: &T) -> HParamValue {
 
 /// Runs (or resumes) training.
 pub fn train(config: RunConfig, resume: Option<&Path>) -> Result<Outcome> {
+    train_with_hooks(config, resume, Vec::new())
+}
+
+/// Runs (or resumes) training with `extra` hooks of the caller's own
+/// (registered after the configured ones; see `examples/custom_hook.rs`).
+pub fn train_with_hooks(
+    config: RunConfig,
+    resume: Option<&Path>,
+    extra: Vec<Box<dyn zftrain_hooks::Hook>>,
+) -> Result<Outcome> {
     config.validate()?;
     if config.train.gpus > 0 && !tch::Cuda::is_available() {
         bail!("config key 'train.gpus' is {} but no CUDA device is available to this zftrain (train on the CPU with --gpus 0)", config.train.gpus);
@@ -358,7 +368,7 @@ pub fn train(config: RunConfig, resume: Option<&Path>) -> Result<Outcome> {
     };
     let mean_image = pixel_mean(&config, &train_set, resume_from.as_ref().map(|(ck, _)| ck))?;
     let (train_loader, val_loader) = loaders(&config, train_set, val_set, mean_image.clone())?;
-    let mut hooks = if config.hooks.is_empty() {
+    let mut hooks = if config.hooks.is_empty() && extra.is_empty() {
         None
     } else {
         let probe = probe_set(&config, val_loader.dataset(), mean_image.clone())?;
@@ -368,6 +378,9 @@ pub fn train(config: RunConfig, resume: Option<&Path>) -> Result<Outcome> {
             "probe set ready"
         );
         let mut runner = HookRunner::new(&config, probe)?;
+        for hook in extra {
+            runner.hooks.register(hook)?;
+        }
         if let Some((ck, _)) = &resume_from {
             runner.restore(ck)?;
         }
