@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::builtin::{
     AliasingConfig, AliasingHook, DeadFiltersConfig, DeadFiltersHook, DeconvGridConfig,
-    DeconvGridHook, EvolutionConfig, EvolutionHook,
+    DeconvGridHook, EvolutionConfig, EvolutionHook, ExecConfig, ExecHook,
 };
 use crate::{Hook, HookError};
 
@@ -21,6 +21,8 @@ pub enum HookSpec {
     Aliasing(AliasingConfig),
     /// The strongest projection per feature map across epochs.
     Evolution(EvolutionConfig),
+    /// A user's program on a bundle of weights and activations.
+    Exec(ExecConfig),
 }
 
 impl HookSpec {
@@ -38,6 +40,7 @@ impl HookSpec {
             }
             HookSpec::DeadFilters(c) => Box::new(DeadFiltersHook::new(c.clone())),
             HookSpec::Evolution(c) => Box::new(EvolutionHook::new(c.clone())),
+            HookSpec::Exec(c) => Box::new(ExecHook::new(c.clone())?),
             HookSpec::Aliasing(c) => {
                 if c.fft_size < 8 || c.grid_layer == 1 {
                     return Err(HookError::Config {

@@ -111,6 +111,20 @@ impl Network {
         Ok(Network { arch, params })
     }
 
+    /// Every parameter as `(PyTorch name, tensor)`, in `state_dict` order.
+    pub fn named_parameters(&self) -> Vec<(String, Tensor)> {
+        let tensors = self.params.iter().flatten().flat_map(|p| {
+            std::iter::once(p.weight.shallow_clone())
+                .chain(p.bias.as_ref().map(Tensor::shallow_clone))
+        });
+        self.arch
+            .param_names()
+            .into_iter()
+            .map(|(name, _)| name)
+            .zip(tensors)
+            .collect()
+    }
+
     /// The layer table this network follows.
     pub fn arch(&self) -> &Arch {
         &self.arch

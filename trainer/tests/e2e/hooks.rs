@@ -132,3 +132,126 @@ fn a_failing_hook_is_reported_and_training_goes_on_unless_it_is_required() {
     let err = fails(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(err.contains("not 500") && err.contains("required"), "{err}");
 }
+
+/// An exec hook table running `argv` (TOML list) with `extra` keys.
+fn exec_hook(name: &str, argv: &[&str], extra: &str) -> String {
+    let list: Vec<String> = argv.iter().map(|a| format!("{a:?}")).collect();
+    format!(
+        "[[hooks]]\nkind = \"exec\"\nname = \"{name}\"\ncommand = [{}]\nschedule = {{ every_epochs = 1 }}\n{extra}\n",
+        list.join(", ")
+    )
+}
+
+#[test]
+fn exec_plugins_get_a_bundle_and_their_results_reach_tensorboard() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = tiny_data(dir.path());
+    let python = crate::common::python();
+    let python = s(&python);
+    let plugin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/plugins/filter_stats.py");
+    let hooks = [
+        exec_hook("filter_stats", &[python, s(&plugin)], "layers = [1, 5]"),
+        exec_hook(
+            "crashes",
+            &[
+                python,
+                "-c",
+                "import sys; sys.stderr.write('bad things\\n'); sys.exit(3)",
+            ],
+            "",
+        ),
+        exec_hook(
+            "hangs",
+            &[python, "-c", "import time; time.sleep(60)"],
+            "timeout_s = 1.0\nweights = false",
+        ),
+        exec_hook(
+            "garbage",
+            &[
+                python,
+                "-c",
+                "import os; open(os.environ['ZFTRAIN_OUT'] + '/scalars.json', 'w').write('{nope')",
+            ],
+            "weights = false",
+        ),
+    ]
+    .concat();
+    let config = hooks_config(dir.path(), &hooks);
+    let args = with_config(
+        quick(dir.path(), &data, "plugins", "zfnet-seed", "1"),
+        &config,
+    );
+    let start = std::time::Instant::now();
+    let out = crate::common::zftrain(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        start.elapsed().as_secs() < 50,
+        "the hanging plugin was not stopped"
+    );
+    for (hook, why) in [
+        ("crashes", "bad things"),
+        ("hangs", "timed out after 1 s"),
+        ("garbage", "scalars.json"),
+    ] {
+        assert!(
+            stderr.contains(&format!("hook '{hook}'")) && stderr.contains(why),
+            "{hook}: {stderr}"
+        );
+    }
+    let run = dir.path().join("runs/plugins");
+    let bundle = run.join("hooks/filter_stats/epoch-001/bundle");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bundle.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["probe_images"], 4);
+    assert_eq!(manifest["layers"][1]["label"], "conv5");
+    assert_eq!(
+        manifest["tensors"]["activations.safetensors"]["input"],
+        serde_json::json!([4, 3, 224, 224])
+    );
+    let tb = crate::common::tensorboard(&run);
+    let rms = tb["scalars"]["plugins/filter_stats/conv1/weight_rms"]
+        .as_array()
+        .unwrap();
+    assert_eq!(rms[0][0].as_i64(), Some(1));
+    assert!(rms[0][1].as_f64().unwrap() > 0.0);
+    assert!(
+        tb["scalars"]["plugins/filter_stats/conv5/active_fraction"].is_array(),
+        "{tb}"
+    );
+    assert!(
+        tb["images"]["plugins/filter_stats/weight_rms"].is_array(),
+        "{tb}"
+    );
+    assert!(
+        tb["text"]["plugins/filter_stats/summary"]
+            .to_string()
+            .contains("probe images"),
+        "{tb}"
+    );
+    let log = std::fs::read_to_string(run.join("train.log")).unwrap();
+    assert!(
+        log.contains("filter_stats: ") && log.contains("scalars"),
+        "plugin stderr in the log"
+    );
+}
+
+#[test]
+fn an_exec_command_given_as_one_string_is_refused_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = tiny_data(dir.path());
+    let config = hooks_config(
+        dir.path(),
+        "[[hooks]]\nkind = \"exec\"\ncommand = \"python3 plugin.py; rm -rf /\"\n",
+    );
+    let args = with_config(
+        quick(dir.path(), &data, "shell", "zfnet-seed", "1"),
+        &config,
+    );
+    let err = fails(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        err.contains("hooks[0]") && err.contains("as a list") && err.contains("never runs a shell"),
+        "{err}"
+    );
+    assert!(!dir.path().join("runs/shell").exists());
+}

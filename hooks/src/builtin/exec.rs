@@ -1,0 +1,380 @@
+//! Exec plugins: a user's program, run at its schedule on a bundle
+//! directory, whose results zftrain logs under `plugins/<name>/...`.
+//!
+//! The bundle (`hooks/<name>/epoch-EEE/bundle/`):
+//! - `manifest.json`: `epoch`, `step`, `arch`, `probe_images`, `layers`
+//!   (label, 1-based conv number, activation shape), `tensors` (file ->
+//!   tensor name -> shape), `out` (the folder to write results to);
+//! - `weights.safetensors`: every parameter under its PyTorch name (f32);
+//! - `activations.safetensors`: `input` (the probe images as the network
+//!   saw them, `[P, 3, H, W]`) and `convL` (the rectified output of each
+//!   requested conv layer, `[P, C, H', W']`), f32.
+//!
+//! The program is `command` (a list: program and arguments, never a shell
+//! line) followed by the bundle path; `ZFTRAIN_BUNDLE` and `ZFTRAIN_OUT` are
+//! set too. It gets `timeout_s` seconds, then it is killed. Its stderr goes
+//! to the log line by line. Into `out/` it may write `scalars.json` (an
+//! object of finite numbers: `{"tag": value}`), PNG images and `.txt`/`.md`
+//! texts; they become `plugins/<name>/<tag>` summaries at step = epoch. A
+//! non-zero exit, a timeout or unreadable results are the hook's failure
+//! (reported; training goes on unless `required`).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tch::{Kind, Tensor};
+
+use super::files::write_tensors;
+use crate::{Control, Hook, HookContext, HookError, Schedule};
+
+/// A command line as the config gives it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum CommandLine {
+    /// Program and arguments (the only accepted form).
+    List(Vec<String>),
+    /// One string: refused, it would need a shell to split.
+    Text(String),
+}
+
+/// Settings (`[[hooks]] kind = "exec"`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExecConfig {
+    /// Hook name (also the TensorBoard prefix `plugins/<name>/`).
+    pub name: String,
+    /// When it runs.
+    pub schedule: Schedule,
+    /// Program and arguments.
+    pub command: CommandLine,
+    /// Conv layers (1-based) whose activations go into the bundle.
+    pub layers: Vec<usize>,
+    /// Put the weights into the bundle.
+    pub weights: bool,
+    /// Seconds before the program is killed.
+    pub timeout_s: f64,
+    /// Stop training if the plugin fails.
+    pub required: bool,
+}
+
+impl Default for ExecConfig {
+    fn default() -> Self {
+        ExecConfig {
+            name: "plugin".into(),
+            schedule: Schedule::default(),
+            command: CommandLine::List(Vec::new()),
+            layers: Vec::new(),
+            weights: true,
+            timeout_s: 600.0,
+            required: false,
+        }
+    }
+}
+
+impl ExecConfig {
+    /// The program and its arguments, or why not.
+    pub fn argv(&self) -> Result<&[String], HookError> {
+        let bad = |message: String| HookError::Config {
+            hook: self.name.clone(),
+            message,
+        };
+        match &self.command {
+            CommandLine::Text(t) => Err(bad(format!(
+                "command = \"{t}\" is one string; give the program and its arguments as a list, e.g. command = [\"python3\", \"plugin.py\"] (zftrain never runs a shell)"
+            ))),
+            CommandLine::List(v) if v.is_empty() || v[0].is_empty() => {
+                Err(bad("command is empty".into()))
+            }
+            CommandLine::List(v) => {
+                if !(self.timeout_s > 0.0 && self.timeout_s.is_finite()) {
+                    return Err(bad(format!("timeout_s must be > 0, got {}", self.timeout_s)));
+                }
+                Ok(v)
+            }
+        }
+    }
+}
+
+/// The hook.
+#[derive(Debug)]
+pub struct ExecHook {
+    config: ExecConfig,
+}
+
+/// Largest results file read back (scalars, texts), in bytes.
+const MAX_RESULT_BYTES: u64 = 1 << 20;
+
+impl ExecHook {
+    /// A hook with a checked `config`.
+    pub fn new(config: ExecConfig) -> Result<ExecHook, HookError> {
+        config.argv()?;
+        Ok(ExecHook { config })
+    }
+
+    fn fail(&self, message: impl std::fmt::Display) -> HookError {
+        HookError::failed(&self.config.name, message)
+    }
+
+    /// Writes the bundle; returns its folder and the results folder.
+    fn bundle(&self, ctx: &HookContext<'_>) -> Result<(PathBuf, PathBuf), HookError> {
+        let c = &self.config;
+        let base = ctx
+            .output_dir(&c.name)?
+            .join(format!("epoch-{:03}", ctx.epoch));
+        let (bundle, out) = (base.join("bundle"), base.join("out"));
+        for d in [&bundle, &out] {
+            if d.exists() {
+                std::fs::remove_dir_all(d).map_err(HookError::io(d))?;
+            }
+            std::fs::create_dir_all(d).map_err(HookError::io(d))?;
+        }
+        let arch = ctx.net.arch();
+        let convs = arch.conv_indices();
+        let mut tensors_meta = serde_json::Map::new();
+        if c.weights {
+            let named: Vec<(String, Tensor)> = ctx
+                .net
+                .named_parameters()
+                .into_iter()
+                .map(|(name, t)| {
+                    (
+                        name,
+                        t.detach().to_kind(Kind::Float).to_device(tch::Device::Cpu),
+                    )
+                })
+                .collect();
+            tensors_meta.insert("weights.safetensors".into(), shapes(&named));
+            write_tensors(&bundle.join("weights.safetensors"), &named)?;
+        }
+        let top = c
+            .layers
+            .iter()
+            .map(|&l| {
+                convs
+                    .get(l.wrapping_sub(1))
+                    .map(|&i| arch.tap_index(i))
+                    .ok_or_else(|| {
+                        self.fail(format!(
+                            "layers: conv{l} does not exist ({} conv layers)",
+                            convs.len()
+                        ))
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut inputs = Vec::new();
+        let mut acts: Vec<Vec<Tensor>> = c.layers.iter().map(|_| Vec::new()).collect();
+        for batch in ctx.probe.batches(ctx.device) {
+            let batch = batch?;
+            inputs.push(batch.to_kind(Kind::Float).to_device(tch::Device::Cpu));
+            if let Some(&last) = top.iter().max() {
+                let taps = tch::no_grad(|| ctx.net.forward_taps_to(&batch, false, last + 1));
+                for (j, &l) in c.layers.iter().enumerate() {
+                    acts[j].push(
+                        taps.convs[l - 1]
+                            .to_kind(Kind::Float)
+                            .to_device(tch::Device::Cpu),
+                    );
+                }
+            }
+        }
+        let mut named = vec![("input".to_string(), Tensor::cat(&inputs, 0))];
+        let mut layers = Vec::new();
+        for (j, &l) in c.layers.iter().enumerate() {
+            let t = Tensor::cat(&acts[j], 0);
+            layers.push(
+                serde_json::json!({ "label": format!("conv{l}"), "conv": l, "shape": t.size() }),
+            );
+            named.push((format!("conv{l}"), t));
+        }
+        tensors_meta.insert("activations.safetensors".into(), shapes(&named));
+        write_tensors(&bundle.join("activations.safetensors"), &named)?;
+        let manifest = serde_json::json!({
+            "epoch": ctx.epoch,
+            "step": ctx.step,
+            "arch": arch.name,
+            "probe_images": named[0].1.size()[0],
+            "layers": layers,
+            "tensors": tensors_meta,
+            "out": out,
+        });
+        let path = bundle.join("manifest.json");
+        let text = serde_json::to_vec_pretty(&manifest).map_err(|e| self.fail(e))?;
+        std::fs::write(&path, text).map_err(HookError::io(&path))?;
+        Ok((bundle, out))
+    }
+
+    /// Runs the program on `bundle` within the time limit.
+    fn execute(&self, bundle: &Path, out: &Path) -> Result<(), HookError> {
+        let argv = self.config.argv()?;
+        let mut child = Command::new(&argv[0])
+            .args(&argv[1..])
+            .arg(bundle)
+            .env("ZFTRAIN_BUNDLE", bundle)
+            .env("ZFTRAIN_OUT", out)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| self.fail(format!("starting {:?}: {e}", argv[0])))?;
+        let name = self.config.name.clone();
+        let stderr = child.stderr.take();
+        let reader = std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(mut s) = stderr {
+                let _ = s.read_to_string(&mut text);
+            }
+            for line in text.lines() {
+                tracing::info!(plugin = %name, "{line}");
+            }
+            text
+        });
+        let limit = Duration::from_secs_f64(self.config.timeout_s);
+        let start = Instant::now();
+        let status = loop {
+            match child.try_wait().map_err(|e| self.fail(e))? {
+                Some(status) => break Some(status),
+                None if start.elapsed() >= limit => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break None;
+                }
+                None => std::thread::sleep(Duration::from_millis(20)),
+            }
+        };
+        let text = reader.join().unwrap_or_default();
+        let tail: String = text
+            .lines()
+            .rev()
+            .take(5)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect::<Vec<_>>()
+            .join(" | ");
+        match status {
+            None => Err(self.fail(format!(
+                "timed out after {} s and was killed",
+                self.config.timeout_s
+            ))),
+            Some(s) if !s.success() => Err(self.fail(format!("exited with {s}; stderr: {tail}"))),
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// Logs what the program wrote into `out`.
+    fn collect(&self, ctx: &HookContext<'_>, out: &Path) -> Result<(), HookError> {
+        let prefix = format!("plugins/{}", self.config.name);
+        let step = ctx.epoch as i64;
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(out)
+            .map_err(HookError::io(out))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        entries.sort();
+        for path in entries {
+            let meta = std::fs::symlink_metadata(&path).map_err(HookError::io(&path))?;
+            if !meta.is_file() {
+                continue;
+            }
+            let stem = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let ext = path
+                .extension()
+                .map(|e| e.to_string_lossy().to_ascii_lowercase())
+                .unwrap_or_default();
+            let small = || -> Result<Vec<u8>, HookError> {
+                if meta.len() > MAX_RESULT_BYTES {
+                    return Err(self.fail(format!(
+                        "{} is larger than {MAX_RESULT_BYTES} bytes",
+                        path.display()
+                    )));
+                }
+                std::fs::read(&path).map_err(HookError::io(&path))
+            };
+            match ext.as_str() {
+                "json" if stem == "scalars" => {
+                    let value: serde_json::Value = serde_json::from_slice(&small()?)
+                        .map_err(|e| self.fail(format!("{}: {e}", path.display())))?;
+                    let map = value.as_object().ok_or_else(|| {
+                        self.fail(format!("{}: expected an object of numbers", path.display()))
+                    })?;
+                    for (tag, v) in map {
+                        let x = v.as_f64().filter(|x| x.is_finite()).ok_or_else(|| {
+                            self.fail(format!(
+                                "{}: '{tag}' is not a finite number",
+                                path.display()
+                            ))
+                        })?;
+                        ctx.sink.scalar(&format!("{prefix}/{tag}"), step, x)?;
+                    }
+                }
+                "png" => {
+                    let mut reader =
+                        image::ImageReader::open(&path).map_err(HookError::io(&path))?;
+                    let mut limits = image::Limits::default();
+                    limits.max_image_width = Some(16384);
+                    limits.max_image_height = Some(16384);
+                    limits.max_alloc = Some(512 << 20);
+                    reader.limits(limits);
+                    let img = reader
+                        .decode()
+                        .map_err(|e| self.fail(format!("{}: {e}", path.display())))?
+                        .to_rgb8();
+                    ctx.sink.image(&format!("{prefix}/{stem}"), step, &img)?;
+                }
+                "txt" | "md" => {
+                    let text = String::from_utf8_lossy(&small()?).into_owned();
+                    ctx.sink.text(&format!("{prefix}/{stem}"), step, &text)?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn run(&self, ctx: &HookContext<'_>) -> Result<Control, HookError> {
+        let (bundle, out) = self.bundle(ctx)?;
+        self.execute(&bundle, &out)?;
+        self.collect(ctx, &out)?;
+        Ok(Control::Continue)
+    }
+}
+
+/// `{name: shape}` of named tensors.
+fn shapes(named: &[(String, Tensor)]) -> serde_json::Value {
+    named
+        .iter()
+        .map(|(n, t)| (n.clone(), serde_json::json!(t.size())))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
+impl Hook for ExecHook {
+    fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    fn schedule(&self) -> &Schedule {
+        &self.config.schedule
+    }
+
+    fn required(&self) -> bool {
+        self.config.required
+    }
+
+    fn on_epoch_end(&mut self, ctx: &HookContext<'_>) -> Result<Control, HookError> {
+        self.run(ctx)
+    }
+
+    fn on_step_end(&mut self, ctx: &HookContext<'_>) -> Result<Control, HookError> {
+        self.run(ctx)
+    }
+
+    fn on_train_end(&mut self, ctx: &HookContext<'_>) -> Result<Control, HookError> {
+        self.run(ctx)
+    }
+}
