@@ -107,6 +107,35 @@ fn deconv_grids_and_filter_counts_reach_tensorboard_and_visualize_reruns_them() 
     let tb = crate::common::tensorboard(&vis);
     assert!(tb["images"]["deconv/conv1/projections"].is_array(), "{tb}");
     assert!(tb["scalars"]["filters/conv5/dead"].is_array(), "{tb}");
+    // On plain weights (as exported for PyTorch) it runs the default hooks.
+    let weights = dir.path().join("w.safetensors");
+    ok(&[
+        "export",
+        "--checkpoint",
+        s(&run.join("checkpoints/latest")),
+        "--out",
+        s(&weights),
+    ]);
+    let vis2 = dir.path().join("vis2");
+    let out = ok(&[
+        "visualize",
+        "--weights",
+        s(&weights),
+        "--data",
+        s(&data),
+        "--out",
+        s(&vis2),
+        "--probe-images",
+        "3",
+    ]);
+    assert!(
+        out.contains("visualized 2 hooks on 3 images") && out.contains("epoch 0"),
+        "{out}"
+    );
+    assert!(vis2.join("hooks/deconv/epoch-000/conv5.png").exists());
+    assert!(vis2
+        .join("hooks/deconv/epoch-000/conv5.safetensors")
+        .exists());
 }
 
 #[test]
