@@ -50,6 +50,12 @@ pub trait Hook: Send {
     /// When it runs.
     fn schedule(&self) -> &Schedule;
 
+    /// The key its state is saved under in checkpoints (default: the name;
+    /// override it to keep state across a rename).
+    fn state_key(&self) -> String {
+        self.name().to_string()
+    }
+
     /// A failure of a required hook stops training; of others it is reported.
     fn required(&self) -> bool {
         false

@@ -47,24 +47,29 @@ impl Hooks {
         Hooks::default()
     }
 
-    /// Adds a hook; names must be unique and plain.
+    /// Adds a hook; names and state keys must be unique and plain (they
+    /// become folder and file names).
     pub fn register(&mut self, hook: Box<dyn Hook>) -> Result<(), HookError> {
         let name = hook.name().to_string();
-        let plain = !name.is_empty()
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-        if !plain {
-            return Err(HookError::Config {
-                hook: name,
-                message: "a hook name may hold only letters, digits, '-' and '_'".into(),
-            });
+        let plain = |s: &str| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        };
+        let bad = |message: &str| HookError::Config {
+            hook: name.clone(),
+            message: message.into(),
+        };
+        if !plain(&name) || !plain(&hook.state_key()) {
+            return Err(bad(
+                "a hook name or state key may hold only letters, digits, '-' and '_'",
+            ));
         }
         if self.hooks.iter().any(|h| h.name() == name) {
-            return Err(HookError::Config {
-                hook: name,
-                message: "two hooks have this name".into(),
-            });
+            return Err(bad("two hooks have this name"));
+        }
+        if self.hooks.iter().any(|h| h.state_key() == hook.state_key()) {
+            return Err(bad("two hooks have the same state key"));
         }
         if let Err(message) = hook.schedule().check() {
             return Err(HookError::Config {
@@ -154,26 +159,26 @@ impl Hooks {
         Ok(out)
     }
 
-    /// Every stateful hook's state, by name.
+    /// Every stateful hook's state, by state key.
     pub fn save_states(&self) -> Result<Vec<(String, HookState)>, HookError> {
         let mut out = Vec::new();
         for h in &self.hooks {
             if let Some(state) = h.save_state()? {
-                out.push((h.name().to_string(), state));
+                out.push((h.state_key(), state));
             }
         }
         Ok(out)
     }
 
-    /// Hands saved states back to the hooks of the same names; states of
-    /// hooks no longer configured are returned (the caller reports them).
+    /// Hands saved states back to the hooks with the same state keys; states
+    /// of hooks no longer configured are returned (the caller reports them).
     pub fn load_states(
         &mut self,
         states: Vec<(String, HookState)>,
     ) -> Result<Vec<String>, HookError> {
         let mut orphans = Vec::new();
         for (name, state) in states {
-            match self.hooks.iter_mut().find(|h| h.name() == name) {
+            match self.hooks.iter_mut().find(|h| h.state_key() == name) {
                 Some(h) => h.load_state(state)?,
                 None => orphans.push(name),
             }
