@@ -9,5 +9,6 @@ pub mod allocator;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod engine;
 pub mod train;
 pub mod weights;

@@ -1,0 +1,350 @@
+//! The replicas and the data-parallel step.
+
+use anyhow::{bail, Context, Result};
+use tch::nn::VarStore;
+use tch::{Device, Kind, Tensor};
+use zftrain_model::{Arch, InitScheme, Network};
+
+use super::reduce::GradReducer;
+use crate::config::OptimConfig;
+use crate::train::optimizer::Sgd;
+use crate::weights::Model;
+
+/// One replica: its parameters on its device and its optimizer.
+struct Replica {
+    model: Model,
+    sgd: Sgd,
+    device: Device,
+}
+
+/// What a step computed.
+#[derive(Debug)]
+pub struct StepOutput {
+    /// Mean loss over the global batch.
+    pub loss: f64,
+    /// `[B, classes]` logits of the whole batch (fp32, on replica 0's device).
+    pub logits: Tensor,
+}
+
+/// Replicas of one network on several devices.
+pub struct DataParallel {
+    replicas: Vec<Replica>,
+    reducer: Box<dyn GradReducer>,
+}
+
+impl std::fmt::Debug for DataParallel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataParallel")
+            .field("devices", &self.devices())
+            .field("reducer", &self.reducer.name())
+            .finish()
+    }
+}
+
+impl DataParallel {
+    /// Replica 0 is initialized with `init` (from libtorch's current seed),
+    /// every other replica receives a copy of its parameters.
+    pub fn new(
+        arch: Arch,
+        init: InitScheme,
+        devices: &[Device],
+        optim: OptimConfig,
+        reducer: Box<dyn GradReducer>,
+    ) -> Result<DataParallel> {
+        if devices.is_empty() {
+            bail!("data parallelism needs at least one device");
+        }
+        let mut replicas = Vec::new();
+        for &device in devices {
+            let model = Model::new(arch.clone(), init, device)?;
+            let params: Vec<(String, Tensor)> = model
+                .named_weights()
+                .into_iter()
+                .map(|(n, t)| (n, t.set_requires_grad(true)))
+                .collect();
+            let sgd = Sgd::new(params, optim.clone());
+            replicas.push(Replica { model, sgd, device });
+        }
+        let dp = DataParallel { replicas, reducer };
+        dp.broadcast_from_first();
+        Ok(dp)
+    }
+
+    /// The devices, in replica order.
+    pub fn devices(&self) -> Vec<Device> {
+        self.replicas.iter().map(|r| r.device).collect()
+    }
+
+    /// Replica 0's model (checkpoints are written from it).
+    pub fn primary(&self) -> &Model {
+        &self.replicas[0].model
+    }
+
+    /// Replica 0's optimizer.
+    pub fn primary_sgd(&self) -> &Sgd {
+        &self.replicas[0].sgd
+    }
+
+    /// Copies replica 0's parameters and momentum buffers to the others
+    /// (after construction, and after a checkpoint is loaded into replica 0).
+    pub fn broadcast_from_first(&self) {
+        let (first, rest) = self.replicas.split_first().expect("at least one replica");
+        let src = first.model.named_weights();
+        let src_m = first.sgd.state();
+        tch::no_grad(|| {
+            for r in rest {
+                for ((_, s), (_, mut d)) in src.iter().zip(r.model.named_weights()) {
+                    d.copy_(s);
+                }
+                for ((_, s), (_, mut d)) in src_m.iter().zip(r.sgd.state()) {
+                    d.copy_(s);
+                }
+            }
+        });
+    }
+
+    /// One training step on `[B, 3, H, W]` images and `[B]` labels (on the
+    /// CPU): shards of `ceil(B / replicas)` images, forward and backward in
+    /// one thread per replica, gradients all-reduced, then the same SGD step
+    /// with learning rate `lr` on every replica. `kind` is the compute kind
+    /// (fp32 or bf16 with fp32 master weights).
+    pub fn step(
+        &mut self,
+        images: &Tensor,
+        labels: &Tensor,
+        kind: Kind,
+        label_smoothing: f64,
+        lr: f64,
+    ) -> Result<StepOutput> {
+        let b = images.size()[0];
+        let n = self.replicas.len() as i64;
+        if b < n {
+            bail!("a batch of {b} images cannot be split over {n} replicas");
+        }
+        let shard = (b + n - 1) / n;
+        let mut work = Vec::new();
+        for (i, r) in self.replicas.iter_mut().enumerate() {
+            let start = i as i64 * shard;
+            let len = shard.min(b - start);
+            work.push((r, start, len));
+        }
+        let results: Vec<Result<Option<(f64, Tensor)>>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = work
+                .into_iter()
+                .map(|(r, start, len)| {
+                    let (x, y) = (images.narrow(0, start, len), labels.narrow(0, start, len));
+                    scope.spawn(move || -> Result<Option<(f64, Tensor)>> {
+                        r.sgd.zero_grad();
+                        if len == 0 {
+                            return Ok(None);
+                        }
+                        let x = x.to_device(r.device).to_kind(kind);
+                        let y = y.to_device(r.device);
+                        let logits = r.model.net.forward(&x, true).to_kind(Kind::Float);
+                        let loss = logits.cross_entropy_loss::<Tensor>(
+                            &y,
+                            None,
+                            tch::Reduction::Mean,
+                            -100,
+                            label_smoothing,
+                        );
+                        loss.backward();
+                        Ok(Some((loss.double_value(&[]), logits.detach())))
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| bail!("a replica thread panicked"))
+                })
+                .collect()
+        });
+        let mut losses = Vec::new();
+        let mut logits = Vec::new();
+        let mut weights = Vec::new();
+        let first = self.replicas[0].device;
+        for r in results {
+            match r.context("replica step")? {
+                Some((loss, l)) => {
+                    let share = l.size()[0] as f64 / b as f64;
+                    losses.push(loss * share);
+                    weights.push(share);
+                    logits.push(l.to_device(first));
+                }
+                None => weights.push(0.0),
+            }
+        }
+        // Every replica had a shard, so every parameter has a gradient.
+        let grads: Vec<Vec<Tensor>> = self
+            .replicas
+            .iter()
+            .map(|r| {
+                r.model
+                    .named_weights()
+                    .into_iter()
+                    .map(|(_, p)| p.grad())
+                    .collect()
+            })
+            .collect();
+        self.reducer.all_reduce(&grads, &weights)?;
+        for r in &mut self.replicas {
+            r.sgd.step(lr);
+        }
+        Ok(StepOutput {
+            loss: losses.iter().sum(),
+            logits: Tensor::cat(&logits, 0),
+        })
+    }
+
+    /// Errors if any replica's parameters differ from replica 0's (a cheap
+    /// checksum per replica: the sum of all parameters in f64).
+    pub fn check_in_sync(&self) -> Result<()> {
+        let sum = |m: &Model| -> f64 {
+            tch::no_grad(|| {
+                m.named_weights()
+                    .iter()
+                    .map(|(_, t)| t.sum(Kind::Double).double_value(&[]))
+                    .sum()
+            })
+        };
+        let reference = sum(&self.replicas[0].model);
+        for (i, r) in self.replicas.iter().enumerate().skip(1) {
+            let s = sum(&r.model);
+            if s != reference {
+                bail!("replica {i} drifted from replica 0: parameter checksum {s} vs {reference}");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The network of a replica.
+impl DataParallel {
+    /// Replica 0's network.
+    pub fn net(&self) -> &Network {
+        &self.replicas[0].model.net
+    }
+
+    /// Replica 0's VarStore.
+    pub fn var_store(&self) -> &VarStore {
+        &self.replicas[0].model.vs
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::CopyReducer;
+    use zftrain_model::arch::ArchConfig;
+    use zftrain_model::ArchName;
+
+    /// A tensor of `shape` with values drawn from `seed` (our own generator:
+    /// tests run in parallel threads and libtorch's generator is global).
+    fn draw(shape: &[i64], seed: u64, scale: f64) -> Tensor {
+        let mut rng = zftrain_data::rng::SplitMix64::new(seed);
+        let n: i64 = shape.iter().product();
+        let v: Vec<f32> = (0..n)
+            .map(|_| (rng.uniform(-1.0, 1.0) * scale) as f32)
+            .collect();
+        Tensor::from_slice(&v).view(shape)
+    }
+
+    fn run(replicas: usize, steps: usize) -> (Vec<f64>, Vec<(String, Tensor)>) {
+        let arch = Arch::builtin(
+            ArchName::ZfnetSeed,
+            &ArchConfig {
+                classes: 4,
+                dropout: 0.0,
+                ..ArchConfig::default()
+            },
+        )
+        .unwrap();
+        let optim = OptimConfig {
+            lr: 1e-3,
+            momentum: 0.9,
+            weight_decay: 5e-4,
+            nesterov: false,
+        };
+        let devices = vec![Device::Cpu; replicas];
+        let mut dp = DataParallel::new(
+            arch,
+            InitScheme::Kaiming,
+            &devices,
+            optim,
+            Box::new(CopyReducer),
+        )
+        .unwrap();
+        // The same weights in every run, whatever other tests do meanwhile.
+        tch::no_grad(|| {
+            for (i, (_, mut w)) in dp.primary().named_weights().into_iter().enumerate() {
+                let fan_in: i64 = w.size()[1..].iter().product::<i64>().max(1);
+                w.copy_(&draw(&w.size(), i as u64, (3.0 / fan_in as f64).sqrt()));
+            }
+        });
+        dp.broadcast_from_first();
+        let mut losses = Vec::new();
+        for step in 0..steps as u64 {
+            let x = draw(&[8, 3, 224, 224], 1000 + step, 1.5);
+            let y = Tensor::from_slice(&[0i64, 1, 2, 3, 3, 2, 1, 0]).roll([step as i64], [0]);
+            let out = dp.step(&x, &y, Kind::Float, 0.0, 1e-3).unwrap();
+            assert_eq!(out.logits.size(), [8, 4]);
+            losses.push(out.loss);
+            dp.check_in_sync().unwrap();
+        }
+        let weights = dp.primary().named_weights();
+        (losses, weights)
+    }
+
+    #[test]
+    fn one_two_and_four_cpu_replicas_train_the_same_model() {
+        let (l1, w1) = run(1, 3);
+        for n in [2, 4] {
+            let (ln, wn) = run(n, 3);
+            for (a, b) in l1.iter().zip(&ln) {
+                assert!(
+                    (a - b).abs() <= 1e-5 * a.abs(),
+                    "{n} replicas: loss {b} vs {a}"
+                );
+            }
+            for ((name, a), (_, b)) in w1.iter().zip(&wn) {
+                let scale = a.abs().max().double_value(&[]).max(1e-12);
+                let err = (a - b).abs().max().double_value(&[]) / scale;
+                assert!(
+                    err < 1e-5,
+                    "{n} replicas: {name} differs by {err} (relative)"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_drifted_replica_is_detected() {
+        tch::manual_seed(1);
+        let arch = Arch::builtin(
+            ArchName::ZfnetSeed,
+            &ArchConfig {
+                classes: 2,
+                ..ArchConfig::default()
+            },
+        )
+        .unwrap();
+        let devices = [Device::Cpu, Device::Cpu];
+        let dp = DataParallel::new(
+            arch,
+            InitScheme::Kaiming,
+            &devices,
+            OptimConfig::default(),
+            Box::new(CopyReducer),
+        )
+        .unwrap();
+        dp.check_in_sync().unwrap();
+        tch::no_grad(|| {
+            let (_, w) = dp.replicas[1].model.named_weights().remove(0);
+            let _ = w.get(0).get(0).get(0).get(0).fill_(123.0);
+        });
+        let err = dp.check_in_sync().unwrap_err().to_string();
+        assert!(err.contains("replica 1 drifted"), "{err}");
+    }
+}
