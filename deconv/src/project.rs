@@ -22,6 +22,7 @@
 use tch::{Kind, Tensor};
 use zftrain_model::{LayerKind, Network, Taps};
 
+use crate::unpool::unpool_adjoint;
 use crate::DeconvError;
 
 /// One unit to project: `image` indexes the batch the taps came from, `conv`
@@ -285,14 +286,9 @@ fn project_window(
                 let sy = idx.divide_scalar_mode(bw, "floor") - tops.view([n, 1, 1, 1]);
                 let sx = idx.remainder(bw) - lefts.view([n, 1, 1, 1]);
                 let local = (sy * nw + sx).clamp(0, nh * nw - 1);
-                let c = g.size()[1];
-                let flat = Tensor::zeros([n, c, nh * nw], (Kind::Float, device));
-                let up = flat
-                    .scatter_add(2, &local.view([n, c, -1]), &g.reshape([n, c, -1]))
-                    .view([n, c, nh, nw]);
                 h = nh;
                 w = nw;
-                up
+                unpool_adjoint(&g, &local, [nh, nw])
             }
             other => {
                 return Err(DeconvError::Unsupported {

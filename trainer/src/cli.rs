@@ -107,6 +107,10 @@ pub struct TrainArgs {
     /// GPUs (train.gpus; 0 = CPU).
     #[arg(long)]
     pub gpus: Option<usize>,
+    /// Data-parallel replicas on the CPU (train.cpu_replicas; tests the
+    /// multi-device engine without GPUs).
+    #[arg(long)]
+    pub cpu_replicas: Option<usize>,
     /// Decoding threads (data.workers).
     #[arg(long)]
     pub workers: Option<usize>,

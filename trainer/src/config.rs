@@ -134,6 +134,9 @@ pub struct TrainConfig {
     pub threads: usize,
     /// GPUs to use (0 = CPU).
     pub gpus: usize,
+    /// Replicas on the CPU (data parallel through the same engine as GPUs;
+    /// for testing the engine on machines without them).
+    pub cpu_replicas: usize,
     /// Arithmetic: `auto` (bf16 with fp32 master weights where the CPU has
     /// bf16 instructions, else fp32), `fp32` or `bf16`.
     pub precision: Precision,
@@ -294,6 +297,7 @@ impl Default for TrainConfig {
             max_steps_per_epoch: 0,
             threads: 0,
             gpus: 0,
+            cpu_replicas: 1,
             precision: Precision::Auto,
             channels_last: true,
         }
@@ -528,6 +532,14 @@ impl RunConfig {
             self.checkpoint.keep_last >= 1,
             "checkpoint.keep_last",
             "must be at least 1".into(),
+        )?;
+        check(
+            self.train.cpu_replicas >= 1 && self.train.cpu_replicas <= self.train.batch_size,
+            "train.cpu_replicas",
+            format!(
+                "must be between 1 and train.batch_size ({}), got {}",
+                self.train.batch_size, self.train.cpu_replicas
+            ),
         )?;
         check(
             self.probe.images >= 1 && self.probe.batch_size >= 1,

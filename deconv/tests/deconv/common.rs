@@ -17,3 +17,19 @@ pub fn network(name: ArchName) -> (VarStore, Network) {
     let net = Network::new(&vs.root(), arch, InitScheme::Kaiming).unwrap();
     (vs, net)
 }
+
+/// `[n, 3, 224, 224]` images drawn from `seed` with a generator of our own
+/// (the tests of this binary run in parallel threads, and libtorch's
+/// generator is shared by all of them).
+pub fn images(n: i64, seed: u64) -> tch::Tensor {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let v: Vec<f32> = (0..n * 3 * 224 * 224)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 40) as f32 / (1u64 << 24) as f32 * 4.0 - 2.0
+        })
+        .collect();
+    tch::Tensor::from_slice(&v).view([n, 3, 224, 224])
+}

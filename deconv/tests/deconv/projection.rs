@@ -62,7 +62,7 @@ fn reference(net: &Network, input: &Tensor, t: &Target) -> Tensor {
 
 fn check(name: ArchName) {
     let (_vs, net) = network(name);
-    let input = Tensor::randn([2, 3, 224, 224], FLOAT_CPU);
+    let input = crate::common::images(2, line!() as u64);
     let taps = tch::no_grad(|| net.forward_taps(&input, false));
     // In every layer: the strongest unit of the layer (so it is positive), in image 1.
     let targets: Vec<Target> = (0..5)
@@ -103,7 +103,7 @@ fn alexnet_projections_restore_the_stride_4_input_size_and_equal_the_gradient_fo
 #[test]
 fn a_projection_stays_inside_the_units_receptive_field() {
     let (_vs, net) = network(ArchName::Zfnet);
-    let input = Tensor::randn([1, 3, 224, 224], FLOAT_CPU);
+    let input = crate::common::images(1, line!() as u64);
     let taps = tch::no_grad(|| net.forward_taps(&input, false));
     let conv = 2;
     // The strongest unit of the layer, away from the border.

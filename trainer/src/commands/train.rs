@@ -49,6 +49,10 @@ fn overrides(args: &TrainArgs) -> Vec<String> {
         ("train.batch_size", args.batch_size.map(|v| v.to_string())),
         ("optim.lr", args.lr.map(|v| format!("{v:?}"))),
         ("train.gpus", args.gpus.map(|v| v.to_string())),
+        (
+            "train.cpu_replicas",
+            args.cpu_replicas.map(|v| v.to_string()),
+        ),
         ("data.workers", args.workers.map(|v| v.to_string())),
         ("seed", args.seed.map(|v| v.to_string())),
         ("data.bad_images", args.bad_images.as_deref().map(quoted)),

@@ -25,11 +25,10 @@ use zftrain_model::Arch;
 use zftrain_tensorboard::{BackgroundWriter, HParamValue};
 
 use crate::config::RunConfig;
+use crate::engine::{CopyReducer, DataParallel};
 use crate::train::checkpointing::{find_resume, read_mean_image, restore, save, MEAN_IMAGE_FILE};
 use crate::train::hooks::{probe_set, HookRunner};
 use crate::train::metrics::Running;
-use crate::train::optimizer::Sgd;
-use crate::train::renorm::renormalize_filters;
 use crate::train::schedule::Schedule;
 use crate::train::state::TrainerState;
 use crate::weights::{Model, WeightsInfo};
@@ -328,13 +327,14 @@ pub fn train_with_hooks(
         class_names: Some(train_set.classes.clone()),
     };
     tch::manual_seed(config.seed as i64);
-    let model = Model::new(arch, config.model.init, Device::Cpu)?;
-    let params = model
-        .named_weights()
-        .into_iter()
-        .map(|(n, t)| (n, t.set_requires_grad(true)))
-        .collect();
-    let mut sgd = Sgd::new(params, config.optim.clone());
+    let devices = vec![Device::Cpu; config.train.cpu_replicas.max(1)];
+    let mut dp = DataParallel::new(
+        arch,
+        config.model.init,
+        &devices,
+        config.optim.clone(),
+        Box::new(CopyReducer),
+    )?;
     let mut state = TrainerState::default();
     let tb = BackgroundWriter::create(&run_dir)?;
     if let Some((ck, skipped)) = &resume_from {
@@ -342,7 +342,8 @@ pub fn train_with_hooks(
             warn!("{s}");
             eprintln!("zftrain: {s}");
         }
-        state = restore(ck, &model, &info, &sgd)?;
+        state = restore(ck, dp.primary(), &info, dp.primary_sgd())?;
+        dp.broadcast_from_first();
         info!(checkpoint = %ck.dir().display(), epoch = state.epoch, step = state.global_step, "resumed");
         println!(
             "resumed from {} (epoch {}, step {})",
@@ -395,7 +396,7 @@ pub fn train_with_hooks(
     if let Some(h) = hooks.as_mut() {
         h.event(
             Event::TrainStart,
-            &model.net,
+            dp.net(),
             state.epoch,
             state.global_step,
             &run_dir,
@@ -409,14 +410,6 @@ pub fn train_with_hooks(
         0 => per_epoch,
         m => per_epoch.min(m as usize),
     };
-    // The conv weights, for ZF's renormalization.
-    let renorm: Vec<Tensor> = model
-        .net
-        .arch()
-        .conv_indices()
-        .into_iter()
-        .filter_map(|i| model.net.weight(i).map(Tensor::shallow_clone))
-        .collect();
     info!(run = %run_dir.display(), arch = %config.model.arch, classes, train_images = train_loader.dataset().len(),
           val_images = val_loader.dataset().len(), steps_per_epoch, "training");
     let kind = if config.train.precision.use_bf16() {
@@ -462,15 +455,16 @@ pub fn train_with_hooks(
             let (images, labels) =
                 to_tensors(&batch, config.data.crop, kind, config.train.channels_last);
             tch::manual_seed(step_seed(config.seed, state.global_step));
-            let logits = model.net.forward(&images, true).to_kind(Kind::Float);
-            let loss = logits.cross_entropy_loss::<Tensor>(
+            let log_now = (state.global_step + 1) % config.train.log_every == 0;
+            let out = dp.step(
+                &images,
                 &labels,
-                None,
-                tch::Reduction::Mean,
-                -100,
+                kind,
                 config.train.label_smoothing,
-            );
-            let loss_value = loss.double_value(&[]);
+                lr,
+                log_now,
+            )?;
+            let (loss_value, logits, grad_norm) = (out.loss, out.logits, out.grad_norm);
             if !loss_value.is_finite() {
                 bail!(
                     "the training loss became {loss_value} at epoch {}, step {}; stopping without a checkpoint (the newest good one stays 'latest'). Try a lower optim.lr or train.renorm_radius = 0.1",
@@ -478,25 +472,15 @@ pub fn train_with_hooks(
                     state.global_step
                 );
             }
-            sgd.zero_grad();
-            loss.backward();
-            let grad_norm = if (state.global_step + 1) % config.train.log_every == 0 {
-                Some(sgd.grad_norm())
-            } else {
-                None
-            };
-            sgd.step(lr);
             if config.train.renorm_radius > 0.0 {
-                for w in &renorm {
-                    renormalize_filters(w, config.train.renorm_radius);
-                }
+                dp.renormalize(config.train.renorm_radius);
             }
             state.global_step += 1;
             tch::no_grad(|| running.add(&logits, &labels, loss_value));
             if let Some(h) = hooks.as_mut() {
                 let c = h.event(
                     Event::StepEnd,
-                    &model.net,
+                    dp.net(),
                     epoch,
                     state.global_step,
                     &run_dir,
@@ -544,9 +528,9 @@ pub fn train_with_hooks(
             let path = save(
                 &run_dir,
                 &config,
-                &model,
+                dp.primary(),
                 &info,
-                &sgd,
+                dp.primary_sgd(),
                 &state,
                 mean_image.as_deref(),
                 &hook_states(&hooks)?,
@@ -571,7 +555,7 @@ pub fn train_with_hooks(
                 val_top1,
             });
         }
-        let val = evaluate(&model, &val_loader, &config, kind, &tb, &mut state)?;
+        let val = evaluate(dp.primary(), &val_loader, &config, kind, &tb, &mut state)?;
         let step = state.global_step as i64;
         tb.scalar("val/loss", step, val.mean_loss())?;
         tb.scalar("val/top1", step, val.top1())?;
@@ -588,7 +572,7 @@ pub fn train_with_hooks(
         if let Some(h) = hooks.as_mut() {
             let c = h.event(
                 Event::EpochEnd,
-                &model.net,
+                dp.net(),
                 state.epoch,
                 state.global_step,
                 &run_dir,
@@ -600,9 +584,9 @@ pub fn train_with_hooks(
         let path = save(
             &run_dir,
             &config,
-            &model,
+            dp.primary(),
             &info,
-            &sgd,
+            dp.primary_sgd(),
             &state,
             mean_image.as_deref(),
             &hook_states(&hooks)?,
@@ -610,7 +594,7 @@ pub fn train_with_hooks(
         if let Some(h) = hooks.as_mut() {
             h.event(
                 Event::Checkpoint,
-                &model.net,
+                dp.net(),
                 state.epoch,
                 state.global_step,
                 &run_dir,
@@ -640,7 +624,7 @@ pub fn train_with_hooks(
         if !stop_requested {
             h.event(
                 Event::TrainEnd,
-                &model.net,
+                dp.net(),
                 state.epoch,
                 state.global_step,
                 &run_dir,

@@ -339,3 +339,60 @@ fn the_progress_bar_shows_on_a_terminal_and_stays_out_of_pipes() {
         assert!(shown.contains(part), "no {part:?} in {shown:?}");
     }
 }
+
+/// Every tensor of a run's latest weights.
+fn weights_of(run: &Path) -> Vec<(String, tch::Tensor)> {
+    let path = run.join("checkpoints/latest/weights.safetensors");
+    let mut t = zftrain_checkpoints::read_safetensors(&path).unwrap().0;
+    t.sort_by(|a, b| a.0.cmp(&b.0));
+    t
+}
+
+#[test]
+fn cpu_replicas_train_the_same_model_and_a_run_resumes_on_another_replica_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = tiny_data(dir.path());
+    // fp32 and no dropout: bf16 rounds differently for other shard sizes,
+    // and CPU replicas share one dropout generator.
+    let no_dropout = [
+        "--set",
+        "model.dropout=0.0",
+        "--set",
+        "train.precision=\"fp32\"",
+    ]
+    .map(String::from);
+    let mut one = quick(dir.path(), &data, "one", "zfnet-seed", "2");
+    one.extend(no_dropout.clone());
+    run(&one);
+    let mut two = quick(dir.path(), &data, "two", "zfnet-seed", "1");
+    two.extend(no_dropout);
+    two.extend(["--cpu-replicas".to_string(), "2".to_string()]);
+    run(&two);
+    let resumed = dir.path().join("runs/two");
+    ok(&[
+        "train",
+        "--resume",
+        s(&resumed),
+        "--epochs",
+        "2",
+        "--cpu-replicas",
+        "1",
+    ]);
+    let (a, b) = (
+        weights_of(&dir.path().join("runs/one")),
+        weights_of(&resumed),
+    );
+    assert_eq!(a.len(), b.len());
+    for ((name, x), (_, y)) in a.iter().zip(&b) {
+        let scale = x.abs().max().double_value(&[]).max(1e-12);
+        let err = (x - y).abs().max().double_value(&[]) / scale;
+        assert!(err < 1e-5, "{name}: relative difference {err}");
+    }
+    let mut bad = quick(dir.path(), &data, "bad", "zfnet-seed", "1");
+    bad.extend(["--cpu-replicas".to_string(), "4".to_string()]);
+    let err = fails(&bad.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        err.contains("train.cpu_replicas") && err.contains("batch_size (3)"),
+        "{err}"
+    );
+}
