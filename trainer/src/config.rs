@@ -534,6 +534,19 @@ impl RunConfig {
             "must be at least 1".into(),
         )?;
         check(
+            self.train.gpus == 0 || self.train.cpu_replicas == 1,
+            "train.cpu_replicas",
+            "goes with train.gpus = 0 (GPUs are the replicas then)".into(),
+        )?;
+        check(
+            self.train.gpus <= self.train.batch_size,
+            "train.gpus",
+            format!(
+                "must be at most train.batch_size ({})",
+                self.train.batch_size
+            ),
+        )?;
+        check(
             self.train.cpu_replicas >= 1 && self.train.cpu_replicas <= self.train.batch_size,
             "train.cpu_replicas",
             format!(

@@ -9,6 +9,7 @@ pub mod allocator;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod devices;
 pub mod engine;
 pub mod train;
 pub mod weights;

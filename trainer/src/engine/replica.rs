@@ -21,7 +21,7 @@ struct Replica {
 pub struct StepOutput {
     /// Mean loss over the global batch.
     pub loss: f64,
-    /// `[B, classes]` logits of the whole batch (fp32, on replica 0's device).
+    /// `[B, classes]` logits of the whole batch (fp32, on the CPU).
     pub logits: Tensor,
     /// L2 norm of the all-reduced gradient (before weight decay), if asked.
     pub grad_norm: Option<f64>,
@@ -182,14 +182,13 @@ impl DataParallel {
         let mut losses = Vec::new();
         let mut logits = Vec::new();
         let mut weights = Vec::new();
-        let first = self.replicas[0].device;
         for r in results {
             match r.context("replica step")? {
                 Some((loss, l)) => {
                     let share = l.size()[0] as f64 / b as f64;
                     losses.push(loss * share);
                     weights.push(share);
-                    logits.push(l.to_device(first));
+                    logits.push(l.to_device(Device::Cpu));
                 }
                 None => weights.push(0.0),
             }

@@ -114,6 +114,8 @@ pub struct HookRunner {
     pub hooks: Hooks,
     /// Their probe set.
     pub probe: TensorProbe,
+    /// Where the network lives (replica 0's device).
+    pub device: Device,
 }
 
 impl HookRunner {
@@ -126,7 +128,11 @@ impl HookRunner {
                 .with_context(|| format!("config key 'hooks[{i}]'"))?;
             hooks.register(hook)?;
         }
-        Ok(HookRunner { hooks, probe })
+        Ok(HookRunner {
+            hooks,
+            probe,
+            device: Device::Cpu,
+        })
     }
 
     /// Sends `event`; failures of optional hooks are logged and reported,
@@ -149,7 +155,7 @@ impl HookRunner {
         let sink = TbSink(tb);
         let ctx = HookContext {
             net,
-            device: Device::Cpu,
+            device: self.device,
             probe: &self.probe,
             epoch,
             step,

@@ -25,6 +25,7 @@ use zftrain_model::Arch;
 use zftrain_tensorboard::{BackgroundWriter, HParamValue};
 
 use crate::config::RunConfig;
+use crate::devices::training_devices;
 use crate::engine::{CopyReducer, DataParallel};
 use crate::train::checkpointing::{find_resume, read_mean_image, restore, save, MEAN_IMAGE_FILE};
 use crate::train::hooks::{probe_set, HookRunner};
@@ -271,9 +272,8 @@ pub fn train_with_hooks(
     extra: Vec<Box<dyn zftrain_hooks::Hook>>,
 ) -> Result<Outcome> {
     config.validate()?;
-    if config.train.gpus > 0 && !tch::Cuda::is_available() {
-        bail!("config key 'train.gpus' is {} but no CUDA device is available to this zftrain (train on the CPU with --gpus 0)", config.train.gpus);
-    }
+    // Devices first: a missing CUDA is an error before anything is written.
+    let devices = training_devices(config.train.gpus, config.train.cpu_replicas)?;
     let (train_set, val_set) = datasets(&config)?;
     let classes = train_set.classes.len() as i64;
     if config.model.classes != 0 && config.model.classes != classes {
@@ -327,7 +327,6 @@ pub fn train_with_hooks(
         class_names: Some(train_set.classes.clone()),
     };
     tch::manual_seed(config.seed as i64);
-    let devices = vec![Device::Cpu; config.train.cpu_replicas.max(1)];
     let mut dp = DataParallel::new(
         arch,
         config.model.init,
@@ -379,6 +378,7 @@ pub fn train_with_hooks(
             "probe set ready"
         );
         let mut runner = HookRunner::new(&config, probe)?;
+        runner.device = devices[0];
         for hook in extra {
             runner.hooks.register(hook)?;
         }
@@ -555,7 +555,15 @@ pub fn train_with_hooks(
                 val_top1,
             });
         }
-        let val = evaluate(dp.primary(), &val_loader, &config, kind, &tb, &mut state)?;
+        let val = evaluate(
+            dp.primary(),
+            devices[0],
+            &val_loader,
+            &config,
+            kind,
+            &tb,
+            &mut state,
+        )?;
         let step = state.global_step as i64;
         tb.scalar("val/loss", step, val.mean_loss())?;
         tb.scalar("val/top1", step, val.top1())?;
@@ -645,6 +653,7 @@ pub fn train_with_hooks(
 /// Loss, top-1 and top-5 on the validation set (eval mode, no gradients).
 fn evaluate(
     model: &Model,
+    device: Device,
     loader: &Loader,
     config: &RunConfig,
     kind: Kind,
@@ -661,7 +670,12 @@ fn evaluate(
         let (images, labels) =
             to_tensors(&batch, config.data.crop, kind, config.train.channels_last);
         tch::no_grad(|| {
-            let logits = model.net.forward(&images, false).to_kind(Kind::Float);
+            let images = images.to_device(device);
+            let logits = model
+                .net
+                .forward(&images, false)
+                .to_kind(Kind::Float)
+                .to_device(Device::Cpu);
             let loss =
                 logits.cross_entropy_loss::<Tensor>(&labels, None, tch::Reduction::Mean, -100, 0.0);
             r.add(&logits, &labels, loss.double_value(&[]));

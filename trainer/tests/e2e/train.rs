@@ -396,3 +396,39 @@ fn cpu_replicas_train_the_same_model_and_a_run_resumes_on_another_replica_count(
         "{err}"
     );
 }
+
+#[test]
+fn asking_for_gpus_without_cuda_says_what_was_looked_for_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = tiny_data(dir.path());
+    let mut args = quick(dir.path(), &data, "gpu", "zfnet-seed", "1");
+    args.extend(["--gpus".to_string(), "1".to_string()]);
+    let err = fails(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        err.contains("libtorch_cuda.so")
+            && err.contains("ZFTRAIN_LIBTORCH_CUDA")
+            && err.contains("--gpus 0"),
+        "{err}"
+    );
+    // A file that is not a library: the loader's own message.
+    let fake = dir.path().join("libtorch_cuda.so");
+    std::fs::write(&fake, b"not a library").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_zftrain"))
+        .args(&args)
+        .env("ZFTRAIN_LIBTORCH_CUDA", &fake)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("loading") && err.contains(s(&fake)),
+        "{err}"
+    );
+    let mut both = quick(dir.path(), &data, "both", "zfnet-seed", "1");
+    both.extend(["--gpus", "1", "--cpu-replicas", "2"].map(String::from));
+    let err = fails(&both.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        err.contains("train.cpu_replicas") && err.contains("train.gpus = 0"),
+        "{err}"
+    );
+    assert!(!dir.path().join("runs").exists(), "nothing created");
+}

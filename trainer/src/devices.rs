@@ -1,0 +1,107 @@
+//! Devices: CUDA is loaded at run time, so one binary serves CPU-only and GPU
+//! machines. The binary links only libtorch's CPU libraries; when GPUs are
+//! asked for, `libtorch_cuda.so` is opened (`RTLD_GLOBAL`, so its CUDA hooks
+//! register with libtorch) from `ZFTRAIN_LIBTORCH_CUDA` if set, else from the
+//! folder the running `libtorch_cpu.so` was loaded from (a full libtorch,
+//! such as a PyTorch install or `scripts/setup --cuda`, has both there).
+
+use std::ffi::{CStr, CString};
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use tch::Device;
+
+/// The environment variable naming `libtorch_cuda.so` explicitly.
+pub const CUDA_LIB_ENV: &str = "ZFTRAIN_LIBTORCH_CUDA";
+
+/// The folder of the `libtorch_cpu.so` this process runs on.
+fn libtorch_dir() -> Option<PathBuf> {
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    maps.lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .find(|p| p.ends_with("/libtorch_cpu.so"))
+        .and_then(|p| PathBuf::from(p).parent().map(PathBuf::from))
+}
+
+/// Where `libtorch_cuda.so` is looked for, in order.
+pub fn cuda_library_candidates() -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    if let Some(p) = std::env::var_os(CUDA_LIB_ENV) {
+        v.push(PathBuf::from(p));
+    }
+    if let Some(dir) = libtorch_dir() {
+        v.push(dir.join("libtorch_cuda.so"));
+    }
+    v
+}
+
+/// Opens `libtorch_cuda.so` unless CUDA is already there.
+fn load_cuda() -> Result<()> {
+    if tch::Cuda::is_available() {
+        return Ok(());
+    }
+    let candidates = cuda_library_candidates();
+    let Some(path) = candidates.iter().find(|p| p.is_file()) else {
+        bail!(
+            "GPUs were asked for, but this libtorch has no CUDA library: looked for {} (none exists). Point {CUDA_LIB_ENV} at the libtorch_cuda.so of a CUDA libtorch (a PyTorch install: python3 -c 'import torch, os; print(os.path.dirname(torch.__file__))'/lib), or run scripts/setup --cuda; or train on the CPU with --gpus 0",
+            if candidates.is_empty() {
+                "nothing (no libtorch_cpu.so in this process)".to_string()
+            } else {
+                candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+            }
+        );
+    };
+    let c_path = CString::new(path.as_os_str().as_encoded_bytes())?;
+    // SAFETY: dlopen with a NUL-terminated path; the handle is kept for the
+    // life of the process (libtorch's CUDA hooks must stay registered).
+    let handle = unsafe { libc::dlopen(c_path.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL) };
+    if handle.is_null() {
+        // SAFETY: dlerror returns a NUL-terminated message or null.
+        let why = unsafe {
+            let e = libc::dlerror();
+            if e.is_null() {
+                "unknown error".to_string()
+            } else {
+                CStr::from_ptr(e).to_string_lossy().into_owned()
+            }
+        };
+        bail!("loading {}: {why}", path.display());
+    }
+    if !tch::Cuda::is_available() {
+        bail!(
+            "loaded {} but CUDA reports no usable device (is the NVIDIA driver installed, nvidia-smi working, CUDA_VISIBLE_DEVICES set right?)",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// The devices for `gpus` GPUs (0: the CPU), after checking that that many
+/// are visible.
+pub fn training_devices(gpus: usize, cpu_replicas: usize) -> Result<Vec<Device>> {
+    if gpus == 0 {
+        return Ok(vec![Device::Cpu; cpu_replicas.max(1)]);
+    }
+    load_cuda()?;
+    let visible = tch::Cuda::device_count() as usize;
+    if gpus > visible {
+        bail!(
+            "config key 'train.gpus' is {gpus} but {visible} CUDA device(s) are visible (CUDA_VISIBLE_DEVICES={})",
+            std::env::var("CUDA_VISIBLE_DEVICES").unwrap_or_else(|_| "unset".into())
+        );
+    }
+    Ok((0..gpus).map(Device::Cuda).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cpu_libtorch_is_found_in_this_process() {
+        // The test binary links libtorch_cpu.so; its folder is a candidate.
+        let c = cuda_library_candidates();
+        assert!(c.iter().any(|p| p.ends_with("libtorch_cuda.so")), "{c:?}");
+        assert_eq!(training_devices(0, 3).unwrap(), vec![Device::Cpu; 3]);
+    }
+}
