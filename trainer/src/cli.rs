@@ -104,9 +104,9 @@ pub struct TrainArgs {
     /// Base learning rate (optim.lr).
     #[arg(long)]
     pub lr: Option<f64>,
-    /// GPUs (train.gpus; 0 = CPU).
+    /// GPUs (train.gpus): a count (`4`; 0 = the CPU) or device indices (`0,2`).
     #[arg(long)]
-    pub gpus: Option<usize>,
+    pub gpus: Option<String>,
     /// Data-parallel replicas on the CPU (train.cpu_replicas; tests the
     /// multi-device engine without GPUs).
     #[arg(long)]

@@ -132,8 +132,9 @@ pub struct TrainConfig {
     pub max_steps_per_epoch: u64,
     /// CPU threads for libtorch (0 = libtorch's default).
     pub threads: usize,
-    /// GPUs to use (0 = CPU).
-    pub gpus: usize,
+    /// GPUs: a count (`4`: devices 0 to 3; 0 = the CPU) or a list of
+    /// device indices (`[0, 2]`).
+    pub gpus: Gpus,
     /// Replicas on the CPU (data parallel through the same engine as GPUs;
     /// for testing the engine on machines without them).
     pub cpu_replicas: usize,
@@ -144,6 +145,26 @@ pub struct TrainConfig {
     /// (`NHWC` in memory): oneDNN's convolutions run faster on it, in bf16
     /// and in fp32 (see docs/benchmarks.md).
     pub channels_last: bool,
+}
+
+/// Which GPUs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Gpus {
+    /// The first N devices (0: none, train on the CPU).
+    Count(usize),
+    /// These device indices.
+    List(Vec<usize>),
+}
+
+impl Gpus {
+    /// The device indices.
+    pub fn ids(&self) -> Vec<usize> {
+        match self {
+            Gpus::Count(n) => (0..*n).collect(),
+            Gpus::List(v) => v.clone(),
+        }
+    }
 }
 
 /// Training arithmetic.
@@ -296,7 +317,7 @@ impl Default for TrainConfig {
             log_every: 20,
             max_steps_per_epoch: 0,
             threads: 0,
-            gpus: 0,
+            gpus: Gpus::Count(0),
             cpu_replicas: 1,
             precision: Precision::Auto,
             channels_last: true,
@@ -534,17 +555,27 @@ impl RunConfig {
             "must be at least 1".into(),
         )?;
         check(
-            self.train.gpus == 0 || self.train.cpu_replicas == 1,
+            self.train.gpus.ids().is_empty() || self.train.cpu_replicas == 1,
             "train.cpu_replicas",
             "goes with train.gpus = 0 (GPUs are the replicas then)".into(),
         )?;
+        let ids = self.train.gpus.ids();
         check(
-            self.train.gpus <= self.train.batch_size,
+            ids.len() <= self.train.batch_size,
             "train.gpus",
             format!(
-                "must be at most train.batch_size ({})",
+                "{} GPUs need train.batch_size >= {0}, got {}",
+                ids.len(),
                 self.train.batch_size
             ),
+        )?;
+        let mut sorted = ids.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        check(
+            sorted.len() == ids.len(),
+            "train.gpus",
+            format!("lists a device twice: {ids:?}"),
         )?;
         check(
             self.train.cpu_replicas >= 1 && self.train.cpu_replicas <= self.train.batch_size,
@@ -641,6 +672,20 @@ mod tests {
             seen += 1;
         }
         assert!(seen >= 4, "only {seen} configs in {}", dir.display());
+    }
+
+    #[test]
+    fn gpus_are_a_count_or_a_list_without_repeats() {
+        let c = load("", &["train.gpus=[0, 2]"]).unwrap();
+        assert_eq!(c.train.gpus, Gpus::List(vec![0, 2]));
+        assert_eq!(c.train.gpus.ids(), [0, 2]);
+        let c = load("[train]\ngpus = 3\n", &[]).unwrap();
+        assert_eq!(c.train.gpus.ids(), [0, 1, 2]);
+        let mut c = load("", &["train.gpus=[1, 1]"]).unwrap();
+        c.data.train = std::env::temp_dir();
+        c.data.val = std::env::temp_dir();
+        let err = format!("{:#}", c.validate().unwrap_err());
+        assert!(err.contains("train.gpus") && err.contains("twice"), "{err}");
     }
 
     #[test]

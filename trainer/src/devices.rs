@@ -76,21 +76,21 @@ fn load_cuda() -> Result<()> {
     Ok(())
 }
 
-/// The devices for `gpus` GPUs (0: the CPU), after checking that that many
-/// are visible.
-pub fn training_devices(gpus: usize, cpu_replicas: usize) -> Result<Vec<Device>> {
-    if gpus == 0 {
+/// The devices for GPUs `ids` (none: `cpu_replicas` times the CPU), after
+/// checking that they are visible.
+pub fn training_devices(ids: &[usize], cpu_replicas: usize) -> Result<Vec<Device>> {
+    if ids.is_empty() {
         return Ok(vec![Device::Cpu; cpu_replicas.max(1)]);
     }
     load_cuda()?;
     let visible = tch::Cuda::device_count() as usize;
-    if gpus > visible {
+    if let Some(id) = ids.iter().find(|&&id| id >= visible) {
         bail!(
-            "config key 'train.gpus' is {gpus} but {visible} CUDA device(s) are visible (CUDA_VISIBLE_DEVICES={})",
+            "config key 'train.gpus' asks for CUDA device {id} but {visible} device(s) are visible (numbered from 0; CUDA_VISIBLE_DEVICES={})",
             std::env::var("CUDA_VISIBLE_DEVICES").unwrap_or_else(|_| "unset".into())
         );
     }
-    Ok((0..gpus).map(Device::Cuda).collect())
+    Ok(ids.iter().map(|&id| Device::Cuda(id)).collect())
 }
 
 #[cfg(test)]
@@ -102,6 +102,6 @@ mod tests {
         // The test binary links libtorch_cpu.so; its folder is a candidate.
         let c = cuda_library_candidates();
         assert!(c.iter().any(|p| p.ends_with("libtorch_cuda.so")), "{c:?}");
-        assert_eq!(training_devices(0, 3).unwrap(), vec![Device::Cpu; 3]);
+        assert_eq!(training_devices(&[], 3).unwrap(), vec![Device::Cpu; 3]);
     }
 }

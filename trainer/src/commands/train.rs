@@ -48,7 +48,7 @@ fn overrides(args: &TrainArgs) -> Vec<String> {
         ("train.epochs", args.epochs.map(|v| v.to_string())),
         ("train.batch_size", args.batch_size.map(|v| v.to_string())),
         ("optim.lr", args.lr.map(|v| format!("{v:?}"))),
-        ("train.gpus", args.gpus.map(|v| v.to_string())),
+        ("train.gpus", args.gpus.as_deref().map(gpus_value)),
         (
             "train.cpu_replicas",
             args.cpu_replicas.map(|v| v.to_string()),
@@ -115,4 +115,22 @@ pub fn run(args: &TrainArgs) -> Result<u8> {
         outcome.run_dir.parent().unwrap_or(Path::new(".")).display()
     );
     Ok(0)
+}
+
+/// `--gpus 4` -> `4`, `--gpus 0,2` -> `[0,2]` (a TOML value for train.gpus).
+fn gpus_value(flag: &str) -> String {
+    if flag.contains(',') {
+        format!("[{}]", flag.trim_matches(|c| c == '[' || c == ']'))
+    } else {
+        flag.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_gpu_flag_becomes_a_count_or_a_list() {
+        assert_eq!(super::gpus_value("4"), "4");
+        assert_eq!(super::gpus_value("0,2"), "[0,2]");
+    }
 }

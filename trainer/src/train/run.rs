@@ -273,7 +273,7 @@ pub fn train_with_hooks(
 ) -> Result<Outcome> {
     config.validate()?;
     // Devices first: a missing CUDA is an error before anything is written.
-    let devices = training_devices(config.train.gpus, config.train.cpu_replicas)?;
+    let devices = training_devices(&config.train.gpus.ids(), config.train.cpu_replicas)?;
     let (train_set, val_set) = datasets(&config)?;
     let classes = train_set.classes.len() as i64;
     if config.model.classes != 0 && config.model.classes != classes {
