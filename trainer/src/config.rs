@@ -138,8 +138,9 @@ pub struct TrainConfig {
     /// Replicas on the CPU (data parallel through the same engine as GPUs;
     /// for testing the engine on machines without them).
     pub cpu_replicas: usize,
-    /// Arithmetic: `auto` (bf16 with fp32 master weights where the CPU has
-    /// bf16 instructions, else fp32), `fp32` or `bf16`.
+    /// Arithmetic: `auto` (bf16 with fp32 master weights on GPUs and where
+    /// the CPU has bf16 instructions, else fp32), `fp32`, `bf16`, or `fp16`
+    /// with dynamic loss scaling (GPUs).
     pub precision: Precision,
     /// Lay batches (and the conv weights they meet) out channels-last
     /// (`NHWC` in memory): oneDNN's convolutions run faster on it, in bf16
@@ -177,15 +178,21 @@ pub enum Precision {
     Fp32,
     /// bf16 compute with fp32 master weights.
     Bf16,
+    /// fp16 compute with fp32 master weights and dynamic loss scaling
+    /// (GPUs only).
+    Fp16,
 }
 
 impl Precision {
-    /// Whether to compute in bf16 on this machine.
-    pub fn use_bf16(self) -> bool {
+    /// The compute kind: on GPUs `auto` is bf16; on the CPU bf16 where the
+    /// CPU has bf16 instructions, else fp32.
+    pub fn compute_kind(self, gpu: bool) -> tch::Kind {
         match self {
-            Precision::Fp32 => false,
-            Precision::Bf16 => true,
-            Precision::Auto => cpu_has_bf16(),
+            Precision::Fp32 => tch::Kind::Float,
+            Precision::Bf16 => tch::Kind::BFloat16,
+            Precision::Fp16 => tch::Kind::Half,
+            Precision::Auto if gpu || cpu_has_bf16() => tch::Kind::BFloat16,
+            Precision::Auto => tch::Kind::Float,
         }
     }
 }
@@ -561,6 +568,11 @@ impl RunConfig {
         )?;
         let ids = self.train.gpus.ids();
         check(
+            self.train.precision != Precision::Fp16 || !ids.is_empty(),
+            "train.precision",
+            "fp16 is for GPUs (set train.gpus); on the CPU use bf16 or fp32".into(),
+        )?;
+        check(
             ids.len() <= self.train.batch_size,
             "train.gpus",
             format!(
@@ -686,6 +698,16 @@ mod tests {
         c.data.val = std::env::temp_dir();
         let err = format!("{:#}", c.validate().unwrap_err());
         assert!(err.contains("train.gpus") && err.contains("twice"), "{err}");
+        let mut c = load("", &["train.precision=\"fp16\""]).unwrap();
+        c.data.train = std::env::temp_dir();
+        c.data.val = std::env::temp_dir();
+        let err = format!("{:#}", c.validate().unwrap_err());
+        assert!(
+            err.contains("train.precision") && err.contains("GPUs"),
+            "{err}"
+        );
+        assert_eq!(Precision::Fp16.compute_kind(true), tch::Kind::Half);
+        assert_eq!(Precision::Auto.compute_kind(true), tch::Kind::BFloat16);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The top-k miner against brute force, across batch sizes, with ties.
 
-use tch::{kind::FLOAT_CPU, Device, Tensor};
+use tch::{Device, Tensor};
 use zftrain_deconv::patch::crop_boxes;
 use zftrain_deconv::{project, LayerChoice, Miner, MinerConfig, Target};
 use zftrain_model::ArchName;

@@ -16,6 +16,7 @@
 
 pub mod reduce;
 pub mod replica;
+pub mod scaler;
 
 pub use reduce::{CopyReducer, GradReducer};
 pub use replica::{DataParallel, StepOutput};

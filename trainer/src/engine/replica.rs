@@ -5,6 +5,7 @@ use tch::{Device, Kind, Tensor};
 use zftrain_model::{Arch, InitScheme, Network};
 
 use super::reduce::GradReducer;
+use super::scaler::LossScaler;
 use crate::config::OptimConfig;
 use crate::train::optimizer::Sgd;
 use crate::weights::Model;
@@ -25,12 +26,16 @@ pub struct StepOutput {
     pub logits: Tensor,
     /// L2 norm of the all-reduced gradient (before weight decay), if asked.
     pub grad_norm: Option<f64>,
+    /// The optimizer step was skipped (loss scaling met an overflow).
+    pub skipped: bool,
 }
 
 /// Replicas of one network on several devices.
 pub struct DataParallel {
     replicas: Vec<Replica>,
     reducer: Box<dyn GradReducer>,
+    /// Dynamic loss scaling (fp16), if on.
+    pub scaler: Option<LossScaler>,
 }
 
 impl std::fmt::Debug for DataParallel {
@@ -66,7 +71,11 @@ impl DataParallel {
             let sgd = Sgd::new(params, optim.clone());
             replicas.push(Replica { model, sgd, device });
         }
-        let dp = DataParallel { replicas, reducer };
+        let dp = DataParallel {
+            replicas,
+            reducer,
+            scaler: None,
+        };
         dp.broadcast_from_first();
         Ok(dp)
     }
@@ -141,6 +150,7 @@ impl DataParallel {
                 (r, shard)
             })
             .collect();
+        let scale = self.scaler.as_ref().map(|sc| sc.scale);
         let run = move |(r, shard): (&mut Replica, Option<(Tensor, Tensor)>)| -> Result<Option<(f64, Tensor)>> {
             r.sgd.zero_grad();
             let Some((x, y)) = shard else {
@@ -156,7 +166,10 @@ impl DataParallel {
                 -100,
                 label_smoothing,
             );
-            loss.backward();
+            match scale {
+                Some(scale) => (&loss * scale).backward(),
+                None => loss.backward(),
+            }
             Ok(Some((loss.double_value(&[]), logits.detach())))
         };
         // One replica runs on the calling thread: a thread per step would
@@ -211,14 +224,27 @@ impl DataParallel {
         if grads.len() > 1 {
             self.reducer.all_reduce(&grads, &weights)?;
         }
+        let mut skipped = false;
+        if let Some(scaler) = self.scaler.as_mut() {
+            // Every replica holds the same gradients now.
+            for g in &grads {
+                scaler.unscale(g);
+            }
+            let finite = LossScaler::all_finite(&grads[0]);
+            scaler.update(finite);
+            skipped = !finite;
+        }
         let grad_norm = want_grad_norm.then(|| self.replicas[0].sgd.grad_norm());
-        for r in &mut self.replicas {
-            r.sgd.step(lr);
+        if !skipped {
+            for r in &mut self.replicas {
+                r.sgd.step(lr);
+            }
         }
         Ok(StepOutput {
             loss: losses.iter().sum(),
             logits: Tensor::cat(&logits, 0),
             grad_norm,
+            skipped,
         })
     }
 
@@ -281,7 +307,11 @@ mod tests {
         Tensor::from_slice(&v).view(shape)
     }
 
-    fn run(replicas: usize, steps: usize) -> (Vec<f64>, Vec<(String, Tensor)>) {
+    fn run(
+        replicas: usize,
+        steps: usize,
+        scaler: Option<LossScaler>,
+    ) -> (Vec<f64>, Vec<(String, Tensor)>) {
         let arch = Arch::builtin(
             ArchName::ZfnetSeed,
             &ArchConfig {
@@ -314,6 +344,7 @@ mod tests {
             }
         });
         dp.broadcast_from_first();
+        dp.scaler = scaler;
         let mut losses = Vec::new();
         for step in 0..steps as u64 {
             let x = draw(&[8, 3, 224, 224], 1000 + step, 1.5);
@@ -330,9 +361,9 @@ mod tests {
 
     #[test]
     fn one_two_and_four_cpu_replicas_train_the_same_model() {
-        let (l1, w1) = run(1, 3);
+        let (l1, w1) = run(1, 3, None);
         for n in [2, 4] {
-            let (ln, wn) = run(n, 3);
+            let (ln, wn) = run(n, 3, None);
             for (a, b) in l1.iter().zip(&ln) {
                 assert!(
                     (a - b).abs() <= 1e-5 * a.abs(),
@@ -347,6 +378,30 @@ mod tests {
                     "{n} replicas: {name} differs by {err} (relative)"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn loss_scaling_by_a_power_of_two_changes_nothing_and_an_overflow_skips_the_step() {
+        let (plain, w_plain) = run(2, 2, None);
+        let scaler = LossScaler {
+            scale: 1024.0,
+            ..LossScaler::default()
+        };
+        let (scaled, w_scaled) = run(2, 2, Some(scaler));
+        assert_eq!(plain, scaled);
+        for ((name, a), (_, b)) in w_plain.iter().zip(&w_scaled) {
+            assert!(a.equal(b), "{name} differs with loss scaling");
+        }
+        // An infinite scale overflows: no step, weights as initialized, scale halved.
+        let (_, w0) = run(1, 0, None);
+        let huge = LossScaler {
+            scale: f64::MAX,
+            ..LossScaler::default()
+        };
+        let (_, w_huge) = run(1, 1, Some(huge));
+        for ((name, a), (_, b)) in w0.iter().zip(&w_huge) {
+            assert!(a.equal(b), "{name} changed although the step overflowed");
         }
     }
 

@@ -412,11 +412,13 @@ pub fn train_with_hooks(
     };
     info!(run = %run_dir.display(), arch = %config.model.arch, classes, train_images = train_loader.dataset().len(),
           val_images = val_loader.dataset().len(), steps_per_epoch, "training");
-    let kind = if config.train.precision.use_bf16() {
-        Kind::BFloat16
-    } else {
-        Kind::Float
-    };
+    let kind = config
+        .train
+        .precision
+        .compute_kind(devices[0] != Device::Cpu);
+    if kind == Kind::Half {
+        dp.scaler = Some(state.loss_scaler.clone().unwrap_or_default());
+    }
     info!(precision = ?kind, "arithmetic (fp32 master weights)");
     let tty = std::io::stdout().is_terminal();
     let mut val_top1 = None;
@@ -465,6 +467,13 @@ pub fn train_with_hooks(
                 log_now,
             )?;
             let (loss_value, logits, grad_norm) = (out.loss, out.logits, out.grad_norm);
+            if out.skipped {
+                warn!(
+                    step = state.global_step,
+                    "fp16 gradients overflowed; step skipped, loss scale halved"
+                );
+            }
+            state.loss_scaler = dp.scaler.clone();
             if !loss_value.is_finite() {
                 bail!(
                     "the training loss became {loss_value} at epoch {}, step {}; stopping without a checkpoint (the newest good one stays 'latest'). Try a lower optim.lr or train.renorm_radius = 0.1",

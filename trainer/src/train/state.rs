@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::engine::scaler::LossScaler;
 use crate::train::schedule::ScheduleState;
 
 /// The trainer's position and history.
@@ -25,4 +26,7 @@ pub struct TrainerState {
     pub schedule: ScheduleState,
     /// Images left out because they did not decode.
     pub skipped_images: u64,
+    /// The fp16 loss scaler's state.
+    #[serde(default)]
+    pub loss_scaler: Option<LossScaler>,
 }
