@@ -21,7 +21,7 @@ use zftrain_deconv::{Miner, MinerConfig};
 use zftrain_model::LayerKind;
 
 use super::deconv_grid::{layer_choices, Maps};
-use crate::{Control, Hook, HookContext, HookError, Schedule};
+use crate::{Control, HookContext, HookError, Schedule};
 
 /// Settings (`[[hooks]] kind = "aliasing"`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -161,28 +161,4 @@ impl AliasingHook {
     }
 }
 
-impl Hook for AliasingHook {
-    fn name(&self) -> &str {
-        &self.config.name
-    }
-
-    fn schedule(&self) -> &Schedule {
-        &self.config.schedule
-    }
-
-    fn required(&self) -> bool {
-        self.config.required
-    }
-
-    fn on_epoch_end(&mut self, ctx: &HookContext<'_>) -> Result<Control, HookError> {
-        self.run(ctx)
-    }
-
-    fn on_step_end(&mut self, ctx: &HookContext<'_>) -> Result<Control, HookError> {
-        self.run(ctx)
-    }
-
-    fn on_train_end(&mut self, ctx: &HookContext<'_>) -> Result<Control, HookError> {
-        self.run(ctx)
-    }
-}
+scheduled_hook!(AliasingHook);

@@ -11,7 +11,7 @@
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
-use crate::{Control, Hook, HookContext, HookError, Schedule};
+use crate::{Control, HookContext, HookError, Schedule};
 
 /// Settings (`[[hooks]] kind = "dead_filters"`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -166,28 +166,4 @@ impl DeadFiltersHook {
     }
 }
 
-impl Hook for DeadFiltersHook {
-    fn name(&self) -> &str {
-        &self.config.name
-    }
-
-    fn schedule(&self) -> &Schedule {
-        &self.config.schedule
-    }
-
-    fn required(&self) -> bool {
-        self.config.required
-    }
-
-    fn on_epoch_end(&mut self, ctx: &HookContext<'_>) -> Result<Control, HookError> {
-        self.run(ctx)
-    }
-
-    fn on_step_end(&mut self, ctx: &HookContext<'_>) -> Result<Control, HookError> {
-        self.run(ctx)
-    }
-
-    fn on_train_end(&mut self, ctx: &HookContext<'_>) -> Result<Control, HookError> {
-        self.run(ctx)
-    }
-}
+scheduled_hook!(DeadFiltersHook);

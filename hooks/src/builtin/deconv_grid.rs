@@ -22,7 +22,7 @@ use zftrain_deconv::{LayerChoice, Miner, MinerConfig, RenderConfig};
 use zftrain_model::Network;
 
 use super::files::{write_png, write_tensors};
-use crate::{Control, Hook, HookContext, HookError, Schedule};
+use crate::{Control, HookContext, HookError, Schedule};
 
 /// Which feature maps of a layer: the first `n` of evenly spaced ones, or a list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -140,7 +140,7 @@ impl DeconvGridHook {
     }
 
     /// Mines the probe set and writes the grids for `ctx.epoch`.
-    pub fn run(&self, ctx: &HookContext<'_>) -> Result<(), HookError> {
+    pub fn run(&self, ctx: &HookContext<'_>) -> Result<Control, HookError> {
         let c = &self.config;
         let choices = layer_choices(ctx.net, &c.layers, &c.maps, &c.name)?;
         let miner_config = MinerConfig {
@@ -199,32 +199,8 @@ impl DeconvGridHook {
                 write_tensors(&dir.join(format!("{label}.safetensors")), &tensors)?;
             }
         }
-        Ok(())
+        Ok(Control::Continue)
     }
 }
 
-impl Hook for DeconvGridHook {
-    fn name(&self) -> &str {
-        &self.config.name
-    }
-
-    fn schedule(&self) -> &Schedule {
-        &self.config.schedule
-    }
-
-    fn required(&self) -> bool {
-        self.config.required
-    }
-
-    fn on_epoch_end(&mut self, ctx: &HookContext<'_>) -> Result<Control, HookError> {
-        self.run(ctx).map(|_| Control::Continue)
-    }
-
-    fn on_step_end(&mut self, ctx: &HookContext<'_>) -> Result<Control, HookError> {
-        self.run(ctx).map(|_| Control::Continue)
-    }
-
-    fn on_train_end(&mut self, ctx: &HookContext<'_>) -> Result<Control, HookError> {
-        self.run(ctx).map(|_| Control::Continue)
-    }
-}
+scheduled_hook!(DeconvGridHook);

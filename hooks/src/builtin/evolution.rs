@@ -13,7 +13,7 @@ use zftrain_deconv::{Miner, MinerConfig, RenderConfig};
 
 use super::deconv_grid::{layer_choices, Maps};
 use super::files::write_png;
-use crate::{Control, Hook, HookContext, HookError, HookState, Schedule};
+use crate::{Control, HookContext, HookError, HookState, Schedule};
 
 /// Settings (`[[hooks]] kind = "evolution"`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -124,31 +124,8 @@ impl EvolutionHook {
     }
 }
 
-impl Hook for EvolutionHook {
-    fn name(&self) -> &str {
-        &self.config.name
-    }
-
-    fn schedule(&self) -> &Schedule {
-        &self.config.schedule
-    }
-
-    fn required(&self) -> bool {
-        self.config.required
-    }
-
-    fn on_epoch_end(&mut self, ctx: &HookContext<'_>) -> Result<Control, HookError> {
-        self.run(ctx)
-    }
-
-    fn on_step_end(&mut self, ctx: &HookContext<'_>) -> Result<Control, HookError> {
-        self.run(ctx)
-    }
-
-    fn on_train_end(&mut self, ctx: &HookContext<'_>) -> Result<Control, HookError> {
-        self.run(ctx)
-    }
-
+scheduled_hook!(
+    EvolutionHook,
     fn save_state(&self) -> Result<Option<HookState>, HookError> {
         Ok(Some(HookState {
             tensors: self
@@ -158,8 +135,7 @@ impl Hook for EvolutionHook {
                 .collect(),
             json: serde_json::json!({ "epochs": self.epochs }),
         }))
-    }
-
+    },
     fn load_state(&mut self, state: HookState) -> Result<(), HookError> {
         let epochs = state.json["epochs"]
             .as_array()
@@ -182,4 +158,4 @@ impl Hook for EvolutionHook {
         self.history = state.tensors;
         Ok(())
     }
-}
+);

@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
 use super::files::write_tensors;
-use crate::{Control, Hook, HookContext, HookError, Schedule};
+use crate::{Control, HookContext, HookError, Schedule};
 
 /// A command line as the config gives it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -353,28 +353,4 @@ fn shapes(named: &[(String, Tensor)]) -> serde_json::Value {
         .into()
 }
 
-impl Hook for ExecHook {
-    fn name(&self) -> &str {
-        &self.config.name
-    }
-
-    fn schedule(&self) -> &Schedule {
-        &self.config.schedule
-    }
-
-    fn required(&self) -> bool {
-        self.config.required
-    }
-
-    fn on_epoch_end(&mut self, ctx: &HookContext<'_>) -> Result<Control, HookError> {
-        self.run(ctx)
-    }
-
-    fn on_step_end(&mut self, ctx: &HookContext<'_>) -> Result<Control, HookError> {
-        self.run(ctx)
-    }
-
-    fn on_train_end(&mut self, ctx: &HookContext<'_>) -> Result<Control, HookError> {
-        self.run(ctx)
-    }
-}
+scheduled_hook!(ExecHook);

@@ -1,5 +1,50 @@
 //! The built-in hooks.
 
+/// The `Hook` impl every built-in analysis shares: name, schedule and
+/// `required` come from its `config`, and each scheduled event (epoch end,
+/// step end, train end) calls its `run`. Extra trait items (state) follow
+/// the type.
+macro_rules! scheduled_hook {
+    ($ty:ty $(, $extra:item)* $(,)?) => {
+        impl $crate::Hook for $ty {
+            fn name(&self) -> &str {
+                &self.config.name
+            }
+
+            fn schedule(&self) -> &$crate::Schedule {
+                &self.config.schedule
+            }
+
+            fn required(&self) -> bool {
+                self.config.required
+            }
+
+            fn on_epoch_end(
+                &mut self,
+                ctx: &$crate::HookContext<'_>,
+            ) -> Result<$crate::Control, $crate::HookError> {
+                self.run(ctx)
+            }
+
+            fn on_step_end(
+                &mut self,
+                ctx: &$crate::HookContext<'_>,
+            ) -> Result<$crate::Control, $crate::HookError> {
+                self.run(ctx)
+            }
+
+            fn on_train_end(
+                &mut self,
+                ctx: &$crate::HookContext<'_>,
+            ) -> Result<$crate::Control, $crate::HookError> {
+                self.run(ctx)
+            }
+
+            $($extra)*
+        }
+    };
+}
+
 pub mod aliasing;
 pub mod dead_filters;
 pub mod deconv_grid;
