@@ -23,6 +23,11 @@ use serde::{Deserialize, Serialize};
 use crate::mean_image::MeanImage;
 use crate::rng::SplitMix64;
 
+/// ImageNet's per-channel mean on `[0, 1]` pixels (torchvision's).
+pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+/// ImageNet's per-channel standard deviation (torchvision's).
+pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
+
 /// Which augmentation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -72,8 +77,8 @@ impl Default for Transform {
             augment: Augment::Eval,
             resize: 256,
             crop: 224,
-            mean: [0.485, 0.456, 0.406],
-            std: [0.229, 0.224, 0.225],
+            mean: IMAGENET_MEAN,
+            std: IMAGENET_STD,
             mean_image: None,
         }
     }

@@ -40,16 +40,8 @@ pub enum Command {
 pub struct VisualizeArgs {
     #[command(flatten)]
     pub arch: ArchArgs,
-    /// Weights: a safetensors file with PyTorch names.
-    #[arg(
-        long,
-        conflicts_with = "checkpoint",
-        required_unless_present = "checkpoint"
-    )]
-    pub weights: Option<PathBuf>,
-    /// Weights: a checkpoint directory.
-    #[arg(long)]
-    pub checkpoint: Option<PathBuf>,
+    #[command(flatten)]
+    pub source: WeightsSource,
     /// Probe images: an ImageFolder, or a data folder whose val/ is one.
     #[arg(long)]
     pub data: PathBuf,
@@ -177,6 +169,21 @@ pub struct ArchArgs {
     pub no_lrn: bool,
 }
 
+/// Where weights come from: a safetensors file or a checkpoint (one of them).
+#[derive(Debug, Args)]
+pub struct WeightsSource {
+    /// Weights: a safetensors file with PyTorch names.
+    #[arg(
+        long,
+        conflicts_with = "checkpoint",
+        required_unless_present = "checkpoint"
+    )]
+    pub weights: Option<PathBuf>,
+    /// Weights: a checkpoint directory.
+    #[arg(long)]
+    pub checkpoint: Option<PathBuf>,
+}
+
 fn parse_arch(s: &str) -> Result<ArchName, String> {
     s.parse::<ArchName>().map_err(|e| e.to_string())
 }
@@ -278,16 +285,8 @@ pub fn parse_triple(s: &str) -> Result<[f64; 3], String> {
 pub struct PredictArgs {
     #[command(flatten)]
     pub arch: ArchArgs,
-    /// Weights: a safetensors file with PyTorch names.
-    #[arg(
-        long,
-        conflicts_with = "checkpoint",
-        required_unless_present = "checkpoint"
-    )]
-    pub weights: Option<PathBuf>,
-    /// Weights: a checkpoint directory.
-    #[arg(long)]
-    pub checkpoint: Option<PathBuf>,
+    #[command(flatten)]
+    pub source: WeightsSource,
     /// Image files (JPEG or PNG); repeat the flag for several.
     #[arg(long = "image", required = true)]
     pub images: Vec<PathBuf>,

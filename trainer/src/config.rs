@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use zftrain_data::loader::BadImages;
+use zftrain_data::transform::{IMAGENET_MEAN, IMAGENET_STD};
 use zftrain_data::Augment;
 use zftrain_hooks::HookSpec;
 use zftrain_model::{ArchName, InitScheme};
@@ -300,8 +301,8 @@ impl Default for DataConfig {
             augment: Augment::Zf,
             resize: 256,
             crop: 224,
-            mean: [0.485, 0.456, 0.406],
-            std: [0.229, 0.224, 0.225],
+            mean: IMAGENET_MEAN,
+            std: IMAGENET_STD,
             pixel_mean: false,
             pixel_mean_images: 10_000,
             workers: std::thread::available_parallelism()

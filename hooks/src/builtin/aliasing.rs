@@ -17,10 +17,10 @@
 use serde::{Deserialize, Serialize};
 use tch::Kind;
 use zftrain_deconv::spectrum::{above_nyquist, band_thirds, dominant_frequency, grid_score};
-use zftrain_deconv::{Miner, MinerConfig};
+use zftrain_deconv::MinerConfig;
 use zftrain_model::LayerKind;
 
-use super::deconv_grid::{layer_choices, Maps};
+use super::deconv_grid::{layer_choices, mine_probe, Maps};
 use crate::{Control, HookContext, HookError, Schedule};
 
 /// Settings (`[[hooks]] kind = "aliasing"`).
@@ -124,10 +124,7 @@ impl AliasingHook {
                 k: 1,
                 ..MinerConfig::default()
             };
-            let mut miner = Miner::new(ctx.net, &choices, config, ctx.device)?;
-            for batch in ctx.probe.batches(ctx.device) {
-                miner.update(ctx.net, &batch?)?;
-            }
+            let miner = mine_probe(ctx, &choices, config)?;
             let top = &miner.layers()[0];
             let fired = top.values.gt(0.0).flatten(0, -1).nonzero().squeeze_dim(1);
             let p = top.projections.flatten(0, 1).index_select(0, &fired);

@@ -127,6 +127,19 @@ pub fn layer_choices(
         .collect()
 }
 
+/// Streams `ctx`'s probe set once through a [`Miner`] for `choices`.
+pub fn mine_probe(
+    ctx: &HookContext<'_>,
+    choices: &[LayerChoice],
+    config: MinerConfig,
+) -> Result<Miner, HookError> {
+    let mut miner = Miner::new(ctx.net, choices, config, ctx.device)?;
+    for batch in ctx.probe.batches(ctx.device) {
+        miner.update(ctx.net, &batch?)?;
+    }
+    Ok(miner)
+}
+
 /// The hook.
 #[derive(Debug)]
 pub struct DeconvGridHook {
@@ -149,10 +162,7 @@ impl DeconvGridHook {
             max_batch: c.max_batch,
             project: true,
         };
-        let mut miner = Miner::new(ctx.net, &choices, miner_config, ctx.device)?;
-        for batch in ctx.probe.batches(ctx.device) {
-            miner.update(ctx.net, &batch?)?;
-        }
+        let miner = mine_probe(ctx, &choices, miner_config)?;
         let dir = ctx
             .output_dir(&c.name)?
             .join(format!("epoch-{:03}", ctx.epoch));

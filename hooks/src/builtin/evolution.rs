@@ -9,9 +9,9 @@
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 use zftrain_deconv::render::{stretch, tile_table};
-use zftrain_deconv::{Miner, MinerConfig, RenderConfig};
+use zftrain_deconv::{MinerConfig, RenderConfig};
 
-use super::deconv_grid::{layer_choices, Maps};
+use super::deconv_grid::{layer_choices, mine_probe, Maps};
 use super::files::write_png;
 use crate::{Control, HookContext, HookError, HookState, Schedule};
 
@@ -81,10 +81,7 @@ impl EvolutionHook {
             k: 1,
             ..MinerConfig::default()
         };
-        let mut miner = Miner::new(ctx.net, &choices, config, ctx.device)?;
-        for batch in ctx.probe.batches(ctx.device) {
-            miner.update(ctx.net, &batch?)?;
-        }
+        let miner = mine_probe(ctx, &choices, config)?;
         let dir = ctx.output_dir(&c.name)?;
         let convs = ctx.net.arch().conv_indices();
         let mut history = Vec::new();

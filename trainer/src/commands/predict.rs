@@ -53,8 +53,8 @@ fn load_image(transform: &Transform, path: &Path) -> Result<Tensor> {
 /// Runs `predict`.
 pub fn run(args: &PredictArgs) -> Result<()> {
     let (model, info) = load_model(
-        args.weights.as_deref(),
-        args.checkpoint.as_deref(),
+        args.source.weights.as_deref(),
+        args.source.checkpoint.as_deref(),
         &args.arch,
     )?;
     let labels = match &args.labels {
@@ -63,7 +63,7 @@ pub fn run(args: &PredictArgs) -> Result<()> {
     };
     // The evaluation transform of training: shorter side 256, centre 224,
     // and the run's per-pixel mean image if it trained with one.
-    let mean_image = match &args.checkpoint {
+    let mean_image = match &args.source.checkpoint {
         Some(dir) => read_mean_image(&Checkpoint::open(dir)?)?.map(Arc::new),
         None => None,
     };

@@ -60,7 +60,7 @@ fn hooks_config(args: &VisualizeArgs, ck: Option<&Checkpoint>) -> Result<RunConf
 
 /// Runs `visualize`.
 pub fn run(args: &VisualizeArgs) -> Result<()> {
-    let ck = match &args.checkpoint {
+    let ck = match &args.source.checkpoint {
         Some(dir) => Some(
             Checkpoint::open(dir)
                 .with_context(|| format!("opening checkpoint {}", dir.display()))?,
@@ -68,8 +68,8 @@ pub fn run(args: &VisualizeArgs) -> Result<()> {
         None => None,
     };
     let (model, info) = load_model(
-        args.weights.as_deref(),
-        args.checkpoint.as_deref(),
+        args.source.weights.as_deref(),
+        args.source.checkpoint.as_deref(),
         &args.arch,
     )?;
     let mut config = hooks_config(args, ck.as_ref())?;

@@ -387,11 +387,23 @@ pub fn train_with_hooks(
         }
         Some(runner)
     };
-    let hook_states = |hooks: &Option<HookRunner>| -> Result<Vec<(String, HookState)>> {
-        match hooks {
-            Some(h) => h.states(),
-            None => Ok(Vec::new()),
-        }
+    // A checkpoint of everything: replica 0's weights and momentum, the
+    // trainer state, the mean image and the hooks' states.
+    let checkpoint = |dp: &DataParallel, state: &TrainerState, hooks: &Option<HookRunner>| {
+        let hook_states: Vec<(String, HookState)> = match hooks {
+            Some(h) => h.states()?,
+            None => Vec::new(),
+        };
+        save(
+            &run_dir,
+            &config,
+            dp.primary(),
+            &info,
+            dp.primary_sgd(),
+            state,
+            mean_image.as_deref(),
+            &hook_states,
+        )
     };
     if let Some(h) = hooks.as_mut() {
         h.event(
@@ -534,16 +546,7 @@ pub fn train_with_hooks(
         bar.finish_and_clear();
         if interrupted {
             state.schedule = schedule.state.clone();
-            let path = save(
-                &run_dir,
-                &config,
-                dp.primary(),
-                &info,
-                dp.primary_sgd(),
-                &state,
-                mean_image.as_deref(),
-                &hook_states(&hooks)?,
-            )?;
+            let path = checkpoint(&dp, &state, &hooks)?;
             tb.flush()?;
             info!(checkpoint = %path.display(), "interrupted; checkpoint written");
             let signalled = STOP.load(Ordering::SeqCst) > 0;
@@ -598,16 +601,7 @@ pub fn train_with_hooks(
             )?;
             stop_requested |= c == Control::Stop;
         }
-        let path = save(
-            &run_dir,
-            &config,
-            dp.primary(),
-            &info,
-            dp.primary_sgd(),
-            &state,
-            mean_image.as_deref(),
-            &hook_states(&hooks)?,
-        )?;
+        let path = checkpoint(&dp, &state, &hooks)?;
         if let Some(h) = hooks.as_mut() {
             h.event(
                 Event::Checkpoint,
