@@ -7,6 +7,7 @@
 
 pub mod arch;
 pub mod archs;
+pub mod dropout;
 pub mod error;
 pub mod init;
 pub mod layer;
@@ -17,6 +18,7 @@ pub mod shape;
 pub mod summary;
 
 pub use arch::{Arch, ArchName};
+pub use dropout::DropoutStream;
 pub use error::ModelError;
 pub use init::InitScheme;
 pub use layer::{ConvSpec, Layer, LayerKind, LinearSpec, LrnSpec, PoolSpec};

@@ -7,7 +7,7 @@ use tch::Tensor;
 
 use crate::layer::LayerKind;
 use crate::lrn::local_response_norm;
-use crate::{Arch, InitScheme, ModelError};
+use crate::{Arch, DropoutStream, InitScheme, ModelError};
 
 /// The switches of one max-pool: where each pooled value came from.
 #[derive(Debug)]
@@ -161,6 +161,7 @@ impl Network {
         xs: &Tensor,
         train: bool,
         switches: bool,
+        stream: Option<&DropoutStream>,
     ) -> (Tensor, Option<Tensor>) {
         let layer = &self.arch.layers[index];
         let params = self.params[index].as_ref();
@@ -196,7 +197,10 @@ impl Network {
                 xs.adaptive_avg_pool2d([*height, *width])
             }
             LayerKind::Flatten => xs.flatten(1, -1),
-            LayerKind::Dropout { p } => xs.dropout(*p, train),
+            LayerKind::Dropout { p } => match stream {
+                Some(stream) if train => crate::dropout::dropout(xs, *p, stream, index),
+                _ => xs.dropout(*p, train),
+            },
             LayerKind::Linear(_) => {
                 let p = params.expect("linear parameters exist by construction");
                 let (w, b) = p.cast_to(xs.kind());
@@ -210,7 +214,16 @@ impl Network {
     /// floating-point kind (fp32, or bf16 for mixed precision).
     pub fn forward(&self, xs: &Tensor, train: bool) -> Tensor {
         (0..self.arch.layers.len()).fold(xs.shallow_clone(), |x, i| {
-            self.layer_forward(i, &x, train, false).0
+            self.layer_forward(i, &x, train, false, None).0
+        })
+    }
+
+    /// Training-mode [`Network::forward`] whose dropout masks come from
+    /// `stream` (reproducible, and the same for a shard of a batch as for the
+    /// whole batch; see [`crate::dropout`]): `[N, 3, H, W] -> [N, classes]`.
+    pub fn forward_seeded(&self, xs: &Tensor, stream: &DropoutStream) -> Tensor {
+        (0..self.arch.layers.len()).fold(xs.shallow_clone(), |x, i| {
+            self.layer_forward(i, &x, true, false, Some(stream)).0
         })
     }
 
@@ -237,7 +250,7 @@ impl Network {
         for i in 0..layers.min(self.arch.layers.len()) {
             let input_size = x.size();
             input_sizes.push(input_size.clone());
-            let (y, idx) = self.layer_forward(i, &x, train, true);
+            let (y, idx) = self.layer_forward(i, &x, train, true, None);
             if let Some(indices) = idx {
                 let n = input_size.len();
                 switches.push(PoolSwitch {

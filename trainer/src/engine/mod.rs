@@ -9,14 +9,15 @@
 //! CPU replicas (`Device::Cpu` several times) run through exactly this code
 //! path, which is how the engine is tested on machines without GPUs.
 //!
-//! Dropout draws from libtorch's generator of the device; CPU replicas share
-//! one, so with dropout on, CPU replicas are not bit-reproducible (GPU
-//! replicas each have their own device generator). The equivalence tests run
-//! with dropout off.
+//! Dropout masks come from a counter-based stream seeded per step
+//! ([`zftrain_model::dropout`]): a replica draws for its rows of the global
+//! batch exactly what one device would, so N replicas train the same model as
+//! one even with dropout on (up to floating-point reduction order).
 
 pub mod reduce;
 pub mod replica;
 pub mod scaler;
+pub mod workers;
 
 pub use reduce::{CopyReducer, GradReducer};
-pub use replica::{DataParallel, StepOutput};
+pub use replica::{DataParallel, StepOptions, StepOutput};

@@ -2,10 +2,11 @@
 
 use anyhow::{bail, Context, Result};
 use tch::{Device, Kind, Tensor};
-use zftrain_model::{Arch, InitScheme, Network};
+use zftrain_model::{Arch, DropoutStream, InitScheme, Network};
 
 use super::reduce::GradReducer;
 use super::scaler::LossScaler;
+use super::workers::Workers;
 use crate::config::OptimConfig;
 use crate::train::optimizer::Sgd;
 use crate::weights::Model;
@@ -30,9 +31,39 @@ pub struct StepOutput {
     pub skipped: bool,
 }
 
+/// The settings of one [`DataParallel::step`].
+#[derive(Debug, Clone, Copy)]
+pub struct StepOptions {
+    /// Compute kind: fp32, or bf16/fp16 with fp32 master weights.
+    pub kind: Kind,
+    /// Cross-entropy label smoothing.
+    pub label_smoothing: f64,
+    /// Learning rate of this step.
+    pub lr: f64,
+    /// Compute the gradient's norm.
+    pub want_grad_norm: bool,
+    /// Seed of the step's dropout masks ([`DropoutStream`]: the same masks
+    /// whatever the replica count); `None`: libtorch's generator.
+    pub dropout_seed: Option<u64>,
+}
+
+impl Default for StepOptions {
+    fn default() -> StepOptions {
+        StepOptions {
+            kind: Kind::Float,
+            label_smoothing: 0.0,
+            lr: 0.01,
+            want_grad_norm: false,
+            dropout_seed: None,
+        }
+    }
+}
+
 /// Replicas of one network on several devices.
 pub struct DataParallel {
     replicas: Vec<Replica>,
+    /// Threads for two or more replicas.
+    workers: Option<Workers>,
     reducer: Box<dyn GradReducer>,
     /// Dynamic loss scaling (fp16), if on.
     pub scaler: Option<LossScaler>,
@@ -71,8 +102,14 @@ impl DataParallel {
             let sgd = Sgd::new(params, optim.clone());
             replicas.push(Replica { model, sgd, device });
         }
+        let workers = if replicas.len() > 1 {
+            Some(Workers::new(replicas.len()).context("starting the replica threads")?)
+        } else {
+            None
+        };
         let dp = DataParallel {
             replicas,
+            workers,
             reducer,
             scaler: None,
         };
@@ -114,18 +151,14 @@ impl DataParallel {
     }
 
     /// One training step on `[B, 3, H, W]` images and `[B]` labels (on the
-    /// CPU): shards of `ceil(B / replicas)` images, forward and backward in
-    /// one thread per replica, gradients all-reduced, then the same SGD step
-    /// with learning rate `lr` on every replica. `kind` is the compute kind
-    /// (fp32 or bf16 with fp32 master weights).
+    /// CPU): shards of `ceil(B / replicas)` images, forward and backward on
+    /// each replica's own thread, gradients all-reduced, then the same SGD
+    /// step on every replica.
     pub fn step(
         &mut self,
         images: &Tensor,
         labels: &Tensor,
-        kind: Kind,
-        label_smoothing: f64,
-        lr: f64,
-        want_grad_norm: bool,
+        opts: &StepOptions,
     ) -> Result<StepOutput> {
         let b = images.size()[0];
         if b == 0 {
@@ -135,68 +168,54 @@ impl DataParallel {
         // the first `b` replicas; the others contribute zero gradients.
         let n = (self.replicas.len() as i64).min(b);
         let shard = (b + n - 1) / n;
-        let mut work = Vec::new();
-        for (i, r) in self.replicas.iter_mut().enumerate() {
-            let start = i as i64 * shard;
-            let len = shard.min(b - start).max(0);
-            work.push((r, start, len));
-        }
         // Shards are cut here: tensors may move to a thread, not be shared.
-        let work: Vec<(&mut Replica, Option<(Tensor, Tensor)>)> = work
-            .into_iter()
-            .map(|(r, start, len)| {
+        let work: Vec<(&mut Replica, i64, Option<(Tensor, Tensor)>)> = self
+            .replicas
+            .iter_mut()
+            .enumerate()
+            .map(|(i, r)| {
+                let start = i as i64 * shard;
+                let len = shard.min(b - start).max(0);
                 let shard =
                     (len > 0).then(|| (images.narrow(0, start, len), labels.narrow(0, start, len)));
-                (r, shard)
+                (r, start, shard)
             })
             .collect();
         let scale = self.scaler.as_ref().map(|sc| sc.scale);
-        let run = move |(r, shard): (&mut Replica, Option<(Tensor, Tensor)>)| -> Result<Option<(f64, Tensor)>> {
+        let run = |(r, first_row, shard): (&mut Replica, i64, Option<(Tensor, Tensor)>)| -> Option<(f64, Tensor)> {
             r.sgd.zero_grad();
-            let Some((x, y)) = shard else {
-                return Ok(None);
-            };
-            let x = x.to_device(r.device).to_kind(kind);
+            let (x, y) = shard?;
+            let x = x.to_device(r.device).to_kind(opts.kind);
             let y = y.to_device(r.device);
-            let logits = r.model.net.forward(&x, true).to_kind(Kind::Float);
+            let logits = match opts.dropout_seed {
+                Some(seed) => r.model.net.forward_seeded(&x, &DropoutStream { seed, first_row }),
+                None => r.model.net.forward(&x, true),
+            }
+            .to_kind(Kind::Float);
             let loss = logits.cross_entropy_loss::<Tensor>(
                 &y,
                 None,
                 tch::Reduction::Mean,
                 -100,
-                label_smoothing,
+                opts.label_smoothing,
             );
             match scale {
                 Some(scale) => (&loss * scale).backward(),
                 None => loss.backward(),
             }
-            Ok(Some((loss.double_value(&[]), logits.detach())))
+            Some((loss.double_value(&[]), logits.detach()))
         };
-        // One replica runs on the calling thread: a thread per step would
-        // cost its own allocator arena and OpenMP pool (measured: 31 -> 25
-        // images/s for the demo's single replica).
-        let results: Vec<Result<Option<(f64, Tensor)>>> = if work.len() == 1 {
-            work.into_iter().map(run).collect()
-        } else {
-            std::thread::scope(|scope| {
-                let handles: Vec<_> = work
-                    .into_iter()
-                    .map(|w| scope.spawn(move || run(w)))
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| {
-                        h.join()
-                            .unwrap_or_else(|_| bail!("a replica thread panicked"))
-                    })
-                    .collect()
-            })
+        // One replica runs on the calling thread; several on their own
+        // persistent threads.
+        let results: Vec<Result<Option<(f64, Tensor)>, String>> = match &self.workers {
+            Some(workers) => workers.run(work, &run),
+            None => work.into_iter().map(|w| Ok(run(w))).collect(),
         };
         let mut losses = Vec::new();
         let mut logits = Vec::new();
         let mut weights = Vec::new();
-        for r in results {
-            match r.context("replica step")? {
+        for (i, r) in results.into_iter().enumerate() {
+            match r.map_err(|e| anyhow::anyhow!("replica {i} failed in its step: {e}"))? {
                 Some((loss, l)) => {
                     let share = l.size()[0] as f64 / b as f64;
                     losses.push(loss * share);
@@ -234,10 +253,12 @@ impl DataParallel {
             scaler.update(finite);
             skipped = !finite;
         }
-        let grad_norm = want_grad_norm.then(|| self.replicas[0].sgd.grad_norm());
+        let grad_norm = opts
+            .want_grad_norm
+            .then(|| self.replicas[0].sgd.grad_norm());
         if !skipped {
             for r in &mut self.replicas {
-                r.sgd.step(lr);
+                r.sgd.step(opts.lr);
             }
         }
         Ok(StepOutput {
@@ -311,12 +332,13 @@ mod tests {
         replicas: usize,
         steps: usize,
         scaler: Option<LossScaler>,
+        dropout: f64,
     ) -> (Vec<f64>, Vec<(String, Tensor)>) {
         let arch = Arch::builtin(
             ArchName::ZfnetSeed,
             &ArchConfig {
                 classes: 4,
-                dropout: 0.0,
+                dropout,
                 ..ArchConfig::default()
             },
         )
@@ -349,7 +371,13 @@ mod tests {
         for step in 0..steps as u64 {
             let x = draw(&[8, 3, 224, 224], 1000 + step, 1.5);
             let y = Tensor::from_slice(&[0i64, 1, 2, 3, 3, 2, 1, 0]).roll([step as i64], [0]);
-            let out = dp.step(&x, &y, Kind::Float, 0.0, 1e-3, step == 0).unwrap();
+            let opts = StepOptions {
+                lr: 1e-3,
+                want_grad_norm: step == 0,
+                dropout_seed: Some(77 + step),
+                ..StepOptions::default()
+            };
+            let out = dp.step(&x, &y, &opts).unwrap();
             assert_eq!(out.grad_norm.is_some(), step == 0);
             assert_eq!(out.logits.size(), [8, 4]);
             losses.push(out.loss);
@@ -360,10 +388,10 @@ mod tests {
     }
 
     #[test]
-    fn one_two_and_four_cpu_replicas_train_the_same_model() {
-        let (l1, w1) = run(1, 3, None);
+    fn one_two_and_four_cpu_replicas_train_the_same_model_with_dropout_on() {
+        let (l1, w1) = run(1, 3, None, 0.5);
         for n in [2, 4] {
-            let (ln, wn) = run(n, 3, None);
+            let (ln, wn) = run(n, 3, None, 0.5);
             for (a, b) in l1.iter().zip(&ln) {
                 assert!(
                     (a - b).abs() <= 1e-5 * a.abs(),
@@ -383,23 +411,23 @@ mod tests {
 
     #[test]
     fn loss_scaling_by_a_power_of_two_changes_nothing_and_an_overflow_skips_the_step() {
-        let (plain, w_plain) = run(2, 2, None);
+        let (plain, w_plain) = run(2, 2, None, 0.0);
         let scaler = LossScaler {
             scale: 1024.0,
             ..LossScaler::default()
         };
-        let (scaled, w_scaled) = run(2, 2, Some(scaler));
+        let (scaled, w_scaled) = run(2, 2, Some(scaler), 0.0);
         assert_eq!(plain, scaled);
         for ((name, a), (_, b)) in w_plain.iter().zip(&w_scaled) {
             assert!(a.equal(b), "{name} differs with loss scaling");
         }
         // An infinite scale overflows: no step, weights as initialized, scale halved.
-        let (_, w0) = run(1, 0, None);
+        let (_, w0) = run(1, 0, None, 0.0);
         let huge = LossScaler {
             scale: f64::MAX,
             ..LossScaler::default()
         };
-        let (_, w_huge) = run(1, 1, Some(huge));
+        let (_, w_huge) = run(1, 1, Some(huge), 0.0);
         for ((name, a), (_, b)) in w0.iter().zip(&w_huge) {
             assert!(a.equal(b), "{name} changed although the step overflowed");
         }

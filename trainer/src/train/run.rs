@@ -26,7 +26,7 @@ use zftrain_tensorboard::{BackgroundWriter, HParamValue};
 
 use crate::config::RunConfig;
 use crate::devices::training_devices;
-use crate::engine::{CopyReducer, DataParallel};
+use crate::engine::{CopyReducer, DataParallel, StepOptions};
 use crate::train::checkpointing::{find_resume, read_mean_image, restore, save, MEAN_IMAGE_FILE};
 use crate::train::hooks::{probe_set, HookRunner};
 use crate::train::metrics::Running;
@@ -154,9 +154,8 @@ fn pixel_mean(
 }
 
 /// A step's dropout seed: depends only on `(seed, step)`.
-fn step_seed(seed: u64, step: u64) -> i64 {
-    let mut r = zftrain_data::rng::SplitMix64::for_stream(&[seed, step, 0xD40F]);
-    (r.next_u64() >> 1) as i64
+fn step_seed(seed: u64, step: u64) -> u64 {
+    zftrain_data::rng::SplitMix64::for_stream(&[seed, step, 0xD40F]).next_u64()
 }
 
 /// `[N, 3, crop, crop]` images in `kind` (channels-last in memory if asked)
@@ -468,16 +467,15 @@ pub fn train_with_hooks(
             let lr = schedule.lr(epoch as f64 + (state.batch - 1) as f64 / steps_per_epoch as f64);
             let (images, labels) =
                 to_tensors(&batch, config.data.crop, kind, config.train.channels_last);
-            tch::manual_seed(step_seed(config.seed, state.global_step));
             let log_now = (state.global_step + 1) % config.train.log_every == 0;
-            let out = dp.step(
-                &images,
-                &labels,
+            let opts = StepOptions {
                 kind,
-                config.train.label_smoothing,
+                label_smoothing: config.train.label_smoothing,
                 lr,
-                log_now,
-            )?;
+                want_grad_norm: log_now,
+                dropout_seed: Some(step_seed(config.seed, state.global_step)),
+            };
+            let out = dp.step(&images, &labels, &opts)?;
             let (loss_value, logits, grad_norm) = (out.loss, out.logits, out.grad_norm);
             if out.skipped {
                 warn!(
