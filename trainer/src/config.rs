@@ -147,6 +147,24 @@ pub struct TrainConfig {
     /// (`NHWC` in memory): oneDNN's convolutions run faster on it, in bf16
     /// and in fp32 (see docs/benchmarks.md).
     pub channels_last: bool,
+    /// How gradients are all-reduced across replicas: `auto` (NCCL for two
+    /// or more GPUs when it loads, else device copies), `nccl`, or `copy`.
+    pub reducer: ReducerChoice,
+    /// Let cuDNN time its convolution algorithms on the first batches and
+    /// keep the fastest (PyTorch's `cudnn.benchmark`; GPUs only).
+    pub cudnn_benchmark: bool,
+}
+
+/// `train.reducer`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReducerChoice {
+    /// NCCL for two or more GPUs when it can be loaded, else `copy`.
+    Auto,
+    /// NCCL, or an error if it cannot be loaded.
+    Nccl,
+    /// Sums on the first device by copies (deterministic; CPU replicas).
+    Copy,
 }
 
 /// Which GPUs.
@@ -329,6 +347,8 @@ impl Default for TrainConfig {
             cpu_replicas: 1,
             precision: Precision::Auto,
             channels_last: true,
+            reducer: ReducerChoice::Auto,
+            cudnn_benchmark: true,
         }
     }
 }

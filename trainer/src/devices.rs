@@ -15,7 +15,7 @@ use tch::Device;
 pub const CUDA_LIB_ENV: &str = "ZFTRAIN_LIBTORCH_CUDA";
 
 /// The folder of the `libtorch_cpu.so` this process runs on.
-fn libtorch_dir() -> Option<PathBuf> {
+pub(crate) fn libtorch_dir() -> Option<PathBuf> {
     let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
     maps.lines()
         .filter_map(|l| l.split_whitespace().nth(5))

@@ -14,10 +14,73 @@
 //! batch exactly what one device would, so N replicas train the same model as
 //! one even with dropout on (up to floating-point reduction order).
 
+pub mod nccl;
 pub mod reduce;
 pub mod replica;
 pub mod scaler;
 pub mod workers;
 
+pub use nccl::{Nccl, NcclReducer};
 pub use reduce::{CopyReducer, GradReducer};
 pub use replica::{DataParallel, StepOptions, StepOutput};
+
+use anyhow::{bail, Result};
+use tch::Device;
+
+use crate::config::ReducerChoice;
+
+/// The gradient reducer for `devices` as `choice` asks: NCCL needs two or
+/// more GPUs; `auto` falls back to device copies (with a warning) when NCCL
+/// does not load.
+pub fn reducer_for(devices: &[Device], choice: ReducerChoice) -> Result<Box<dyn GradReducer>> {
+    let gpus: Vec<usize> = devices
+        .iter()
+        .filter_map(|d| match d {
+            Device::Cuda(i) => Some(*i),
+            _ => None,
+        })
+        .collect();
+    let nccl_possible = gpus.len() >= 2 && gpus.len() == devices.len();
+    match choice {
+        ReducerChoice::Copy => Ok(Box::new(CopyReducer)),
+        ReducerChoice::Nccl if !nccl_possible => bail!(
+            "config key 'train.reducer' is \"nccl\", which needs two or more GPUs (devices: {devices:?}); use \"auto\" or \"copy\""
+        ),
+        ReducerChoice::Nccl => Ok(Box::new(NcclReducer::local(Nccl::open()?, &gpus)?)),
+        ReducerChoice::Auto if !nccl_possible => Ok(Box::new(CopyReducer)),
+        ReducerChoice::Auto => match Nccl::open().and_then(|n| NcclReducer::local(n, &gpus)) {
+            Ok(r) => Ok(Box::new(r)),
+            Err(e) => {
+                tracing::warn!("{e:#}; reducing gradients by device copies instead");
+                eprintln!("zftrain: {e:#}; reducing gradients by device copies instead");
+                Ok(Box::new(CopyReducer))
+            }
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nccl_is_refused_without_two_gpus_and_auto_takes_copies() {
+        let cpus = [Device::Cpu, Device::Cpu];
+        assert_eq!(
+            reducer_for(&cpus, ReducerChoice::Auto).unwrap().name(),
+            "device-copy"
+        );
+        assert_eq!(
+            reducer_for(&cpus, ReducerChoice::Copy).unwrap().name(),
+            "device-copy"
+        );
+        let err = reducer_for(&cpus, ReducerChoice::Nccl)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("train.reducer") && err.contains("two or more GPUs"),
+            "{err}"
+        );
+    }
+}

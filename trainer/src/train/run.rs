@@ -26,7 +26,7 @@ use zftrain_tensorboard::{BackgroundWriter, HParamValue};
 
 use crate::config::RunConfig;
 use crate::devices::training_devices;
-use crate::engine::{CopyReducer, DataParallel, StepOptions};
+use crate::engine::{DataParallel, StepOptions};
 use crate::train::checkpointing::{find_resume, read_mean_image, restore, save, MEAN_IMAGE_FILE};
 use crate::train::hooks::{probe_set, HookRunner};
 use crate::train::metrics::Running;
@@ -326,12 +326,17 @@ pub fn train_with_hooks(
         class_names: Some(train_set.classes.clone()),
     };
     tch::manual_seed(config.seed as i64);
+    let reducer = crate::engine::reducer_for(&devices, config.train.reducer)?;
+    info!(reducer = reducer.name(), devices = ?devices, "data parallel");
+    if devices.iter().any(|d| d.is_cuda()) {
+        tch::Cuda::cudnn_set_benchmark(config.train.cudnn_benchmark);
+    }
     let mut dp = DataParallel::new(
         arch,
         config.model.init,
         &devices,
         config.optim.clone(),
-        Box::new(CopyReducer),
+        reducer,
     )?;
     let mut state = TrainerState::default();
     let tb = BackgroundWriter::create(&run_dir)?;
