@@ -1,10 +1,15 @@
-"""PyTorch's side of the ZFNet CPU training-step benchmark (bench/train-step).
+"""PyTorch's side of the ZFNet training-step benchmark (bench/train-step on the
+CPU, scripts/gpu-check on a GPU).
 
 The peer a user would otherwise run: ZFNet (the same layers as zftrain's
 `zfnet`), torch.optim.SGD (momentum 0.9, weight decay 5e-4), cross-entropy,
 random input, timed over whole steps (forward, backward, optimizer) after
-warm-up steps. Modes: fp32 eager; autocast bf16; autocast bf16 with the model
-and input in channels-last. Prints one line per mode: `pytorch <mode> <img/s>`.
+warm-up steps. Modes: fp32 eager; autocast bf16 (or fp16 with a GradScaler on
+CUDA); each optionally with the model and input in channels-last. On CUDA the
+input is moved to the GPU each step from pinned memory, `cudnn.benchmark` is
+on (as torchvision's reference trainer sets it), and the loss is read back
+every step (as zftrain does to log it). Prints one line per mode:
+`pytorch <mode> <img/s>`.
 """
 
 import argparse
@@ -33,22 +38,33 @@ def zfnet(classes):
     )
 
 
-def measure(mode, batch, steps, warmup, classes):
+def measure(mode, batch, steps, warmup, classes, device):
     torch.manual_seed(0)
-    model = zfnet(classes)
+    cuda = device.startswith("cuda")
+    model = zfnet(classes).to(device)
     x = torch.randn(batch, 3, 224, 224)
     y = torch.randint(0, classes, (batch,))
-    if mode == "bf16-channels-last":
+    if cuda:
+        torch.backends.cudnn.benchmark = True
+        x, y = x.pin_memory(), y.pin_memory()
+    if mode.endswith("channels-last"):
         model = model.to(memory_format=torch.channels_last)
-        x = x.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    base = mode.removesuffix("-channels-last")
+    dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[base]
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, weight_decay=5e-4)
+    scaler = torch.amp.GradScaler(enabled=dtype == torch.float16)
 
     def step():
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=mode != "fp32"):
-            loss = nn.functional.cross_entropy(model(x), y)
+        xd = x.to(device, non_blocking=True)
+        yd = y.to(device, non_blocking=True)
+        with torch.autocast(device.split(":")[0], dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+            loss = nn.functional.cross_entropy(model(xd), yd)
         opt.zero_grad()
-        loss.backward()
-        opt.step()
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+        loss.item()
 
     for _ in range(warmup):
         step()
@@ -66,9 +82,10 @@ def main():
     p.add_argument("--classes", type=int, default=1000)
     p.add_argument("--modes", default="fp32,bf16,bf16-channels-last")
     p.add_argument("--suffix", default="", help="appended to each mode's name")
+    p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     a = p.parse_args()
     for mode in a.modes.split(","):
-        ips = measure(mode, a.batch, a.steps, a.warmup, a.classes)
+        ips = measure(mode, a.batch, a.steps, a.warmup, a.classes, a.device)
         print(f"pytorch {mode}{a.suffix} {ips:.2f}", flush=True)
 
 

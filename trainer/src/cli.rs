@@ -33,6 +33,78 @@ pub enum Command {
     Visualize(VisualizeArgs),
     /// Data sets: `zftrain data synth --out DIR` writes the built-in synthetic one.
     Data(DataArgs),
+    /// Measure this machine: training steps per second, Deconvnet projections on a GPU against the CPU.
+    Bench(BenchArgs),
+}
+
+/// `zftrain bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// What to measure.
+    #[command(subcommand)]
+    pub command: BenchCommand,
+}
+
+/// `zftrain bench` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Images per second of whole training steps (the engine's, on random input).
+    TrainStep(TrainStepBenchArgs),
+    /// Deconvnet projections of every conv layer on a GPU against the CPU: time and agreement.
+    Deconv(DeconvBenchArgs),
+}
+
+/// `zftrain bench train-step`.
+#[derive(Debug, Args)]
+pub struct TrainStepBenchArgs {
+    /// Architecture.
+    #[arg(long, value_parser = parse_arch, default_value = "zfnet")]
+    pub arch: ArchName,
+    /// Global batch.
+    #[arg(long, default_value_t = 64)]
+    pub batch: i64,
+    /// Timed steps.
+    #[arg(long, default_value_t = 5)]
+    pub steps: usize,
+    /// Untimed steps first.
+    #[arg(long, default_value_t = 2)]
+    pub warmup: usize,
+    /// Output classes.
+    #[arg(long, default_value_t = 1000)]
+    pub classes: i64,
+    /// Comma-separated modes: fp32, bf16, fp16, each optionally -channels-last.
+    #[arg(
+        long,
+        default_value = "fp32,fp32-channels-last,bf16,bf16-channels-last"
+    )]
+    pub modes: String,
+    /// GPUs: a count or device indices (`0,2`); 0 = the CPU.
+    #[arg(long, default_value = "0")]
+    pub gpus: String,
+    /// Replicas on the CPU (with --gpus 0).
+    #[arg(long, default_value_t = 1)]
+    pub cpu_replicas: usize,
+    /// Gradient reduction: auto, nccl or copy.
+    #[arg(long, default_value = "auto")]
+    pub reducer: String,
+    /// Let cuDNN search for the fastest convolution algorithms.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub cudnn_benchmark: bool,
+}
+
+/// `zftrain bench deconv`.
+#[derive(Debug, Args)]
+pub struct DeconvBenchArgs {
+    /// The GPU to compare with the CPU.
+    #[arg(long, default_value_t = 0)]
+    pub gpu: usize,
+    /// Feature maps projected per layer.
+    #[arg(long, default_value_t = 32)]
+    pub per_layer: i64,
+    /// Largest relative difference that counts as agreement (cuDNN may use
+    /// TF32 for fp32 convolutions).
+    #[arg(long, default_value_t = 1e-2)]
+    pub tolerance: f64,
 }
 
 /// `zftrain visualize`.
@@ -61,6 +133,9 @@ pub struct VisualizeArgs {
     /// The epoch to label the outputs with (default: the checkpoint's).
     #[arg(long)]
     pub epoch: Option<u64>,
+    /// Run the hooks on this CUDA device (default: the CPU).
+    #[arg(long)]
+    pub gpu: Option<usize>,
 }
 
 /// `zftrain train`. Flags override `--set`, which overrides the config file.

@@ -76,6 +76,28 @@ fn load_cuda() -> Result<()> {
     Ok(())
 }
 
+/// A `--gpus` value: a count (`4`: devices 0 to 3; `0`: none) or device
+/// indices (`0,2`).
+pub fn parse_gpus(flag: &str) -> Result<Vec<usize>> {
+    let flag = flag.trim().trim_matches(|c| c == '[' || c == ']');
+    let bad = || anyhow::anyhow!("--gpus '{flag}': a count (4) or device indices (0,2)");
+    if flag.contains(',') {
+        let ids: Vec<usize> = flag
+            .split(',')
+            .map(|s| s.trim().parse().map_err(|_| bad()))
+            .collect::<Result<_>>()?;
+        let mut sorted = ids.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        if sorted.len() != ids.len() {
+            bail!("--gpus '{flag}' names a device twice");
+        }
+        return Ok(ids);
+    }
+    let n: usize = flag.parse().map_err(|_| bad())?;
+    Ok((0..n).collect())
+}
+
 /// The devices for GPUs `ids` (none: `cpu_replicas` times the CPU), after
 /// checking that they are visible.
 pub fn training_devices(ids: &[usize], cpu_replicas: usize) -> Result<Vec<Device>> {
@@ -103,5 +125,14 @@ mod tests {
         let c = cuda_library_candidates();
         assert!(c.iter().any(|p| p.ends_with("libtorch_cuda.so")), "{c:?}");
         assert_eq!(training_devices(&[], 3).unwrap(), vec![Device::Cpu; 3]);
+    }
+
+    #[test]
+    fn gpu_flags_are_counts_or_lists() {
+        assert_eq!(parse_gpus("2").unwrap(), vec![0, 1]);
+        assert_eq!(parse_gpus("0").unwrap(), Vec::<usize>::new());
+        assert_eq!(parse_gpus("3,1").unwrap(), vec![3, 1]);
+        assert!(parse_gpus("1,1").unwrap_err().to_string().contains("twice"));
+        assert!(parse_gpus("two").unwrap_err().to_string().contains("'two'"));
     }
 }

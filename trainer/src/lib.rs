@@ -6,6 +6,7 @@
 //! the training loop.
 
 pub mod allocator;
+pub mod benchmark;
 pub mod cli;
 pub mod commands;
 pub mod config;

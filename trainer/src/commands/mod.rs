@@ -1,5 +1,6 @@
 //! One file per subcommand; [`run`] dispatches.
 
+mod bench;
 mod data;
 mod predict;
 mod summary;
@@ -9,7 +10,7 @@ mod weights;
 
 use anyhow::Result;
 
-use crate::cli::{Cli, Command, DataCommand};
+use crate::cli::{BenchCommand, Cli, Command, DataCommand};
 
 /// Runs the parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> Result<u8> {
@@ -23,6 +24,10 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Visualize(args) => visualize::run(&args).map(|_| 0),
         Command::Data(args) => match args.command {
             DataCommand::Synth(a) => data::synth(&a).map(|_| 0),
+        },
+        Command::Bench(args) => match args.command {
+            BenchCommand::TrainStep(a) => bench::train_step(&a).map(|_| 0),
+            BenchCommand::Deconv(a) => bench::deconv(&a),
         },
     }
 }

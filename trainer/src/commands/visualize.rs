@@ -67,11 +67,16 @@ pub fn run(args: &VisualizeArgs) -> Result<()> {
         ),
         None => None,
     };
-    let (model, info) = load_model(
+    let device = match args.gpu {
+        Some(id) => crate::devices::training_devices(&[id], 1)?[0],
+        None => tch::Device::Cpu,
+    };
+    let (mut model, info) = load_model(
         args.source.weights.as_deref(),
         args.source.checkpoint.as_deref(),
         &args.arch,
     )?;
+    model.vs.set_device(device);
     let mut config = hooks_config(args, ck.as_ref())?;
     if let Some(n) = args.probe_images {
         config.probe.images = n;
@@ -110,7 +115,9 @@ pub fn run(args: &VisualizeArgs) -> Result<()> {
         .with_context(|| format!("creating {}", args.out.display()))?;
     let tb = BackgroundWriter::create(&args.out)?;
     let mut runner = HookRunner::new(&config, probe)?;
+    runner.device = device;
     let images = runner.probe.images.size()[0];
+    let start = std::time::Instant::now();
     runner.event(
         Event::EpochEnd,
         &model.net,
@@ -120,9 +127,10 @@ pub fn run(args: &VisualizeArgs) -> Result<()> {
         &tb,
         true,
     )?;
+    let seconds = start.elapsed().as_secs_f64();
     tb.flush()?;
     println!(
-        "visualized {} hooks on {images} images of {} (epoch {epoch}): {}/hooks/ (tensorboard --logdir {})",
+        "visualized {} hooks on {images} images of {} (epoch {epoch}) on {device:?} in {seconds:.1} s: {}/hooks/ (tensorboard --logdir {})",
         config.hooks.len(),
         folder.display(),
         args.out.display(),

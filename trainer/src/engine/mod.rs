@@ -23,6 +23,7 @@ pub mod workers;
 pub use nccl::{Nccl, NcclReducer};
 pub use reduce::{CopyReducer, GradReducer};
 pub use replica::{DataParallel, StepOptions, StepOutput};
+pub use scaler::LossScaler;
 
 use anyhow::{bail, Result};
 use tch::Device;

@@ -3,6 +3,7 @@
 
 mod common;
 mod faults;
+mod gpu;
 mod hooks;
 mod pytorch;
 mod summary;

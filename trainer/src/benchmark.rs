@@ -1,0 +1,246 @@
+//! Measurements `zftrain bench` (and `cargo bench`) make of this machine:
+//! training-step throughput through the real engine, and Deconvnet
+//! projections on a device against the CPU. Synthetic input, so that only the
+//! compute is timed (the data pipeline is benchmarked apart).
+
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use tch::{Device, Kind, Tensor};
+use zftrain_deconv::project::project_fields;
+use zftrain_deconv::Target;
+use zftrain_model::arch::ArchConfig;
+use zftrain_model::network::to_channels_last;
+use zftrain_model::{Arch, ArchName, InitScheme};
+
+use crate::config::{OptimConfig, ReducerChoice};
+use crate::engine::{reducer_for, DataParallel, LossScaler, StepOptions};
+use crate::weights::Model;
+
+/// A training-step benchmark.
+#[derive(Debug, Clone)]
+pub struct StepBenchConfig {
+    /// The network.
+    pub arch: ArchName,
+    /// Global batch.
+    pub batch: i64,
+    /// Timed steps.
+    pub steps: usize,
+    /// Untimed steps first (cuDNN's algorithm search, allocator warm-up).
+    pub warmup: usize,
+    /// Output classes.
+    pub classes: i64,
+    /// Devices, one replica each.
+    pub devices: Vec<Device>,
+    /// Gradient reduction.
+    pub reducer: ReducerChoice,
+}
+
+impl Default for StepBenchConfig {
+    fn default() -> Self {
+        StepBenchConfig {
+            arch: ArchName::Zfnet,
+            batch: 64,
+            steps: 5,
+            warmup: 2,
+            classes: 1000,
+            devices: vec![Device::Cpu],
+            reducer: ReducerChoice::Auto,
+        }
+    }
+}
+
+/// A benchmark mode: `fp32`, `bf16` or `fp16`, optionally `-channels-last`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mode {
+    /// Compute kind.
+    pub kind: Kind,
+    /// Channels-last batches.
+    pub channels_last: bool,
+}
+
+impl std::str::FromStr for Mode {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Mode> {
+        let (base, channels_last) = match s.strip_suffix("-channels-last") {
+            Some(b) => (b, true),
+            None => (s, false),
+        };
+        let kind = match base {
+            "fp32" => Kind::Float,
+            "bf16" => Kind::BFloat16,
+            "fp16" => Kind::Half,
+            _ => bail!("unknown mode '{s}': fp32, bf16 or fp16, optionally with -channels-last"),
+        };
+        Ok(Mode {
+            kind,
+            channels_last,
+        })
+    }
+}
+
+/// Images per second of whole training steps (forward, backward,
+/// all-reduce, SGD with momentum and weight decay) in `mode`, from random
+/// input held on the CPU and copied to the devices each step, as training
+/// does.
+pub fn train_step_throughput(b: &StepBenchConfig, mode: Mode) -> Result<f64> {
+    if mode.kind == Kind::Half && b.devices.iter().any(|d| !d.is_cuda()) {
+        bail!("fp16 needs GPUs (its loss scaling is for CUDA)");
+    }
+    tch::manual_seed(0);
+    let arch = Arch::builtin(
+        b.arch,
+        &ArchConfig {
+            classes: b.classes,
+            ..ArchConfig::default()
+        },
+    )?;
+    let side = arch.input[1];
+    let optim = OptimConfig {
+        lr: 1e-3,
+        momentum: 0.9,
+        weight_decay: 5e-4,
+        nesterov: false,
+    };
+    let reducer = reducer_for(&b.devices, b.reducer)?;
+    let mut dp = DataParallel::new(arch, InitScheme::Kaiming, &b.devices, optim, reducer)?;
+    if mode.kind == Kind::Half {
+        dp.scaler = Some(LossScaler::default());
+    }
+    let x = Tensor::randn([b.batch, 3, side, side], (Kind::Float, Device::Cpu)).to_kind(mode.kind);
+    let x = if mode.channels_last {
+        to_channels_last(&x)
+    } else {
+        x
+    };
+    let y = Tensor::randint(b.classes, [b.batch], (Kind::Int64, Device::Cpu));
+    let opts = StepOptions {
+        kind: mode.kind,
+        lr: 1e-3,
+        dropout_seed: Some(1),
+        ..StepOptions::default()
+    };
+    for _ in 0..b.warmup {
+        dp.step(&x, &y, &opts).context("a warm-up step")?;
+    }
+    let start = Instant::now();
+    for _ in 0..b.steps {
+        // The loss is read back each step, which waits for the devices.
+        dp.step(&x, &y, &opts).context("a timed step")?;
+    }
+    Ok((b.batch as usize * b.steps) as f64 / start.elapsed().as_secs_f64())
+}
+
+/// One conv layer's projections on the CPU and on a device.
+#[derive(Debug, Clone)]
+pub struct ProjectionAgreement {
+    /// Conv layer, 1-based.
+    pub layer: usize,
+    /// Targets projected.
+    pub targets: usize,
+    /// Seconds on the CPU.
+    pub cpu_seconds: f64,
+    /// Seconds on the device (after one untimed pass).
+    pub device_seconds: f64,
+    /// `max |cpu - device| / max |cpu|`.
+    pub relative_difference: f64,
+}
+
+/// Projects the strongest unit of `per_layer` feature maps of every conv
+/// layer of ZFNet (random He weights, 4 random images) on the CPU and on
+/// `device`, with the same weights, and compares.
+pub fn projection_agreement(device: Device, per_layer: i64) -> Result<Vec<ProjectionAgreement>> {
+    tch::manual_seed(0);
+    let arch = Arch::builtin(ArchName::Zfnet, &ArchConfig::default())?;
+    let cpu = Model::new(arch.clone(), InitScheme::Kaiming, Device::Cpu)?;
+    let dev = Model::new(arch, InitScheme::Kaiming, device)?;
+    tch::no_grad(|| {
+        for ((_, s), (_, mut d)) in cpu.named_weights().iter().zip(dev.named_weights()) {
+            d.copy_(s);
+        }
+    });
+    let images = Tensor::randn([4, 3, 224, 224], (Kind::Float, Device::Cpu));
+    let cpu_taps = tch::no_grad(|| cpu.net.forward_taps(&images, false));
+    let dev_taps = tch::no_grad(|| dev.net.forward_taps(&images.to_device(device), false));
+    let mut out = Vec::new();
+    for (conv, tap) in cpu_taps.convs.iter().enumerate() {
+        let (c, w) = (tap.size()[1], tap.size()[3]);
+        let targets: Vec<Target> = (0..per_layer.min(c))
+            .map(|i| {
+                let image = i % 4;
+                let channel = i * c / per_layer.min(c);
+                let flat = tap
+                    .get(image)
+                    .get(channel)
+                    .flatten(0, -1)
+                    .argmax(0, false)
+                    .int64_value(&[]);
+                Target {
+                    image,
+                    conv,
+                    channel,
+                    y: flat / w,
+                    x: flat % w,
+                }
+            })
+            .collect();
+        let timed = |net: &Model, taps| -> Result<(Tensor, f64)> {
+            let start = Instant::now();
+            let p = tch::no_grad(|| project_fields(&net.net, taps, &targets, 64))?.pixels;
+            let p = p.to_device(Device::Cpu);
+            Ok((p, start.elapsed().as_secs_f64()))
+        };
+        let (on_cpu, cpu_seconds) = timed(&cpu, &cpu_taps)?;
+        let _warm_up = timed(&dev, &dev_taps)?;
+        let (on_dev, device_seconds) = timed(&dev, &dev_taps)?;
+        let scale = on_cpu.abs().max().double_value(&[]).max(f64::MIN_POSITIVE);
+        let diff = (&on_cpu - &on_dev).abs().max().double_value(&[]);
+        out.push(ProjectionAgreement {
+            layer: conv + 1,
+            targets: targets.len(),
+            cpu_seconds,
+            device_seconds,
+            relative_difference: diff / scale,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_parse_and_unknown_ones_are_named() {
+        let m: Mode = "bf16-channels-last".parse().unwrap();
+        assert_eq!((m.kind, m.channels_last), (Kind::BFloat16, true));
+        let m: Mode = "fp32".parse().unwrap();
+        assert_eq!((m.kind, m.channels_last), (Kind::Float, false));
+        let e = "int8".parse::<Mode>().unwrap_err().to_string();
+        assert!(e.contains("'int8'"), "{e}");
+    }
+
+    #[test]
+    fn the_cpu_agrees_with_itself_and_fp16_needs_gpus() {
+        let a = projection_agreement(Device::Cpu, 2).unwrap();
+        assert_eq!(a.len(), 5);
+        assert!(
+            a.iter()
+                .all(|l| l.relative_difference == 0.0 && l.targets == 2),
+            "{a:?}"
+        );
+        let b = StepBenchConfig {
+            batch: 2,
+            steps: 1,
+            warmup: 0,
+            classes: 3,
+            arch: ArchName::ZfnetSeed,
+            ..StepBenchConfig::default()
+        };
+        let e = train_step_throughput(&b, "fp16".parse().unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("fp16 needs GPUs"), "{e}");
+        assert!(train_step_throughput(&b, "fp32".parse().unwrap()).unwrap() > 0.0);
+    }
+}

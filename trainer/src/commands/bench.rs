@@ -1,0 +1,72 @@
+//! `zftrain bench`: what this machine does per second, printed one line per
+//! measurement so that scripts (`bench/train-step`, `scripts/gpu-check`) can
+//! put it next to PyTorch's figures.
+
+use anyhow::{bail, Context, Result};
+
+use crate::benchmark::{projection_agreement, train_step_throughput, Mode, StepBenchConfig};
+use crate::cli::{DeconvBenchArgs, TrainStepBenchArgs};
+use crate::config::ReducerChoice;
+use crate::devices::{parse_gpus, training_devices};
+
+/// Prints `zftrain <mode> <img/s>` per mode.
+pub fn train_step(args: &TrainStepBenchArgs) -> Result<()> {
+    crate::allocator::tune_for_training();
+    let modes: Vec<Mode> = args
+        .modes
+        .split(',')
+        .map(|m| m.trim().parse())
+        .collect::<Result<_>>()
+        .context("--modes")?;
+    let reducer = match args.reducer.as_str() {
+        "auto" => ReducerChoice::Auto,
+        "nccl" => ReducerChoice::Nccl,
+        "copy" => ReducerChoice::Copy,
+        other => bail!("--reducer '{other}': auto, nccl or copy"),
+    };
+    let devices = training_devices(&parse_gpus(&args.gpus)?, args.cpu_replicas)?;
+    if devices.iter().any(|d| d.is_cuda()) {
+        tch::Cuda::cudnn_set_benchmark(args.cudnn_benchmark);
+    }
+    let config = StepBenchConfig {
+        arch: args.arch,
+        batch: args.batch,
+        steps: args.steps,
+        warmup: args.warmup,
+        classes: args.classes,
+        devices,
+        reducer,
+    };
+    for (name, mode) in args.modes.split(',').zip(modes) {
+        let ips = train_step_throughput(&config, mode).with_context(|| format!("mode {name}"))?;
+        println!("zftrain {} {ips:.2}", name.trim());
+    }
+    Ok(())
+}
+
+/// Prints a line per conv layer; exit code 1 when a layer disagrees.
+pub fn deconv(args: &DeconvBenchArgs) -> Result<u8> {
+    let device = training_devices(&[args.gpu], 1)?[0];
+    let rows = projection_agreement(device, args.per_layer)?;
+    println!("layer targets cpu_s gpu_s max_rel_diff");
+    let mut worst = 0.0f64;
+    for r in &rows {
+        println!(
+            "conv{} {} {:.3} {:.3} {:.2e}",
+            r.layer, r.targets, r.cpu_seconds, r.device_seconds, r.relative_difference
+        );
+        worst = worst.max(r.relative_difference);
+    }
+    if worst > args.tolerance {
+        eprintln!(
+            "zftrain: GPU and CPU projections differ by up to {worst:.2e} (tolerance {:.0e})",
+            args.tolerance
+        );
+        return Ok(1);
+    }
+    println!(
+        "agree: max relative difference {worst:.2e} <= {:.0e}",
+        args.tolerance
+    );
+    Ok(0)
+}
