@@ -16,6 +16,7 @@
 
 pub mod nccl;
 pub mod reduce;
+pub mod rendezvous;
 pub mod replica;
 pub mod scaler;
 pub mod workers;
