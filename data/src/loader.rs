@@ -50,6 +50,33 @@ pub struct LoaderConfig {
     pub bad_images: BadImages,
     /// Images with more pixels than this are refused before decoding.
     pub max_pixels: u64,
+    /// Load only this process's rows of every batch (multi-node runs); the
+    /// augmentations stay those of the rows' places in the whole batch.
+    #[serde(default)]
+    pub shard: Option<Shard>,
+}
+
+/// A process's part of every batch: the rows of replicas
+/// `first..first + count` of `of` replicas in all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shard {
+    /// The process's first replica.
+    pub first: usize,
+    /// Its replicas.
+    pub count: usize,
+    /// Replicas of all processes.
+    pub of: usize,
+}
+
+impl Shard {
+    /// The rows of a batch of `n` that belong to this process: the batch is
+    /// cut into `ceil(n / replicas)` rows per replica (the engine's split),
+    /// over at most `n` replicas.
+    pub fn rows(&self, n: usize) -> std::ops::Range<usize> {
+        let active = self.of.min(n).max(1);
+        let per = n.div_ceil(active);
+        (self.first * per).min(n)..((self.first + self.count) * per).min(n)
+    }
 }
 
 impl Default for LoaderConfig {
@@ -65,6 +92,7 @@ impl Default for LoaderConfig {
             seed: 0,
             bad_images: BadImages::Skip,
             max_pixels: 100_000_000,
+            shard: None,
         }
     }
 }
@@ -126,6 +154,8 @@ pub struct Loader {
 struct Job {
     epoch: u64,
     index: usize,
+    /// Row in the whole batch of `positions[0]`.
+    first_row: usize,
     positions: Vec<usize>,
 }
 
@@ -211,6 +241,7 @@ impl Loader {
             order,
             batch_size: b,
             epoch,
+            shard: self.config.shard,
             workers,
         };
         it.dispatch();
@@ -232,7 +263,7 @@ fn load_batch(
         let sample = &dataset.samples[sample_index];
         match decode_rgb(&sample.path, config.max_pixels) {
             Ok(img) => {
-                let position = (job.index * config.batch_size.max(1) + k) as u64;
+                let position = (job.index * config.batch_size.max(1) + job.first_row + k) as u64;
                 let mut rng = SplitMix64::for_stream(&[config.seed, job.epoch, position, 0xA06]);
                 let start = images.len();
                 images.resize(start + per, 0.0);
@@ -271,6 +302,7 @@ pub struct EpochIter {
     order: Vec<usize>,
     batch_size: usize,
     epoch: u64,
+    shard: Option<Shard>,
     workers: Vec<JoinHandle<()>>,
 }
 
@@ -281,10 +313,15 @@ impl EpochIter {
             let i = self.dispatched;
             let lo = i * self.batch_size;
             let hi = (lo + self.batch_size).min(self.order.len());
+            let rows = match &self.shard {
+                Some(shard) => shard.rows(hi - lo),
+                None => 0..hi - lo,
+            };
             let job = Job {
                 epoch: self.epoch,
                 index: i,
-                positions: self.order[lo..hi].to_vec(),
+                first_row: rows.start,
+                positions: self.order[lo + rows.start..lo + rows.end].to_vec(),
             };
             if jobs.send(job).is_err() {
                 break;
@@ -374,6 +411,50 @@ mod tests {
 
     fn all(l: &Loader, epoch: u64, start: usize) -> Vec<Batch> {
         l.epoch(epoch, start).collect::<Result<_, _>>().unwrap()
+    }
+
+    #[test]
+    fn shards_of_every_batch_put_back_together_give_the_whole_batch() {
+        let (_d, ds) = setup();
+        let whole = all(&loader(&ds, 2, BadImages::Skip), 1, 0);
+        // Replicas 0 | 1, 2 of three: the engine's split of each batch.
+        let parts: Vec<Vec<Batch>> = [(0, 1), (1, 2)]
+            .iter()
+            .map(|&(first, count)| {
+                let mut l = loader(&ds, 2, BadImages::Skip);
+                l.config.shard = Some(Shard {
+                    first,
+                    count,
+                    of: 3,
+                });
+                all(&l, 1, 0)
+            })
+            .collect();
+        assert_eq!(whole.len(), parts[0].len());
+        for (i, w) in whole.iter().enumerate() {
+            let mut images = parts[0][i].images.clone();
+            images.extend(&parts[1][i].images);
+            let mut labels = parts[0][i].labels.clone();
+            labels.extend(&parts[1][i].labels);
+            assert_eq!((&images, &labels), (&w.images, &w.labels), "batch {i}");
+        }
+        // The last batch of 14 images is 2 images: replica 2 has none.
+        let shard = Shard {
+            first: 2,
+            count: 1,
+            of: 3,
+        };
+        assert_eq!(shard.rows(2), 2..2);
+        assert_eq!(shard.rows(8), 6..8);
+        assert_eq!(
+            Shard {
+                first: 0,
+                count: 1,
+                of: 3
+            }
+            .rows(8),
+            0..3
+        );
     }
 
     #[test]

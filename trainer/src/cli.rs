@@ -187,6 +187,15 @@ pub struct TrainArgs {
     /// `skip` or `fail` on images that do not decode (data.bad_images).
     #[arg(long)]
     pub bad_images: Option<String>,
+    /// Nodes of a multi-node run, one process each (cluster.nodes).
+    #[arg(long)]
+    pub nodes: Option<usize>,
+    /// This node's rank, 0 to nodes - 1 (cluster.node_rank).
+    #[arg(long)]
+    pub node_rank: Option<usize>,
+    /// host:port where node 0 listens for the others (cluster.rendezvous).
+    #[arg(long)]
+    pub rendezvous: Option<String>,
 }
 
 /// `zftrain data`.

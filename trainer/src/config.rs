@@ -39,6 +39,34 @@ pub struct RunConfig {
     pub probe: ProbeConfig,
     /// Hooks (`[[hooks]]` tables), run in this order.
     pub hooks: Vec<HookSpec>,
+    /// Several machines (one process per node; see docs/multi-node.md).
+    pub cluster: ClusterConfig,
+}
+
+/// `[cluster]`: a run over several nodes, one process each, joined by a
+/// rendezvous at node 0.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// Nodes (processes); 1 = this process alone.
+    pub nodes: usize,
+    /// This node's rank (0 = the node that writes the run).
+    pub node_rank: usize,
+    /// `host:port` where node 0 listens for the others.
+    pub rendezvous: String,
+    /// Seconds to wait for every node to join.
+    pub timeout_s: u64,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            nodes: 1,
+            node_rank: 0,
+            rendezvous: "127.0.0.1:29400".into(),
+            timeout_s: 300,
+        }
+    }
 }
 
 /// `[probe]`: the fixed probe set of the hooks, evenly spaced validation
@@ -294,6 +322,7 @@ impl Default for RunConfig {
             checkpoint: CheckpointConfig::default(),
             probe: ProbeConfig::default(),
             hooks: Vec::new(),
+            cluster: ClusterConfig::default(),
         }
     }
 }
@@ -617,6 +646,28 @@ impl RunConfig {
                 "must be between 1 and train.batch_size ({}), got {}",
                 self.train.batch_size, self.train.cpu_replicas
             ),
+        )?;
+        let c = &self.cluster;
+        check(
+            c.nodes >= 1 && c.node_rank < c.nodes,
+            "cluster.node_rank",
+            format!(
+                "must be below cluster.nodes ({}), got {}",
+                c.nodes, c.node_rank
+            ),
+        )?;
+        check(
+            c.nodes == 1
+                || c.rendezvous
+                    .rsplit_once(':')
+                    .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok()),
+            "cluster.rendezvous",
+            format!("must be host:port, got '{}'", c.rendezvous),
+        )?;
+        check(
+            c.timeout_s >= 1,
+            "cluster.timeout_s",
+            "must be at least 1".into(),
         )?;
         check(
             self.probe.images >= 1 && self.probe.batch_size >= 1,

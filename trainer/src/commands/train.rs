@@ -56,6 +56,9 @@ fn overrides(args: &TrainArgs) -> Vec<String> {
         ("data.workers", args.workers.map(|v| v.to_string())),
         ("seed", args.seed.map(|v| v.to_string())),
         ("data.bad_images", args.bad_images.as_deref().map(quoted)),
+        ("cluster.nodes", args.nodes.map(|v| v.to_string())),
+        ("cluster.node_rank", args.node_rank.map(|v| v.to_string())),
+        ("cluster.rendezvous", args.rendezvous.as_deref().map(quoted)),
     ] {
         if let Some(v) = value {
             sets.push(format!("{key}={v}"));

@@ -22,7 +22,7 @@ pub mod scaler;
 pub mod workers;
 
 pub use nccl::{Nccl, NcclReducer};
-pub use reduce::{CopyReducer, GradReducer};
+pub use reduce::{CopyReducer, GradReducer, LinkReducer};
 pub use replica::{DataParallel, StepOptions, StepOutput};
 pub use scaler::LossScaler;
 

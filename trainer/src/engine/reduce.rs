@@ -1,9 +1,14 @@
 //! Gradient all-reduction across replicas behind one small trait: the
-//! device-copy reduction here (CPU replicas, or GPUs without NCCL); NCCL
-//! plugs in behind the same trait.
+//! device-copy reduction (CPU replicas, or GPUs without NCCL), the same
+//! across nodes over the rendezvous link (CPU nodes); NCCL
+//! ([`super::nccl`]) plugs in behind the same trait.
 
-use anyhow::Result;
-use tch::Tensor;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{anyhow, Result};
+use tch::{Device, Kind, Tensor};
+
+use super::rendezvous::Link;
 
 /// Makes every replica's gradients the weighted sum of all replicas'.
 pub trait GradReducer: Send {
@@ -44,5 +49,55 @@ impl GradReducer for CopyReducer {
 
     fn name(&self) -> &'static str {
         "device-copy"
+    }
+}
+
+/// CPU nodes of a multi-node run: device copies within the node, then a
+/// sum over the nodes through node 0 ([`Link::all_reduce_f32`], in node
+/// order, so every node gets the same bits).
+#[derive(Debug)]
+pub struct LinkReducer {
+    /// The other nodes.
+    pub link: Arc<Mutex<Link>>,
+}
+
+impl GradReducer for LinkReducer {
+    fn all_reduce(&self, grads: &[Vec<Tensor>], weights: &[f64]) -> Result<()> {
+        CopyReducer.all_reduce(grads, weights)?;
+        let Some(first) = grads.first() else {
+            return Ok(());
+        };
+        let flat = tch::no_grad(|| {
+            Tensor::cat(
+                &first
+                    .iter()
+                    .map(|g| g.to_device(Device::Cpu).to_kind(Kind::Float).flatten(0, -1))
+                    .collect::<Vec<_>>(),
+                0,
+            )
+        });
+        let mut values = Vec::<f32>::try_from(&flat)?;
+        self.link
+            .lock()
+            .map_err(|_| anyhow!("the node link is poisoned"))?
+            .all_reduce_f32(&mut values)?;
+        let sum = Tensor::from_slice(&values);
+        tch::no_grad(|| {
+            let mut offset = 0;
+            for (p, g) in first.iter().enumerate() {
+                let n = g.numel() as i64;
+                let part = sum.narrow(0, offset, n).view(g.size().as_slice());
+                for replica in grads {
+                    let mut t = replica[p].shallow_clone();
+                    t.copy_(&part);
+                }
+                offset += n;
+            }
+        });
+        Ok(())
+    }
+
+    fn name(&self) -> &'static str {
+        "device-copy + node link"
     }
 }

@@ -168,7 +168,10 @@ pub fn rendezvous(
     nccl_id: impl FnOnce() -> Result<[u8; 128]>,
 ) -> Result<Link> {
     if config.nodes < 2 {
-        bail!("a rendezvous needs two or more nodes (--nodes {})", config.nodes);
+        bail!(
+            "a rendezvous needs two or more nodes (--nodes {})",
+            config.nodes
+        );
     }
     if config.node_rank >= config.nodes {
         bail!(
@@ -223,7 +226,10 @@ fn hub(
                 } else if info.node_rank == 0 || info.node_rank >= config.nodes {
                     Some(format!("a node at {peer} claims rank {}", info.node_rank))
                 } else if joined[info.node_rank].is_some() {
-                    Some(format!("two nodes claim rank {} (the second from {peer})", info.node_rank))
+                    Some(format!(
+                        "two nodes claim rank {} (the second from {peer})",
+                        info.node_rank
+                    ))
                 } else if info.gpu != me.gpu {
                     Some(format!(
                         "node {} trains on {}, node 0 on {}",
@@ -334,7 +340,10 @@ fn spoke(config: &RendezvousConfig, me: NodeInfo, deadline: Instant) -> Result<L
     stream.set_read_timeout(None)?;
     let n = u64_at(&body, 0)? as usize;
     if n != config.nodes {
-        bail!("node 0 runs {n} nodes, this one was started with --nodes {}", config.nodes);
+        bail!(
+            "node 0 runs {n} nodes, this one was started with --nodes {}",
+            config.nodes
+        );
     }
     let replicas = (0..n)
         .map(|i| u64_at(&body, 1 + i).map(|v| v as usize))
@@ -410,7 +419,11 @@ impl Link {
             let body = expect_frame(s, tag, "node 0")?;
             let sum = from_bytes(&body);
             if sum.len() != values.len() {
-                bail!("node 0 sent {} values where {} were expected", sum.len(), values.len());
+                bail!(
+                    "node 0 sent {} values where {} were expected",
+                    sum.len(),
+                    values.len()
+                );
             }
             values.copy_from_slice(&sum);
         }
@@ -502,9 +515,12 @@ mod tests {
             .map(|rank| {
                 let address = address.clone();
                 std::thread::spawn(move || {
-                    let mut link =
-                        rendezvous(&config(&address, 3, rank), info(rank, 3, 7), || unreachable!())
-                            .unwrap();
+                    let mut link = rendezvous(
+                        &config(&address, 3, rank),
+                        info(rank, 3, 7),
+                        || unreachable!(),
+                    )
+                    .unwrap();
                     assert_eq!(link.replicas, vec![1, 2, 3]);
                     assert_eq!(link.first_replica(), [0, 1, 3][rank]);
                     let mut v = vec![rank as f32, 1.0];
@@ -528,7 +544,9 @@ mod tests {
     fn a_node_with_another_configuration_stops_every_node_with_the_reason() {
         let address = free_address();
         let a = address.clone();
-        let hub = std::thread::spawn(move || rendezvous(&config(&a, 2, 0), info(0, 2, 1), || unreachable!()));
+        let hub = std::thread::spawn(move || {
+            rendezvous(&config(&a, 2, 0), info(0, 2, 1), || unreachable!())
+        });
         let spoke = rendezvous(&config(&address, 2, 1), info(1, 2, 2), || unreachable!());
         let e0 = hub.join().unwrap().unwrap_err().to_string();
         let e1 = spoke.unwrap_err().to_string();
@@ -543,15 +561,22 @@ mod tests {
         let mut c = config(&address, 3, 0);
         c.timeout = Duration::from_millis(300);
         let a = address.clone();
-        let spoke = std::thread::spawn(move || rendezvous(&config(&a, 3, 2), info(2, 3, 5), || unreachable!()));
-        let e = rendezvous(&c, info(0, 3, 5), || unreachable!()).unwrap_err().to_string();
+        let spoke = std::thread::spawn(move || {
+            rendezvous(&config(&a, 3, 2), info(2, 3, 5), || unreachable!())
+        });
+        let e = rendezvous(&c, info(0, 3, 5), || unreachable!())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("node(s) 1 did not join"), "{e}");
         let e2 = spoke.join().unwrap().unwrap_err().to_string();
         assert!(e2.contains("node(s) 1 did not join"), "{e2}");
         let e = rendezvous(&config(&address, 2, 2), info(2, 2, 5), || unreachable!())
             .unwrap_err()
             .to_string();
-        assert!(e.contains("--node-rank 2 is out of range for --nodes 2"), "{e}");
+        assert!(
+            e.contains("--node-rank 2 is out of range for --nodes 2"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -562,7 +587,8 @@ mod tests {
             gpu: true,
             ..info(rank, 2, 9)
         };
-        let hub = std::thread::spawn(move || rendezvous(&config(&a, 2, 0), gpu(0), || Ok([42u8; 128])));
+        let hub =
+            std::thread::spawn(move || rendezvous(&config(&a, 2, 0), gpu(0), || Ok([42u8; 128])));
         let spoke = rendezvous(&config(&address, 2, 1), gpu(1), || unreachable!()).unwrap();
         assert_eq!(spoke.nccl_id, Some([42u8; 128]));
         assert_eq!(hub.join().unwrap().unwrap().nccl_id, Some([42u8; 128]));

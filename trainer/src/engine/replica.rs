@@ -4,7 +4,10 @@ use anyhow::{bail, Context, Result};
 use tch::{Device, Kind, Tensor};
 use zftrain_model::{Arch, DropoutStream, InitScheme, Network};
 
+use std::sync::{Arc, Mutex};
+
 use super::reduce::GradReducer;
+use super::rendezvous::Link;
 use super::scaler::LossScaler;
 use super::workers::Workers;
 use crate::config::OptimConfig;
@@ -29,7 +32,15 @@ pub struct StepOutput {
     pub grad_norm: Option<f64>,
     /// The optimizer step was skipped (loss scaling met an overflow).
     pub skipped: bool,
+    /// Images in the global batch (all nodes).
+    pub images: f64,
+    /// Some node asked to stop after this step.
+    pub stop: bool,
 }
+
+/// One replica's part of a step: the replica, its first global row, and its
+/// images and labels (none when the batch is too small to reach it).
+type Work<'a> = (&'a mut Replica, i64, Option<(Tensor, Tensor)>);
 
 /// The settings of one [`DataParallel::step`].
 #[derive(Debug, Clone, Copy)]
@@ -45,6 +56,11 @@ pub struct StepOptions {
     /// Seed of the step's dropout masks ([`DropoutStream`]: the same masks
     /// whatever the replica count); `None`: libtorch's generator.
     pub dropout_seed: Option<u64>,
+    /// Global batch row of this process's first image (multi-node runs:
+    /// where this node's rows start).
+    pub first_row: i64,
+    /// This process wants to stop after this step (every node is told).
+    pub stop: bool,
 }
 
 impl Default for StepOptions {
@@ -55,6 +71,8 @@ impl Default for StepOptions {
             lr: 0.01,
             want_grad_norm: false,
             dropout_seed: None,
+            first_row: 0,
+            stop: false,
         }
     }
 }
@@ -67,6 +85,8 @@ pub struct DataParallel {
     reducer: Box<dyn GradReducer>,
     /// Dynamic loss scaling (fp16), if on.
     pub scaler: Option<LossScaler>,
+    /// The other nodes of a multi-node run.
+    link: Option<Arc<Mutex<Link>>>,
 }
 
 impl std::fmt::Debug for DataParallel {
@@ -112,9 +132,82 @@ impl DataParallel {
             workers,
             reducer,
             scaler: None,
+            link: None,
         };
+        // Every gradient exists from the start (zeros), so that a replica or
+        // a node without images in a step still takes part in the reduction.
+        for r in &dp.replicas {
+            let params = r.model.named_weights();
+            let zero = params
+                .iter()
+                .map(|(_, p)| p.sum(Kind::Float) * 0.0)
+                .fold(Tensor::zeros([], (Kind::Float, r.device)), |a, b| a + b);
+            zero.backward();
+        }
         dp.broadcast_from_first();
         Ok(dp)
+    }
+
+    /// Joins the other nodes of a multi-node run: the step's loss, image
+    /// count and stop request are summed over them (the gradients through
+    /// the reducer, which must span them too).
+    pub fn set_link(&mut self, link: Arc<Mutex<Link>>) {
+        self.link = Some(link);
+    }
+
+    /// Node 0's weights and momentum to every node (then to every replica).
+    pub fn broadcast_across_nodes(&self) -> Result<()> {
+        let Some(link) = &self.link else {
+            return Ok(());
+        };
+        let first = &self.replicas[0];
+        let tensors: Vec<Tensor> = first
+            .model
+            .named_weights()
+            .into_iter()
+            .chain(first.sgd.state())
+            .map(|(_, t)| t)
+            .collect();
+        let flat = tch::no_grad(|| {
+            Tensor::cat(
+                &tensors
+                    .iter()
+                    .map(|t| t.to_device(Device::Cpu).to_kind(Kind::Float).flatten(0, -1))
+                    .collect::<Vec<_>>(),
+                0,
+            )
+        });
+        let bytes: Vec<u8> = Vec::<f32>::try_from(&flat)?
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect();
+        let got = link
+            .lock()
+            .map_err(|_| anyhow::anyhow!("the node link is poisoned"))?
+            .broadcast(&bytes)?;
+        if got.len() != bytes.len() {
+            bail!(
+                "node 0 sent {} bytes of weights, this node has {}: different networks?",
+                got.len(),
+                bytes.len()
+            );
+        }
+        let values: Vec<f32> = got
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
+            .collect();
+        let flat = Tensor::from_slice(&values);
+        tch::no_grad(|| {
+            let mut offset = 0;
+            for t in &tensors {
+                let n = t.numel() as i64;
+                let mut t = t.shallow_clone();
+                t.copy_(&flat.narrow(0, offset, n).view(t.size().as_slice()));
+                offset += n;
+            }
+        });
+        self.broadcast_from_first();
+        Ok(())
     }
 
     /// The devices, in replica order.
@@ -161,15 +254,15 @@ impl DataParallel {
         opts: &StepOptions,
     ) -> Result<StepOutput> {
         let b = images.size()[0];
-        if b == 0 {
+        if b == 0 && self.link.is_none() {
             bail!("an empty batch");
         }
         // A batch smaller than the replica count (the last of an epoch) uses
         // the first `b` replicas; the others contribute zero gradients.
-        let n = (self.replicas.len() as i64).min(b);
+        let n = (self.replicas.len() as i64).min(b).max(1);
         let shard = (b + n - 1) / n;
         // Shards are cut here: tensors may move to a thread, not be shared.
-        let work: Vec<(&mut Replica, i64, Option<(Tensor, Tensor)>)> = self
+        let work: Vec<Work<'_>> = self
             .replicas
             .iter_mut()
             .enumerate()
@@ -178,17 +271,20 @@ impl DataParallel {
                 let len = shard.min(b - start).max(0);
                 let shard =
                     (len > 0).then(|| (images.narrow(0, start, len), labels.narrow(0, start, len)));
-                (r, start, shard)
+                (r, opts.first_row + start, shard)
             })
             .collect();
         let scale = self.scaler.as_ref().map(|sc| sc.scale);
-        let run = |(r, first_row, shard): (&mut Replica, i64, Option<(Tensor, Tensor)>)| -> Option<(f64, Tensor)> {
+        let run = |(r, first_row, shard): Work<'_>| -> Option<(f64, Tensor)> {
             r.sgd.zero_grad();
             let (x, y) = shard?;
             let x = x.to_device(r.device).to_kind(opts.kind);
             let y = y.to_device(r.device);
             let logits = match opts.dropout_seed {
-                Some(seed) => r.model.net.forward_seeded(&x, &DropoutStream { seed, first_row }),
+                Some(seed) => r
+                    .model
+                    .net
+                    .forward_seeded(&x, &DropoutStream { seed, first_row }),
                 None => r.model.net.forward(&x, true),
             }
             .to_kind(Kind::Float);
@@ -211,36 +307,46 @@ impl DataParallel {
             Some(workers) => workers.run(work, &run),
             None => work.into_iter().map(|w| Ok(run(w))).collect(),
         };
-        let mut losses = Vec::new();
+        let mut counts = Vec::new();
+        let mut loss_sum = 0.0;
         let mut logits = Vec::new();
-        let mut weights = Vec::new();
         for (i, r) in results.into_iter().enumerate() {
             match r.map_err(|e| anyhow::anyhow!("replica {i} failed in its step: {e}"))? {
                 Some((loss, l)) => {
-                    let share = l.size()[0] as f64 / b as f64;
-                    losses.push(loss * share);
-                    weights.push(share);
+                    let count = l.size()[0] as f64;
+                    loss_sum += loss * count;
+                    counts.push(count);
                     logits.push(l.to_device(Device::Cpu));
                 }
-                None => weights.push(0.0),
+                None => counts.push(0.0),
             }
         }
-        // A replica without a shard keeps its zeroed gradients from the
-        // previous step (none exist before the first full step).
-        let mut grads: Vec<Vec<Tensor>> = Vec::new();
-        for (i, r) in self.replicas.iter().enumerate() {
-            let g: Vec<Tensor> = r
-                .model
-                .named_weights()
-                .into_iter()
-                .map(|(_, p)| p.grad())
-                .collect();
-            if g.iter().any(|g| !g.defined()) {
-                bail!("replica {i} has no gradients yet: the first batch must hold at least one image per replica");
-            }
-            grads.push(g);
+        // Loss, images and stop requests of all nodes.
+        let mut scalars = [loss_sum, counts.iter().sum(), opts.stop as u8 as f64];
+        if let Some(link) = &self.link {
+            link.lock()
+                .map_err(|_| anyhow::anyhow!("the node link is poisoned"))?
+                .all_reduce_f64(&mut scalars)?;
         }
-        if grads.len() > 1 {
+        let total = scalars[1];
+        if total == 0.0 {
+            bail!("an empty batch on every node");
+        }
+        // Each replica's share of the global batch: the reduced gradient is
+        // that of the global batch's mean loss.
+        let weights: Vec<f64> = counts.iter().map(|c| c / total).collect();
+        let grads: Vec<Vec<Tensor>> = self
+            .replicas
+            .iter()
+            .map(|r| {
+                r.model
+                    .named_weights()
+                    .into_iter()
+                    .map(|(_, p)| p.grad())
+                    .collect()
+            })
+            .collect();
+        if grads.len() > 1 || self.link.is_some() {
             self.reducer.all_reduce(&grads, &weights)?;
         }
         let mut skipped = false;
@@ -261,11 +367,23 @@ impl DataParallel {
                 r.sgd.step(opts.lr);
             }
         }
+        let logits = if logits.is_empty() {
+            let classes = self.replicas[0]
+                .model
+                .named_weights()
+                .last()
+                .map_or(0, |(_, b)| b.size()[0]);
+            Tensor::zeros([0, classes], (Kind::Float, Device::Cpu))
+        } else {
+            Tensor::cat(&logits, 0)
+        };
         Ok(StepOutput {
-            loss: losses.iter().sum(),
-            logits: Tensor::cat(&logits, 0),
+            loss: scalars[0] / total,
+            logits,
             grad_norm,
             skipped,
+            images: total,
+            stop: scalars[2] > 0.0,
         })
     }
 

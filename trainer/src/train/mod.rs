@@ -2,6 +2,7 @@
 //! filter renormalization, metrics, checkpointing with exact resume.
 
 pub mod checkpointing;
+pub mod cluster;
 pub mod hooks;
 pub mod metrics;
 pub mod optimizer;

@@ -17,7 +17,7 @@ use tch::{Device, Kind, Tensor};
 use tracing::{info, warn};
 use zftrain_checkpoints::atomic::write_file;
 use zftrain_checkpoints::Checkpoint;
-use zftrain_data::loader::{Batch, LoaderConfig};
+use zftrain_data::loader::{Batch, LoaderConfig, Shard};
 use zftrain_data::{Augment, Dataset, Loader, MeanImage, Transform};
 use zftrain_hooks::{Control, Event, HookState};
 use zftrain_model::arch::ArchConfig;
@@ -28,6 +28,7 @@ use crate::config::RunConfig;
 use crate::devices::training_devices;
 use crate::engine::{DataParallel, StepOptions};
 use crate::train::checkpointing::{find_resume, read_mean_image, restore, save, MEAN_IMAGE_FILE};
+use crate::train::cluster;
 use crate::train::hooks::{probe_set, HookRunner};
 use crate::train::metrics::Running;
 use crate::train::schedule::Schedule;
@@ -75,6 +76,7 @@ fn loaders(
     train: Dataset,
     val: Dataset,
     mean_image: Option<Arc<MeanImage>>,
+    shard: Option<Shard>,
 ) -> Result<(Loader, Loader)> {
     let d = &config.data;
     let transform = |augment| -> Result<Transform> {
@@ -99,13 +101,15 @@ fn loaders(
         seed: config.seed,
         bad_images: d.bad_images,
         max_pixels: d.max_pixels,
+        shard: None,
     };
     let val_config = LoaderConfig {
         shuffle: false,
         ..base.clone()
     };
+    let train_config = LoaderConfig { shard, ..base };
     Ok((
-        Loader::new(train, transform(d.augment)?, base),
+        Loader::new(train, transform(d.augment)?, train_config),
         Loader::new(val, transform(Augment::Eval)?, val_config),
     ))
 }
@@ -297,12 +301,21 @@ pub fn train_with_hooks(
             arch.input[2]
         );
     }
+    // Several nodes: join them before anything is written.
+    let link = cluster::join(&config, &devices, &train_set, &val_set)?;
+    let node = config.cluster.node_rank;
+    let lead = node == 0;
+    // Only node 0 resumes (it sends the state to the others).
     let resume_from = match resume {
-        Some(p) => Some(find_resume(p)?),
-        None => None,
+        Some(p) if lead => Some(find_resume(p)?),
+        _ => None,
     };
-    let run_dir = config.run_dir();
-    if resume_from.is_none() && run_dir.exists() {
+    let run_dir = if lead {
+        config.run_dir()
+    } else {
+        config.runs_dir.join(format!("{}.node-{node}", config.name))
+    };
+    if lead && resume_from.is_none() && run_dir.exists() {
         bail!("run directory {} already exists: pass --resume {} to continue it, or choose another --name", run_dir.display(), run_dir.display());
     }
 
@@ -326,7 +339,7 @@ pub fn train_with_hooks(
         class_names: Some(train_set.classes.clone()),
     };
     tch::manual_seed(config.seed as i64);
-    let reducer = crate::engine::reducer_for(&devices, config.train.reducer)?;
+    let reducer = cluster::reducer(&config, link.as_ref(), &devices)?;
     info!(reducer = reducer.name(), devices = ?devices, "data parallel");
     if devices.iter().any(|d| d.is_cuda()) {
         tch::Cuda::cudnn_set_benchmark(config.train.cudnn_benchmark);
@@ -338,6 +351,9 @@ pub fn train_with_hooks(
         config.optim.clone(),
         reducer,
     )?;
+    if let Some(link) = &link {
+        dp.set_link(Arc::clone(link));
+    }
     let mut state = TrainerState::default();
     let tb = BackgroundWriter::create(&run_dir)?;
     if let Some((ck, skipped)) = &resume_from {
@@ -370,9 +386,23 @@ pub fn train_with_hooks(
         epochs: config.train.epochs,
         state: state.schedule.clone(),
     };
+    if let Some(link) = &link {
+        // Node 0's weights, momentum and position to every node.
+        dp.broadcast_across_nodes()?;
+        cluster::share_state(link, &mut state, false)?;
+        schedule.state = state.schedule.clone();
+    }
+    let shard = match &link {
+        Some(l) => Some(cluster::shard(
+            &*l.lock()
+                .map_err(|_| anyhow::anyhow!("the node link is poisoned"))?,
+        )),
+        None => None,
+    };
     let mean_image = pixel_mean(&config, &train_set, resume_from.as_ref().map(|(ck, _)| ck))?;
-    let (train_loader, val_loader) = loaders(&config, train_set, val_set, mean_image.clone())?;
-    let mut hooks = if config.hooks.is_empty() && extra.is_empty() {
+    let (train_loader, val_loader) =
+        loaders(&config, train_set, val_set, mean_image.clone(), shard)?;
+    let mut hooks = if !lead || (config.hooks.is_empty() && extra.is_empty()) {
         None
     } else {
         let probe = probe_set(&config, val_loader.dataset(), mean_image.clone())?;
@@ -422,6 +452,7 @@ pub fn train_with_hooks(
     }
     let mut stop_requested = false;
     let per_epoch = train_loader.batches_per_epoch();
+    let train_len = train_loader.dataset().len();
     let steps_per_epoch = match config.train.max_steps_per_epoch {
         0 => per_epoch,
         m => per_epoch.min(m as usize),
@@ -466,9 +497,19 @@ pub fn train_with_hooks(
             let batch = batch?;
             report_skipped(&tb, &mut state, &batch)?;
             state.batch += 1;
-            if batch.is_empty() {
+            // Alone, an all-bad batch is skipped; with other nodes this one
+            // still takes part in the step (with no images).
+            if batch.is_empty() && link.is_none() {
                 continue;
             }
+            let first_row = match shard {
+                Some(sh) => {
+                    let lo = (state.batch - 1) * config.train.batch_size;
+                    let nominal = config.train.batch_size.min(train_len - lo);
+                    sh.rows(nominal).start as i64
+                }
+                None => 0,
+            };
             let lr = schedule.lr(epoch as f64 + (state.batch - 1) as f64 / steps_per_epoch as f64);
             let (images, labels) =
                 to_tensors(&batch, config.data.crop, kind, config.train.channels_last);
@@ -479,8 +520,15 @@ pub fn train_with_hooks(
                 lr,
                 want_grad_norm: log_now,
                 dropout_seed: Some(step_seed(config.seed, state.global_step)),
+                first_row,
+                stop: STOP.load(Ordering::SeqCst) > 0 || stop_requested,
             };
             let out = dp.step(&images, &labels, &opts)?;
+            if out.images == 0.0 {
+                // Every node's rows of this batch failed to decode.
+                continue;
+            }
+            let stop_everywhere = out.stop;
             let (loss_value, logits, grad_norm) = (out.loss, out.logits, out.grad_norm);
             if out.skipped {
                 warn!(
@@ -541,12 +589,27 @@ pub fn train_with_hooks(
                 );
                 window = (Instant::now(), 0);
             }
-            if STOP.load(Ordering::SeqCst) > 0 || stop_requested {
+            let stop = match &link {
+                // Every node learns of a stop in the same step.
+                Some(_) => stop_everywhere,
+                None => STOP.load(Ordering::SeqCst) > 0 || stop_requested,
+            };
+            if stop {
                 interrupted = true;
                 break;
             }
         }
         bar.finish_and_clear();
+        if interrupted && !lead {
+            tb.flush()?;
+            println!("node {node}: stopped with node 0 (which writes the checkpoint)");
+            return Ok(Outcome {
+                run_dir,
+                interrupted: STOP.load(Ordering::SeqCst) > 0,
+                state,
+                val_top1,
+            });
+        }
         if interrupted {
             state.schedule = schedule.state.clone();
             let path = checkpoint(&dp, &state, &hooks)?;
@@ -569,6 +632,27 @@ pub fn train_with_hooks(
                 state,
                 val_top1,
             });
+        }
+        if !lead {
+            // Node 0 evaluates, runs the hooks and checkpoints; then sends
+            // its state (schedule included).
+            let link = link
+                .as_ref()
+                .expect("only multi-node runs have other nodes");
+            tb.flush()?;
+            let stop = cluster::share_state(link, &mut state, false)?;
+            schedule.state = state.schedule.clone();
+            println!(
+                "node {node}: epoch {}/{}: train loss {:.4} top1 {:.1}% (on this node's rows)",
+                epoch + 1,
+                config.train.epochs,
+                running.mean_loss(),
+                100.0 * running.top1()
+            );
+            if stop {
+                break;
+            }
+            continue;
         }
         let val = evaluate(
             dp.primary(),
@@ -617,6 +701,9 @@ pub fn train_with_hooks(
             )?;
         }
         tb.flush()?;
+        if let Some(link) = &link {
+            cluster::share_state(link, &mut state, stop_requested)?;
+        }
         info!(epoch = epoch + 1, train_loss = running.mean_loss(), train_top1 = running.top1(), val_loss = val.mean_loss(),
               val_top1 = val.top1(), val_top5 = val.top5(), checkpoint = %path.display(), "epoch done");
         println!(

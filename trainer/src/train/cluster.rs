@@ -1,0 +1,165 @@
+//! The trainer's side of a multi-node run (`[cluster]`, `--nodes`,
+//! `--node-rank`, `--rendezvous`): joining the other nodes, the gradient
+//! reducer that spans them, and node 0's state after each epoch.
+//!
+//! Node 0 is the lead: it writes the run directory, the checkpoints and the
+//! TensorBoard history, evaluates and runs the hooks; every node trains on
+//! its own rows of each global batch (its loader decodes only those). The
+//! other nodes keep a log directory of their own beside the run
+//! (`<runs_dir>/<name>.node-<rank>`), with their training scalars.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{anyhow, Context, Result};
+use serde::{Deserialize, Serialize};
+use tch::Device;
+use zftrain_data::loader::Shard;
+use zftrain_data::Dataset;
+
+use crate::config::RunConfig;
+use crate::engine::rendezvous::{fingerprint, rendezvous, Link, NodeInfo, RendezvousConfig};
+use crate::engine::{reducer_for, GradReducer, LinkReducer, Nccl, NcclReducer};
+use crate::train::state::TrainerState;
+
+/// The fingerprint of what every node must agree on: the run's
+/// configuration less what is each node's own (name, folders, devices,
+/// threads, rank), and the data sets' sizes and class names.
+pub fn run_fingerprint(config: &RunConfig, train: &Dataset, val: &Dataset) -> Result<u64> {
+    let mut c = config.clone();
+    c.name.clear();
+    c.runs_dir = Default::default();
+    c.data.train = Default::default();
+    c.data.val = Default::default();
+    c.data.val_list = None;
+    c.data.workers = 0;
+    c.data.queue_depth = 0;
+    c.train.gpus = crate::config::Gpus::Count(0);
+    c.train.cpu_replicas = 0;
+    c.train.threads = 0;
+    c.cluster.node_rank = 0;
+    c.cluster.rendezvous.clear();
+    let mut bytes = serde_json::to_vec(&c)?;
+    for d in [train, val] {
+        bytes.extend_from_slice(&(d.samples.len() as u64).to_le_bytes());
+        for class in &d.classes {
+            bytes.extend_from_slice(class.as_bytes());
+            bytes.push(0);
+        }
+    }
+    Ok(fingerprint(&bytes))
+}
+
+/// Joins the other nodes (a no-op for one node).
+pub fn join(
+    config: &RunConfig,
+    devices: &[Device],
+    train: &Dataset,
+    val: &Dataset,
+) -> Result<Option<Arc<Mutex<Link>>>> {
+    let c = &config.cluster;
+    if c.nodes <= 1 {
+        return Ok(None);
+    }
+    let me = NodeInfo {
+        node_rank: c.node_rank,
+        nodes: c.nodes,
+        replicas: devices.len(),
+        gpu: devices.iter().any(|d| d.is_cuda()),
+        fingerprint: run_fingerprint(config, train, val)?,
+    };
+    let rv = RendezvousConfig {
+        nodes: c.nodes,
+        node_rank: c.node_rank,
+        address: c.rendezvous.clone(),
+        timeout: Duration::from_secs(c.timeout_s),
+    };
+    eprintln!(
+        "zftrain: node {} of {}: joining the run at {} (waiting up to {} s)",
+        c.node_rank, c.nodes, c.rendezvous, c.timeout_s
+    );
+    let link = rendezvous(&rv, me, || Ok(Nccl::open()?.unique_id()?.internal))?;
+    if link.world_replicas() > config.train.batch_size {
+        anyhow::bail!(
+            "the run has {} replicas over {} nodes but train.batch_size is {}: at least one image per replica",
+            link.world_replicas(),
+            link.nodes(),
+            config.train.batch_size
+        );
+    }
+    eprintln!(
+        "zftrain: node {} joined: replicas per node {:?}",
+        c.node_rank, link.replicas
+    );
+    Ok(Some(Arc::new(Mutex::new(link))))
+}
+
+/// The part of every batch this node trains on.
+pub fn shard(link: &Link) -> Shard {
+    Shard {
+        first: link.first_replica(),
+        count: link.replicas[link.node_rank],
+        of: link.world_replicas(),
+    }
+}
+
+/// The gradient reducer: across nodes through NCCL (GPUs, one clique of all
+/// nodes' devices) or through the link (CPUs); within one node as
+/// `train.reducer` says.
+pub fn reducer(
+    config: &RunConfig,
+    link: Option<&Arc<Mutex<Link>>>,
+    devices: &[Device],
+) -> Result<Box<dyn GradReducer>> {
+    let Some(link) = link else {
+        return reducer_for(devices, config.train.reducer);
+    };
+    let guard = link
+        .lock()
+        .map_err(|_| anyhow!("the node link is poisoned"))?;
+    if let Some(id) = guard.nccl_id {
+        let gpus: Vec<usize> = devices
+            .iter()
+            .filter_map(|d| match d {
+                Device::Cuda(i) => Some(*i),
+                _ => None,
+            })
+            .collect();
+        let nccl = Nccl::open()?;
+        let reducer = NcclReducer::joined(
+            nccl,
+            crate::engine::nccl::UniqueId { internal: id },
+            &gpus,
+            guard.first_replica(),
+            guard.world_replicas(),
+        )
+        .context("joining the NCCL clique of all nodes")?;
+        return Ok(Box::new(reducer));
+    }
+    Ok(Box::new(LinkReducer {
+        link: Arc::clone(link),
+    }))
+}
+
+/// What node 0 tells the others after each epoch (and at the start).
+#[derive(Debug, Serialize, Deserialize)]
+struct EpochNews {
+    state: TrainerState,
+    stop: bool,
+}
+
+/// Node 0's trainer state (and whether to stop) to every node; returns
+/// node 0's stop.
+pub fn share_state(link: &Arc<Mutex<Link>>, state: &mut TrainerState, stop: bool) -> Result<bool> {
+    let news = EpochNews {
+        state: state.clone(),
+        stop,
+    };
+    let bytes = link
+        .lock()
+        .map_err(|_| anyhow!("the node link is poisoned"))?
+        .broadcast(&serde_json::to_vec(&news)?)?;
+    let news: EpochNews = serde_json::from_slice(&bytes).context("node 0's trainer state")?;
+    *state = news.state;
+    Ok(news.stop)
+}

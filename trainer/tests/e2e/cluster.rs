@@ -1,0 +1,136 @@
+//! Multi-node runs with real processes on loopback: two `zftrain train`
+//! processes joined by the rendezvous train the model one process trains at
+//! the same global batch (dropout on), the run resumes on one node, and
+//! nodes that disagree are refused with the reason.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use crate::common::{ok, s};
+use crate::train::{quick, tiny_data, weights_of};
+
+fn free_address() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
+}
+
+fn node(args: &[String], nodes: usize, rank: usize, address: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_zftrain"))
+        .args(args)
+        .args([
+            "--nodes",
+            &nodes.to_string(),
+            "--node-rank",
+            &rank.to_string(),
+        ])
+        .args(["--rendezvous", address, "--set", "cluster.timeout_s=60"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits for every node; returns (success, stdout, stderr) per node.
+fn wait_all(children: Vec<Child>) -> Vec<(bool, String, String)> {
+    children
+        .into_iter()
+        .map(|c| {
+            let out = c.wait_with_output().unwrap();
+            (
+                out.status.success(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        })
+        .collect()
+}
+
+fn assert_same_weights(a: &Path, b: &Path) {
+    let (a, b) = (weights_of(a), weights_of(b));
+    assert_eq!(a.len(), b.len());
+    for ((name, x), (_, y)) in a.iter().zip(&b) {
+        let scale = x.abs().max().double_value(&[]).max(1e-12);
+        let err = (x - y).abs().max().double_value(&[]) / scale;
+        assert!(err < 1e-5, "{name}: relative difference {err}");
+    }
+}
+
+#[test]
+fn two_nodes_train_what_one_process_trains_and_the_run_resumes_on_one_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = tiny_data(dir.path());
+    let fp32 = ["--set", "train.precision=\"fp32\""].map(String::from);
+    // One process, one replica, two epochs; dropout on (the default 0.5).
+    let mut single = quick(dir.path(), &data, "single", "zfnet-seed", "2");
+    single.extend(fp32.clone());
+    ok(&single.iter().map(String::as_str).collect::<Vec<_>>());
+
+    // Two nodes (rows 0-1 and 2 of each batch of 3) for the first epoch...
+    let mut multi = quick(dir.path(), &data, "multi", "zfnet-seed", "1");
+    multi.extend(fp32);
+    let address = free_address();
+    let results = wait_all(vec![
+        node(&multi, 2, 1, &address),
+        node(&multi, 2, 0, &address),
+    ]);
+    for (i, (success, out, err)) in results.iter().enumerate() {
+        assert!(success, "node {}:\n{out}\n{err}", 1 - i);
+    }
+    let (_, lead_out, _) = &results[1];
+    assert!(lead_out.contains("epoch 1/1: train loss"), "{lead_out}");
+    let runs = dir.path().join("runs");
+    assert!(runs.join("multi/checkpoints/latest/manifest.json").exists());
+    // Node 1 keeps only a log beside the run: no checkpoints.
+    assert!(runs.join("multi.node-1/train.log").exists());
+    assert!(!runs.join("multi.node-1/checkpoints").exists());
+    assert!(
+        results[0].1.contains("node 1: epoch 1/1"),
+        "{}",
+        results[0].1
+    );
+
+    // ... and the second on one node.
+    ok(&[
+        "train",
+        "--resume",
+        s(&runs.join("multi")),
+        "--epochs",
+        "2",
+        "--nodes",
+        "1",
+    ]);
+    assert_same_weights(&runs.join("single"), &runs.join("multi"));
+}
+
+#[test]
+fn nodes_that_disagree_are_refused_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = tiny_data(dir.path());
+    let base = quick(dir.path(), &data, "a", "zfnet-seed", "1");
+    let mut other = quick(dir.path(), &data, "b", "zfnet-seed", "1");
+    other.extend(["--lr".to_string(), "0.5".to_string()]);
+    let address = free_address();
+    let results = wait_all(vec![
+        node(&base, 2, 0, &address),
+        node(&other, 2, 1, &address),
+    ]);
+    for (success, out, err) in &results {
+        assert!(!success, "{out}");
+        assert!(
+            err.contains("node 1's configuration or data differs"),
+            "{err}"
+        );
+    }
+    assert!(
+        !dir.path().join("runs/a").exists(),
+        "nothing written on a refusal"
+    );
+    // A rank out of range is a configuration error before any network.
+    let mut bad = base.clone();
+    bad.extend(["--nodes", "2", "--node-rank", "2"].map(String::from));
+    let err = crate::common::fails(&bad.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        err.contains("cluster.node_rank") && err.contains("below cluster.nodes (2)"),
+        "{err}"
+    );
+}
