@@ -363,8 +363,20 @@ impl DataParallel {
             .want_grad_norm
             .then(|| self.replicas[0].sgd.grad_norm());
         if !skipped {
-            for r in &mut self.replicas {
-                r.sgd.step(opts.lr);
+            // The same step on every replica, each on its own thread (see
+            // docs/multi-gpu.md for why not one step and a broadcast).
+            let lr = opts.lr;
+            let sgd_step = |r: &mut Replica| r.sgd.step(lr);
+            match &self.workers {
+                Some(workers) => {
+                    let replicas: Vec<&mut Replica> = self.replicas.iter_mut().collect();
+                    for (i, r) in workers.run(replicas, &sgd_step).into_iter().enumerate() {
+                        r.map_err(|e| {
+                            anyhow::anyhow!("replica {i} failed in its optimizer step: {e}")
+                        })?;
+                    }
+                }
+                None => self.replicas.iter_mut().for_each(sgd_step),
             }
         }
         let logits = if logits.is_empty() {
