@@ -39,7 +39,7 @@ pub struct RunConfig {
     pub probe: ProbeConfig,
     /// Hooks (`[[hooks]]` tables), run in this order.
     pub hooks: Vec<HookSpec>,
-    /// Several machines (one process per node; see docs/multi-node.md).
+    /// Several machines (one process per node; see docs/distributed.md).
     pub cluster: ClusterConfig,
 }
 

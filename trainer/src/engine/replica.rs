@@ -364,7 +364,7 @@ impl DataParallel {
             .then(|| self.replicas[0].sgd.grad_norm());
         if !skipped {
             // The same step on every replica, each on its own thread (see
-            // docs/multi-gpu.md for why not one step and a broadcast).
+            // docs/distributed.md for why not one step and a broadcast).
             let lr = opts.lr;
             let sgd_step = |r: &mut Replica| r.sgd.step(lr);
             match &self.workers {

@@ -615,7 +615,9 @@ pub fn train_with_hooks(
             let path = checkpoint(&dp, &state, &hooks)?;
             tb.flush()?;
             info!(checkpoint = %path.display(), "interrupted; checkpoint written");
-            let signalled = STOP.load(Ordering::SeqCst) > 0;
+            // With other nodes, a stop that no hook here asked for came
+            // from a signal on some node.
+            let signalled = STOP.load(Ordering::SeqCst) > 0 || (link.is_some() && !stop_requested);
             println!(
                 "{}: wrote {} (resume with --resume {})",
                 if signalled {

@@ -134,3 +134,30 @@ fn nodes_that_disagree_are_refused_with_the_reason() {
         "{err}"
     );
 }
+
+#[test]
+fn a_signal_on_any_node_stops_every_node_and_node_0_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = tiny_data(dir.path());
+    let mut args = quick(dir.path(), &data, "sig", "zfnet-seed", "50");
+    args.extend(["--set", "train.max_steps_per_epoch=0"].map(String::from));
+    let address = free_address();
+    let mut second = node(&args, 2, 1, &address);
+    let lead = node(&args, 2, 0, &address);
+    let runs = dir.path().join("runs");
+    crate::faults::wait_for_step(&runs.join("sig.node-1"), &mut second);
+    crate::faults::signal(&second, "-TERM");
+    let results = wait_all(vec![lead, second]);
+    let (lead_ok, lead_out, lead_err) = &results[0];
+    assert!(
+        !lead_ok && lead_out.contains("interrupted: wrote"),
+        "{lead_out}\n{lead_err}"
+    );
+    assert!(
+        !results[1].0,
+        "node 1 exits as interrupted: {}",
+        results[1].2
+    );
+    let latest = runs.join("sig/checkpoints/latest/manifest.json");
+    assert!(latest.exists(), "node 0 wrote a checkpoint");
+}

@@ -55,7 +55,7 @@ fn spawn(args: &[String]) -> Child {
         .unwrap()
 }
 
-fn signal(child: &Child, sig: &str) {
+pub fn signal(child: &Child, sig: &str) {
     let status = Command::new("kill")
         .args([sig, &child.id().to_string()])
         .status()
@@ -64,7 +64,7 @@ fn signal(child: &Child, sig: &str) {
 }
 
 /// Waits until the run's log shows a training step.
-fn wait_for_step(run: &Path, child: &mut Child) {
+pub fn wait_for_step(run: &Path, child: &mut Child) {
     let start = Instant::now();
     loop {
         let log = std::fs::read_to_string(run.join("train.log")).unwrap_or_default();
