@@ -218,6 +218,15 @@ impl Network {
         })
     }
 
+    /// Eval-mode layers `layers` only, on `xs` (the input of the first of
+    /// them): e.g. the classifier's last layer on fc7 features.
+    pub fn forward_range(&self, xs: &Tensor, layers: std::ops::Range<usize>) -> Tensor {
+        let end = layers.end.min(self.arch.layers.len());
+        (layers.start..end).fold(xs.shallow_clone(), |x, i| {
+            self.layer_forward(i, &x, false, false, None).0
+        })
+    }
+
     /// Training-mode [`Network::forward`] whose dropout masks come from
     /// `stream` (reproducible, and the same for a shard of a batch as for the
     /// whole batch; see [`crate::dropout`]): `[N, 3, H, W] -> [N, classes]`.
