@@ -35,6 +35,112 @@ pub enum Command {
     Data(DataArgs),
     /// Measure this machine: training steps per second, Deconvnet projections on a GPU against the CPU.
     Bench(BenchArgs),
+    /// Zeiler & Fergus's analyses of trained weights: invariance, occlusion, correspondence.
+    Analyze(AnalyzeArgs),
+}
+
+/// `zftrain analyze`.
+#[derive(Debug, Args)]
+pub struct AnalyzeArgs {
+    /// Which analysis.
+    #[command(subcommand)]
+    pub command: AnalyzeCommand,
+}
+
+/// `zftrain analyze` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AnalyzeCommand {
+    /// Feature distances (layers 1 and 7) and class probability under translation, scaling and rotation.
+    Invariance(InvarianceArgs),
+    /// A grey square slid over each image: layer-5 activation, class probability, top class per position.
+    Occlusion(OcclusionArgs),
+    /// Occluding the same part in several images: how consistently the features change (Table 1).
+    Correspondence(CorrespondenceArgs),
+}
+
+/// What every analysis takes.
+#[derive(Debug, Args)]
+pub struct AnalysisCommon {
+    #[command(flatten)]
+    pub arch: ArchArgs,
+    #[command(flatten)]
+    pub source: WeightsSource,
+    /// Output folder (CSV, JSON, PNG, TensorBoard events).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Run on this CUDA device (default: the CPU).
+    #[arg(long)]
+    pub gpu: Option<usize>,
+    /// Images per forward.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+}
+
+/// `zftrain analyze invariance`.
+#[derive(Debug, Args)]
+pub struct InvarianceArgs {
+    #[command(flatten)]
+    pub common: AnalysisCommon,
+    /// Image files (repeat the flag).
+    #[arg(long = "image", required = true)]
+    pub images: Vec<PathBuf>,
+    /// The class of each image, by name or index, in image order (default:
+    /// the top class of the original image).
+    #[arg(long = "label")]
+    pub labels: Vec<String>,
+    /// Vertical translations in pixels: FROM:TO:STEP or a comma list.
+    #[arg(long, default_value = "-60:60:10", allow_hyphen_values = true)]
+    pub translations: String,
+    /// Scale factors: FROM:TO:STEP or a comma list.
+    #[arg(long, default_value = "1:1.8:0.1")]
+    pub scales: String,
+    /// Rotations in degrees: FROM:TO:STEP or a comma list.
+    #[arg(long, default_value = "0:350:10")]
+    pub rotations: String,
+}
+
+/// `zftrain analyze occlusion`.
+#[derive(Debug, Args)]
+pub struct OcclusionArgs {
+    #[command(flatten)]
+    pub common: AnalysisCommon,
+    /// Image files (repeat the flag).
+    #[arg(long = "image", required = true)]
+    pub images: Vec<PathBuf>,
+    /// The class of each image, by name or index (default: its top class).
+    #[arg(long = "label")]
+    pub labels: Vec<String>,
+    /// Side of the grey square in pixels of the 224x224 input.
+    #[arg(long, default_value_t = 27)]
+    pub size: i64,
+    /// Step between square positions in pixels.
+    #[arg(long, default_value_t = 7)]
+    pub stride: i64,
+    /// The conv layer whose strongest feature map is followed.
+    #[arg(long, default_value_t = 5)]
+    pub layer: usize,
+}
+
+/// `zftrain analyze correspondence`.
+#[derive(Debug, Args)]
+pub struct CorrespondenceArgs {
+    #[command(flatten)]
+    pub common: AnalysisCommon,
+    /// JSON: {"images": [files], "parts": {"name": [[top, left, height,
+    /// width] per image]}, "coordinates": "original" (default; pixels of
+    /// the image files) or "input" (pixels of the 224x224 input)}; files
+    /// relative to the JSON file.
+    #[arg(long)]
+    pub parts: PathBuf,
+    /// Layers compared (1, 5, 7), comma-separated.
+    #[arg(long, default_value = "5,7")]
+    pub layers: String,
+    /// Draws of randomly placed boxes.
+    #[arg(long, default_value_t = 5)]
+    pub random_draws: usize,
+    /// Seed of the random boxes.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
 }
 
 /// `zftrain bench`.

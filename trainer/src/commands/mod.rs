@@ -1,7 +1,9 @@
 //! One file per subcommand; [`run`] dispatches.
 
+mod analyze;
 mod bench;
 mod data;
+mod images;
 mod predict;
 mod summary;
 mod train;
@@ -10,7 +12,7 @@ mod weights;
 
 use anyhow::Result;
 
-use crate::cli::{BenchCommand, Cli, Command, DataCommand};
+use crate::cli::{AnalyzeCommand, BenchCommand, Cli, Command, DataCommand};
 
 /// Runs the parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> Result<u8> {
@@ -24,6 +26,11 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Visualize(args) => visualize::run(&args).map(|_| 0),
         Command::Data(args) => match args.command {
             DataCommand::Synth(a) => data::synth(&a).map(|_| 0),
+        },
+        Command::Analyze(args) => match args.command {
+            AnalyzeCommand::Invariance(a) => analyze::invariance(&a).map(|_| 0),
+            AnalyzeCommand::Occlusion(a) => analyze::occlusion(&a).map(|_| 0),
+            AnalyzeCommand::Correspondence(a) => analyze::correspondence(&a).map(|_| 0),
         },
         Command::Bench(args) => match args.command {
             BenchCommand::TrainStep(a) => bench::train_step(&a).map(|_| 0),

@@ -1,19 +1,15 @@
 //! `zftrain predict`: top-k classes of image files.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use serde::Serialize;
 use tch::{Kind, Tensor};
-use zftrain_checkpoints::{write_safetensors, Checkpoint};
-use zftrain_data::loader::decode_rgb;
-use zftrain_data::rng::SplitMix64;
-use zftrain_data::{Augment, Transform};
+use zftrain_checkpoints::write_safetensors;
 
+use super::images::{eval_transform, load_image};
 use super::weights::load_model;
 use crate::cli::PredictArgs;
-use crate::train::checkpointing::read_mean_image;
 
 /// One predicted class.
 #[derive(Debug, Serialize)]
@@ -37,19 +33,6 @@ fn read_labels(path: &Path) -> Result<Vec<String>> {
     Ok(text.lines().map(|l| l.trim().to_string()).collect())
 }
 
-/// Largest image `predict` decodes, in pixels.
-const MAX_PIXELS: u64 = 100_000_000;
-
-/// Decodes `path` and applies `transform`: a `[3, crop, crop]` tensor.
-fn load_image(transform: &Transform, path: &Path) -> Result<Tensor> {
-    let img = decode_rgb(path, MAX_PIXELS)
-        .map_err(|m| anyhow::anyhow!("decoding image {}: {m}", path.display()))?;
-    let mut buf = vec![0f32; transform.sample_len()];
-    transform.apply(&img, &mut SplitMix64::new(0), &mut buf);
-    let c = transform.crop as i64;
-    Ok(Tensor::from_slice(&buf).view([3, c, c]))
-}
-
 /// Runs `predict`.
 pub fn run(args: &PredictArgs) -> Result<()> {
     let (model, info) = load_model(
@@ -61,21 +44,7 @@ pub fn run(args: &PredictArgs) -> Result<()> {
         Some(p) => Some(read_labels(p)?),
         None => info.class_names.clone(),
     };
-    // The evaluation transform of training: shorter side 256, centre 224,
-    // and the run's per-pixel mean image if it trained with one.
-    let mean_image = match &args.source.checkpoint {
-        Some(dir) => read_mean_image(&Checkpoint::open(dir)?)?.map(Arc::new),
-        None => None,
-    };
-    let transform = Transform {
-        augment: Augment::Eval,
-        mean: info.mean.map(|x| x as f32),
-        std: info.std.map(|x| x as f32),
-        resize: mean_image.as_ref().map_or(256, |m| m.side()),
-        mean_image,
-        ..Transform::default()
-    };
-    transform.check().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let transform = eval_transform(args.source.checkpoint.as_deref(), &info)?;
     let images = args
         .images
         .iter()

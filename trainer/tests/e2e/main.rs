@@ -1,6 +1,7 @@
 //! End-to-end tests of the `zftrain` binary: one test binary, so libtorch
 //! links once. Each module drives real commands on real files.
 
+mod analyze;
 mod cluster;
 mod common;
 mod faults;

@@ -1,0 +1,468 @@
+//! `zftrain analyze invariance|occlusion|correspondence`: Zeiler & Fergus's
+//! analyses (section 4) of a checkpoint or imported weights on image files.
+//! Every command writes its raw numbers (CSV and JSON), its pictures (PNG)
+//! and TensorBoard events into `--out`, and prints a short summary.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use tch::{Device, Tensor};
+use zftrain_analyses::correspondence::{
+    correspondence as run_correspondence, CorrespondenceConfig, Part,
+};
+use zftrain_analyses::invariance::{invariance as run_invariance, InvarianceConfig};
+use zftrain_analyses::occlusion::{occlusion as run_occlusion, OcclusionConfig};
+use zftrain_analyses::render::{class_color, class_map, heat_map, to_rgb, Positions};
+use zftrain_data::rng::SplitMix64;
+use zftrain_data::Transform;
+use zftrain_deconv::render::{denormalize, side_by_side, stretch, Stretch};
+use zftrain_tensorboard::BackgroundWriter;
+
+use super::images::{eval_transform, load_image, resolve_class};
+use super::weights::load_model;
+use crate::cli::{AnalysisCommon, CorrespondenceArgs, InvarianceArgs, OcclusionArgs};
+use crate::weights::{Model, WeightsInfo};
+
+/// The weights on their device, their description and the input transform.
+struct Loaded {
+    model: Model,
+    info: WeightsInfo,
+    transform: Transform,
+    tb: BackgroundWriter,
+}
+
+impl Loaded {
+    fn open(common: &AnalysisCommon) -> Result<Loaded> {
+        let device = match common.gpu {
+            Some(id) => crate::devices::training_devices(&[id], 1)?[0],
+            None => Device::Cpu,
+        };
+        let (mut model, info) = load_model(
+            common.source.weights.as_deref(),
+            common.source.checkpoint.as_deref(),
+            &common.arch,
+        )?;
+        model.vs.set_device(device);
+        let transform = eval_transform(common.source.checkpoint.as_deref(), &info)?;
+        std::fs::create_dir_all(&common.out)
+            .with_context(|| format!("creating {}", common.out.display()))?;
+        let tb = BackgroundWriter::create(&common.out)?;
+        Ok(Loaded {
+            model,
+            info,
+            transform,
+            tb,
+        })
+    }
+
+    fn classes(&self) -> i64 {
+        self.info.config.classes
+    }
+
+    fn class_name(&self, class: i64) -> String {
+        self.info
+            .class_names
+            .as_ref()
+            .and_then(|n| n.get(class as usize).cloned())
+            .unwrap_or_else(|| format!("class {class}"))
+    }
+
+    /// The images as a `[N, 3, 224, 224]` batch and their classes.
+    fn images(&self, files: &[PathBuf], labels: &[String]) -> Result<(Tensor, Vec<Option<i64>>)> {
+        if !labels.is_empty() && labels.len() != files.len() {
+            bail!(
+                "{} --label flags for {} --image flags: give one per image, or none",
+                labels.len(),
+                files.len()
+            );
+        }
+        let images = files
+            .iter()
+            .map(|p| load_image(&self.transform, p))
+            .collect::<Result<Vec<_>>>()?;
+        let classes = (0..files.len())
+            .map(|i| {
+                labels
+                    .get(i)
+                    .map(|l| resolve_class(l, self.info.class_names.as_deref(), self.classes()))
+                    .transpose()
+                    .with_context(|| format!("--label for {}", files[i].display()))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok((Tensor::stack(&images, 0), classes))
+    }
+
+    /// `[3, H, W]` normalized input -> displayable pixels.
+    fn display(&self, image: &Tensor) -> Tensor {
+        let mean = self.transform.mean;
+        let std = self.transform.std;
+        denormalize(image, mean, std)
+    }
+}
+
+/// `FROM:TO:STEP` or `a,b,c`.
+fn parse_values(flag: &str, text: &str) -> Result<Vec<f64>> {
+    let bad =
+        || anyhow::anyhow!("--{flag} '{text}': FROM:TO:STEP or a comma-separated list of numbers");
+    let parts: Vec<&str> = text.split(':').collect();
+    if parts.len() == 3 {
+        let v: Vec<f64> = parts
+            .iter()
+            .map(|p| p.trim().parse().map_err(|_| bad()))
+            .collect::<Result<_>>()?;
+        let (from, to, step) = (v[0], v[1], v[2]);
+        if !(step > 0.0) || to < from {
+            bail!("--{flag} '{text}': STEP must be positive and TO at least FROM");
+        }
+        let n = ((to - from) / step + 1e-9).floor() as i64;
+        if n > 10_000 {
+            bail!("--{flag} '{text}' gives more than 10,000 values");
+        }
+        return Ok((0..=n).map(|i| from + step * i as f64).collect());
+    }
+    text.split(',')
+        .map(|p| p.trim().parse().map_err(|_| bad()))
+        .collect()
+}
+
+fn write_text(path: &Path, text: &str) -> Result<()> {
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+fn write_png(path: &Path, image: &image::RgbImage) -> Result<()> {
+    zftrain_hooks::builtin::files::write_png(path, image).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+fn tb_image(tb: &BackgroundWriter, tag: &str, image: &image::RgbImage) -> Result<()> {
+    tb.image_rgb(
+        tag,
+        0,
+        image.width(),
+        image.height(),
+        image.as_raw().clone(),
+    )?;
+    Ok(())
+}
+
+/// Runs `analyze invariance`.
+pub fn invariance(args: &InvarianceArgs) -> Result<()> {
+    let l = Loaded::open(&args.common)?;
+    let (images, classes) = l.images(&args.images, &args.labels)?;
+    let config = InvarianceConfig {
+        translations: parse_values("translations", &args.translations)?,
+        scales: parse_values("scales", &args.scales)?,
+        rotations: parse_values("rotations", &args.rotations)?,
+        batch_size: args.common.batch_size,
+    };
+    let start = std::time::Instant::now();
+    let points = run_invariance(&l.model.net, &images, &classes, &config)?;
+    let seconds = start.elapsed().as_secs_f64();
+    let mut csv = String::from(
+        "image,file,transform,amount,layer1_distance,layer7_distance,probability,top_class\n",
+    );
+    for p in &points {
+        let file = args.images[p.image].display();
+        writeln!(
+            csv,
+            "{},\"{file}\",{},{},{:.6},{:.6},{:.6},{}",
+            p.image,
+            p.warp.kind(),
+            p.warp.amount(),
+            p.layer1,
+            p.layer7,
+            p.probability,
+            p.top_class
+        )?;
+        // TensorBoard curves: the step is the amount (scale in percent).
+        let step = match p.warp.kind() {
+            "scale" => (p.warp.amount() * 100.0).round() as i64,
+            _ => p.warp.amount().round() as i64,
+        };
+        let base = format!("invariance/{}/image{}", p.warp.kind(), p.image);
+        l.tb.scalar(&format!("{base}/layer1"), step, p.layer1)?;
+        l.tb.scalar(&format!("{base}/layer7"), step, p.layer7)?;
+        l.tb.scalar(&format!("{base}/probability"), step, p.probability)?;
+    }
+    let out = &args.common.out;
+    write_text(&out.join("invariance.csv"), &csv)?;
+    write_text(
+        &out.join("invariance.json"),
+        &serde_json::to_string_pretty(&points)?,
+    )?;
+    l.tb.flush()?;
+    println!(
+        "invariance: {} images x {} transformations in {seconds:.1} s: {}/invariance.csv (distances relative to the original's feature norm)",
+        args.images.len(),
+        config.warps().len(),
+        out.display()
+    );
+    Ok(())
+}
+
+/// Runs `analyze occlusion`.
+pub fn occlusion(args: &OcclusionArgs) -> Result<()> {
+    let l = Loaded::open(&args.common)?;
+    let (images, classes) = l.images(&args.images, &args.labels)?;
+    let config = OcclusionConfig {
+        size: args.size,
+        stride: args.stride,
+        layer: args.layer,
+        batch_size: args.common.batch_size,
+        ..OcclusionConfig::default()
+    };
+    let out = &args.common.out;
+    let mut summary = Vec::new();
+    for (i, file) in args.images.iter().enumerate() {
+        let start = std::time::Instant::now();
+        let image = images.get(i as i64);
+        let m = run_occlusion(&l.model.net, &image, classes[i], &config)
+            .with_context(|| format!("occluding {}", file.display()))?;
+        let seconds = start.elapsed().as_secs_f64();
+        let mut csv =
+            String::from("row,col,top,left,activation,probability,top_class,top_probability\n");
+        for r in 0..m.rows {
+            for c in 0..m.cols {
+                let k = r * m.cols + c;
+                let (t, left) = m.position(r, c);
+                writeln!(
+                    csv,
+                    "{r},{c},{t},{left},{:.6},{:.6},{},{:.6}",
+                    m.activation[k], m.probability[k], m.top_class[k], m.top_probability[k]
+                )?;
+            }
+        }
+        write_text(&out.join(format!("occlusion-{i}.csv")), &csv)?;
+        let (h, w) = (image.size()[1] as u32, image.size()[2] as u32);
+        let at = Positions {
+            tops: &m.tops,
+            lefts: &m.lefts,
+            size: config.size,
+            height: h,
+            width: w,
+        };
+        let input = to_rgb(&l.display(&image));
+        let panels = [
+            heat_map(&m.activation, m.cols, &at, None),
+            heat_map(&m.probability, m.cols, &at, Some((0.0, 1.0))),
+            class_map(&m.top_class, m.cols, &at),
+            to_rgb(&stretch(&m.projection.unsqueeze(0), Stretch::default()).get(0)),
+        ];
+        let figure = panels.iter().fold(input, |acc, p| side_by_side(&acc, p, 4));
+        write_png(&out.join(format!("occlusion-{i}.png")), &figure)?;
+        tb_image(&l.tb, &format!("occlusion/image{i}"), &figure)?;
+        let mut legend: Vec<i64> = m.top_class.clone();
+        legend.sort_unstable();
+        legend.dedup();
+        summary.push(serde_json::json!({
+            "file": file.display().to_string(),
+            "class": m.class,
+            "class_name": l.class_name(m.class),
+            "layer": config.layer,
+            "feature_map": m.channel,
+            "strongest_unit": [m.unit.0, m.unit.1],
+            "unoccluded_probability": m.base_probability,
+            "unoccluded_activation": m.base_activation,
+            "min_probability": m.probability.iter().cloned().fold(f64::INFINITY, f64::min),
+            "positions": [m.rows, m.cols],
+            "square": config.size,
+            "stride": config.stride,
+            "seconds": seconds,
+            "class_map_legend": legend.iter().map(|&c| {
+                let [r, g, b] = class_color(c);
+                serde_json::json!({"class": c, "name": l.class_name(c), "color": format!("#{r:02x}{g:02x}{b:02x}")})
+            }).collect::<Vec<_>>(),
+        }));
+        println!(
+            "occlusion {}: {} ({:.1}% unoccluded, {:.1}% at worst), layer-{} map {}, {}x{} positions in {seconds:.1} s -> occlusion-{i}.png",
+            file.display(),
+            l.class_name(m.class),
+            100.0 * m.base_probability,
+            100.0 * m.probability.iter().cloned().fold(f64::INFINITY, f64::min),
+            config.layer,
+            m.channel,
+            m.rows,
+            m.cols
+        );
+    }
+    write_text(
+        &out.join("occlusion.json"),
+        &serde_json::to_string_pretty(&summary)?,
+    )?;
+    l.tb.flush()?;
+    println!(
+        "panels of each PNG: input | layer-{} map activation | class probability | most probable class | the map's projection",
+        config.layer
+    );
+    Ok(())
+}
+
+/// The `--parts` file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PartsFile {
+    images: Vec<PathBuf>,
+    parts: std::collections::BTreeMap<String, Vec<[i64; 4]>>,
+    #[serde(default)]
+    coordinates: Option<String>,
+}
+
+/// Runs `analyze correspondence`.
+pub fn correspondence(args: &CorrespondenceArgs) -> Result<()> {
+    let text = std::fs::read_to_string(&args.parts)
+        .with_context(|| format!("reading --parts {}", args.parts.display()))?;
+    let spec: PartsFile = serde_json::from_str(&text)
+        .with_context(|| format!("--parts {}: not a parts file", args.parts.display()))?;
+    let base = args.parts.parent().unwrap_or(Path::new("."));
+    let files: Vec<PathBuf> = spec.images.iter().map(|p| base.join(p)).collect();
+    if files.len() < 2 {
+        bail!(
+            "--parts {}: correspondence needs at least two images, got {}",
+            args.parts.display(),
+            files.len()
+        );
+    }
+    for f in &files {
+        if !f.is_file() {
+            bail!(
+                "--parts {}: image {} does not exist",
+                args.parts.display(),
+                f.display()
+            );
+        }
+    }
+    let original = match spec.coordinates.as_deref() {
+        None | Some("original") => true,
+        Some("input") => false,
+        Some(other) => bail!(
+            "--parts {}: coordinates '{other}' (original or input)",
+            args.parts.display()
+        ),
+    };
+    let l = Loaded::open(&args.common)?;
+    let (images, _) = l.images(&files, &[])?;
+    let crop = l.transform.crop as i64;
+    let mut parts = Vec::new();
+    for (name, boxes) in &spec.parts {
+        if boxes.len() != files.len() {
+            bail!(
+                "--parts {}: part '{name}' has {} boxes for {} images",
+                args.parts.display(),
+                boxes.len(),
+                files.len()
+            );
+        }
+        let mut mapped = Vec::new();
+        for (i, b) in boxes.iter().enumerate() {
+            let [t, left, h, w] = *b;
+            let m = if original {
+                let (iw, ih) = image::image_dimensions(&files[i])
+                    .with_context(|| format!("reading the size of {}", files[i].display()))?;
+                let g = l.transform.geometry(iw, ih, &mut SplitMix64::new(0));
+                let (rw, _) = g.resize.unwrap_or((iw, ih));
+                let s = rw as f64 / iw as f64;
+                let (cx, cy) = (g.crop.0 as f64, g.crop.1 as f64);
+                (
+                    (t as f64 * s - cy).round() as i64,
+                    (left as f64 * s - cx).round() as i64,
+                    (h as f64 * s).round().max(1.0) as i64,
+                    (w as f64 * s).round().max(1.0) as i64,
+                )
+            } else {
+                (t, left, h, w)
+            };
+            if m.0 < 0 || m.1 < 0 || m.0 + m.2 > crop || m.1 + m.3 > crop {
+                bail!(
+                    "--parts {}: part '{name}' in {} is at (top {t}, left {left}, height {h}, width {w}), which falls outside the centre {crop}x{crop} crop the network sees",
+                    args.parts.display(),
+                    files[i].display()
+                );
+            }
+            mapped.push(m);
+        }
+        parts.push(Part {
+            name: name.clone(),
+            boxes: mapped,
+        });
+    }
+    let layers: Vec<usize> = args
+        .layers
+        .split(',')
+        .map(|s| {
+            s.trim()
+                .parse()
+                .map_err(|_| anyhow::anyhow!("--layers '{}': comma-separated 1, 5, 7", args.layers))
+        })
+        .collect::<Result<_>>()?;
+    let config = CorrespondenceConfig {
+        layers,
+        random_draws: args.random_draws,
+        seed: args.seed,
+        batch_size: args.common.batch_size,
+        ..CorrespondenceConfig::default()
+    };
+    let start = std::time::Instant::now();
+    let rows = run_correspondence(&l.model.net, &images, &parts, &config)?;
+    let seconds = start.elapsed().as_secs_f64();
+    let mut csv = String::from("part,layer,mean,std,pairs\n");
+    let mut table = format!("{:<16}", "part");
+    for layer in &config.layers {
+        write!(table, " {:>16}", format!("layer {layer}"))?;
+    }
+    table.push('\n');
+    let mut names: Vec<String> = parts.iter().map(|p| p.name.clone()).collect();
+    if config.random_draws > 0 {
+        names.push("random".into());
+    }
+    for name in &names {
+        write!(table, "{name:<16}")?;
+        for r in rows.iter().filter(|r| &r.part == name) {
+            writeln!(
+                csv,
+                "{},{},{:.6},{:.6},{}",
+                r.part, r.layer, r.mean, r.std, r.pairs
+            )?;
+            write!(table, " {:>16}", format!("{:.4} ± {:.4}", r.mean, r.std))?;
+        }
+        table.push('\n');
+    }
+    let out = &args.common.out;
+    write_text(&out.join("correspondence.csv"), &csv)?;
+    write_text(
+        &out.join("correspondence.json"),
+        &serde_json::to_string_pretty(&rows)?,
+    )?;
+    write_text(&out.join("correspondence.txt"), &table)?;
+    l.tb.text("correspondence/table", 0, &format!("```\n{table}```"))?;
+    l.tb.flush()?;
+    print!("{table}");
+    println!(
+        "correspondence: {} images, {} parts, {} random draws in {seconds:.1} s (mean ± std over image pairs of the fraction of feature signs that differ; lower = more consistent)",
+        files.len(),
+        parts.len(),
+        config.random_draws
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_values;
+
+    #[test]
+    fn ranges_and_lists_parse_and_bad_ones_are_named() {
+        assert_eq!(parse_values("scales", "1:1.2:0.1").unwrap().len(), 3);
+        assert_eq!(
+            parse_values("t", "-10:10:10").unwrap(),
+            vec![-10.0, 0.0, 10.0]
+        );
+        assert_eq!(parse_values("t", "0, 90").unwrap(), vec![0.0, 90.0]);
+        let e = parse_values("rotations", "0:10:0").unwrap_err().to_string();
+        assert!(e.contains("--rotations"), "{e}");
+        assert!(parse_values("t", "a,b")
+            .unwrap_err()
+            .to_string()
+            .contains("'a,b'"));
+    }
+}

@@ -1,0 +1,93 @@
+//! Image files as the network saw its validation images: the evaluation
+//! transform of training (shorter side 256, centre 224, the run's mean and
+//! std, and its per-pixel mean image if it trained with one), shared by
+//! `predict` and `analyze`; and class labels given by name or index.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{bail, Result};
+use tch::Tensor;
+use zftrain_checkpoints::Checkpoint;
+use zftrain_data::loader::decode_rgb;
+use zftrain_data::rng::SplitMix64;
+use zftrain_data::{Augment, Transform};
+
+use crate::train::checkpointing::read_mean_image;
+use crate::weights::WeightsInfo;
+
+/// Largest image decoded, in pixels.
+const MAX_PIXELS: u64 = 100_000_000;
+
+/// The evaluation transform for weights from `checkpoint` (if any) with `info`.
+pub fn eval_transform(checkpoint: Option<&Path>, info: &WeightsInfo) -> Result<Transform> {
+    let mean_image = match checkpoint {
+        Some(dir) => read_mean_image(&Checkpoint::open(dir)?)?.map(Arc::new),
+        None => None,
+    };
+    let transform = Transform {
+        augment: Augment::Eval,
+        mean: info.mean.map(|x| x as f32),
+        std: info.std.map(|x| x as f32),
+        resize: mean_image.as_ref().map_or(256, |m| m.side()),
+        mean_image,
+        ..Transform::default()
+    };
+    transform.check().map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(transform)
+}
+
+/// Decodes `path` and applies `transform`: a `[3, crop, crop]` tensor.
+pub fn load_image(transform: &Transform, path: &Path) -> Result<Tensor> {
+    let img = decode_rgb(path, MAX_PIXELS)
+        .map_err(|m| anyhow::anyhow!("decoding image {}: {m}", path.display()))?;
+    let mut buf = vec![0f32; transform.sample_len()];
+    transform.apply(&img, &mut SplitMix64::new(0), &mut buf);
+    let c = transform.crop as i64;
+    Ok(Tensor::from_slice(&buf).view([3, c, c]))
+}
+
+/// A class given as an index or as a name from `names`.
+pub fn resolve_class(label: &str, names: Option<&[String]>, classes: i64) -> Result<i64> {
+    if let Ok(i) = label.parse::<i64>() {
+        if (0..classes).contains(&i) {
+            return Ok(i);
+        }
+        bail!(
+            "label {i} is not a class index of this network (0 to {})",
+            classes - 1
+        );
+    }
+    match names.and_then(|n| n.iter().position(|c| c == label)) {
+        Some(i) => Ok(i as i64),
+        None => {
+            let known = names.map_or("none are stored with these weights".to_string(), |n| {
+                let shown: Vec<&str> = n.iter().take(10).map(String::as_str).collect();
+                format!(
+                    "{}{}",
+                    shown.join(", "),
+                    if n.len() > 10 { ", ..." } else { "" }
+                )
+            });
+            bail!("label '{label}' is not a class name of this network (names: {known})")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_indices_or_names_and_others_are_named_in_the_error() {
+        let names = vec!["cat".to_string(), "dog".to_string()];
+        assert_eq!(resolve_class("1", Some(&names), 2).unwrap(), 1);
+        assert_eq!(resolve_class("dog", Some(&names), 2).unwrap(), 1);
+        let e = resolve_class("7", Some(&names), 2).unwrap_err().to_string();
+        assert!(e.contains("label 7") && e.contains("0 to 1"), "{e}");
+        let e = resolve_class("cow", Some(&names), 2)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("'cow'") && e.contains("cat, dog"), "{e}");
+    }
+}

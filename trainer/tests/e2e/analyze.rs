@@ -1,0 +1,178 @@
+//! `zftrain analyze`: the three analyses on real JPEG files and a real
+//! checkpoint, with answers known in advance (no transformation, no distance;
+//! identical images, no disagreement), and clear errors for bad input.
+
+use std::path::Path;
+
+use crate::common::{fails, init, ok, s, synth};
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn the_three_analyses_write_their_numbers_and_pictures() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path(), 1, 3, 300, 240);
+    let ck = dir.path().join("ck");
+    init("zfnet-seed", "2", "4", &ck);
+    let img = |c: &str, i: usize| data.join(format!("val/{c}/{i:05}.jpg"));
+    let (a, b) = (img("00-disc", 0), img("01-square", 1));
+    let out = dir.path().join("inv");
+    let printed = ok(&[
+        "analyze",
+        "invariance",
+        "--checkpoint",
+        s(&ck),
+        "--image",
+        s(&a),
+        "--image",
+        s(&b),
+        "--label",
+        "0",
+        "--label",
+        "1",
+        "--translations",
+        "-20:20:20",
+        "--scales",
+        "1,1.5",
+        "--rotations",
+        "0,90",
+        "--out",
+        s(&out),
+    ]);
+    assert!(
+        printed.contains("2 images x 7 transformations"),
+        "{printed}"
+    );
+    let csv = read(&out.join("invariance.csv"));
+    assert_eq!(csv.lines().count(), 1 + 2 * 7);
+    for line in csv.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let identity = matches!(
+            (f[2], f[3]),
+            ("translate_y", "0") | ("scale", "1") | ("rotate", "0")
+        );
+        let (d1, d7): (f64, f64) = (f[4].parse().unwrap(), f[5].parse().unwrap());
+        if identity {
+            assert!(d1 < 1e-5 && d7 < 1e-5, "{line}");
+        } else {
+            assert!(d1 > 1e-3, "{line}");
+        }
+    }
+    let tb = crate::common::tensorboard(&out);
+    assert!(
+        tb["scalars"]["invariance/rotate/image1/layer7"].is_array(),
+        "{tb}"
+    );
+
+    let out = dir.path().join("occ");
+    let printed = ok(&[
+        "analyze",
+        "occlusion",
+        "--checkpoint",
+        s(&ck),
+        "--image",
+        s(&a),
+        "--size",
+        "56",
+        "--stride",
+        "56",
+        "--out",
+        s(&out),
+    ]);
+    assert!(printed.contains("4x4 positions"), "{printed}");
+    assert_eq!(read(&out.join("occlusion-0.csv")).lines().count(), 1 + 16);
+    let png = image::open(out.join("occlusion-0.png")).unwrap();
+    assert_eq!((png.width(), png.height()), (5 * 224 + 4 * 4, 224));
+    let summary: serde_json::Value =
+        serde_json::from_str(&read(&out.join("occlusion.json"))).unwrap();
+    assert_eq!(summary[0]["positions"], serde_json::json!([4, 4]));
+
+    // The same image three times: occluding the same place changes the
+    // features identically (0); random places do not.
+    let parts = dir.path().join("parts.json");
+    let name = a.file_name().unwrap().to_str().unwrap();
+    std::fs::copy(&a, dir.path().join(name)).unwrap();
+    std::fs::write(
+        &parts,
+        format!(r#"{{"images": ["{name}", "{name}", "{name}"], "parts": {{"eye": [[90, 110, 50, 50], [90, 110, 50, 50], [90, 110, 50, 50]]}}}}"#),
+    )
+    .unwrap();
+    let out = dir.path().join("corr");
+    let printed = ok(&[
+        "analyze",
+        "correspondence",
+        "--checkpoint",
+        s(&ck),
+        "--parts",
+        s(&parts),
+        "--out",
+        s(&out),
+    ]);
+    let csv = read(&out.join("correspondence.csv"));
+    assert!(
+        csv.contains("eye,5,0.000000,0.000000,6") && csv.contains("eye,7,0.000000,0.000000,6"),
+        "{csv}"
+    );
+    assert!(printed.contains("random"), "{printed}");
+}
+
+#[test]
+fn bad_analysis_input_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path(), 1, 1, 300, 240);
+    let ck = dir.path().join("ck");
+    init("zfnet-seed", "2", "4", &ck);
+    let a = data.join("val/00-disc/00000.jpg");
+    let out = dir.path().join("o");
+    let err = fails(&[
+        "analyze",
+        "occlusion",
+        "--checkpoint",
+        s(&ck),
+        "--image",
+        s(&a),
+        "--label",
+        "cow",
+        "--out",
+        s(&out),
+    ]);
+    assert!(err.contains("label 'cow'"), "{err}");
+    let parts = dir.path().join("parts.json");
+    let name = s(&a);
+    let write = |json: String| std::fs::write(&parts, json).unwrap();
+    let run = || {
+        fails(&[
+            "analyze",
+            "correspondence",
+            "--checkpoint",
+            s(&ck),
+            "--parts",
+            s(&parts),
+            "--out",
+            s(&out),
+        ])
+    };
+    write(format!(
+        r#"{{"images": ["{name}"], "parts": {{"eye": [[0, 0, 10, 10]]}}}}"#
+    ));
+    assert!(run().contains("at least two images"));
+    write(format!(
+        r#"{{"images": ["{name}", "missing.jpg"], "parts": {{"eye": [[0, 0, 10, 10], [0, 0, 10, 10]]}}}}"#
+    ));
+    let err = run();
+    assert!(
+        err.contains("missing.jpg") && err.contains("does not exist"),
+        "{err}"
+    );
+    // The image is 300x240: x = 0 falls outside the centre crop.
+    write(format!(
+        r#"{{"images": ["{name}", "{name}"], "parts": {{"eye": [[100, 0, 10, 10], [100, 100, 10, 10]]}}}}"#
+    ));
+    let err = run();
+    assert!(
+        err.contains("part 'eye'") && err.contains("outside the centre 224x224 crop"),
+        "{err}"
+    );
+}
