@@ -15,6 +15,7 @@ pub mod features;
 pub mod geometry;
 pub mod invariance;
 pub mod occlusion;
+pub mod plot;
 pub mod render;
 
 pub use error::AnalysisError;

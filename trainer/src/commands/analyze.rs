@@ -14,6 +14,7 @@ use zftrain_analyses::correspondence::{
 };
 use zftrain_analyses::invariance::{invariance as run_invariance, InvarianceConfig};
 use zftrain_analyses::occlusion::{occlusion as run_occlusion, OcclusionConfig};
+use zftrain_analyses::plot::invariance_figure;
 use zftrain_analyses::render::{class_color, class_map, heat_map, to_rgb, Positions};
 use zftrain_data::rng::SplitMix64;
 use zftrain_data::Transform;
@@ -113,7 +114,7 @@ fn parse_values(flag: &str, text: &str) -> Result<Vec<f64>> {
             .map(|p| p.trim().parse().map_err(|_| bad()))
             .collect::<Result<_>>()?;
         let (from, to, step) = (v[0], v[1], v[2]);
-        if !(step > 0.0) || to < from {
+        if step.is_nan() || step <= 0.0 || to < from {
             bail!("--{flag} '{text}': STEP must be positive and TO at least FROM");
         }
         let n = ((to - from) / step + 1e-9).floor() as i64;
@@ -191,9 +192,26 @@ pub fn invariance(args: &InvarianceArgs) -> Result<()> {
         &out.join("invariance.json"),
         &serde_json::to_string_pretty(&points)?,
     )?;
+    let names: Vec<String> = args
+        .images
+        .iter()
+        .map(|p| {
+            // The last two path components: class folders tell images apart.
+            let tail: Vec<String> = p
+                .components()
+                .rev()
+                .take(2)
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect();
+            tail.into_iter().rev().collect::<Vec<_>>().join("/")
+        })
+        .collect();
+    let figure = invariance_figure(&points, &names)?;
+    write_png(&out.join("invariance.png"), &figure)?;
+    tb_image(&l.tb, "invariance/figure", &figure)?;
     l.tb.flush()?;
     println!(
-        "invariance: {} images x {} transformations in {seconds:.1} s: {}/invariance.csv (distances relative to the original's feature norm)",
+        "invariance: {} images x {} transformations in {seconds:.1} s: {}/invariance.png and .csv (distances relative to the original's feature norm)",
         args.images.len(),
         config.warps().len(),
         out.display()
