@@ -17,6 +17,7 @@ pub mod invariance;
 pub mod occlusion;
 pub mod plot;
 pub mod render;
+pub mod report;
 
 pub use error::AnalysisError;
 pub use features::{FeatureExtractor, Features};

@@ -3,7 +3,6 @@
 //! Every command writes its raw numbers (CSV and JSON), its pictures (PNG)
 //! and TensorBoard events into `--out`, and prints a short summary.
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -15,10 +14,13 @@ use zftrain_analyses::correspondence::{
 use zftrain_analyses::invariance::{invariance as run_invariance, InvarianceConfig};
 use zftrain_analyses::occlusion::{occlusion as run_occlusion, OcclusionConfig};
 use zftrain_analyses::plot::invariance_figure;
-use zftrain_analyses::render::{class_color, class_map, heat_map, to_rgb, Positions};
+use zftrain_analyses::render::class_color;
+use zftrain_analyses::report::{
+    correspondence_tables, invariance_csv, occlusion_csv, occlusion_figure,
+};
 use zftrain_data::rng::SplitMix64;
 use zftrain_data::Transform;
-use zftrain_deconv::render::{denormalize, side_by_side, stretch, Stretch};
+use zftrain_deconv::render::denormalize;
 use zftrain_tensorboard::BackgroundWriter;
 
 use super::images::{eval_transform, load_image, resolve_class};
@@ -160,22 +162,22 @@ pub fn invariance(args: &InvarianceArgs) -> Result<()> {
     let start = std::time::Instant::now();
     let points = run_invariance(&l.model.net, &images, &classes, &config)?;
     let seconds = start.elapsed().as_secs_f64();
-    let mut csv = String::from(
-        "image,file,transform,amount,layer1_distance,layer7_distance,probability,top_class\n",
-    );
+    let names: Vec<String> = args
+        .images
+        .iter()
+        .map(|p| {
+            // The last two path components: class folders tell images apart.
+            let tail: Vec<String> = p
+                .components()
+                .rev()
+                .take(2)
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect();
+            tail.into_iter().rev().collect::<Vec<_>>().join("/")
+        })
+        .collect();
+    let csv = invariance_csv(&points, &names);
     for p in &points {
-        let file = args.images[p.image].display();
-        writeln!(
-            csv,
-            "{},\"{file}\",{},{},{:.6},{:.6},{:.6},{}",
-            p.image,
-            p.warp.kind(),
-            p.warp.amount(),
-            p.layer1,
-            p.layer7,
-            p.probability,
-            p.top_class
-        )?;
         // TensorBoard curves: the step is the amount (scale in percent).
         let step = match p.warp.kind() {
             "scale" => (p.warp.amount() * 100.0).round() as i64,
@@ -192,20 +194,6 @@ pub fn invariance(args: &InvarianceArgs) -> Result<()> {
         &out.join("invariance.json"),
         &serde_json::to_string_pretty(&points)?,
     )?;
-    let names: Vec<String> = args
-        .images
-        .iter()
-        .map(|p| {
-            // The last two path components: class folders tell images apart.
-            let tail: Vec<String> = p
-                .components()
-                .rev()
-                .take(2)
-                .map(|c| c.as_os_str().to_string_lossy().into_owned())
-                .collect();
-            tail.into_iter().rev().collect::<Vec<_>>().join("/")
-        })
-        .collect();
     let figure = invariance_figure(&points, &names)?;
     write_png(&out.join("invariance.png"), &figure)?;
     tb_image(&l.tb, "invariance/figure", &figure)?;
@@ -238,36 +226,9 @@ pub fn occlusion(args: &OcclusionArgs) -> Result<()> {
         let m = run_occlusion(&l.model.net, &image, classes[i], &config)
             .with_context(|| format!("occluding {}", file.display()))?;
         let seconds = start.elapsed().as_secs_f64();
-        let mut csv =
-            String::from("row,col,top,left,activation,probability,top_class,top_probability\n");
-        for r in 0..m.rows {
-            for c in 0..m.cols {
-                let k = r * m.cols + c;
-                let (t, left) = m.position(r, c);
-                writeln!(
-                    csv,
-                    "{r},{c},{t},{left},{:.6},{:.6},{},{:.6}",
-                    m.activation[k], m.probability[k], m.top_class[k], m.top_probability[k]
-                )?;
-            }
-        }
+        let csv = occlusion_csv(&m);
         write_text(&out.join(format!("occlusion-{i}.csv")), &csv)?;
-        let (h, w) = (image.size()[1] as u32, image.size()[2] as u32);
-        let at = Positions {
-            tops: &m.tops,
-            lefts: &m.lefts,
-            size: config.size,
-            height: h,
-            width: w,
-        };
-        let input = to_rgb(&l.display(&image));
-        let panels = [
-            heat_map(&m.activation, m.cols, &at, None),
-            heat_map(&m.probability, m.cols, &at, Some((0.0, 1.0))),
-            class_map(&m.top_class, m.cols, &at),
-            to_rgb(&stretch(&m.projection.unsqueeze(0), Stretch::default()).get(0)),
-        ];
-        let figure = panels.iter().fold(input, |acc, p| side_by_side(&acc, p, 4));
+        let figure = occlusion_figure(&m, &l.display(&image), config.size);
         write_png(&out.join(format!("occlusion-{i}.png")), &figure)?;
         tb_image(&l.tb, &format!("occlusion/image{i}"), &figure)?;
         let mut legend: Vec<i64> = m.top_class.clone();
@@ -423,28 +384,11 @@ pub fn correspondence(args: &CorrespondenceArgs) -> Result<()> {
     let start = std::time::Instant::now();
     let rows = run_correspondence(&l.model.net, &images, &parts, &config)?;
     let seconds = start.elapsed().as_secs_f64();
-    let mut csv = String::from("part,layer,mean,std,pairs\n");
-    let mut table = format!("{:<16}", "part");
-    for layer in &config.layers {
-        write!(table, " {:>16}", format!("layer {layer}"))?;
-    }
-    table.push('\n');
     let mut names: Vec<String> = parts.iter().map(|p| p.name.clone()).collect();
     if config.random_draws > 0 {
         names.push("random".into());
     }
-    for name in &names {
-        write!(table, "{name:<16}")?;
-        for r in rows.iter().filter(|r| &r.part == name) {
-            writeln!(
-                csv,
-                "{},{},{:.6},{:.6},{}",
-                r.part, r.layer, r.mean, r.std, r.pairs
-            )?;
-            write!(table, " {:>16}", format!("{:.4} ± {:.4}", r.mean, r.std))?;
-        }
-        table.push('\n');
-    }
+    let (csv, table) = correspondence_tables(&rows, &names, &config.layers);
     let out = &args.common.out;
     write_text(&out.join("correspondence.csv"), &csv)?;
     write_text(

@@ -1,0 +1,108 @@
+//! The analyses' outputs as files and pictures, shared by the `zftrain
+//! analyze` commands and the hooks: CSV tables, the correspondence table as
+//! text, and the occlusion figure's panels.
+
+use std::fmt::Write as _;
+
+use image::RgbImage;
+use tch::Tensor;
+use zftrain_deconv::render::{side_by_side, stretch, Stretch};
+
+use crate::correspondence::CorrespondenceRow;
+use crate::invariance::InvariancePoint;
+use crate::occlusion::OcclusionMap;
+use crate::render::{class_map, heat_map, to_rgb, Positions};
+
+/// `invariance.csv`: one row per transformed image; `names[i]` names image `i`.
+pub fn invariance_csv(points: &[InvariancePoint], names: &[String]) -> String {
+    let mut csv = String::from(
+        "image,name,transform,amount,layer1_distance,layer7_distance,probability,top_class\n",
+    );
+    for p in points {
+        let name = names
+            .get(p.image)
+            .map_or("", String::as_str)
+            .replace('"', "'");
+        let _ = writeln!(
+            csv,
+            "{},\"{name}\",{},{},{:.6},{:.6},{:.6},{}",
+            p.image,
+            p.warp.kind(),
+            p.warp.amount(),
+            p.layer1,
+            p.layer7,
+            p.probability,
+            p.top_class
+        );
+    }
+    csv
+}
+
+/// `occlusion-<i>.csv`: one row per occluder position.
+pub fn occlusion_csv(m: &OcclusionMap) -> String {
+    let mut csv =
+        String::from("row,col,top,left,activation,probability,top_class,top_probability\n");
+    for r in 0..m.rows {
+        for c in 0..m.cols {
+            let k = r * m.cols + c;
+            let (t, left) = m.position(r, c);
+            let _ = writeln!(
+                csv,
+                "{r},{c},{t},{left},{:.6},{:.6},{},{:.6}",
+                m.activation[k], m.probability[k], m.top_class[k], m.top_probability[k]
+            );
+        }
+    }
+    csv
+}
+
+/// The occlusion figure: the input (`[3, H, W]` in `[0, 1]`), the followed
+/// map's total activation, the class probability (black 0, white 1), the
+/// most probable class, and the map's Deconvnet projection, side by side.
+pub fn occlusion_figure(m: &OcclusionMap, input: &Tensor, square: i64) -> RgbImage {
+    let size = input.size();
+    let at = Positions {
+        tops: &m.tops,
+        lefts: &m.lefts,
+        size: square,
+        height: size[1] as u32,
+        width: size[2] as u32,
+    };
+    let panels = [
+        heat_map(&m.activation, m.cols, &at, None),
+        heat_map(&m.probability, m.cols, &at, Some((0.0, 1.0))),
+        class_map(&m.top_class, m.cols, &at),
+        to_rgb(&stretch(&m.projection.unsqueeze(0), Stretch::default()).get(0)),
+    ];
+    panels
+        .iter()
+        .fold(to_rgb(input), |acc, p| side_by_side(&acc, p, 4))
+}
+
+/// The correspondence table: CSV, and text with one row per part (in
+/// `parts` order) and a column per layer, `mean ± std`.
+pub fn correspondence_tables(
+    rows: &[CorrespondenceRow],
+    parts: &[String],
+    layers: &[usize],
+) -> (String, String) {
+    let mut csv = String::from("part,layer,mean,std,pairs\n");
+    let mut table = format!("{:<16}", "part");
+    for layer in layers {
+        let _ = write!(table, " {:>16}", format!("layer {layer}"));
+    }
+    table.push('\n');
+    for name in parts {
+        let _ = write!(table, "{name:<16}");
+        for r in rows.iter().filter(|r| &r.part == name) {
+            let _ = writeln!(
+                csv,
+                "{},{},{:.6},{:.6},{}",
+                r.part, r.layer, r.mean, r.std, r.pairs
+            );
+            let _ = write!(table, " {:>16}", format!("{:.4} ± {:.4}", r.mean, r.std));
+        }
+        table.push('\n');
+    }
+    (csv, table)
+}
