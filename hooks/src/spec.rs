@@ -4,8 +4,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::builtin::{
-    AliasingConfig, AliasingHook, DeadFiltersConfig, DeadFiltersHook, DeconvGridConfig,
-    DeconvGridHook, EvolutionConfig, EvolutionHook, ExecConfig, ExecHook,
+    AliasingConfig, AliasingHook, CorrespondenceHook, CorrespondenceHookConfig, DeadFiltersConfig,
+    DeadFiltersHook, DeconvGridConfig, DeconvGridHook, EvolutionConfig, EvolutionHook, ExecConfig,
+    ExecHook, InvarianceHook, InvarianceHookConfig, OcclusionHook, OcclusionHookConfig,
 };
 use crate::{Hook, HookError};
 
@@ -23,6 +24,12 @@ pub enum HookSpec {
     Evolution(EvolutionConfig),
     /// A user's program on a bundle of weights and activations.
     Exec(ExecConfig),
+    /// Feature distances and class probability under translation, scale, rotation.
+    Invariance(InvarianceHookConfig),
+    /// A grey square slid over probe images.
+    Occlusion(OcclusionHookConfig),
+    /// Occluding the same part of several probe images.
+    Correspondence(CorrespondenceHookConfig),
 }
 
 impl HookSpec {
@@ -41,6 +48,17 @@ impl HookSpec {
             HookSpec::DeadFilters(c) => Box::new(DeadFiltersHook::new(c.clone())),
             HookSpec::Evolution(c) => Box::new(EvolutionHook::new(c.clone())),
             HookSpec::Exec(c) => Box::new(ExecHook::new(c.clone())?),
+            HookSpec::Invariance(c) => Box::new(InvarianceHook::new(c.clone())),
+            HookSpec::Occlusion(c) => Box::new(OcclusionHook::new(c.clone())),
+            HookSpec::Correspondence(c) => {
+                if c.images.len() < 2 || c.parts.is_empty() {
+                    return Err(HookError::Config {
+                        hook: c.name.clone(),
+                        message: "needs two or more probe images (images = [..]) and at least one part (parts = { name = [[top, left, height, width], ...] })".into(),
+                    });
+                }
+                Box::new(CorrespondenceHook::new(c.clone()))
+            }
             HookSpec::Aliasing(c) => {
                 if c.fft_size < 8 || c.grid_layer == 1 {
                     return Err(HookError::Config {

@@ -46,14 +46,21 @@ macro_rules! scheduled_hook {
 }
 
 pub mod aliasing;
+mod analysis;
+pub mod correspondence;
 pub mod dead_filters;
 pub mod deconv_grid;
 pub mod evolution;
 pub mod exec;
 pub mod files;
+pub mod invariance;
+pub mod occlusion;
 
 pub use aliasing::{AliasingConfig, AliasingHook};
+pub use correspondence::{CorrespondenceHook, CorrespondenceHookConfig};
 pub use dead_filters::{DeadFiltersConfig, DeadFiltersHook};
 pub use deconv_grid::{DeconvGridConfig, DeconvGridHook, Maps};
 pub use evolution::{EvolutionConfig, EvolutionHook};
 pub use exec::{CommandLine, ExecConfig, ExecHook};
+pub use invariance::{InvarianceHook, InvarianceHookConfig};
+pub use occlusion::{OcclusionHook, OcclusionHookConfig};

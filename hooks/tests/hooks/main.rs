@@ -1,5 +1,6 @@
 //! The hooks crate's integration tests, one binary (libtorch links once).
 
+mod analyses;
 mod builtin;
 mod common;
 mod registry;

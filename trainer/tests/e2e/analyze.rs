@@ -88,6 +88,32 @@ fn the_three_analyses_write_their_numbers_and_pictures() {
     let summary: serde_json::Value =
         serde_json::from_str(&read(&out.join("occlusion.json"))).unwrap();
     assert_eq!(summary[0]["positions"], serde_json::json!([4, 4]));
+    // The same on imported weights (a plain safetensors file with PyTorch names).
+    let weights = dir.path().join("w.safetensors");
+    crate::common::export(&ck, &weights);
+    let out2 = dir.path().join("occ-weights");
+    ok(&[
+        "analyze",
+        "occlusion",
+        "--weights",
+        s(&weights),
+        "--arch",
+        "zfnet-seed",
+        "--classes",
+        "2",
+        "--image",
+        s(&a),
+        "--size",
+        "56",
+        "--stride",
+        "56",
+        "--out",
+        s(&out2),
+    ]);
+    assert_eq!(
+        read(&out2.join("occlusion-0.csv")),
+        read(&out.join("occlusion-0.csv"))
+    );
 
     // The same image three times: occluding the same place changes the
     // features identically (0); random places do not.

@@ -1,0 +1,58 @@
+//! What the three analysis hooks (invariance, occlusion, correspondence)
+//! share: picking probe images by index, their epoch folder, and turning the
+//! analyses' errors into hook errors.
+
+use std::path::PathBuf;
+
+use tch::{Device, Tensor};
+use zftrain_analyses::AnalysisError;
+
+use crate::{HookContext, HookError};
+
+/// The probe images `indices` as `[N, 3, H, W]` on the CPU.
+pub(crate) fn probe_images(
+    ctx: &HookContext<'_>,
+    hook: &str,
+    indices: &[usize],
+) -> Result<Tensor, HookError> {
+    let n = ctx.probe.len();
+    if let Some(bad) = indices.iter().find(|&&i| i >= n) {
+        return Err(HookError::Config {
+            hook: hook.into(),
+            message: format!("probe image {bad} does not exist (the probe set has {n}: raise probe.images or pick others)"),
+        });
+    }
+    let batches = ctx
+        .probe
+        .batches(Device::Cpu)
+        .collect::<Result<Vec<_>, _>>()?;
+    let all = Tensor::cat(&batches, 0);
+    let index = Tensor::from_slice(&indices.iter().map(|&i| i as i64).collect::<Vec<_>>());
+    Ok(all.index_select(0, &index))
+}
+
+/// `hooks/<name>/epoch-EEE/`, created.
+pub(crate) fn epoch_dir(ctx: &HookContext<'_>, hook: &str) -> Result<PathBuf, HookError> {
+    let dir = ctx
+        .output_dir(hook)?
+        .join(format!("epoch-{:03}", ctx.epoch));
+    std::fs::create_dir_all(&dir).map_err(HookError::io(&dir))?;
+    Ok(dir)
+}
+
+/// Writes a text file.
+pub(crate) fn write_text(dir: &std::path::Path, name: &str, text: &str) -> Result<(), HookError> {
+    let path = dir.join(name);
+    std::fs::write(&path, text).map_err(HookError::io(&path))
+}
+
+/// An analysis error as `hook`'s.
+pub(crate) fn failed(hook: &str) -> impl Fn(AnalysisError) -> HookError + '_ {
+    move |e| match e {
+        AnalysisError::Config(m) => HookError::Config {
+            hook: hook.into(),
+            message: m,
+        },
+        other => HookError::failed(hook, other),
+    }
+}

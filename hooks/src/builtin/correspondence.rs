@@ -1,0 +1,107 @@
+//! The correspondence analysis (Zeiler & Fergus Table 1) as a hook: parts
+//! given as boxes in pixels of chosen probe images (their 224x224 input),
+//! occluded in every image; `hooks/<name>/epoch-EEE/correspondence.csv` and
+//! `.txt`; TensorBoard text `analysis/correspondence` and scalars
+//! `correspondence/<part>/layerL` (mean; step = epoch).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use zftrain_analyses::correspondence::{correspondence, CorrespondenceConfig, Part};
+use zftrain_analyses::report::correspondence_tables;
+
+use super::analysis::{epoch_dir, failed, probe_images, write_text};
+use crate::{Control, HookContext, HookError, Schedule};
+
+/// Settings (`[[hooks]] kind = "correspondence"`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CorrespondenceHookConfig {
+    /// Hook name.
+    pub name: String,
+    /// When it runs.
+    pub schedule: Schedule,
+    /// Probe images (indices into the probe set), two or more.
+    pub images: Vec<usize>,
+    /// Parts: name -> one `[top, left, height, width]` box per image, in
+    /// pixels of the network's input.
+    pub parts: BTreeMap<String, Vec<[i64; 4]>>,
+    /// Layers compared (1, 5, 7).
+    pub layers: Vec<usize>,
+    /// Draws of randomly placed boxes.
+    pub random_draws: usize,
+    /// Seed of the random boxes.
+    pub seed: u64,
+    /// Stop training if this hook fails.
+    pub required: bool,
+}
+
+impl Default for CorrespondenceHookConfig {
+    fn default() -> Self {
+        let c = CorrespondenceConfig::default();
+        CorrespondenceHookConfig {
+            name: "correspondence".into(),
+            schedule: Schedule::default(),
+            images: Vec::new(),
+            parts: BTreeMap::new(),
+            layers: c.layers,
+            random_draws: c.random_draws,
+            seed: c.seed,
+            required: false,
+        }
+    }
+}
+
+/// The hook.
+#[derive(Debug)]
+pub struct CorrespondenceHook {
+    config: CorrespondenceHookConfig,
+}
+
+impl CorrespondenceHook {
+    /// A hook with `config`.
+    pub fn new(config: CorrespondenceHookConfig) -> CorrespondenceHook {
+        CorrespondenceHook { config }
+    }
+
+    fn run(&self, ctx: &HookContext<'_>) -> Result<Control, HookError> {
+        let c = &self.config;
+        let images = probe_images(ctx, &c.name, &c.images)?;
+        let parts: Vec<Part> = c
+            .parts
+            .iter()
+            .map(|(name, boxes)| Part {
+                name: name.clone(),
+                boxes: boxes.iter().map(|b| (b[0], b[1], b[2], b[3])).collect(),
+            })
+            .collect();
+        let config = CorrespondenceConfig {
+            layers: c.layers.clone(),
+            random_draws: c.random_draws,
+            seed: c.seed,
+            ..CorrespondenceConfig::default()
+        };
+        let rows = correspondence(ctx.net, &images, &parts, &config).map_err(failed(&c.name))?;
+        let mut names: Vec<String> = c.parts.keys().cloned().collect();
+        if c.random_draws > 0 {
+            names.push("random".into());
+        }
+        let (csv, table) = correspondence_tables(&rows, &names, &c.layers);
+        let dir = epoch_dir(ctx, &c.name)?;
+        write_text(&dir, "correspondence.csv", &csv)?;
+        write_text(&dir, "correspondence.txt", &table)?;
+        let step = ctx.epoch as i64;
+        ctx.sink
+            .text("analysis/correspondence", step, &format!("```\n{table}```"))?;
+        for r in &rows {
+            ctx.sink.scalar(
+                &format!("correspondence/{}/layer{}", r.part, r.layer),
+                step,
+                r.mean,
+            )?;
+        }
+        Ok(Control::Continue)
+    }
+}
+
+scheduled_hook!(CorrespondenceHook);

@@ -1,0 +1,119 @@
+//! The invariance analysis (Zeiler & Fergus Fig. 5) as a hook, on chosen
+//! probe images: `hooks/<name>/epoch-EEE/invariance.png` (the figure) and
+//! `invariance.csv`; TensorBoard image `analysis/invariance` and, per
+//! transformation kind, the mean over images and amounts (identity left out)
+//! of the layer-1 and layer-7 distances and of the class probability
+//! (`invariance/<kind>/layer1_mean`, ...; step = epoch), so that invariance
+//! can be followed over training. The class followed is the one the network
+//! gives the original image.
+
+use serde::{Deserialize, Serialize};
+use zftrain_analyses::invariance::{invariance, InvarianceConfig};
+use zftrain_analyses::plot::invariance_figure;
+use zftrain_analyses::report::invariance_csv;
+
+use super::analysis::{epoch_dir, failed, probe_images, write_text};
+use super::files::write_png;
+use crate::{Control, HookContext, HookError, Schedule};
+
+/// Settings (`[[hooks]] kind = "invariance"`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InvarianceHookConfig {
+    /// Hook name.
+    pub name: String,
+    /// When it runs.
+    pub schedule: Schedule,
+    /// Probe images to transform (indices into the probe set).
+    pub images: Vec<usize>,
+    /// Vertical translations in pixels.
+    pub translations: Vec<f64>,
+    /// Scale factors.
+    pub scales: Vec<f64>,
+    /// Rotations in degrees.
+    pub rotations: Vec<f64>,
+    /// Images per forward.
+    pub batch_size: usize,
+    /// Stop training if this hook fails.
+    pub required: bool,
+}
+
+impl Default for InvarianceHookConfig {
+    fn default() -> Self {
+        let a = InvarianceConfig::default();
+        InvarianceHookConfig {
+            name: "invariance".into(),
+            schedule: Schedule::default(),
+            images: vec![0, 1, 2],
+            translations: a.translations,
+            scales: a.scales,
+            rotations: a.rotations,
+            batch_size: a.batch_size,
+            required: false,
+        }
+    }
+}
+
+/// The hook.
+#[derive(Debug)]
+pub struct InvarianceHook {
+    config: InvarianceHookConfig,
+}
+
+impl InvarianceHook {
+    /// A hook with `config`.
+    pub fn new(config: InvarianceHookConfig) -> InvarianceHook {
+        InvarianceHook { config }
+    }
+
+    fn run(&self, ctx: &HookContext<'_>) -> Result<Control, HookError> {
+        let c = &self.config;
+        let images = probe_images(ctx, &c.name, &c.images)?;
+        let config = InvarianceConfig {
+            translations: c.translations.clone(),
+            scales: c.scales.clone(),
+            rotations: c.rotations.clone(),
+            batch_size: c.batch_size,
+        };
+        let classes = vec![None; c.images.len()];
+        let points = invariance(ctx.net, &images, &classes, &config).map_err(failed(&c.name))?;
+        let names: Vec<String> = c.images.iter().map(|i| format!("probe {i}")).collect();
+        let dir = epoch_dir(ctx, &c.name)?;
+        write_text(&dir, "invariance.csv", &invariance_csv(&points, &names))?;
+        let figure = invariance_figure(&points, &names).map_err(failed(&c.name))?;
+        write_png(&dir.join("invariance.png"), &figure)?;
+        let step = ctx.epoch as i64;
+        ctx.sink.image("analysis/invariance", step, &figure)?;
+        for kind in ["translate_y", "scale", "rotate"] {
+            let moved: Vec<_> = points
+                .iter()
+                .filter(|p| p.warp.kind() == kind && !p.warp.is_identity())
+                .collect();
+            if moved.is_empty() {
+                continue;
+            }
+            let n = moved.len() as f64;
+            let mean = |f: fn(&zftrain_analyses::invariance::InvariancePoint) -> f64| {
+                moved.iter().map(|p| f(p)).sum::<f64>() / n
+            };
+            ctx.sink.scalar(
+                &format!("invariance/{kind}/layer1_mean"),
+                step,
+                mean(|p| p.layer1),
+            )?;
+            ctx.sink.scalar(
+                &format!("invariance/{kind}/layer7_mean"),
+                step,
+                mean(|p| p.layer7),
+            )?;
+            ctx.sink.scalar(
+                &format!("invariance/{kind}/probability_mean"),
+                step,
+                mean(|p| p.probability),
+            )?;
+        }
+        Ok(Control::Continue)
+    }
+}
+
+scheduled_hook!(InvarianceHook);

@@ -1,0 +1,100 @@
+//! The occlusion analysis (Zeiler & Fergus Fig. 7) as a hook, on chosen
+//! probe images: `hooks/<name>/epoch-EEE/occlusion-<i>.png` (input, layer-L
+//! map activation, class probability, most probable class, the map's
+//! projection) and `occlusion-<i>.csv`; TensorBoard images
+//! `analysis/occlusion/probe<i>` and scalars `occlusion/probe<i>/min_probability`
+//! (step = epoch). The class followed is the one the network gives the
+//! unoccluded image.
+
+use serde::{Deserialize, Serialize};
+use zftrain_analyses::occlusion::{occlusion, OcclusionConfig};
+use zftrain_analyses::report::{occlusion_csv, occlusion_figure};
+use zftrain_deconv::render::denormalize;
+
+use super::analysis::{epoch_dir, failed, probe_images, write_text};
+use super::files::write_png;
+use crate::{Control, HookContext, HookError, Schedule};
+
+/// Settings (`[[hooks]] kind = "occlusion"`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OcclusionHookConfig {
+    /// Hook name.
+    pub name: String,
+    /// When it runs.
+    pub schedule: Schedule,
+    /// Probe images to occlude (indices into the probe set).
+    pub images: Vec<usize>,
+    /// Side of the grey square in pixels.
+    pub size: i64,
+    /// Step between positions in pixels.
+    pub stride: i64,
+    /// The conv layer (1-based) whose strongest map is followed.
+    pub layer: usize,
+    /// Occluded images per forward.
+    pub batch_size: usize,
+    /// Stop training if this hook fails.
+    pub required: bool,
+}
+
+impl Default for OcclusionHookConfig {
+    fn default() -> Self {
+        let o = OcclusionConfig::default();
+        OcclusionHookConfig {
+            name: "occlusion".into(),
+            schedule: Schedule::default(),
+            images: vec![0],
+            size: o.size,
+            stride: o.stride,
+            layer: o.layer,
+            batch_size: o.batch_size,
+            required: false,
+        }
+    }
+}
+
+/// The hook.
+#[derive(Debug)]
+pub struct OcclusionHook {
+    config: OcclusionHookConfig,
+}
+
+impl OcclusionHook {
+    /// A hook with `config`.
+    pub fn new(config: OcclusionHookConfig) -> OcclusionHook {
+        OcclusionHook { config }
+    }
+
+    fn run(&self, ctx: &HookContext<'_>) -> Result<Control, HookError> {
+        let c = &self.config;
+        let images = probe_images(ctx, &c.name, &c.images)?;
+        let config = OcclusionConfig {
+            size: c.size,
+            stride: c.stride,
+            layer: c.layer,
+            batch_size: c.batch_size,
+            ..OcclusionConfig::default()
+        };
+        let dir = epoch_dir(ctx, &c.name)?;
+        let (mean, std) = ctx.probe.normalization();
+        let step = ctx.epoch as i64;
+        for (k, &probe) in c.images.iter().enumerate() {
+            let image = images.get(k as i64);
+            let m = occlusion(ctx.net, &image, None, &config).map_err(failed(&c.name))?;
+            write_text(&dir, &format!("occlusion-{probe}.csv"), &occlusion_csv(&m))?;
+            let figure = occlusion_figure(&m, &denormalize(&image, mean, std), c.size);
+            write_png(&dir.join(format!("occlusion-{probe}.png")), &figure)?;
+            ctx.sink
+                .image(&format!("analysis/occlusion/probe{probe}"), step, &figure)?;
+            let worst = m.probability.iter().cloned().fold(f64::INFINITY, f64::min);
+            ctx.sink.scalar(
+                &format!("occlusion/probe{probe}/min_probability"),
+                step,
+                worst,
+            )?;
+        }
+        Ok(Control::Continue)
+    }
+}
+
+scheduled_hook!(OcclusionHook);
