@@ -39,27 +39,9 @@ fn main() {
     let net = Network::new(&vs.root(), arch, InitScheme::Kaiming).expect("zfnet builds");
     let input = Tensor::randn([8, 3, 224, 224], FLOAT_CPU);
     let taps = tch::no_grad(|| net.forward_taps(&input, false));
-    let tap = &taps.convs[4];
-    let (h, w) = (tap.size()[2], tap.size()[3]);
     let targets: Vec<Target> = (0..targets_wanted as i64)
-        .map(|i| {
-            let (image, channel) = (i % 8, i / 8 * 3);
-            let flat = tap
-                .get(image)
-                .get(channel)
-                .flatten(0, -1)
-                .argmax(0, false)
-                .int64_value(&[]);
-            Target {
-                image,
-                conv: 4,
-                channel,
-                y: flat / w,
-                x: flat % w,
-            }
-        })
+        .map(|i| Target::strongest(&taps, i % 8, 4, i / 8 * 3))
         .collect();
-    let _ = h;
     let time = |f: &dyn Fn()| {
         f();
         let start = Instant::now();

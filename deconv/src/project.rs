@@ -41,6 +41,28 @@ pub struct Target {
     pub x: i64,
 }
 
+impl Target {
+    /// The strongest unit of feature map `channel` of conv layer `conv`
+    /// (0-based) in image `image` of `taps`.
+    pub fn strongest(taps: &Taps, image: i64, conv: usize, channel: i64) -> Target {
+        let tap = &taps.convs[conv];
+        let w = tap.size()[3];
+        let flat = tap
+            .get(image)
+            .get(channel)
+            .flatten(0, -1)
+            .argmax(0, false)
+            .int64_value(&[]);
+        Target {
+            image,
+            conv,
+            channel,
+            y: flat / w,
+            x: flat % w,
+        }
+    }
+}
+
 impl std::fmt::Display for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(

@@ -164,25 +164,9 @@ pub fn projection_agreement(device: Device, per_layer: i64) -> Result<Vec<Projec
     let dev_taps = tch::no_grad(|| dev.net.forward_taps(&images.to_device(device), false));
     let mut out = Vec::new();
     for (conv, tap) in cpu_taps.convs.iter().enumerate() {
-        let (c, w) = (tap.size()[1], tap.size()[3]);
+        let c = tap.size()[1];
         let targets: Vec<Target> = (0..per_layer.min(c))
-            .map(|i| {
-                let image = i % 4;
-                let channel = i * c / per_layer.min(c);
-                let flat = tap
-                    .get(image)
-                    .get(channel)
-                    .flatten(0, -1)
-                    .argmax(0, false)
-                    .int64_value(&[]);
-                Target {
-                    image,
-                    conv,
-                    channel,
-                    y: flat / w,
-                    x: flat % w,
-                }
-            })
+            .map(|i| Target::strongest(&cpu_taps, i % 4, conv, i * c / per_layer.min(c)))
             .collect();
         let timed = |net: &Model, taps| -> Result<(Tensor, f64)> {
             let start = Instant::now();

@@ -76,6 +76,17 @@ fn load_cuda() -> Result<()> {
     Ok(())
 }
 
+/// The CUDA device indices among `devices`, in order.
+pub fn cuda_indices(devices: &[Device]) -> Vec<usize> {
+    devices
+        .iter()
+        .filter_map(|d| match d {
+            Device::Cuda(i) => Some(*i),
+            _ => None,
+        })
+        .collect()
+}
+
 /// A `--gpus` value: a count (`4`: devices 0 to 3; `0`: none) or device
 /// indices (`0,2`).
 pub fn parse_gpus(flag: &str) -> Result<Vec<usize>> {

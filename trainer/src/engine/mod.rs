@@ -35,13 +35,7 @@ use crate::config::ReducerChoice;
 /// more GPUs; `auto` falls back to device copies (with a warning) when NCCL
 /// does not load.
 pub fn reducer_for(devices: &[Device], choice: ReducerChoice) -> Result<Box<dyn GradReducer>> {
-    let gpus: Vec<usize> = devices
-        .iter()
-        .filter_map(|d| match d {
-            Device::Cuda(i) => Some(*i),
-            _ => None,
-        })
-        .collect();
+    let gpus = crate::devices::cuda_indices(devices);
     let nccl_possible = gpus.len() >= 2 && gpus.len() == devices.len();
     match choice {
         ReducerChoice::Copy => Ok(Box::new(CopyReducer)),

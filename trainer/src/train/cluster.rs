@@ -118,13 +118,7 @@ pub fn reducer(
         .lock()
         .map_err(|_| anyhow!("the node link is poisoned"))?;
     if let Some(id) = guard.nccl_id {
-        let gpus: Vec<usize> = devices
-            .iter()
-            .filter_map(|d| match d {
-                Device::Cuda(i) => Some(*i),
-                _ => None,
-            })
-            .collect();
+        let gpus = crate::devices::cuda_indices(devices);
         let nccl = Nccl::open()?;
         let reducer = NcclReducer::joined(
             nccl,
