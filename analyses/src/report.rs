@@ -11,7 +11,9 @@ use zftrain_deconv::render::{side_by_side, stretch, Stretch};
 use crate::correspondence::CorrespondenceRow;
 use crate::invariance::InvariancePoint;
 use crate::occlusion::OcclusionMap;
-use crate::render::{class_map, heat_map, to_rgb, Positions};
+use crate::plot::{legend, titled};
+use crate::render::{class_color, class_map, heat_map, to_rgb, Positions};
+use crate::AnalysisError;
 
 /// `invariance.csv`: one row per transformed image; `names[i]` names image `i`.
 pub fn invariance_csv(points: &[InvariancePoint], names: &[String]) -> String {
@@ -58,8 +60,15 @@ pub fn occlusion_csv(m: &OcclusionMap) -> String {
 
 /// The occlusion figure: the input (`[3, H, W]` in `[0, 1]`), the followed
 /// map's total activation, the class probability (black 0, white 1), the
-/// most probable class, and the map's Deconvnet projection, side by side.
-pub fn occlusion_figure(m: &OcclusionMap, input: &Tensor, square: i64) -> RgbImage {
+/// most probable class with its legend, and the map's Deconvnet projection,
+/// side by side with titles; `name` names a class.
+pub fn occlusion_figure(
+    m: &OcclusionMap,
+    input: &Tensor,
+    square: i64,
+    layer: usize,
+    name: &dyn Fn(i64) -> String,
+) -> Result<RgbImage, AnalysisError> {
     let size = input.size();
     let at = Positions {
         tops: &m.tops,
@@ -68,15 +77,32 @@ pub fn occlusion_figure(m: &OcclusionMap, input: &Tensor, square: i64) -> RgbIma
         height: size[1] as u32,
         width: size[2] as u32,
     };
+    let mut classes = m.top_class.clone();
+    classes.sort_unstable();
+    classes.dedup();
+    let entries: Vec<(String, [u8; 3])> =
+        classes.iter().map(|&c| (name(c), class_color(c))).collect();
     let panels = [
-        heat_map(&m.activation, m.cols, &at, None),
-        heat_map(&m.probability, m.cols, &at, Some((0.0, 1.0))),
-        class_map(&m.top_class, m.cols, &at),
-        to_rgb(&stretch(&m.projection.unsqueeze(0), Stretch::default()).get(0)),
+        titled(&to_rgb(input), &format!("input: {}", name(m.class)))?,
+        titled(
+            &heat_map(&m.activation, m.cols, &at, None),
+            &format!("layer {layer}, map {}: activation", m.channel),
+        )?,
+        titled(
+            &heat_map(&m.probability, m.cols, &at, Some((0.0, 1.0))),
+            &format!("P({})", name(m.class)),
+        )?,
+        titled(&class_map(&m.top_class, m.cols, &at), "most probable class")?,
+        titled(&legend(&entries, size[1] as u32)?, "")?,
+        titled(
+            &to_rgb(&stretch(&m.projection.unsqueeze(0), Stretch::default()).get(0)),
+            &format!("map {}: projection", m.channel),
+        )?,
     ];
-    panels
+    let (first, rest) = panels.split_first().expect("six panels");
+    Ok(rest
         .iter()
-        .fold(to_rgb(input), |acc, p| side_by_side(&acc, p, 4))
+        .fold(first.clone(), |acc, p| side_by_side(&acc, p, 6)))
 }
 
 /// The correspondence table: CSV, and text with one row per part (in

@@ -6,6 +6,14 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // Output piped into `head` and closed early ends the process quietly,
+    // as with other Unix tools, instead of a panic in `println!`. Sockets
+    // are unaffected (the standard library sends with MSG_NOSIGNAL).
+    // SAFETY: setting a signal's disposition to the default, before any
+    // thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     zftrain::allocator::tune_for_training();
     let cli = zftrain::cli::Cli::parse();
     match zftrain::commands::run(cli) {

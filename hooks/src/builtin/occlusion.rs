@@ -82,7 +82,11 @@ impl OcclusionHook {
             let image = images.get(k as i64);
             let m = occlusion(ctx.net, &image, None, &config).map_err(failed(&c.name))?;
             write_text(&dir, &format!("occlusion-{probe}.csv"), &occlusion_csv(&m))?;
-            let figure = occlusion_figure(&m, &denormalize(&image, mean, std), c.size);
+            let figure =
+                occlusion_figure(&m, &denormalize(&image, mean, std), c.size, c.layer, &|k| {
+                    format!("class {k}")
+                })
+                .map_err(failed(&c.name))?;
             write_png(&dir.join(format!("occlusion-{probe}.png")), &figure)?;
             ctx.sink
                 .image(&format!("analysis/occlusion/probe{probe}"), step, &figure)?;

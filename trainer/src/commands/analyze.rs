@@ -228,7 +228,9 @@ pub fn occlusion(args: &OcclusionArgs) -> Result<()> {
         let seconds = start.elapsed().as_secs_f64();
         let csv = occlusion_csv(&m);
         write_text(&out.join(format!("occlusion-{i}.csv")), &csv)?;
-        let figure = occlusion_figure(&m, &l.display(&image), config.size);
+        let figure = occlusion_figure(&m, &l.display(&image), config.size, config.layer, &|c| {
+            l.class_name(c)
+        })?;
         write_png(&out.join(format!("occlusion-{i}.png")), &figure)?;
         tb_image(&l.tb, &format!("occlusion/image{i}"), &figure)?;
         let mut legend: Vec<i64> = m.top_class.clone();
