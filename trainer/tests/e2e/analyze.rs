@@ -84,7 +84,10 @@ fn the_three_analyses_write_their_numbers_and_pictures() {
     assert!(printed.contains("4x4 positions"), "{printed}");
     assert_eq!(read(&out.join("occlusion-0.csv")).lines().count(), 1 + 16);
     let png = image::open(out.join("occlusion-0.png")).unwrap();
-    assert_eq!((png.width(), png.height()), (5 * 224 + 200 + 5 * 6, 224 + 24));
+    assert_eq!(
+        (png.width(), png.height()),
+        (5 * 224 + 200 + 5 * 6, 224 + 24)
+    );
     let summary: serde_json::Value =
         serde_json::from_str(&read(&out.join("occlusion.json"))).unwrap();
     assert_eq!(summary[0]["positions"], serde_json::json!([4, 4]));
