@@ -8,6 +8,7 @@
 //! the trainer turns them into tensors.
 
 pub mod dataset;
+pub mod decode;
 pub mod error;
 pub mod loader;
 pub mod mean_image;

@@ -10,7 +10,7 @@
 //! batches `k..` of the uninterrupted epoch, which is what resume needs.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -124,24 +124,7 @@ impl Batch {
     }
 }
 
-/// Decodes one file to RGB, refusing images above `max_pixels` before
-/// allocating them.
-pub fn decode_rgb(path: &Path, max_pixels: u64) -> Result<image::RgbImage, String> {
-    use image::ImageDecoder;
-    let reader = image::ImageReader::open(path).map_err(|e| e.to_string())?;
-    let mut reader = reader.with_guessed_format().map_err(|e| e.to_string())?;
-    let mut limits = image::Limits::default();
-    limits.max_alloc = Some(max_pixels.saturating_mul(4));
-    reader.limits(limits);
-    // One open and one header read: the size is known before the pixels.
-    let decoder = reader.into_decoder().map_err(|e| e.to_string())?;
-    let (w, h) = decoder.dimensions();
-    if w as u64 * h as u64 > max_pixels {
-        return Err(format!("{w}x{h} pixels exceed the limit of {max_pixels}"));
-    }
-    let img = image::DynamicImage::from_decoder(decoder).map_err(|e| e.to_string())?;
-    Ok(img.to_rgb8())
-}
+pub use crate::decode::decode_rgb;
 
 /// Batches of a data set.
 #[derive(Debug, Clone)]
