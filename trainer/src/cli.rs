@@ -158,6 +158,28 @@ pub enum BenchCommand {
     TrainStep(TrainStepBenchArgs),
     /// Deconvnet projections of every conv layer on a GPU against the CPU: time and agreement.
     Deconv(DeconvBenchArgs),
+    /// Images per second of the data loader (decode, augment, batch) on an ImageFolder.
+    Loader(LoaderBenchArgs),
+}
+
+/// `zftrain bench loader`.
+#[derive(Debug, Args)]
+pub struct LoaderBenchArgs {
+    /// An ImageFolder (class folders of images).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Decoding threads.
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+    /// Images per batch.
+    #[arg(long, default_value_t = 64)]
+    pub batch: usize,
+    /// Augmentation: zf, rrc or eval.
+    #[arg(long, default_value = "zf")]
+    pub augment: String,
+    /// Batches in flight at most.
+    #[arg(long, default_value_t = 4)]
+    pub queue_depth: usize,
 }
 
 /// `zftrain bench train-step`.

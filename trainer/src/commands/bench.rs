@@ -5,7 +5,7 @@
 use anyhow::{bail, Context, Result};
 
 use crate::benchmark::{projection_agreement, train_step_throughput, Mode, StepBenchConfig};
-use crate::cli::{DeconvBenchArgs, TrainStepBenchArgs};
+use crate::cli::{DeconvBenchArgs, LoaderBenchArgs, TrainStepBenchArgs};
 use crate::config::ReducerChoice;
 use crate::devices::{parse_gpus, training_devices};
 
@@ -69,4 +69,62 @@ pub fn deconv(args: &DeconvBenchArgs) -> Result<u8> {
         args.tolerance
     );
     Ok(0)
+}
+
+/// Peak resident memory of this process, in MiB (`VmHWM`).
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
+}
+
+/// Prints `zftrain loader <augment> <workers> <img/s> <peak RSS MiB>`: one
+/// epoch of the ImageFolder through the training loader, timed from the
+/// first batch (the workers' start-up left out, as for the peer).
+pub fn loader(args: &LoaderBenchArgs) -> Result<()> {
+    use zftrain_data::loader::{Loader, LoaderConfig};
+    use zftrain_data::{Augment, Dataset, Transform};
+    let augment = match args.augment.as_str() {
+        "zf" => Augment::Zf,
+        "rrc" => Augment::Rrc,
+        "eval" => Augment::Eval,
+        other => bail!("--augment '{other}': zf, rrc or eval"),
+    };
+    let dataset = Dataset::image_folder(&args.data)?;
+    let transform = Transform {
+        augment,
+        ..Transform::default()
+    };
+    let config = LoaderConfig {
+        batch_size: args.batch,
+        workers: args.workers,
+        queue_depth: args.queue_depth,
+        ..LoaderConfig::default()
+    };
+    let loader = Loader::new(dataset, transform, config);
+    let mut batches = loader.epoch(0, 0);
+    let first = batches.next().context("an empty data set")??;
+    let start = std::time::Instant::now();
+    let mut images = 0usize;
+    for batch in batches {
+        images += batch?.len();
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    if images == 0 {
+        bail!("one batch only ({} images): use more images or a smaller --batch", first.len());
+    }
+    println!(
+        "zftrain loader {} {} {:.1} {:.0}",
+        args.augment,
+        args.workers,
+        images as f64 / seconds,
+        peak_rss_mib().unwrap_or(0.0)
+    );
+    Ok(())
 }

@@ -35,6 +35,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Bench(args) => match args.command {
             BenchCommand::TrainStep(a) => bench::train_step(&a).map(|_| 0),
             BenchCommand::Deconv(a) => bench::deconv(&a),
+            BenchCommand::Loader(a) => bench::loader(&a).map(|_| 0),
         },
     }
 }
