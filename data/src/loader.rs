@@ -355,6 +355,7 @@ mod tests {
     use super::*;
     use crate::synth::{write_synthetic, SynthConfig};
     use crate::Augment;
+    use std::path::Path;
 
     fn setup() -> (tempfile::TempDir, Dataset) {
         let d = tempfile::tempdir().unwrap();

@@ -117,7 +117,10 @@ pub fn loader(args: &LoaderBenchArgs) -> Result<()> {
     }
     let seconds = start.elapsed().as_secs_f64();
     if images == 0 {
-        bail!("one batch only ({} images): use more images or a smaller --batch", first.len());
+        bail!(
+            "one batch only ({} images): use more images or a smaller --batch",
+            first.len()
+        );
     }
     println!(
         "zftrain loader {} {} {:.1} {:.0}",

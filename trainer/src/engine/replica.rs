@@ -330,7 +330,15 @@ impl DataParallel {
         }
         let total = scalars[1];
         if total == 0.0 {
-            bail!("an empty batch on every node");
+            // Every node's images of this batch failed to decode: no step.
+            return Ok(StepOutput {
+                loss: 0.0,
+                logits: self.empty_logits(),
+                grad_norm: None,
+                skipped: true,
+                images: 0.0,
+                stop: scalars[2] > 0.0,
+            });
         }
         // Each replica's share of the global batch: the reduced gradient is
         // that of the global batch's mean loss.
@@ -380,12 +388,7 @@ impl DataParallel {
             }
         }
         let logits = if logits.is_empty() {
-            let classes = self.replicas[0]
-                .model
-                .named_weights()
-                .last()
-                .map_or(0, |(_, b)| b.size()[0]);
-            Tensor::zeros([0, classes], (Kind::Float, Device::Cpu))
+            self.empty_logits()
         } else {
             Tensor::cat(&logits, 0)
         };
@@ -397,6 +400,16 @@ impl DataParallel {
             images: total,
             stop: scalars[2] > 0.0,
         })
+    }
+
+    /// `[0, classes]` logits, for a step without images here.
+    fn empty_logits(&self) -> Tensor {
+        let classes = self.replicas[0]
+            .model
+            .named_weights()
+            .last()
+            .map_or(0, |(_, b)| b.size()[0]);
+        Tensor::zeros([0, classes], (Kind::Float, Device::Cpu))
     }
 
     /// ZF's filter RMS renormalization of every conv layer, on every replica.
@@ -561,6 +574,81 @@ mod tests {
         for ((name, a), (_, b)) in w0.iter().zip(&w_huge) {
             assert!(a.equal(b), "{name} changed although the step overflowed");
         }
+    }
+
+    #[test]
+    fn nodes_without_images_take_part_and_a_batch_empty_everywhere_is_no_step() {
+        use crate::engine::rendezvous::{rendezvous, NodeInfo, RendezvousConfig};
+        use crate::engine::LinkReducer;
+        let address = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().to_string()
+        };
+        let node = |rank: usize| {
+            let address = address.clone();
+            std::thread::spawn(move || {
+                let rv = RendezvousConfig {
+                    nodes: 2,
+                    node_rank: rank,
+                    address,
+                    timeout: std::time::Duration::from_secs(20),
+                };
+                let me = NodeInfo {
+                    node_rank: rank,
+                    nodes: 2,
+                    replicas: 1,
+                    gpu: false,
+                    fingerprint: 1,
+                };
+                let link = Arc::new(Mutex::new(rendezvous(&rv, me, || unreachable!()).unwrap()));
+                let arch = Arch::builtin(
+                    ArchName::ZfnetSeed,
+                    &ArchConfig {
+                        classes: 3,
+                        dropout: 0.0,
+                        ..ArchConfig::default()
+                    },
+                )
+                .unwrap();
+                let reducer = Box::new(LinkReducer {
+                    link: Arc::clone(&link),
+                });
+                let mut dp = DataParallel::new(
+                    arch,
+                    InitScheme::Kaiming,
+                    &[Device::Cpu],
+                    OptimConfig::default(),
+                    reducer,
+                )
+                .unwrap();
+                dp.set_link(link);
+                dp.broadcast_across_nodes().unwrap();
+                let opts = StepOptions::default();
+                let none = (
+                    Tensor::zeros([0, 3, 224, 224], (Kind::Float, Device::Cpu)),
+                    Tensor::zeros([0], (Kind::Int64, Device::Cpu)),
+                );
+                let before = dp.primary().named_weights()[0].1.copy();
+                let empty = dp.step(&none.0, &none.1, &opts).unwrap();
+                assert!(empty.skipped && empty.images == 0.0);
+                assert!(dp.primary().named_weights()[0].1.equal(&before), "no step");
+                // Node 0 has two images, node 1 none: both step the same.
+                let out = if rank == 0 {
+                    let x = draw(&[2, 3, 224, 224], 5, 1.0);
+                    dp.step(&x, &Tensor::from_slice(&[0i64, 2]), &opts).unwrap()
+                } else {
+                    dp.step(&none.0, &none.1, &opts).unwrap()
+                };
+                assert_eq!(
+                    (out.images, out.logits.size()[0]),
+                    (2.0, if rank == 0 { 2 } else { 0 })
+                );
+                dp.primary().named_weights()[0].1.copy()
+            })
+        };
+        let (a, b) = (node(0), node(1));
+        let (a, b) = (a.join().unwrap(), b.join().unwrap());
+        assert!(a.equal(&b), "the nodes' weights agree");
     }
 
     #[test]

@@ -525,7 +525,11 @@ pub fn train_with_hooks(
             };
             let out = dp.step(&images, &labels, &opts)?;
             if out.images == 0.0 {
-                // Every node's rows of this batch failed to decode.
+                // Every node's rows of this batch failed to decode: no step.
+                if out.stop {
+                    interrupted = true;
+                    break;
+                }
                 continue;
             }
             let stop_everywhere = out.stop;
