@@ -2,7 +2,7 @@
 # set-up first (idempotent: a second run takes about a second).
 CARGO ?= cargo
 
-.PHONY: setup build test demo clean-runs
+.PHONY: setup build test demo bench clean-runs
 
 setup:
 	scripts/setup
@@ -15,6 +15,14 @@ test: setup
 
 demo: build
 	scripts/demo
+
+# Every benchmark, each side by side with its PyTorch peer where there is one
+# (docs/benchmarks.md records the figures). About 10 minutes on 2 cores.
+bench: build
+	bench/loader
+	$(CARGO) bench -q -p zftrain-data --bench decode
+	bench/train-step --batch 64 --steps 4 --warmup 1
+	$(CARGO) bench -q -p zftrain-deconv --bench projections
 
 clean-runs:
 	rm -rf runs/demo

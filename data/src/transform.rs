@@ -192,17 +192,31 @@ impl Transform {
             )),
             _ => None,
         };
-        for (row, line) in patch.chunks_exact(3 * c).enumerate() {
-            for col in 0..c {
-                let dst = if g.flip { c - 1 - col } else { col };
-                for k in 0..3 {
-                    let value = line[3 * col + k] as f32;
-                    out[k * plane + row * c + dst] = match mean_image {
-                        Some((m, mx, my)) => {
-                            (value / 255.0 - m.at(k, my + row, mx + col)) / self.std[k]
+        // One output plane at a time, one row at a time: contiguous writes.
+        for (k, plane_out) in out.chunks_exact_mut(plane).enumerate() {
+            for (row, (line, dst)) in patch
+                .chunks_exact(3 * c)
+                .zip(plane_out.chunks_exact_mut(c))
+                .enumerate()
+            {
+                let values = line.iter().skip(k).step_by(3).map(|&v| v as f32);
+                match mean_image {
+                    Some((m, mx, my)) => {
+                        for (col, value) in values.enumerate() {
+                            let at = if g.flip { c - 1 - col } else { col };
+                            dst[at] = (value / 255.0 - m.at(k, my + row, mx + col)) / self.std[k];
                         }
-                        None => value * scale[k] - shift[k],
-                    };
+                    }
+                    None if g.flip => {
+                        for (d, value) in dst.iter_mut().rev().zip(values) {
+                            *d = value * scale[k] - shift[k];
+                        }
+                    }
+                    None => {
+                        for (d, value) in dst.iter_mut().zip(values) {
+                            *d = value * scale[k] - shift[k];
+                        }
+                    }
                 }
             }
         }
@@ -223,9 +237,15 @@ fn resize_region(img: &RgbImage, region: (f64, f64, f64, f64), side: u32) -> Vec
     let options = fr::ResizeOptions::new()
         .resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Bilinear))
         .crop(left, top, width, height);
-    fr::Resizer::new()
-        .resize(&src, &mut dst, &options)
-        .expect("source and destination are both U8x3");
+    thread_local! {
+        // The resizer keeps its buffers between images of a worker thread.
+        static RESIZER: std::cell::RefCell<fr::Resizer> = std::cell::RefCell::new(fr::Resizer::new());
+    }
+    RESIZER.with(|r| {
+        r.borrow_mut()
+            .resize(&src, &mut dst, &options)
+            .expect("source and destination are both U8x3")
+    });
     dst.into_vec()
 }
 
