@@ -8,7 +8,11 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use image::RgbImage;
+
+use crate::pack::{is_pack, Pack};
 use crate::DataError;
 
 /// One image and its class.
@@ -29,6 +33,8 @@ pub struct Dataset {
     pub classes: Vec<String>,
     /// The samples, in a stable order.
     pub samples: Vec<Sample>,
+    /// The pack the images live in (`None`: files on disk).
+    pub pack: Option<Arc<Pack>>,
 }
 
 /// Whether `path` has an image extension we read.
@@ -60,6 +66,23 @@ fn images_under(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), DataError> {
 }
 
 impl Dataset {
+    /// A pack file (`zftrain data pack`) or an ImageFolder.
+    pub fn open(path: &Path) -> Result<Dataset, DataError> {
+        if path.is_file() && is_pack(path) {
+            return Ok(Pack::open(path)?.into_dataset());
+        }
+        Dataset::image_folder(path)
+    }
+
+    /// Decodes sample `i` to RGB (from the pack or its file), refusing
+    /// images above `max_pixels` before allocating them.
+    pub fn decode(&self, i: usize, max_pixels: u64) -> Result<RgbImage, String> {
+        match &self.pack {
+            Some(pack) => crate::decode::decode_rgb_bytes(pack.bytes(i), max_pixels),
+            None => crate::decode::decode_rgb(&self.samples[i].path, max_pixels),
+        }
+    }
+
     /// Indexes an ImageFolder. Errors: a missing folder, no class folders, a
     /// class folder without images.
     pub fn image_folder(root: &Path) -> Result<Dataset, DataError> {
@@ -100,6 +123,7 @@ impl Dataset {
             source: root.to_path_buf(),
             classes: classes.into_iter().map(|(n, _)| n).collect(),
             samples,
+            pack: None,
         })
     }
 
@@ -139,6 +163,7 @@ impl Dataset {
             source: list.to_path_buf(),
             classes,
             samples,
+            pack: None,
         })
     }
 

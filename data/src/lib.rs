@@ -12,6 +12,7 @@ pub mod decode;
 pub mod error;
 pub mod loader;
 pub mod mean_image;
+pub mod pack;
 pub mod rng;
 pub mod synth;
 pub mod transform;

@@ -244,7 +244,7 @@ fn load_batch(
     let mut skipped = Vec::new();
     for (k, &sample_index) in job.positions.iter().enumerate() {
         let sample = &dataset.samples[sample_index];
-        match decode_rgb(&sample.path, config.max_pixels) {
+        match dataset.decode(sample_index, config.max_pixels) {
             Ok(img) => {
                 let position = (job.index * config.batch_size.max(1) + job.first_row + k) as u64;
                 let mut rng = SplitMix64::for_stream(&[config.seed, job.epoch, position, 0xA06]);

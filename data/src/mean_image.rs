@@ -11,7 +11,6 @@ use std::sync::Mutex;
 
 use image::imageops::{self, FilterType};
 
-use crate::loader::decode_rgb;
 use crate::transform::shorter_side_to;
 use crate::{DataError, Dataset};
 
@@ -106,7 +105,7 @@ impl MeanImage {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(&pick) = picks.get(i) else { break };
                         let path = &dataset.samples[pick].path;
-                        match decode_rgb(path, max_pixels) {
+                        match dataset.decode(pick, max_pixels) {
                             Ok(img) => {
                                 let (rw, rh) = shorter_side_to(img.width(), img.height(), side);
                                 let resized = imageops::resize(&img, rw, rh, FilterType::Triangle);
@@ -174,7 +173,7 @@ mod tests {
         // The mean of the first image alone is that image's centre square.
         let first = MeanImage::estimate(&data, 32, 1, 1 << 20, 2).unwrap();
         assert_eq!(first.used, 1);
-        let img = decode_rgb(&data.samples[0].path, 1 << 20).unwrap();
+        let img = data.decode(0, 1 << 20).unwrap();
         let resized = imageops::resize(&img, 48, 32, FilterType::Triangle);
         let px = resized.get_pixel(8 + 5, 7).0;
         let got = first.mean.at(1, 7, 5);

@@ -178,7 +178,7 @@ impl Transform {
             None => (1.0, 1.0),
         };
         let region = (x as f64 * fx, y as f64 * fy, w as f64 * fx, h as f64 * fy);
-        let patch = resize_region(img, region, self.crop);
+        let patch = resize_region(img, region, (self.crop, self.crop));
         let c = self.crop as usize;
         let plane = c * c;
         let scale: [f32; 3] = std::array::from_fn(|k| 1.0 / (255.0 * self.std[k]));
@@ -223,17 +223,24 @@ impl Transform {
     }
 }
 
+/// The whole of `img` resampled to `width x height` (as [`resize_region`]).
+pub(crate) fn resize_whole(img: &RgbImage, width: u32, height: u32) -> RgbImage {
+    let region = (0.0, 0.0, img.width() as f64, img.height() as f64);
+    let bytes = resize_region(img, region, (width, height));
+    RgbImage::from_raw(width, height, bytes).expect("width x height RGB bytes")
+}
+
 /// The region `(left, top, width, height)` of `img` (source pixels,
-/// fractional) resampled to `side x side` RGB bytes with a bilinear
+/// fractional) resampled to `size` (width, height) RGB bytes with a bilinear
 /// (triangle) filter whose support widens when shrinking, as PIL's and so
 /// torchvision's resize does.
-fn resize_region(img: &RgbImage, region: (f64, f64, f64, f64), side: u32) -> Vec<u8> {
+fn resize_region(img: &RgbImage, region: (f64, f64, f64, f64), size: (u32, u32)) -> Vec<u8> {
     use fast_image_resize as fr;
     let (left, top, width, height) = region;
     let src =
         fr::images::ImageRef::new(img.width(), img.height(), img.as_raw(), fr::PixelType::U8x3)
             .expect("an RgbImage's buffer holds width x height RGB pixels");
-    let mut dst = fr::images::Image::new(side, side, fr::PixelType::U8x3);
+    let mut dst = fr::images::Image::new(size.0, size.1, fr::PixelType::U8x3);
     let options = fr::ResizeOptions::new()
         .resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Bilinear))
         .crop(left, top, width, height);

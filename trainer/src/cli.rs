@@ -339,6 +339,28 @@ pub struct DataArgs {
 pub enum DataCommand {
     /// Write the built-in synthetic data set (real JPEG files) as an ImageFolder.
     Synth(SynthArgs),
+    /// Pack an ImageFolder into one file (images re-encoded at a bounded size), read through mmap.
+    Pack(PackArgs),
+}
+
+/// `zftrain data pack`.
+#[derive(Debug, Args)]
+pub struct PackArgs {
+    /// The ImageFolder to pack (e.g. DATA/train).
+    #[arg(long)]
+    pub src: PathBuf,
+    /// The pack file to write (use it as data.train or data.val).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Shrink images whose shorter side is longer than this (0: keep sizes).
+    #[arg(long, default_value_t = 256)]
+    pub shorter_side: u32,
+    /// JPEG quality of the re-encoded images.
+    #[arg(long, default_value_t = 90)]
+    pub quality: u8,
+    /// Encoding threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
 }
 
 /// `zftrain data synth`.

@@ -686,9 +686,12 @@ impl RunConfig {
             "is required (or pass --data DIR)".into(),
         )?;
         check(
-            self.data.train.is_dir(),
+            self.data.train.is_dir() || self.data.train.is_file(),
             "data.train",
-            format!("folder {} does not exist", self.data.train.display()),
+            format!(
+                "{} does not exist (an ImageFolder or a pack from zftrain data pack)",
+                self.data.train.display()
+            ),
         )?;
         check(
             !self.data.val.as_os_str().is_empty(),
@@ -696,9 +699,12 @@ impl RunConfig {
             "is required (or pass --data DIR)".into(),
         )?;
         check(
-            self.data.val.is_dir(),
+            self.data.val.is_dir() || self.data.val.is_file(),
             "data.val",
-            format!("folder {} does not exist", self.data.val.display()),
+            format!(
+                "{} does not exist (an ImageFolder or a pack from zftrain data pack)",
+                self.data.val.display()
+            ),
         )?;
         if let Some(list) = &self.data.val_list {
             check(

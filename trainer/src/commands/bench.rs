@@ -96,7 +96,7 @@ pub fn loader(args: &LoaderBenchArgs) -> Result<()> {
         "eval" => Augment::Eval,
         other => bail!("--augment '{other}': zf, rrc or eval"),
     };
-    let dataset = Dataset::image_folder(&args.data)?;
+    let dataset = Dataset::open(&args.data)?;
     let transform = Transform {
         augment,
         ..Transform::default()

@@ -1,9 +1,10 @@
-//! `zftrain data synth`: the built-in synthetic data set.
+//! `zftrain data synth` (the built-in synthetic data set) and `zftrain data
+//! pack` (an ImageFolder as one file).
 
 use anyhow::Result;
 use zftrain_data::synth::{write_synthetic, SynthConfig};
 
-use crate::cli::SynthArgs;
+use crate::cli::{PackArgs, SynthArgs};
 
 /// Writes the synthetic ImageFolder.
 pub fn synth(args: &SynthArgs) -> Result<()> {
@@ -25,6 +26,53 @@ pub fn synth(args: &SynthArgs) -> Result<()> {
         args.val_per_class,
         args.width,
         args.height
+    );
+    Ok(())
+}
+
+/// Packs an ImageFolder, with a progress bar on a terminal.
+pub fn pack(args: &PackArgs) -> Result<()> {
+    use std::io::IsTerminal;
+    use zftrain_data::pack::{write_pack, PackConfig};
+    if args.out.exists() {
+        anyhow::bail!(
+            "{} exists: remove it or choose another --out",
+            args.out.display()
+        );
+    }
+    let dataset = zftrain_data::Dataset::image_folder(&args.src)?;
+    let config = PackConfig {
+        shorter_side: args.shorter_side,
+        quality: args.quality,
+        threads: args.threads.unwrap_or(PackConfig::default().threads),
+        ..PackConfig::default()
+    };
+    let bar = if std::io::stderr().is_terminal() {
+        indicatif::ProgressBar::new(dataset.samples.len() as u64)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let start = std::time::Instant::now();
+    let report = write_pack(&dataset, &args.out, &config, |done, _| {
+        bar.set_position(done as u64)
+    })?;
+    bar.finish_and_clear();
+    for (path, why) in &report.skipped {
+        eprintln!("zftrain: left out {}: {why}", path.display());
+    }
+    let mib = |b: u64| b as f64 / (1 << 20) as f64;
+    println!(
+        "packed {} images ({} left out) of {} into {} in {:.1} s: {:.1} MiB from {:.1} MiB of files ({} threads, shorter side {}, quality {})",
+        report.images,
+        report.skipped.len(),
+        args.src.display(),
+        args.out.display(),
+        start.elapsed().as_secs_f64(),
+        mib(report.pack_bytes),
+        mib(report.source_bytes),
+        config.threads,
+        config.shorter_side,
+        config.quality
     );
     Ok(())
 }

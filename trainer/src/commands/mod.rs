@@ -26,6 +26,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Visualize(args) => visualize::run(&args).map(|_| 0),
         Command::Data(args) => match args.command {
             DataCommand::Synth(a) => data::synth(&a).map(|_| 0),
+            DataCommand::Pack(a) => data::pack(&a).map(|_| 0),
         },
         Command::Analyze(args) => match args.command {
             AnalyzeCommand::Invariance(a) => analyze::invariance(&a).map(|_| 0),

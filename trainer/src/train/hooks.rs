@@ -12,7 +12,6 @@ use image::RgbImage;
 use tch::{Device, Tensor};
 use tracing::{info, warn};
 use zftrain_checkpoints::{read_safetensors, Checkpoint};
-use zftrain_data::loader::decode_rgb;
 use zftrain_data::rng::SplitMix64;
 use zftrain_data::{Augment, Dataset, MeanImage, Transform};
 use zftrain_hooks::{
@@ -80,7 +79,7 @@ pub fn probe_set(
     let mut images = Vec::with_capacity(take);
     for i in 0..take {
         let sample = &val.samples[i * n / take];
-        match decode_rgb(&sample.path, d.max_pixels) {
+        match val.decode(i * n / take, d.max_pixels) {
             Ok(img) => {
                 let mut buf = vec![0f32; transform.sample_len()];
                 transform.apply(&img, &mut SplitMix64::new(0), &mut buf);

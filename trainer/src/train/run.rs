@@ -54,10 +54,10 @@ pub struct Outcome {
 
 /// The data sets of a run, checked.
 fn datasets(config: &RunConfig) -> Result<(Dataset, Dataset)> {
-    let train = Dataset::image_folder(&config.data.train)?;
+    let train = Dataset::open(&config.data.train)?;
     let val = match &config.data.val_list {
         Some(list) => Dataset::list_file(list, &config.data.val, train.classes.clone())?,
-        None => Dataset::image_folder(&config.data.val)?,
+        None => Dataset::open(&config.data.val)?,
     };
     if config.data.val_list.is_none() && val.classes != train.classes {
         bail!(

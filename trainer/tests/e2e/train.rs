@@ -426,3 +426,62 @@ fn asking_for_gpus_without_cuda_says_what_was_looked_for_and_creates_nothing() {
     );
     assert!(!dir.path().join("runs").exists(), "nothing created");
 }
+
+#[test]
+fn a_packed_data_set_trains_like_a_folder_and_a_cut_pack_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = tiny_data(dir.path());
+    let packs = dir.path().join("packs");
+    std::fs::create_dir_all(&packs).unwrap();
+    for split in ["train", "val"] {
+        let out = ok(&[
+            "data",
+            "pack",
+            "--src",
+            s(&data.join(split)),
+            "--out",
+            s(&packs.join(format!("{split}.zfpack"))),
+            "--threads",
+            "2",
+        ]);
+        assert!(
+            out.contains("packed") && out.contains("0 left out"),
+            "{out}"
+        );
+    }
+    // Without --data (the flag would override data.train and data.val).
+    let without_data = |name: &str| {
+        let mut a = quick(dir.path(), &data, name, "zfnet-seed", "1");
+        let i = a.iter().position(|x| x == "--data").unwrap();
+        a.drain(i..i + 2);
+        a
+    };
+    let mut args = without_data("packed");
+    args.extend([
+        "--set".to_string(),
+        format!("data.train={:?}", s(&packs.join("train.zfpack"))),
+        "--set".to_string(),
+        format!("data.val={:?}", s(&packs.join("val.zfpack"))),
+    ]);
+    let out = run(&args);
+    assert!(out.contains("epoch 1/1: train loss"), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("runs/packed/classes.txt")).unwrap(),
+        "00-disc\n01-square\n"
+    );
+    // A pack cut short (an interrupted copy) is refused, naming the file.
+    let bytes = std::fs::read(packs.join("train.zfpack")).unwrap();
+    std::fs::write(packs.join("train.zfpack"), &bytes[..bytes.len() / 2]).unwrap();
+    let mut again = without_data("cut");
+    again.extend([
+        "--set".to_string(),
+        format!("data.train={:?}", s(&packs.join("train.zfpack"))),
+        "--set".to_string(),
+        format!("data.val={:?}", s(&packs.join("val.zfpack"))),
+    ]);
+    let err = fails(&again.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        err.contains("train.zfpack") && err.contains("incomplete pack"),
+        "{err}"
+    );
+}
