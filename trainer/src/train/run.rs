@@ -21,7 +21,7 @@ use zftrain_data::loader::{Batch, LoaderConfig, Shard};
 use zftrain_data::{Augment, Dataset, Loader, MeanImage, Transform};
 use zftrain_hooks::{Control, Event, HookState};
 use zftrain_model::arch::ArchConfig;
-use zftrain_model::Arch;
+use zftrain_model::{Arch, Network};
 use zftrain_tensorboard::{BackgroundWriter, HParamValue};
 
 use crate::config::RunConfig;
@@ -267,6 +267,32 @@ pub fn train(config: RunConfig, resume: Option<&Path>) -> Result<Outcome> {
     train_with_hooks(config, resume, Vec::new())
 }
 
+/// Sends `event` to the hooks, if any, at the trainer's position; whether
+/// one of them asked to stop.
+fn fire(
+    hooks: &mut Option<HookRunner>,
+    event: Event,
+    net: &Network,
+    state: &TrainerState,
+    run_dir: &Path,
+    tb: &BackgroundWriter,
+) -> Result<bool> {
+    Ok(match hooks {
+        Some(h) => {
+            h.event(
+                event,
+                net,
+                state.epoch,
+                state.global_step,
+                run_dir,
+                tb,
+                false,
+            )? == Control::Stop
+        }
+        None => false,
+    })
+}
+
 /// Runs (or resumes) training with `extra` hooks of the caller's own
 /// (registered after the configured ones; see `examples/custom_hook.rs`).
 pub fn train_with_hooks(
@@ -439,17 +465,14 @@ pub fn train_with_hooks(
             &hook_states,
         )
     };
-    if let Some(h) = hooks.as_mut() {
-        h.event(
-            Event::TrainStart,
-            dp.net(),
-            state.epoch,
-            state.global_step,
-            &run_dir,
-            &tb,
-            false,
-        )?;
-    }
+    fire(
+        &mut hooks,
+        Event::TrainStart,
+        dp.net(),
+        &state,
+        &run_dir,
+        &tb,
+    )?;
     let mut stop_requested = false;
     let per_epoch = train_loader.batches_per_epoch();
     let train_len = train_loader.dataset().len();
@@ -553,18 +576,7 @@ pub fn train_with_hooks(
             }
             state.global_step += 1;
             tch::no_grad(|| running.add(&logits, &labels, loss_value));
-            if let Some(h) = hooks.as_mut() {
-                let c = h.event(
-                    Event::StepEnd,
-                    dp.net(),
-                    epoch,
-                    state.global_step,
-                    &run_dir,
-                    &tb,
-                    false,
-                )?;
-                stop_requested |= c == Control::Stop;
-            }
+            stop_requested |= fire(&mut hooks, Event::StepEnd, dp.net(), &state, &run_dir, &tb)?;
             window.1 += batch.len() as u64;
             epoch_images.1 += batch.len() as u64;
             bar.inc(1);
@@ -682,30 +694,16 @@ pub fn train_with_hooks(
             state.best_step = Some(state.global_step);
         }
         val_top1 = Some(val.top1());
-        if let Some(h) = hooks.as_mut() {
-            let c = h.event(
-                Event::EpochEnd,
-                dp.net(),
-                state.epoch,
-                state.global_step,
-                &run_dir,
-                &tb,
-                false,
-            )?;
-            stop_requested |= c == Control::Stop;
-        }
+        stop_requested |= fire(&mut hooks, Event::EpochEnd, dp.net(), &state, &run_dir, &tb)?;
         let path = checkpoint(&dp, &state, &hooks)?;
-        if let Some(h) = hooks.as_mut() {
-            h.event(
-                Event::Checkpoint,
-                dp.net(),
-                state.epoch,
-                state.global_step,
-                &run_dir,
-                &tb,
-                false,
-            )?;
-        }
+        fire(
+            &mut hooks,
+            Event::Checkpoint,
+            dp.net(),
+            &state,
+            &run_dir,
+            &tb,
+        )?;
         tb.flush()?;
         if let Some(link) = &link {
             cluster::share_state(link, &mut state, stop_requested)?;
@@ -727,18 +725,8 @@ pub fn train_with_hooks(
             break;
         }
     }
-    if let Some(h) = hooks.as_mut() {
-        if !stop_requested {
-            h.event(
-                Event::TrainEnd,
-                dp.net(),
-                state.epoch,
-                state.global_step,
-                &run_dir,
-                &tb,
-                false,
-            )?;
-        }
+    if !stop_requested {
+        fire(&mut hooks, Event::TrainEnd, dp.net(), &state, &run_dir, &tb)?;
     }
     tb.flush()?;
     Ok(Outcome {
