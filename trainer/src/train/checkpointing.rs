@@ -159,8 +159,19 @@ fn prune(dir: &Path, keep_last: usize, best_step: Option<u64>) -> Result<()> {
     let cut = all.len().saturating_sub(keep_last);
     for (step, path) in &all[..cut] {
         if Some(*step) != best_step {
-            fs::remove_dir_all(path)
-                .with_context(|| format!("removing old checkpoint {}", path.display()))?;
+            // Renamed out of the way first (atomic), then deleted: a kill
+            // during the deletion leaves a hidden temporary, which the next
+            // save sweeps away, never a `step-N` without its manifest.
+            let name = path.file_name().context("a checkpoint has a name")?;
+            let doomed = dir.join(format!(
+                ".{}.tmp-{}",
+                name.to_string_lossy(),
+                std::process::id()
+            ));
+            fs::rename(path, &doomed)
+                .with_context(|| format!("moving old checkpoint {} aside", path.display()))?;
+            fs::remove_dir_all(&doomed)
+                .with_context(|| format!("removing old checkpoint {}", doomed.display()))?;
         }
     }
     Ok(())
