@@ -17,9 +17,10 @@ demo: build
 	scripts/demo
 
 # Every benchmark, each side by side with its PyTorch peer where there is one
-# (docs/benchmarks.md records the figures). About 10 minutes on 2 cores.
+# (docs/benchmarks.md records the figures). About 15 minutes on 2 cores.
 bench: build
 	bench/loader
+	bench/train
 	$(CARGO) bench -q -p zftrain-data --bench decode
 	bench/train-step --batch 64 --steps 4 --warmup 1
 	$(CARGO) bench -q -p zftrain-deconv --bench projections

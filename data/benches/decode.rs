@@ -1,7 +1,8 @@
 //! Decoding and preprocessing one image, one thread: the pipeline's own path
-//! (`decode_rgb`: zune-jpeg directly; `Transform::apply`: one resampling of
-//! the crop's source region with fast_image_resize) against the `image`
-//! crate's generic decode and its resize-the-whole-image-then-crop, on the
+//! (libjpeg-turbo decoding only the crop's region, `decode_region_bytes`,
+//! then one resampling of it with fast_image_resize, `Transform::render`)
+//! against whole-image decoding (libjpeg-turbo, zune-jpeg, the `image`
+//! crate) and the `image` crate's resize-the-whole-image-then-crop, on the
 //! same JPEG files in the same run. Prints images/s per stage.
 //!
 //! `cargo bench -p zftrain-data --bench decode -- [DIR]` (default: writes 200
@@ -10,7 +11,7 @@
 use std::time::Instant;
 
 use image::imageops::{self, FilterType};
-use zftrain_data::decode::decode_rgb_bytes;
+use zftrain_data::decode::{decode_region_bytes, decode_rgb_bytes};
 use zftrain_data::rng::SplitMix64;
 use zftrain_data::synth::{write_synthetic, SynthConfig};
 use zftrain_data::{Augment, Transform};
@@ -62,7 +63,14 @@ fn main() {
     time("decode: image crate, generic", &|d| {
         image::load_from_memory(d).unwrap().to_rgb8().len()
     });
-    time("decode: zftrain (zune-jpeg)", &|d| {
+    time("decode: zune-jpeg", &|d| {
+        let options = zune_core::options::DecoderOptions::default()
+            .jpeg_set_out_colorspace(zune_core::colorspace::ColorSpace::RGB);
+        let cursor = zune_core::bytestream::ZCursor::new(d);
+        let mut decoder = zune_jpeg::JpegDecoder::new_with_options(cursor, options);
+        decoder.decode().unwrap().len()
+    });
+    time("decode: libjpeg-turbo (decode_rgb_bytes)", &|d| {
         decode_rgb_bytes(d, u64::MAX).unwrap().len()
     });
     time(
@@ -78,9 +86,44 @@ fn main() {
     );
     let mut out = vec![0f32; eval.sample_len()];
     let out = std::cell::RefCell::new(&mut out);
-    time("decode + eval 256/224: zftrain (Transform::apply)", &|d| {
-        let img = decode_rgb_bytes(d, u64::MAX).unwrap();
-        eval.apply(&img, &mut SplitMix64::new(0), &mut out.borrow_mut());
-        out.borrow().len()
-    });
+    time(
+        "decode + eval 256/224: whole image, Transform::apply",
+        &|d| {
+            let img = decode_rgb_bytes(d, u64::MAX).unwrap();
+            eval.apply(&img, &mut SplitMix64::new(0), &mut out.borrow_mut());
+            out.borrow().len()
+        },
+    );
+    let seed = std::cell::Cell::new(0u64);
+    for (name, augment) in [
+        ("eval", Augment::Eval),
+        ("zf", Augment::Zf),
+        ("rrc", Augment::Rrc),
+    ] {
+        let t = Transform {
+            augment,
+            ..Transform::default()
+        };
+        let label = format!("decode + {name}: crop's region only (the loader's path)");
+        time(&label, &|d| {
+            seed.set(seed.get() + 1);
+            let mut rng = SplitMix64::new(seed.get());
+            let mut g = None;
+            let part = decode_region_bytes(d, u64::MAX, |w, h| {
+                let drawn = t.geometry(w, h, &mut rng);
+                g = Some(drawn);
+                t.source_region(w, h, &drawn)
+            })
+            .unwrap();
+            let g = g.expect("a JPEG's region is asked for");
+            t.render(
+                &part.pixels,
+                part.full,
+                part.origin,
+                &g,
+                &mut out.borrow_mut(),
+            );
+            out.borrow().len()
+        });
+    }
 }

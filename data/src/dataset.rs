@@ -83,6 +83,23 @@ impl Dataset {
         }
     }
 
+    /// Decodes the part of sample `i` that `region(w, h)` asks for (see
+    /// [`crate::decode::decode_region_bytes`]).
+    pub fn decode_region(
+        &self,
+        i: usize,
+        max_pixels: u64,
+        region: impl FnOnce(u32, u32) -> (u32, u32, u32, u32),
+    ) -> Result<crate::decode::Region, String> {
+        match &self.pack {
+            Some(pack) => crate::decode::decode_region_bytes(pack.bytes(i), max_pixels, region),
+            None => {
+                let bytes = std::fs::read(&self.samples[i].path).map_err(|e| e.to_string())?;
+                crate::decode::decode_region_bytes(&bytes, max_pixels, region)
+            }
+        }
+    }
+
     /// Indexes an ImageFolder. Errors: a missing folder, no class folders, a
     /// class folder without images.
     pub fn image_folder(root: &Path) -> Result<Dataset, DataError> {

@@ -159,26 +159,68 @@ impl Transform {
 
     /// Augments `img` into `out` (`3 * crop * crop` floats, CHW, normalized).
     pub fn apply(&self, img: &RgbImage, rng: &mut SplitMix64, out: &mut [f32]) {
+        let g = self.geometry(img.width(), img.height(), rng);
+        self.render(img, img.dimensions(), (0, 0), &g, out);
+    }
+
+    /// The crop's region in whole-image pixels, `(x, y, w, h)` of the
+    /// `w` x `h` source, as fractions.
+    fn source_crop(&self, w: u32, h: u32, g: &Geometry) -> (f64, f64, f64, f64) {
+        let (x, y, cw, ch) = g.crop;
+        let (fx, fy) = match g.resize {
+            Some((rw, rh)) => (w as f64 / rw as f64, h as f64 / rh as f64),
+            None => (1.0, 1.0),
+        };
+        (x as f64 * fx, y as f64 * fy, cw as f64 * fx, ch as f64 * fy)
+    }
+
+    /// The source pixels the output of `g` reads on a `w` x `h` image,
+    /// `(x, y, w, h)`: the crop's region widened by the resampling filter's
+    /// reach (plus two pixels), so that decoding only this part gives the
+    /// same output as decoding everything.
+    pub fn source_region(&self, w: u32, h: u32, g: &Geometry) -> (u32, u32, u32, u32) {
+        let (x, y, cw, ch) = self.source_crop(w, h, g);
+        // A bilinear filter shrinking by `s` reads `s` source pixels on each
+        // side of a sample; enlarging, one.
+        let s = (cw / self.crop as f64).max(ch / self.crop as f64).max(1.0);
+        let pad = s.ceil() + 2.0;
+        let x0 = (x - pad).floor().max(0.0) as u32;
+        let y0 = (y - pad).floor().max(0.0) as u32;
+        let x1 = ((x + cw + pad).ceil() as u32).min(w);
+        let y1 = ((y + ch + pad).ceil() as u32).min(h);
+        (
+            x0,
+            y0,
+            x1.saturating_sub(x0).max(1),
+            y1.saturating_sub(y0).max(1),
+        )
+    }
+
+    /// Augments a decoded part of a `full`-sized image, `part`, whose
+    /// top-left pixel is `origin` in the whole image, with the geometry `g`
+    /// drawn for the whole image, into `out` (`3 * crop * crop` floats, CHW,
+    /// normalized). `part` must hold [`Transform::source_region`].
+    pub fn render(
+        &self,
+        part: &RgbImage,
+        full: (u32, u32),
+        origin: (u32, u32),
+        g: &Geometry,
+        out: &mut [f32],
+    ) {
         assert_eq!(
             out.len(),
             self.sample_len(),
             "output slice has the wrong length"
         );
-        let g = self.geometry(img.width(), img.height(), rng);
-        let (x, y, w, h) = g.crop;
+        let (x, y, _, _) = g.crop;
         // One resampling of just the source region the crop comes from:
         // the same pixels as resizing the whole image and cropping (the
         // filter still reads the source around the region), at a fraction
         // of the work (docs/benchmarks.md).
-        let (fx, fy) = match g.resize {
-            Some((rw, rh)) => (
-                img.width() as f64 / rw as f64,
-                img.height() as f64 / rh as f64,
-            ),
-            None => (1.0, 1.0),
-        };
-        let region = (x as f64 * fx, y as f64 * fy, w as f64 * fx, h as f64 * fy);
-        let patch = resize_region(img, region, (self.crop, self.crop));
+        let (sx, sy, sw, sh) = self.source_crop(full.0, full.1, g);
+        let region = (sx - origin.0 as f64, sy - origin.1 as f64, sw, sh);
+        let patch = resize_region(part, region, (self.crop, self.crop));
         let c = self.crop as usize;
         let plane = c * c;
         let scale: [f32; 3] = std::array::from_fn(|k| 1.0 / (255.0 * self.std[k]));

@@ -1,7 +1,8 @@
 //! Measurements `zftrain bench` (and `cargo bench`) make of this machine:
-//! training-step throughput through the real engine, and Deconvnet
-//! projections on a device against the CPU. Synthetic input, so that only the
-//! compute is timed (the data pipeline is benchmarked apart).
+//! training-step throughput through the real engine, on random input (the
+//! compute alone) or on JPEG files through the training loader and the
+//! prefetching of tensors (what training does), and Deconvnet projections on
+//! a device against the CPU.
 
 use std::time::Instant;
 
@@ -13,8 +14,12 @@ use zftrain_model::arch::ArchConfig;
 use zftrain_model::network::to_channels_last;
 use zftrain_model::{Arch, ArchName, InitScheme};
 
+use zftrain_data::loader::LoaderConfig;
+use zftrain_data::{Augment, Dataset, Loader, Transform};
+
 use crate::config::{OptimConfig, ReducerChoice};
 use crate::engine::{reducer_for, DataParallel, LossScaler, StepOptions};
+use crate::train::prefetch::{Prefetch, TensorLayout};
 use crate::weights::Model;
 
 /// A training-step benchmark.
@@ -34,6 +39,19 @@ pub struct StepBenchConfig {
     pub devices: Vec<Device>,
     /// Gradient reduction.
     pub reducer: ReducerChoice,
+    /// Batches from image files instead of random input.
+    pub data: Option<DataBench>,
+}
+
+/// Training input from files for [`train_step_throughput`].
+#[derive(Debug, Clone)]
+pub struct DataBench {
+    /// An ImageFolder or a pack.
+    pub path: std::path::PathBuf,
+    /// Loader threads.
+    pub workers: usize,
+    /// Augmentation.
+    pub augment: Augment,
 }
 
 impl Default for StepBenchConfig {
@@ -46,6 +64,7 @@ impl Default for StepBenchConfig {
             classes: 1000,
             devices: vec![Device::Cpu],
             reducer: ReducerChoice::Auto,
+            data: None,
         }
     }
 }
@@ -80,9 +99,11 @@ impl std::str::FromStr for Mode {
 }
 
 /// Images per second of whole training steps (forward, backward,
-/// all-reduce, SGD with momentum and weight decay) in `mode`, from random
-/// input held on the CPU and copied to the devices each step, as training
-/// does.
+/// all-reduce, SGD with momentum and weight decay) in `mode`: from random
+/// input held on the CPU and copied to the devices each step, or, with
+/// `b.data`, from files through the loader and the prefetch thread as
+/// training does (timed from the first step after the warm-up ones, so the
+/// loader's start-up is left out).
 pub fn train_step_throughput(b: &StepBenchConfig, mode: Mode) -> Result<f64> {
     if mode.kind == Kind::Half && b.devices.iter().any(|d| !d.is_cuda()) {
         bail!("fp16 needs GPUs (its loss scaling is for CUDA)");
@@ -107,26 +128,83 @@ pub fn train_step_throughput(b: &StepBenchConfig, mode: Mode) -> Result<f64> {
     if mode.kind == Kind::Half {
         dp.scaler = Some(LossScaler::default());
     }
-    let x = Tensor::randn([b.batch, 3, side, side], (Kind::Float, Device::Cpu)).to_kind(mode.kind);
-    let x = if mode.channels_last {
-        to_channels_last(&x)
-    } else {
-        x
-    };
-    let y = Tensor::randint(b.classes, [b.batch], (Kind::Int64, Device::Cpu));
     let opts = StepOptions {
         kind: mode.kind,
         lr: 1e-3,
         dropout_seed: Some(1),
+        channels_last: mode.channels_last,
         ..StepOptions::default()
     };
+    let layout = TensorLayout {
+        crop: side as u32,
+        kind: mode.kind,
+        channels_last: mode.channels_last,
+        pinned: b.devices.iter().any(|d| d.is_cuda()),
+    };
+    let mut batches: Box<dyn Iterator<Item = Result<(Tensor, Tensor)>>> = match &b.data {
+        None => {
+            let x = Tensor::randn([b.batch, 3, side, side], (Kind::Float, Device::Cpu));
+            let x = x.to_kind(mode.kind);
+            let x = if mode.channels_last {
+                to_channels_last(&x)
+            } else {
+                x
+            };
+            let y = Tensor::randint(b.classes, [b.batch], (Kind::Int64, Device::Cpu));
+            let (x, y) = if layout.pinned {
+                let cuda = Device::Cuda(0);
+                (x.f_pin_memory(cuda)?, y.f_pin_memory(cuda)?)
+            } else {
+                (x, y)
+            };
+            Box::new(std::iter::repeat_with(move || {
+                Ok((x.shallow_clone(), y.shallow_clone()))
+            }))
+        }
+        Some(data) => {
+            let dataset = Dataset::open(&data.path)?;
+            if dataset.classes.len() as i64 > b.classes {
+                bail!(
+                    "{} has {} classes, more than --classes {}",
+                    data.path.display(),
+                    dataset.classes.len(),
+                    b.classes
+                );
+            }
+            let transform = Transform {
+                augment: data.augment,
+                crop: side as u32,
+                ..Transform::default()
+            };
+            let config = LoaderConfig {
+                batch_size: b.batch as usize,
+                workers: data.workers,
+                drop_last: true,
+                ..LoaderConfig::default()
+            };
+            let loader = Loader::new(dataset, transform, config);
+            if loader.batches_per_epoch() == 0 {
+                bail!("{} holds less than one batch", data.path.display());
+            }
+            Box::new((0u64..).flat_map(move |epoch| {
+                let batches = loader.epoch(epoch, 0);
+                Prefetch::new(&loader, batches, layout).map(|p| p.map(|p| (p.images, p.labels)))
+            }))
+        }
+    };
+    let mut step = |what: &str| -> Result<()> {
+        let (x, y) = batches.next().context("no more batches")??;
+        dp.step(&x, &y, &opts)
+            .with_context(|| format!("a {what} step"))?;
+        Ok(())
+    };
     for _ in 0..b.warmup {
-        dp.step(&x, &y, &opts).context("a warm-up step")?;
+        step("warm-up")?;
     }
     let start = Instant::now();
     for _ in 0..b.steps {
         // The loss is read back each step, which waits for the devices.
-        dp.step(&x, &y, &opts).context("a timed step")?;
+        step("timed")?;
     }
     Ok((b.batch as usize * b.steps) as f64 / start.elapsed().as_secs_f64())
 }

@@ -180,6 +180,10 @@ pub struct LoaderBenchArgs {
     /// Batches in flight at most.
     #[arg(long, default_value_t = 4)]
     pub queue_depth: usize,
+    /// Epochs timed one after the other (the first batch of the first one
+    /// is left out).
+    #[arg(long, default_value_t = 1)]
+    pub epochs: u64,
 }
 
 /// `zftrain bench train-step`.
@@ -218,6 +222,16 @@ pub struct TrainStepBenchArgs {
     /// Let cuDNN search for the fastest convolution algorithms.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub cudnn_benchmark: bool,
+    /// Train on this ImageFolder (or pack) through the training loader
+    /// instead of random input.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Loader threads with --data (default: one per core).
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Augmentation with --data: zf, rrc or eval.
+    #[arg(long, default_value = "zf")]
+    pub augment: String,
 }
 
 /// `zftrain bench deconv`.

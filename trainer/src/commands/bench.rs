@@ -4,10 +4,22 @@
 
 use anyhow::{bail, Context, Result};
 
-use crate::benchmark::{projection_agreement, train_step_throughput, Mode, StepBenchConfig};
+use crate::benchmark::{
+    projection_agreement, train_step_throughput, DataBench, Mode, StepBenchConfig,
+};
 use crate::cli::{DeconvBenchArgs, LoaderBenchArgs, TrainStepBenchArgs};
 use crate::config::ReducerChoice;
 use crate::devices::{parse_gpus, training_devices};
+
+fn parse_augment(name: &str) -> Result<zftrain_data::Augment> {
+    use zftrain_data::Augment;
+    Ok(match name {
+        "zf" => Augment::Zf,
+        "rrc" => Augment::Rrc,
+        "eval" => Augment::Eval,
+        other => bail!("--augment '{other}': zf, rrc or eval"),
+    })
+}
 
 /// Prints `zftrain <mode> <img/s>` per mode.
 pub fn train_step(args: &TrainStepBenchArgs) -> Result<()> {
@@ -36,6 +48,16 @@ pub fn train_step(args: &TrainStepBenchArgs) -> Result<()> {
         classes: args.classes,
         devices,
         reducer,
+        data: match &args.data {
+            Some(path) => Some(DataBench {
+                path: path.clone(),
+                workers: args
+                    .workers
+                    .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+                augment: parse_augment(&args.augment)?,
+            }),
+            None => None,
+        },
     };
     for (name, mode) in args.modes.split(',').zip(modes) {
         let ips = train_step_throughput(&config, mode).with_context(|| format!("mode {name}"))?;
@@ -84,18 +106,13 @@ fn peak_rss_mib() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-/// Prints `zftrain loader <augment> <workers> <img/s> <peak RSS MiB>`: one
-/// epoch of the ImageFolder through the training loader, timed from the
-/// first batch (the workers' start-up left out, as for the peer).
+/// Prints `zftrain loader <augment> <workers> <img/s> <peak RSS MiB>`:
+/// `--epochs` epochs of the ImageFolder through the training loader, timed
+/// from the first batch (the workers' start-up left out, as for the peer).
 pub fn loader(args: &LoaderBenchArgs) -> Result<()> {
     use zftrain_data::loader::{Loader, LoaderConfig};
-    use zftrain_data::{Augment, Dataset, Transform};
-    let augment = match args.augment.as_str() {
-        "zf" => Augment::Zf,
-        "rrc" => Augment::Rrc,
-        "eval" => Augment::Eval,
-        other => bail!("--augment '{other}': zf, rrc or eval"),
-    };
+    use zftrain_data::{Dataset, Transform};
+    let augment = parse_augment(&args.augment)?;
     let dataset = Dataset::open(&args.data)?;
     let transform = Transform {
         augment,
@@ -112,14 +129,25 @@ pub fn loader(args: &LoaderBenchArgs) -> Result<()> {
     let first = batches.next().context("an empty data set")??;
     let start = std::time::Instant::now();
     let mut images = 0usize;
+    let first_len = first.len();
+    loader.recycle(first);
     for batch in batches {
-        images += batch?.len();
+        let batch = batch?;
+        images += batch.len();
+        loader.recycle(batch);
+    }
+    for epoch in 1..args.epochs.max(1) {
+        for batch in loader.epoch(epoch, 0) {
+            let batch = batch?;
+            images += batch.len();
+            loader.recycle(batch);
+        }
     }
     let seconds = start.elapsed().as_secs_f64();
     if images == 0 {
         bail!(
             "one batch only ({} images): use more images or a smaller --batch",
-            first.len()
+            first_len
         );
     }
     println!(

@@ -2,6 +2,7 @@
 
 use anyhow::{bail, Context, Result};
 use tch::{Device, Kind, Tensor};
+use zftrain_model::network::to_channels_last;
 use zftrain_model::{Arch, DropoutStream, InitScheme, Network};
 
 use std::sync::{Arc, Mutex};
@@ -61,6 +62,9 @@ pub struct StepOptions {
     pub first_row: i64,
     /// This process wants to stop after this step (every node is told).
     pub stop: bool,
+    /// Channels-last batches on the devices (a batch that is channels-last
+    /// already stays as it is).
+    pub channels_last: bool,
 }
 
 impl Default for StepOptions {
@@ -73,6 +77,7 @@ impl Default for StepOptions {
             dropout_seed: None,
             first_row: 0,
             stop: false,
+            channels_last: false,
         }
     }
 }
@@ -278,8 +283,18 @@ impl DataParallel {
         let run = |(r, first_row, shard): Work<'_>| -> Option<(f64, Tensor)> {
             r.sgd.zero_grad();
             let (x, y) = shard?;
-            let x = x.to_device(r.device).to_kind(opts.kind);
-            let y = y.to_device(r.device);
+            // From page-locked memory (training on CUDA) the copies are
+            // asynchronous: the host goes on to launch the forward pass.
+            let pinned = r.device.is_cuda() && x.f_is_pinned(r.device).unwrap_or(false);
+            let x = x
+                .to_device_(r.device, x.kind(), pinned, false)
+                .to_kind(opts.kind);
+            let x = if opts.channels_last {
+                to_channels_last(&x)
+            } else {
+                x
+            };
+            let y = y.to_device_(r.device, y.kind(), pinned, false);
             let logits = match opts.dropout_seed {
                 Some(seed) => r
                     .model

@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod hooks;
 pub mod metrics;
 pub mod optimizer;
+pub mod prefetch;
 pub mod renorm;
 pub mod run;
 pub mod schedule;

@@ -31,6 +31,7 @@ use crate::train::checkpointing::{find_resume, read_mean_image, restore, save, M
 use crate::train::cluster;
 use crate::train::hooks::{probe_set, HookRunner};
 use crate::train::metrics::Running;
+use crate::train::prefetch::{to_tensors, Prefetch, Prepared, TensorLayout};
 use crate::train::schedule::Schedule;
 use crate::train::state::TrainerState;
 use crate::weights::{Model, WeightsInfo};
@@ -160,25 +161,6 @@ fn pixel_mean(
 /// A step's dropout seed: depends only on `(seed, step)`.
 fn step_seed(seed: u64, step: u64) -> u64 {
     zftrain_data::rng::SplitMix64::for_stream(&[seed, step, 0xD40F]).next_u64()
-}
-
-/// `[N, 3, crop, crop]` images in `kind` (channels-last in memory if asked)
-/// and `[N]` labels.
-fn to_tensors(batch: &Batch, crop: u32, kind: Kind, channels_last: bool) -> (Tensor, Tensor) {
-    let c = crop as i64;
-    let n = batch.len() as i64;
-    let images = Tensor::from_slice(&batch.images).view([n, 3, c, c]);
-    let images = if kind == Kind::Float {
-        images
-    } else {
-        images.to_kind(kind)
-    };
-    let images = if channels_last {
-        zftrain_model::network::to_channels_last(&images)
-    } else {
-        images
-    };
-    (images, Tensor::from_slice(&batch.labels))
 }
 
 fn set_up_logging(run_dir: &Path) -> Result<()> {
@@ -513,11 +495,22 @@ pub fn train_with_hooks(
         let mut window = (Instant::now(), 0u64);
         let mut epoch_images = (Instant::now(), 0u64);
         let mut interrupted = false;
-        for batch in train_loader.epoch(epoch, state.batch) {
+        let layout = TensorLayout {
+            crop: config.data.crop,
+            kind,
+            channels_last: config.train.channels_last,
+            pinned: devices.iter().any(|d| d.is_cuda()),
+        };
+        let batches = train_loader.epoch(epoch, state.batch);
+        for prepared in Prefetch::new(&train_loader, batches, layout) {
             if state.batch >= steps_per_epoch {
                 break;
             }
-            let batch = batch?;
+            let Prepared {
+                batch,
+                images,
+                labels,
+            } = prepared?;
             report_skipped(&tb, &mut state, &batch)?;
             state.batch += 1;
             // Alone, an all-bad batch is skipped; with other nodes this one
@@ -534,8 +527,6 @@ pub fn train_with_hooks(
                 None => 0,
             };
             let lr = schedule.lr(epoch as f64 + (state.batch - 1) as f64 / steps_per_epoch as f64);
-            let (images, labels) =
-                to_tensors(&batch, config.data.crop, kind, config.train.channels_last);
             let log_now = (state.global_step + 1) % config.train.log_every == 0;
             let opts = StepOptions {
                 kind,
@@ -545,6 +536,7 @@ pub fn train_with_hooks(
                 dropout_seed: Some(step_seed(config.seed, state.global_step)),
                 first_row,
                 stop: STOP.load(Ordering::SeqCst) > 0 || stop_requested,
+                channels_last: config.train.channels_last,
             };
             let out = dp.step(&images, &labels, &opts)?;
             if out.images == 0.0 {
@@ -754,8 +746,14 @@ fn evaluate(
         if batch.is_empty() {
             continue;
         }
-        let (images, labels) =
-            to_tensors(&batch, config.data.crop, kind, config.train.channels_last);
+        let layout = TensorLayout {
+            crop: config.data.crop,
+            kind,
+            channels_last: config.train.channels_last,
+            pinned: false,
+        };
+        let (images, labels) = to_tensors(&batch, &layout).context("a validation batch")?;
+        loader.recycle(batch);
         tch::no_grad(|| {
             let images = images.to_device(device);
             let logits = model

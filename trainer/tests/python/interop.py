@@ -174,8 +174,9 @@ def check(arch, weights, input_path, predictions):
 def preprocess(image, input_path):
     """zftrain's eval preprocessing against torchvision's (PIL decode,
     Resize(256), CenterCrop(224), ToTensor, Normalize with ImageNet's
-    mean/std). Decoders and resize kernels differ slightly, so the bound is
-    on the mean difference (a one-pixel shift or a channel swap is far above it)."""
+    mean/std). Both decode with libjpeg-turbo; the resize kernels round
+    differently, so the bound is on the mean difference (measured 0.0038; a
+    one-pixel shift or a channel swap is far above it)."""
     from PIL import Image
     from torchvision import transforms as T
 
@@ -187,7 +188,7 @@ def preprocess(image, input_path):
     shifted = (ours[:, :, 1:] - theirs[:, :, :-1]).abs().mean().item()
     print(f"preprocess: mean |difference| {diff.mean().item():.4f}, max {diff.max().item():.4f} "
           f"(normalized units; one-pixel-shift control {shifted:.4f})")
-    if not (diff.mean().item() < 0.02 and shifted > 0.02):
+    if not (diff.mean().item() < 0.01 and shifted > 0.02):
         sys.exit(1)
 
 

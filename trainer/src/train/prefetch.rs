@@ -1,0 +1,118 @@
+//! Batches become tensors one step ahead, on a thread of their own: while
+//! the devices run step N, batch N+1 is copied out of the loader's buffer
+//! (which goes back to the loader for reuse) into a tensor, in page-locked
+//! memory when training on CUDA so that the step's host-to-device copy is
+//! asynchronous. The step loop then only launches work.
+
+use std::sync::mpsc::{sync_channel, Receiver};
+
+use anyhow::{Context, Result};
+use tch::{Device, Kind, Tensor};
+use zftrain_data::loader::{EpochIter, Loader};
+use zftrain_data::Batch;
+
+/// How batches are laid out as tensors.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TensorLayout {
+    /// Output side of the crops.
+    pub crop: u32,
+    /// Compute kind (applied here for CPU training, on the device for CUDA).
+    pub kind: Kind,
+    /// Channels-last in memory (likewise).
+    pub channels_last: bool,
+    /// Training on CUDA: f32 batches in page-locked memory, converted on the
+    /// device.
+    pub pinned: bool,
+}
+
+/// A batch with its tensors; `batch.images` is empty (its buffer went back
+/// to the loader), the rest of the batch (labels, skipped files) is kept.
+pub struct Prepared {
+    /// The batch, less its image buffer.
+    pub batch: Batch,
+    /// `[N, 3, crop, crop]`.
+    pub images: Tensor,
+    /// `[N]` class indices.
+    pub labels: Tensor,
+}
+
+/// `[N, 3, crop, crop]` images and `[N]` labels of `batch` laid out as asked.
+pub fn to_tensors(batch: &Batch, layout: &TensorLayout) -> Result<(Tensor, Tensor), tch::TchError> {
+    let c = layout.crop as i64;
+    let n = batch.len() as i64;
+    let images = Tensor::from_slice(&batch.images).view([n, 3, c, c]);
+    let labels = Tensor::from_slice(&batch.labels);
+    if layout.pinned {
+        let cuda = Device::Cuda(0);
+        return Ok((images.f_pin_memory(cuda)?, labels.f_pin_memory(cuda)?));
+    }
+    let images = if layout.kind == Kind::Float {
+        images
+    } else {
+        images.f_to_kind(layout.kind)?
+    };
+    let images = if layout.channels_last {
+        zftrain_model::network::to_channels_last(&images)
+    } else {
+        images
+    };
+    Ok((images, labels))
+}
+
+/// The batches of an epoch, as tensors, prepared one ahead.
+pub struct Prefetch {
+    results: Receiver<Result<Prepared>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Prefetch {
+    /// Prepares the batches of `batches` (an epoch of `loader`) with `layout`.
+    pub fn new(loader: &Loader, batches: EpochIter, layout: TensorLayout) -> Prefetch {
+        // One prepared batch waits while the step runs; one more is made.
+        let (tx, rx) = sync_channel(1);
+        let loader = loader.clone();
+        let thread = std::thread::spawn(move || {
+            for batch in batches {
+                let prepared = batch.map_err(anyhow::Error::from).and_then(|mut batch| {
+                    let (images, labels) =
+                        to_tensors(&batch, &layout).context("making a batch's tensors")?;
+                    loader.recycle_images(std::mem::take(&mut batch.images));
+                    Ok(Prepared {
+                        batch,
+                        images,
+                        labels,
+                    })
+                });
+                let failed = prepared.is_err();
+                // The step loop stopped listening: stop (drops the epoch,
+                // which stops the loader's workers).
+                if tx.send(prepared).is_err() || failed {
+                    break;
+                }
+            }
+        });
+        Prefetch {
+            results: rx,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Iterator for Prefetch {
+    type Item = Result<Prepared>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.results.recv().ok()
+    }
+}
+
+impl Drop for Prefetch {
+    fn drop(&mut self) {
+        // Closing the channel first lets a thread blocked in `send` finish.
+        let (_, closed) = sync_channel(0);
+        self.results = closed;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
