@@ -23,7 +23,7 @@ bench: build
 	bench/train
 	$(CARGO) bench -q -p zftrain-data --bench decode
 	bench/train-step --batch 64 --steps 4 --warmup 1
-	$(CARGO) bench -q -p zftrain-deconv --bench projections
+	$(CARGO) bench -q -p zftrain --bench projections
 
 clean-runs:
 	rm -rf runs/demo

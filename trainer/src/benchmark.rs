@@ -209,6 +209,73 @@ pub fn train_step_throughput(b: &StepBenchConfig, mode: Mode) -> Result<f64> {
     Ok((b.batch as usize * b.steps) as f64 / start.elapsed().as_secs_f64())
 }
 
+/// Projections per second, batched against one target at a time.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchingFigures {
+    /// Targets projected in each timed pass.
+    pub targets: usize,
+    /// `project_fields` with up to `max_batch` targets per pass (the top-k
+    /// miner's path).
+    pub batched: f64,
+    /// The same code called with one target at a time.
+    pub one_at_a_time: f64,
+}
+
+/// Deconvnet projections of conv layer `layer` (1-based) of ZFNet on
+/// `device`: random He weights, 8 random images, `targets` targets (the
+/// strongest unit of `targets / 8` feature maps of each image), batched
+/// against a loop of single projections; each timed after one untimed pass,
+/// the device synchronized at the end.
+pub fn projection_batching(
+    device: Device,
+    layer: usize,
+    targets: usize,
+    max_batch: usize,
+) -> Result<BatchingFigures> {
+    tch::manual_seed(0);
+    let arch = Arch::builtin(ArchName::Zfnet, &ArchConfig::default())?;
+    let convs = 5;
+    if layer == 0 || layer > convs {
+        bail!("--layer {layer}: ZFNet's conv layers are 1 to {convs}");
+    }
+    let model = Model::new(arch, InitScheme::Kaiming, device)?;
+    let input = Tensor::randn([8, 3, 224, 224], (Kind::Float, device));
+    let taps = tch::no_grad(|| model.net.forward_taps(&input, false));
+    let maps = taps.convs[layer - 1].size()[1];
+    let per_image = targets.div_ceil(8).max(1) as i64;
+    let list: Vec<Target> = (0..targets as i64)
+        .map(|i| Target::strongest(&taps, i % 8, layer - 1, (i / 8) * maps / per_image))
+        .collect();
+    let sync = || {
+        if let Device::Cuda(i) = device {
+            tch::Cuda::synchronize(i as i64);
+        }
+    };
+    let time = |f: &dyn Fn() -> Result<()>| -> Result<f64> {
+        f()?;
+        sync();
+        let start = Instant::now();
+        f()?;
+        sync();
+        Ok(list.len() as f64 / start.elapsed().as_secs_f64())
+    };
+    let batched = time(&|| {
+        tch::no_grad(|| project_fields(&model.net, &taps, &list, max_batch))?;
+        Ok(())
+    })?;
+    let one_at_a_time = time(&|| {
+        for t in &list {
+            tch::no_grad(|| project_fields(&model.net, &taps, std::slice::from_ref(t), 1))?;
+        }
+        Ok(())
+    })?;
+    Ok(BatchingFigures {
+        targets: list.len(),
+        batched,
+        one_at_a_time,
+    })
+}
+
 /// One conv layer's projections on the CPU and on a device.
 #[derive(Debug, Clone)]
 pub struct ProjectionAgreement {

@@ -160,6 +160,25 @@ pub enum BenchCommand {
     Deconv(DeconvBenchArgs),
     /// Images per second of the data loader (decode, augment, batch) on an ImageFolder.
     Loader(LoaderBenchArgs),
+    /// Deconvnet projections per second, batched against one target at a time.
+    Projections(ProjectionsBenchArgs),
+}
+
+/// `zftrain bench projections`.
+#[derive(Debug, Args)]
+pub struct ProjectionsBenchArgs {
+    /// A GPU to run on (default: the CPU).
+    #[arg(long)]
+    pub gpu: Option<usize>,
+    /// Conv layer whose units are projected (1-5).
+    #[arg(long, default_value_t = 5)]
+    pub layer: usize,
+    /// Targets per timed pass.
+    #[arg(long, default_value_t = 64)]
+    pub targets: usize,
+    /// Targets per batched pass at most.
+    #[arg(long, default_value_t = 32)]
+    pub max_batch: usize,
 }
 
 /// `zftrain bench loader`.

@@ -5,9 +5,10 @@
 use anyhow::{bail, Context, Result};
 
 use crate::benchmark::{
-    projection_agreement, train_step_throughput, DataBench, Mode, StepBenchConfig,
+    projection_agreement, projection_batching, train_step_throughput, DataBench, Mode,
+    StepBenchConfig,
 };
-use crate::cli::{DeconvBenchArgs, LoaderBenchArgs, TrainStepBenchArgs};
+use crate::cli::{DeconvBenchArgs, LoaderBenchArgs, ProjectionsBenchArgs, TrainStepBenchArgs};
 use crate::config::ReducerChoice;
 use crate::devices::{parse_gpus, training_devices};
 
@@ -63,6 +64,23 @@ pub fn train_step(args: &TrainStepBenchArgs) -> Result<()> {
         let ips = train_step_throughput(&config, mode).with_context(|| format!("mode {name}"))?;
         println!("zftrain {} {ips:.2}", name.trim());
     }
+    Ok(())
+}
+
+/// Prints `batched <proj/s>`, `one-at-a-time <proj/s>` and `ratio <x>`.
+pub fn projections(args: &ProjectionsBenchArgs) -> Result<()> {
+    let device = match args.gpu {
+        Some(g) => training_devices(&[g], 1)?[0],
+        None => tch::Device::Cpu,
+    };
+    let f = projection_batching(device, args.layer, args.targets, args.max_batch)?;
+    println!(
+        "targets {} layer {} device {device:?}",
+        f.targets, args.layer
+    );
+    println!("batched {:.1}", f.batched);
+    println!("one-at-a-time {:.1}", f.one_at_a_time);
+    println!("ratio {:.2}", f.batched / f.one_at_a_time);
     Ok(())
 }
 

@@ -37,6 +37,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             BenchCommand::TrainStep(a) => bench::train_step(&a).map(|_| 0),
             BenchCommand::Deconv(a) => bench::deconv(&a),
             BenchCommand::Loader(a) => bench::loader(&a).map(|_| 0),
+            BenchCommand::Projections(a) => bench::projections(&a).map(|_| 0),
         },
     }
 }
