@@ -95,6 +95,21 @@ fn main() {
         },
     );
     let seed = std::cell::Cell::new(0u64);
+    let zf = Transform {
+        augment: Augment::Zf,
+        ..Transform::default()
+    };
+    time("decode: zf crop's region only, no resampling", &|d| {
+        seed.set(seed.get() + 1);
+        let mut rng = SplitMix64::new(seed.get());
+        decode_region_bytes(d, u64::MAX, |w, h| {
+            let g = zf.geometry(w, h, &mut rng);
+            zf.source_region(w, h, &g)
+        })
+        .unwrap()
+        .pixels
+        .len()
+    });
     for (name, augment) in [
         ("eval", Augment::Eval),
         ("zf", Augment::Zf),

@@ -14,7 +14,7 @@ impl SplitMix64 {
 
     /// A generator for a stream identified by several numbers.
     pub fn for_stream(parts: &[u64]) -> Self {
-        let mut s = SplitMix64(0x5EED_0F_2F_7E_A1_u64);
+        let mut s = SplitMix64(0x5EED_0F2F_7EA1_u64);
         for &p in parts {
             s.0 ^= p;
             s.0 = s.next_u64();

@@ -203,8 +203,8 @@ impl fmt::Display for Summary {
         writeln!(f, "{rule}")?;
         writeln!(
             f,
-            "{:<41}{:<26}{:<16}{:<16}{}",
-            "Layer (type:depth-idx)", "Output Shape", "Param #", "Module", "RF px / stride"
+            "{:<41}{:<26}{:<16}{:<16}RF px / stride",
+            "Layer (type:depth-idx)", "Output Shape", "Param #", "Module"
         )?;
         writeln!(f, "{rule}")?;
         let mut sections = self.sections.iter().peekable();
