@@ -116,3 +116,91 @@ impl Drop for Prefetch {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zftrain_data::loader::LoaderConfig;
+    use zftrain_data::synth::{write_synthetic, SynthConfig};
+    use zftrain_data::{Augment, Dataset, Transform};
+
+    fn loader(dir: &std::path::Path) -> Loader {
+        let config = SynthConfig {
+            classes: 2,
+            train_per_class: 5,
+            val_per_class: 1,
+            width: 80,
+            height: 60,
+            ..SynthConfig::default()
+        };
+        let dir = dir.join("synth");
+        write_synthetic(&dir, &config).unwrap();
+        let transform = Transform {
+            augment: Augment::Zf,
+            resize: 40,
+            crop: 32,
+            ..Transform::default()
+        };
+        let config = LoaderConfig {
+            batch_size: 4,
+            workers: 2,
+            ..LoaderConfig::default()
+        };
+        Loader::new(
+            Dataset::open(&dir.join("train")).unwrap(),
+            transform,
+            config,
+        )
+    }
+
+    #[test]
+    fn prefetched_tensors_are_the_loaders_batches_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let loader = loader(dir.path());
+        let layout = TensorLayout {
+            crop: 32,
+            kind: Kind::BFloat16,
+            channels_last: true,
+            pinned: false,
+        };
+        let direct: Vec<Batch> = loader.epoch(3, 0).map(|b| b.unwrap()).collect();
+        let prepared: Vec<Prepared> = Prefetch::new(&loader, loader.epoch(3, 0), layout)
+            .map(|p| p.unwrap())
+            .collect();
+        assert_eq!(prepared.len(), direct.len());
+        assert_eq!(direct.len(), 3, "10 images in batches of 4");
+        for (p, d) in prepared.iter().zip(&direct) {
+            assert!(
+                p.batch.images.is_empty(),
+                "the buffer went back to the loader"
+            );
+            assert_eq!((p.batch.index, &p.batch.labels), (d.index, &d.labels));
+            let (images, labels) = to_tensors(d, &layout).unwrap();
+            assert_eq!(p.images.kind(), Kind::BFloat16);
+            assert_eq!(p.images.size(), [d.len() as i64, 3, 32, 32]);
+            assert_eq!(p.images.stride()[1], 1, "channels-last in memory");
+            assert!(p.images.equal(&images) && p.labels.equal(&labels));
+        }
+    }
+
+    #[test]
+    fn dropping_a_prefetch_midway_stops_its_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let loader = loader(dir.path());
+        let layout = TensorLayout {
+            crop: 32,
+            kind: Kind::Float,
+            channels_last: false,
+            pinned: false,
+        };
+        let mut p = Prefetch::new(&loader, loader.epoch(0, 0), layout);
+        assert!(p.next().unwrap().is_ok());
+        // Drop joins the thread: this returns only if the thread stopped.
+        drop(p);
+        // The next epoch still works (the loader is not left busy).
+        assert_eq!(
+            Prefetch::new(&loader, loader.epoch(1, 0), layout).count(),
+            3
+        );
+    }
+}
