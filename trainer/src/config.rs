@@ -306,6 +306,9 @@ pub struct ScheduleConfig {
 pub struct CheckpointConfig {
     /// Keep this many newest checkpoints (the best is kept as well).
     pub keep_last: usize,
+    /// Also checkpoint every this many steps within an epoch (0: only at
+    /// the end of each epoch). A crash loses at most this many steps.
+    pub every_steps: u64,
 }
 
 impl Default for RunConfig {
@@ -407,7 +410,10 @@ impl Default for ScheduleConfig {
 
 impl Default for CheckpointConfig {
     fn default() -> Self {
-        CheckpointConfig { keep_last: 3 }
+        CheckpointConfig {
+            keep_last: 3,
+            every_steps: 0,
+        }
     }
 }
 

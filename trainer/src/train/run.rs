@@ -597,6 +597,16 @@ pub fn train_with_hooks(
                 );
                 window = (Instant::now(), 0);
             }
+            let every = config.checkpoint.every_steps;
+            if lead && every > 0 && state.global_step % every == 0 && state.batch < steps_per_epoch
+            {
+                // Within the epoch (its end writes one anyway): bounds what a
+                // crash can lose.
+                state.schedule = schedule.state.clone();
+                let path = checkpoint(&dp, &state, &hooks)?;
+                tb.flush()?;
+                info!(checkpoint = %path.display(), step = state.global_step, "periodic checkpoint");
+            }
             let stop = match &link {
                 // Every node learns of a stop in the same step.
                 Some(_) => stop_everywhere,

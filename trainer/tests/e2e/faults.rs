@@ -1,7 +1,9 @@
 //! Real processes stopped by real signals: SIGINT and SIGTERM checkpoint
 //! and exit 130, and the run resumes to exactly the weights of an
-//! uninterrupted one; SIGKILL at random moments (during steps and checkpoint
-//! writes) never leaves a checkpoint that resume would load half-written.
+//! uninterrupted one; SIGKILL at random moments (during steps, checkpoint
+//! writes, TensorBoard flushes and hook output) never leaves a checkpoint
+//! that resume would load half-written, loses at most the checkpoint
+//! interval, and leaves a TensorBoard history its reader reads.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -118,55 +120,160 @@ fn sigint_and_sigterm_checkpoint_exit_130_and_resume_exactly() {
     }
 }
 
+/// Trials of the SIGKILL loop: `ZFTRAIN_RELIABILITY_TRIALS` (`make
+/// reliability` sets 24), 6 in `make test`.
+fn trials() -> usize {
+    std::env::var("ZFTRAIN_RELIABILITY_TRIALS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(6)
+}
+
+/// The `step=` of the last line of `text` that contains `what`.
+fn last_step(text: &str, what: &str) -> Option<u64> {
+    text.lines()
+        .filter(|l| l.contains(what))
+        .filter_map(|l| l.split_whitespace().find_map(|w| w.strip_prefix("step=")))
+        .filter_map(|v| v.parse().ok())
+        .last()
+}
+
+/// What a run's `train.log` gained since a point: the lines of one process.
+struct NewLog {
+    path: PathBuf,
+    start: usize,
+}
+
+impl NewLog {
+    fn at_end_of(run: &Path) -> NewLog {
+        let path = run.join("train.log");
+        let start = std::fs::metadata(&path).map_or(0, |m| m.len() as usize);
+        NewLog { path, start }
+    }
+
+    fn text(&self) -> String {
+        let log = std::fs::read(&self.path).unwrap_or_default();
+        String::from_utf8_lossy(&log[self.start.min(log.len())..]).into_owned()
+    }
+
+    /// Waits until this process logged a training step.
+    fn wait_for_step(&self, child: &mut Child) {
+        let started = Instant::now();
+        while last_step(&self.text(), " train ").is_none() {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "training ended before a step"
+            );
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "no step in 2 minutes"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Every visible checkpoint verifies (`latest` too); the newest step.
+fn verify_checkpoints(run: &Path, trial: usize) -> Option<u64> {
+    let ckdir = run.join("checkpoints");
+    let mut newest = None;
+    for e in std::fs::read_dir(&ckdir).into_iter().flatten() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        if let Some(step) = name.strip_prefix("step-") {
+            zftrain_checkpoints::Checkpoint::open(&p)
+                .unwrap_or_else(|e| panic!("trial {trial}: {e}"));
+            newest = newest.max(step.parse::<u64>().ok());
+        }
+    }
+    if ckdir.join("latest").exists() {
+        zftrain_checkpoints::Checkpoint::open(&ckdir.join("latest"))
+            .unwrap_or_else(|e| panic!("trial {trial}: latest: {e}"));
+    }
+    newest
+}
+
 #[test]
-fn sigkill_at_random_moments_never_leaves_a_half_written_checkpoint() {
+fn sigkill_at_random_moments_loses_at_most_the_checkpoint_interval() {
     let dir = tempfile::tempdir().unwrap();
-    let data = data(dir.path(), 2);
+    let data = data(dir.path(), 8);
     let run = dir.path().join("runs/k");
-    // One step per epoch: a checkpoint write every step, so kills land in them.
+    // Epochs of 8 steps, a checkpoint every 2 steps and at each epoch's
+    // end, TensorBoard flushed with each, and a hook writing files and
+    // summaries after every epoch: kills land in steps, checkpoint writes,
+    // flushes and hook output.
+    let config = dir.path().join("hooks.toml");
+    std::fs::write(
+        &config,
+        "[checkpoint]\nevery_steps = 2\nkeep_last = 2\n\n[probe]\nimages = 2\nbatch_size = 2\n\n\
+         [[hooks]]\nkind = \"dead_filters\"\nschedule = { every_epochs = 1 }\n",
+    )
+    .unwrap();
+    let interval = 2u64;
     let mut rng = 0x2545_F491_4F6C_DD1Du64;
-    let mut first = true;
-    for trial in 0..6 {
-        let mut a = args(dir.path(), &data, "k", "1000", "1");
-        if !first {
+    let (n, mut resumed, mut worst_loss) = (trials(), 0usize, 0u64);
+    let mut killed_at: Option<u64> = None;
+    for trial in 0..n {
+        let mut a = args(dir.path(), &data, "k", "100000", "8");
+        a.extend(["--config".to_string(), s(&config).to_string()]);
+        if trial > 0 {
             a.extend(["--resume".to_string(), s(&run).to_string()]);
         }
+        let log = NewLog::at_end_of(&run);
         let mut child = spawn(&a);
-        wait_for_step(&run, &mut child);
-        while first && !run.join("checkpoints/latest").exists() {
+        log.wait_for_step(&mut child);
+        // The first process runs until there is a checkpoint to resume from.
+        while trial == 0 && !run.join("checkpoints/latest").exists() {
             assert!(child.try_wait().unwrap().is_none(), "training ended early");
             std::thread::sleep(Duration::from_millis(20));
+        }
+        if let Some(before) = killed_at {
+            // Where this process resumed, against the last step the killed
+            // one logged.
+            let from = last_step(&log.text(), "resumed")
+                .unwrap_or_else(|| panic!("trial {trial}: no resume in the log"));
+            assert!(
+                from <= before + 1,
+                "trial {trial}: resumed at {from} after {before}"
+            );
+            worst_loss = worst_loss.max(before.saturating_sub(from));
+            resumed += 1;
         }
         rng ^= rng << 13;
         rng ^= rng >> 7;
         rng ^= rng << 17;
-        std::thread::sleep(Duration::from_millis(200 + rng % 2500));
+        std::thread::sleep(Duration::from_millis(100 + rng % 2500));
         signal(&child, "-KILL");
         child.wait().unwrap();
-        first = false;
-        // Every checkpoint that is visible verifies; `latest`, if present, is one of them.
-        let ckdir = run.join("checkpoints");
-        for e in std::fs::read_dir(&ckdir).unwrap() {
-            let p = e.unwrap().path();
-            let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            if name.starts_with("step-") {
-                zftrain_checkpoints::Checkpoint::open(&p)
-                    .unwrap_or_else(|e| panic!("trial {trial}: {e}"));
-            }
-        }
-        if ckdir.join("latest").exists() {
-            zftrain_checkpoints::Checkpoint::open(&ckdir.join("latest")).unwrap();
-        }
-        std::fs::write(run.join("train.log"), b"").unwrap();
+        killed_at = last_step(&log.text(), " train ");
+        verify_checkpoints(&run, trial);
     }
-    // And the run resumes from the newest one.
-    let mut a = args(dir.path(), &data, "k", "1", "1");
+    // The run resumes once more, and its whole TensorBoard history (every
+    // process's event file, the last record of each cut by a kill) reads
+    // with TensorBoard's own reader.
+    let mut a = args(dir.path(), &data, "k", "100000", "8");
     a.extend(["--resume".to_string(), s(&run).to_string()]);
-    let out = crate::common::zftrain(&a.iter().map(String::as_str).collect::<Vec<_>>());
-    let text = String::from_utf8_lossy(&out.stdout);
+    let log = NewLog::at_end_of(&run);
+    let mut child = spawn(&a);
+    log.wait_for_step(&mut child);
+    signal(&child, "-TERM");
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    let tb = crate::common::tensorboard(&run);
+    let losses = tb["scalars"]["train/loss"]
+        .as_array()
+        .map_or(0, |v| v.len());
     assert!(
-        out.status.success() && text.contains("resumed from"),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
+        losses >= n,
+        "{losses} loss points read back after {n} trials: {tb}"
+    );
+    println!(
+        "reliability: SIGKILL trials {n}, resumes {}/{}, steps lost at most {worst_loss} \
+         (checkpoint every {interval} steps), TensorBoard points read {losses}",
+        resumed + 1,
+        n
+    );
+    assert!(
+        worst_loss <= interval,
+        "lost {worst_loss} steps, more than the interval {interval}"
     );
 }
