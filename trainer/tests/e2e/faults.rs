@@ -277,3 +277,108 @@ fn sigkill_at_random_moments_loses_at_most_the_checkpoint_interval() {
         "lost {worst_loss} steps, more than the interval {interval}"
     );
 }
+
+/// A tmpfs of `size` mounted at `at` for the life of the value (root only);
+/// `None` where mounting is not allowed.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &Path, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(at).unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs", s(at)])
+            .stderr(Stdio::null())
+            .status();
+        status
+            .ok()
+            .filter(|s| s.success())
+            .map(|_| Tmpfs(at.to_path_buf()))
+    }
+
+    fn resize(&self, size: &str) {
+        let o = format!("remount,size={size}");
+        let status = Command::new("mount")
+            .args(["-o", &o, s(&self.0)])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_while_checkpointing_is_a_clear_error_and_the_last_checkpoint_survives() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = data(dir.path(), 2);
+    let small = dir.path().join("small");
+    let run = small.join("runs/d");
+    // One checkpoint of this network is 445 MB (weights and momentum): a
+    // 700 MB tmpfs holds the first and runs out in the second. Without the
+    // right to mount, a 100 MB file-size limit makes the same write fail.
+    let tmpfs = Tmpfs::mount(&small.join("runs"), "700m");
+    let train = |epochs: &str| {
+        let mut a = args(&small, &data, "d", epochs, "1");
+        if run.join("checkpoints").exists() {
+            a.extend(["--resume".to_string(), s(&run).to_string()]);
+        }
+        a
+    };
+    ok(&train("1").iter().map(String::as_str).collect::<Vec<_>>());
+    let second = train("2");
+    let out = match tmpfs {
+        Some(_) => Command::new(env!("CARGO_BIN_EXE_zftrain"))
+            .args(&second)
+            .output()
+            .unwrap(),
+        None => Command::new("sh")
+            .arg("-c")
+            .arg("ulimit -f 102400; trap '' XFSZ; exec \"$0\" \"$@\"")
+            .arg(env!("CARGO_BIN_EXE_zftrain"))
+            .args(&second)
+            .output()
+            .unwrap(),
+    };
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the second checkpoint fitted: {err}");
+    let why = if tmpfs.is_some() {
+        "No space left on device"
+    } else {
+        "File too large"
+    };
+    assert!(
+        err.contains(why) && err.contains("checkpoints"),
+        "the error does not say what and where: {err}"
+    );
+    // Nothing half-written is visible; the first checkpoint is whole and
+    // still the latest.
+    let ckdir = run.join("checkpoints");
+    let steps: Vec<String> = std::fs::read_dir(&ckdir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.') && n != "latest")
+        .collect();
+    assert_eq!(steps, ["step-000000001"], "{steps:?}");
+    zftrain_checkpoints::Checkpoint::open(&ckdir.join("latest")).unwrap();
+    assert_eq!(
+        std::fs::read_link(ckdir.join("latest")).unwrap(),
+        Path::new("step-000000001")
+    );
+    // With room again the run resumes from it and finishes.
+    if let Some(t) = &tmpfs {
+        t.resize("1400m");
+    }
+    let text = ok(&train("2").iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        text.contains("resumed from") && text.contains("step 1)"),
+        "{text}"
+    );
+    println!(
+        "reliability: full disk ({}) during a checkpoint: refused with '{why}', step 1 intact, resumed",
+        if tmpfs.is_some() { "700 MB tmpfs" } else { "file-size limit" }
+    );
+}
