@@ -19,8 +19,25 @@ fn main() -> ExitCode {
     match zftrain::commands::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
-            eprintln!("zftrain: error: {err:#}");
+            eprintln!("zftrain: error: {}", describe(&err));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes, each once: library errors often print their
+/// source in their own message too ("writing F: No space left on device"),
+/// so a cause already said is not repeated.
+fn describe(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let c = cause.to_string();
+        if !text.contains(&c) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&c);
+        }
+    }
+    text
 }
