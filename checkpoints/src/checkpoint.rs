@@ -243,6 +243,17 @@ impl Checkpoint {
         for (name, entry) in &manifest.files {
             check_file_name(&manifest_path, name)?;
             let path = dir.join(name);
+            // A link inside a checkpoint could make it read any file.
+            let plain = fs::symlink_metadata(&path)
+                .map_err(CheckpointError::io("reading", &path))?
+                .file_type()
+                .is_file();
+            if !plain {
+                return Err(CheckpointError::format(
+                    &path,
+                    "not a plain file (a link or a directory); checkpoint files must be plain files in the checkpoint's directory",
+                ));
+            }
             let got = sha256_file(&path)?;
             if got.sha256 != entry.sha256 || got.bytes != entry.bytes {
                 return Err(CheckpointError::Checksum {
@@ -345,6 +356,21 @@ mod tests {
         let err = Checkpoint::open(&dir).unwrap_err().to_string();
         assert!(
             err.contains("'../secret'") && err.contains("outside"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_file_that_is_a_link_is_refused_before_it_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let ck = dir.path().join("ck");
+        Checkpoint::write(&ck, &weights(), &Metadata::new(), serde_json::json!({})).unwrap();
+        let outside = dir.path().join("outside.safetensors");
+        fs::rename(ck.join(WEIGHTS_FILE), &outside).unwrap();
+        std::os::unix::fs::symlink(&outside, ck.join(WEIGHTS_FILE)).unwrap();
+        let err = Checkpoint::open(&ck).unwrap_err().to_string();
+        assert!(
+            err.contains(WEIGHTS_FILE) && err.contains("not a plain file"),
             "{err}"
         );
     }

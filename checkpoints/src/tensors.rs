@@ -404,4 +404,69 @@ mod tests {
         std::fs::write(&path, &bytes[..bytes.len() - 7]).unwrap();
         assert!(read_safetensors(&path).is_err());
     }
+
+    /// A safetensors file made of `header` (JSON) and `data` bytes.
+    fn raw(header: &str, declared: Option<u64>, data: &[u8]) -> Vec<u8> {
+        let n = declared.unwrap_or(header.len() as u64);
+        let mut bytes = n.to_le_bytes().to_vec();
+        bytes.extend(header.as_bytes());
+        bytes.extend(data);
+        bytes
+    }
+
+    #[test]
+    fn hostile_headers_are_refused_without_allocating_what_they_claim() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hostile.safetensors");
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            // A header length of 2^60 bytes.
+            ("huge header", raw("{}", Some(1 << 60), b"")),
+            // A tensor claiming 2^40 bytes the file does not have.
+            (
+                "huge tensor",
+                raw(
+                    r#"{"w":{"dtype":"F32","shape":[1099511627776],"data_offsets":[0,4398046511104]}}"#,
+                    None,
+                    &[0; 8],
+                ),
+            ),
+            // Two tensors sharing bytes.
+            (
+                "overlap",
+                raw(
+                    r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#,
+                    None,
+                    &[0; 12],
+                ),
+            ),
+            // Offsets that disagree with the shape.
+            (
+                "shape mismatch",
+                raw(
+                    r#"{"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#,
+                    None,
+                    &[0; 8],
+                ),
+            ),
+            // A dtype that does not exist.
+            (
+                "bad dtype",
+                raw(
+                    r#"{"a":{"dtype":"F31","shape":[2],"data_offsets":[0,8]}}"#,
+                    None,
+                    &[0; 8],
+                ),
+            ),
+            // Not JSON.
+            ("not json", raw("{\"a\":", None, b"")),
+        ];
+        for (what, bytes) in cases {
+            std::fs::write(&path, bytes).unwrap();
+            let err = match read_safetensors(&path) {
+                Ok(_) => panic!("{what}: accepted"),
+                Err(e) => e.to_string(),
+            };
+            assert!(err.contains("hostile.safetensors"), "{what}: {err}");
+        }
+    }
 }

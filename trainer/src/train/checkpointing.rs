@@ -46,7 +46,9 @@ fn step_dirs(dir: &Path) -> Vec<(u64, PathBuf)> {
                 .filter_map(|e| {
                     let name = e.file_name().to_string_lossy().into_owned();
                     let step = name.strip_prefix("step-")?.parse::<u64>().ok()?;
-                    Some((step, e.path()))
+                    // Only real directories: a `step-N` link could point
+                    // anywhere, and pruning must never follow one.
+                    e.file_type().ok()?.is_dir().then(|| (step, e.path()))
                 })
                 .collect()
         })
