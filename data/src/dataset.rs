@@ -46,7 +46,9 @@ pub fn is_image(path: &Path) -> bool {
 }
 
 /// Every image file under `dir`, sorted; symlinked folders are not followed
-/// (no loops), symlinked files are.
+/// (no loops), symlinked files are. A link that leads nowhere (dangling, or
+/// a loop) is listed too, so that the loader names it instead of it
+/// vanishing from the data set unnoticed.
 fn images_under(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), DataError> {
     let mut entries: Vec<PathBuf> = fs::read_dir(dir)
         .map_err(DataError::io("reading folder", dir))?
@@ -58,7 +60,7 @@ fn images_under(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), DataError> {
         let meta = fs::symlink_metadata(&path).map_err(DataError::io("reading", &path))?;
         if meta.is_dir() {
             images_under(&path, out)?;
-        } else if is_image(&path) && fs::metadata(&path).map(|m| m.is_file()).unwrap_or(false) {
+        } else if is_image(&path) && fs::metadata(&path).map_or(true, |m| !m.is_dir()) {
             out.push(path);
         }
     }

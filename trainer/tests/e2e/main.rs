@@ -7,6 +7,7 @@ mod common;
 mod faults;
 mod gpu;
 mod hooks;
+mod hostile;
 mod pytorch;
 mod summary;
 mod train;
