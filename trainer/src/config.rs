@@ -195,6 +195,10 @@ pub enum ReducerChoice {
     Copy,
 }
 
+/// The most devices (GPUs or CPU replicas) a run may ask for: more than
+/// any machine has, few enough to list.
+pub const MAX_DEVICES: usize = 1024;
+
 /// Which GPUs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -493,10 +497,10 @@ impl RunConfig {
             format!("'{}' must be a plain folder name", self.name),
         )?;
         check(
-            self.model.classes >= 0,
+            (0..=1_000_000).contains(&self.model.classes),
             "model.classes",
             format!(
-                "must be >= 0 (0 = from the data), got {}",
+                "must be 0 (from the data) to 1000000, got {}",
                 self.model.classes
             ),
         )?;
@@ -529,14 +533,17 @@ impl RunConfig {
             format!("must be positive, got {:?}", self.data.std),
         )?;
         check(
-            self.data.workers >= 1,
+            (1..=1024).contains(&self.data.workers),
             "data.workers",
-            "must be at least 1".into(),
+            format!("must be 1 to 1024, got {}", self.data.workers),
         )?;
         check(
-            self.data.queue_depth >= 1,
+            (1..=1024).contains(&self.data.queue_depth),
             "data.queue_depth",
-            "must be at least 1".into(),
+            format!(
+                "must be 1 to 1024 (batches held in memory), got {}",
+                self.data.queue_depth
+            ),
         )?;
         check(
             self.data.max_pixels >= 1,
@@ -549,9 +556,29 @@ impl RunConfig {
             format!("must be at least 1, got {}", self.train.epochs),
         )?;
         check(
-            self.train.batch_size >= 1,
+            (1..=1 << 20).contains(&self.train.batch_size),
             "train.batch_size",
-            "must be at least 1".into(),
+            format!("must be 1 to {}, got {}", 1 << 20, self.train.batch_size),
+        )?;
+        check(
+            self.train.threads <= 4096,
+            "train.threads",
+            format!("must be 0 (all cores) to 4096, got {}", self.train.threads),
+        )?;
+        check(
+            self.optim.weight_decay.is_finite(),
+            "optim.weight_decay",
+            format!("must be finite, got {}", self.optim.weight_decay),
+        )?;
+        check(
+            self.train.renorm_radius.is_finite(),
+            "train.renorm_radius",
+            format!("must be finite, got {}", self.train.renorm_radius),
+        )?;
+        check(
+            self.cluster.timeout_s <= 30 * 24 * 3600,
+            "cluster.timeout_s",
+            format!("must be at most 30 days, got {}", self.cluster.timeout_s),
         )?;
         check(
             (0.0..1.0).contains(&self.train.label_smoothing),
@@ -616,6 +643,23 @@ impl RunConfig {
             self.checkpoint.keep_last >= 1,
             "checkpoint.keep_last",
             "must be at least 1".into(),
+        )?;
+        let gpus = match &self.train.gpus {
+            Gpus::Count(n) => *n,
+            Gpus::List(v) => v.len(),
+        };
+        check(
+            gpus <= MAX_DEVICES,
+            "train.gpus",
+            format!("{gpus} GPUs: at most {MAX_DEVICES}"),
+        )?;
+        check(
+            (1..=MAX_DEVICES).contains(&self.train.cpu_replicas),
+            "train.cpu_replicas",
+            format!(
+                "must be 1 to {MAX_DEVICES}, got {}",
+                self.train.cpu_replicas
+            ),
         )?;
         check(
             self.train.gpus.ids().is_empty() || self.train.cpu_replicas == 1,
@@ -745,6 +789,127 @@ mod tests {
             Some(&p),
             &sets.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
         )
+    }
+
+    /// Every leaf of `value` as (dotted key, value).
+    fn leaves(prefix: &str, value: &toml::Value, out: &mut Vec<(String, toml::Value)>) {
+        match value {
+            toml::Value::Table(t) => {
+                for (k, v) in t {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    leaves(&key, v, out);
+                }
+            }
+            v => out.push((prefix.to_string(), v.clone())),
+        }
+    }
+
+    /// A table holding only `key` (dotted) = `value`.
+    fn only(key: &str, value: toml::Value) -> toml::Table {
+        let mut table = toml::Table::new();
+        let parts: Vec<&str> = key.split('.').collect();
+        let (last, sections) = parts.split_last().unwrap();
+        let mut t = &mut table;
+        for s in sections {
+            t = t
+                .entry(s.to_string())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                .as_table_mut()
+                .unwrap();
+        }
+        t.insert(last.to_string(), value);
+        table
+    }
+
+    #[test]
+    fn every_key_with_a_wrong_type_is_refused_naming_the_key() {
+        let full = toml::Value::try_from(RunConfig::default()).unwrap();
+        let mut keys = Vec::new();
+        leaves("", &full, &mut keys);
+        assert!(keys.len() >= 40, "only {} keys", keys.len());
+        for (key, value) in &keys {
+            let wrong = match value {
+                toml::Value::String(_) => toml::Value::Integer(7),
+                toml::Value::Array(_) => toml::Value::Boolean(true),
+                _ => toml::Value::String("seven".into()),
+            };
+            let table = toml::Value::Table(only(key, wrong.clone()));
+            let err = match RunConfig::deserialize(table) {
+                Ok(_) => panic!("{key} = {wrong} accepted"),
+                Err(e) => e.to_string(),
+            };
+            let leaf = key.rsplit('.').next().unwrap();
+            assert!(
+                err.contains(leaf),
+                "{key} = {wrong}: '{err}' does not name it"
+            );
+        }
+        // And a key no section has.
+        for (key, unknown) in [
+            ("optim.lrr", "lrr"),
+            ("trian.epochs", "trian"),
+            ("model.arch_file_x", "arch_file_x"),
+            ("typo", "typo"),
+        ] {
+            let table = toml::Value::Table(only(key, toml::Value::Integer(1)));
+            let err = RunConfig::deserialize(table).unwrap_err().to_string();
+            assert!(err.contains(unknown), "{key}: {err}");
+        }
+        println!(
+            "reliability: config: {} keys with a wrong type and 4 unknown keys refused by name",
+            keys.len()
+        );
+    }
+
+    #[test]
+    fn out_of_range_numbers_are_refused_naming_the_key_or_accepted_never_a_panic() {
+        let full = toml::Value::try_from(RunConfig::default()).unwrap();
+        let mut keys = Vec::new();
+        leaves("", &full, &mut keys);
+        let here = std::env::temp_dir();
+        let mut refused = 0;
+        let mut tried = 0;
+        for (key, value) in &keys {
+            let extremes: Vec<toml::Value> = match value {
+                toml::Value::Integer(_) => [-1i64, 0, i64::MAX].map(toml::Value::Integer).to_vec(),
+                toml::Value::Float(_) => [-1.0, 0.0, 1e300, f64::NAN, f64::INFINITY]
+                    .map(toml::Value::Float)
+                    .to_vec(),
+                _ => continue,
+            };
+            for v in extremes {
+                tried += 1;
+                let table = toml::Value::Table(only(key, v.clone()));
+                let leaf = key.rsplit('.').next().unwrap();
+                let result = std::panic::catch_unwind(|| {
+                    let mut c = RunConfig::deserialize(table).map_err(|e| e.to_string())?;
+                    c.data.train = here.clone();
+                    c.data.val = here.clone();
+                    c.validate().map_err(|e| format!("{e:#}"))
+                });
+                match result {
+                    Err(_) => panic!("{key} = {v}: panicked"),
+                    Ok(Err(err)) => {
+                        assert!(err.contains(leaf), "{key} = {v}: '{err}' does not name it");
+                        refused += 1;
+                    }
+                    Ok(Ok(())) => {
+                        if std::env::var_os("ZFTRAIN_SHOW_ACCEPTED").is_some() {
+                            println!("accepted {key} = {v}");
+                        }
+                    }
+                }
+            }
+        }
+        assert!(
+            tried >= 60 && refused >= tried / 3,
+            "{refused} of {tried} refused"
+        );
+        println!("reliability: config: {tried} extreme numbers, {refused} refused by name, the rest accepted, no panic");
     }
 
     #[test]

@@ -106,6 +106,9 @@ pub fn parse_gpus(flag: &str) -> Result<Vec<usize>> {
         return Ok(ids);
     }
     let n: usize = flag.parse().map_err(|_| bad())?;
+    if n > crate::config::MAX_DEVICES {
+        bail!("--gpus {n}: at most {} devices", crate::config::MAX_DEVICES);
+    }
     Ok((0..n).collect())
 }
 
