@@ -157,7 +157,12 @@ fn point_latest(dir: &Path, target: &Path) -> Result<()> {
 }
 
 fn prune(dir: &Path, keep_last: usize, best_step: Option<u64>) -> Result<()> {
-    let all = step_dirs(dir);
+    // Only zftrain's own checkpoints: a folder that merely has the name
+    // (someone's copy, notes) is neither counted nor removed.
+    let all: Vec<(u64, PathBuf)> = step_dirs(dir)
+        .into_iter()
+        .filter(|(_, p)| p.join(MANIFEST_FILE).is_file())
+        .collect();
     let cut = all.len().saturating_sub(keep_last);
     for (step, path) in &all[..cut] {
         if Some(*step) != best_step {

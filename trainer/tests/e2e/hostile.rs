@@ -115,3 +115,52 @@ fn hostile_images_are_decoded_or_refused_by_name_and_training_goes_on() {
         refuse.len()
     );
 }
+
+#[test]
+fn foreign_files_in_a_run_directory_are_left_alone_by_resume_and_pruning() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = tiny_data(dir.path());
+    let train = |epochs: &str, resume: bool| {
+        let mut a = quick(dir.path(), &data, "own", "zfnet-seed", epochs);
+        a.extend(["--set", "checkpoint.keep_last=1"].map(String::from));
+        if resume {
+            a.extend([
+                "--resume".to_string(),
+                s(&dir.path().join("runs/own")).to_string(),
+            ]);
+        }
+        ok(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    train("1", false);
+    let run = dir.path().join("runs/own");
+    // A user's notes, a copy of a checkpoint's name that is no checkpoint,
+    // a file among the checkpoints, a hidden file, a picture beside the hooks.
+    let foreign = [
+        run.join("notes.txt"),
+        run.join("checkpoints/README"),
+        run.join("checkpoints/.keep"),
+        run.join("checkpoints/step-000000000/mine.txt"),
+        run.join("analysis by hand/figure.png"),
+    ];
+    for (i, f) in foreign.iter().enumerate() {
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+        std::fs::write(f, format!("foreign {i}")).unwrap();
+    }
+    let out = train("3", true);
+    assert!(out.contains("resumed from"), "{out}");
+    for (i, f) in foreign.iter().enumerate() {
+        assert_eq!(
+            std::fs::read_to_string(f).unwrap_or_else(|e| panic!("{}: {e}", f.display())),
+            format!("foreign {i}")
+        );
+    }
+    // Pruning kept one checkpoint of its own (plus the best), no more.
+    let own = std::fs::read_dir(run.join("checkpoints"))
+        .unwrap()
+        .filter(|e| {
+            let p = e.as_ref().unwrap().path();
+            p.join("manifest.json").exists() && !p.is_symlink()
+        })
+        .count();
+    assert!((1..=2).contains(&own), "{own} checkpoints kept");
+}
