@@ -105,7 +105,12 @@ pub fn run(args: &TrainArgs) -> Result<u8> {
             eprintln!("\nzftrain: stopping after this step and writing a checkpoint (press Ctrl-C again to abort at once)");
         } else {
             eprintln!("\nzftrain: aborted");
-            std::process::exit(130);
+            // At once: `exit` would run libtorch's static destructors while
+            // the training thread still uses them (a segfault, seen in the
+            // Ctrl-C-twice test). A checkpoint cut here is a hidden
+            // temporary that is never loaded and the next save removes.
+            // SAFETY: `_exit` ends the process without running any code.
+            unsafe { libc::_exit(130) }
         }
     })?;
     let outcome = train(config, args.resume.as_deref())?;

@@ -382,3 +382,42 @@ fn a_full_disk_while_checkpointing_is_a_clear_error_and_the_last_checkpoint_surv
         if tmpfs.is_some() { "700 MB tmpfs" } else { "file-size limit" }
     );
 }
+
+#[test]
+fn ctrl_c_twice_aborts_at_once_and_leaves_only_whole_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = data(dir.path(), 8);
+    let run = dir.path().join("runs/twice");
+    let trials = (trials() / 2).max(3);
+    // A first checkpoint, so that every trial resumes.
+    ok(&args(dir.path(), &data, "twice", "1", "2")
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>());
+    for trial in 0..trials {
+        let mut a = args(dir.path(), &data, "twice", "100000", "8");
+        a.extend(["--resume".to_string(), s(&run).to_string()]);
+        let log = NewLog::at_end_of(&run);
+        let mut child = spawn(&a);
+        log.wait_for_step(&mut child);
+        signal(&child, "-INT");
+        // The second Ctrl-C lands while the first one's checkpoint is being
+        // written, or just before or after.
+        std::thread::sleep(Duration::from_millis(30 * trial as u64));
+        signal(&child, "-INT");
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(130), "trial {trial}: {status:?}");
+        verify_checkpoints(&run, trial);
+    }
+    // Whatever the second Ctrl-C cut, the run resumes from a whole one.
+    let mut a = args(dir.path(), &data, "twice", "1", "8");
+    a.extend(["--resume".to_string(), s(&run).to_string()]);
+    let out = crate::common::zftrain(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("resumed from"),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("reliability: Ctrl-C twice, {trials} trials: exit 130 at once, no half-written checkpoint, resumed");
+}
