@@ -2,7 +2,7 @@
 # set-up first (idempotent: a second run takes about a second).
 CARGO ?= cargo
 
-.PHONY: setup build test demo bench clean-runs
+.PHONY: setup build test demo bench reliability fuzz clean-runs
 
 setup:
 	scripts/setup
@@ -24,6 +24,20 @@ bench: build
 	$(CARGO) bench -q -p zftrain-data --bench decode
 	bench/train-step --batch 64 --steps 4 --warmup 1
 	$(CARGO) bench -q -p zftrain --bench projections
+
+# The fault-injection and hostile-input suite in full (docs/reliability.md
+# records the figures): 24 SIGKILL trials and the other fault tests, the
+# hostile inputs, the exhaustive config checks, and 60 s of fuzzing per
+# parser. `make test` runs the same tests with 6 trials and replays the
+# fuzzing seeds and regressions. About 15 minutes on 2 cores.
+reliability: setup
+	ZFTRAIN_RELIABILITY_TRIALS=24 $(CARGO) test -q -p zftrain --test e2e -- faults:: hostile:: --nocapture --test-threads 1
+	$(CARGO) test -q -p zftrain --lib config:: -- --nocapture
+	$(CARGO) test -q -p zftrain-checkpoints -p zftrain-data -p zftrain-tensorboard
+	scripts/fuzz 60
+
+fuzz: setup
+	scripts/fuzz 60
 
 clean-runs:
 	rm -rf runs/demo

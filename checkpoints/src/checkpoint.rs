@@ -51,6 +51,40 @@ pub struct Manifest {
     pub files: BTreeMap<String, FileEntry>,
 }
 
+impl Manifest {
+    /// Parses and checks a manifest's bytes (`path` only names it in
+    /// errors): the format and version, a weights file listed, every file
+    /// name a plain name inside the directory. Never panics, whatever the
+    /// bytes (fuzzed: `fuzz/fuzz_targets/manifest.rs`).
+    pub fn parse(bytes: &[u8], path: &Path) -> Result<Manifest, CheckpointError> {
+        let manifest: Manifest = serde_json::from_slice(bytes).map_err(|e| {
+            CheckpointError::format(path, format!("not a zftrain manifest: {e}"))
+        })?;
+        if manifest.format != FORMAT_NAME {
+            return Err(CheckpointError::format(
+                path,
+                format!("format is '{}', expected '{FORMAT_NAME}'", manifest.format),
+            ));
+        }
+        if manifest.version != FORMAT_VERSION {
+            return Err(CheckpointError::format(
+                path,
+                format!("checkpoint version {} is not supported (this zftrain reads version {FORMAT_VERSION})", manifest.version),
+            ));
+        }
+        if !manifest.files.contains_key(WEIGHTS_FILE) {
+            return Err(CheckpointError::format(
+                path,
+                format!("lists no '{WEIGHTS_FILE}'"),
+            ));
+        }
+        for name in manifest.files.keys() {
+            check_file_name(path, name)?;
+        }
+        Ok(manifest)
+    }
+}
+
 /// The content of one checkpoint file.
 #[derive(Debug)]
 pub enum Content<'a> {
@@ -219,27 +253,7 @@ impl Checkpoint {
         let manifest_path = dir.join(MANIFEST_FILE);
         let text =
             fs::read(&manifest_path).map_err(CheckpointError::io("reading", &manifest_path))?;
-        let manifest: Manifest = serde_json::from_slice(&text).map_err(|e| {
-            CheckpointError::format(&manifest_path, format!("not a zftrain manifest: {e}"))
-        })?;
-        if manifest.format != FORMAT_NAME {
-            return Err(CheckpointError::format(
-                &manifest_path,
-                format!("format is '{}', expected '{FORMAT_NAME}'", manifest.format),
-            ));
-        }
-        if manifest.version != FORMAT_VERSION {
-            return Err(CheckpointError::format(
-                &manifest_path,
-                format!("checkpoint version {} is not supported (this zftrain reads version {FORMAT_VERSION})", manifest.version),
-            ));
-        }
-        if !manifest.files.contains_key(WEIGHTS_FILE) {
-            return Err(CheckpointError::format(
-                &manifest_path,
-                format!("lists no '{WEIGHTS_FILE}'"),
-            ));
-        }
+        let manifest = Manifest::parse(&text, &manifest_path)?;
         for (name, entry) in &manifest.files {
             check_file_name(&manifest_path, name)?;
             let path = dir.join(name);
@@ -380,5 +394,35 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let err = Checkpoint::open(root.path()).unwrap_err().to_string();
         assert!(err.contains(MANIFEST_FILE), "{err}");
+    }
+
+    /// The fuzzing seeds and the inputs that ever failed a fuzz target
+    /// (`fuzz/seeds/<target>`, `fuzz/regressions/<target>`).
+    fn fuzz_inputs(target: &str) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
+        let mut out = Vec::new();
+        for dir in ["seeds", "regressions"] {
+            for e in std::fs::read_dir(root.join(dir).join(target)).into_iter().flatten() {
+                let p = e.unwrap().path();
+                out.push((p.clone(), std::fs::read(&p).unwrap()));
+            }
+        }
+        assert!(!out.is_empty(), "no inputs for {target} under {}", root.display());
+        out
+    }
+
+    #[test]
+    fn fuzz_inputs_replay_without_a_panic() {
+        let mut refused = 0;
+        for (path, bytes) in fuzz_inputs("manifest") {
+            match Manifest::parse(&bytes, &path) {
+                Ok(m) => assert!(m.files.keys().all(|n| !n.contains('/')), "{}", path.display()),
+                Err(e) => {
+                    assert!(e.to_string().contains(&*path.to_string_lossy()));
+                    refused += 1;
+                }
+            }
+        }
+        assert!(refused >= 1, "the escaping seed manifest was accepted");
     }
 }

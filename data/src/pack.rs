@@ -72,6 +72,41 @@ impl PartialEq for Pack {
 
 impl Eq for Pack {}
 
+/// Checks a whole pack file's bytes (magic, footer, index range, index
+/// checksum, entries inside the data) and returns its entries and classes;
+/// the message says what is wrong. Never panics, whatever the bytes (fuzzed:
+/// `fuzz/fuzz_targets/pack_index.rs`).
+pub fn parse_layout(bytes: &[u8]) -> Result<(Vec<PackEntry>, Vec<String>), String> {
+    if bytes.len() < 40 || &bytes[..8] != MAGIC {
+        return Err("not a zftrain pack".into());
+    }
+    let footer = &bytes[bytes.len() - 32..];
+    if &footer[24..] != DONE {
+        return Err("an incomplete pack (its writing was interrupted?): write it again".into());
+    }
+    let word = |i: usize| u64::from_le_bytes(footer[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
+    let (at, len, hash) = (word(0), word(1), word(2));
+    let end = at
+        .checked_add(len)
+        .filter(|&e| at >= 8 && e <= (bytes.len() - 32) as u64);
+    let Some(end) = end else {
+        return Err("the pack's index lies outside the file".into());
+    };
+    let index_bytes = &bytes[at as usize..end as usize];
+    if fnv(index_bytes) != hash {
+        return Err("the pack's index does not match its checksum".into());
+    }
+    let index: Index =
+        serde_json::from_slice(index_bytes).map_err(|e| format!("the pack's index: {e}"))?;
+    for e in &index.samples {
+        let inside = e.offset >= 8 && e.offset.checked_add(e.len).is_some_and(|x| x <= at);
+        if !inside || e.label >= index.classes.len() {
+            return Err(format!("the index entry of {} is out of range", e.name));
+        }
+    }
+    Ok((index.samples, index.classes))
+}
+
 fn fnv(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xCBF2_9CE4_8422_2325u64, |h, &b| {
         (h ^ b as u64).wrapping_mul(0x0100_0000_01B3)
@@ -95,45 +130,13 @@ impl Pack {
         // temporary name and never modified after its rename.
         let map =
             unsafe { memmap2::Mmap::map(&file) }.map_err(DataError::io("mapping pack", path))?;
-        let bad = |m: &str| DataError::layout(path, m.to_string());
-        if map.len() < 40 || &map[..8] != MAGIC {
-            return Err(bad("not a zftrain pack"));
-        }
-        let footer = &map[map.len() - 32..];
-        if &footer[24..] != DONE {
-            return Err(bad(
-                "an incomplete pack (its writing was interrupted?): write it again",
-            ));
-        }
-        let word =
-            |i: usize| u64::from_le_bytes(footer[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
-        let (at, len, hash) = (word(0), word(1), word(2));
-        let end = at
-            .checked_add(len)
-            .filter(|&e| e <= (map.len() - 32) as u64);
-        let Some(end) = end else {
-            return Err(bad("the pack's index lies outside the file"));
-        };
-        let index_bytes = &map[at as usize..end as usize];
-        if fnv(index_bytes) != hash {
-            return Err(bad("the pack's index does not match its checksum"));
-        }
-        let index: Index = serde_json::from_slice(index_bytes)
-            .map_err(|e| bad(&format!("the pack's index: {e}")))?;
-        for e in &index.samples {
-            if e.offset.checked_add(e.len).is_none_or(|x| x > at) || e.label >= index.classes.len()
-            {
-                return Err(bad(&format!(
-                    "the index entry of {} is out of range",
-                    e.name
-                )));
-            }
-        }
+        let (entries, classes) =
+            parse_layout(&map).map_err(|m| DataError::layout(path, m))?;
         Ok(Pack {
             path: path.to_path_buf(),
             map,
-            entries: index.samples,
-            classes: index.classes,
+            entries,
+            classes,
         })
     }
 
@@ -378,5 +381,38 @@ mod tests {
         std::fs::write(&cut, &flipped).unwrap();
         let e = Dataset::open(&cut).unwrap_err().to_string();
         assert!(e.contains("checksum"), "{e}");
+    }
+
+    /// The fuzzing seeds and the inputs that ever failed a fuzz target
+    /// (`fuzz/seeds/<target>`, `fuzz/regressions/<target>`).
+    fn fuzz_inputs(target: &str) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
+        let mut out = Vec::new();
+        for dir in ["seeds", "regressions"] {
+            for e in std::fs::read_dir(root.join(dir).join(target)).into_iter().flatten() {
+                let p = e.unwrap().path();
+                out.push((p.clone(), std::fs::read(&p).unwrap()));
+            }
+        }
+        assert!(!out.is_empty(), "no inputs for {target} under {}", root.display());
+        out
+    }
+
+    #[test]
+    fn fuzz_inputs_replay_without_a_panic() {
+        let mut accepted = 0;
+        for (path, bytes) in fuzz_inputs("pack_index") {
+            match parse_layout(&bytes) {
+                Ok((entries, classes)) => {
+                    accepted += 1;
+                    for e in &entries {
+                        let end = e.offset + e.len;
+                        assert!(end as usize <= bytes.len() && e.label < classes.len(), "{}", path.display());
+                    }
+                }
+                Err(m) => assert!(!m.is_empty()),
+            }
+        }
+        assert!(accepted >= 1, "the valid seed pack was refused");
     }
 }

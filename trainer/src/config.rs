@@ -473,10 +473,22 @@ impl RunConfig {
         let what = path
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "the command line".into());
-        let config: RunConfig = RunConfig::deserialize(toml::Value::Table(table))
+        RunConfig::from_table(table, &what)
+    }
+
+    /// Parses a configuration file's text (not yet validated). Never
+    /// panics, whatever the text (fuzzed: `fuzz/fuzz_targets/config.rs`).
+    pub fn from_toml(text: &str, what: &str) -> Result<RunConfig> {
+        let table = text
+            .parse::<toml::Table>()
+            .with_context(|| format!("config {what} is not valid TOML"))?;
+        RunConfig::from_table(table, what)
+    }
+
+    fn from_table(table: toml::Table, what: &str) -> Result<RunConfig> {
+        RunConfig::deserialize(toml::Value::Table(table))
             .map_err(|e| anyhow::anyhow!("{}", e.to_string().trim_end()))
-            .with_context(|| format!("invalid configuration in {what}"))?;
-        Ok(config)
+            .with_context(|| format!("invalid configuration in {what}"))
     }
 
     /// Checks ranges and paths; every error names the key.
@@ -1020,5 +1032,45 @@ mod tests {
         let c = load("name = \"x\"\n", &["optim.lr=0.02"]).unwrap();
         let back: RunConfig = toml::from_str(&c.to_toml()).unwrap();
         assert_eq!(back, c);
+    }
+
+    /// The fuzzing seeds and the inputs that ever failed a fuzz target
+    /// (`fuzz/seeds/<target>`, `fuzz/regressions/<target>`).
+    fn fuzz_inputs(target: &str) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
+        let mut out = Vec::new();
+        for dir in ["seeds", "regressions"] {
+            for e in std::fs::read_dir(root.join(dir).join(target)).into_iter().flatten() {
+                let p = e.unwrap().path();
+                out.push((p.clone(), std::fs::read(&p).unwrap()));
+            }
+        }
+        assert!(!out.is_empty(), "no inputs for {target} under {}", root.display());
+        out
+    }
+
+    #[test]
+    fn fuzz_inputs_replay_without_a_panic() {
+        let mut refused = 0;
+        for (path, bytes) in fuzz_inputs("config") {
+            let Ok(text) = std::str::from_utf8(&bytes) else {
+                continue;
+            };
+            let what = path.display().to_string();
+            match RunConfig::from_toml(text, &what) {
+                Ok(mut c) => {
+                    c.data.train = std::env::temp_dir();
+                    c.data.val = std::env::temp_dir();
+                    if c.validate().is_err() {
+                        refused += 1;
+                    }
+                }
+                Err(e) => {
+                    assert!(format!("{e:#}").contains(&what));
+                    refused += 1;
+                }
+            }
+        }
+        assert!(refused >= 2, "the hostile seed configs were accepted");
     }
 }
