@@ -79,31 +79,4 @@ mod tests {
         buf[14] ^= 1;
         assert!(read_record(&mut &buf[..]).is_err());
     }
-
-    /// The fuzzing seeds and the inputs that ever failed a fuzz target
-    /// (`fuzz/seeds/<target>`, `fuzz/regressions/<target>`).
-    fn fuzz_inputs(target: &str) -> Vec<(std::path::PathBuf, Vec<u8>)> {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
-        let mut out = Vec::new();
-        for dir in ["seeds", "regressions"] {
-            for e in std::fs::read_dir(root.join(dir).join(target)).into_iter().flatten() {
-                let p = e.unwrap().path();
-                out.push((p.clone(), std::fs::read(&p).unwrap()));
-            }
-        }
-        assert!(!out.is_empty(), "no inputs for {target} under {}", root.display());
-        out
-    }
-
-    #[test]
-    fn fuzz_inputs_replay_without_a_panic() {
-        for (path, bytes) in fuzz_inputs("tb_record") {
-            let mut framed = Vec::new();
-            write_record(&mut framed, &bytes).unwrap();
-            let mut input = framed.as_slice();
-            assert_eq!(read_record(&mut input).unwrap().as_deref(), Some(&bytes[..]), "{}", path.display());
-            let mut raw = bytes.as_slice();
-            while let Ok(Some(_)) = read_record(&mut raw) {}
-        }
-    }
 }

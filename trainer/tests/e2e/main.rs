@@ -5,6 +5,7 @@ mod analyze;
 mod cluster;
 mod common;
 mod faults;
+mod fuzz_replay;
 mod gpu;
 mod hooks;
 mod hostile;
