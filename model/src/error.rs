@@ -37,6 +37,14 @@ pub enum ModelError {
         /// Channels the first layer expects.
         channels: i64,
     },
+    /// An architecture file that cannot be read as one.
+    #[error("{file}: {message}")]
+    ArchFile {
+        /// The file.
+        file: String,
+        /// What is wrong (the layer and key named).
+        message: String,
+    },
     /// An error inside libtorch.
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),

@@ -6,6 +6,7 @@
 //! the summary, so the pieces cannot drift apart.
 
 pub mod arch;
+pub mod arch_file;
 pub mod archs;
 pub mod dropout;
 pub mod error;
