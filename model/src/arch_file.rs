@@ -214,6 +214,30 @@ pub fn parse_arch(text: &str, origin: &str) -> Result<Arch, ModelError> {
     Ok(arch)
 }
 
+/// Sets the output size of `arch`'s last linear layer to `classes` (what
+/// `--classes` does for a file, as for the built-ins), checked again.
+pub fn set_classes(arch: &mut Arch, classes: i64) -> Result<(), ModelError> {
+    if classes < 1 {
+        return Err(ModelError::BadClasses(classes));
+    }
+    let last = arch
+        .layers
+        .iter_mut()
+        .rev()
+        .find_map(|l| match &mut l.kind {
+            LayerKind::Linear(spec) => Some(spec),
+            _ => None,
+        });
+    let Some(spec) = last else {
+        return Err(ModelError::ArchFile {
+            file: arch.name.clone(),
+            message: "has no linear layer whose outputs could be the classes".into(),
+        });
+    };
+    spec.out_features = classes;
+    arch.validate()
+}
+
 /// The TOML text of `arch`, every key written out (what [`parse_arch`]
 /// reads back to the same architecture).
 pub fn write_arch(arch: &Arch) -> String {

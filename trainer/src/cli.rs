@@ -460,6 +460,10 @@ fn parse_arch(s: &str) -> Result<ArchName, String> {
 pub struct SummaryArgs {
     #[command(flatten)]
     pub arch: ArchArgs,
+    /// An architecture file (TOML layer table, see configs/archs/) instead
+    /// of --arch; --classes sets its last linear layer's outputs.
+    #[arg(long, conflicts_with_all = ["arch", "no_lrn"])]
+    pub arch_file: Option<PathBuf>,
     /// Print JSON instead of the table.
     #[arg(long)]
     pub json: bool,

@@ -55,3 +55,40 @@ fn bad_arch_and_classes_are_clear_errors() {
     let err = fails(&["summary"]);
     assert!(err.contains("--arch"), "{err}");
 }
+
+#[test]
+fn an_architecture_file_summarizes_like_its_built_in_and_bad_files_are_named() {
+    let archs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/archs");
+    for arch in ["zfnet-seed", "zfnet", "alexnet", "alexnet-tv"] {
+        let file = archs.join(format!("{arch}.toml"));
+        let from_file = ok(&[
+            "summary",
+            "--arch-file",
+            file.to_str().unwrap(),
+            "--classes",
+            "7",
+        ]);
+        let built_in = ok(&["summary", "--arch", arch, "--classes", "7"]);
+        assert_eq!(from_file, built_in, "{arch}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("mine.toml");
+    std::fs::write(
+        &bad,
+        "name = \"mine\"\ninput = [3, 32, 32]\n[[layers]]\nkind = \"conv\"\nout_channels = 8\nkernel = 3\nstrides = 2\n",
+    )
+    .unwrap();
+    let err = fails(&["summary", "--arch-file", bad.to_str().unwrap()]);
+    assert!(
+        err.contains("mine.toml") && err.contains("layer 1 (conv)") && err.contains("'strides'"),
+        "{err}"
+    );
+    let err = fails(&[
+        "summary",
+        "--arch-file",
+        bad.to_str().unwrap(),
+        "--arch",
+        "zfnet",
+    ]);
+    assert!(err.contains("cannot be used with"), "{err}");
+}
