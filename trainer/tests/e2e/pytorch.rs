@@ -115,3 +115,30 @@ fn eval_preprocessing_matches_torchvision_transforms() {
         ])
     );
 }
+
+#[test]
+fn the_shipped_vgg_files_have_torchvisions_modules_and_parameter_counts() {
+    let archs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/archs");
+    for name in ["vgg11", "vgg13", "vgg16", "vgg19"] {
+        let file = archs.join(format!("{name}.toml"));
+        let ours: serde_json::Value =
+            serde_json::from_str(&ok(&["summary", "--arch-file", s(&file), "--json"])).unwrap();
+        let theirs: serde_json::Value =
+            serde_json::from_str(&interop(&["tv-params", name])).unwrap();
+        assert_eq!(ours["total_params"], theirs["total"], "{name}");
+        let mut modules = serde_json::Map::new();
+        for row in ours["rows"].as_array().unwrap() {
+            if row["params"].as_i64().unwrap_or(0) > 0 {
+                modules.insert(
+                    row["module"].as_str().unwrap().to_string(),
+                    row["params"].clone(),
+                );
+            }
+        }
+        assert_eq!(
+            serde_json::Value::Object(modules),
+            theirs["modules"],
+            "{name}"
+        );
+    }
+}

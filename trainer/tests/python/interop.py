@@ -192,6 +192,22 @@ def preprocess(image, input_path):
         sys.exit(1)
 
 
+def tv_params(name):
+    """torchvision's model `name` (built on the meta device: shapes only,
+    nothing allocated or downloaded): its parameter count per module path
+    and in all, as JSON."""
+    import json
+    import torchvision
+    with torch.device("meta"):
+        model = getattr(torchvision.models, name)(weights=None)
+    per = {}
+    for key, p in model.state_dict().items():
+        module = key.rsplit(".", 1)[0]
+        per[module] = per.get(module, 0) + p.numel()
+    print(json.dumps({"modules": per, "total": sum(per.values())}))
+
+
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
-    {"jpeg": jpeg, "save-random": save_random, "check": check, "preprocess": preprocess}[cmd](*args)
+    {"jpeg": jpeg, "save-random": save_random, "check": check, "preprocess": preprocess,
+     "tv-params": tv_params}[cmd](*args)
