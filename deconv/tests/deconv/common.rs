@@ -18,6 +18,20 @@ pub fn network(name: ArchName) -> (VarStore, Network) {
     (vs, net)
 }
 
+/// [`network`] for an architecture file under `configs/archs/`.
+pub fn network_from_file(file: &str) -> (VarStore, Network) {
+    tch::manual_seed(7);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../configs/archs")
+        .join(file);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut arch = zftrain_model::arch_file::parse_arch(&text, file).unwrap();
+    zftrain_model::arch_file::set_classes(&mut arch, 10).unwrap();
+    let vs = VarStore::new(Device::Cpu);
+    let net = Network::new(&vs.root(), arch, InitScheme::Kaiming).unwrap();
+    (vs, net)
+}
+
 /// `[n, 3, 224, 224]` images drawn from `seed` with a generator of our own
 /// (the tests of this binary run in parallel threads, and libtorch's
 /// generator is shared by all of them).

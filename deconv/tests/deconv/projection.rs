@@ -62,6 +62,11 @@ fn reference(net: &Network, input: &Tensor, t: &Target) -> Tensor {
 
 fn check(name: ArchName) {
     let (_vs, net) = network(name);
+    check_net(&net);
+}
+
+fn check_net(net: &Network) {
+    let name = net.arch().name.clone();
     let input = crate::common::images(2, line!() as u64);
     let taps = tch::no_grad(|| net.forward_taps(&input, false));
     // In every layer: the strongest unit of the layer (so it is positive), in image 1.
@@ -79,10 +84,10 @@ fn check(name: ArchName) {
             }
         })
         .collect();
-    let got = tch::no_grad(|| project(&net, &taps, &targets, 2)).unwrap();
+    let got = tch::no_grad(|| project(net, &taps, &targets, 2)).unwrap();
     assert_eq!(got.size(), [5, 3, 224, 224]);
     for (i, t) in targets.iter().enumerate() {
-        let want = reference(&net, &input, t);
+        let want = reference(net, &input, t);
         let scale = want.abs().max().double_value(&[]);
         assert!(scale > 0.0, "{name:?} {t}: empty reference");
         let err = (got.get(i as i64) - &want).abs().max().double_value(&[]) / scale;
@@ -98,6 +103,19 @@ fn zfnet_projections_equal_the_gradient_formulation() {
 #[test]
 fn alexnet_projections_restore_the_stride_4_input_size_and_equal_the_gradient_formulation() {
     check(ArchName::Alexnet);
+}
+
+#[test]
+fn the_two_tower_alexnet_file_reverses_its_grouped_convolutions() {
+    let (_vs, net) = crate::common::network_from_file("alexnet-2gpu.toml");
+    let grouped = net
+        .arch()
+        .layers
+        .iter()
+        .filter(|l| matches!(&l.kind, LayerKind::Conv(c) if c.groups == 2))
+        .count();
+    assert_eq!(grouped, 3);
+    check_net(&net);
 }
 
 #[test]
