@@ -208,7 +208,7 @@ mod turbo {
             bytes.len() as _,
             pixels.as_mut_ptr(),
             (cw * 3) as i32,
-            tj::TJPF_TJPF_RGB as i32,
+            tj::TJPF_TJPF_RGB,
         );
         if status != 0 {
             return Ok(None);

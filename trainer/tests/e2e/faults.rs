@@ -132,10 +132,10 @@ fn trials() -> usize {
 /// The `step=` of the last line of `text` that contains `what`.
 fn last_step(text: &str, what: &str) -> Option<u64> {
     text.lines()
+        .rev()
         .filter(|l| l.contains(what))
         .filter_map(|l| l.split_whitespace().find_map(|w| w.strip_prefix("step=")))
-        .filter_map(|v| v.parse().ok())
-        .last()
+        .find_map(|v| v.parse().ok())
 }
 
 /// What a run's `train.log` gained since a point: the lines of one process.
