@@ -248,16 +248,7 @@ pub fn write_arch(arch: &Arch) -> String {
     for layer in &arch.layers {
         out.push_str("\n[[layers]]\n");
         let mut line = |key: &str, value: String| out.push_str(&format!("{key} = {value}\n"));
-        let kind = match &layer.kind {
-            LayerKind::Conv(_) => "conv",
-            LayerKind::Relu => "relu",
-            LayerKind::Lrn(_) => "lrn",
-            LayerKind::MaxPool(_) => "max_pool",
-            LayerKind::AdaptiveAvgPool { .. } => "adaptive_avg_pool",
-            LayerKind::Flatten => "flatten",
-            LayerKind::Dropout { .. } => "dropout",
-            LayerKind::Linear(_) => "linear",
-        };
+        let kind = layer.kind.name();
         line("kind", format!("\"{kind}\""));
         line("label", format!("\"{}\"", layer.label));
         if let Some(m) = &layer.module {

@@ -107,6 +107,20 @@ pub enum LayerKind {
 }
 
 impl LayerKind {
+    /// The kind's name in architecture files (its serde tag).
+    pub fn name(&self) -> &'static str {
+        match self {
+            LayerKind::Conv(_) => "conv",
+            LayerKind::Relu => "relu",
+            LayerKind::Lrn(_) => "lrn",
+            LayerKind::MaxPool(_) => "max_pool",
+            LayerKind::AdaptiveAvgPool { .. } => "adaptive_avg_pool",
+            LayerKind::Flatten => "flatten",
+            LayerKind::Dropout { .. } => "dropout",
+            LayerKind::Linear(_) => "linear",
+        }
+    }
+
     /// The PyTorch module class this layer corresponds to.
     pub fn torch_type(&self) -> &'static str {
         match self {

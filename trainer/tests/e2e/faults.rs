@@ -67,25 +67,11 @@ pub fn signal(child: &Child, sig: &str) {
 
 /// Waits until the run's log shows a training step.
 pub fn wait_for_step(run: &Path, child: &mut Child) {
-    let start = Instant::now();
-    loop {
-        let log = std::fs::read_to_string(run.join("train.log")).unwrap_or_default();
-        if log
-            .lines()
-            .any(|l| l.contains(" train ") && l.contains("step="))
-        {
-            return;
-        }
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "training ended before its first step"
-        );
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "no training step within 2 minutes"
-        );
-        std::thread::sleep(Duration::from_millis(50));
+    NewLog {
+        path: run.join("train.log"),
+        start: 0,
     }
+    .wait_for_step(child);
 }
 
 fn weights(run: &Path) -> Vec<u8> {
