@@ -5,7 +5,7 @@
 //! ([`decode_region_bytes`]: the region's MCU columns, stopping after its
 //! last row). Measured on 500x375 quality-90 JPEGs, one thread: a `zf`
 //! crop's region at 1183 images/s, the whole image at 1031, zune-jpeg's
-//! whole image at 943 (docs/benchmarks.md). libjpeg-turbo is also the
+//! whole image at 931 to 955 (docs/benchmarks.md). libjpeg-turbo is also the
 //! decoder behind PIL, so these are the pixels torchvision sees. What it
 //! refuses (CMYK, some damaged streams) goes to `zune-jpeg`; other formats
 //! (PNG, ...) to `image`. The size is read from the header and checked

@@ -2,9 +2,28 @@
 //! (random) ZFNet and probe set: their files, their summaries, and their
 //! errors for probe images that do not exist and incomplete settings.
 
-use zftrain_hooks::{Event, HookSpec, Hooks, MemorySink};
+use zftrain_hooks::{Dispatch, Event, HookSpec, Hooks, MemorySink, TensorProbe};
+use zftrain_model::Network;
 
 use crate::common::{context, network, probe};
+
+/// Builds the hooks of `specs` (JSON) and sends them the end of epoch 1.
+fn run_epoch_end(
+    specs: serde_json::Value,
+    net: &Network,
+    probe: &TensorProbe,
+    dir: &std::path::Path,
+    sink: &MemorySink,
+) -> Dispatch {
+    let mut hooks = Hooks::new();
+    for spec in specs.as_array().unwrap() {
+        let spec: HookSpec = serde_json::from_value(spec.clone()).unwrap();
+        hooks.register(spec.build().unwrap()).unwrap();
+    }
+    hooks
+        .dispatch(Event::EpochEnd, &context(net, probe, dir, sink, 1))
+        .unwrap()
+}
 
 #[test]
 fn the_analysis_hooks_write_figures_tables_and_summaries() {
@@ -18,17 +37,7 @@ fn the_analysis_hooks_write_figures_tables_and_summaries() {
         { "kind": "correspondence", "images": [0, 1, 2], "random_draws": 1,
           "parts": { "centre": [[80, 80, 60, 60], [80, 80, 60, 60], [80, 80, 60, 60]] } }
     ]);
-    let mut hooks = Hooks::new();
-    for spec in specs.as_array().unwrap() {
-        let spec: HookSpec = serde_json::from_value(spec.clone()).unwrap();
-        hooks.register(spec.build().unwrap()).unwrap();
-    }
-    let d = hooks
-        .dispatch(
-            Event::EpochEnd,
-            &context(&net, &probe, dir.path(), &sink, 1),
-        )
-        .unwrap();
+    let d = run_epoch_end(specs, &net, &probe, dir.path(), &sink);
     assert!(d.failures.is_empty(), "{:?}", d.failures);
     let hooks_dir = dir.path().join("hooks");
     for file in [
@@ -68,16 +77,8 @@ fn missing_probe_images_and_incomplete_parts_are_named() {
     let probe = probe(2);
     let dir = tempfile::tempdir().unwrap();
     let sink = MemorySink::default();
-    let spec: HookSpec =
-        serde_json::from_value(serde_json::json!({ "kind": "occlusion", "images": [5] })).unwrap();
-    let mut hooks = Hooks::new();
-    hooks.register(spec.build().unwrap()).unwrap();
-    let d = hooks
-        .dispatch(
-            Event::EpochEnd,
-            &context(&net, &probe, dir.path(), &sink, 1),
-        )
-        .unwrap();
+    let specs = serde_json::json!([{ "kind": "occlusion", "images": [5] }]);
+    let d = run_epoch_end(specs, &net, &probe, dir.path(), &sink);
     let e = d.failures[0].to_string();
     assert!(
         e.contains("'occlusion'") && e.contains("probe image 5 does not exist"),
