@@ -21,7 +21,8 @@
 //! `in_channels` and `in_features` may be left out: they are taken from the
 //! shape the previous layers produce (and checked against it when given).
 //! Labels default to the kind and its count (`conv1`, `relu1`, `pool1`,
-//! `norm1`, `fc1`, `drop1`, ...). Every error names the file, the layer and
+//! `norm1`, `fc1`, `drop1`, ...); a layer with parameters and no `module`
+//! is a top-level module named by its label (`conv1.weight`). Every error names the file, the layer and
 //! the key.
 
 use serde::Deserialize;
@@ -186,13 +187,31 @@ pub fn parse_arch(text: &str, origin: &str) -> Result<Arch, ModelError> {
             None => format!("{}{count}", short_label(kind)),
         };
         let module = match row.get("module") {
-            Some(v) => Some(
-                v.as_str()
-                    .ok_or_else(|| at("'module' must be a string".into()))?
-                    .to_string(),
-            ),
+            Some(v) => {
+                let m = v
+                    .as_str()
+                    .ok_or_else(|| at("'module' must be a string".into()))?;
+                if m.split('.').any(|part| {
+                    part.is_empty() || !part.chars().all(|c| c.is_alphanumeric() || c == '_')
+                }) {
+                    return Err(at(format!(
+                        "module '{m}' is not a PyTorch module path (names of letters, digits and _ joined by dots)"
+                    )));
+                }
+                Some(m.to_string())
+            }
+            // Parameters need a name: the label's, as a top-level module.
+            None if layer_kind.param_count() > 0 => Some(label.clone()),
             None => None,
         };
+        if let Some(m) = &module {
+            if let Some(other) = arch.layers.iter().find(|l| l.module.as_ref() == Some(m)) {
+                return Err(at(format!(
+                    "module '{m}' is also the module of {}: each layer needs its own",
+                    other.label
+                )));
+            }
+        }
         arch.layers.push(Layer {
             kind: layer_kind,
             label,
@@ -241,55 +260,110 @@ pub fn set_classes(arch: &mut Arch, classes: i64) -> Result<(), ModelError> {
 /// The TOML text of `arch`, every key written out (what [`parse_arch`]
 /// reads back to the same architecture).
 pub fn write_arch(arch: &Arch) -> String {
+    let quote = |s: &str| toml::Value::String(s.to_string()).to_string();
     let mut out = format!(
-        "name = \"{}\"\ninput = [{}, {}, {}]\n",
-        arch.name, arch.input[0], arch.input[1], arch.input[2]
+        "name = {}\ninput = [{}, {}, {}]\n",
+        quote(&arch.name),
+        arch.input[0],
+        arch.input[1],
+        arch.input[2]
     );
     for layer in &arch.layers {
         out.push_str("\n[[layers]]\n");
         let mut line = |key: &str, value: String| out.push_str(&format!("{key} = {value}\n"));
         let kind = layer.kind.name();
         line("kind", format!("\"{kind}\""));
-        line("label", format!("\"{}\"", layer.label));
+        line("label", quote(&layer.label));
         if let Some(m) = &layer.module {
-            line("module", format!("\"{m}\""));
+            line("module", quote(m));
         }
-        match &layer.kind {
-            LayerKind::Conv(c) => {
-                line("in_channels", c.in_channels.to_string());
-                line("out_channels", c.out_channels.to_string());
-                line("kernel", c.kernel.to_string());
-                line("stride", c.stride.to_string());
-                line("padding", c.padding.to_string());
-                line("groups", c.groups.to_string());
-                line("bias", c.bias.to_string());
-            }
-            LayerKind::Lrn(l) => {
-                line("size", l.size.to_string());
-                line("alpha", format!("{:?}", l.alpha));
-                line("beta", format!("{:?}", l.beta));
-                line("k", format!("{:?}", l.k));
-            }
-            LayerKind::MaxPool(p) => {
-                line("kernel", p.kernel.to_string());
-                line("stride", p.stride.to_string());
-                line("padding", p.padding.to_string());
-                line("ceil_mode", p.ceil_mode.to_string());
-            }
-            LayerKind::AdaptiveAvgPool { height, width } => {
-                line("height", height.to_string());
-                line("width", width.to_string());
-            }
-            LayerKind::Dropout { p } => line("p", format!("{p:?}")),
-            LayerKind::Linear(l) => {
-                line("in_features", l.in_features.to_string());
-                line("out_features", l.out_features.to_string());
-                line("bias", l.bias.to_string());
-            }
-            LayerKind::Relu | LayerKind::Flatten => {}
+        for (key, value) in layer_keys(&layer.kind) {
+            line(key, value);
         }
     }
     out
+}
+
+/// The keys of a layer kind with their values, in file order.
+fn layer_keys(kind: &LayerKind) -> Vec<(&'static str, String)> {
+    let mut v = Vec::new();
+    match kind {
+        LayerKind::Conv(c) => {
+            v.push(("in_channels", c.in_channels.to_string()));
+            v.push(("out_channels", c.out_channels.to_string()));
+            v.push(("kernel", c.kernel.to_string()));
+            v.push(("stride", c.stride.to_string()));
+            v.push(("padding", c.padding.to_string()));
+            v.push(("groups", c.groups.to_string()));
+            v.push(("bias", c.bias.to_string()));
+        }
+        LayerKind::Lrn(l) => {
+            v.push(("size", l.size.to_string()));
+            v.push(("alpha", format!("{:?}", l.alpha)));
+            v.push(("beta", format!("{:?}", l.beta)));
+            v.push(("k", format!("{:?}", l.k)));
+        }
+        LayerKind::MaxPool(p) => {
+            v.push(("kernel", p.kernel.to_string()));
+            v.push(("stride", p.stride.to_string()));
+            v.push(("padding", p.padding.to_string()));
+            v.push(("ceil_mode", p.ceil_mode.to_string()));
+        }
+        LayerKind::AdaptiveAvgPool { height, width } => {
+            v.push(("height", height.to_string()));
+            v.push(("width", width.to_string()));
+        }
+        LayerKind::Dropout { p } => v.push(("p", format!("{p:?}"))),
+        LayerKind::Linear(l) => {
+            v.push(("in_features", l.in_features.to_string()));
+            v.push(("out_features", l.out_features.to_string()));
+            v.push(("bias", l.bias.to_string()));
+        }
+        LayerKind::Relu | LayerKind::Flatten => {}
+    }
+    v
+}
+
+/// The first difference between two tables' input and layers (labels and
+/// names aside), for errors; `None` when they compute the same network.
+pub fn table_difference(a: &Arch, b: &Arch) -> Option<String> {
+    if a.input != b.input {
+        return Some(format!("input {:?} vs {:?}", a.input, b.input));
+    }
+    if let Some((i, (x, y))) = a
+        .layers
+        .iter()
+        .zip(&b.layers)
+        .enumerate()
+        .find(|(_, (x, y))| x.kind != y.kind || x.module != y.module)
+    {
+        return Some(format!(
+            "layer {} is {} vs {}",
+            i + 1,
+            describe_layer(x),
+            describe_layer(y)
+        ));
+    }
+    (a.layers.len() != b.layers.len())
+        .then(|| format!("{} layers vs {}", a.layers.len(), b.layers.len()))
+}
+
+/// One layer as a file would write it: `conv3 (conv: in_channels = 64, ...)`.
+pub fn describe_layer(layer: &Layer) -> String {
+    let keys: Vec<String> = layer_keys(&layer.kind)
+        .into_iter()
+        .map(|(k, v)| format!("{k} = {v}"))
+        .collect();
+    if keys.is_empty() {
+        format!("{} ({})", layer.label, layer.kind.name())
+    } else {
+        format!(
+            "{} ({}: {})",
+            layer.label,
+            layer.kind.name(),
+            keys.join(", ")
+        )
+    }
 }
 
 fn short_label(kind: &str) -> &'static str {
@@ -428,6 +502,10 @@ mod tests {
         let arch = parse_arch(text, "tiny.toml").unwrap();
         let labels: Vec<&str> = arch.layers.iter().map(|l| l.label.as_str()).collect();
         assert_eq!(labels, ["conv1", "relu1", "pool1", "flatten1", "fc1"]);
+        // Layers with parameters are named by their labels; the others are no modules.
+        let modules: Vec<Option<&str>> = arch.layers.iter().map(|l| l.module.as_deref()).collect();
+        assert_eq!(modules, [Some("conv1"), None, None, None, Some("fc1")]);
+        assert_eq!(arch.param_names()[0].0, "conv1.weight");
         assert_eq!(
             arch.layers[0].kind,
             LayerKind::Conv(ConvSpec {
@@ -476,6 +554,18 @@ mod tests {
                 "p must be in [0, 1)",
             ),
             ("colour = 1\n[[layers]]\nkind = \"relu\"\n", "colour"),
+            (
+                "[[layers]]\nkind = \"conv\"\nout_channels = 4\nkernel = 3\nmodule = \"f.0\"\n[[layers]]\nkind = \"conv\"\nout_channels = 4\nkernel = 3\nmodule = \"f.0\"\n",
+                "layer 2 (conv): module 'f.0' is also the module of conv1",
+            ),
+            (
+                "[[layers]]\nkind = \"conv\"\nout_channels = 4\nkernel = 3\nmodule = \"f..0\"\n",
+                "module 'f..0' is not a PyTorch module path",
+            ),
+            (
+                "[[layers]]\nkind = \"conv\"\nout_channels = 4\nkernel = 33\n",
+                "layer 1 (conv1)",
+            ),
         ];
         for (body, want) in cases {
             let err = parse_arch(&format!("{head}{body}"), "my.toml")

@@ -22,7 +22,8 @@ const MB: f64 = 1024.0 * 1024.0;
 /// One row of the summary.
 #[derive(Debug, Clone, Serialize)]
 pub struct SummaryRow {
-    /// PyTorch module class, or `torch.flatten` for the functional flatten.
+    /// PyTorch module class, or for a step that is no module the function
+    /// (`torch.flatten`, `F.relu`, `F.max_pool2d`, ...).
     pub layer_type: String,
     /// Nesting depth: 1 for top-level modules, 2 inside a `Sequential`.
     pub depth: usize,
@@ -129,10 +130,10 @@ impl Summary {
                 _ => None,
             };
             rows.push(SummaryRow {
-                layer_type: if layer.module.is_some() {
-                    layer.kind.torch_type().to_string()
-                } else {
-                    "torch.flatten".to_string()
+                layer_type: match (&layer.module, &layer.kind) {
+                    (None, crate::LayerKind::Flatten) => "torch.flatten".to_string(),
+                    (None, kind) => format!("F.{}", functional_name(kind)),
+                    (Some(_), kind) => kind.torch_type().to_string(),
                 },
                 depth,
                 index,
@@ -356,5 +357,20 @@ mod tests {
         assert_eq!(thousands(1000), "1,000");
         assert_eq!(thousands(58_281_093), "58,281,093");
         assert_eq!(thousands(-1234), "-1,234");
+    }
+}
+
+/// The `torch.nn.functional` name of a layer kind that is no module.
+fn functional_name(kind: &crate::LayerKind) -> &'static str {
+    use crate::LayerKind::*;
+    match kind {
+        Conv(_) => "conv2d",
+        Relu => "relu",
+        Lrn(_) => "local_response_norm",
+        MaxPool(_) => "max_pool2d",
+        AdaptiveAvgPool { .. } => "adaptive_avg_pool2d",
+        Flatten => "flatten",
+        Dropout { .. } => "dropout",
+        Linear(_) => "linear",
     }
 }

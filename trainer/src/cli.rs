@@ -314,6 +314,9 @@ pub struct TrainArgs {
     /// Architecture (model.arch).
     #[arg(long, value_parser = parse_arch)]
     pub arch: Option<ArchName>,
+    /// An architecture file, a TOML layer table (model.arch_file).
+    #[arg(long, conflicts_with = "arch")]
+    pub arch_file: Option<PathBuf>,
     /// Data folder with train/ and val/ ImageFolders (data.train, data.val).
     #[arg(long)]
     pub data: Option<PathBuf>,
@@ -434,6 +437,10 @@ pub struct ArchArgs {
     /// Leave out the LRN layers of zfnet and alexnet.
     #[arg(long)]
     pub no_lrn: bool,
+    /// An architecture file (TOML layer table, see configs/archs/) instead
+    /// of --arch; --classes sets its last linear layer's outputs.
+    #[arg(long, conflicts_with_all = ["arch", "no_lrn"])]
+    pub arch_file: Option<PathBuf>,
 }
 
 /// Where weights come from: a safetensors file or a checkpoint (one of them).
@@ -460,10 +467,6 @@ fn parse_arch(s: &str) -> Result<ArchName, String> {
 pub struct SummaryArgs {
     #[command(flatten)]
     pub arch: ArchArgs,
-    /// An architecture file (TOML layer table, see configs/archs/) instead
-    /// of --arch; --classes sets its last linear layer's outputs.
-    #[arg(long, conflicts_with_all = ["arch", "no_lrn"])]
-    pub arch_file: Option<PathBuf>,
     /// Print JSON instead of the table.
     #[arg(long)]
     pub json: bool,

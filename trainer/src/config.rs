@@ -93,8 +93,13 @@ impl Default for ProbeConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelConfig {
-    /// Architecture.
+    /// Architecture (a built-in).
     pub arch: ArchName,
+    /// An architecture file (a TOML layer table) used instead of `arch`;
+    /// an empty path means none. Its LRN and dropout layers are as written:
+    /// `lrn` and `dropout` apply to the built-ins.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arch_file: Option<PathBuf>,
     /// Classes; 0 = as many as the training data has.
     pub classes: i64,
     /// LRN layers in zfnet and alexnet.
@@ -334,10 +339,25 @@ impl Default for RunConfig {
     }
 }
 
+impl ModelConfig {
+    /// The architecture: the table of `arch_file` when one is set, else the
+    /// built-in `arch`.
+    pub fn arch_spec(&self) -> anyhow::Result<crate::weights::ArchSpec> {
+        use crate::weights::{read_arch_file, ArchSpec};
+        match &self.arch_file {
+            Some(path) if !path.as_os_str().is_empty() => Ok(ArchSpec::Table(
+                read_arch_file(path).context("config key 'model.arch_file'")?,
+            )),
+            _ => Ok(ArchSpec::Builtin(self.arch)),
+        }
+    }
+}
+
 impl Default for ModelConfig {
     fn default() -> Self {
         ModelConfig {
             arch: ArchName::Zfnet,
+            arch_file: None,
             classes: 0,
             lrn: true,
             dropout: 0.5,
@@ -1032,5 +1052,88 @@ mod tests {
         let c = load("name = \"x\"\n", &["optim.lr=0.02"]).unwrap();
         let back: RunConfig = toml::from_str(&c.to_toml()).unwrap();
         assert_eq!(back, c);
+    }
+
+    #[test]
+    fn an_arch_file_replaces_the_builtin_and_its_errors_name_the_key_and_file() {
+        use crate::weights::ArchSpec;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("net.toml");
+        std::fs::write(
+            &file,
+            "name = \"net\"\ninput = [3, 8, 8]\n[[layers]]\nkind = \"conv\"\nout_channels = 2\nkernel = 3\n[[layers]]\nkind = \"flatten\"\n[[layers]]\nkind = \"linear\"\nout_features = 5\n",
+        )
+        .unwrap();
+        let set = format!(
+            "model.arch_file={}",
+            toml::Value::String(file.display().to_string())
+        );
+        let c = load("", &[&set]).unwrap();
+        match c.model.arch_spec().unwrap() {
+            ArchSpec::Table(t) => assert_eq!((t.name.as_str(), t.classes()), ("net", Some(5))),
+            other => panic!("{other:?}"),
+        }
+        // The setting survives the run directory's config.toml.
+        let back: RunConfig = toml::from_str(&c.to_toml()).unwrap();
+        assert_eq!(back.model.arch_file.as_deref(), Some(file.as_path()));
+        // An empty path is none: the built-in again.
+        let c = load("", &[&set, "model.arch_file=\"\""]).unwrap();
+        assert_eq!(
+            c.model.arch_spec().unwrap(),
+            ArchSpec::Builtin(ArchName::Zfnet)
+        );
+        // A missing file and a bad one are named with the key.
+        let gone = dir.path().join("gone.toml");
+        let set = format!(
+            "model.arch_file={}",
+            toml::Value::String(gone.display().to_string())
+        );
+        let err = format!(
+            "{:#}",
+            load("", &[&set]).unwrap().model.arch_spec().unwrap_err()
+        );
+        assert!(
+            err.contains("model.arch_file") && err.contains("gone.toml"),
+            "{err}"
+        );
+        std::fs::write(
+            &file,
+            "name = \"net\"\ninput = [3, 8, 8]\n[[layers]]\nkind = \"convolution\"\n",
+        )
+        .unwrap();
+        let set = format!(
+            "model.arch_file={}",
+            toml::Value::String(file.display().to_string())
+        );
+        let err = format!(
+            "{:#}",
+            load("", &[&set]).unwrap().model.arch_spec().unwrap_err()
+        );
+        assert!(
+            err.contains("net.toml") && err.contains("unknown kind 'convolution'"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn every_shipped_run_config_loads_and_names_an_architecture_that_exists() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(root.join("configs")).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+                continue;
+            }
+            let mut c = RunConfig::load(Some(&path), &[])
+                .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+            if let Some(file) = &c.model.arch_file {
+                c.model.arch_file = Some(root.join(file));
+            }
+            c.model
+                .arch_spec()
+                .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+            seen += 1;
+        }
+        assert!(seen >= 5, "{seen} configs");
     }
 }

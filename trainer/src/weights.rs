@@ -7,6 +7,7 @@
 //! shape of the last linear layer's weight, tell.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
@@ -15,6 +16,7 @@ use tch::nn::VarStore;
 use tch::{Device, Tensor};
 use zftrain_checkpoints::{assign_strict, Metadata};
 use zftrain_model::arch::ArchConfig;
+use zftrain_model::arch_file::{parse_arch, set_classes, table_difference, write_arch};
 use zftrain_model::{Arch, ArchName, InitScheme, Network};
 
 use crate::cli::ArchArgs;
@@ -24,12 +26,63 @@ pub const IMAGENET_MEAN: [f64; 3] = [0.485, 0.456, 0.406];
 /// ImageNet's per-channel standard deviation (torchvision's).
 pub const IMAGENET_STD: [f64; 3] = [0.229, 0.224, 0.225];
 
+/// Where an architecture comes from: a built-in name, or a layer table read
+/// from an architecture file (which then travels with the weights, so a
+/// checkpoint never needs the file again).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ArchSpec {
+    /// A built-in architecture; [`ArchConfig`] sets its classes, LRN and dropout.
+    Builtin(ArchName),
+    /// A table from a file: its layers as written, with the classes of
+    /// [`ArchConfig`] (LRN and dropout are the file's own).
+    Table(Arch),
+}
+
+impl ArchSpec {
+    /// The table with `config`'s options, validated.
+    pub fn table(&self, config: &ArchConfig) -> Result<Arch> {
+        match self {
+            ArchSpec::Builtin(name) => Ok(Arch::builtin(*name, config)?),
+            ArchSpec::Table(table) => {
+                let mut table = table.clone();
+                set_classes(&mut table, config.classes)?;
+                Ok(table)
+            }
+        }
+    }
+
+    /// Parameter names of the table with its own (or default) classes.
+    fn default_table(&self) -> Option<Arch> {
+        match self {
+            ArchSpec::Builtin(name) => Arch::builtin(*name, &ArchConfig::default()).ok(),
+            ArchSpec::Table(table) => Some(table.clone()),
+        }
+    }
+}
+
+impl fmt::Display for ArchSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ArchSpec::Builtin(name) => write!(f, "{name}"),
+            ArchSpec::Table(table) => write!(f, "{} (architecture file)", table.name),
+        }
+    }
+}
+
+/// Reads and validates an architecture file.
+pub fn read_arch_file(path: &Path) -> Result<Arch> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading architecture file {}", path.display()))?;
+    Ok(parse_arch(&text, &path.display().to_string())?)
+}
+
 /// What a weights file or checkpoint says about itself.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WeightsInfo {
     /// The architecture.
-    pub arch: ArchName,
-    /// Its options (classes, LRN, dropout).
+    pub arch: ArchSpec,
+    /// Its options (classes; LRN and dropout of a built-in).
     pub config: ArchConfig,
     /// Input mean per channel (on `[0, 1]` pixels).
     pub mean: [f64; 3],
@@ -46,7 +99,15 @@ impl WeightsInfo {
         let triple = |v: [f64; 3]| v.map(|x| x.to_string()).join(",");
         let mut m = BTreeMap::new();
         m.insert("format".into(), "pt".into());
-        m.insert("zftrain.arch".into(), self.arch.to_string());
+        match &self.arch {
+            ArchSpec::Builtin(name) => {
+                m.insert("zftrain.arch".into(), name.to_string());
+            }
+            ArchSpec::Table(table) => {
+                m.insert("zftrain.arch".into(), table.name.clone());
+                m.insert("zftrain.arch_table".into(), write_arch(table));
+            }
+        }
         m.insert("zftrain.classes".into(), self.config.classes.to_string());
         m.insert("zftrain.lrn".into(), self.config.lrn.to_string());
         m.insert("zftrain.dropout".into(), self.config.dropout.to_string());
@@ -77,17 +138,46 @@ impl WeightsInfo {
                 path.display()
             )
         };
-        let file_arch = key("arch")
-            .map(|v| v.parse::<ArchName>().map_err(|_| bad("arch", v)))
-            .transpose()?;
-        let arch = match (args.arch, file_arch) {
-            (Some(a), Some(f)) if a != f => bail!(
-                "--arch {a} disagrees with {} (made for {f})",
-                path.display()
-            ),
-            (Some(a), _) | (None, Some(a)) => a,
+        let file_arch = match key("arch_table") {
+            Some(text) => Some(ArchSpec::Table(parse_arch(
+                text,
+                &format!("{} (metadata key 'zftrain.arch_table')", path.display()),
+            )?)),
+            None => key("arch")
+                .map(|v| v.parse::<ArchName>().map_err(|_| bad("arch", v)))
+                .transpose()?
+                .map(ArchSpec::Builtin),
+        };
+        let flag_arch = match (&args.arch_file, args.arch) {
+            (Some(f), _) => Some(ArchSpec::Table(read_arch_file(f)?)),
+            (None, Some(a)) => Some(ArchSpec::Builtin(a)),
+            (None, None) => None,
+        };
+        let flag = || match &args.arch_file {
+            Some(f) => format!("--arch-file {}", f.display()),
+            None => format!("--arch {}", args.arch.map(|a| a.as_str()).unwrap_or("")),
+        };
+        let arch = match (flag_arch, file_arch) {
+            (Some(a), Some(f)) => {
+                let differs = match (&a, &f) {
+                    (ArchSpec::Builtin(x), ArchSpec::Builtin(y)) => {
+                        (x != y).then(|| format!("made for {y}"))
+                    }
+                    _ => match (a.default_table(), f.default_table()) {
+                        (Some(x), Some(y)) => {
+                            table_difference(&x, &y).map(|d| format!("made for {f}: {d}"))
+                        }
+                        _ => Some(format!("made for {f}")),
+                    },
+                };
+                if let Some(why) = differs {
+                    bail!("{} disagrees with {} ({why})", flag(), path.display());
+                }
+                f
+            }
+            (Some(a), None) | (None, Some(a)) => a,
             (None, None) => bail!(
-                "{} does not say its architecture: pass --arch",
+                "{} does not say its architecture: pass --arch or --arch-file",
                 path.display()
             ),
         };
@@ -100,7 +190,9 @@ impl WeightsInfo {
                 path.display()
             ),
             (Some(c), _) | (None, Some(c)) => c,
-            (None, None) => infer_classes(arch, tensors).unwrap_or(1000),
+            (None, None) => infer_classes(&arch, tensors)
+                .or_else(|| arch.default_table().and_then(|t| t.classes()))
+                .unwrap_or(1000),
         };
         let lrn = match key("lrn") {
             Some(v) => v.parse::<bool>().map_err(|_| bad("lrn", v))?,
@@ -138,15 +230,26 @@ impl WeightsInfo {
         })
     }
 
+    /// `zfnet with 10 classes (lrn true)`, `tiny (architecture file) with 2 classes`.
+    pub fn describe(&self) -> String {
+        match &self.arch {
+            ArchSpec::Builtin(name) => format!(
+                "{name} with {} classes (lrn {})",
+                self.config.classes, self.config.lrn
+            ),
+            table => format!("{table} with {} classes", self.config.classes),
+        }
+    }
+
     /// The architecture table these weights belong to.
     pub fn arch_table(&self) -> Result<Arch> {
-        Ok(Arch::builtin(self.arch, &self.config)?)
+        self.arch.table(&self.config)
     }
 }
 
 /// Classes from the first dimension of the last linear layer's weight.
-fn infer_classes(arch: ArchName, tensors: &[(String, Tensor)]) -> Option<i64> {
-    let table = Arch::builtin(arch, &ArchConfig::default()).ok()?;
+fn infer_classes(arch: &ArchSpec, tensors: &[(String, Tensor)]) -> Option<i64> {
+    let table = arch.default_table()?;
     let (last, _) = table
         .param_names()
         .into_iter()
@@ -159,16 +262,24 @@ fn infer_classes(arch: ArchName, tensors: &[(String, Tensor)]) -> Option<i64> {
 }
 
 /// Architecture options from flags alone (for commands that start from nothing).
-pub fn config_from_args(args: &ArchArgs) -> Result<(ArchName, ArchConfig)> {
-    let arch = args
-        .arch
-        .context("--arch is required (zfnet-seed, zfnet, alexnet, alexnet-tv)")?;
+pub fn config_from_args(args: &ArchArgs) -> Result<(ArchSpec, ArchConfig)> {
+    if let Some(path) = &args.arch_file {
+        let table = read_arch_file(path)?;
+        let config = ArchConfig {
+            classes: args.classes.or_else(|| table.classes()).unwrap_or(1000),
+            ..ArchConfig::default()
+        };
+        return Ok((ArchSpec::Table(table), config));
+    }
+    let arch = args.arch.context(
+        "--arch (zfnet-seed, zfnet, alexnet, alexnet-tv) or --arch-file FILE is required",
+    )?;
     let config = ArchConfig {
         classes: args.classes.unwrap_or(1000),
         lrn: !args.no_lrn,
         ..ArchConfig::default()
     };
-    Ok((arch, config))
+    Ok((ArchSpec::Builtin(arch), config))
 }
 
 /// A network and the variable store that owns its parameters.

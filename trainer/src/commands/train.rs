@@ -8,7 +8,7 @@ use anyhow::Result;
 
 use crate::cli::TrainArgs;
 use crate::config::RunConfig;
-use crate::train::run::{train, STOP};
+use crate::train::run::{train, RUN_ARCH_FILE, STOP};
 
 /// A TOML string literal for `--set`.
 fn quoted(s: &str) -> String {
@@ -33,6 +33,10 @@ fn overrides(args: &TrainArgs) -> Vec<String> {
     let mut sets = args.set.clone();
     if let Some(a) = args.arch {
         sets.push(format!("model.arch={}", quoted(a.as_str())));
+        sets.push("model.arch_file=\"\"".into());
+    }
+    if let Some(f) = &args.arch_file {
+        sets.push(format!("model.arch_file={}", path_str(f)));
     }
     if let Some(d) = &args.data {
         sets.push(format!("data.train={}", path_str(&d.join("train"))));
@@ -95,6 +99,12 @@ pub fn run(args: &TrainArgs) -> Result<u8> {
                     )
                 ),
             );
+            // The table the run trained, kept in the run (the user's file
+            // may have moved or changed since).
+            let kept = run.join(RUN_ARCH_FILE);
+            if kept.is_file() && args.arch.is_none() && args.arch_file.is_none() {
+                sets.insert(2, format!("model.arch_file={}", path_str(&kept)));
+            }
             Some(run.join("config.toml"))
         }
         (None, None) => None,

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use serde_json::json;
 use tch::Device;
 use zftrain_checkpoints::{read_safetensors, write_safetensors, Checkpoint};
-use zftrain_model::{Arch, InitScheme};
+use zftrain_model::InitScheme;
 
 use crate::cli::{ArchArgs, ExportArgs, ImportArgs, InitArgs};
 use crate::weights::{config_from_args, Model, WeightsInfo, IMAGENET_MEAN, IMAGENET_STD};
@@ -48,12 +48,12 @@ pub fn load_model(
 
 /// `zftrain init`.
 pub fn init(args: &InitArgs) -> Result<()> {
-    let (name, config) = config_from_args(&args.arch)?;
-    let arch = Arch::builtin(name, &config)?;
+    let (spec, config) = config_from_args(&args.arch)?;
+    let arch = spec.table(&config)?;
     tch::manual_seed(args.seed);
     let model = Model::new(arch, args.init.into(), Device::Cpu)?;
     let info = WeightsInfo {
-        arch: name,
+        arch: spec,
         config,
         mean: IMAGENET_MEAN,
         std: IMAGENET_STD,
@@ -67,8 +67,9 @@ pub fn init(args: &InitArgs) -> Result<()> {
         json!({ "init": init, "seed": args.seed }),
     )?;
     println!(
-        "wrote {} ({name}, {} classes, {init:?} init, seed {})",
+        "wrote {} ({}, {} classes, {init:?} init, seed {})",
         args.out.display(),
+        info.arch,
         info.config.classes,
         args.seed
     );
@@ -77,15 +78,7 @@ pub fn init(args: &InitArgs) -> Result<()> {
 
 /// `zftrain export`.
 pub fn export(args: &ExportArgs) -> Result<()> {
-    let (model, info) = load_model(
-        None,
-        Some(&args.checkpoint),
-        &ArchArgs {
-            arch: None,
-            classes: None,
-            no_lrn: false,
-        },
-    )?;
+    let (model, info) = load_model(None, Some(&args.checkpoint), &ArchArgs::default())?;
     write_safetensors(&args.out, &model.named_weights(), &info.to_metadata())
         .with_context(|| format!("writing {}", args.out.display()))?;
     println!(

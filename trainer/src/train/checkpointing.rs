@@ -20,7 +20,9 @@ use crate::config::RunConfig;
 use crate::train::hooks::HOOK_PREFIX;
 use crate::train::optimizer::Sgd;
 use crate::train::state::TrainerState;
-use crate::weights::{Model, WeightsInfo};
+use zftrain_model::arch_file::table_difference;
+
+use crate::weights::{ArchSpec, Model, WeightsInfo};
 
 /// The momentum buffers file.
 pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
@@ -254,19 +256,22 @@ pub fn restore(
 ) -> Result<TrainerState> {
     let (tensors, meta) = read_safetensors(&ck.weights_path())?;
     let theirs = WeightsInfo::resolve(&ck.weights_path(), &meta, &Default::default(), &tensors)?;
-    if theirs.arch != info.arch
+    let (ours, others) = (info.arch_table()?, theirs.arch_table()?);
+    let difference = match (&info.arch, &theirs.arch) {
+        (ArchSpec::Builtin(a), ArchSpec::Builtin(b)) if a == b => None,
+        (ArchSpec::Builtin(_), ArchSpec::Builtin(_)) => Some("another architecture".into()),
+        _ => table_difference(&others, &ours),
+    };
+    if difference.is_some()
         || theirs.config.classes != info.config.classes
         || theirs.config.lrn != info.config.lrn
     {
         bail!(
-            "checkpoint {} is for {} with {} classes (lrn {}), this run is {} with {} classes (lrn {})",
+            "checkpoint {} is for {}, this run is {}{}",
             ck.dir().display(),
-            theirs.arch,
-            theirs.config.classes,
-            theirs.config.lrn,
-            info.arch,
-            info.config.classes,
-            info.config.lrn
+            theirs.describe(),
+            info.describe(),
+            difference.map(|d| format!(": {d}")).unwrap_or_default()
         );
     }
     let momentum_path = ck

@@ -21,7 +21,8 @@ use zftrain_data::loader::{Batch, LoaderConfig, Shard};
 use zftrain_data::{Augment, Dataset, Loader, MeanImage, Transform};
 use zftrain_hooks::{Control, Event, HookState};
 use zftrain_model::arch::ArchConfig;
-use zftrain_model::{Arch, Network};
+use zftrain_model::arch_file::write_arch;
+use zftrain_model::Network;
 use zftrain_tensorboard::{BackgroundWriter, HParamValue};
 
 use crate::config::RunConfig;
@@ -34,7 +35,10 @@ use crate::train::metrics::Running;
 use crate::train::prefetch::{to_tensors, Prefetch, Prepared, TensorLayout};
 use crate::train::schedule::Schedule;
 use crate::train::state::TrainerState;
-use crate::weights::{Model, WeightsInfo};
+use crate::weights::{ArchSpec, Model, WeightsInfo};
+
+/// The architecture file a run directory keeps when it trains one.
+pub const RUN_ARCH_FILE: &str = "arch.toml";
 
 /// Interrupts requested (Ctrl-C, SIGTERM): the loop checkpoints and stops
 /// after the current step when this is non-zero.
@@ -200,9 +204,13 @@ fn report_skipped(tb: &BackgroundWriter, state: &mut TrainerState, batch: &Batch
 }
 
 /// The hyper-parameters shown in TensorBoard's HParams dashboard.
-fn hparams(config: &RunConfig) -> Vec<(String, HParamValue)> {
+fn hparams(config: &RunConfig, arch: &ArchSpec) -> Vec<(String, HParamValue)> {
+    let arch_name = match arch {
+        ArchSpec::Builtin(name) => name.to_string(),
+        ArchSpec::Table(table) => table.name.clone(),
+    };
     vec![
-        ("arch".into(), as_text(&config.model.arch)),
+        ("arch".into(), HParamValue::Text(arch_name)),
         ("init".into(), as_text(&config.model.init)),
         ("lrn".into(), HParamValue::Bool(config.model.lrn)),
         ("dropout".into(), HParamValue::Number(config.model.dropout)),
@@ -299,12 +307,19 @@ pub fn train_with_hooks(
         dropout: config.model.dropout,
         lrn: config.model.lrn,
     };
-    let arch = Arch::builtin(config.model.arch, &arch_config)?;
-    if arch.input[1] != config.data.crop as i64 {
+    let spec = config.model.arch_spec()?;
+    let arch = spec.table(&arch_config)?;
+    // A file's table is kept with the classes it trains.
+    let spec = match spec {
+        ArchSpec::Table(_) => ArchSpec::Table(arch.clone()),
+        builtin => builtin,
+    };
+    let crop = config.data.crop as i64;
+    if arch.input[1] != crop || arch.input[2] != crop || arch.input[0] != 3 {
         bail!(
-            "config key 'data.crop' is {} but {} takes {}x{} input",
+            "config key 'data.crop' is {} (RGB crops) but {spec} takes {}x{}x{} input",
             config.data.crop,
-            config.model.arch,
+            arch.input[0],
             arch.input[1],
             arch.input[2]
         );
@@ -330,6 +345,10 @@ pub fn train_with_hooks(
     // Checks done: from here on the run directory is written.
     fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
     write_file(&run_dir.join("config.toml"), config.to_toml().as_bytes())?;
+    if let ArchSpec::Table(table) = &spec {
+        // The table as trained, so the run resumes without the user's file.
+        write_file(&run_dir.join(RUN_ARCH_FILE), write_arch(table).as_bytes())?;
+    }
     write_file(
         &run_dir.join("classes.txt"),
         (train_set.classes.join("\n") + "\n").as_bytes(),
@@ -340,7 +359,7 @@ pub fn train_with_hooks(
     }
 
     let info = WeightsInfo {
-        arch: config.model.arch,
+        arch: spec.clone(),
         config: arch_config,
         mean: config.data.mean.map(f64::from),
         std: config.data.std.map(f64::from),
@@ -386,7 +405,7 @@ pub fn train_with_hooks(
             &format!("```toml\n{}\n```", config.to_toml()),
         )?;
         let metrics = ["val/top1", "val/top5", "val/loss", "train/loss"];
-        tb.hparams(hparams(&config), &metrics)?;
+        tb.hparams(hparams(&config, &spec), &metrics)?;
     }
     let mut schedule = Schedule {
         config: config.schedule.clone(),
@@ -462,7 +481,7 @@ pub fn train_with_hooks(
         0 => per_epoch,
         m => per_epoch.min(m as usize),
     };
-    info!(run = %run_dir.display(), arch = %config.model.arch, classes, train_images = train_loader.dataset().len(),
+    info!(run = %run_dir.display(), arch = %spec, classes, train_images = train_loader.dataset().len(),
           val_images = val_loader.dataset().len(), steps_per_epoch, "training");
     let kind = config
         .train

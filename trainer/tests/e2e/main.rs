@@ -2,6 +2,7 @@
 //! links once. Each module drives real commands on real files.
 
 mod analyze;
+mod arch_files;
 mod cluster;
 mod common;
 mod faults;

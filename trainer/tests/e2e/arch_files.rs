@@ -1,0 +1,142 @@
+//! Architecture files end to end: a convnet written only in TOML trains on
+//! the demo-style data, gets the Deconvnet grids, dead-filter counts and
+//! aliasing metrics, and its checkpoints carry the table, so resuming,
+//! exporting and visualizing need the file no more.
+
+use std::path::{Path, PathBuf};
+
+use crate::common::{fails, ok, s};
+use crate::train::{quick, tiny_data};
+
+/// The example architecture shipped for users (10 classes as written).
+fn example() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/archs/small-convnet.toml")
+}
+
+const HOOKS: &str = r#"
+[probe]
+images = 4
+batch_size = 4
+
+[[hooks]]
+kind = "deconv"
+schedule = { every_epochs = 1 }
+layers = [1, 4]
+maps = 2
+k = 2
+
+[[hooks]]
+kind = "dead_filters"
+schedule = { every_epochs = 1 }
+
+[[hooks]]
+kind = "aliasing"
+schedule = { every_epochs = 1 }
+"#;
+
+/// `quick` flags with `--arch-file file` in place of `--arch`.
+fn train_args(dir: &Path, data: &Path, file: &Path, config: &Path) -> Vec<String> {
+    let mut args = quick(dir, data, "mine", "zfnet", "1");
+    let at = args.iter().position(|a| a == "--arch").unwrap();
+    args.splice(at..at + 2, ["--arch-file".to_string(), s(file).to_string()]);
+    args.extend(["--config".to_string(), s(config).to_string()]);
+    args
+}
+
+#[test]
+fn a_convnet_written_in_toml_trains_and_is_looked_inside_without_its_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = tiny_data(dir.path());
+    // The user's own copy, removed after the first epoch.
+    let file = dir.path().join("mine.toml");
+    std::fs::copy(example(), &file).unwrap();
+    let config = dir.path().join("hooks.toml");
+    std::fs::write(&config, HOOKS).unwrap();
+    let args = train_args(dir.path(), &data, &file, &config);
+    ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+
+    let run = dir.path().join("runs/mine");
+    for l in [1, 4] {
+        let grid = run.join(format!("hooks/deconv/epoch-001/conv{l}.png"));
+        assert!(grid.exists(), "{}", grid.display());
+    }
+    let tb = crate::common::tensorboard(&run);
+    for tag in ["deconv/conv1/projections", "deconv/conv4/patches"] {
+        assert!(tb["images"][tag].is_array(), "no {tag}: {tb}");
+    }
+    for tag in ["filters/conv1/dead", "filters/conv4/dead"] {
+        let dead = tb["scalars"][tag]
+            .as_array()
+            .unwrap_or_else(|| panic!("no {tag}"));
+        assert_eq!(dead[0][0].as_i64(), Some(1), "{tag} at epoch 1");
+    }
+    assert!(
+        tb["histograms"]["aliasing/conv1/above_nyquist"].is_array(),
+        "{tb}"
+    );
+    // The run keeps the table it trained, with the data's 2 classes.
+    let kept = std::fs::read_to_string(run.join("arch.toml")).unwrap();
+    assert!(kept.contains("name = \"small-convnet\""), "{kept}");
+    assert!(kept.contains("out_features = 2"), "{kept}");
+
+    // Without the user's file: resume, export, visualize.
+    std::fs::remove_file(&file).unwrap();
+    let out = ok(&["train", "--resume", s(&run), "--epochs", "2"]);
+    assert!(out.contains("epoch 2/2"), "{out}");
+    assert!(run.join("hooks/deconv/epoch-002/conv4.png").exists());
+    let weights = dir.path().join("mine.safetensors");
+    ok(&[
+        "export",
+        "--checkpoint",
+        s(&run.join("checkpoints/latest")),
+        "--out",
+        s(&weights),
+    ]);
+    let vis = dir.path().join("vis");
+    let out = ok(&[
+        "visualize",
+        "--weights",
+        s(&weights),
+        "--data",
+        s(&data),
+        "--out",
+        s(&vis),
+    ]);
+    assert!(out.contains("visualized"), "{out}");
+    assert!(vis.join("hooks/deconv").is_dir());
+    let summary = ok(&["summary", "--arch-file", s(&run.join("arch.toml"))]);
+    assert!(summary.contains("Total params: 1,079,938"), "{summary}");
+
+    // A different table on these weights is refused, naming the layer.
+    let other = dir.path().join("other.toml");
+    let text = std::fs::read_to_string(example()).unwrap();
+    std::fs::write(
+        &other,
+        text.replace("out_channels = 96", "out_channels = 80"),
+    )
+    .unwrap();
+    let err = fails(&[
+        "predict",
+        "--weights",
+        s(&weights),
+        "--arch-file",
+        s(&other),
+        "--image",
+        s(&data.join("val/00-disc/00000.jpg")),
+    ]);
+    assert!(
+        err.contains("--arch-file") && err.contains("conv3"),
+        "{err}"
+    );
+    // And a resume onto another table too.
+    let err = fails(&[
+        "train",
+        "--resume",
+        s(&run),
+        "--arch-file",
+        s(&other),
+        "--epochs",
+        "3",
+    ]);
+    assert!(err.contains("small-convnet"), "{err}");
+}
