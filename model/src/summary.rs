@@ -281,6 +281,21 @@ impl fmt::Display for Summary {
     }
 }
 
+/// The `torch.nn.functional` name of a layer kind that is no module.
+fn functional_name(kind: &crate::LayerKind) -> &'static str {
+    use crate::LayerKind::*;
+    match kind {
+        Conv(_) => "conv2d",
+        Relu => "relu",
+        Lrn(_) => "local_response_norm",
+        MaxPool(_) => "max_pool2d",
+        AdaptiveAvgPool { .. } => "adaptive_avg_pool2d",
+        Flatten => "flatten",
+        Dropout { .. } => "dropout",
+        Linear(_) => "linear",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -360,17 +375,3 @@ mod tests {
     }
 }
 
-/// The `torch.nn.functional` name of a layer kind that is no module.
-fn functional_name(kind: &crate::LayerKind) -> &'static str {
-    use crate::LayerKind::*;
-    match kind {
-        Conv(_) => "conv2d",
-        Relu => "relu",
-        Lrn(_) => "local_response_norm",
-        MaxPool(_) => "max_pool2d",
-        AdaptiveAvgPool { .. } => "adaptive_avg_pool2d",
-        Flatten => "flatten",
-        Dropout { .. } => "dropout",
-        Linear(_) => "linear",
-    }
-}

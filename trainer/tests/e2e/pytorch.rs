@@ -2,7 +2,7 @@
 //! works and the logits agree with `zftrain predict` on the same input
 //! (within 1e-4 relative), in both directions, for every architecture.
 
-use crate::common::{export, init, interop, ok, predict_json, s};
+use crate::common::{export, fails, init, interop, ok, predict_json, s};
 
 /// zftrain makes the weights; PyTorch loads them strictly and agrees.
 fn ours_in_pytorch(arch: &str, classes: &str) {
@@ -31,7 +31,13 @@ fn ours_in_pytorch(arch: &str, classes: &str) {
 /// PyTorch makes the weights; zftrain imports them and agrees.
 fn pytorch_in_ours(arch: &str, classes: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
+    pytorch_in_ours_with(dir.path(), arch, &["--arch", arch], classes);
+}
+
+/// Random PyTorch weights of `arch` (interop.py's name) imported with
+/// `flags`, strictly, into the checkpoint `d/ck`; zftrain's logits and
+/// probabilities on a JPEG equal PyTorch's.
+fn pytorch_in_ours_with(d: &std::path::Path, arch: &str, flags: &[&str], classes: &str) {
     interop(&["jpeg", s(&d.join("photo.jpg"))]);
     interop(&[
         "save-random",
@@ -39,15 +45,11 @@ fn pytorch_in_ours(arch: &str, classes: &str) {
         classes,
         s(&d.join("torch.safetensors")),
     ]);
-    ok(&[
-        "import",
-        "--arch",
-        arch,
-        "--weights",
-        s(&d.join("torch.safetensors")),
-        "--out",
-        s(&d.join("ck")),
-    ]);
+    let (weights, ck) = (d.join("torch.safetensors"), d.join("ck"));
+    let mut args = vec!["import"];
+    args.extend_from_slice(flags);
+    args.extend(["--weights", s(&weights), "--out", s(&ck)]);
+    ok(&args);
     let photo = d.join("photo.jpg");
     let json = predict_json(
         ["--checkpoint", s(&d.join("ck"))],
@@ -84,6 +86,53 @@ fn zfnet_and_alexnet_with_lrn_agree_with_pytorch() {
 #[test]
 fn torchvision_weights_import_and_predict_the_same() {
     pytorch_in_ours("alexnet-tv", "1000");
+}
+
+/// VGG16 as torchvision builds it, through the shipped architecture file:
+/// the weights load strictly, give torchvision's probabilities, and the
+/// Deconvnet projects its first and last conv layers.
+#[test]
+fn torchvision_vgg16_weights_load_strictly_predict_the_same_and_are_projected() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/archs/vgg16.toml");
+    pytorch_in_ours_with(d, "vgg16", &["--arch-file", s(&file)], "1000");
+    let data = crate::common::synth(d, 1, 1, 96, 80);
+    let config = d.join("vis.toml");
+    std::fs::write(
+        &config,
+        "[probe]\nimages = 2\nbatch_size = 2\n\n[[hooks]]\nkind = \"deconv\"\nschedule = { every_epochs = 1 }\nlayers = [1, 13]\nmaps = 2\nk = 1\n",
+    )
+    .unwrap();
+    let out = ok(&[
+        "visualize",
+        "--checkpoint",
+        s(&d.join("ck")),
+        "--data",
+        s(&data),
+        "--config",
+        s(&config),
+        "--out",
+        s(&d.join("vis")),
+    ]);
+    assert!(out.contains("visualized 1 hooks on 2 images"), "{out}");
+    // Named by the file's labels: VGG's conv1_1 ... conv5_3.
+    for l in ["conv1_1", "conv5_3"] {
+        let grid = d.join(format!("vis/hooks/deconv/epoch-000/{l}.png"));
+        assert!(grid.exists(), "{}: {out}", grid.display());
+    }
+    // A checkpoint of another table is refused by name: VGG11's file on VGG16's weights.
+    let vgg11 = file.with_file_name("vgg11.toml");
+    let err = fails(&[
+        "predict",
+        "--checkpoint",
+        s(&d.join("ck")),
+        "--arch-file",
+        s(&vgg11),
+        "--image",
+        s(&d.join("photo.jpg")),
+    ]);
+    assert!(err.contains("disagrees") && err.contains("layer"), "{err}");
 }
 
 #[test]

@@ -122,6 +122,8 @@ def make(arch, classes):
         return ZFNet(classes)
     if arch == "alexnet":
         return AlexNet(classes)
+    if arch.startswith("vgg"):
+        return getattr(torchvision.models, arch)(weights=None, num_classes=classes)
     raise SystemExit(f"unknown arch {arch}")
 
 
@@ -165,9 +167,12 @@ def check(arch, weights, input_path, predictions):
     scale = float(np.abs(ours).max())
     rel = float(np.abs(ours - theirs).max() / scale)
     control = float(np.abs(mirrored - theirs).max() / scale)
+    probs = torch.softmax(torch.from_numpy(ours), 1)
+    prob_diff = float((probs - torch.softmax(torch.from_numpy(theirs), 1)).abs().max())
     print(f"{arch}: {ours.shape[0]} images x {ours.shape[1]} classes, max |logit| {scale:.4g}, "
-          f"max relative difference {rel:.3g} (mirrored-input control {control:.3g})")
-    if not rel <= 1e-4 or not control > 1e-4:
+          f"max relative difference {rel:.3g} (mirrored-input control {control:.3g}), "
+          f"max probability difference {prob_diff:.3g}")
+    if not rel <= 1e-4 or not control > 1e-4 or not prob_diff <= 1e-5:
         sys.exit(1)
 
 
