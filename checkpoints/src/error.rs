@@ -53,7 +53,7 @@ pub enum CheckpointError {
         got: Vec<i64>,
     },
     /// A tensor stored with a dtype that cannot hold weights.
-    #[error("{path}: tensor '{name}' has dtype {dtype}, expected a floating-point type (F32, F16, BF16, F64)")]
+    #[error("{path}: tensor '{name}' has dtype {dtype}, expected {expected}")]
     Dtype {
         /// The file.
         path: PathBuf,
@@ -61,6 +61,8 @@ pub enum CheckpointError {
         name: String,
         /// The dtype found.
         dtype: String,
+        /// What the target takes.
+        expected: &'static str,
     },
     /// A file whose content does not match the manifest's checksum.
     #[error(

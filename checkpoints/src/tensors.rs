@@ -137,6 +137,7 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<(Vec<(String, Tensor)>, Metadata),
             path: path.to_path_buf(),
             name: name.clone(),
             dtype: format!("{:?}", view.dtype()),
+            expected: "a type libtorch holds (F32, F64, F16, BF16, I64, I32, U8, I8, BOOL)",
         })?;
         let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
         let tensor = Tensor::f_from_data_size(view.data(), &shape, kind)?;
@@ -194,14 +195,27 @@ pub fn assign_strict(
                 got: src.size(),
             });
         }
-        if !matches!(
-            src.f_kind()?,
-            Kind::Float | Kind::Double | Kind::Half | Kind::BFloat16
-        ) {
+        // Floating targets (parameters, running statistics) take any
+        // floating type; integer ones (a batch norm's counter) integers.
+        let floating =
+            |k: Kind| matches!(k, Kind::Float | Kind::Double | Kind::Half | Kind::BFloat16);
+        let integer = |k: Kind| {
+            matches!(
+                k,
+                Kind::Int64 | Kind::Int | Kind::Int16 | Kind::Int8 | Kind::Uint8
+            )
+        };
+        let (kind, want) = (src.f_kind()?, target.f_kind()?);
+        if !(floating(want) && floating(kind) || integer(want) && integer(kind)) {
             return Err(CheckpointError::Dtype {
                 path: path.to_path_buf(),
                 name: name.clone(),
-                dtype: format!("{:?}", src.kind()),
+                dtype: format!("{kind:?}"),
+                expected: if floating(want) {
+                    "a floating-point type (F32, F16, BF16, F64)"
+                } else {
+                    "an integer type (I64, I32)"
+                },
             });
         }
         ready.push((

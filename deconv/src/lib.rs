@@ -22,6 +22,6 @@ pub mod unpool;
 
 pub use error::DeconvError;
 pub use mine::{LayerChoice, LayerTop, Miner, MinerConfig};
-pub use project::{project, Target};
+pub use project::{check_reversible, project, Target};
 pub use render::{RenderConfig, Stretch};
 pub use zftrain_model::receptive::ReceptiveField;

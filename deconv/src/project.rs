@@ -9,7 +9,10 @@
 //! recorded input size), a max-pool unpools with the switches recorded by the
 //! forward pass that found the unit, adding where overlapping windows share a
 //! switch ([`crate::unpool`]). LRN layers are passed through unchanged, as in
-//! the paper; dropout is the identity in evaluation. The pixel-level result
+//! the paper; dropout is the identity in evaluation. A batch norm is folded
+//! into the convolution before it (its evaluation-mode scale multiplies that
+//! convolution's filters; its shift is a bias, which the Deconvnet leaves
+//! out), so networks with batch norm project too. The pixel-level result
 //! is not rectified.
 //!
 //! A unit's signal never leaves its receptive field, so each level is
@@ -20,7 +23,7 @@
 //! at most `max_batch` windows. Computed in fp32.
 
 use tch::{Kind, Tensor};
-use zftrain_model::{LayerKind, Network, Taps};
+use zftrain_model::{Arch, LayerKind, Network, Taps};
 
 use crate::unpool::unpool_adjoint;
 use crate::DeconvError;
@@ -210,6 +213,40 @@ pub fn project_fields(
     })
 }
 
+/// Checks that the Deconvnet can go from conv layer `conv_index` (an index
+/// into the layer table) down to the pixels: every layer from its tap down
+/// is a convolution, ReLU, LRN, batch norm, dropout or max-pool. The error
+/// names the lowest layer that is not, and why.
+pub fn check_reversible(arch: &Arch, conv_index: usize) -> Result<(), DeconvError> {
+    for index in (0..=arch.tap_index(conv_index)).rev() {
+        let layer = &arch.layers[index];
+        let why = match &layer.kind {
+            LayerKind::Conv(_)
+            | LayerKind::Relu
+            | LayerKind::Lrn(_)
+            | LayerKind::BatchNorm(_)
+            | LayerKind::Dropout { .. }
+            | LayerKind::MaxPool(_) => continue,
+            LayerKind::AdaptiveAvgPool { .. } => {
+                "an adaptive average pool records no switches to unpool with"
+            }
+            LayerKind::Flatten => "a flatten below a conv layer has no spatial reverse",
+            LayerKind::Linear(_) => "a linear layer below a conv layer has no spatial reverse",
+        };
+        return Err(DeconvError::Unsupported {
+            index,
+            label: layer.label.clone(),
+            why: format!(
+                "{} ({}) lies below {}: {why}",
+                layer.label,
+                layer.kind.torch_type(),
+                arch.layers[conv_index].label
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// `[T]` positions `start + 0..len` of every target, which of them lie in
 /// `0..limit`, and the positions clamped into it.
 fn positions(starts: &Tensor, len: i64, limit: i64) -> (Tensor, Tensor) {
@@ -257,6 +294,18 @@ fn project_window(
         g = match &layer.kind {
             LayerKind::Relu => g.relu(),
             LayerKind::Lrn(_) | LayerKind::Dropout { .. } => g,
+            // Folded into the convolution below: an evaluation-mode batch
+            // norm scales channel c by weight_c / sqrt(running_var_c + eps),
+            // which is that convolution's filter c scaled (its shift only
+            // moves the bias, which the Deconvnet leaves out). Transposing
+            // the folded filters equals scaling here and transposing the
+            // plain ones.
+            LayerKind::BatchNorm(_) => {
+                let scale = net
+                    .norm_scale(index)
+                    .expect("batch-norm layers have a scale");
+                g * scale.to_device(device).view([1, -1, 1, 1])
+            }
             LayerKind::Conv(c) => {
                 let weight = net
                     .weight(index)

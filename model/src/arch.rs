@@ -128,6 +128,12 @@ impl Arch {
         self.layers.iter().flat_map(Layer::param_names).collect()
     }
 
+    /// Every `state_dict` entry's PyTorch name and shape (parameters and
+    /// batch-norm buffers), in PyTorch's order.
+    pub fn state_names(&self) -> Vec<(String, Vec<i64>)> {
+        self.layers.iter().flat_map(Layer::state_names).collect()
+    }
+
     /// Total number of learnable scalars.
     pub fn param_count(&self) -> i64 {
         self.layers.iter().map(|l| l.kind.param_count()).sum()
@@ -144,11 +150,20 @@ impl Arch {
     }
 
     /// Index of the layer whose output is the tap of conv layer `conv_index`:
-    /// the ReLU right after it, or the conv itself when no ReLU follows.
+    /// the ReLU right after it (or after its batch norm), else the batch
+    /// norm, else the conv itself.
     pub fn tap_index(&self, conv_index: usize) -> usize {
-        match self.layers.get(conv_index + 1) {
-            Some(l) if l.kind == LayerKind::Relu => conv_index + 1,
-            _ => conv_index,
+        let mut tap = conv_index;
+        if let Some(Layer {
+            kind: LayerKind::BatchNorm(_),
+            ..
+        }) = self.layers.get(tap + 1)
+        {
+            tap += 1;
+        }
+        match self.layers.get(tap + 1) {
+            Some(l) if l.kind == LayerKind::Relu => tap + 1,
+            _ => tap,
         }
     }
 

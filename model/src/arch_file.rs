@@ -8,8 +8,8 @@
 //! input = [3, 64, 64]
 //!
 //! [[layers]]
-//! kind = "conv"          # conv, relu, lrn, max_pool, adaptive_avg_pool,
-//! out_channels = 16      # flatten, dropout, linear
+//! kind = "conv"          # conv, relu, lrn, batch_norm, max_pool,
+//! out_channels = 16      # adaptive_avg_pool, flatten, dropout, linear
 //! kernel = 5
 //! stride = 2             # defaults: stride 1, padding 0, groups 1, bias true
 //! module = "features.0"  # optional PyTorch module path (parameter names)
@@ -27,7 +27,7 @@
 
 use serde::Deserialize;
 
-use crate::layer::{ConvSpec, Layer, LayerKind, LinearSpec, LrnSpec, PoolSpec};
+use crate::layer::{BatchNormSpec, ConvSpec, Layer, LayerKind, LinearSpec, LrnSpec, PoolSpec};
 use crate::shape::infer_shapes;
 use crate::{Arch, ModelError};
 
@@ -47,6 +47,7 @@ const KINDS: &[(&str, &[&str])] = &[
     ),
     ("relu", &[]),
     ("lrn", &["size", "alpha", "beta", "k"]),
+    ("batch_norm", &["features", "eps", "momentum", "affine"]),
     ("max_pool", &["kernel", "stride", "padding", "ceil_mode"]),
     ("adaptive_avg_pool", &["height", "width"]),
     ("flatten", &[]),
@@ -143,6 +144,15 @@ pub fn parse_arch(text: &str, origin: &str) -> Result<Arch, ModelError> {
                 beta: field.float("beta")?,
                 k: field.float("k")?,
             }),
+            "batch_norm" => {
+                let inferred = produced()?.first().copied().unwrap_or(0);
+                LayerKind::BatchNorm(BatchNormSpec {
+                    features: field.int_or("features", inferred)?,
+                    eps: field.float_or("eps", 1e-5)?,
+                    momentum: field.float_or("momentum", 0.1)?,
+                    affine: field.bool_or("affine", true)?,
+                })
+            }
             "max_pool" => {
                 let kernel = field.int("kernel")?;
                 LayerKind::MaxPool(PoolSpec {
@@ -201,7 +211,9 @@ pub fn parse_arch(text: &str, origin: &str) -> Result<Arch, ModelError> {
                 Some(m.to_string())
             }
             // Parameters need a name: the label's, as a top-level module.
-            None if layer_kind.param_count() > 0 => Some(label.clone()),
+            None if layer_kind.param_count() > 0 || !layer_kind.buffer_shapes().is_empty() => {
+                Some(label.clone())
+            }
             None => None,
         };
         if let Some(m) = &module {
@@ -303,6 +315,12 @@ fn layer_keys(kind: &LayerKind) -> Vec<(&'static str, String)> {
             v.push(("beta", format!("{:?}", l.beta)));
             v.push(("k", format!("{:?}", l.k)));
         }
+        LayerKind::BatchNorm(b) => {
+            v.push(("features", b.features.to_string()));
+            v.push(("eps", format!("{:?}", b.eps)));
+            v.push(("momentum", format!("{:?}", b.momentum)));
+            v.push(("affine", b.affine.to_string()));
+        }
         LayerKind::MaxPool(p) => {
             v.push(("kernel", p.kernel.to_string()));
             v.push(("stride", p.stride.to_string()));
@@ -371,6 +389,7 @@ fn short_label(kind: &str) -> &'static str {
         "conv" => "conv",
         "relu" => "relu",
         "lrn" => "norm",
+        "batch_norm" => "bn",
         "max_pool" => "pool",
         "adaptive_avg_pool" => "avgpool",
         "flatten" => "flatten",
@@ -419,6 +438,13 @@ impl<F: Fn(String) -> ModelError> Field<'_, F> {
                 .as_float()
                 .or_else(|| v.as_integer().map(|i| i as f64))
                 .ok_or_else(|| (self.at)(format!("'{key}' must be a number, got {v}"))),
+        }
+    }
+
+    fn float_or(&self, key: &str, default: f64) -> Result<f64, ModelError> {
+        match self.row.get(key) {
+            None => Ok(default),
+            Some(_) => self.float(key),
         }
     }
 
@@ -565,6 +591,14 @@ mod tests {
             (
                 "[[layers]]\nkind = \"conv\"\nout_channels = 4\nkernel = 33\n",
                 "layer 1 (conv1)",
+            ),
+            (
+                "[[layers]]\nkind = \"batch_norm\"\nfeatures = 5\n",
+                "layer 1 (bn1): has 5 features but receives 3 channels",
+            ),
+            (
+                "[[layers]]\nkind = \"batch_norm\"\neps = 0\n",
+                "eps must be > 0",
             ),
         ];
         for (body, want) in cases {

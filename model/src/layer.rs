@@ -65,6 +65,21 @@ pub struct PoolSpec {
     pub ceil_mode: bool,
 }
 
+/// Batch normalization over the channels of `[N, C, H, W]` (PyTorch's
+/// `BatchNorm2d`): batch statistics in training (which update the running
+/// ones), the running statistics in evaluation.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct BatchNormSpec {
+    /// Channels (`num_features`).
+    pub features: i64,
+    /// Added to the variance.
+    pub eps: f64,
+    /// Weight of the newest batch in the running statistics.
+    pub momentum: f64,
+    /// Whether the layer has a learnable scale (`weight`) and shift (`bias`).
+    pub affine: bool,
+}
+
 /// A fully connected layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LinearSpec {
@@ -86,6 +101,9 @@ pub enum LayerKind {
     Relu,
     /// Local response normalization, shape-preserving.
     Lrn(LrnSpec),
+    /// Batch normalization, shape-preserving; folded into the convolution
+    /// before it for the Deconvnet.
+    BatchNorm(BatchNormSpec),
     /// Max-pool, `[N, C, H, W] -> [N, C, H', W']`; records switches in the tap forward.
     MaxPool(PoolSpec),
     /// Adaptive average pool to a fixed output size.
@@ -113,6 +131,7 @@ impl LayerKind {
             LayerKind::Conv(_) => "conv",
             LayerKind::Relu => "relu",
             LayerKind::Lrn(_) => "lrn",
+            LayerKind::BatchNorm(_) => "batch_norm",
             LayerKind::MaxPool(_) => "max_pool",
             LayerKind::AdaptiveAvgPool { .. } => "adaptive_avg_pool",
             LayerKind::Flatten => "flatten",
@@ -127,6 +146,7 @@ impl LayerKind {
             LayerKind::Conv(_) => "Conv2d",
             LayerKind::Relu => "ReLU",
             LayerKind::Lrn(_) => "LocalResponseNorm",
+            LayerKind::BatchNorm(_) => "BatchNorm2d",
             LayerKind::MaxPool(_) => "MaxPool2d",
             LayerKind::AdaptiveAvgPool { .. } => "AdaptiveAvgPool2d",
             LayerKind::Flatten => "Flatten",
@@ -156,6 +176,24 @@ impl LayerKind {
                 }
                 v
             }
+            LayerKind::BatchNorm(b) if b.affine => {
+                vec![("weight", vec![b.features]), ("bias", vec![b.features])]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Shapes of the buffers (state that is no parameter), in PyTorch's
+    /// `state_dict` order after the parameters: a batch norm's
+    /// `running_mean`, `running_var` (float) and `num_batches_tracked`
+    /// (an int64 scalar).
+    pub fn buffer_shapes(&self) -> Vec<(&'static str, Vec<i64>)> {
+        match self {
+            LayerKind::BatchNorm(b) => vec![
+                ("running_mean", vec![b.features]),
+                ("running_var", vec![b.features]),
+                ("num_batches_tracked", vec![]),
+            ],
             _ => Vec::new(),
         }
     }
@@ -185,11 +223,22 @@ pub struct Layer {
 impl Layer {
     /// Full PyTorch names of this layer's parameters with their shapes.
     pub fn param_names(&self) -> Vec<(String, Vec<i64>)> {
+        self.named(self.kind.param_shapes())
+    }
+
+    /// Full PyTorch names of this layer's `state_dict` entries (parameters,
+    /// then buffers) with their shapes.
+    pub fn state_names(&self) -> Vec<(String, Vec<i64>)> {
+        let mut all = self.kind.param_shapes();
+        all.extend(self.kind.buffer_shapes());
+        self.named(all)
+    }
+
+    fn named(&self, shapes: Vec<(&'static str, Vec<i64>)>) -> Vec<(String, Vec<i64>)> {
         let Some(module) = &self.module else {
             return Vec::new();
         };
-        self.kind
-            .param_shapes()
+        shapes
             .into_iter()
             .map(|(suffix, shape)| (format!("{module}.{suffix}"), shape))
             .collect()

@@ -22,7 +22,7 @@ pub use arch::{Arch, ArchName};
 pub use dropout::DropoutStream;
 pub use error::ModelError;
 pub use init::InitScheme;
-pub use layer::{ConvSpec, Layer, LayerKind, LinearSpec, LrnSpec, PoolSpec};
+pub use layer::{BatchNormSpec, ConvSpec, Layer, LayerKind, LinearSpec, LrnSpec, PoolSpec};
 pub use network::{Network, PoolSwitch, Taps};
 pub use receptive::ReceptiveField;
 pub use shape::LayerShape;

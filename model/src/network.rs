@@ -61,6 +61,19 @@ impl Params {
     }
 }
 
+/// The state of one batch-norm layer.
+#[derive(Debug)]
+struct NormState {
+    /// `[C]` scale and shift (absent when the layer is not affine).
+    weight: Option<Tensor>,
+    bias: Option<Tensor>,
+    /// `[C]` running statistics, updated by training-mode forwards.
+    running_mean: Tensor,
+    running_var: Tensor,
+    /// `[]` int64: training-mode forwards so far (PyTorch's counter).
+    tracked: Tensor,
+}
+
 /// Whether a 4-d tensor is laid out channels-last (`NHWC` in memory).
 pub fn is_channels_last(x: &Tensor) -> bool {
     let (size, stride) = (x.size(), x.stride());
@@ -80,6 +93,7 @@ pub fn to_channels_last(x: &Tensor) -> Tensor {
 pub struct Network {
     arch: Arch,
     params: Vec<Option<Params>>,
+    norms: Vec<Option<NormState>>,
 }
 
 impl Network {
@@ -88,16 +102,42 @@ impl Network {
     pub fn new(root: &nn::Path, arch: Arch, init: InitScheme) -> Result<Network, ModelError> {
         arch.validate()?;
         let mut params = Vec::with_capacity(arch.layers.len());
+        let mut norms = Vec::with_capacity(arch.layers.len());
         for layer in &arch.layers {
-            let (Some(module), Some((w_init, b_init))) = (&layer.module, init.for_layer(layer))
-            else {
+            let path = layer.module.as_ref().map(|module| {
+                let mut path = root.clone();
+                for part in module.split('.') {
+                    path = &path / part;
+                }
+                path
+            });
+            if let (LayerKind::BatchNorm(b), Some(path)) = (&layer.kind, &path) {
+                // PyTorch's BatchNorm2d initialization, whatever the scheme.
+                let affine = |name: &str, value: f64| -> Result<Option<Tensor>, ModelError> {
+                    b.affine
+                        .then(|| path.f_var(name, &[b.features], nn::Init::Const(value)))
+                        .transpose()
+                        .map_err(ModelError::from)
+                };
+                norms.push(Some(NormState {
+                    weight: affine("weight", 1.0)?,
+                    bias: affine("bias", 0.0)?,
+                    running_mean: path.f_zeros_no_train("running_mean", &[b.features])?,
+                    running_var: path.f_ones_no_train("running_var", &[b.features])?,
+                    tracked: path.add(
+                        "num_batches_tracked",
+                        Tensor::zeros([], (tch::Kind::Int64, path.device())),
+                        false,
+                    ),
+                }));
+                params.push(None);
+                continue;
+            }
+            norms.push(None);
+            let (Some(path), Some((w_init, b_init))) = (path, init.for_layer(layer)) else {
                 params.push(None);
                 continue;
             };
-            let mut path = root.clone();
-            for part in module.split('.') {
-                path = &path / part;
-            }
             let mut weight = None;
             let mut bias = None;
             for (suffix, shape) in layer.kind.param_shapes() {
@@ -108,21 +148,74 @@ impl Network {
             }
             params.push(weight.map(|weight| Params { weight, bias }));
         }
-        Ok(Network { arch, params })
+        Ok(Network {
+            arch,
+            params,
+            norms,
+        })
     }
 
     /// Every parameter as `(PyTorch name, tensor)`, in `state_dict` order.
     pub fn named_parameters(&self) -> Vec<(String, Tensor)> {
-        let tensors = self.params.iter().flatten().flat_map(|p| {
-            std::iter::once(p.weight.shallow_clone())
-                .chain(p.bias.as_ref().map(Tensor::shallow_clone))
-        });
-        self.arch
-            .param_names()
-            .into_iter()
-            .map(|(name, _)| name)
-            .zip(tensors)
-            .collect()
+        self.named(false)
+    }
+
+    /// Every `state_dict` entry (parameters, then each batch norm's running
+    /// statistics) as `(PyTorch name, tensor)`, in PyTorch's order.
+    pub fn named_state(&self) -> Vec<(String, Tensor)> {
+        self.named(true)
+    }
+
+    fn named(&self, buffers: bool) -> Vec<(String, Tensor)> {
+        let mut out = Vec::new();
+        for (i, layer) in self.arch.layers.iter().enumerate() {
+            let names = if buffers {
+                layer.state_names()
+            } else {
+                layer.param_names()
+            };
+            let tensors: Vec<Tensor> = match (&self.params[i], &self.norms[i]) {
+                (Some(p), _) => std::iter::once(p.weight.shallow_clone())
+                    .chain(p.bias.as_ref().map(Tensor::shallow_clone))
+                    .collect(),
+                (None, Some(n)) => {
+                    let mut v: Vec<Tensor> = n
+                        .weight
+                        .iter()
+                        .chain(n.bias.iter())
+                        .map(Tensor::shallow_clone)
+                        .collect();
+                    if buffers {
+                        v.extend(
+                            [&n.running_mean, &n.running_var, &n.tracked]
+                                .map(Tensor::shallow_clone),
+                        );
+                    }
+                    v
+                }
+                (None, None) => Vec::new(),
+            };
+            out.extend(names.into_iter().map(|(n, _)| n).zip(tensors));
+        }
+        out
+    }
+
+    /// A batch norm's per-channel scale in evaluation, `[C]`:
+    /// `weight / sqrt(running_var + eps)` (what folding it into the
+    /// convolution before it multiplies that convolution's filters by).
+    /// `None` for other layers.
+    pub fn norm_scale(&self, index: usize) -> Option<Tensor> {
+        let (LayerKind::BatchNorm(b), Some(n)) = (
+            &self.arch.layers.get(index)?.kind,
+            self.norms.get(index)?.as_ref(),
+        ) else {
+            return None;
+        };
+        let inv = (n.running_var.to_kind(tch::Kind::Float) + b.eps).rsqrt();
+        Some(match &n.weight {
+            Some(w) => w.to_kind(tch::Kind::Float) * inv,
+            None => inv,
+        })
     }
 
     /// The layer table this network follows.
@@ -181,6 +274,27 @@ impl Network {
                     [c.padding; 2],
                     [1, 1],
                     c.groups,
+                )
+            }
+            LayerKind::BatchNorm(b) => {
+                let n = self.norms[index]
+                    .as_ref()
+                    .expect("batch-norm state exists by construction");
+                if train {
+                    tch::no_grad(|| {
+                        let _ = n.tracked.shallow_clone().g_add_scalar_(1);
+                    });
+                }
+                // Mixed precision: bf16 input, fp32 scale and statistics.
+                xs.batch_norm(
+                    n.weight.as_ref(),
+                    n.bias.as_ref(),
+                    Some(&n.running_mean),
+                    Some(&n.running_var),
+                    train,
+                    b.momentum,
+                    b.eps,
+                    true,
                 )
             }
             LayerKind::Relu => xs.relu(),
@@ -445,5 +559,48 @@ mod precision_tests {
         let w = &vs.variables()["features.0.weight"];
         assert_eq!(w.kind(), Kind::Float);
         assert!(w.grad().defined() && w.grad().abs().sum(Kind::Float).double_value(&[]) > 0.0);
+    }
+
+    #[test]
+    fn batch_norm_trains_its_running_statistics_and_evaluates_with_them() {
+        let text = "name = \"bn\"\ninput = [2, 4, 4]\n[[layers]]\nkind = \"batch_norm\"\n[[layers]]\nkind = \"flatten\"\n[[layers]]\nkind = \"linear\"\nout_features = 3\n";
+        let arch = crate::arch_file::parse_arch(text, "bn.toml").unwrap();
+        let vs = VarStore::new(Device::Cpu);
+        let net = Network::new(&vs.root(), arch, InitScheme::Pytorch).unwrap();
+        let names: Vec<String> = net.named_state().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(
+            names,
+            [
+                "bn1.weight",
+                "bn1.bias",
+                "bn1.running_mean",
+                "bn1.running_var",
+                "bn1.num_batches_tracked",
+                "fc1.weight",
+                "fc1.bias"
+            ]
+        );
+        assert_eq!(net.named_parameters().len(), 4);
+        let x = Tensor::randn([8, 2, 4, 4], FLOAT_CPU) * 3.0 + 5.0;
+        let batch_mean = x.mean_dim([0i64, 2, 3].as_slice(), false, Kind::Float);
+        let _ = net.forward(&x, true);
+        let state = net.named_state();
+        let mean = &state[2].1;
+        // momentum 0.1 from 0: a tenth of the batch mean.
+        assert!(
+            mean.allclose(&(&batch_mean * 0.1), 1e-5, 1e-5, false),
+            "{mean}"
+        );
+        assert_eq!(state[4].1.int64_value(&[]), 1);
+        // Evaluation uses (and leaves) the running statistics.
+        let y = net.forward_range(&x, 0..1);
+        let var = &state[3].1;
+        let want = (&x - mean.view([1, 2, 1, 1])) / (var.view([1, 2, 1, 1]) + 1e-5).sqrt();
+        assert!(y.allclose(&want, 1e-4, 1e-4, false));
+        assert_eq!(state[4].1.int64_value(&[]), 1);
+        // The Deconvnet's fold: weight / sqrt(var + eps).
+        let scale = net.norm_scale(0).unwrap();
+        assert!(scale.allclose(&(var + 1e-5).rsqrt(), 1e-6, 1e-6, false));
+        assert!(net.norm_scale(2).is_none());
     }
 }

@@ -58,7 +58,13 @@ pub fn receptive_fields(arch: &Arch) -> Vec<Option<ReceptiveField>> {
             rf = match (&layer.kind, rf) {
                 (LayerKind::Conv(c), Some(r)) => Some(r.through(c.kernel, c.stride, c.padding)),
                 (LayerKind::MaxPool(p), Some(r)) => Some(r.through(p.kernel, p.stride, p.padding)),
-                (LayerKind::Relu | LayerKind::Lrn(_) | LayerKind::Dropout { .. }, r) => r,
+                (
+                    LayerKind::Relu
+                    | LayerKind::Lrn(_)
+                    | LayerKind::BatchNorm(_)
+                    | LayerKind::Dropout { .. },
+                    r,
+                ) => r,
                 (LayerKind::AdaptiveAvgPool { height, width }, r) => {
                     // Identity when the input already has the output size.
                     let same = prev_hw.as_deref() == Some(&[*height, *width][..]);

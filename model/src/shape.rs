@@ -111,6 +111,23 @@ pub fn infer_shapes(arch: &Arch) -> Result<Vec<LayerShape>, ModelError> {
                 vec![ch, *height, *width]
             }
             LayerKind::Relu | LayerKind::Lrn(_) | LayerKind::Dropout { .. } => shape.clone(),
+            LayerKind::BatchNorm(b) => {
+                let (ch, _, _) = spatial(&shape)?;
+                if ch != b.features {
+                    return Err(err(format!(
+                        "has {} features but receives {ch} channels",
+                        b.features
+                    )));
+                }
+                if b.eps.is_nan() || b.eps <= 0.0 || !(0.0..=1.0).contains(&b.momentum) {
+                    return Err(err(format!(
+                        "eps must be > 0 and momentum in [0, 1], got eps {} and momentum {}",
+                        b.eps, b.momentum
+                    )));
+                }
+                mult_adds = 0;
+                shape.clone()
+            }
             LayerKind::Flatten => vec![shape.iter().product()],
             LayerKind::Linear(l) => {
                 if shape.len() != 1 || shape[0] != l.in_features {

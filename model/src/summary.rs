@@ -288,6 +288,7 @@ fn functional_name(kind: &crate::LayerKind) -> &'static str {
         Conv(_) => "conv2d",
         Relu => "relu",
         Lrn(_) => "local_response_norm",
+        BatchNorm(_) => "batch_norm",
         MaxPool(_) => "max_pool2d",
         AdaptiveAvgPool { .. } => "adaptive_avg_pool2d",
         Flatten => "flatten",
@@ -374,4 +375,3 @@ mod tests {
         assert_eq!(thousands(-1234), "-1,234");
     }
 }
-

@@ -299,20 +299,16 @@ impl Model {
         Ok(Model { vs, net })
     }
 
-    /// Parameters as `(PyTorch name, tensor)` in `state_dict` order.
+    /// The `state_dict`: parameters and batch-norm buffers as `(PyTorch
+    /// name, tensor)` in PyTorch's order (what files hold).
     pub fn named_weights(&self) -> Vec<(String, Tensor)> {
-        let vars = self.vs.variables();
-        self.net
-            .arch()
-            .param_names()
-            .into_iter()
-            .map(|(name, _)| {
-                let t = vars
-                    .get(&name)
-                    .expect("every table parameter is a variable");
-                (name, t.shallow_clone())
-            })
-            .collect()
+        self.net.named_state()
+    }
+
+    /// The learnable parameters only (what the optimizer steps and the
+    /// gradients are reduced over).
+    pub fn named_parameters(&self) -> Vec<(String, Tensor)> {
+        self.net.named_parameters()
     }
 
     /// Fills the parameters from `tensors` (read from `path`), strictly.

@@ -54,6 +54,12 @@ fn reference(net: &Network, input: &Tensor, t: &Target) -> Tensor {
                 Tensor::run_backward(&[(&y * &g).sum(Kind::Float)], &[&x_in], false, false)
                     .remove(0)
             }
+            LayerKind::BatchNorm(_) => {
+                // The evaluation-mode layer itself, differentiated.
+                let y = net.forward_range(&x_in, index..index + 1);
+                Tensor::run_backward(&[(&y * &g).sum(Kind::Float)], &[&x_in], false, false)
+                    .remove(0)
+            }
             other => panic!("unexpected layer {other:?}"),
         };
     }
@@ -116,6 +122,46 @@ fn the_two_tower_alexnet_file_reverses_its_grouped_convolutions() {
         .count();
     assert_eq!(grouped, 3);
     check_net(&net);
+}
+
+#[test]
+fn batch_norms_fold_into_their_convolutions_in_the_projections() {
+    let (_vs, net) = crate::common::network_from_file("vgg11-bn.toml");
+    // Statistics as after training: the identity batch norm of a fresh
+    // network would hide a missing fold.
+    tch::no_grad(|| {
+        for (name, mut t) in net.named_state() {
+            if name.ends_with("running_var") || name.ends_with(".weight") && t.dim() == 1 {
+                let _ = t.uniform_(0.3, 3.0);
+            } else if name.ends_with("running_mean") || name.ends_with(".bias") && t.dim() == 1 {
+                let _ = t.normal_(0.0, 0.2);
+            }
+        }
+    });
+    let bn = net
+        .arch()
+        .layers
+        .iter()
+        .filter(|l| matches!(l.kind, LayerKind::BatchNorm(_)))
+        .count();
+    assert_eq!(bn, 8);
+    check_net(&net);
+}
+
+#[test]
+fn layers_the_deconvnet_cannot_reverse_are_named_before_projecting() {
+    let text = "name = \"pooled\"\ninput = [3, 32, 32]\n[[layers]]\nkind = \"conv\"\nout_channels = 4\nkernel = 3\n[[layers]]\nkind = \"relu\"\n[[layers]]\nkind = \"adaptive_avg_pool\"\nheight = 8\nwidth = 8\n[[layers]]\nkind = \"conv\"\nout_channels = 4\nkernel = 3\n[[layers]]\nkind = \"flatten\"\n[[layers]]\nkind = \"linear\"\nout_features = 2\n";
+    let arch = zftrain_model::arch_file::parse_arch(text, "pooled.toml").unwrap();
+    let convs = arch.conv_indices();
+    zftrain_deconv::check_reversible(&arch, convs[0]).unwrap();
+    let err = zftrain_deconv::check_reversible(&arch, convs[1])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("avgpool1 (AdaptiveAvgPool2d) lies below conv2")
+            && err.contains("no switches"),
+        "{err}"
+    );
 }
 
 #[test]

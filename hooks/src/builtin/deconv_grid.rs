@@ -97,11 +97,39 @@ pub fn layer_choices(
 ) -> Result<Vec<LayerChoice>, HookError> {
     let arch = net.arch();
     let convs = arch.conv_indices();
+    let reversible = |l: usize| match convs.get(l.wrapping_sub(1)) {
+        Some(&index) => zftrain_deconv::check_reversible(arch, index),
+        None => Ok(()),
+    };
+    // All conv layers the Deconvnet can reach by default; one asked for by
+    // number that it cannot is an error that says why.
     let wanted: Vec<usize> = if layers.is_empty() {
-        (1..=convs.len()).collect()
+        (1..=convs.len())
+            .filter(|&l| reversible(l).is_ok())
+            .collect()
     } else {
+        for &l in layers {
+            reversible(l).map_err(|e| HookError::Config {
+                hook: hook.into(),
+                message: format!("layers: conv{l}: {e}"),
+            })?;
+        }
         layers.to_vec()
     };
+    if wanted.is_empty() {
+        let why = convs
+            .first()
+            .and_then(|&i| zftrain_deconv::check_reversible(arch, i).err())
+            .map(|e| format!(": {e}"))
+            .unwrap_or_default();
+        return Err(HookError::Config {
+            hook: hook.into(),
+            message: format!(
+                "{} has no conv layer the Deconvnet can project{why}",
+                arch.name
+            ),
+        });
+    }
     wanted
         .into_iter()
         .map(|l| {

@@ -120,7 +120,7 @@ impl DataParallel {
         for &device in devices {
             let model = Model::new(arch.clone(), init, device)?;
             let params: Vec<(String, Tensor)> = model
-                .named_weights()
+                .named_parameters()
                 .into_iter()
                 .map(|(n, t)| (n, t.set_requires_grad(true)))
                 .collect();
@@ -142,7 +142,7 @@ impl DataParallel {
         // Every gradient exists from the start (zeros), so that a replica or
         // a node without images in a step still takes part in the reduction.
         for r in &dp.replicas {
-            let params = r.model.named_weights();
+            let params = r.model.named_parameters();
             let zero = params
                 .iter()
                 .map(|(_, p)| p.sum(Kind::Float) * 0.0)
@@ -242,6 +242,34 @@ impl DataParallel {
                     d.copy_(s);
                 }
                 for ((_, s), (_, mut d)) in src_m.iter().zip(r.sgd.state()) {
+                    d.copy_(s);
+                }
+            }
+        });
+    }
+
+    /// Replica 0's batch-norm running statistics to the other replicas
+    /// (each saw only its shard; as PyTorch's DDP broadcasts rank 0's
+    /// buffers). Nothing to do for networks without batch norm.
+    fn share_buffers(&self) {
+        let (first, rest) = self.replicas.split_first().expect("at least one replica");
+        if rest.is_empty() {
+            return;
+        }
+        let buffers = |m: &Model| -> Vec<Tensor> {
+            m.named_weights()
+                .into_iter()
+                .map(|(_, t)| t)
+                .filter(|t| !t.requires_grad())
+                .collect()
+        };
+        let src = buffers(&first.model);
+        if src.is_empty() {
+            return;
+        }
+        tch::no_grad(|| {
+            for r in rest {
+                for (s, mut d) in src.iter().zip(buffers(&r.model)) {
                     d.copy_(s);
                 }
             }
@@ -363,7 +391,7 @@ impl DataParallel {
             .iter()
             .map(|r| {
                 r.model
-                    .named_weights()
+                    .named_parameters()
                     .into_iter()
                     .map(|(_, p)| p.grad())
                     .collect()
@@ -402,6 +430,7 @@ impl DataParallel {
                 None => self.replicas.iter_mut().for_each(sgd_step),
             }
         }
+        self.share_buffers();
         let logits = if logits.is_empty() {
             self.empty_logits()
         } else {
@@ -421,7 +450,7 @@ impl DataParallel {
     fn empty_logits(&self) -> Tensor {
         let classes = self.replicas[0]
             .model
-            .named_weights()
+            .named_parameters()
             .last()
             .map_or(0, |(_, b)| b.size()[0]);
         Tensor::zeros([0, classes], (Kind::Float, Device::Cpu))

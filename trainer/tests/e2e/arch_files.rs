@@ -52,7 +52,9 @@ fn a_convnet_written_in_toml_trains_and_is_looked_inside_without_its_file() {
     std::fs::copy(example(), &file).unwrap();
     let config = dir.path().join("hooks.toml");
     std::fs::write(&config, HOOKS).unwrap();
-    let args = train_args(dir.path(), &data, &file, &config);
+    // Two replicas: the batch norms' running statistics are shared after each step.
+    let mut args = train_args(dir.path(), &data, &file, &config);
+    args.extend(["--cpu-replicas".to_string(), "2".to_string()]);
     ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
 
     let run = dir.path().join("runs/mine");
@@ -78,6 +80,7 @@ fn a_convnet_written_in_toml_trains_and_is_looked_inside_without_its_file() {
     let kept = std::fs::read_to_string(run.join("arch.toml")).unwrap();
     assert!(kept.contains("name = \"small-convnet\""), "{kept}");
     assert!(kept.contains("out_features = 2"), "{kept}");
+    assert!(kept.contains("kind = \"batch_norm\""), "{kept}");
 
     // Without the user's file: resume, export, visualize.
     std::fs::remove_file(&file).unwrap();
@@ -92,6 +95,21 @@ fn a_convnet_written_in_toml_trains_and_is_looked_inside_without_its_file() {
         "--out",
         s(&weights),
     ]);
+    // The batch norms trained: their running statistics and counters moved.
+    let (tensors, _) = zftrain_checkpoints::read_safetensors(&weights).unwrap();
+    let get = |n: &str| &tensors.iter().find(|(k, _)| k == n).unwrap().1;
+    assert_eq!(
+        get("bn1.num_batches_tracked").int64_value(&[]),
+        4,
+        "2 epochs x 2 steps"
+    );
+    assert!(
+        get("bn2.running_mean")
+            .abs()
+            .sum(tch::Kind::Float)
+            .double_value(&[])
+            > 0.0
+    );
     let vis = dir.path().join("vis");
     let out = ok(&[
         "visualize",
@@ -105,7 +123,7 @@ fn a_convnet_written_in_toml_trains_and_is_looked_inside_without_its_file() {
     assert!(out.contains("visualized"), "{out}");
     assert!(vis.join("hooks/deconv").is_dir());
     let summary = ok(&["summary", "--arch-file", s(&run.join("arch.toml"))]);
-    assert!(summary.contains("Total params: 1,079,938"), "{summary}");
+    assert!(summary.contains("Total params: 1,080,130"), "{summary}");
 
     // A different table on these weights is refused, naming the layer.
     let other = dir.path().join("other.toml");

@@ -135,6 +135,29 @@ fn torchvision_vgg16_weights_load_strictly_predict_the_same_and_are_projected() 
     assert!(err.contains("disagrees") && err.contains("layer"), "{err}");
 }
 
+/// A batch-norm network: torchvision's VGG11-BN with trained-like running
+/// statistics loads strictly (buffers and the int64 counter included),
+/// predicts what torchvision predicts, and its export loads back into
+/// torchvision strictly with the same predictions.
+#[test]
+fn torchvision_vgg11_bn_weights_and_buffers_round_trip_and_predict_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let file =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/archs/vgg11-bn.toml");
+    pytorch_in_ours_with(d, "vgg11_bn", &["--arch-file", s(&file)], "1000");
+    let exported = d.join("ours.safetensors");
+    export(&d.join("ck"), &exported);
+    let report = interop(&[
+        "check",
+        "vgg11_bn",
+        s(&exported),
+        s(&d.join("input.safetensors")),
+        s(&d.join("pred.json")),
+    ]);
+    eprintln!("{report}");
+}
+
 #[test]
 fn seed_class_weights_import_and_predict_the_same() {
     pytorch_in_ours("zfnet-seed", "5");
@@ -168,12 +191,14 @@ fn eval_preprocessing_matches_torchvision_transforms() {
 #[test]
 fn the_shipped_vgg_files_have_torchvisions_modules_and_parameter_counts() {
     let archs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/archs");
-    for name in ["vgg11", "vgg13", "vgg16", "vgg19"] {
+    for name in [
+        "vgg11", "vgg13", "vgg16", "vgg19", "vgg11-bn", "vgg13-bn", "vgg16-bn", "vgg19-bn",
+    ] {
         let file = archs.join(format!("{name}.toml"));
         let ours: serde_json::Value =
             serde_json::from_str(&ok(&["summary", "--arch-file", s(&file), "--json"])).unwrap();
         let theirs: serde_json::Value =
-            serde_json::from_str(&interop(&["tv-params", name])).unwrap();
+            serde_json::from_str(&interop(&["tv-params", &name.replace('-', "_")])).unwrap();
         assert_eq!(ours["total_params"], theirs["total"], "{name}");
         let mut modules = serde_json::Map::new();
         for row in ours["rows"].as_array().unwrap() {

@@ -144,6 +144,16 @@ def jpeg(out):
 def save_random(arch, classes, out):
     torch.manual_seed(0)
     model = make(arch, int(classes))
+    # Batch norms as after training (PyTorch starts them at the identity,
+    # which would hide a wrong fold or a swapped mean and variance).
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            with torch.no_grad():
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.normal_(0, 0.1)
+                m.running_mean.normal_(0, 0.2)
+                m.running_var.uniform_(0.5, 2.0)
+                m.num_batches_tracked.fill_(1234)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, out)
 
 
@@ -199,14 +209,14 @@ def preprocess(image, input_path):
 
 def tv_params(name):
     """torchvision's model `name` (built on the meta device: shapes only,
-    nothing allocated or downloaded): its parameter count per module path
-    and in all, as JSON."""
+    nothing allocated or downloaded): its learnable parameter count per
+    module path and in all, as JSON."""
     import json
     import torchvision
     with torch.device("meta"):
         model = getattr(torchvision.models, name)(weights=None)
     per = {}
-    for key, p in model.state_dict().items():
+    for key, p in model.named_parameters():
         module = key.rsplit(".", 1)[0]
         per[module] = per.get(module, 0) + p.numel()
     print(json.dumps({"modules": per, "total": sum(per.values())}))
