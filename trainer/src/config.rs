@@ -1083,15 +1083,15 @@ mod tests {
             ArchSpec::Builtin(ArchName::Zfnet)
         );
         // A missing file and a bad one are named with the key.
-        let gone = dir.path().join("gone.toml");
-        let set = format!(
-            "model.arch_file={}",
-            toml::Value::String(gone.display().to_string())
-        );
-        let err = format!(
-            "{:#}",
-            load("", &[&set]).unwrap().model.arch_spec().unwrap_err()
-        );
+        let error_of = |path: &Path| {
+            let set = format!(
+                "model.arch_file={}",
+                toml::Value::String(path.display().to_string())
+            );
+            let spec = load("", &[&set]).unwrap().model.arch_spec();
+            format!("{:#}", spec.unwrap_err())
+        };
+        let err = error_of(&dir.path().join("gone.toml"));
         assert!(
             err.contains("model.arch_file") && err.contains("gone.toml"),
             "{err}"
@@ -1101,14 +1101,7 @@ mod tests {
             "name = \"net\"\ninput = [3, 8, 8]\n[[layers]]\nkind = \"convolution\"\n",
         )
         .unwrap();
-        let set = format!(
-            "model.arch_file={}",
-            toml::Value::String(file.display().to_string())
-        );
-        let err = format!(
-            "{:#}",
-            load("", &[&set]).unwrap().model.arch_spec().unwrap_err()
-        );
+        let err = error_of(&file);
         assert!(
             err.contains("net.toml") && err.contains("unknown kind 'convolution'"),
             "{err}"
