@@ -5,8 +5,14 @@ use tch::Device;
 use zftrain_model::arch::ArchConfig;
 use zftrain_model::{Arch, ArchName, InitScheme, Network};
 
+/// libtorch's random generator is one for all the test threads: a network
+/// is drawn from seed 7 while this is held, so another test's drawing (a
+/// VGG takes a second) cannot interleave and change its weights.
+static GENERATOR: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// `name` with 10 classes, seed 7; keep the VarStore alive with the network.
 pub fn network(name: ArchName) -> (VarStore, Network) {
+    let _drawing = GENERATOR.lock().unwrap_or_else(|e| e.into_inner());
     tch::manual_seed(7);
     let vs = VarStore::new(Device::Cpu);
     let config = ArchConfig {
@@ -20,6 +26,7 @@ pub fn network(name: ArchName) -> (VarStore, Network) {
 
 /// [`network`] for an architecture file under `configs/archs/`.
 pub fn network_from_file(file: &str) -> (VarStore, Network) {
+    let _drawing = GENERATOR.lock().unwrap_or_else(|e| e.into_inner());
     tch::manual_seed(7);
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../configs/archs")
