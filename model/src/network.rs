@@ -582,7 +582,11 @@ mod precision_tests {
         );
         assert_eq!(net.named_parameters().len(), 4);
         // A formula, not the random generator other test threads share.
-        let x = (Tensor::arange(256, FLOAT_CPU) * 0.37).sin().view([8, 2, 4, 4]) * 3.0 + 5.0;
+        let x = (Tensor::arange(256, FLOAT_CPU) * 0.37)
+            .sin()
+            .view([8, 2, 4, 4])
+            * 3.0
+            + 5.0;
         let batch_mean = x.mean_dim([0i64, 2, 3].as_slice(), false, Kind::Float);
         let _ = net.forward(&x, true);
         let state = net.named_state();
