@@ -200,6 +200,16 @@ impl Network {
         out
     }
 
+    /// The batch norms' buffers (running statistics and counters), in
+    /// `state_dict` order, without names: what replicas share after a step.
+    pub fn buffers(&self) -> Vec<Tensor> {
+        self.norms
+            .iter()
+            .flatten()
+            .flat_map(|n| [&n.running_mean, &n.running_var, &n.tracked].map(Tensor::shallow_clone))
+            .collect()
+    }
+
     /// A batch norm's per-channel scale in evaluation, `[C]`:
     /// `weight / sqrt(running_var + eps)` (what folding it into the
     /// convolution before it multiplies that convolution's filters by).

@@ -40,6 +40,14 @@ pub enum ArchSpec {
 }
 
 impl ArchSpec {
+    /// The architecture's name: the built-in's, or the one its file gives.
+    pub fn name(&self) -> &str {
+        match self {
+            ArchSpec::Builtin(name) => name.as_str(),
+            ArchSpec::Table(table) => &table.name,
+        }
+    }
+
     /// The table with `config`'s options, validated.
     pub fn table(&self, config: &ArchConfig) -> Result<Arch> {
         match self {
@@ -52,7 +60,7 @@ impl ArchSpec {
         }
     }
 
-    /// Parameter names of the table with its own (or default) classes.
+    /// The table with its own classes (a built-in's: 1000, LRN, default dropout).
     fn default_table(&self) -> Option<Arch> {
         match self {
             ArchSpec::Builtin(name) => Arch::builtin(*name, &ArchConfig::default()).ok(),

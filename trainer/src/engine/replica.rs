@@ -256,20 +256,13 @@ impl DataParallel {
         if rest.is_empty() {
             return;
         }
-        let buffers = |m: &Model| -> Vec<Tensor> {
-            m.named_weights()
-                .into_iter()
-                .map(|(_, t)| t)
-                .filter(|t| !t.requires_grad())
-                .collect()
-        };
-        let src = buffers(&first.model);
+        let src = first.model.net.buffers();
         if src.is_empty() {
             return;
         }
         tch::no_grad(|| {
             for r in rest {
-                for (s, mut d) in src.iter().zip(buffers(&r.model)) {
+                for (s, mut d) in src.iter().zip(r.model.net.buffers()) {
                     d.copy_(s);
                 }
             }
@@ -722,5 +715,35 @@ mod tests {
         });
         let err = dp.check_in_sync().unwrap_err().to_string();
         assert!(err.contains("replica 1 drifted"), "{err}");
+    }
+
+    #[test]
+    fn replicas_share_the_first_replicas_batch_norm_statistics_after_a_step() {
+        let text = "name = \"bn\"\ninput = [3, 8, 8]\n[[layers]]\nkind = \"conv\"\nout_channels = 4\nkernel = 3\n[[layers]]\nkind = \"batch_norm\"\n[[layers]]\nkind = \"relu\"\n[[layers]]\nkind = \"flatten\"\n[[layers]]\nkind = \"linear\"\nout_features = 2\n";
+        let arch = zftrain_model::arch_file::parse_arch(text, "bn.toml").unwrap();
+        let mut dp = DataParallel::new(
+            arch,
+            InitScheme::Kaiming,
+            &[Device::Cpu, Device::Cpu],
+            OptimConfig::default(),
+            Box::new(CopyReducer),
+        )
+        .unwrap();
+        // Different images in each replica's shard: different batch statistics.
+        let x = draw(&[4, 3, 8, 8], 5, 1.0)
+            + Tensor::from_slice(&[0.0f32, 0.0, 3.0, 3.0]).view([4, 1, 1, 1]);
+        let y = Tensor::from_slice(&[0i64, 1, 0, 1]);
+        dp.step(&x, &y, &StepOptions::default()).unwrap();
+        let first = dp.replicas[0].model.net.buffers();
+        let second = dp.replicas[1].model.net.buffers();
+        assert_eq!(first.len(), 3);
+        assert!(
+            first[0].abs().sum(Kind::Float).double_value(&[]) > 0.0,
+            "statistics moved"
+        );
+        for (a, b) in first.iter().zip(&second) {
+            assert!(a.equal(b), "{a} vs {b}");
+        }
+        dp.check_in_sync().unwrap();
     }
 }

@@ -15,13 +15,12 @@ use zftrain_checkpoints::{assign_strict, read_safetensors, Checkpoint, Content, 
 
 use zftrain_data::MeanImage;
 use zftrain_hooks::HookState;
+use zftrain_model::arch_file::table_difference;
 
 use crate::config::RunConfig;
 use crate::train::hooks::HOOK_PREFIX;
 use crate::train::optimizer::Sgd;
 use crate::train::state::TrainerState;
-use zftrain_model::arch_file::table_difference;
-
 use crate::weights::{ArchSpec, Model, WeightsInfo};
 
 /// The momentum buffers file.

@@ -205,12 +205,8 @@ fn report_skipped(tb: &BackgroundWriter, state: &mut TrainerState, batch: &Batch
 
 /// The hyper-parameters shown in TensorBoard's HParams dashboard.
 fn hparams(config: &RunConfig, arch: &ArchSpec) -> Vec<(String, HParamValue)> {
-    let arch_name = match arch {
-        ArchSpec::Builtin(name) => name.to_string(),
-        ArchSpec::Table(table) => table.name.clone(),
-    };
     vec![
-        ("arch".into(), HParamValue::Text(arch_name)),
+        ("arch".into(), HParamValue::Text(arch.name().to_string())),
         ("init".into(), as_text(&config.model.init)),
         ("lrn".into(), HParamValue::Bool(config.model.lrn)),
         ("dropout".into(), HParamValue::Number(config.model.dropout)),

@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::common::{fails, ok, s};
+use crate::hooks::hooks_config;
 use crate::train::{quick, tiny_data};
 
 /// The example architecture shipped for users (10 classes as written).
@@ -14,10 +15,6 @@ fn example() -> PathBuf {
 }
 
 const HOOKS: &str = r#"
-[probe]
-images = 4
-batch_size = 4
-
 [[hooks]]
 kind = "deconv"
 schedule = { every_epochs = 1 }
@@ -35,11 +32,11 @@ schedule = { every_epochs = 1 }
 "#;
 
 /// `quick` flags with `--arch-file file` in place of `--arch`.
-fn train_args(dir: &Path, data: &Path, file: &Path, config: &Path) -> Vec<String> {
+fn train_args(dir: &Path, data: &Path, file: &Path, config: &str) -> Vec<String> {
     let mut args = quick(dir, data, "mine", "zfnet", "1");
     let at = args.iter().position(|a| a == "--arch").unwrap();
     args.splice(at..at + 2, ["--arch-file".to_string(), s(file).to_string()]);
-    args.extend(["--config".to_string(), s(config).to_string()]);
+    args.extend(["--config".to_string(), config.to_string()]);
     args
 }
 
@@ -50,8 +47,7 @@ fn a_convnet_written_in_toml_trains_and_is_looked_inside_without_its_file() {
     // The user's own copy, removed after the first epoch.
     let file = dir.path().join("mine.toml");
     std::fs::copy(example(), &file).unwrap();
-    let config = dir.path().join("hooks.toml");
-    std::fs::write(&config, HOOKS).unwrap();
+    let config = hooks_config(dir.path(), HOOKS);
     // Two replicas: the batch norms' running statistics are shared after each step.
     let mut args = train_args(dir.path(), &data, &file, &config);
     args.extend(["--cpu-replicas".to_string(), "2".to_string()]);

@@ -9,7 +9,7 @@ use crate::common::{fails, ok, s};
 use crate::train::{quick, tiny_data};
 
 /// Writes a config with a probe set of 4 images and `hooks` (TOML).
-fn hooks_config(dir: &Path, hooks: &str) -> String {
+pub fn hooks_config(dir: &Path, hooks: &str) -> String {
     let path = dir.join("hooks.toml");
     std::fs::write(
         &path,
