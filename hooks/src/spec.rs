@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::builtin::{
-    AliasingConfig, AliasingHook, CorrespondenceHook, CorrespondenceHookConfig, DeadFiltersConfig,
+    AliasingConfig, CommandLine, AliasingHook, CorrespondenceHook, CorrespondenceHookConfig, DeadFiltersConfig,
     DeadFiltersHook, DeconvGridConfig, DeconvGridHook, EvolutionConfig, EvolutionHook, ExecConfig,
     ExecHook, InvarianceHook, InvarianceHookConfig, OcclusionHook, OcclusionHookConfig,
 };
@@ -33,6 +33,20 @@ pub enum HookSpec {
 }
 
 impl HookSpec {
+    /// What program this table would run, as `name: ["prog", "arg"]`, for
+    /// an exec plugin; `None` for the built-in analyses (zftrain's own
+    /// code). Callers use it to keep programs named in data (a checkpoint,
+    /// a run directory) from running without the user's say.
+    pub fn program(&self) -> Option<String> {
+        match self {
+            HookSpec::Exec(c) => Some(match &c.command {
+                CommandLine::List(argv) => format!("'{}' (command = {argv:?})", c.name),
+                CommandLine::Text(text) => format!("'{}' (command = {text:?})", c.name),
+            }),
+            _ => None,
+        }
+    }
+
     /// The hook this table describes.
     pub fn build(&self) -> Result<Box<dyn Hook>, HookError> {
         Ok(match self {

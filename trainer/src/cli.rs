@@ -311,6 +311,12 @@ pub struct TrainArgs {
     /// Continue a run: its directory (newest good checkpoint) or one checkpoint.
     #[arg(long)]
     pub resume: Option<PathBuf>,
+    /// Let the exec hooks saved in this run's config.toml run again on
+    /// `--resume` (name the same run directory). Without it, a resumed run
+    /// whose saved config runs programs is refused: a run directory is data,
+    /// and what it names runs only when you say so (or pass `--config`).
+    #[arg(long, value_name = "RUN_DIR", requires = "resume")]
+    pub trust_run_hooks: Option<PathBuf>,
     /// Architecture (model.arch).
     #[arg(long, value_parser = parse_arch)]
     pub arch: Option<ArchName>,

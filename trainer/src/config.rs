@@ -803,6 +803,18 @@ impl RunConfig {
         self.runs_dir.join(&self.name)
     }
 
+    /// The programs its exec hooks would run (see [`HookSpec::program`]).
+    pub fn programs(&self) -> Vec<String> {
+        self.hooks.iter().filter_map(HookSpec::program).collect()
+    }
+
+    /// Leaves out the hooks that run programs; returns what they were.
+    pub fn drop_programs(&mut self) -> Vec<String> {
+        let programs = self.programs();
+        self.hooks.retain(|h| h.program().is_none());
+        programs
+    }
+
     /// The configuration as TOML.
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).expect("a config always serializes")

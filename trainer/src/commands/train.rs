@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 
 use crate::cli::TrainArgs;
 use crate::config::RunConfig;
@@ -71,13 +71,42 @@ fn overrides(args: &TrainArgs) -> Vec<String> {
     sets
 }
 
+/// A resumed run's saved configuration may name programs (exec hooks): they
+/// run only if the user names the run in `--trust-run-hooks` (a run
+/// directory is data that anyone with write access could have changed).
+fn check_saved_programs(config: &RunConfig, run: &Path, trusted: Option<&Path>) -> Result<()> {
+    let programs = config.programs();
+    if programs.is_empty() {
+        return Ok(());
+    }
+    let same = |a: &Path| {
+        let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        canon(a) == canon(run)
+    };
+    match trusted {
+        Some(t) if same(t) => Ok(()),
+        Some(t) => bail!(
+            "--trust-run-hooks {} does not name the run being resumed ({})",
+            t.display(),
+            run.display()
+        ),
+        None => bail!(
+            "{}: the saved configuration runs program(s) as exec hooks: {}. A run directory is data, so zftrain does not run the programs it names on --resume: read that file, then resume with --config FILE (your own configuration, with the hooks you want), or with --trust-run-hooks {}",
+            run.join("config.toml").display(),
+            programs.join(", "),
+            run.display()
+        ),
+    }
+}
+
 /// Runs `zftrain train`; returns the process exit code (130 after an interrupt).
 pub fn run(args: &TrainArgs) -> Result<u8> {
     let mut sets = overrides(args);
-    let config_path = match (
-        &args.config,
-        args.resume.as_deref().and_then(resume_run_dir),
-    ) {
+    let saved_run = match &args.config {
+        Some(_) => None,
+        None => args.resume.as_deref().and_then(resume_run_dir),
+    };
+    let config_path = match (&args.config, &saved_run) {
         (Some(c), _) => Some(c.clone()),
         (None, Some(run)) => {
             // The run's own resolved config; its name and place stay unless overridden.
@@ -110,6 +139,9 @@ pub fn run(args: &TrainArgs) -> Result<u8> {
         (None, None) => None,
     };
     let config = RunConfig::load(config_path.as_deref(), &sets)?;
+    if let Some(run) = &saved_run {
+        check_saved_programs(&config, run, args.trust_run_hooks.as_deref())?;
+    }
     ctrlc::set_handler(|| {
         if STOP.fetch_add(1, Ordering::SeqCst) == 0 {
             eprintln!("\nzftrain: stopping after this step and writing a checkpoint (press Ctrl-C again to abort at once)");

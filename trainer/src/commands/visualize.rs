@@ -37,8 +37,15 @@ fn hooks_config(args: &VisualizeArgs, ck: Option<&Checkpoint>) -> Result<RunConf
     }
     if let Some(ck) = ck {
         let value = ck.read_json(CONFIG_FILE)?;
-        let config: RunConfig = serde_json::from_value(value)
+        let mut config: RunConfig = serde_json::from_value(value)
             .with_context(|| format!("{}: bad run configuration", ck.dir().display()))?;
+        // A checkpoint is data: the programs it names never run from it.
+        for program in config.drop_programs() {
+            println!(
+                "visualize: not running exec hook {program} from {}/{CONFIG_FILE} (a checkpoint names no programs to run; put the hook in a --config file of yours to run it)",
+                ck.dir().display()
+            );
+        }
         if !config.hooks.is_empty() {
             return Ok(config);
         }

@@ -617,9 +617,11 @@ pub fn train_with_hooks(
             {
                 // Within the epoch (its end writes one anyway): bounds what a
                 // crash can lose.
+                // TensorBoard first: every step a checkpoint holds has its
+                // points on disk, so a resumed curve has no gap.
+                tb.flush()?;
                 state.schedule = schedule.state.clone();
                 let path = checkpoint(&dp, &state, &hooks)?;
-                tb.flush()?;
                 info!(checkpoint = %path.display(), step = state.global_step, "periodic checkpoint");
             }
             let stop = match &link {
@@ -644,9 +646,9 @@ pub fn train_with_hooks(
             });
         }
         if interrupted {
+            tb.flush()?;
             state.schedule = schedule.state.clone();
             let path = checkpoint(&dp, &state, &hooks)?;
-            tb.flush()?;
             info!(checkpoint = %path.display(), "interrupted; checkpoint written");
             // With other nodes, a stop that no hook here asked for came
             // from a signal on some node.
@@ -712,6 +714,7 @@ pub fn train_with_hooks(
         }
         val_top1 = Some(val.top1());
         stop_requested |= fire(&mut hooks, Event::EpochEnd, dp.net(), &state, &run_dir, &tb)?;
+        tb.flush()?;
         let path = checkpoint(&dp, &state, &hooks)?;
         fire(
             &mut hooks,

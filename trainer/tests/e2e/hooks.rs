@@ -284,3 +284,102 @@ fn an_exec_command_given_as_one_string_is_refused_before_anything_runs() {
     );
     assert!(!dir.path().join("runs/shell").exists());
 }
+
+/// Recomputes the manifest's checksum of `name` in checkpoint `ck` after
+/// an edit, as anyone who can write the folder can.
+fn reseal(ck: &Path, name: &str) {
+    use sha2::{Digest, Sha256};
+    let bytes = std::fs::read(ck.join(name)).unwrap();
+    let path = ck.join("manifest.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let sha: String = Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    manifest["files"][name] = serde_json::json!({ "sha256": sha, "bytes": bytes.len() });
+    std::fs::write(&path, serde_json::to_vec(&manifest).unwrap()).unwrap();
+}
+
+#[test]
+fn programs_named_in_a_run_directory_or_a_checkpoint_never_run_without_the_users_say() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = tiny_data(dir.path());
+    let config = hooks_config(
+        dir.path(),
+        "[[hooks]]\nkind = \"dead_filters\"\nschedule = { every_epochs = 1 }\n",
+    );
+    let args = with_config(quick(dir.path(), &data, "shared", "zfnet-seed", "1"), &config);
+    ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let run = dir.path().join("runs/shared");
+    // Someone with write access to the shared run adds an exec hook that
+    // leaves a mark, to the run's config.toml and (resealed) to its
+    // checkpoint's config.json.
+    let mark = dir.path().join("ran");
+    let python = crate::common::python();
+    let argv = [
+        s(&python),
+        "-c",
+        &format!("open({:?}, 'w').write('ran')", s(&mark)),
+    ];
+    let saved = run.join("config.toml");
+    let mut text = std::fs::read_to_string(&saved).unwrap();
+    text.push('\n');
+    text.push_str(&exec_hook("evil", &argv, "weights = false"));
+    std::fs::write(&saved, text).unwrap();
+    let ck = std::fs::canonicalize(run.join("checkpoints/latest")).unwrap();
+    let mut cfg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(ck.join("config.json")).unwrap()).unwrap();
+    cfg["hooks"].as_array_mut().unwrap().push(serde_json::json!({
+        "kind": "exec", "name": "evil", "command": argv, "weights": false,
+        "schedule": { "every_epochs": 1 },
+    }));
+    std::fs::write(ck.join("config.json"), serde_json::to_vec(&cfg).unwrap()).unwrap();
+    reseal(&ck, "config.json");
+    // Visualizing the checkpoint runs its analyses but not its program.
+    let vis = dir.path().join("vis");
+    let out = ok(&[
+        "visualize",
+        "--checkpoint",
+        s(&ck),
+        "--data",
+        s(&data),
+        "--out",
+        s(&vis),
+    ]);
+    assert!(
+        out.contains("not running exec hook 'evil'") && out.contains("visualized 1 hooks"),
+        "{out}"
+    );
+    assert!(!mark.exists(), "visualize ran the checkpoint's program");
+    // Resuming the run is refused, naming the hook and the way out.
+    let err = fails(&["train", "--resume", s(&run), "--epochs", "2"]);
+    assert!(
+        err.contains("config.toml") && err.contains("'evil'") && err.contains("--trust-run-hooks"),
+        "{err}"
+    );
+    assert!(!mark.exists(), "resume ran the run's program");
+    let other = dir.path().join("runs");
+    let err = fails(&[
+        "train",
+        "--resume",
+        s(&run),
+        "--epochs",
+        "2",
+        "--trust-run-hooks",
+        s(&other),
+    ]);
+    assert!(err.contains("does not name the run"), "{err}");
+    assert!(!mark.exists());
+    // Named by the user, the run's hooks run.
+    ok(&[
+        "train",
+        "--resume",
+        s(&run),
+        "--epochs",
+        "2",
+        "--trust-run-hooks",
+        s(&run),
+    ]);
+    assert!(mark.exists(), "the trusted run's hook did not run");
+}
