@@ -4,9 +4,10 @@
 use serde::{Deserialize, Serialize};
 
 use crate::builtin::{
-    AliasingConfig, CommandLine, AliasingHook, CorrespondenceHook, CorrespondenceHookConfig, DeadFiltersConfig,
-    DeadFiltersHook, DeconvGridConfig, DeconvGridHook, EvolutionConfig, EvolutionHook, ExecConfig,
-    ExecHook, InvarianceHook, InvarianceHookConfig, OcclusionHook, OcclusionHookConfig,
+    AliasingConfig, AliasingHook, CommandLine, CorrespondenceHook, CorrespondenceHookConfig,
+    DeadFiltersConfig, DeadFiltersHook, DeconvGridConfig, DeconvGridHook, EvolutionConfig,
+    EvolutionHook, ExecConfig, ExecHook, InvarianceHook, InvarianceHookConfig, OcclusionHook,
+    OcclusionHookConfig,
 };
 use crate::{Hook, HookError};
 

@@ -24,6 +24,13 @@ fn with_config(mut args: Vec<String>, config: &str) -> Vec<String> {
     args
 }
 
+/// The quick one-epoch training flags for run `name` on `data`, with a
+/// config of 4 probe images and `hooks` (TOML).
+fn hooked(dir: &Path, data: &Path, name: &str, hooks: &str) -> Vec<String> {
+    let config = hooks_config(dir, hooks);
+    with_config(quick(dir, data, name, "zfnet-seed", "1"), &config)
+}
+
 const GRIDS: &str = r#"
 [[hooks]]
 kind = "deconv"
@@ -47,11 +54,7 @@ maps = 2
 fn deconv_grids_and_filter_counts_reach_tensorboard_and_visualize_reruns_them() {
     let dir = tempfile::tempdir().unwrap();
     let data = tiny_data(dir.path());
-    let config = hooks_config(dir.path(), GRIDS);
-    let args = with_config(
-        quick(dir.path(), &data, "grids", "zfnet-seed", "1"),
-        &config,
-    );
+    let args = hooked(dir.path(), &data, "grids", GRIDS);
     ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
     let run = dir.path().join("runs/grids");
     for l in [1, 5] {
@@ -143,8 +146,7 @@ fn a_failing_hook_is_reported_and_training_goes_on_unless_it_is_required() {
     let dir = tempfile::tempdir().unwrap();
     let data = tiny_data(dir.path());
     let broken = "[[hooks]]\nkind = \"deconv\"\nschedule = { every_epochs = 1 }\nlayers = [1]\nmaps = [500]\n";
-    let config = hooks_config(dir.path(), broken);
-    let args = with_config(quick(dir.path(), &data, "soft", "zfnet-seed", "1"), &config);
+    let args = hooked(dir.path(), &data, "soft", broken);
     let out = crate::common::zftrain(&args.iter().map(String::as_str).collect::<Vec<_>>());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
@@ -156,8 +158,12 @@ fn a_failing_hook_is_reported_and_training_goes_on_unless_it_is_required() {
     let text = tb["text"]["hooks/deconv/error"].to_string();
     assert!(text.contains("not 500"), "{tb}");
     // Required: the run stops with the hook's error.
-    let config = hooks_config(dir.path(), &format!("{broken}required = true\n"));
-    let args = with_config(quick(dir.path(), &data, "hard", "zfnet-seed", "1"), &config);
+    let args = hooked(
+        dir.path(),
+        &data,
+        "hard",
+        &format!("{broken}required = true\n"),
+    );
     let err = fails(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(err.contains("not 500") && err.contains("required"), "{err}");
 }
@@ -205,11 +211,7 @@ fn exec_plugins_get_a_bundle_and_their_results_reach_tensorboard() {
         ),
     ]
     .concat();
-    let config = hooks_config(dir.path(), &hooks);
-    let args = with_config(
-        quick(dir.path(), &data, "plugins", "zfnet-seed", "1"),
-        &config,
-    );
+    let args = hooked(dir.path(), &data, "plugins", &hooks);
     let start = std::time::Instant::now();
     let out = crate::common::zftrain(&args.iter().map(String::as_str).collect::<Vec<_>>());
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -269,13 +271,11 @@ fn exec_plugins_get_a_bundle_and_their_results_reach_tensorboard() {
 fn an_exec_command_given_as_one_string_is_refused_before_anything_runs() {
     let dir = tempfile::tempdir().unwrap();
     let data = tiny_data(dir.path());
-    let config = hooks_config(
+    let args = hooked(
         dir.path(),
+        &data,
+        "shell",
         "[[hooks]]\nkind = \"exec\"\ncommand = \"python3 plugin.py; rm -rf /\"\n",
-    );
-    let args = with_config(
-        quick(dir.path(), &data, "shell", "zfnet-seed", "1"),
-        &config,
     );
     let err = fails(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(
@@ -305,11 +305,12 @@ fn reseal(ck: &Path, name: &str) {
 fn programs_named_in_a_run_directory_or_a_checkpoint_never_run_without_the_users_say() {
     let dir = tempfile::tempdir().unwrap();
     let data = tiny_data(dir.path());
-    let config = hooks_config(
+    let args = hooked(
         dir.path(),
+        &data,
+        "shared",
         "[[hooks]]\nkind = \"dead_filters\"\nschedule = { every_epochs = 1 }\n",
     );
-    let args = with_config(quick(dir.path(), &data, "shared", "zfnet-seed", "1"), &config);
     ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
     let run = dir.path().join("runs/shared");
     // Someone with write access to the shared run adds an exec hook that
@@ -330,10 +331,13 @@ fn programs_named_in_a_run_directory_or_a_checkpoint_never_run_without_the_users
     let ck = std::fs::canonicalize(run.join("checkpoints/latest")).unwrap();
     let mut cfg: serde_json::Value =
         serde_json::from_slice(&std::fs::read(ck.join("config.json")).unwrap()).unwrap();
-    cfg["hooks"].as_array_mut().unwrap().push(serde_json::json!({
-        "kind": "exec", "name": "evil", "command": argv, "weights": false,
-        "schedule": { "every_epochs": 1 },
-    }));
+    cfg["hooks"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "kind": "exec", "name": "evil", "command": argv, "weights": false,
+            "schedule": { "every_epochs": 1 },
+        }));
     std::fs::write(ck.join("config.json"), serde_json::to_vec(&cfg).unwrap()).unwrap();
     reseal(&ck, "config.json");
     // Visualizing the checkpoint runs its analyses but not its program.
