@@ -18,8 +18,8 @@ use zftrain_data::loader::LoaderConfig;
 use zftrain_data::{Augment, Dataset, Loader, Transform};
 
 use crate::config::{OptimConfig, ReducerChoice};
-use crate::engine::{reducer_for, DataParallel, LossScaler, StepOptions};
-use crate::train::prefetch::{Prefetch, TensorLayout};
+use crate::engine::{reducer_for, DataParallel, LossScaler, NcclWatch, StepOptions};
+use crate::train::prefetch::{page_locked, Prefetch, TensorLayout};
 use crate::weights::Model;
 
 /// A training-step benchmark.
@@ -123,7 +123,7 @@ pub fn train_step_throughput(b: &StepBenchConfig, mode: Mode) -> Result<f64> {
         weight_decay: 5e-4,
         nesterov: false,
     };
-    let reducer = reducer_for(&b.devices, b.reducer)?;
+    let reducer = reducer_for(&b.devices, b.reducer, NcclWatch::default())?;
     let mut dp = DataParallel::new(arch, InitScheme::Kaiming, &b.devices, optim, reducer)?;
     if mode.kind == Kind::Half {
         dp.scaler = Some(LossScaler::default());
@@ -152,8 +152,7 @@ pub fn train_step_throughput(b: &StepBenchConfig, mode: Mode) -> Result<f64> {
             };
             let y = Tensor::randint(b.classes, [b.batch], (Kind::Int64, Device::Cpu));
             let (x, y) = if layout.pinned {
-                let cuda = Device::Cuda(0);
-                (x.f_pin_memory(cuda)?, y.f_pin_memory(cuda)?)
+                (page_locked(&x)?, page_locked(&y)?)
             } else {
                 (x, y)
             };
@@ -335,9 +334,152 @@ pub fn projection_agreement(device: Device, per_layer: i64) -> Result<Vec<Projec
     Ok(out)
 }
 
+/// What [`nccl_smoke`] found.
+#[derive(Debug, Clone)]
+pub struct NcclSmoke {
+    /// Where NCCL was loaded from.
+    pub library: String,
+    /// Its version (e.g. 23200 for 2.32.0).
+    pub version: i32,
+    /// Largest difference of the weighted all-reduce from `weight * x`.
+    pub all_reduce_error: f64,
+    /// Largest difference of the broadcast from its input.
+    pub broadcast_error: f64,
+}
+
+/// NCCL on one GPU, one rank: the communicator made, a weighted all-reduce
+/// (the reducer's own path: scale, sum, wait with the error polling) and a
+/// broadcast of 1 Mi floats, checked against what they must give.
+pub fn nccl_smoke(gpu: usize) -> Result<NcclSmoke> {
+    use crate::engine::{GradReducer, Nccl, NcclReducer};
+    let nccl = Nccl::open()?;
+    let (library, version) = (nccl.path.clone(), nccl.version);
+    let reducer = NcclReducer::local(nccl, &[gpu], NcclWatch::default())?;
+    let device = Device::Cuda(gpu);
+    let x = Tensor::arange(1 << 20, (Kind::Float, device)) / 1024.0;
+    let weight = 0.375;
+    let g = x.copy();
+    reducer.all_reduce(&[vec![g.shallow_clone()]], &[weight])?;
+    let all_reduce_error = (&g - &x * weight).abs().max().double_value(&[]);
+    let b = x.copy();
+    reducer.broadcast(&[vec![b.shallow_clone()]])?;
+    let broadcast_error = (&b - &x).abs().max().double_value(&[]);
+    Ok(NcclSmoke {
+        library,
+        version,
+        all_reduce_error,
+        broadcast_error,
+    })
+}
+
+/// Two replicas of ZFNet-seed on one `device` (the replica threads and the
+/// device-copy reducer) against one replica: the largest difference of any
+/// weight tensor's update after `steps` fp32 steps with dropout on, relative
+/// to the update (L2 norms); errors if the two replicas drift apart.
+pub fn replicas_agreement(device: Device, steps: usize, batch: i64) -> Result<f64> {
+    updates_difference(device, steps, batch, &|| {
+        Box::new(crate::engine::CopyReducer)
+    })
+}
+
+/// A CPU tensor of `shape`, uniform in `[-bound, bound]` from `seed`.
+fn drawn(shape: &[i64], seed: u64, bound: f64) -> Tensor {
+    let mut rng = zftrain_data::rng::SplitMix64::new(seed);
+    let n: i64 = shape.iter().product();
+    let v: Vec<f32> = (0..n).map(|_| rng.uniform(-bound, bound) as f32).collect();
+    Tensor::from_slice(&v).view(shape)
+}
+
+/// [`replicas_agreement`] with the two replicas' reducer made by `reducer`.
+fn updates_difference(
+    device: Device,
+    steps: usize,
+    batch: i64,
+    reducer: &dyn Fn() -> Box<dyn crate::engine::GradReducer>,
+) -> Result<f64> {
+    use crate::engine::CopyReducer;
+    let arch = Arch::builtin(
+        ArchName::ZfnetSeed,
+        &ArchConfig {
+            classes: 10,
+            ..ArchConfig::default()
+        },
+    )?;
+    let optim = OptimConfig {
+        lr: 1e-3,
+        momentum: 0.9,
+        weight_decay: 5e-4,
+        nesterov: false,
+    };
+    let side = arch.input[1];
+    let on_cpu = |dp: &DataParallel| -> Vec<Tensor> {
+        dp.primary()
+            .named_weights()
+            .into_iter()
+            .map(|(_, t)| t.to_device(Device::Cpu).copy())
+            .collect()
+    };
+    // The updates (weights after the steps less the initial ones), which a
+    // wrong reduction changes by their own size.
+    let train = |devices: &[Device]| -> Result<Vec<(String, Tensor)>> {
+        let mut dp = DataParallel::new(
+            arch.clone(),
+            InitScheme::Kaiming,
+            devices,
+            optim.clone(),
+            if devices.len() == 1 {
+                Box::new(CopyReducer)
+            } else {
+                reducer()
+            },
+        )?;
+        // Weights and inputs from our own generator: libtorch's is global,
+        // and other threads (tests) may draw from it meanwhile.
+        tch::no_grad(|| {
+            for (i, (_, mut w)) in dp.primary().named_weights().into_iter().enumerate() {
+                let fan_in: i64 = w.size()[1..].iter().product::<i64>().max(1);
+                let bound = (6.0 / fan_in as f64).sqrt();
+                w.copy_(&drawn(&w.size(), i as u64, bound).to_device(w.device()));
+            }
+        });
+        dp.broadcast_from_first();
+        let initial = on_cpu(&dp);
+        for step in 0..steps as i64 {
+            // Inputs and a rate that keep the loss near ln(10): a diverging
+            // run would amplify rounding differences into large ones.
+            let x = drawn(&[batch, 3, side, side], 1000 + step as u64, 0.5);
+            let y = Tensor::arange(batch, (Kind::Int64, Device::Cpu)).remainder(10);
+            let opts = StepOptions {
+                lr: 1e-4,
+                dropout_seed: Some(7 + step as u64),
+                ..StepOptions::default()
+            };
+            dp.step(&x, &y, &opts)?;
+            dp.check_in_sync()?;
+        }
+        let names = dp.primary().named_weights().into_iter().map(|(n, _)| n);
+        Ok(names
+            .zip(on_cpu(&dp).iter().zip(&initial).map(|(a, b)| a - b))
+            .collect())
+    };
+    let one = train(&[device])?;
+    let two = train(&[device, device])?;
+    let mut worst = 0.0f64;
+    for ((name, a), (_, b)) in one.iter().zip(&two) {
+        let scale = a.norm().double_value(&[]).max(1e-30);
+        let diff = (a - b).norm().double_value(&[]) / scale;
+        if !diff.is_finite() {
+            bail!("{name}: not finite after {steps} steps");
+        }
+        worst = worst.max(diff);
+    }
+    Ok(worst)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::{CopyReducer, GradReducer};
 
     #[test]
     fn modes_parse_and_unknown_ones_are_named() {
@@ -371,5 +513,26 @@ mod tests {
             .to_string();
         assert!(e.contains("fp16 needs GPUs"), "{e}");
         assert!(train_step_throughput(&b, "fp32".parse().unwrap()).unwrap() > 0.0);
+    }
+
+    /// Sums the replicas' gradients without their weights: the gradient of
+    /// the sum of the shards' mean losses, twice the right one.
+    struct Unweighted;
+
+    impl GradReducer for Unweighted {
+        fn all_reduce(&self, grads: &[Vec<Tensor>], weights: &[f64]) -> Result<()> {
+            CopyReducer.all_reduce(grads, &vec![1.0; weights.len()])
+        }
+        fn name(&self) -> &'static str {
+            "unweighted"
+        }
+    }
+
+    #[test]
+    fn the_engine_check_passes_two_replicas_and_catches_a_wrong_reduction() {
+        let right = replicas_agreement(Device::Cpu, 1, 8).unwrap();
+        assert!(right < 1e-3, "{right}");
+        let wrong = updates_difference(Device::Cpu, 1, 8, &|| Box::new(Unweighted)).unwrap();
+        assert!(wrong > 0.5, "a doubled gradient went unnoticed: {wrong}");
     }
 }

@@ -14,6 +14,31 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// Whether the flags ask for a GPU (a config file may too; `train` sees
+    /// to that once it has read it). `main` loads CUDA first then.
+    pub fn wants_cuda(&self) -> bool {
+        let gpus = |flag: &str| crate::devices::parse_gpus(flag).is_ok_and(|ids| !ids.is_empty());
+        match &self.command {
+            Command::Train(a) => a.gpus.as_deref().is_some_and(gpus),
+            Command::Visualize(a) => a.gpu.is_some(),
+            Command::Analyze(a) => match &a.command {
+                AnalyzeCommand::Invariance(x) => x.common.gpu.is_some(),
+                AnalyzeCommand::Occlusion(x) => x.common.gpu.is_some(),
+                AnalyzeCommand::Correspondence(x) => x.common.gpu.is_some(),
+            },
+            Command::Bench(b) => match &b.command {
+                BenchCommand::TrainStep(x) => gpus(&x.gpus),
+                BenchCommand::Deconv(_) => true,
+                BenchCommand::Projections(x) => x.gpu.is_some(),
+                BenchCommand::Engine(x) => x.gpu.is_some(),
+                BenchCommand::Loader(_) => false,
+            },
+            _ => false,
+        }
+    }
+}
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -162,6 +187,30 @@ pub enum BenchCommand {
     Loader(LoaderBenchArgs),
     /// Deconvnet projections per second, batched against one target at a time.
     Projections(ProjectionsBenchArgs),
+    /// Checks the parallel engine on one device: NCCL on one rank (with
+    /// --gpu) and two replicas on the device against one.
+    Engine(EngineBenchArgs),
+}
+
+/// `zftrain bench engine`.
+#[derive(Debug, Args)]
+pub struct EngineBenchArgs {
+    /// The GPU to check (default: the CPU, without NCCL).
+    #[arg(long)]
+    pub gpu: Option<usize>,
+    /// Training steps of the replicas check (one step shows the reduction;
+    /// over more, ReLU and max-pool ties turn rounding into larger
+    /// differences).
+    #[arg(long, default_value_t = 1)]
+    pub steps: usize,
+    /// Global batch of the replicas check.
+    #[arg(long, default_value_t = 16)]
+    pub batch: i64,
+    /// Largest difference between the weight updates of two replicas and
+    /// of one, relative to the update (rounding, and TF32 convolutions on
+    /// GPUs, stay far below; a wrong reduction is of order 1).
+    #[arg(long, default_value_t = 1e-2)]
+    pub tolerance: f64,
 }
 
 /// `zftrain bench projections`.

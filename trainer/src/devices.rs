@@ -4,12 +4,19 @@
 //! register with libtorch) from `ZFTRAIN_LIBTORCH_CUDA` if set, else from the
 //! folder the running `libtorch_cpu.so` was loaded from (a full libtorch,
 //! such as a PyTorch install or `scripts/setup --cuda`, has both there).
+//!
+//! Order matters: libtorch answers "is there CUDA?" once per process, so the
+//! library is loaded before the first question ([`load_cuda`]), and `main`
+//! loads it before any command touches libtorch when the flags ask for GPUs.
+//! Each device is then probed with a tensor, so a device that is listed but
+//! unusable is named before training starts.
 
 use std::ffi::{CStr, CString};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use anyhow::{bail, Result};
-use tch::Device;
+use tch::{Device, Kind, Tensor};
 
 /// The environment variable naming `libtorch_cuda.so` explicitly.
 pub const CUDA_LIB_ENV: &str = "ZFTRAIN_LIBTORCH_CUDA";
@@ -35,12 +42,70 @@ pub fn cuda_library_candidates() -> Vec<PathBuf> {
     v
 }
 
-/// Opens `libtorch_cuda.so` unless CUDA is already there.
-fn load_cuda() -> Result<()> {
-    if tch::Cuda::is_available() {
-        return Ok(());
+/// The CUDA library once this process has it (its path), or why not; the
+/// first call decides for the life of the process.
+static CUDA_LIBRARY: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+
+/// Makes sure `libtorch_cuda.so` is in the process, loading it if needed;
+/// returns where it came from. Never asks libtorch about CUDA first: libtorch
+/// answers through the CUDA hooks that this library registers, and keeps its
+/// first answer for the life of the process, so one question asked before
+/// the load ("no CUDA") would stand after it. Call this before anything else
+/// touches libtorch when GPUs are wanted (`main` does, from the flags).
+pub fn load_cuda() -> Result<PathBuf> {
+    CUDA_LIBRARY
+        .get_or_init(|| open_cuda_library().map_err(|e| format!("{e:#}")))
+        .clone()
+        .map_err(anyhow::Error::msg)
+}
+
+/// The message of the last `dlerror`.
+pub(crate) fn dl_error() -> String {
+    // SAFETY: dlerror returns a NUL-terminated message or null.
+    unsafe {
+        let e = libc::dlerror();
+        if e.is_null() {
+            "unknown error".to_string()
+        } else {
+            CStr::from_ptr(e).to_string_lossy().into_owned()
+        }
     }
+}
+
+/// Whether `path` is already loaded (linked, preloaded or opened before),
+/// without loading it; its symbols are made global if they were not.
+fn already_loaded(path: &Path) -> bool {
+    let Ok(c_path) = CString::new(path.as_os_str().as_encoded_bytes()) else {
+        return false;
+    };
+    // SAFETY: RTLD_NOLOAD only looks the library up; a handle found is
+    // kept for the life of the process.
+    !unsafe {
+        libc::dlopen(
+            c_path.as_ptr(),
+            libc::RTLD_NOW | libc::RTLD_GLOBAL | libc::RTLD_NOLOAD,
+        )
+    }
+    .is_null()
+}
+
+/// A `libtorch_cuda.so` mapped into this process, if any.
+fn mapped_cuda_library() -> Option<PathBuf> {
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    maps.lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .find(|p| p.ends_with("/libtorch_cuda.so"))
+        .map(PathBuf::from)
+}
+
+fn open_cuda_library() -> Result<PathBuf> {
     let candidates = cuda_library_candidates();
+    if let Some(p) = candidates.iter().find(|p| already_loaded(p)) {
+        return Ok(p.clone());
+    }
+    if let Some(p) = mapped_cuda_library() {
+        return Ok(p);
+    }
     let Some(path) = candidates.iter().find(|p| p.is_file()) else {
         bail!(
             "GPUs were asked for, but this libtorch has no CUDA library: looked for {} (none exists). Point {CUDA_LIB_ENV} at the libtorch_cuda.so of a CUDA libtorch (a PyTorch install: python3 -c 'import torch, os; print(os.path.dirname(torch.__file__))'/lib), or run scripts/setup --cuda; or train on the CPU with --gpus 0",
@@ -56,21 +121,33 @@ fn load_cuda() -> Result<()> {
     // life of the process (libtorch's CUDA hooks must stay registered).
     let handle = unsafe { libc::dlopen(c_path.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL) };
     if handle.is_null() {
-        // SAFETY: dlerror returns a NUL-terminated message or null.
-        let why = unsafe {
-            let e = libc::dlerror();
-            if e.is_null() {
-                "unknown error".to_string()
-            } else {
-                CStr::from_ptr(e).to_string_lossy().into_owned()
-            }
-        };
-        bail!("loading {}: {why}", path.display());
+        bail!("loading {}: {}", path.display(), dl_error());
     }
-    if !tch::Cuda::is_available() {
+    Ok(path.clone())
+}
+
+/// Loads the CUDA library if the command line asks for GPUs, before
+/// anything touches libtorch (see [`load_cuda`]). A failure is kept and
+/// reported by the command when it picks its devices.
+pub fn preload_cuda(wanted: bool) {
+    if wanted {
+        let _ = load_cuda();
+    }
+}
+
+/// Checks that libtorch can use CUDA device `id`: a tensor made on it.
+fn probe(id: usize, library: &Path) -> Result<()> {
+    if let Err(e) = Tensor::f_zeros([1], (Kind::Float, Device::Cuda(id))) {
+        let text = e.to_string();
+        let first = text.lines().next().unwrap_or("").trim();
         bail!(
-            "loaded {} but CUDA reports no usable device (is the NVIDIA driver installed, nvidia-smi working, CUDA_VISIBLE_DEVICES set right?)",
-            path.display()
+            "CUDA device {id} is visible but libtorch cannot make a tensor on it ({} loaded from {}): {first}",
+            if first.contains("'CUDA' backend") {
+                "its CUDA kernels are missing: is this the libtorch_cuda.so of the same libtorch 2.11?"
+            } else {
+                "the driver or the device refused"
+            },
+            library.display()
         );
     }
     Ok(())
@@ -118,13 +195,22 @@ pub fn training_devices(ids: &[usize], cpu_replicas: usize) -> Result<Vec<Device
     if ids.is_empty() {
         return Ok(vec![Device::Cpu; cpu_replicas.max(1)]);
     }
-    load_cuda()?;
+    let library = load_cuda()?;
+    if !tch::Cuda::is_available() {
+        bail!(
+            "loaded {} but CUDA reports no usable device (is the NVIDIA driver installed, nvidia-smi working, CUDA_VISIBLE_DEVICES set right?)",
+            library.display()
+        );
+    }
     let visible = tch::Cuda::device_count() as usize;
     if let Some(id) = ids.iter().find(|&&id| id >= visible) {
         bail!(
             "config key 'train.gpus' asks for CUDA device {id} but {visible} device(s) are visible (numbered from 0; CUDA_VISIBLE_DEVICES={})",
             std::env::var("CUDA_VISIBLE_DEVICES").unwrap_or_else(|_| "unset".into())
         );
+    }
+    for &id in ids {
+        probe(id, &library)?;
     }
     Ok(ids.iter().map(|&id| Device::Cuda(id)).collect())
 }

@@ -16,6 +16,8 @@ fn main() -> ExitCode {
     }
     zftrain::allocator::tune_for_training();
     let cli = zftrain::cli::Cli::parse();
+    // Before anything touches libtorch: it decides once whether CUDA exists.
+    zftrain::devices::preload_cuda(cli.wants_cuda());
     match zftrain::commands::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {

@@ -114,8 +114,7 @@ fn aliasing_reports_strided_layers_band_thirds_and_a_grid_score() {
             .to_kind(tch::Kind::Float)
             * 2.0
             - 1.0;
-        let _ = net
-            .weight(0)
+        net.weight(0)
             .unwrap()
             .get(0)
             .copy_(&s.expand([3, k, k], true));

@@ -5,10 +5,12 @@
 use anyhow::{bail, Context, Result};
 
 use crate::benchmark::{
-    projection_agreement, projection_batching, train_step_throughput, DataBench, Mode,
-    StepBenchConfig,
+    nccl_smoke, projection_agreement, projection_batching, replicas_agreement,
+    train_step_throughput, DataBench, Mode, StepBenchConfig,
 };
-use crate::cli::{DeconvBenchArgs, LoaderBenchArgs, ProjectionsBenchArgs, TrainStepBenchArgs};
+use crate::cli::{
+    DeconvBenchArgs, EngineBenchArgs, LoaderBenchArgs, ProjectionsBenchArgs, TrainStepBenchArgs,
+};
 use crate::config::ReducerChoice;
 use crate::devices::{parse_gpus, training_devices};
 
@@ -108,6 +110,48 @@ pub fn deconv(args: &DeconvBenchArgs) -> Result<u8> {
         "agree: max relative difference {worst:.2e} <= {:.0e}",
         args.tolerance
     );
+    Ok(0)
+}
+
+/// Prints `nccl ...` (with --gpu) and `replicas ...` lines, and `ok` last;
+/// exit code 1 when a result is wrong.
+pub fn engine(args: &EngineBenchArgs) -> Result<u8> {
+    let device = match args.gpu {
+        Some(g) => training_devices(&[g], 1)?[0],
+        None => tch::Device::Cpu,
+    };
+    let mut wrong = false;
+    match args.gpu {
+        Some(g) => {
+            let n = nccl_smoke(g).context("NCCL on one rank")?;
+            let exact = n.all_reduce_error == 0.0 && n.broadcast_error == 0.0;
+            wrong |= !exact;
+            println!(
+                "nccl {} ({}): one rank on cuda:{g}: weighted all-reduce off by {:.2e}, broadcast off by {:.2e}: {}",
+                n.version,
+                n.library,
+                n.all_reduce_error,
+                n.broadcast_error,
+                if exact { "exact" } else { "WRONG" }
+            );
+        }
+        None => println!("nccl skipped (no --gpu)"),
+    }
+    let diff =
+        replicas_agreement(device, args.steps, args.batch).context("two replicas on one device")?;
+    let agree = diff <= args.tolerance;
+    wrong |= !agree;
+    println!(
+        "replicas 2 on {device:?} (replica threads, device-copy reducer) vs 1, {} fp32 steps: weight updates differ by {diff:.2e} of their size ({} {:.0e})",
+        args.steps,
+        if agree { "<=" } else { "MORE THAN" },
+        args.tolerance
+    );
+    if wrong {
+        eprintln!("zftrain: the engine check found wrong results (see above)");
+        return Ok(1);
+    }
+    println!("ok");
     Ok(0)
 }
 

@@ -38,6 +38,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             BenchCommand::Deconv(a) => bench::deconv(&a),
             BenchCommand::Loader(a) => bench::loader(&a).map(|_| 0),
             BenchCommand::Projections(a) => bench::projections(&a).map(|_| 0),
+            BenchCommand::Engine(a) => bench::engine(&a),
         },
     }
 }

@@ -142,6 +142,8 @@ pub fn run(args: &TrainArgs) -> Result<u8> {
     if let Some(run) = &saved_run {
         check_saved_programs(&config, run, args.trust_run_hooks.as_deref())?;
     }
+    // GPUs named only in the file: CUDA in before libtorch is asked anything.
+    crate::devices::preload_cuda(!config.train.gpus.ids().is_empty());
     ctrlc::set_handler(|| {
         if STOP.fetch_add(1, Ordering::SeqCst) == 0 {
             eprintln!("\nzftrain: stopping after this step and writing a checkpoint (press Ctrl-C again to abort at once)");

@@ -21,7 +21,7 @@ pub mod replica;
 pub mod scaler;
 pub mod workers;
 
-pub use nccl::{Nccl, NcclReducer};
+pub use nccl::{Nccl, NcclReducer, NcclWatch};
 pub use reduce::{CopyReducer, GradReducer, LinkReducer};
 pub use replica::{DataParallel, StepOptions, StepOutput};
 pub use scaler::LossScaler;
@@ -34,7 +34,12 @@ use crate::config::ReducerChoice;
 /// The gradient reducer for `devices` as `choice` asks: NCCL needs two or
 /// more GPUs; `auto` falls back to device copies (with a warning) when NCCL
 /// does not load.
-pub fn reducer_for(devices: &[Device], choice: ReducerChoice) -> Result<Box<dyn GradReducer>> {
+/// `watch` bounds how long an NCCL collective may take.
+pub fn reducer_for(
+    devices: &[Device],
+    choice: ReducerChoice,
+    watch: NcclWatch,
+) -> Result<Box<dyn GradReducer>> {
     let gpus = crate::devices::cuda_indices(devices);
     let nccl_possible = gpus.len() >= 2 && gpus.len() == devices.len();
     match choice {
@@ -42,9 +47,9 @@ pub fn reducer_for(devices: &[Device], choice: ReducerChoice) -> Result<Box<dyn 
         ReducerChoice::Nccl if !nccl_possible => bail!(
             "config key 'train.reducer' is \"nccl\", which needs two or more GPUs (devices: {devices:?}); use \"auto\" or \"copy\""
         ),
-        ReducerChoice::Nccl => Ok(Box::new(NcclReducer::local(Nccl::open()?, &gpus)?)),
+        ReducerChoice::Nccl => Ok(Box::new(NcclReducer::local(Nccl::open()?, &gpus, watch)?)),
         ReducerChoice::Auto if !nccl_possible => Ok(Box::new(CopyReducer)),
-        ReducerChoice::Auto => match Nccl::open().and_then(|n| NcclReducer::local(n, &gpus)) {
+        ReducerChoice::Auto => match Nccl::open().and_then(|n| NcclReducer::local(n, &gpus, watch)) {
             Ok(r) => Ok(Box::new(r)),
             Err(e) => {
                 tracing::warn!("{e:#}; reducing gradients by device copies instead");
@@ -63,14 +68,18 @@ mod tests {
     fn nccl_is_refused_without_two_gpus_and_auto_takes_copies() {
         let cpus = [Device::Cpu, Device::Cpu];
         assert_eq!(
-            reducer_for(&cpus, ReducerChoice::Auto).unwrap().name(),
+            reducer_for(&cpus, ReducerChoice::Auto, NcclWatch::default())
+                .unwrap()
+                .name(),
             "device-copy"
         );
         assert_eq!(
-            reducer_for(&cpus, ReducerChoice::Copy).unwrap().name(),
+            reducer_for(&cpus, ReducerChoice::Copy, NcclWatch::default())
+                .unwrap()
+                .name(),
             "device-copy"
         );
-        let err = reducer_for(&cpus, ReducerChoice::Nccl)
+        let err = reducer_for(&cpus, ReducerChoice::Nccl, NcclWatch::default())
             .err()
             .unwrap()
             .to_string();

@@ -12,14 +12,24 @@
 //! which is the stream libtorch's own kernels use unless a program changes
 //! it, so they are ordered after the backward pass that made the gradients
 //! and before the optimizer step that reads them.
+//!
+//! A collective whose peer died never ends on its own: after queueing one,
+//! the host polls the stream and `ncclCommGetAsyncError` until it is done,
+//! and on an error or past [`NcclWatch::timeout`] aborts the communicators
+//! (`ncclCommAbort`) and returns an error naming the node and device, so
+//! that every node stops instead of hanging. A group is always ended, even
+//! when a call inside it failed.
 
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use anyhow::{bail, Result};
 use tch::{Device, Kind, Tensor};
 
 use super::reduce::GradReducer;
+use crate::devices::dl_error;
 
 /// The environment variable naming `libnccl.so.2` explicitly.
 pub const NCCL_LIB_ENV: &str = "ZFTRAIN_NCCL";
@@ -83,7 +93,47 @@ struct Api {
     group_start: unsafe extern "C" fn() -> NcclResult,
     group_end: unsafe extern "C" fn() -> NcclResult,
     get_error_string: unsafe extern "C" fn(NcclResult) -> *const c_char,
+    comm_get_async_error: unsafe extern "C" fn(Comm, *mut NcclResult) -> NcclResult,
+    comm_abort: unsafe extern "C" fn(Comm) -> NcclResult,
     set_device: Option<unsafe extern "C" fn(c_int) -> c_int>,
+    /// `cudaStreamQuery(stream)`: 0 when done, [`CUDA_NOT_READY`] while
+    /// work is queued.
+    stream_query: Option<unsafe extern "C" fn(*mut c_void) -> c_int>,
+}
+
+/// `cudaErrorNotReady`: the stream still has work.
+const CUDA_NOT_READY: c_int = 600;
+/// `ncclInProgress`: a non-blocking call still running (not an error).
+const NCCL_IN_PROGRESS: NcclResult = 7;
+
+/// How long a collective may take before the communicators are aborted,
+/// and which node says so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NcclWatch {
+    /// This node's rank, named in the errors.
+    pub node: usize,
+    /// Longest wait for one collective (`cluster.timeout_s`).
+    pub timeout: Duration,
+}
+
+impl Default for NcclWatch {
+    fn default() -> Self {
+        NcclWatch {
+            node: 0,
+            timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+/// A CUDA runtime function of the process (libtorch_cuda brings the
+/// runtime), or `None` where there is none.
+///
+/// # Safety
+/// `F` must be the function's true pointer type.
+unsafe fn cuda_symbol<F: Copy>(name: &str) -> Result<Option<F>> {
+    let c = CString::new(name)?;
+    let p = libc::dlsym(libc::RTLD_DEFAULT, c.as_ptr());
+    Ok((!p.is_null()).then(|| std::mem::transmute_copy::<*mut c_void, F>(&p)))
 }
 
 /// Where NCCL is looked for, in order.
@@ -97,18 +147,6 @@ pub fn nccl_candidates() -> Vec<PathBuf> {
         v.push(dir.join("../../nvidia/nccl/lib/libnccl.so.2"));
     }
     v
-}
-
-fn dl_error() -> String {
-    // SAFETY: dlerror returns a NUL-terminated message or null.
-    unsafe {
-        let e = libc::dlerror();
-        if e.is_null() {
-            "unknown error".into()
-        } else {
-            CStr::from_ptr(e).to_string_lossy().into_owned()
-        }
-    }
 }
 
 /// `dlsym` of `name` in `handle`, as a function pointer of type `F`.
@@ -136,15 +174,9 @@ impl Api {
                 continue;
             }
             // SAFETY: the types are NCCL's (nccl.h, 2.x) and CUDA's
-            // cudaSetDevice(int), looked up in the process.
+            // cudaSetDevice(int) and cudaStreamQuery(cudaStream_t), looked
+            // up in the process.
             let api = unsafe {
-                let set_device = {
-                    let c = CString::new("cudaSetDevice")?;
-                    let p = libc::dlsym(libc::RTLD_DEFAULT, c.as_ptr());
-                    (!p.is_null()).then(|| {
-                        std::mem::transmute_copy::<*mut c_void, unsafe extern "C" fn(c_int) -> c_int>(&p)
-                    })
-                };
                 Api {
                     get_version: symbol(handle, "ncclGetVersion")?,
                     get_unique_id: symbol(handle, "ncclGetUniqueId")?,
@@ -156,7 +188,10 @@ impl Api {
                     group_start: symbol(handle, "ncclGroupStart")?,
                     group_end: symbol(handle, "ncclGroupEnd")?,
                     get_error_string: symbol(handle, "ncclGetErrorString")?,
-                    set_device,
+                    comm_get_async_error: symbol(handle, "ncclCommGetAsyncError")?,
+                    comm_abort: symbol(handle, "ncclCommAbort")?,
+                    set_device: cuda_symbol("cudaSetDevice")?,
+                    stream_query: cuda_symbol("cudaStreamQuery")?,
                 }
             };
             return Ok((api, path.display().to_string()));
@@ -171,11 +206,33 @@ impl Api {
         if code == 0 {
             return Ok(());
         }
-        // SAFETY: NCCL returns a static NUL-terminated string.
-        let why = unsafe { CStr::from_ptr((self.get_error_string)(code)) }
-            .to_string_lossy()
-            .into_owned();
-        bail!("NCCL {what} failed: {why} (code {code})")
+        bail!("NCCL {what} failed: {}", self.describe(code))
+    }
+
+    /// NCCL's words for `code`, and the code.
+    fn describe(&self, code: NcclResult) -> String {
+        // SAFETY: NCCL returns a static NUL-terminated string (or null).
+        let why = unsafe {
+            let p = (self.get_error_string)(code);
+            if p.is_null() {
+                "unknown error".into()
+            } else {
+                CStr::from_ptr(p).to_string_lossy().into_owned()
+            }
+        };
+        format!("{why} (code {code})")
+    }
+
+    /// Runs `calls` between `ncclGroupStart` and `ncclGroupEnd`; the group
+    /// is ended whatever `calls` returns (an open group would swallow the
+    /// process's next NCCL calls). The first error wins.
+    fn in_group(&self, calls: impl FnOnce() -> Result<()>) -> Result<()> {
+        // SAFETY: group calls take no arguments.
+        self.check("ncclGroupStart", unsafe { (self.group_start)() })?;
+        let inside = calls();
+        // SAFETY: closes the group opened above, also after an error.
+        let end = self.check("ncclGroupEnd", unsafe { (self.group_end)() });
+        inside.and(end)
     }
 }
 
@@ -220,6 +277,9 @@ pub struct NcclReducer {
     nccl: Nccl,
     comms: Vec<Comm>,
     devices: Vec<usize>,
+    watch: NcclWatch,
+    /// Set once the communicators were aborted (freed by NCCL).
+    aborted: AtomicBool,
 }
 
 // SAFETY: NCCL communicators may be used from any thread, one call at a time;
@@ -234,19 +294,26 @@ impl std::fmt::Debug for NcclReducer {
 }
 
 impl NcclReducer {
-    /// A clique of the GPUs `devices` of this process alone.
-    pub fn local(nccl: Nccl, devices: &[usize]) -> Result<NcclReducer> {
-        let mut comms = vec![std::ptr::null_mut(); devices.len()];
-        let list: Vec<c_int> = devices.iter().map(|&d| d as c_int).collect();
-        // SAFETY: `comms` has room for one communicator per device.
-        nccl.api.check("ncclCommInitAll", unsafe {
-            (nccl.api.comm_init_all)(comms.as_mut_ptr(), list.len() as c_int, list.as_ptr())
-        })?;
-        Ok(NcclReducer {
+    fn new(nccl: Nccl, devices: &[usize], watch: NcclWatch) -> NcclReducer {
+        NcclReducer {
             nccl,
-            comms,
+            comms: vec![std::ptr::null_mut(); devices.len()],
             devices: devices.to_vec(),
-        })
+            watch,
+            aborted: AtomicBool::new(false),
+        }
+    }
+
+    /// A clique of the GPUs `devices` of this process alone.
+    pub fn local(nccl: Nccl, devices: &[usize], watch: NcclWatch) -> Result<NcclReducer> {
+        let mut r = NcclReducer::new(nccl, devices, watch);
+        let list: Vec<c_int> = devices.iter().map(|&d| d as c_int).collect();
+        let api = &r.nccl.api;
+        // SAFETY: `comms` has room for one communicator per device.
+        api.check("ncclCommInitAll", unsafe {
+            (api.comm_init_all)(r.comms.as_mut_ptr(), list.len() as c_int, list.as_ptr())
+        })?;
+        Ok(r)
     }
 
     /// This process's GPUs `devices` as ranks `first_rank..` of a clique of
@@ -258,38 +325,108 @@ impl NcclReducer {
         devices: &[usize],
         first_rank: usize,
         world: usize,
+        watch: NcclWatch,
     ) -> Result<NcclReducer> {
         let Some(set_device) = nccl.api.set_device else {
             bail!("cudaSetDevice is not in this process: is libtorch_cuda.so loaded?");
         };
-        let mut comms = vec![std::ptr::null_mut(); devices.len()];
-        // SAFETY: NCCL's documented pattern for several GPUs per process:
-        // one ncclCommInitRank per device, each with that device current,
+        let mut r = NcclReducer::new(nccl, devices, watch);
+        let (api, comms) = (&r.nccl.api, &mut r.comms);
+        // NCCL's documented pattern for several GPUs per process: one
+        // ncclCommInitRank per device, each with that device current,
         // inside one group.
-        unsafe {
-            nccl.api.check("ncclGroupStart", (nccl.api.group_start)())?;
+        let made = api.in_group(|| {
             for (i, &d) in devices.iter().enumerate() {
-                let code = set_device(d as c_int);
+                // SAFETY: a device index; CUDA checks it.
+                let code = unsafe { set_device(d as c_int) };
                 if code != 0 {
                     bail!("cudaSetDevice({d}) failed with code {code}");
                 }
-                nccl.api.check(
-                    "ncclCommInitRank",
-                    (nccl.api.comm_init_rank)(
+                // SAFETY: an out-pointer to this device's communicator
+                // and the id every rank shares.
+                api.check("ncclCommInitRank", unsafe {
+                    (api.comm_init_rank)(
                         &mut comms[i],
                         world as c_int,
                         id,
                         (first_rank + i) as c_int,
-                    ),
-                )?;
+                    )
+                })?;
             }
-            nccl.api.check("ncclGroupEnd", (nccl.api.group_end)())?;
+            Ok(())
+        });
+        if let Err(e) = made {
+            // Communicators half made wait for peers: abort, never destroy.
+            r.abort();
+            return Err(e);
         }
-        Ok(NcclReducer {
-            nccl,
-            comms,
-            devices: devices.to_vec(),
-        })
+        Ok(r)
+    }
+
+    /// Aborts every communicator (NCCL frees them and ends their kernels,
+    /// so that no thread stays blocked in a collective); at most once.
+    fn abort(&self) {
+        if self.aborted.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        for &c in self.comms.iter().filter(|c| !c.is_null()) {
+            // SAFETY: each communicator was made by NCCL and is aborted once.
+            unsafe {
+                (self.nccl.api.comm_abort)(c);
+            }
+        }
+    }
+
+    /// Waits until the collectives queued on every device's default stream
+    /// have finished, polling NCCL's asynchronous errors meanwhile: an
+    /// error, or no progress within the watch's timeout (a peer that died
+    /// or stopped), aborts the communicators and names the node and device.
+    fn wait(&self, what: &str) -> Result<()> {
+        let api = &self.nccl.api;
+        let (Some(set_device), Some(query)) = (api.set_device, api.stream_query) else {
+            bail!("the CUDA runtime is not in this process: is libtorch_cuda.so loaded?");
+        };
+        let started = std::time::Instant::now();
+        let node = self.watch.node;
+        for &d in &self.devices {
+            // SAFETY: a device index; CUDA checks it.
+            let code = unsafe { set_device(d as c_int) };
+            if code != 0 {
+                bail!("node {node}, cuda:{d}: cudaSetDevice failed with code {code}");
+            }
+            loop {
+                // SAFETY: the null stream is the device's legacy default
+                // stream, where the collectives were queued.
+                match unsafe { query(std::ptr::null_mut()) } {
+                    0 => break,
+                    CUDA_NOT_READY => {}
+                    code => {
+                        self.abort();
+                        bail!("node {node}, cuda:{d}: CUDA error {code} while waiting for NCCL {what}; the NCCL communicators were aborted");
+                    }
+                }
+                for (&c, &dev) in self.comms.iter().zip(&self.devices) {
+                    let mut state: NcclResult = 0;
+                    // SAFETY: a live communicator and an out-pointer.
+                    let asked = unsafe { (api.comm_get_async_error)(c, &mut state) };
+                    let code = if asked != 0 { asked } else { state };
+                    if code != 0 && code != NCCL_IN_PROGRESS {
+                        let why = api.describe(code);
+                        self.abort();
+                        bail!("node {node}, cuda:{dev}: NCCL {what} failed: {why}; the NCCL communicators were aborted and training stops");
+                    }
+                }
+                if started.elapsed() >= self.watch.timeout {
+                    self.abort();
+                    bail!(
+                        "node {node}, cuda:{d}: NCCL {what} did not finish within {} s (cluster.timeout_s): a peer stopped, died or lost the network; the NCCL communicators were aborted and training stops",
+                        self.watch.timeout.as_secs()
+                    );
+                }
+                std::thread::sleep(Duration::from_micros(50));
+            }
+        }
+        Ok(())
     }
 
     fn check_tensor(&self, r: usize, t: &Tensor) -> Result<c_int> {
@@ -323,23 +460,28 @@ impl NcclReducer {
                 types.push(self.check_tensor(r, t)?);
             }
         }
+        if self.aborted.load(Ordering::SeqCst) {
+            bail!("the NCCL communicators were aborted after an earlier failure");
+        }
         let api = &self.nccl.api;
-        // SAFETY: group calls bracket the collectives.
-        api.check("ncclGroupStart", unsafe { (api.group_start)() })?;
-        let mut first_error = Ok(());
-        let mut k = 0;
-        for (r, ts) in tensors.iter().enumerate() {
-            for t in ts {
-                let code = op(t, types[k], self.comms[r]);
-                k += 1;
-                if first_error.is_ok() {
-                    first_error = api.check(what, code);
+        let queued = api.in_group(|| {
+            let mut k = 0;
+            for (r, ts) in tensors.iter().enumerate() {
+                for t in ts {
+                    api.check(what, op(t, types[k], self.comms[r]))?;
+                    k += 1;
                 }
             }
+            Ok(())
+        });
+        if let Err(e) = queued {
+            self.abort();
+            return Err(e.context(format!(
+                "node {}, GPUs {:?}: the NCCL communicators were aborted",
+                self.watch.node, self.devices
+            )));
         }
-        // SAFETY: closes the group opened above, also after an error.
-        api.check("ncclGroupEnd", unsafe { (api.group_end)() })?;
-        first_error
+        self.wait(what)
     }
 
     /// Copies rank 0's `tensors` into every rank's (each replica's list
@@ -400,7 +542,10 @@ impl GradReducer for NcclReducer {
 
 impl Drop for NcclReducer {
     fn drop(&mut self) {
-        for &c in &self.comms {
+        if self.aborted.load(Ordering::SeqCst) {
+            return;
+        }
+        for &c in self.comms.iter().filter(|c| !c.is_null()) {
             // SAFETY: each communicator was made by NCCL and is destroyed once.
             unsafe {
                 (self.nccl.api.comm_destroy)(c);
@@ -412,6 +557,198 @@ impl Drop for NcclReducer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cell::Cell;
+
+    // A stand-in for NCCL and the CUDA runtime: counters per test thread
+    // and behaviour set by each test. Real NCCL needs a GPU; what is
+    // checked here is our side of the protocol (groups always ended,
+    // errors polled, communicators aborted and never destroyed after).
+    thread_local! {
+        static GROUP_DEPTH: Cell<i32> = const { Cell::new(0) };
+        static GROUP_ENDS: Cell<u32> = const { Cell::new(0) };
+        static ABORTED: Cell<u32> = const { Cell::new(0) };
+        static DESTROYED: Cell<u32> = const { Cell::new(0) };
+        static POLLS: Cell<u32> = const { Cell::new(0) };
+        /// The init of this rank fails (-1: none).
+        static FAIL_RANK: Cell<i32> = const { Cell::new(-1) };
+        /// The async error reported from this poll on (0: never).
+        static ERROR_AT_POLL: Cell<u32> = const { Cell::new(0) };
+        /// Polls of the stream before it reports done (u32::MAX: never).
+        static BUSY_POLLS: Cell<u32> = const { Cell::new(u32::MAX) };
+    }
+
+    unsafe extern "C" fn version(v: *mut c_int) -> NcclResult {
+        *v = 23200;
+        0
+    }
+    unsafe extern "C" fn unique_id(_: *mut UniqueId) -> NcclResult {
+        0
+    }
+    unsafe extern "C" fn init_rank(
+        comm: *mut Comm,
+        _: c_int,
+        _: UniqueId,
+        rank: c_int,
+    ) -> NcclResult {
+        if rank == FAIL_RANK.get() {
+            return 2; // ncclSystemError
+        }
+        *comm = (rank as usize + 1) as Comm;
+        0
+    }
+    unsafe extern "C" fn init_all(_: *mut Comm, _: c_int, _: *const c_int) -> NcclResult {
+        0
+    }
+    unsafe extern "C" fn destroy(_: Comm) -> NcclResult {
+        DESTROYED.set(DESTROYED.get() + 1);
+        0
+    }
+    unsafe extern "C" fn collective(
+        _: *const c_void,
+        _: *mut c_void,
+        _: usize,
+        _: c_int,
+        _: c_int,
+        _: Comm,
+        _: *mut c_void,
+    ) -> NcclResult {
+        0
+    }
+    unsafe extern "C" fn group_start() -> NcclResult {
+        GROUP_DEPTH.set(GROUP_DEPTH.get() + 1);
+        0
+    }
+    unsafe extern "C" fn group_end() -> NcclResult {
+        GROUP_DEPTH.set(GROUP_DEPTH.get() - 1);
+        GROUP_ENDS.set(GROUP_ENDS.get() + 1);
+        0
+    }
+    unsafe extern "C" fn error_string(code: NcclResult) -> *const c_char {
+        match code {
+            6 => c"remote process exited or there was a network error".as_ptr(),
+            _ => c"some error".as_ptr(),
+        }
+    }
+    unsafe extern "C" fn async_error(_: Comm, state: *mut NcclResult) -> NcclResult {
+        POLLS.set(POLLS.get() + 1);
+        let at = ERROR_AT_POLL.get();
+        *state = if at > 0 && POLLS.get() >= at { 6 } else { 0 };
+        0
+    }
+    unsafe extern "C" fn abort(_: Comm) -> NcclResult {
+        ABORTED.set(ABORTED.get() + 1);
+        0
+    }
+    unsafe extern "C" fn set_device(_: c_int) -> c_int {
+        0
+    }
+    unsafe extern "C" fn stream_query(_: *mut c_void) -> c_int {
+        let left = BUSY_POLLS.get();
+        if left == 0 {
+            return 0;
+        }
+        if left != u32::MAX {
+            BUSY_POLLS.set(left - 1);
+        }
+        CUDA_NOT_READY
+    }
+
+    fn stand_in() -> Nccl {
+        Nccl {
+            api: Api {
+                get_version: version,
+                get_unique_id: unique_id,
+                comm_init_rank: init_rank,
+                comm_init_all: init_all,
+                comm_destroy: destroy,
+                all_reduce: collective,
+                broadcast: collective,
+                group_start,
+                group_end,
+                get_error_string: error_string,
+                comm_get_async_error: async_error,
+                comm_abort: abort,
+                set_device: Some(set_device),
+                stream_query: Some(stream_query),
+            },
+            path: "stand-in".into(),
+            version: 23200,
+        }
+    }
+
+    fn watch(ms: u64) -> NcclWatch {
+        NcclWatch {
+            node: 3,
+            timeout: Duration::from_millis(ms),
+        }
+    }
+
+    #[test]
+    fn a_failed_init_inside_the_group_still_ends_it_and_aborts_what_was_made() {
+        FAIL_RANK.set(5);
+        let id = UniqueId { internal: [0; 128] };
+        let err = NcclReducer::joined(stand_in(), id, &[0, 1], 4, 8, watch(1000))
+            .expect_err("rank 5 fails");
+        assert!(err.to_string().contains("ncclCommInitRank"), "{err}");
+        assert_eq!(GROUP_DEPTH.get(), 0, "the group was left open");
+        assert_eq!(GROUP_ENDS.get(), 1);
+        assert_eq!(ABORTED.get(), 1, "rank 4's communicator is aborted");
+        assert_eq!(
+            DESTROYED.get(),
+            0,
+            "an aborted communicator is not destroyed"
+        );
+        // Without a failure the clique is made and destroyed at the end.
+        FAIL_RANK.set(-1);
+        drop(NcclReducer::joined(stand_in(), id, &[0, 1], 4, 8, watch(1000)).unwrap());
+        assert_eq!((GROUP_DEPTH.get(), DESTROYED.get()), (0, 2));
+    }
+
+    #[test]
+    fn an_asynchronous_error_aborts_the_communicators_and_names_node_and_device() {
+        let mut r = NcclReducer::new(stand_in(), &[0, 2], watch(60_000));
+        r.comms = vec![1 as Comm, 2 as Comm];
+        ERROR_AT_POLL.set(5);
+        let err = r.wait("ncclAllReduce").unwrap_err().to_string();
+        assert!(
+            err.contains("node 3, cuda:")
+                && err.contains("network error")
+                && err.contains("aborted"),
+            "{err}"
+        );
+        assert_eq!(ABORTED.get(), 2);
+        // Later collectives are refused at once; drop destroys nothing.
+        let err = r.grouped(&[vec![], vec![]], "ncclBroadcast", |_, _, _| 0);
+        assert!(err.unwrap_err().to_string().contains("aborted"));
+        drop(r);
+        assert_eq!((ABORTED.get(), DESTROYED.get()), (2, 0));
+    }
+
+    #[test]
+    fn a_collective_that_never_ends_is_aborted_after_the_timeout() {
+        let mut r = NcclReducer::new(stand_in(), &[1], watch(100));
+        r.comms = vec![1 as Comm];
+        let started = std::time::Instant::now();
+        let err = r.wait("ncclAllReduce").unwrap_err().to_string();
+        assert!(started.elapsed() >= Duration::from_millis(100));
+        assert!(
+            err.contains("node 3, cuda:1") && err.contains("did not finish within"),
+            "{err}"
+        );
+        assert_eq!(ABORTED.get(), 1);
+    }
+
+    #[test]
+    fn a_finished_collective_returns_after_polling() {
+        let mut r = NcclReducer::new(stand_in(), &[0, 1], watch(60_000));
+        r.comms = vec![1 as Comm, 2 as Comm];
+        BUSY_POLLS.set(3);
+        r.wait("ncclAllReduce").unwrap();
+        assert!(POLLS.get() >= 3, "errors polled while waiting");
+        assert_eq!(ABORTED.get(), 0);
+        drop(r);
+        assert_eq!(DESTROYED.get(), 2);
+    }
 
     #[test]
     fn a_missing_nccl_says_where_it_was_looked_for() {

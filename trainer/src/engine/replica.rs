@@ -304,18 +304,21 @@ impl DataParallel {
         let run = |(r, first_row, shard): Work<'_>| -> Option<(f64, Tensor)> {
             r.sgd.zero_grad();
             let (x, y) = shard?;
-            // From page-locked memory (training on CUDA) the copies are
-            // asynchronous: the host goes on to launch the forward pass.
-            let pinned = r.device.is_cuda() && x.f_is_pinned(r.device).unwrap_or(false);
+            // To a GPU the copies are asynchronous: from page-locked memory
+            // (the prefetcher's) the host goes on to launch the forward pass;
+            // from pageable memory CUDA stages the bytes before returning, so
+            // it is safe either way. (Asking `is_pinned(device)` instead
+            // warns once per call in libtorch 2.11: the argument is deprecated.)
+            let non_blocking = r.device.is_cuda();
             let x = x
-                .to_device_(r.device, x.kind(), pinned, false)
+                .to_device_(r.device, x.kind(), non_blocking, false)
                 .to_kind(opts.kind);
             let x = if opts.channels_last {
                 to_channels_last(&x)
             } else {
                 x
             };
-            let y = y.to_device_(r.device, y.kind(), pinned, false);
+            let y = y.to_device_(r.device, y.kind(), non_blocking, false);
             let logits = match opts.dropout_seed {
                 Some(seed) => r
                     .model
@@ -569,6 +572,13 @@ mod tests {
 
     #[test]
     fn one_two_and_four_cpu_replicas_train_the_same_model_with_dropout_on() {
+        // The weights' updates are compared, as L2 norms per tensor. How
+        // far rounding moves them depends on the CPU's kernels (oneDNN picks
+        // others for other shard sizes and instruction sets): up to 1.4% of
+        // an update on an AVX2 machine after 3 steps, where single weights
+        // differed by 5e-5 of the largest; a wrong reduction (a doubled or
+        // a missing shard's gradient) changes an update by half or more.
+        let (_, w0) = run(1, 0, None, 0.5);
         let (l1, w1) = run(1, 3, None, 0.5);
         for n in [2, 4] {
             let (ln, wn) = run(n, 3, None, 0.5);
@@ -578,12 +588,13 @@ mod tests {
                     "{n} replicas: loss {b} vs {a}"
                 );
             }
-            for ((name, a), (_, b)) in w1.iter().zip(&wn) {
-                let scale = a.abs().max().double_value(&[]).max(1e-12);
-                let err = (a - b).abs().max().double_value(&[]) / scale;
+            for (((name, a), (_, b)), (_, w)) in w1.iter().zip(&wn).zip(&w0) {
+                let (da, db) = (a - w, b - w);
+                let scale = da.norm().double_value(&[]).max(1e-30);
+                let err = (&da - &db).norm().double_value(&[]) / scale;
                 assert!(
-                    err < 1e-5,
-                    "{n} replicas: {name} differs by {err} (relative)"
+                    err < 0.1,
+                    "{n} replicas: {name}'s update differs by {err} (relative)"
                 );
             }
         }

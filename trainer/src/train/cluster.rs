@@ -19,7 +19,7 @@ use zftrain_data::Dataset;
 
 use crate::config::RunConfig;
 use crate::engine::rendezvous::{fingerprint, rendezvous, Link, NodeInfo, RendezvousConfig};
-use crate::engine::{reducer_for, GradReducer, LinkReducer, Nccl, NcclReducer};
+use crate::engine::{reducer_for, GradReducer, LinkReducer, Nccl, NcclReducer, NcclWatch};
 use crate::train::state::TrainerState;
 
 /// The fingerprint of what every node must agree on: the run's
@@ -111,8 +111,12 @@ pub fn reducer(
     link: Option<&Arc<Mutex<Link>>>,
     devices: &[Device],
 ) -> Result<Box<dyn GradReducer>> {
+    let watch = NcclWatch {
+        node: config.cluster.node_rank,
+        timeout: Duration::from_secs(config.cluster.timeout_s),
+    };
     let Some(link) = link else {
-        return reducer_for(devices, config.train.reducer);
+        return reducer_for(devices, config.train.reducer, watch);
     };
     let guard = link
         .lock()
@@ -126,6 +130,7 @@ pub fn reducer(
             &gpus,
             guard.first_replica(),
             guard.world_replicas(),
+            watch,
         )
         .context("joining the NCCL clique of all nodes")?;
         return Ok(Box::new(reducer));

@@ -36,6 +36,14 @@ pub struct Prepared {
     pub labels: Tensor,
 }
 
+/// A page-locked copy of CPU tensor `t`, which a GPU copies from
+/// asynchronously. Through `_pin_memory`, which takes the device type without
+/// comment: `pin_memory(device)` is deprecated in libtorch 2.11 and writes a
+/// warning to stderr on every call (tch always passes the device).
+pub fn page_locked(t: &Tensor) -> Result<Tensor, tch::TchError> {
+    t.f_internal_pin_memory(Device::Cuda(0))
+}
+
 /// `[N, 3, crop, crop]` images and `[N]` labels of `batch` laid out as asked.
 pub fn to_tensors(batch: &Batch, layout: &TensorLayout) -> Result<(Tensor, Tensor), tch::TchError> {
     let c = layout.crop as i64;
@@ -43,8 +51,7 @@ pub fn to_tensors(batch: &Batch, layout: &TensorLayout) -> Result<(Tensor, Tenso
     let images = Tensor::from_slice(&batch.images).view([n, 3, c, c]);
     let labels = Tensor::from_slice(&batch.labels);
     if layout.pinned {
-        let cuda = Device::Cuda(0);
-        return Ok((images.f_pin_memory(cuda)?, labels.f_pin_memory(cuda)?));
+        return Ok((page_locked(&images)?, page_locked(&labels)?));
     }
     let images = if layout.kind == Kind::Float {
         images
@@ -123,6 +130,41 @@ mod tests {
     use zftrain_data::loader::LoaderConfig;
     use zftrain_data::synth::{write_synthetic, SynthConfig};
     use zftrain_data::{Augment, Dataset, Transform};
+
+    /// What pinning a tensor for a GPU writes to stderr, in a child process
+    /// (this test binary again): `deprecated_call` picks tch's
+    /// `pin_memory(device)` instead of [`page_locked`]. Without a GPU the
+    /// pinning itself fails; libtorch's warning, if any, comes first.
+    fn stderr_of_pinning(deprecated_call: bool) -> String {
+        let name = "train::prefetch::tests::pinning_for_a_gpu_writes_no_deprecation_warning";
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", name, "--nocapture", "--test-threads=1"])
+            .env(
+                "ZFTRAIN_PIN_CHILD",
+                if deprecated_call { "old" } else { "new" },
+            )
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    #[test]
+    fn pinning_for_a_gpu_writes_no_deprecation_warning() {
+        if let Ok(how) = std::env::var("ZFTRAIN_PIN_CHILD") {
+            let t = Tensor::zeros([4], (Kind::Float, Device::Cpu));
+            let _ = match how.as_str() {
+                "old" => t.f_pin_memory(Device::Cuda(0)),
+                _ => page_locked(&t),
+            };
+            return;
+        }
+        let err = stderr_of_pinning(false);
+        assert!(!err.contains("deprecated"), "{err}");
+        // The check can see the warning: the deprecated call writes it here.
+        let err = stderr_of_pinning(true);
+        assert!(err.contains("deprecated"), "{err}");
+    }
 
     fn loader(dir: &std::path::Path) -> Loader {
         let config = SynthConfig {

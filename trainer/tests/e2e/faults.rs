@@ -151,7 +151,13 @@ impl NewLog {
     /// ends a hung test; the waiting itself is for the log lines.)
     fn wait_for_steps(&self, child: &mut Child, n: usize) {
         let started = Instant::now();
-        while self.text().lines().filter(|l| l.contains(" train ")).count() < n {
+        while self
+            .text()
+            .lines()
+            .filter(|l| l.contains(" train "))
+            .count()
+            < n
+        {
             assert!(
                 child.try_wait().unwrap().is_none(),
                 "training ended before {n} steps"
