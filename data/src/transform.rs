@@ -22,10 +22,20 @@ use serde::{Deserialize, Serialize};
 use crate::mean_image::MeanImage;
 use crate::rng::SplitMix64;
 
-/// ImageNet's per-channel mean on `[0, 1]` pixels (torchvision's).
-pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
-/// ImageNet's per-channel standard deviation (torchvision's).
-pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
+/// ImageNet's per-channel mean on `[0, 1]` pixels (torchvision's), as
+/// weights files record it: the one place these numbers are written.
+pub const IMAGENET_MEAN_F64: [f64; 3] = [0.485, 0.456, 0.406];
+/// ImageNet's per-channel standard deviation (torchvision's), as weights
+/// files record it.
+pub const IMAGENET_STD_F64: [f64; 3] = [0.229, 0.224, 0.225];
+/// [`IMAGENET_MEAN_F64`] as the transforms use it.
+pub const IMAGENET_MEAN: [f32; 3] = narrow(IMAGENET_MEAN_F64);
+/// [`IMAGENET_STD_F64`] as the transforms use it.
+pub const IMAGENET_STD: [f32; 3] = narrow(IMAGENET_STD_F64);
+
+const fn narrow(v: [f64; 3]) -> [f32; 3] {
+    [v[0] as f32, v[1] as f32, v[2] as f32]
+}
 
 /// Which augmentation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -43,6 +43,10 @@ pub enum HookError {
     /// libtorch refused an operation.
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
+    /// A file could not be written (the checkpoints crate's atomic writer
+    /// names it).
+    #[error(transparent)]
+    Write(#[from] zftrain_checkpoints::CheckpointError),
     /// A file could not be written or read.
     #[error("{path}: {source}")]
     Io {

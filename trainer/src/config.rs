@@ -13,6 +13,9 @@ use zftrain_data::Augment;
 use zftrain_hooks::HookSpec;
 use zftrain_model::{ArchName, InitScheme};
 
+pub use zftrain_engine::devices::MAX_DEVICES;
+pub use zftrain_engine::{OptimConfig, ReducerChoice};
+
 /// Everything a training run needs to know.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -188,22 +191,6 @@ pub struct TrainConfig {
     pub cudnn_benchmark: bool,
 }
 
-/// `train.reducer`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ReducerChoice {
-    /// NCCL for two or more GPUs when it can be loaded, else `copy`.
-    Auto,
-    /// NCCL, or an error if it cannot be loaded.
-    Nccl,
-    /// Sums on the first device by copies (deterministic; CPU replicas).
-    Copy,
-}
-
-/// The most devices (GPUs or CPU replicas) a run may ask for: more than
-/// any machine has, few enough to list.
-pub const MAX_DEVICES: usize = 1024;
-
 /// Which GPUs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -263,20 +250,6 @@ pub fn cpu_has_bf16() -> bool {
             })
         })
         .unwrap_or(false)
-}
-
-/// `[optim]`: SGD with momentum, as PyTorch's `torch.optim.SGD`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct OptimConfig {
-    /// Base learning rate.
-    pub lr: f64,
-    /// Momentum.
-    pub momentum: f64,
-    /// L2 weight decay.
-    pub weight_decay: f64,
-    /// Nesterov momentum.
-    pub nesterov: bool,
 }
 
 /// The schedule kinds.
@@ -405,17 +378,6 @@ impl Default for TrainConfig {
             channels_last: true,
             reducer: ReducerChoice::Auto,
             cudnn_benchmark: true,
-        }
-    }
-}
-
-impl Default for OptimConfig {
-    fn default() -> Self {
-        OptimConfig {
-            lr: 0.01,
-            momentum: 0.9,
-            weight_decay: 5e-4,
-            nesterov: false,
         }
     }
 }

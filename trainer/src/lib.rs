@@ -3,14 +3,17 @@
 //!
 //! `cli` parses flags, `commands` runs them, `weights` moves parameters
 //! between networks and files, `config` is the run configuration and `train`
-//! the training loop.
+//! the training loop. The data-parallel engine (replicas, reducers, NCCL,
+//! devices, SGD) is the `zftrain-engine` crate, re-exported here as
+//! `engine` and `devices`.
+
+pub use zftrain_engine as engine;
+pub use zftrain_engine::devices;
 
 pub mod allocator;
 pub mod benchmark;
 pub mod cli;
 pub mod commands;
 pub mod config;
-pub mod devices;
-pub mod engine;
 pub mod train;
 pub mod weights;

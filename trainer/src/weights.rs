@@ -12,19 +12,20 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
-use tch::nn::VarStore;
-use tch::{Device, Tensor};
-use zftrain_checkpoints::{assign_strict, Metadata};
+use tch::Tensor;
+use zftrain_checkpoints::Metadata;
 use zftrain_model::arch::ArchConfig;
 use zftrain_model::arch_file::{parse_arch, set_classes, table_difference, write_arch};
-use zftrain_model::{Arch, ArchName, InitScheme, Network};
+use zftrain_model::{Arch, ArchName};
+
+pub use zftrain_model::Model;
 
 use crate::cli::ArchArgs;
 
 /// ImageNet's per-channel mean of `[0, 1]` RGB pixels (torchvision's).
-pub const IMAGENET_MEAN: [f64; 3] = [0.485, 0.456, 0.406];
+pub const IMAGENET_MEAN: [f64; 3] = zftrain_data::transform::IMAGENET_MEAN_F64;
 /// ImageNet's per-channel standard deviation (torchvision's).
-pub const IMAGENET_STD: [f64; 3] = [0.229, 0.224, 0.225];
+pub const IMAGENET_STD: [f64; 3] = zftrain_data::transform::IMAGENET_STD_F64;
 
 /// Where an architecture comes from: a built-in name, or a layer table read
 /// from an architecture file (which then travels with the weights, so a
@@ -288,40 +289,4 @@ pub fn config_from_args(args: &ArchArgs) -> Result<(ArchSpec, ArchConfig)> {
         ..ArchConfig::default()
     };
     Ok((ArchSpec::Builtin(arch), config))
-}
-
-/// A network and the variable store that owns its parameters.
-#[derive(Debug)]
-pub struct Model {
-    /// Owns the parameters.
-    pub vs: VarStore,
-    /// The network.
-    pub net: Network,
-}
-
-impl Model {
-    /// A freshly initialized network of `arch` on `device`.
-    pub fn new(arch: Arch, init: InitScheme, device: Device) -> Result<Model> {
-        let vs = VarStore::new(device);
-        let net = Network::new(&vs.root(), arch, init)?;
-        Ok(Model { vs, net })
-    }
-
-    /// The `state_dict`: parameters and batch-norm buffers as `(PyTorch
-    /// name, tensor)` in PyTorch's order (what files hold).
-    pub fn named_weights(&self) -> Vec<(String, Tensor)> {
-        self.net.named_state()
-    }
-
-    /// The learnable parameters only (what the optimizer steps and the
-    /// gradients are reduced over).
-    pub fn named_parameters(&self) -> Vec<(String, Tensor)> {
-        self.net.named_parameters()
-    }
-
-    /// Fills the parameters from `tensors` (read from `path`), strictly.
-    pub fn assign(&self, path: &Path, tensors: Vec<(String, Tensor)>) -> Result<()> {
-        assign_strict(path, tensors, &self.named_weights())?;
-        Ok(())
-    }
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde_json::json;
 use tch::Device;
-use zftrain_checkpoints::{read_safetensors, write_safetensors, Checkpoint};
+use zftrain_checkpoints::{assign_strict, read_safetensors, write_safetensors, Checkpoint};
 use zftrain_model::InitScheme;
 
 use crate::cli::{ArchArgs, ExportArgs, ImportArgs, InitArgs};
@@ -42,7 +42,7 @@ pub fn load_model(
     let (tensors, meta) = read_safetensors(&path)?;
     let info = WeightsInfo::resolve(&path, &meta, args, &tensors)?;
     let model = Model::new(info.arch_table()?, InitScheme::Pytorch, Device::Cpu)?;
-    model.assign(&path, tensors)?;
+    assign_strict(&path, tensors, &model.named_weights())?;
     Ok((model, info))
 }
 

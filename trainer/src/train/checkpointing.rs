@@ -19,9 +19,9 @@ use zftrain_model::arch_file::table_difference;
 
 use crate::config::RunConfig;
 use crate::train::hooks::HOOK_PREFIX;
-use crate::train::optimizer::Sgd;
 use crate::train::state::TrainerState;
 use crate::weights::{ArchSpec, Model, WeightsInfo};
+use zftrain_engine::Sgd;
 
 /// The momentum buffers file.
 pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";

@@ -4,9 +4,33 @@
 //! Our own so that the momentum buffers are plain named tensors that go
 //! into checkpoints.
 
+use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
-use crate::config::OptimConfig;
+/// `[optim]`: SGD with momentum, as PyTorch's `torch.optim.SGD`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OptimConfig {
+    /// Base learning rate.
+    pub lr: f64,
+    /// Momentum.
+    pub momentum: f64,
+    /// L2 weight decay.
+    pub weight_decay: f64,
+    /// Nesterov momentum.
+    pub nesterov: bool,
+}
+
+impl Default for OptimConfig {
+    fn default() -> Self {
+        OptimConfig {
+            lr: 0.01,
+            momentum: 0.9,
+            weight_decay: 5e-4,
+            nesterov: false,
+        }
+    }
+}
 
 /// SGD over named parameters.
 #[derive(Debug)]

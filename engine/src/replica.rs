@@ -11,9 +11,8 @@ use super::reduce::GradReducer;
 use super::rendezvous::Link;
 use super::scaler::LossScaler;
 use super::workers::Workers;
-use crate::config::OptimConfig;
-use crate::train::optimizer::Sgd;
-use crate::weights::Model;
+use crate::optimizer::{OptimConfig, Sgd};
+use zftrain_model::Model;
 
 /// One replica: its parameters on its device and its optimizer.
 struct Replica {
@@ -458,7 +457,7 @@ impl DataParallel {
             let net = &r.model.net;
             for i in net.arch().conv_indices() {
                 if let Some(w) = net.weight(i) {
-                    crate::train::renorm::renormalize_filters(w, radius);
+                    crate::renorm::renormalize_filters(w, radius);
                 }
             }
         }
@@ -496,7 +495,7 @@ impl DataParallel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::CopyReducer;
+    use crate::CopyReducer;
     use zftrain_model::arch::ArchConfig;
     use zftrain_model::ArchName;
 
@@ -626,8 +625,8 @@ mod tests {
 
     #[test]
     fn nodes_without_images_take_part_and_a_batch_empty_everywhere_is_no_step() {
-        use crate::engine::rendezvous::{rendezvous, NodeInfo, RendezvousConfig};
-        use crate::engine::LinkReducer;
+        use crate::rendezvous::{rendezvous, NodeInfo, RendezvousConfig};
+        use crate::LinkReducer;
         let address = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().to_string()

@@ -10,6 +10,18 @@ use tch::{Device, Kind, Tensor};
 
 use super::rendezvous::Link;
 
+/// `train.reducer`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReducerChoice {
+    /// NCCL for two or more GPUs when it can be loaded, else `copy`.
+    Auto,
+    /// NCCL, or an error if it cannot be loaded.
+    Nccl,
+    /// Sums on the first device by copies (deterministic; CPU replicas).
+    Copy,
+}
+
 /// Makes every replica's gradients the weighted sum of all replicas'.
 pub trait GradReducer: Send {
     /// `grads[r][p]`: gradient of parameter `p` on replica `r` (each on its

@@ -18,6 +18,10 @@ use std::sync::OnceLock;
 use anyhow::{bail, Result};
 use tch::{Device, Kind, Tensor};
 
+/// The most devices (GPUs or CPU replicas) a run may ask for: more than
+/// any machine has, few enough to list.
+pub const MAX_DEVICES: usize = 1024;
+
 /// The environment variable naming `libtorch_cuda.so` explicitly.
 pub const CUDA_LIB_ENV: &str = "ZFTRAIN_LIBTORCH_CUDA";
 
@@ -183,8 +187,8 @@ pub fn parse_gpus(flag: &str) -> Result<Vec<usize>> {
         return Ok(ids);
     }
     let n: usize = flag.parse().map_err(|_| bad())?;
-    if n > crate::config::MAX_DEVICES {
-        bail!("--gpus {n}: at most {} devices", crate::config::MAX_DEVICES);
+    if n > MAX_DEVICES {
+        bail!("--gpus {n}: at most {} devices", MAX_DEVICES);
     }
     Ok((0..n).collect())
 }

@@ -14,22 +14,33 @@
 //! batch exactly what one device would, so N replicas train the same model as
 //! one even with dropout on (up to floating-point reduction order).
 
+//!
+//! The crate holds everything below the training session that is about
+//! devices and parameters: which devices there are ([`devices`]), the
+//! replicas ([`replica`]) and their threads ([`workers`]), the gradient
+//! reducers ([`reduce`], [`nccl`]), the rendezvous and links between
+//! nodes ([`rendezvous`]), SGD ([`optimizer`]), ZF's filter
+//! renormalization ([`renorm`]) and fp16 loss scaling ([`scaler`]). It
+//! depends on `zftrain-model` and on nothing above it.
+
+pub mod devices;
 pub mod nccl;
+pub mod optimizer;
 pub mod reduce;
 pub mod rendezvous;
+pub mod renorm;
 pub mod replica;
 pub mod scaler;
 pub mod workers;
 
 pub use nccl::{Nccl, NcclReducer, NcclWatch};
-pub use reduce::{CopyReducer, GradReducer, LinkReducer};
+pub use optimizer::{OptimConfig, Sgd};
+pub use reduce::{CopyReducer, GradReducer, LinkReducer, ReducerChoice};
 pub use replica::{DataParallel, StepOptions, StepOutput};
 pub use scaler::LossScaler;
 
 use anyhow::{bail, Result};
 use tch::Device;
-
-use crate::config::ReducerChoice;
 
 /// The gradient reducer for `devices` as `choice` asks: NCCL needs two or
 /// more GPUs; `auto` falls back to device copies (with a warning) when NCCL
