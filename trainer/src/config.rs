@@ -13,8 +13,8 @@ use zftrain_data::Augment;
 use zftrain_hooks::HookSpec;
 use zftrain_model::{ArchName, InitScheme};
 
-pub use zftrain_engine::devices::MAX_DEVICES;
-pub use zftrain_engine::{OptimConfig, ReducerChoice};
+pub use zftrain_parallel::devices::MAX_DEVICES;
+pub use zftrain_parallel::{OptimConfig, ReducerChoice};
 
 /// Everything a training run needs to know.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -4,11 +4,11 @@
 //! `cli` parses flags, `commands` runs them, `weights` moves parameters
 //! between networks and files, `config` is the run configuration and `train`
 //! the training loop. The data-parallel engine (replicas, reducers, NCCL,
-//! devices, SGD) is the `zftrain-engine` crate, re-exported here as
+//! devices, SGD) is the `zftrain-parallel` crate, re-exported here as
 //! `engine` and `devices`.
 
-pub use zftrain_engine as engine;
-pub use zftrain_engine::devices;
+pub use zftrain_parallel as engine;
+pub use zftrain_parallel::devices;
 
 pub mod allocator;
 pub mod benchmark;

@@ -21,7 +21,7 @@ use crate::config::RunConfig;
 use crate::train::hooks::HOOK_PREFIX;
 use crate::train::state::TrainerState;
 use crate::weights::{ArchSpec, Model, WeightsInfo};
-use zftrain_engine::Sgd;
+use zftrain_parallel::Sgd;
 
 /// The momentum buffers file.
 pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";

@@ -5,6 +5,7 @@ mod analyze;
 mod arch_files;
 mod cluster;
 mod common;
+mod docs;
 mod faults;
 mod fuzz_replay;
 mod gpu;
