@@ -247,7 +247,7 @@ fn gpu_check_with_the_stand_in_gets_past_detection_and_reports_the_failure() {
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("out");
     let out = gpu_check(
-        &["--budget", "300", s(&out_dir)],
+        &["--budget", "540", s(&out_dir)],
         &[("ZFTRAIN_LIBTORCH_CUDA", standin())],
     );
     let err = String::from_utf8_lossy(&out.stderr);
