@@ -521,7 +521,9 @@ mod tests {
     fn pytorch_init_is_bounded_by_one_over_sqrt_fan_in() {
         let (vs, _) = net(ArchName::ZfnetSeed, InitScheme::Pytorch);
         let w = &vs.variables()["features.3.weight"];
-        let bound = 1.0 / ((96 * 25) as f64).sqrt();
+        // The bound as the f32 weights hold it: rounded to f32, it can lie a
+        // little above the f64 value, and so can the largest weight drawn.
+        let bound = (1.0 / ((96 * 25) as f64).sqrt()) as f32 as f64;
         let max = w.abs().max().double_value(&[]);
         assert!(max <= bound && max > 0.9 * bound, "max {max} bound {bound}");
     }
