@@ -25,13 +25,18 @@ pub const MAX_DEVICES: usize = 1024;
 /// The environment variable naming `libtorch_cuda.so` explicitly.
 pub const CUDA_LIB_ENV: &str = "ZFTRAIN_LIBTORCH_CUDA";
 
-/// The folder of the `libtorch_cpu.so` this process runs on.
-pub(crate) fn libtorch_dir() -> Option<PathBuf> {
+/// The path of a library named `name` mapped into this process, if any.
+fn mapped_library(name: &str) -> Option<PathBuf> {
     let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
     maps.lines()
         .filter_map(|l| l.split_whitespace().nth(5))
-        .find(|p| p.ends_with("/libtorch_cpu.so"))
-        .and_then(|p| PathBuf::from(p).parent().map(PathBuf::from))
+        .find(|p| p.strip_suffix(name).is_some_and(|dir| dir.ends_with('/')))
+        .map(PathBuf::from)
+}
+
+/// The folder of the `libtorch_cpu.so` this process runs on.
+pub(crate) fn libtorch_dir() -> Option<PathBuf> {
+    mapped_library("libtorch_cpu.so").and_then(|p| p.parent().map(PathBuf::from))
 }
 
 /// Where `libtorch_cuda.so` is looked for, in order.
@@ -93,21 +98,12 @@ fn already_loaded(path: &Path) -> bool {
     .is_null()
 }
 
-/// A `libtorch_cuda.so` mapped into this process, if any.
-fn mapped_cuda_library() -> Option<PathBuf> {
-    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
-    maps.lines()
-        .filter_map(|l| l.split_whitespace().nth(5))
-        .find(|p| p.ends_with("/libtorch_cuda.so"))
-        .map(PathBuf::from)
-}
-
 fn open_cuda_library() -> Result<PathBuf> {
     let candidates = cuda_library_candidates();
     if let Some(p) = candidates.iter().find(|p| already_loaded(p)) {
         return Ok(p.clone());
     }
-    if let Some(p) = mapped_cuda_library() {
+    if let Some(p) = mapped_library("libtorch_cuda.so") {
         return Ok(p);
     }
     let Some(path) = candidates.iter().find(|p| p.is_file()) else {

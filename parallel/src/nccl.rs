@@ -125,15 +125,24 @@ impl Default for NcclWatch {
     }
 }
 
+/// `dlsym` of `name` in `handle` as a function pointer of type `F`, or
+/// `None` where there is no such symbol.
+///
+/// # Safety
+/// `F` must be the symbol's true function pointer type.
+unsafe fn lookup<F: Copy>(handle: *mut c_void, name: &str) -> Result<Option<F>> {
+    let c = CString::new(name)?;
+    let p = libc::dlsym(handle, c.as_ptr());
+    Ok((!p.is_null()).then(|| std::mem::transmute_copy::<*mut c_void, F>(&p)))
+}
+
 /// A CUDA runtime function of the process (libtorch_cuda brings the
 /// runtime), or `None` where there is none.
 ///
 /// # Safety
 /// `F` must be the function's true pointer type.
 unsafe fn cuda_symbol<F: Copy>(name: &str) -> Result<Option<F>> {
-    let c = CString::new(name)?;
-    let p = libc::dlsym(libc::RTLD_DEFAULT, c.as_ptr());
-    Ok((!p.is_null()).then(|| std::mem::transmute_copy::<*mut c_void, F>(&p)))
+    lookup(libc::RTLD_DEFAULT, name)
 }
 
 /// Where NCCL is looked for, in order.
@@ -154,12 +163,10 @@ pub fn nccl_candidates() -> Vec<PathBuf> {
 /// # Safety
 /// `F` must be the symbol's true function pointer type.
 unsafe fn symbol<F: Copy>(handle: *mut c_void, name: &str) -> Result<F> {
-    let c = CString::new(name)?;
-    let p = libc::dlsym(handle, c.as_ptr());
-    if p.is_null() {
-        bail!("NCCL has no symbol {name}: {}", dl_error());
+    match lookup(handle, name)? {
+        Some(f) => Ok(f),
+        None => bail!("NCCL has no symbol {name}: {}", dl_error()),
     }
-    Ok(std::mem::transmute_copy::<*mut c_void, F>(&p))
 }
 
 impl Api {
@@ -382,51 +389,70 @@ impl NcclReducer {
     /// error, or no progress within the watch's timeout (a peer that died
     /// or stopped), aborts the communicators and names the node and device.
     fn wait(&self, what: &str) -> Result<()> {
+        let Err(failure) = self.poll(what) else {
+            return Ok(());
+        };
+        self.abort();
+        bail!(
+            "node {}, {failure}; the NCCL communicators were aborted and training stops",
+            self.watch.node
+        )
+    }
+
+    /// Polls every device's default stream until it is done, checking the
+    /// communicators' asynchronous errors meanwhile; what went wrong
+    /// otherwise, as `cuda:D: ...`.
+    fn poll(&self, what: &str) -> Result<(), String> {
         let api = &self.nccl.api;
         let (Some(set_device), Some(query)) = (api.set_device, api.stream_query) else {
-            bail!("the CUDA runtime is not in this process: is libtorch_cuda.so loaded?");
+            return Err(
+                "the CUDA runtime is not in this process: is libtorch_cuda.so loaded?".into(),
+            );
         };
         let started = std::time::Instant::now();
-        let node = self.watch.node;
         for &d in &self.devices {
             // SAFETY: a device index; CUDA checks it.
             let code = unsafe { set_device(d as c_int) };
             if code != 0 {
-                bail!("node {node}, cuda:{d}: cudaSetDevice failed with code {code}");
+                return Err(format!("cuda:{d}: cudaSetDevice failed with code {code}"));
             }
-            loop {
-                // SAFETY: the null stream is the device's legacy default
-                // stream, where the collectives were queued.
-                match unsafe { query(std::ptr::null_mut()) } {
-                    0 => break,
-                    CUDA_NOT_READY => {}
-                    code => {
-                        self.abort();
-                        bail!("node {node}, cuda:{d}: CUDA error {code} while waiting for NCCL {what}; the NCCL communicators were aborted");
-                    }
+            // SAFETY: the null stream is the device's legacy default
+            // stream, where the collectives were queued.
+            while let code @ 1.. = unsafe { query(std::ptr::null_mut()) } {
+                if code != CUDA_NOT_READY {
+                    return Err(format!(
+                        "cuda:{d}: CUDA error {code} while waiting for NCCL {what}"
+                    ));
                 }
-                for (&c, &dev) in self.comms.iter().zip(&self.devices) {
-                    let mut state: NcclResult = 0;
-                    // SAFETY: a live communicator and an out-pointer.
-                    let asked = unsafe { (api.comm_get_async_error)(c, &mut state) };
-                    let code = if asked != 0 { asked } else { state };
-                    if code != 0 && code != NCCL_IN_PROGRESS {
-                        let why = api.describe(code);
-                        self.abort();
-                        bail!("node {node}, cuda:{dev}: NCCL {what} failed: {why}; the NCCL communicators were aborted and training stops");
-                    }
+                if let Some((dev, code)) = self.async_error() {
+                    return Err(format!(
+                        "cuda:{dev}: NCCL {what} failed: {}",
+                        api.describe(code)
+                    ));
                 }
                 if started.elapsed() >= self.watch.timeout {
-                    self.abort();
-                    bail!(
-                        "node {node}, cuda:{d}: NCCL {what} did not finish within {} s (cluster.timeout_s): a peer stopped, died or lost the network; the NCCL communicators were aborted and training stops",
+                    return Err(format!(
+                        "cuda:{d}: NCCL {what} did not finish within {} s (cluster.timeout_s): a peer stopped, died or lost the network",
                         self.watch.timeout.as_secs()
-                    );
+                    ));
                 }
                 std::thread::sleep(Duration::from_micros(50));
             }
         }
         Ok(())
+    }
+
+    /// The first communicator with an asynchronous error: its device and
+    /// the error.
+    fn async_error(&self) -> Option<(usize, NcclResult)> {
+        let api = &self.nccl.api;
+        self.comms.iter().zip(&self.devices).find_map(|(&c, &dev)| {
+            let mut state: NcclResult = 0;
+            // SAFETY: a live communicator and an out-pointer.
+            let asked = unsafe { (api.comm_get_async_error)(c, &mut state) };
+            let code = if asked != 0 { asked } else { state };
+            (code != 0 && code != NCCL_IN_PROGRESS).then_some((dev, code))
+        })
     }
 
     fn check_tensor(&self, r: usize, t: &Tensor) -> Result<c_int> {

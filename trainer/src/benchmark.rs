@@ -412,13 +412,6 @@ fn updates_difference(
         nesterov: false,
     };
     let side = arch.input[1];
-    let on_cpu = |dp: &DataParallel| -> Vec<Tensor> {
-        dp.primary()
-            .named_weights()
-            .into_iter()
-            .map(|(_, t)| t.to_device(Device::Cpu).copy())
-            .collect()
-    };
     // The updates (weights after the steps less the initial ones), which a
     // wrong reduction changes by their own size.
     let train = |devices: &[Device]| -> Result<Vec<(String, Tensor)>> {
@@ -435,15 +428,18 @@ fn updates_difference(
         )?;
         // Weights and inputs from our own generator: libtorch's is global,
         // and other threads (tests) may draw from it meanwhile.
-        tch::no_grad(|| {
-            for (i, (_, mut w)) in dp.primary().named_weights().into_iter().enumerate() {
-                let fan_in: i64 = w.size()[1..].iter().product::<i64>().max(1);
-                let bound = (6.0 / fan_in as f64).sqrt();
-                w.copy_(&drawn(&w.size(), i as u64, bound).to_device(w.device()));
-            }
+        let initial: Vec<Tensor> = tch::no_grad(|| {
+            let weights = dp.primary().named_weights().into_iter().enumerate();
+            weights
+                .map(|(i, (_, mut w))| {
+                    let fan_in: i64 = w.size()[1..].iter().product::<i64>().max(1);
+                    let init = drawn(&w.size(), i as u64, (6.0 / fan_in as f64).sqrt());
+                    w.copy_(&init.to_device(w.device()));
+                    init
+                })
+                .collect()
         });
         dp.broadcast_from_first();
-        let initial = on_cpu(&dp);
         for step in 0..steps as i64 {
             // Inputs and a rate that keep the loss near ln(10): a diverging
             // run would amplify rounding differences into large ones.
@@ -457,9 +453,9 @@ fn updates_difference(
             dp.step(&x, &y, &opts)?;
             dp.check_in_sync()?;
         }
-        let names = dp.primary().named_weights().into_iter().map(|(n, _)| n);
-        Ok(names
-            .zip(on_cpu(&dp).iter().zip(&initial).map(|(a, b)| a - b))
+        let weights = dp.primary().named_weights().into_iter().zip(&initial);
+        Ok(weights
+            .map(|((name, w), init)| (name, w.to_device(Device::Cpu) - init))
             .collect())
     };
     let one = train(&[device])?;

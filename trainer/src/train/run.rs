@@ -445,8 +445,11 @@ pub fn train_with_hooks(
         Some(runner)
     };
     // A checkpoint of everything: replica 0's weights and momentum, the
-    // trainer state, the mean image and the hooks' states.
+    // trainer state, the mean image and the hooks' states. TensorBoard is
+    // flushed first, so every step a checkpoint holds has its points on
+    // disk and a resumed curve has no gap.
     let checkpoint = |dp: &DataParallel, state: &TrainerState, hooks: &Option<HookRunner>| {
+        tb.flush()?;
         let hook_states: Vec<(String, HookState)> = match hooks {
             Some(h) => h.states()?,
             None => Vec::new(),
@@ -617,9 +620,6 @@ pub fn train_with_hooks(
             {
                 // Within the epoch (its end writes one anyway): bounds what a
                 // crash can lose.
-                // TensorBoard first: every step a checkpoint holds has its
-                // points on disk, so a resumed curve has no gap.
-                tb.flush()?;
                 state.schedule = schedule.state.clone();
                 let path = checkpoint(&dp, &state, &hooks)?;
                 info!(checkpoint = %path.display(), step = state.global_step, "periodic checkpoint");
@@ -646,7 +646,6 @@ pub fn train_with_hooks(
             });
         }
         if interrupted {
-            tb.flush()?;
             state.schedule = schedule.state.clone();
             let path = checkpoint(&dp, &state, &hooks)?;
             info!(checkpoint = %path.display(), "interrupted; checkpoint written");
@@ -714,7 +713,6 @@ pub fn train_with_hooks(
         }
         val_top1 = Some(val.top1());
         stop_requested |= fire(&mut hooks, Event::EpochEnd, dp.net(), &state, &run_dir, &tb)?;
-        tb.flush()?;
         let path = checkpoint(&dp, &state, &hooks)?;
         fire(
             &mut hooks,

@@ -103,32 +103,24 @@ fn gpu_runs_load_cuda_before_asking_and_fail_clearly_at_the_first_tensor() {
     let dir = tempfile::tempdir().unwrap();
     let data = crate::train::tiny_data(dir.path());
     let runs = dir.path().join("runs");
+    // `zftrain train` on the tiny data with `extra` flags, with the stand-in.
     let train = |extra: &[&str]| {
-        let mut a = vec![
-            "train",
-            "--arch",
-            "zfnet-seed",
-            "--data",
-            s(&data),
-            "--runs-dir",
-            s(&runs),
-            "--epochs",
-            "1",
-        ];
+        let mut a = vec!["train", "--arch", "zfnet-seed", "--data", s(&data)];
+        a.extend(["--runs-dir", s(&runs), "--epochs", "1"]);
         a.extend_from_slice(extra);
-        a.iter().map(|x| x.to_string()).collect::<Vec<_>>()
+        with_standin(&a, &[])
     };
-    let strs = |v: &[String]| v.iter().map(String::clone).collect::<Vec<_>>();
     // --gpus on the command line (the guard in main loads CUDA first).
-    let a = strs(&train(&["--gpus", "2", "--name", "flag"]));
-    let a: Vec<&str> = a.iter().map(String::as_str).collect();
-    past_detection(&failed_with(&with_standin(&a, &[])));
+    past_detection(&failed_with(&train(&["--gpus", "2", "--name", "flag"])));
     // GPUs named only in a config file (train loads CUDA once it read it).
     let config = dir.path().join("gpus.toml");
     std::fs::write(&config, "[train]\ngpus = 2\n").unwrap();
-    let a = strs(&train(&["--config", s(&config), "--name", "file"]));
-    let a: Vec<&str> = a.iter().map(String::as_str).collect();
-    past_detection(&failed_with(&with_standin(&a, &[])));
+    past_detection(&failed_with(&train(&[
+        "--config",
+        s(&config),
+        "--name",
+        "file",
+    ])));
     assert!(
         !runs.exists(),
         "nothing is written before the devices are checked"
@@ -160,9 +152,7 @@ fn gpu_runs_load_cuda_before_asking_and_fail_clearly_at_the_first_tensor() {
         .unwrap();
     past_detection(&failed_with(&out));
     // More devices than there are, and none at all, are named as such.
-    let a = strs(&train(&["--gpus", "3", "--name", "three"]));
-    let a: Vec<&str> = a.iter().map(String::as_str).collect();
-    let err = failed_with(&with_standin(&a, &[]));
+    let err = failed_with(&train(&["--gpus", "3", "--name", "three"]));
     assert!(
         err.contains("asks for CUDA device 2 but 2 device(s) are visible"),
         "{err}"
