@@ -42,6 +42,52 @@ pub struct StepOutput {
 /// images and labels (none when the batch is too small to reach it).
 type Work<'a> = (&'a mut Replica, i64, Option<(Tensor, Tensor)>);
 
+/// Forward and backward of one replica on its shard (none: zero gradients
+/// only); its mean loss and its logits (fp32, detached).
+fn replica_forward_backward(
+    (r, first_row, shard): Work<'_>,
+    opts: &StepOptions,
+    scale: Option<f64>,
+) -> Option<(f64, Tensor)> {
+    r.sgd.zero_grad();
+    let (x, y) = shard?;
+    // To a GPU the copies are asynchronous: from page-locked memory (the
+    // prefetcher's) the host goes on to launch the forward pass; from
+    // pageable memory CUDA stages the bytes before returning, so it is safe
+    // either way. (Asking `is_pinned(device)` instead warns once per call
+    // in libtorch 2.11: the argument is deprecated.)
+    let non_blocking = r.device.is_cuda();
+    let x = x
+        .to_device_(r.device, x.kind(), non_blocking, false)
+        .to_kind(opts.kind);
+    let x = if opts.channels_last {
+        to_channels_last(&x)
+    } else {
+        x
+    };
+    let y = y.to_device_(r.device, y.kind(), non_blocking, false);
+    let logits = match opts.dropout_seed {
+        Some(seed) => r
+            .model
+            .net
+            .forward_seeded(&x, &DropoutStream { seed, first_row }),
+        None => r.model.net.forward(&x, true),
+    }
+    .to_kind(Kind::Float);
+    let loss = logits.cross_entropy_loss::<Tensor>(
+        &y,
+        None,
+        tch::Reduction::Mean,
+        -100,
+        opts.label_smoothing,
+    );
+    match scale {
+        Some(scale) => (&loss * scale).backward(),
+        None => loss.backward(),
+    }
+    Some((loss.double_value(&[]), logits.detach()))
+}
+
 /// The settings of one [`DataParallel::step`].
 #[derive(Debug, Clone, Copy)]
 pub struct StepOptions {
@@ -278,10 +324,63 @@ impl DataParallel {
         labels: &Tensor,
         opts: &StepOptions,
     ) -> Result<StepOutput> {
-        let b = images.size()[0];
-        if b == 0 && self.link.is_none() {
+        if images.size()[0] == 0 && self.link.is_none() {
             bail!("an empty batch");
         }
+        let (counts, loss_sum, logits) = self.forward_backward(images, labels, opts)?;
+        // Loss, images and stop requests of all nodes.
+        let mut scalars = [loss_sum, counts.iter().sum(), opts.stop as u8 as f64];
+        if let Some(link) = &self.link {
+            link.lock()
+                .map_err(|_| anyhow::anyhow!("the node link is poisoned"))?
+                .all_reduce_f64(&mut scalars)?;
+        }
+        let [loss_sum, total, stop] = scalars;
+        if total == 0.0 {
+            // Every node's images of this batch failed to decode: no step.
+            return Ok(StepOutput {
+                loss: 0.0,
+                logits: self.empty_logits(),
+                grad_norm: None,
+                skipped: true,
+                images: 0.0,
+                stop: stop > 0.0,
+            });
+        }
+        let skipped = !self.reduce_gradients(&counts, total)?;
+        let grad_norm = opts
+            .want_grad_norm
+            .then(|| self.replicas[0].sgd.grad_norm());
+        if !skipped {
+            self.sgd_step(opts.lr)?;
+        }
+        self.share_buffers();
+        let logits = if logits.is_empty() {
+            self.empty_logits()
+        } else {
+            Tensor::cat(&logits, 0)
+        };
+        Ok(StepOutput {
+            loss: loss_sum / total,
+            logits,
+            grad_norm,
+            skipped,
+            images: total,
+            stop: stop > 0.0,
+        })
+    }
+
+    /// Cuts the batch into shards and runs forward and backward on every
+    /// replica (on their threads when there are several); each replica's
+    /// image count, the sum of their losses times their counts, and the
+    /// replicas' logits on the CPU.
+    fn forward_backward(
+        &mut self,
+        images: &Tensor,
+        labels: &Tensor,
+        opts: &StepOptions,
+    ) -> Result<(Vec<f64>, f64, Vec<Tensor>)> {
+        let b = images.size()[0];
         // A batch smaller than the replica count (the last of an epoch) uses
         // the first `b` replicas; the others contribute zero gradients.
         let n = (self.replicas.len() as i64).min(b).max(1);
@@ -300,54 +399,14 @@ impl DataParallel {
             })
             .collect();
         let scale = self.scaler.as_ref().map(|sc| sc.scale);
-        let run = |(r, first_row, shard): Work<'_>| -> Option<(f64, Tensor)> {
-            r.sgd.zero_grad();
-            let (x, y) = shard?;
-            // To a GPU the copies are asynchronous: from page-locked memory
-            // (the prefetcher's) the host goes on to launch the forward pass;
-            // from pageable memory CUDA stages the bytes before returning, so
-            // it is safe either way. (Asking `is_pinned(device)` instead
-            // warns once per call in libtorch 2.11: the argument is deprecated.)
-            let non_blocking = r.device.is_cuda();
-            let x = x
-                .to_device_(r.device, x.kind(), non_blocking, false)
-                .to_kind(opts.kind);
-            let x = if opts.channels_last {
-                to_channels_last(&x)
-            } else {
-                x
-            };
-            let y = y.to_device_(r.device, y.kind(), non_blocking, false);
-            let logits = match opts.dropout_seed {
-                Some(seed) => r
-                    .model
-                    .net
-                    .forward_seeded(&x, &DropoutStream { seed, first_row }),
-                None => r.model.net.forward(&x, true),
-            }
-            .to_kind(Kind::Float);
-            let loss = logits.cross_entropy_loss::<Tensor>(
-                &y,
-                None,
-                tch::Reduction::Mean,
-                -100,
-                opts.label_smoothing,
-            );
-            match scale {
-                Some(scale) => (&loss * scale).backward(),
-                None => loss.backward(),
-            }
-            Some((loss.double_value(&[]), logits.detach()))
-        };
+        let run = |w: Work<'_>| replica_forward_backward(w, opts, scale);
         // One replica runs on the calling thread; several on their own
         // persistent threads.
         let results: Vec<Result<Option<(f64, Tensor)>, String>> = match &self.workers {
             Some(workers) => workers.run(work, &run),
             None => work.into_iter().map(|w| Ok(run(w))).collect(),
         };
-        let mut counts = Vec::new();
-        let mut loss_sum = 0.0;
-        let mut logits = Vec::new();
+        let (mut counts, mut loss_sum, mut logits) = (Vec::new(), 0.0, Vec::new());
         for (i, r) in results.into_iter().enumerate() {
             match r.map_err(|e| anyhow::anyhow!("replica {i} failed in its step: {e}"))? {
                 Some((loss, l)) => {
@@ -359,27 +418,14 @@ impl DataParallel {
                 None => counts.push(0.0),
             }
         }
-        // Loss, images and stop requests of all nodes.
-        let mut scalars = [loss_sum, counts.iter().sum(), opts.stop as u8 as f64];
-        if let Some(link) = &self.link {
-            link.lock()
-                .map_err(|_| anyhow::anyhow!("the node link is poisoned"))?
-                .all_reduce_f64(&mut scalars)?;
-        }
-        let total = scalars[1];
-        if total == 0.0 {
-            // Every node's images of this batch failed to decode: no step.
-            return Ok(StepOutput {
-                loss: 0.0,
-                logits: self.empty_logits(),
-                grad_norm: None,
-                skipped: true,
-                images: 0.0,
-                stop: scalars[2] > 0.0,
-            });
-        }
-        // Each replica's share of the global batch: the reduced gradient is
-        // that of the global batch's mean loss.
+        Ok((counts, loss_sum, logits))
+    }
+
+    /// All-reduces the gradients, each replica's weighted by its share of
+    /// the `total` images (so the result is the gradient of the global
+    /// batch's mean loss), and unscales them under fp16 loss scaling;
+    /// whether they are finite (an overflow skips the step).
+    fn reduce_gradients(&mut self, counts: &[f64], total: f64) -> Result<bool> {
         let weights: Vec<f64> = counts.iter().map(|c| c / total).collect();
         let grads: Vec<Vec<Tensor>> = self
             .replicas
@@ -395,50 +441,34 @@ impl DataParallel {
         if grads.len() > 1 || self.link.is_some() {
             self.reducer.all_reduce(&grads, &weights)?;
         }
-        let mut skipped = false;
-        if let Some(scaler) = self.scaler.as_mut() {
-            // Every replica holds the same gradients now.
-            for g in &grads {
-                scaler.unscale(g);
-            }
-            let finite = LossScaler::all_finite(&grads[0]);
-            scaler.update(finite);
-            skipped = !finite;
-        }
-        let grad_norm = opts
-            .want_grad_norm
-            .then(|| self.replicas[0].sgd.grad_norm());
-        if !skipped {
-            // The same step on every replica, each on its own thread (see
-            // docs/distributed.md for why not one step and a broadcast).
-            let lr = opts.lr;
-            let sgd_step = |r: &mut Replica| r.sgd.step(lr);
-            match &self.workers {
-                Some(workers) => {
-                    let replicas: Vec<&mut Replica> = self.replicas.iter_mut().collect();
-                    for (i, r) in workers.run(replicas, &sgd_step).into_iter().enumerate() {
-                        r.map_err(|e| {
-                            anyhow::anyhow!("replica {i} failed in its optimizer step: {e}")
-                        })?;
-                    }
-                }
-                None => self.replicas.iter_mut().for_each(sgd_step),
-            }
-        }
-        self.share_buffers();
-        let logits = if logits.is_empty() {
-            self.empty_logits()
-        } else {
-            Tensor::cat(&logits, 0)
+        let Some(scaler) = self.scaler.as_mut() else {
+            return Ok(true);
         };
-        Ok(StepOutput {
-            loss: scalars[0] / total,
-            logits,
-            grad_norm,
-            skipped,
-            images: total,
-            stop: scalars[2] > 0.0,
-        })
+        // Every replica holds the same gradients now.
+        for g in &grads {
+            scaler.unscale(g);
+        }
+        let finite = LossScaler::all_finite(&grads[0]);
+        scaler.update(finite);
+        Ok(finite)
+    }
+
+    /// The same SGD step on every replica, each on its own thread (see
+    /// docs/distributed.md for why not one step and a broadcast).
+    fn sgd_step(&mut self, lr: f64) -> Result<()> {
+        let sgd_step = |r: &mut Replica| r.sgd.step(lr);
+        match &self.workers {
+            Some(workers) => {
+                let replicas: Vec<&mut Replica> = self.replicas.iter_mut().collect();
+                for (i, r) in workers.run(replicas, &sgd_step).into_iter().enumerate() {
+                    r.map_err(|e| {
+                        anyhow::anyhow!("replica {i} failed in its optimizer step: {e}")
+                    })?;
+                }
+            }
+            None => self.replicas.iter_mut().for_each(sgd_step),
+        }
+        Ok(())
     }
 
     /// `[0, classes]` logits, for a step without images here.
