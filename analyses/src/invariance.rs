@@ -179,8 +179,10 @@ mod tests {
             if p.warp.is_identity() {
                 // Zero up to the summation order of another batch size.
                 assert!(p.layer1 < 1e-5 && p.layer7 < 1e-5, "{p:?}");
+                // (1e-6 failed once on an AVX2 machine: 1.07e-6, 18 f32
+                // ulps at 0.5; the distances above allow 1e-5.)
                 assert!(
-                    (p.probability - original).abs() < 1e-6,
+                    (p.probability - original).abs() < 1e-5,
                     "{p:?} vs {original}"
                 );
             } else {
