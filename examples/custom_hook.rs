@@ -16,7 +16,7 @@ use std::io::Write;
 use anyhow::{Context, Result};
 use tch::Kind;
 use zftrain::config::RunConfig;
-use zftrain::train::run::train_with_hooks;
+use zftrain::train::{train, TrainOptions};
 use zftrain_hooks::{Control, Hook, HookContext, HookError, HookState, Schedule};
 
 /// Mean activation per conv layer, per epoch.
@@ -128,7 +128,11 @@ fn main() -> Result<()> {
     ]
     .into();
     let config = RunConfig::load(None, &sets)?;
-    let outcome = train_with_hooks(config, None, vec![Box::new(ActivationStats::new())])?;
+    let options = TrainOptions {
+        hooks: vec![Box::new(ActivationStats::new())],
+        ..TrainOptions::default()
+    };
+    let outcome = train(config, options)?;
     let csv = outcome.run_dir.join("hooks/activation_stats/means.csv");
     print!("{}:\n{}", csv.display(), std::fs::read_to_string(&csv)?);
     Ok(())

@@ -75,6 +75,24 @@ pub struct HookContext<'a> {
     pub run_dir: &'a Path,
     /// Summaries go here.
     pub sink: &'a dyn SummarySink,
+    /// What training measured last (all `None` outside training, as in
+    /// `zftrain visualize`).
+    pub metrics: Metrics,
+}
+
+/// What training measured last, as a hook sees it.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Metrics {
+    /// The latest step's mean loss over its global batch.
+    pub loss: Option<f64>,
+    /// The learning rate of the latest step.
+    pub lr: Option<f64>,
+    /// The latest validation loss.
+    pub val_loss: Option<f64>,
+    /// The latest validation top-1 accuracy, in `[0, 1]`.
+    pub val_top1: Option<f64>,
+    /// The latest validation top-5 accuracy, in `[0, 1]`.
+    pub val_top5: Option<f64>,
 }
 
 impl HookContext<'_> {

@@ -14,7 +14,7 @@ pub enum Event {
     StepEnd,
     /// After an epoch's training and validation.
     EpochEnd,
-    /// After a checkpoint was written.
+    /// After the checkpoint at an epoch's end was written.
     Checkpoint,
     /// When training ends (not when it is interrupted).
     TrainEnd,
@@ -76,7 +76,7 @@ pub trait Hook: Send {
         Ok(Control::Continue)
     }
 
-    /// After a checkpoint was written.
+    /// After the checkpoint at an epoch's end was written.
     fn on_checkpoint(&mut self, _ctx: &HookContext<'_>) -> Result<Control, HookError> {
         Ok(Control::Continue)
     }

@@ -4,13 +4,17 @@
 //! - [`Hook`]: the trait (events with no-op defaults, a [`Schedule`], state
 //!   for checkpoints), [`HookContext`] what a call gets (the network in
 //!   evaluation mode, the [`ProbeSet`], epoch and step, the run directory, a
-//!   [`SummarySink`]).
+//!   [`SummarySink`], the latest loss, learning rate and validation
+//!   [`Metrics`]).
 //! - [`Hooks`]: the registry; it isolates every call, so a hook that fails or
 //!   panics is reported and training goes on unless the hook is required.
 //! - [`HookSpec`]: hooks built from the config's `[[hooks]]` tables.
-//! - [`builtin`]: the Deconvnet grids, dead filters.
+//! - [`builtin`]: the Deconvnet grids and their evolution montage, dead
+//!   filters, aliasing, the three analyses of section 4 (invariance,
+//!   occlusion, correspondence) and exec plugins (programs of the user's).
 //!
-//! It sits on `deconv` and `model`; the trainer drives it.
+//! It sits on `model`, `deconv`, `analyses` and `checkpoints`; the trainer
+//! drives it.
 
 pub mod builtin;
 pub mod context;
@@ -21,7 +25,7 @@ pub mod schedule;
 pub mod sink;
 pub mod spec;
 
-pub use context::{HookContext, ProbeSet, TensorProbe};
+pub use context::{HookContext, Metrics, ProbeSet, TensorProbe};
 pub use error::HookError;
 pub use hook::{Control, Event, Hook, HookState};
 pub use registry::{Dispatch, Hooks};

@@ -47,5 +47,6 @@ pub fn context<'a>(
         step: epoch * 10,
         run_dir: dir,
         sink,
+        metrics: Default::default(),
     }
 }

@@ -2,13 +2,13 @@
 //! interrupt handler; run.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
 
 use anyhow::{bail, Result};
 
 use crate::cli::TrainArgs;
 use crate::config::RunConfig;
-use crate::train::run::{train, RUN_ARCH_FILE, STOP};
+use crate::train::setup::RUN_ARCH_FILE;
+use crate::train::{train, StopHandle, TrainOptions};
 
 /// A TOML string literal for `--set`.
 fn quoted(s: &str) -> String {
@@ -144,8 +144,10 @@ pub fn run(args: &TrainArgs) -> Result<u8> {
     }
     // GPUs named only in the file: CUDA in before libtorch is asked anything.
     crate::devices::preload_cuda(!config.train.gpus.ids().is_empty());
-    ctrlc::set_handler(|| {
-        if STOP.fetch_add(1, Ordering::SeqCst) == 0 {
+    let stop = StopHandle::new();
+    let on_signal = stop.clone();
+    ctrlc::set_handler(move || {
+        if on_signal.request() == 0 {
             eprintln!("\nzftrain: stopping after this step and writing a checkpoint (press Ctrl-C again to abort at once)");
         } else {
             eprintln!("\nzftrain: aborted");
@@ -157,7 +159,12 @@ pub fn run(args: &TrainArgs) -> Result<u8> {
             unsafe { libc::_exit(130) }
         }
     })?;
-    let outcome = train(config, args.resume.as_deref())?;
+    let options = TrainOptions {
+        resume: args.resume.clone(),
+        stop,
+        ..TrainOptions::default()
+    };
+    let outcome = train(config, options)?;
     if outcome.interrupted {
         return Ok(130);
     }

@@ -18,7 +18,7 @@ use super::weights::load_model;
 use crate::cli::VisualizeArgs;
 use crate::config::RunConfig;
 use crate::train::checkpointing::{read_mean_image, CONFIG_FILE};
-use crate::train::hooks::{probe_set, HookRunner};
+use crate::train::hooks::{probe_set, HookRunner, Moment};
 
 /// The image folder of `dir`: `dir/val` when it exists, else `dir`.
 fn probe_folder(dir: &Path) -> PathBuf {
@@ -125,15 +125,15 @@ pub fn run(args: &VisualizeArgs) -> Result<()> {
     runner.device = device;
     let images = runner.probe.images.size()[0];
     let start = std::time::Instant::now();
-    runner.event(
-        Event::EpochEnd,
-        &model.net,
+    let at = Moment {
+        net: &model.net,
         epoch,
         step,
-        &args.out,
-        &tb,
-        true,
-    )?;
+        run_dir: &args.out,
+        tb: &tb,
+        metrics: Default::default(),
+    };
+    runner.event_all(Event::EpochEnd, &at)?;
     let seconds = start.elapsed().as_secs_f64();
     tb.flush()?;
     println!(

@@ -58,17 +58,36 @@ fn step_dirs(dir: &Path) -> Vec<(u64, PathBuf)> {
     v
 }
 
-/// Writes a checkpoint of the current state; moves `latest`; prunes old ones.
-pub fn save(
-    run_dir: &Path,
-    config: &RunConfig,
-    model: &Model,
-    info: &WeightsInfo,
-    sgd: &Sgd,
-    state: &TrainerState,
-    mean_image: Option<&MeanImage>,
-    hook_states: &[(String, HookState)],
-) -> Result<PathBuf> {
+/// What a checkpoint holds.
+pub struct Snapshot<'a> {
+    /// The run's resolved configuration.
+    pub config: &'a RunConfig,
+    /// Replica 0's weights.
+    pub model: &'a Model,
+    /// What the weights are (architecture, classes, normalization).
+    pub info: &'a WeightsInfo,
+    /// Replica 0's momentum buffers.
+    pub sgd: &'a Sgd,
+    /// The trainer's position and history.
+    pub state: &'a TrainerState,
+    /// The per-pixel mean image, with `data.pixel_mean`.
+    pub mean_image: Option<&'a MeanImage>,
+    /// Hooks' (and other callbacks') states, as `(name, state)`.
+    pub hook_states: &'a [(String, HookState)],
+}
+
+/// Writes a checkpoint of `snap` as `RUN/checkpoints/step-<global step>`
+/// and moves `latest` to it (what to keep is the policy's: [`prune`]).
+pub fn save(run_dir: &Path, snap: &Snapshot<'_>) -> Result<PathBuf> {
+    let Snapshot {
+        config,
+        model,
+        info,
+        sgd,
+        state,
+        mean_image,
+        hook_states,
+    } = *snap;
     let dir = checkpoints_dir(run_dir);
     remove_stale_temporaries(&dir);
     let path = dir.join(format!("step-{:09}", state.global_step));
@@ -122,7 +141,6 @@ pub fn save(
     Checkpoint::write_files(&path, &files, meta)
         .with_context(|| format!("writing checkpoint {}", path.display()))?;
     point_latest(&dir, &path)?;
-    prune(&dir, config.checkpoint.keep_last, state.best_step)?;
     Ok(path)
 }
 
@@ -157,7 +175,9 @@ fn point_latest(dir: &Path, target: &Path) -> Result<()> {
     Ok(())
 }
 
-fn prune(dir: &Path, keep_last: usize, best_step: Option<u64>) -> Result<()> {
+/// Removes the checkpoints of `dir` (a run's `checkpoints/`) but the
+/// newest `keep_last` and the one at `best_step`.
+pub fn prune(dir: &Path, keep_last: usize, best_step: Option<u64>) -> Result<()> {
     // Only zftrain's own checkpoints: a folder that merely has the name
     // (someone's copy, notes) is neither counted nor removed.
     let all: Vec<(u64, PathBuf)> = step_dirs(dir)

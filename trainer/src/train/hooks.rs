@@ -15,7 +15,7 @@ use zftrain_checkpoints::{read_safetensors, Checkpoint};
 use zftrain_data::rng::SplitMix64;
 use zftrain_data::{Augment, Dataset, MeanImage, Transform};
 use zftrain_hooks::{
-    Control, Event, HookContext, HookError, HookState, Hooks, SummarySink, TensorProbe,
+    Control, Event, HookContext, HookError, HookState, Hooks, Metrics, SummarySink, TensorProbe,
 };
 use zftrain_model::Network;
 use zftrain_tensorboard::BackgroundWriter;
@@ -107,6 +107,22 @@ pub fn probe_set(
     })
 }
 
+/// Where training stands when a hook event is sent.
+pub struct Moment<'a> {
+    /// Replica 0's network.
+    pub net: &'a Network,
+    /// Epochs completed.
+    pub epoch: u64,
+    /// Optimizer steps completed.
+    pub step: u64,
+    /// Where the hooks write (`hooks/<name>/` inside it).
+    pub run_dir: &'a Path,
+    /// The TensorBoard writer their summaries go to.
+    pub tb: &'a BackgroundWriter,
+    /// The latest loss, learning rate and validation metrics.
+    pub metrics: Metrics,
+}
+
 /// The hooks of a run with their probe set.
 pub struct HookRunner {
     /// The hooks.
@@ -134,40 +150,42 @@ impl HookRunner {
         })
     }
 
-    /// Sends `event`; failures of optional hooks are logged and reported,
-    /// a required hook's failure is the error. Returns whether a hook asked
-    /// to stop.
-    #[allow(clippy::too_many_arguments)]
-    pub fn event(
-        &mut self,
-        event: Event,
-        net: &Network,
-        epoch: u64,
-        step: u64,
-        run_dir: &Path,
-        tb: &BackgroundWriter,
-        force: bool,
-    ) -> Result<Control> {
-        if !force && !self.hooks.wants(event, epoch, step) {
+    /// Sends `event` to the hooks whose schedule matches; failures of
+    /// optional hooks are logged and reported, a required hook's failure is
+    /// the error. Whether a hook asked to stop.
+    pub fn event(&mut self, event: Event, at: &Moment<'_>) -> Result<Control> {
+        if !self.hooks.wants(event, at.epoch, at.step) {
             return Ok(Control::Continue);
         }
-        let sink = TbSink(tb);
+        self.send(event, at, false)
+    }
+
+    /// Sends `event` to every hook, whatever its schedule (`zftrain
+    /// visualize` runs them once on a checkpoint this way).
+    pub fn event_all(&mut self, event: Event, at: &Moment<'_>) -> Result<Control> {
+        self.send(event, at, true)
+    }
+
+    fn send(&mut self, event: Event, at: &Moment<'_>, all: bool) -> Result<Control> {
+        let sink = TbSink(at.tb);
         let ctx = HookContext {
-            net,
+            net: at.net,
             device: self.device,
             probe: &self.probe,
-            epoch,
-            step,
-            run_dir,
+            epoch: at.epoch,
+            step: at.step,
+            run_dir: at.run_dir,
             sink: &sink,
+            metrics: at.metrics,
         };
         let start = Instant::now();
-        let d = if force {
+        let d = if all {
             self.hooks.dispatch_all(event, &ctx)
         } else {
             self.hooks.dispatch(event, &ctx)
         }
         .map_err(|e| anyhow::anyhow!("{e} (the hook is required; stopping)"))?;
+        let (epoch, step) = (at.epoch, at.step);
         for (name, took) in &d.ran {
             info!(hook = %name, event = ?event, epoch, step, seconds = took.as_secs_f64(), "hook ran");
         }
@@ -176,7 +194,8 @@ impl HookRunner {
             eprintln!("zftrain: {e} (reported; training goes on)");
         }
         if !d.ran.is_empty() {
-            tb.scalar("hooks/seconds", step as i64, start.elapsed().as_secs_f64())?;
+            at.tb
+                .scalar("hooks/seconds", step as i64, start.elapsed().as_secs_f64())?;
         }
         Ok(d.control)
     }

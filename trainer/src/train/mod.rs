@@ -1,11 +1,24 @@
-//! The training loop and its parts: SGD, learning-rate schedules, ZF's
-//! filter renormalization, metrics, checkpointing with exact resume.
+//! Training: the [`Trainer`] session (`fit` -> `train_epoch` -> `step`) and
+//! its parts: set-up, the node's [`Role`], the [`callbacks`] (checkpoint
+//! policy, metrics logger, progress, skipped images, hooks), the
+//! [`StopHandle`], learning-rate schedules, metrics, checkpoints with exact
+//! resume, validation and the prefetch thread.
 
+pub mod callbacks;
 pub mod checkpointing;
 pub mod cluster;
+pub mod evaluate;
 pub mod hooks;
 pub mod metrics;
 pub mod prefetch;
-pub mod run;
+pub mod role;
 pub mod schedule;
+pub mod session;
+pub mod setup;
 pub mod state;
+pub mod stop;
+
+pub use callbacks::{Callback, Requests};
+pub use role::Role;
+pub use session::{train, Flow, Outcome, TrainOptions, Trainer};
+pub use stop::StopHandle;

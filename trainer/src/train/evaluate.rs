@@ -1,0 +1,52 @@
+//! Validation: loss, top-1 and top-5 of a network over a loader's epoch, in
+//! evaluation mode without gradients.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use tch::{Device, Kind, Tensor};
+
+use zftrain_data::Loader;
+
+use crate::train::metrics::Running;
+use crate::train::prefetch::{to_tensors, TensorLayout};
+use crate::weights::Model;
+
+/// Loss, top-1 and top-5 of `model` (on `device`) over `loader`, batches
+/// laid out as `layout` says; and the files left out because they do not
+/// decode. An epoch in which no image decodes is an error.
+pub fn evaluate(
+    model: &Model,
+    device: Device,
+    loader: &Loader,
+    layout: &TensorLayout,
+) -> Result<(Running, Vec<(PathBuf, String)>)> {
+    let mut r = Running::default();
+    let mut skipped = Vec::new();
+    for batch in loader.epoch(0, 0) {
+        let mut batch = batch?;
+        skipped.append(&mut batch.skipped);
+        if batch.is_empty() {
+            continue;
+        }
+        let (images, labels) = to_tensors(&batch, layout).context("a validation batch")?;
+        loader.recycle(batch);
+        tch::no_grad(|| {
+            let logits = model
+                .net
+                .forward(&images.to_device(device), false)
+                .to_kind(Kind::Float)
+                .to_device(Device::Cpu);
+            let loss =
+                logits.cross_entropy_loss::<Tensor>(&labels, None, tch::Reduction::Mean, -100, 0.0);
+            r.add(&logits, &labels, loss.double_value(&[]));
+        });
+    }
+    if r.n == 0 {
+        bail!(
+            "no validation image could be decoded ({} files)",
+            loader.dataset().len()
+        );
+    }
+    Ok((r, skipped))
+}

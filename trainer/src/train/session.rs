@@ -1,0 +1,651 @@
+//! The training session: a [`Trainer`] is set up once ([`Trainer::new`]:
+//! everything that can be refused is checked before the run directory is
+//! touched), then [`Trainer::fit`] runs epochs, [`Trainer::train_epoch`]
+//! runs steps and [`Trainer::step`] takes one. The loop only steps,
+//! validates and tells its [callbacks](crate::train::callbacks) what
+//! happened; they log, checkpoint, draw progress and run the hooks. A
+//! non-finite loss stops the run without a checkpoint; a stop (the
+//! [`StopHandle`], or a callback's request) checkpoints and stops.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Result};
+use tch::{Device, Kind};
+use tracing::{info, warn};
+use zftrain_checkpoints::Checkpoint;
+use zftrain_data::loader::Shard;
+use zftrain_data::{Loader, MeanImage};
+use zftrain_hooks::Hook;
+use zftrain_tensorboard::BackgroundWriter;
+
+use crate::config::RunConfig;
+use crate::devices::training_devices;
+use crate::engine::{DataParallel, StepOptions, StepOutput};
+use crate::train::callbacks::{
+    self, Callback, CheckpointKind, Context, EpochReport, HooksAdapter, Requests, StepReport,
+};
+use crate::train::checkpointing::{find_resume, restore, save, Snapshot};
+use crate::train::cluster;
+use crate::train::evaluate::evaluate;
+use crate::train::hooks::{probe_set, HookRunner};
+use crate::train::metrics::Running;
+use crate::train::prefetch::{Prefetch, Prepared, TensorLayout};
+use crate::train::role::Role;
+use crate::train::schedule::Schedule;
+use crate::train::setup;
+use crate::train::state::TrainerState;
+use crate::train::stop::StopHandle;
+use crate::weights::{ArchSpec, WeightsInfo};
+
+/// How to run a session besides its configuration.
+#[derive(Default)]
+pub struct TrainOptions {
+    /// A run directory or checkpoint to resume.
+    pub resume: Option<PathBuf>,
+    /// Asks the session to checkpoint and stop after its current step.
+    pub stop: StopHandle,
+    /// Hooks of the caller's own, registered after the configured ones (see
+    /// `examples/custom_hook.rs`).
+    pub hooks: Vec<Box<dyn Hook>>,
+    /// Callbacks of the caller's own, after the standard ones.
+    pub callbacks: Vec<Box<dyn Callback>>,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// The run directory.
+    pub run_dir: PathBuf,
+    /// Stopped by a signal (a checkpoint was written).
+    pub interrupted: bool,
+    /// Final state.
+    pub state: TrainerState,
+    /// Last validation top-1, if an epoch finished.
+    pub val_top1: Option<f64>,
+}
+
+/// Runs (or resumes) training: [`Trainer::new`] then [`Trainer::fit`].
+pub fn train(config: RunConfig, options: TrainOptions) -> Result<Outcome> {
+    Trainer::new(config, options)?.fit()
+}
+
+/// Whether training goes on after a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Take the next step.
+    Next,
+    /// Stop (every node stops in the same step).
+    Stop,
+}
+
+/// What stays the same through a run's steps.
+struct Plan {
+    steps_per_epoch: usize,
+    layout: TensorLayout,
+    device: Device,
+    train_len: usize,
+}
+
+impl Plan {
+    fn new(config: &RunConfig, devices: &[Device], train: &Loader) -> Plan {
+        let per_epoch = train.batches_per_epoch();
+        let gpu = devices.iter().any(|d| d.is_cuda());
+        Plan {
+            steps_per_epoch: match config.train.max_steps_per_epoch {
+                0 => per_epoch,
+                m => per_epoch.min(m as usize),
+            },
+            layout: TensorLayout {
+                crop: config.data.crop,
+                kind: config
+                    .train
+                    .precision
+                    .compute_kind(devices[0] != Device::Cpu),
+                channels_last: config.train.channels_last,
+                pinned: gpu,
+            },
+            device: devices[0],
+            train_len: train.dataset().len(),
+        }
+    }
+}
+
+/// Everything of a session but its callbacks (which see it through a
+/// [`Context`]).
+struct Core {
+    config: RunConfig,
+    run_dir: PathBuf,
+    role: Role,
+    stop: StopHandle,
+    dp: DataParallel,
+    state: TrainerState,
+    schedule: Schedule,
+    train_loader: Loader,
+    val_loader: Loader,
+    shard: Option<Shard>,
+    tb: BackgroundWriter,
+    info: WeightsInfo,
+    mean_image: Option<Arc<MeanImage>>,
+    plan: Plan,
+    /// A callback asked to stop.
+    asked_to_stop: bool,
+    val_top1: Option<f64>,
+}
+
+/// A training session.
+pub struct Trainer {
+    core: Core,
+    callbacks: Vec<Box<dyn Callback>>,
+}
+
+impl Trainer {
+    /// Sets a run up: checks the configuration, devices, data and the
+    /// checkpoint to resume, joins the other nodes, then writes the run
+    /// directory and builds the engine, loaders and callbacks.
+    pub fn new(config: RunConfig, options: TrainOptions) -> Result<Trainer> {
+        config.validate()?;
+        // Devices first: a missing CUDA is an error before anything is written.
+        let devices = training_devices(&config.train.gpus.ids(), config.train.cpu_replicas)?;
+        let (train_set, val_set) = setup::datasets(&config)?;
+        let (spec, arch, arch_config) = setup::network(&config, train_set.classes.len() as i64)?;
+        // Several nodes: join them before anything is written.
+        let role = Role::join(&config, &devices, &train_set, &val_set)?;
+        // Only the node that keeps the run resumes (it sends the state on).
+        let resume_from = match &options.resume {
+            Some(p) if role.keeps_the_run() => Some(find_resume(p)?),
+            _ => None,
+        };
+        let run_dir = role.run_dir(&config);
+        if role.keeps_the_run() && resume_from.is_none() && run_dir.exists() {
+            bail!("run directory {} already exists: pass --resume {} to continue it, or choose another --name", run_dir.display(), run_dir.display());
+        }
+
+        // Checks done: from here on the run directory is written.
+        setup::write_run_dir(&run_dir, &config, &spec, &train_set.classes)?;
+        setup::set_up_logging(&run_dir)?;
+        if config.train.threads > 0 {
+            tch::set_num_threads(config.train.threads as i32);
+        }
+        let info = WeightsInfo {
+            arch: spec.clone(),
+            config: arch_config,
+            mean: config.data.mean.map(f64::from),
+            std: config.data.std.map(f64::from),
+            class_names: Some(train_set.classes.clone()),
+        };
+        tch::manual_seed(config.seed as i64);
+        let mut dp = engine(&config, &role, &devices, arch)?;
+        let tb = BackgroundWriter::create(&run_dir)?;
+        let resumed = resume_from.as_ref().map(|(ck, _)| ck);
+        let mut state = match &resume_from {
+            Some((ck, skipped)) => resume(ck, skipped, &mut dp, &info, &tb)?,
+            None => {
+                start_history(&tb, &config, &spec)?;
+                TrainerState::default()
+            }
+        };
+        role.share_start(&mut dp, &mut state)?;
+        let schedule = Schedule {
+            config: config.schedule.clone(),
+            base_lr: config.optim.lr,
+            epochs: config.train.epochs,
+            state: state.schedule.clone(),
+        };
+        let shard = role.shard()?;
+        let mean_image = setup::pixel_mean(&config, &train_set, resumed)?;
+        let (train_loader, val_loader) =
+            setup::loaders(&config, train_set, val_set, mean_image.clone(), shard)?;
+        let plan = Plan::new(&config, &devices, &train_loader);
+        let hooks = hooks_adapter(
+            &config,
+            &role,
+            &val_loader,
+            &mean_image,
+            plan.device,
+            options.hooks,
+            resumed,
+        )?;
+        let mut callbacks = callbacks::standard(&config, &role, hooks);
+        callbacks.extend(options.callbacks);
+        if plan.layout.kind == Kind::Half {
+            dp.scaler = Some(state.loss_scaler.clone().unwrap_or_default());
+        }
+        info!(run = %run_dir.display(), arch = %spec, classes = info.config.classes,
+              train_images = plan.train_len, val_images = val_loader.dataset().len(),
+              steps_per_epoch = plan.steps_per_epoch, precision = ?plan.layout.kind, "training (fp32 master weights)");
+        let core = Core {
+            config,
+            run_dir,
+            role,
+            stop: options.stop,
+            dp,
+            state,
+            schedule,
+            train_loader,
+            val_loader,
+            shard,
+            tb,
+            info,
+            mean_image,
+            plan,
+            asked_to_stop: false,
+            val_top1: None,
+        };
+        Ok(Trainer { core, callbacks })
+    }
+
+    /// Trains until the configured epochs are done or something stops it.
+    pub fn fit(mut self) -> Result<Outcome> {
+        let asked = self.emit(|cb, ctx| cb.on_train_start(ctx))?;
+        self.core.asked_to_stop |= asked.stop;
+        while self.core.state.epoch < self.core.config.train.epochs {
+            let Some(running) = self.train_epoch()? else {
+                return self.stopped();
+            };
+            if self.end_epoch(&running)? {
+                break;
+            }
+        }
+        if !self.core.asked_to_stop {
+            self.tell(|cb, ctx| cb.on_train_end(ctx))?;
+        }
+        self.core.tb.flush()?;
+        Ok(self.core.outcome(false))
+    }
+
+    /// One epoch's training pass, from the state's batch cursor; its
+    /// running loss and accuracy, or `None` when it stopped early.
+    pub fn train_epoch(&mut self) -> Result<Option<Running>> {
+        self.tell(|cb, ctx| cb.on_epoch_start(ctx))?;
+        let c = &self.core;
+        let batches = c.train_loader.epoch(c.state.epoch, c.state.batch);
+        let prefetch = Prefetch::new(&c.train_loader, batches, c.plan.layout);
+        let mut running = Running::default();
+        let mut flow = Flow::Next;
+        for prepared in prefetch {
+            if self.core.state.batch >= self.core.plan.steps_per_epoch {
+                break;
+            }
+            flow = self.step(prepared?, &mut running)?;
+            if flow == Flow::Stop {
+                break;
+            }
+        }
+        self.tell(|cb, ctx| cb.on_train_epoch_end(ctx))?;
+        Ok((flow == Flow::Next).then_some(running))
+    }
+
+    /// One optimizer step on a prepared batch (every node takes part, even
+    /// with no image of its own), its result added to `running`.
+    pub fn step(&mut self, prepared: Prepared, running: &mut Running) -> Result<Flow> {
+        let Prepared {
+            batch,
+            images,
+            labels,
+        } = prepared;
+        self.report_skipped(&batch.skipped)?;
+        self.core.state.batch += 1;
+        if batch.is_empty() && self.core.role.skips_empty_batches() {
+            return Ok(Flow::Next);
+        }
+        let opts = self.core.step_options();
+        let out = self.core.dp.step(&images, &labels, &opts)?;
+        if out.images == 0.0 {
+            // Every node's rows of this batch failed to decode: no step.
+            return Ok(if out.stop { Flow::Stop } else { Flow::Next });
+        }
+        self.core.after_step(&out)?;
+        tch::no_grad(|| running.add(&out.logits, &labels, out.loss));
+        let report = StepReport {
+            loss: out.loss,
+            lr: opts.lr,
+            running,
+            images: batch.len(),
+            grad_norm: out.grad_norm,
+        };
+        let asked = self.emit(|cb, ctx| cb.on_step_end(ctx, &report))?;
+        self.act(asked, CheckpointKind::Periodic)?;
+        let c = &self.core;
+        let here = c.stop.requested() || c.asked_to_stop;
+        Ok(match c.role.stops_after_step(out.stop, here) {
+            true => Flow::Stop,
+            false => Flow::Next,
+        })
+    }
+
+    /// After an epoch's training pass: validation, the schedule, the
+    /// callbacks, the checkpoint, node 0's state to the others. Whether to
+    /// stop.
+    fn end_epoch(&mut self, running: &Running) -> Result<bool> {
+        if !self.core.role.keeps_the_run() {
+            return self.follow_epoch(running);
+        }
+        let val = self.validate()?;
+        let c = &mut self.core;
+        c.schedule.epoch_end(val.top1());
+        c.state.schedule = c.schedule.state.clone();
+        c.state.epoch += 1;
+        c.state.batch = 0;
+        c.val_top1 = Some(val.top1());
+        let report = EpochReport {
+            epoch: c.state.epoch,
+            train: running,
+            val: Some(&val),
+        };
+        let asked = self.emit(|cb, ctx| cb.on_epoch_end(ctx, &report))?;
+        if asked.best {
+            let s = &mut self.core.state;
+            (s.best_top1, s.best_step) = (val.top1(), Some(s.global_step));
+        }
+        let path = self.act(asked, CheckpointKind::EpochEnd)?;
+        let c = &mut self.core;
+        c.tb.flush()?;
+        let stop = c.role.share_epoch_end(&mut c.state, c.asked_to_stop)?;
+        if stop {
+            match path {
+                Some(path) => println!("a hook asked to stop: wrote {}", path.display()),
+                None => println!("a hook asked to stop"),
+            }
+        }
+        Ok(stop)
+    }
+
+    /// A follower's epoch end: node 0's state (and whether to stop).
+    fn follow_epoch(&mut self, running: &Running) -> Result<bool> {
+        let c = &mut self.core;
+        c.tb.flush()?;
+        let stop = c.role.share_epoch_end(&mut c.state, false)?;
+        c.schedule.state = c.state.schedule.clone();
+        let report = EpochReport {
+            epoch: c.state.epoch,
+            train: running,
+            val: None,
+        };
+        self.emit(|cb, ctx| cb.on_epoch_end(ctx, &report))?;
+        Ok(stop)
+    }
+
+    /// Loss, top-1 and top-5 on the validation set.
+    fn validate(&mut self) -> Result<Running> {
+        let c = &self.core;
+        let layout = TensorLayout {
+            pinned: false,
+            ..c.plan.layout
+        };
+        let (val, skipped) = evaluate(c.dp.primary(), c.plan.device, &c.val_loader, &layout)?;
+        self.report_skipped(&skipped)?;
+        Ok(val)
+    }
+
+    /// A stop within an epoch: the node that keeps the run checkpoints.
+    fn stopped(mut self) -> Result<Outcome> {
+        let signalled = self.core.stop.requested();
+        if !self.core.role.keeps_the_run() {
+            self.core.tb.flush()?;
+            println!(
+                "node {}: stopped with node 0 (which writes the checkpoint)",
+                self.core.role.node()
+            );
+            return Ok(self.core.outcome(signalled));
+        }
+        let path = self.checkpoint(CheckpointKind::Stop)?;
+        info!(checkpoint = %path.display(), "stopped; checkpoint written");
+        // With other nodes, a stop that nothing here asked for came from a
+        // signal on some node.
+        let c = &self.core;
+        let signalled = signalled || (c.role.link().is_some() && !c.asked_to_stop);
+        println!(
+            "{}: wrote {} (resume with --resume {})",
+            if signalled {
+                "interrupted"
+            } else {
+                "a hook asked to stop"
+            },
+            path.display(),
+            c.run_dir.display()
+        );
+        Ok(c.outcome(signalled))
+    }
+
+    /// Does what callbacks asked: remembers a stop, writes a checkpoint
+    /// (on the node that keeps the run).
+    fn act(&mut self, asked: Requests, kind: CheckpointKind) -> Result<Option<PathBuf>> {
+        self.core.asked_to_stop |= asked.stop;
+        if asked.checkpoint && self.core.role.keeps_the_run() {
+            return self.checkpoint(kind).map(Some);
+        }
+        Ok(None)
+    }
+
+    /// Writes a checkpoint of everything, the callbacks' states included,
+    /// and tells the callbacks.
+    fn checkpoint(&mut self, kind: CheckpointKind) -> Result<PathBuf> {
+        let mut states = Vec::new();
+        for cb in &self.callbacks {
+            states.extend(cb.states()?);
+        }
+        let path = self.core.save(&states)?;
+        self.tell(|cb, ctx| cb.on_checkpoint(ctx, &path, kind))?;
+        Ok(path)
+    }
+
+    fn report_skipped(&mut self, skipped: &[(PathBuf, String)]) -> Result<()> {
+        if skipped.is_empty() {
+            return Ok(());
+        }
+        self.core.state.skipped_images += skipped.len() as u64;
+        self.tell(|cb, ctx| cb.on_skipped(ctx, skipped))
+    }
+
+    /// Tells every callback, in order; their requests merged.
+    fn emit(
+        &mut self,
+        mut f: impl FnMut(&mut dyn Callback, &Context<'_>) -> Result<Requests>,
+    ) -> Result<Requests> {
+        let ctx = self.core.context();
+        let mut asked = Requests::NONE;
+        for cb in &mut self.callbacks {
+            asked = asked.merge(f(cb.as_mut(), &ctx)?);
+        }
+        Ok(asked)
+    }
+
+    /// Tells every callback of an event that asks nothing back.
+    fn tell(
+        &mut self,
+        mut f: impl FnMut(&mut dyn Callback, &Context<'_>) -> Result<()>,
+    ) -> Result<()> {
+        self.emit(|cb, ctx| f(cb, ctx).map(|()| Requests::NONE))
+            .map(|_| ())
+    }
+}
+
+impl Core {
+    fn context(&self) -> Context<'_> {
+        Context {
+            config: &self.config,
+            run_dir: &self.run_dir,
+            state: &self.state,
+            net: self.dp.net(),
+            device: self.plan.device,
+            tb: &self.tb,
+            role: &self.role,
+            steps_per_epoch: self.plan.steps_per_epoch,
+        }
+    }
+
+    /// The options of the step at the state's position (its batch counted).
+    fn step_options(&self) -> StepOptions {
+        let (c, s, p) = (&self.config, &self.state, &self.plan);
+        let first_row = match self.shard {
+            Some(sh) => {
+                let lo = (s.batch - 1) * c.train.batch_size;
+                sh.rows(c.train.batch_size.min(p.train_len - lo)).start as i64
+            }
+            None => 0,
+        };
+        StepOptions {
+            kind: p.layout.kind,
+            label_smoothing: c.train.label_smoothing,
+            lr: self
+                .schedule
+                .lr(s.epoch as f64 + (s.batch - 1) as f64 / p.steps_per_epoch as f64),
+            want_grad_norm: (s.global_step + 1) % c.train.log_every == 0,
+            dropout_seed: Some(setup::step_seed(c.seed, s.global_step)),
+            first_row,
+            stop: self.stop.requested() || self.asked_to_stop,
+            channels_last: c.train.channels_last,
+        }
+    }
+
+    /// After the engine's step: the loss scale, the finite-loss check, ZF's
+    /// renormalization, the step counted.
+    fn after_step(&mut self, out: &StepOutput) -> Result<()> {
+        if out.skipped {
+            warn!(
+                step = self.state.global_step,
+                "fp16 gradients overflowed; step skipped, loss scale halved"
+            );
+        }
+        self.state.loss_scaler = self.dp.scaler.clone();
+        if !out.loss.is_finite() {
+            bail!(
+                "the training loss became {} at epoch {}, step {}; stopping without a checkpoint (the newest good one stays 'latest'). Try a lower optim.lr or train.renorm_radius = 0.1",
+                out.loss,
+                self.state.epoch + 1,
+                self.state.global_step
+            );
+        }
+        if self.config.train.renorm_radius > 0.0 {
+            self.dp.renormalize(self.config.train.renorm_radius);
+        }
+        self.state.global_step += 1;
+        Ok(())
+    }
+
+    /// A checkpoint of replica 0's weights and momentum, the trainer state,
+    /// the mean image and `states`. TensorBoard is flushed first, so every
+    /// step a checkpoint holds has its points on disk and a resumed curve
+    /// has no gap.
+    fn save(&mut self, states: &[(String, zftrain_hooks::HookState)]) -> Result<PathBuf> {
+        self.state.schedule = self.schedule.state.clone();
+        self.tb.flush()?;
+        save(
+            &self.run_dir,
+            &Snapshot {
+                config: &self.config,
+                model: self.dp.primary(),
+                info: &self.info,
+                sgd: self.dp.primary_sgd(),
+                state: &self.state,
+                mean_image: self.mean_image.as_deref(),
+                hook_states: states,
+            },
+        )
+    }
+
+    fn outcome(&self, interrupted: bool) -> Outcome {
+        Outcome {
+            run_dir: self.run_dir.clone(),
+            interrupted,
+            state: self.state.clone(),
+            val_top1: self.val_top1,
+        }
+    }
+}
+
+/// The data-parallel engine on `devices`, its reducer spanning the nodes.
+fn engine(
+    config: &RunConfig,
+    role: &Role,
+    devices: &[Device],
+    arch: zftrain_model::Arch,
+) -> Result<DataParallel> {
+    let reducer = cluster::reducer(config, role.link(), devices)?;
+    info!(reducer = reducer.name(), devices = ?devices, "data parallel");
+    if devices.iter().any(|d| d.is_cuda()) {
+        tch::Cuda::cudnn_set_benchmark(config.train.cudnn_benchmark);
+    }
+    let mut dp = DataParallel::new(
+        arch,
+        config.model.init,
+        devices,
+        config.optim.clone(),
+        reducer,
+    )?;
+    if let Some(link) = role.link() {
+        dp.set_link(Arc::clone(link));
+    }
+    Ok(dp)
+}
+
+/// Restores a checkpoint into every replica; its state.
+fn resume(
+    ck: &Checkpoint,
+    skipped: &[String],
+    dp: &mut DataParallel,
+    info: &WeightsInfo,
+    tb: &BackgroundWriter,
+) -> Result<TrainerState> {
+    for s in skipped {
+        warn!("{s}");
+        eprintln!("zftrain: {s}");
+    }
+    let state = restore(ck, dp.primary(), info, dp.primary_sgd())?;
+    dp.broadcast_from_first();
+    info!(checkpoint = %ck.dir().display(), epoch = state.epoch, step = state.global_step, "resumed");
+    println!(
+        "resumed from {} (epoch {}, step {})",
+        ck.dir().display(),
+        state.epoch + 1,
+        state.global_step
+    );
+    tb.restart_at(state.global_step as i64 + 1)?;
+    Ok(state)
+}
+
+/// A new run's first TensorBoard entries: its configuration and the
+/// hyper-parameters.
+fn start_history(tb: &BackgroundWriter, config: &RunConfig, spec: &ArchSpec) -> Result<()> {
+    tb.text(
+        "run/config",
+        0,
+        &format!("```toml\n{}\n```", config.to_toml()),
+    )?;
+    let metrics = ["val/top1", "val/top5", "val/loss", "train/loss"];
+    tb.hparams(setup::hparams(config, spec), &metrics)?;
+    Ok(())
+}
+
+/// The hooks of the node that keeps the run (configured ones, then
+/// `extra`), with the probe set and their states from `resumed`; `None`
+/// when there are none.
+fn hooks_adapter(
+    config: &RunConfig,
+    role: &Role,
+    val: &Loader,
+    mean_image: &Option<Arc<MeanImage>>,
+    device: Device,
+    extra: Vec<Box<dyn Hook>>,
+    resumed: Option<&Checkpoint>,
+) -> Result<Option<HooksAdapter>> {
+    if !role.keeps_the_run() || (config.hooks.is_empty() && extra.is_empty()) {
+        return Ok(None);
+    }
+    let probe = probe_set(config, val.dataset(), mean_image.clone())?;
+    info!(
+        images = probe.images.size()[0],
+        hooks = config.hooks.len(),
+        "probe set ready"
+    );
+    let mut runner = HookRunner::new(config, probe)?;
+    runner.device = device;
+    for hook in extra {
+        runner.hooks.register(hook)?;
+    }
+    if let Some(ck) = resumed {
+        runner.restore(ck)?;
+    }
+    Ok(Some(HooksAdapter::new(runner)))
+}
