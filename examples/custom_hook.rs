@@ -99,9 +99,17 @@ impl Hook for ActivationStats {
 }
 
 fn main() -> Result<()> {
+    let (csv, text) = run(std::env::args().nth(1).map(Into::into))?;
+    print!("{}:\n{text}", csv.display());
+    Ok(())
+}
+
+/// Trains on `data` (or a synthetic set) with the hook; the CSV's path and
+/// its contents.
+pub fn run(data: Option<std::path::PathBuf>) -> Result<(std::path::PathBuf, String)> {
     let scratch = tempfile::tempdir()?;
-    let data = match std::env::args().nth(1) {
-        Some(dir) => dir.into(),
+    let data = match data {
+        Some(dir) => dir,
         None => {
             let dir = scratch.path().join("data");
             let synth = zftrain_data::synth::SynthConfig {
@@ -134,6 +142,7 @@ fn main() -> Result<()> {
     };
     let outcome = train(config, options)?;
     let csv = outcome.run_dir.join("hooks/activation_stats/means.csv");
-    print!("{}:\n{}", csv.display(), std::fs::read_to_string(&csv)?);
-    Ok(())
+    let text =
+        std::fs::read_to_string(&csv).with_context(|| format!("reading {}", csv.display()))?;
+    Ok((csv, text))
 }

@@ -12,6 +12,7 @@ mod gpu;
 mod hooks;
 mod hostile;
 mod pytorch;
+mod session;
 mod summary;
 mod train;
 mod weights;
