@@ -498,6 +498,18 @@ pub struct ArchArgs {
     pub arch_file: Option<PathBuf>,
 }
 
+impl ArchArgs {
+    /// The flags as the library takes them.
+    pub fn overrides(&self) -> crate::weights::ArchOverrides {
+        crate::weights::ArchOverrides {
+            arch: self.arch,
+            classes: self.classes,
+            no_lrn: self.no_lrn,
+            arch_file: self.arch_file.clone(),
+        }
+    }
+}
+
 /// Where weights come from: a safetensors file or a checkpoint (one of them).
 #[derive(Debug, Args)]
 pub struct WeightsSource {
@@ -587,26 +599,14 @@ pub struct ImportArgs {
     #[arg(long)]
     pub weights: PathBuf,
     /// Per-channel input mean the weights were trained with (r,g,b, on [0, 1] pixels).
-    #[arg(long, value_parser = parse_triple)]
+    #[arg(long, value_parser = crate::weights::parse_triple)]
     pub mean: Option<[f64; 3]>,
     /// Per-channel input standard deviation (r,g,b).
-    #[arg(long, value_parser = parse_triple)]
+    #[arg(long, value_parser = crate::weights::parse_triple)]
     pub std: Option<[f64; 3]>,
     /// Checkpoint directory to create (must not exist).
     #[arg(long)]
     pub out: PathBuf,
-}
-
-/// Parses `a,b,c` into three numbers.
-pub fn parse_triple(s: &str) -> Result<[f64; 3], String> {
-    let parts: Vec<&str> = s.split(',').map(str::trim).collect();
-    let values: Result<Vec<f64>, _> = parts.iter().map(|p| p.parse::<f64>()).collect();
-    match values {
-        Ok(v) if v.len() == 3 && v.iter().all(|x| x.is_finite()) => Ok([v[0], v[1], v[2]]),
-        _ => Err(format!(
-            "expected three comma-separated numbers like 0.485,0.456,0.406, got '{s}'"
-        )),
-    }
 }
 
 /// `zftrain predict`.

@@ -8,19 +8,34 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
+use tch::Device;
 use tch::Tensor;
-use zftrain_checkpoints::Metadata;
+use zftrain_checkpoints::{assign_strict, read_safetensors, Checkpoint, Metadata};
 use zftrain_model::arch::ArchConfig;
 use zftrain_model::arch_file::{parse_arch, set_classes, table_difference, write_arch};
-use zftrain_model::{Arch, ArchName};
+use zftrain_model::{Arch, ArchName, InitScheme};
 
 pub use zftrain_model::Model;
 
-use crate::cli::ArchArgs;
+/// What a command's flags say about an architecture (`--arch`,
+/// `--arch-file`, `--classes`, `--no-lrn`); loading weights takes this, and
+/// the command line builds it. Every field is optional: the weights' own
+/// metadata fills in the rest.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ArchOverrides {
+    /// A built-in architecture.
+    pub arch: Option<ArchName>,
+    /// The number of classes.
+    pub classes: Option<i64>,
+    /// Leave out the LRN layers of zfnet and alexnet.
+    pub no_lrn: bool,
+    /// An architecture file instead of a built-in.
+    pub arch_file: Option<PathBuf>,
+}
 
 /// ImageNet's per-channel mean of `[0, 1]` RGB pixels (torchvision's).
 pub const IMAGENET_MEAN: [f64; 3] = zftrain_data::transform::IMAGENET_MEAN_F64;
@@ -137,7 +152,7 @@ impl WeightsInfo {
     pub fn resolve(
         path: &Path,
         meta: &Metadata,
-        args: &ArchArgs,
+        args: &ArchOverrides,
         tensors: &[(String, Tensor)],
     ) -> Result<WeightsInfo> {
         let key = |k: &str| meta.get(&format!("zftrain.{k}"));
@@ -216,7 +231,7 @@ impl WeightsInfo {
         };
         let triple = |k: &str, default: [f64; 3]| -> Result<[f64; 3]> {
             match key(k) {
-                Some(v) => crate::cli::parse_triple(v).map_err(|_| bad(k, v)),
+                Some(v) => parse_triple(v).map_err(|_| bad(k, v)),
                 None => Ok(default),
             }
         };
@@ -270,8 +285,41 @@ fn infer_classes(arch: &ArchSpec, tensors: &[(String, Tensor)]) -> Option<i64> {
         .map(|(_, t)| t.size()[0])
 }
 
+/// Opens a checkpoint or weights file and loads it into a fresh network,
+/// strictly. `args` may fill in what the file does not say.
+pub fn load_model(
+    weights: Option<&Path>,
+    checkpoint: Option<&Path>,
+    args: &ArchOverrides,
+) -> Result<(Model, WeightsInfo)> {
+    let path = match (weights, checkpoint) {
+        (Some(w), _) => w.to_path_buf(),
+        (None, Some(c)) => Checkpoint::open(c)
+            .with_context(|| format!("opening checkpoint {}", c.display()))?
+            .weights_path(),
+        (None, None) => bail!("pass --weights FILE or --checkpoint DIR"),
+    };
+    let (tensors, meta) = read_safetensors(&path)?;
+    let info = WeightsInfo::resolve(&path, &meta, args, &tensors)?;
+    let model = Model::new(info.arch_table()?, InitScheme::Pytorch, Device::Cpu)?;
+    assign_strict(&path, tensors, &model.named_weights())?;
+    Ok((model, info))
+}
+
+/// Parses `a,b,c` into three numbers.
+pub fn parse_triple(s: &str) -> Result<[f64; 3], String> {
+    let parts: Vec<&str> = s.split(',').map(str::trim).collect();
+    let values: Result<Vec<f64>, _> = parts.iter().map(|p| p.parse::<f64>()).collect();
+    match values {
+        Ok(v) if v.len() == 3 && v.iter().all(|x| x.is_finite()) => Ok([v[0], v[1], v[2]]),
+        _ => Err(format!(
+            "expected three comma-separated numbers like 0.485,0.456,0.406, got '{s}'"
+        )),
+    }
+}
+
 /// Architecture options from flags alone (for commands that start from nothing).
-pub fn config_from_args(args: &ArchArgs) -> Result<(ArchSpec, ArchConfig)> {
+pub fn config_from_args(args: &ArchOverrides) -> Result<(ArchSpec, ArchConfig)> {
     if let Some(path) = &args.arch_file {
         let table = read_arch_file(path)?;
         let config = ArchConfig {

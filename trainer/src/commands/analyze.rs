@@ -24,8 +24,8 @@ use zftrain_deconv::render::denormalize;
 use zftrain_tensorboard::BackgroundWriter;
 
 use super::images::{eval_transform, load_image, resolve_class};
-use super::weights::load_model;
 use crate::cli::{AnalysisCommon, CorrespondenceArgs, InvarianceArgs, OcclusionArgs};
+use crate::weights::load_model;
 use crate::weights::{Model, WeightsInfo};
 
 /// The weights on their device, their description and the input transform.
@@ -45,7 +45,7 @@ impl Loaded {
         let (mut model, info) = load_model(
             common.source.weights.as_deref(),
             common.source.checkpoint.as_deref(),
-            &common.arch,
+            &common.arch.overrides(),
         )?;
         model.vs.set_device(device);
         let transform = eval_transform(common.source.checkpoint.as_deref(), &info)?;

@@ -8,8 +8,8 @@ use tch::{Kind, Tensor};
 use zftrain_checkpoints::write_safetensors;
 
 use super::images::{eval_transform, load_image};
-use super::weights::load_model;
 use crate::cli::PredictArgs;
+use crate::weights::load_model;
 
 /// One predicted class.
 #[derive(Debug, Serialize)]
@@ -38,7 +38,7 @@ pub fn run(args: &PredictArgs) -> Result<()> {
     let (model, info) = load_model(
         args.source.weights.as_deref(),
         args.source.checkpoint.as_deref(),
-        &args.arch,
+        &args.arch.overrides(),
     )?;
     let labels = match &args.labels {
         Some(p) => Some(read_labels(p)?),

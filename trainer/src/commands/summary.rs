@@ -8,7 +8,7 @@ use crate::weights::config_from_args;
 
 /// Prints the summary table (or JSON) to stdout.
 pub fn run(args: &SummaryArgs) -> Result<()> {
-    let (spec, config) = config_from_args(&args.arch)?;
+    let (spec, config) = config_from_args(&args.arch.overrides())?;
     let arch = spec.table(&config)?;
     let summary = Summary::new(&arch)?;
     if args.json {

@@ -14,11 +14,11 @@ use zftrain_hooks::builtin::{DeadFiltersConfig, DeconvGridConfig};
 use zftrain_hooks::{Event, HookSpec, Schedule};
 use zftrain_tensorboard::BackgroundWriter;
 
-use super::weights::load_model;
 use crate::cli::VisualizeArgs;
 use crate::config::RunConfig;
 use crate::train::checkpointing::{read_mean_image, CONFIG_FILE};
 use crate::train::hooks::{probe_set, HookRunner, Moment};
+use crate::weights::load_model;
 
 /// The image folder of `dir`: `dir/val` when it exists, else `dir`.
 fn probe_folder(dir: &Path) -> PathBuf {
@@ -81,7 +81,7 @@ pub fn run(args: &VisualizeArgs) -> Result<()> {
     let (mut model, info) = load_model(
         args.source.weights.as_deref(),
         args.source.checkpoint.as_deref(),
-        &args.arch,
+        &args.arch.overrides(),
     )?;
     model.vs.set_device(device);
     let mut config = hooks_config(args, ck.as_ref())?;

@@ -6,11 +6,13 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde_json::json;
 use tch::Device;
-use zftrain_checkpoints::{assign_strict, read_safetensors, write_safetensors, Checkpoint};
+use zftrain_checkpoints::{write_safetensors, Checkpoint};
 use zftrain_model::InitScheme;
 
-use crate::cli::{ArchArgs, ExportArgs, ImportArgs, InitArgs};
-use crate::weights::{config_from_args, Model, WeightsInfo, IMAGENET_MEAN, IMAGENET_STD};
+use crate::cli::{ExportArgs, ImportArgs, InitArgs};
+use crate::weights::{
+    config_from_args, load_model, ArchOverrides, Model, WeightsInfo, IMAGENET_MEAN, IMAGENET_STD,
+};
 
 /// Writes `model` as a new checkpoint directory `out`.
 fn write_checkpoint(
@@ -25,30 +27,9 @@ fn write_checkpoint(
     Ok(())
 }
 
-/// Opens a checkpoint or weights file and loads it into a fresh network,
-/// strictly. `args` may fill in what the file does not say.
-pub fn load_model(
-    weights: Option<&Path>,
-    checkpoint: Option<&Path>,
-    args: &ArchArgs,
-) -> Result<(Model, WeightsInfo)> {
-    let path = match (weights, checkpoint) {
-        (Some(w), _) => w.to_path_buf(),
-        (None, Some(c)) => Checkpoint::open(c)
-            .with_context(|| format!("opening checkpoint {}", c.display()))?
-            .weights_path(),
-        (None, None) => anyhow::bail!("pass --weights FILE or --checkpoint DIR"),
-    };
-    let (tensors, meta) = read_safetensors(&path)?;
-    let info = WeightsInfo::resolve(&path, &meta, args, &tensors)?;
-    let model = Model::new(info.arch_table()?, InitScheme::Pytorch, Device::Cpu)?;
-    assign_strict(&path, tensors, &model.named_weights())?;
-    Ok((model, info))
-}
-
 /// `zftrain init`.
 pub fn init(args: &InitArgs) -> Result<()> {
-    let (spec, config) = config_from_args(&args.arch)?;
+    let (spec, config) = config_from_args(&args.arch.overrides())?;
     let arch = spec.table(&config)?;
     tch::manual_seed(args.seed);
     let model = Model::new(arch, args.init.into(), Device::Cpu)?;
@@ -78,7 +59,7 @@ pub fn init(args: &InitArgs) -> Result<()> {
 
 /// `zftrain export`.
 pub fn export(args: &ExportArgs) -> Result<()> {
-    let (model, info) = load_model(None, Some(&args.checkpoint), &ArchArgs::default())?;
+    let (model, info) = load_model(None, Some(&args.checkpoint), &ArchOverrides::default())?;
     write_safetensors(&args.out, &model.named_weights(), &info.to_metadata())
         .with_context(|| format!("writing {}", args.out.display()))?;
     println!(
@@ -91,7 +72,7 @@ pub fn export(args: &ExportArgs) -> Result<()> {
 
 /// `zftrain import`.
 pub fn import(args: &ImportArgs) -> Result<()> {
-    let (model, mut info) = load_model(Some(&args.weights), None, &args.arch)?;
+    let (model, mut info) = load_model(Some(&args.weights), None, &args.arch.overrides())?;
     if let Some(mean) = args.mean {
         info.mean = mean;
     }

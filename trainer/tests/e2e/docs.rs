@@ -1,5 +1,6 @@
 //! Docs that must agree with the code: every crate of the workspace has its
-//! row in docs/architecture.md and its line in README's layout.
+//! row in docs/architecture.md and its line in README's layout, and the
+//! layering the architecture doc describes holds.
 
 use std::path::Path;
 
@@ -22,4 +23,48 @@ fn every_workspace_crate_is_in_the_architecture_doc_and_the_readme_layout() {
             "README's layout has no line for the crate '{member}'"
         );
     }
+}
+
+/// The command line sits on top: the library's modules below it
+/// (configuration, weights, the training session, benchmarks) never import
+/// `cli` or `commands`, as docs/architecture.md says.
+#[test]
+fn nothing_below_the_command_line_imports_it() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = vec![src.clone()];
+    let mut checked = 0;
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+            continue;
+        }
+        let rel = path
+            .strip_prefix(&src)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let top =
+            rel == "cli.rs" || rel == "main.rs" || rel == "lib.rs" || rel.starts_with("commands");
+        if top || path.extension().is_none_or(|e| e != "rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        for needle in [
+            "crate::cli",
+            "crate::commands",
+            "super::cli",
+            "zftrain::cli",
+        ] {
+            assert!(
+                !text.contains(needle),
+                "src/{rel} imports the command line ({needle})"
+            );
+        }
+        checked += 1;
+    }
+    assert!(
+        checked >= 20,
+        "only {checked} library files found under {}",
+        src.display()
+    );
 }
