@@ -121,7 +121,7 @@ pub fn run(args: &VisualizeArgs) -> Result<()> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let tb = BackgroundWriter::create(&args.out)?;
-    let mut runner = HookRunner::new(&config, probe)?;
+    let mut runner = HookRunner::new(config.build_hooks()?, probe);
     runner.device = device;
     let images = runner.probe.images.size()[0];
     let start = std::time::Instant::now();

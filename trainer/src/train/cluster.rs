@@ -22,24 +22,11 @@ use crate::engine::rendezvous::{fingerprint, rendezvous, Link, NodeInfo, Rendezv
 use crate::engine::{reducer_for, GradReducer, LinkReducer, Nccl, NcclReducer, NcclWatch};
 use crate::train::state::TrainerState;
 
-/// The fingerprint of what every node must agree on: the run's
-/// configuration less what is each node's own (name, folders, devices,
-/// threads, rank), and the data sets' sizes and class names.
+/// The fingerprint of what every node must agree on: the run's shared
+/// configuration (less each node's [`MachineSettings`](crate::config::MachineSettings)),
+/// and the data sets' sizes and class names.
 pub fn run_fingerprint(config: &RunConfig, train: &Dataset, val: &Dataset) -> Result<u64> {
-    let mut c = config.clone();
-    c.name.clear();
-    c.runs_dir = Default::default();
-    c.data.train = Default::default();
-    c.data.val = Default::default();
-    c.data.val_list = None;
-    c.data.workers = 0;
-    c.data.queue_depth = 0;
-    c.train.gpus = crate::config::Gpus::Count(0);
-    c.train.cpu_replicas = 0;
-    c.train.threads = 0;
-    c.cluster.node_rank = 0;
-    c.cluster.rendezvous.clear();
-    let mut bytes = serde_json::to_vec(&c)?;
+    let mut bytes = serde_json::to_vec(&config.shared())?;
     for d in [train, val] {
         bytes.extend_from_slice(&(d.samples.len() as u64).to_le_bytes());
         for class in &d.classes {

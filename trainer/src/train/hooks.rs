@@ -7,13 +7,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use image::RgbImage;
 use tch::{Device, Tensor};
 use tracing::{info, warn};
 use zftrain_checkpoints::{read_safetensors, Checkpoint};
 use zftrain_data::rng::SplitMix64;
-use zftrain_data::{Augment, Dataset, MeanImage, Transform};
+use zftrain_data::{Augment, Dataset, MeanImage};
 use zftrain_hooks::{
     Control, Event, HookContext, HookError, HookState, Hooks, Metrics, SummarySink, TensorProbe,
 };
@@ -66,14 +66,7 @@ pub fn probe_set(
     mean_image: Option<Arc<MeanImage>>,
 ) -> Result<TensorProbe> {
     let d = &config.data;
-    let transform = Transform {
-        augment: Augment::Eval,
-        resize: d.resize,
-        crop: d.crop,
-        mean: d.mean,
-        std: d.std,
-        mean_image: mean_image.clone(),
-    };
+    let transform = d.transform(Augment::Eval, mean_image.clone())?;
     let n = val.len();
     let take = config.probe.images.min(n);
     let mut images = Vec::with_capacity(take);
@@ -134,20 +127,14 @@ pub struct HookRunner {
 }
 
 impl HookRunner {
-    /// Builds the configured hooks.
-    pub fn new(config: &RunConfig, probe: TensorProbe) -> Result<HookRunner> {
-        let mut hooks = Hooks::new();
-        for (i, spec) in config.hooks.iter().enumerate() {
-            let hook = spec
-                .build()
-                .with_context(|| format!("config key 'hooks[{i}]'"))?;
-            hooks.register(hook)?;
-        }
-        Ok(HookRunner {
+    /// The hooks (built from a configuration: [`RunConfig::build_hooks`])
+    /// with their probe set, on the CPU until `device` is set.
+    pub fn new(hooks: Hooks, probe: TensorProbe) -> HookRunner {
+        HookRunner {
             hooks,
             probe,
             device: Device::Cpu,
-        })
+        }
     }
 
     /// Sends `event` to the hooks whose schedule matches; failures of

@@ -16,7 +16,7 @@ use tracing::{info, warn};
 use zftrain_checkpoints::Checkpoint;
 use zftrain_data::loader::Shard;
 use zftrain_data::{Loader, MeanImage};
-use zftrain_hooks::Hook;
+use zftrain_hooks::{Hook, Hooks};
 use zftrain_tensorboard::BackgroundWriter;
 
 use crate::config::RunConfig;
@@ -145,6 +145,12 @@ impl Trainer {
     /// directory and builds the engine, loaders and callbacks.
     pub fn new(config: RunConfig, options: TrainOptions) -> Result<Trainer> {
         config.validate()?;
+        config.check_paths()?;
+        // The configured hooks, then the caller's.
+        let mut hooks = config.build_hooks()?;
+        for hook in options.hooks {
+            hooks.register(hook)?;
+        }
         // Devices first: a missing CUDA is an error before anything is written.
         let devices = training_devices(&config.train.gpus.ids(), config.train.cpu_replicas)?;
         let (train_set, val_set) = setup::datasets(&config)?;
@@ -199,11 +205,11 @@ impl Trainer {
         let plan = Plan::new(&config, &devices, &train_loader);
         let hooks = hooks_adapter(
             &config,
+            hooks,
             &role,
             &val_loader,
             &mean_image,
             plan.device,
-            options.hooks,
             resumed,
         )?;
         let mut callbacks = callbacks::standard(&config, &role, hooks);
@@ -618,32 +624,28 @@ fn start_history(tb: &BackgroundWriter, config: &RunConfig, spec: &ArchSpec) -> 
     Ok(())
 }
 
-/// The hooks of the node that keeps the run (configured ones, then
-/// `extra`), with the probe set and their states from `resumed`; `None`
-/// when there are none.
+/// The hooks of the node that keeps the run, with the probe set and their
+/// states from `resumed`; `None` when there are none.
 fn hooks_adapter(
     config: &RunConfig,
+    hooks: Hooks,
     role: &Role,
     val: &Loader,
     mean_image: &Option<Arc<MeanImage>>,
     device: Device,
-    extra: Vec<Box<dyn Hook>>,
     resumed: Option<&Checkpoint>,
 ) -> Result<Option<HooksAdapter>> {
-    if !role.keeps_the_run() || (config.hooks.is_empty() && extra.is_empty()) {
+    if !role.keeps_the_run() || hooks.is_empty() {
         return Ok(None);
     }
     let probe = probe_set(config, val.dataset(), mean_image.clone())?;
     info!(
         images = probe.images.size()[0],
-        hooks = config.hooks.len(),
+        hooks = hooks.len(),
         "probe set ready"
     );
-    let mut runner = HookRunner::new(config, probe)?;
+    let mut runner = HookRunner::new(hooks, probe);
     runner.device = device;
-    for hook in extra {
-        runner.hooks.register(hook)?;
-    }
     if let Some(ck) = resumed {
         runner.restore(ck)?;
     }

@@ -13,7 +13,7 @@ use tracing::{info, warn};
 use zftrain_checkpoints::atomic::write_file;
 use zftrain_checkpoints::Checkpoint;
 use zftrain_data::loader::{LoaderConfig, Shard};
-use zftrain_data::{Augment, Dataset, Loader, MeanImage, Transform};
+use zftrain_data::{Augment, Dataset, Loader, MeanImage};
 use zftrain_model::arch::ArchConfig;
 use zftrain_model::arch_file::write_arch;
 use zftrain_model::Arch;
@@ -55,19 +55,7 @@ pub fn loaders(
     shard: Option<Shard>,
 ) -> Result<(Loader, Loader)> {
     let d = &config.data;
-    let transform = |augment| -> Result<Transform> {
-        let t = Transform {
-            augment,
-            resize: d.resize,
-            crop: d.crop,
-            mean: d.mean,
-            std: d.std,
-            mean_image: mean_image.clone(),
-        };
-        t.check()
-            .map_err(|e| anyhow::anyhow!("data settings ({augment:?}): {e}"))?;
-        Ok(t)
-    };
+    let transform = |augment| d.transform(augment, mean_image.clone());
     let base = LoaderConfig {
         batch_size: config.train.batch_size,
         workers: d.workers,

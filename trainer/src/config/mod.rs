@@ -16,6 +16,11 @@ use zftrain_model::{ArchName, InitScheme};
 pub use zftrain_parallel::devices::MAX_DEVICES;
 pub use zftrain_parallel::{OptimConfig, ReducerChoice};
 
+mod machine;
+mod validate;
+
+pub use machine::MachineSettings;
+
 /// Everything a training run needs to know.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -339,6 +344,28 @@ impl Default for ModelConfig {
     }
 }
 
+impl DataConfig {
+    /// The transform of these settings with `augment` (and the run's
+    /// per-pixel mean image, if it has one), checked.
+    pub fn transform(
+        &self,
+        augment: Augment,
+        mean_image: Option<std::sync::Arc<zftrain_data::MeanImage>>,
+    ) -> Result<zftrain_data::Transform> {
+        let t = zftrain_data::Transform {
+            augment,
+            resize: self.resize,
+            crop: self.crop,
+            mean: self.mean,
+            std: self.std,
+            mean_image,
+        };
+        t.check()
+            .map_err(|e| anyhow::anyhow!("data settings ({augment:?}): {e}"))?;
+        Ok(t)
+    }
+}
+
 impl Default for DataConfig {
     fn default() -> Self {
         DataConfig {
@@ -473,291 +500,42 @@ impl RunConfig {
             .with_context(|| format!("invalid configuration in {what}"))
     }
 
-    /// Checks ranges and paths; every error names the key.
+    /// Checks every section's values; an error names the key. The data
+    /// folders are [`RunConfig::check_paths`]'s to check, the hooks
+    /// [`RunConfig::build_hooks`]'s.
     pub fn validate(&self) -> Result<()> {
-        let check = |ok: bool, key: &str, what: String| {
-            if ok {
-                Ok(())
-            } else {
-                Err(anyhow::anyhow!("config key '{key}': {what}"))
-            }
-        };
-        check(
+        validate::require(
             !self.name.is_empty()
                 && !self.name.contains(['/', '\\'])
                 && self.name != "."
                 && self.name != "..",
             "name",
-            format!("'{}' must be a plain folder name", self.name),
+            || format!("'{}' must be a plain folder name", self.name),
         )?;
-        check(
-            (0..=1_000_000).contains(&self.model.classes),
-            "model.classes",
-            format!(
-                "must be 0 (from the data) to 1000000, got {}",
-                self.model.classes
-            ),
-        )?;
-        check(
-            (0.0..1.0).contains(&self.model.dropout),
-            "model.dropout",
-            format!("must be in [0, 1), got {}", self.model.dropout),
-        )?;
-        check(
-            self.data.augment != Augment::Eval,
-            "data.augment",
-            "must be 'zf' or 'rrc' for training".into(),
-        )?;
-        check(
-            self.data.crop >= 32,
-            "data.crop",
-            format!("must be at least 32, got {}", self.data.crop),
-        )?;
-        check(
-            self.data.resize >= self.data.crop,
-            "data.resize",
-            format!(
-                "must be >= data.crop ({}), got {}",
-                self.data.crop, self.data.resize
-            ),
-        )?;
-        check(
-            self.data.std.iter().all(|s| *s > 0.0),
-            "data.std",
-            format!("must be positive, got {:?}", self.data.std),
-        )?;
-        check(
-            (1..=1024).contains(&self.data.workers),
-            "data.workers",
-            format!("must be 1 to 1024, got {}", self.data.workers),
-        )?;
-        check(
-            (1..=1024).contains(&self.data.queue_depth),
-            "data.queue_depth",
-            format!(
-                "must be 1 to 1024 (batches held in memory), got {}",
-                self.data.queue_depth
-            ),
-        )?;
-        check(
-            self.data.max_pixels >= 1,
-            "data.max_pixels",
-            "must be at least 1".into(),
-        )?;
-        check(
-            self.train.epochs >= 1,
-            "train.epochs",
-            format!("must be at least 1, got {}", self.train.epochs),
-        )?;
-        check(
-            (1..=1 << 20).contains(&self.train.batch_size),
-            "train.batch_size",
-            format!("must be 1 to {}, got {}", 1 << 20, self.train.batch_size),
-        )?;
-        check(
-            self.train.threads <= 4096,
-            "train.threads",
-            format!("must be 0 (all cores) to 4096, got {}", self.train.threads),
-        )?;
-        check(
-            self.optim.weight_decay.is_finite(),
-            "optim.weight_decay",
-            format!("must be finite, got {}", self.optim.weight_decay),
-        )?;
-        check(
-            self.train.renorm_radius.is_finite(),
-            "train.renorm_radius",
-            format!("must be finite, got {}", self.train.renorm_radius),
-        )?;
-        check(
-            self.cluster.timeout_s <= 30 * 24 * 3600,
-            "cluster.timeout_s",
-            format!("must be at most 30 days, got {}", self.cluster.timeout_s),
-        )?;
-        check(
-            (0.0..1.0).contains(&self.train.label_smoothing),
-            "train.label_smoothing",
-            format!("must be in [0, 1), got {}", self.train.label_smoothing),
-        )?;
-        check(
-            self.train.renorm_radius >= 0.0,
-            "train.renorm_radius",
-            format!("must be >= 0, got {}", self.train.renorm_radius),
-        )?;
-        check(
-            self.train.log_every >= 1,
-            "train.log_every",
-            "must be at least 1".into(),
-        )?;
-        check(
-            self.optim.lr > 0.0 && self.optim.lr.is_finite(),
-            "optim.lr",
-            format!("must be positive, got {}", self.optim.lr),
-        )?;
-        check(
-            (0.0..1.0).contains(&self.optim.momentum),
-            "optim.momentum",
-            format!("must be in [0, 1), got {}", self.optim.momentum),
-        )?;
-        check(
-            self.optim.weight_decay >= 0.0,
-            "optim.weight_decay",
-            format!("must be >= 0, got {}", self.optim.weight_decay),
-        )?;
-        check(
-            !self.optim.nesterov || self.optim.momentum > 0.0,
-            "optim.nesterov",
-            "needs momentum > 0".into(),
-        )?;
-        check(
-            self.schedule.gamma > 0.0 && self.schedule.gamma <= 1.0,
-            "schedule.gamma",
-            format!("must be in (0, 1], got {}", self.schedule.gamma),
-        )?;
-        check(
-            !self.data.pixel_mean || self.data.augment == Augment::Zf,
-            "data.pixel_mean",
-            "needs data.augment = \"zf\" (rrc crops have no fixed place in the centre square)"
-                .into(),
-        )?;
-        check(
-            self.schedule.warmup_epochs.is_finite() && self.schedule.warmup_epochs >= 0.0,
-            "schedule.warmup_epochs",
-            format!(
-                "must be >= 0 (fractions allowed), got {}",
-                self.schedule.warmup_epochs
-            ),
-        )?;
-        check(
-            self.schedule.step_epochs >= 1,
-            "schedule.step_epochs",
-            "must be at least 1".into(),
-        )?;
-        check(
-            self.checkpoint.keep_last >= 1,
-            "checkpoint.keep_last",
-            "must be at least 1".into(),
-        )?;
-        let gpus = match &self.train.gpus {
-            Gpus::Count(n) => *n,
-            Gpus::List(v) => v.len(),
-        };
-        check(
-            gpus <= MAX_DEVICES,
-            "train.gpus",
-            format!("{gpus} GPUs: at most {MAX_DEVICES}"),
-        )?;
-        check(
-            (1..=MAX_DEVICES).contains(&self.train.cpu_replicas),
-            "train.cpu_replicas",
-            format!(
-                "must be 1 to {MAX_DEVICES}, got {}",
-                self.train.cpu_replicas
-            ),
-        )?;
-        check(
-            self.train.gpus.ids().is_empty() || self.train.cpu_replicas == 1,
-            "train.cpu_replicas",
-            "goes with train.gpus = 0 (GPUs are the replicas then)".into(),
-        )?;
-        let ids = self.train.gpus.ids();
-        check(
-            self.train.precision != Precision::Fp16 || !ids.is_empty(),
-            "train.precision",
-            "fp16 is for GPUs (set train.gpus); on the CPU use bf16 or fp32".into(),
-        )?;
-        check(
-            ids.len() <= self.train.batch_size,
-            "train.gpus",
-            format!(
-                "{} GPUs need train.batch_size >= {0}, got {}",
-                ids.len(),
-                self.train.batch_size
-            ),
-        )?;
-        let mut sorted = ids.clone();
-        sorted.sort_unstable();
-        sorted.dedup();
-        check(
-            sorted.len() == ids.len(),
-            "train.gpus",
-            format!("lists a device twice: {ids:?}"),
-        )?;
-        check(
-            self.train.cpu_replicas >= 1 && self.train.cpu_replicas <= self.train.batch_size,
-            "train.cpu_replicas",
-            format!(
-                "must be between 1 and train.batch_size ({}), got {}",
-                self.train.batch_size, self.train.cpu_replicas
-            ),
-        )?;
-        let c = &self.cluster;
-        check(
-            c.nodes >= 1 && c.node_rank < c.nodes,
-            "cluster.node_rank",
-            format!(
-                "must be below cluster.nodes ({}), got {}",
-                c.nodes, c.node_rank
-            ),
-        )?;
-        check(
-            c.nodes == 1
-                || c.rendezvous
-                    .rsplit_once(':')
-                    .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok()),
-            "cluster.rendezvous",
-            format!("must be host:port, got '{}'", c.rendezvous),
-        )?;
-        check(
-            c.timeout_s >= 1,
-            "cluster.timeout_s",
-            "must be at least 1".into(),
-        )?;
-        check(
-            self.probe.images >= 1 && self.probe.batch_size >= 1,
-            "probe",
-            "images and batch_size must be at least 1".into(),
-        )?;
+        self.model.validate()?;
+        self.data.validate()?;
+        self.train.validate()?;
+        validate::validate_optim(&self.optim)?;
+        self.schedule.validate()?;
+        self.checkpoint.validate()?;
+        self.probe.validate()?;
+        self.cluster.validate()
+    }
+
+    /// Checks that the data folders (and list file) exist.
+    pub fn check_paths(&self) -> Result<()> {
+        self.data.check_paths()
+    }
+
+    /// Builds the `[[hooks]]` (an error names `hooks[i]`).
+    pub fn build_hooks(&self) -> Result<zftrain_hooks::Hooks> {
         let mut hooks = zftrain_hooks::Hooks::new();
         for (i, spec) in self.hooks.iter().enumerate() {
             spec.build()
                 .and_then(|h| hooks.register(h))
                 .map_err(|e| anyhow::anyhow!("config key 'hooks[{i}]': {e}"))?;
         }
-        check(
-            !self.data.train.as_os_str().is_empty(),
-            "data.train",
-            "is required (or pass --data DIR)".into(),
-        )?;
-        check(
-            self.data.train.is_dir() || self.data.train.is_file(),
-            "data.train",
-            format!(
-                "{} does not exist (an ImageFolder or a pack from zftrain data pack)",
-                self.data.train.display()
-            ),
-        )?;
-        check(
-            !self.data.val.as_os_str().is_empty(),
-            "data.val",
-            "is required (or pass --data DIR)".into(),
-        )?;
-        check(
-            self.data.val.is_dir() || self.data.val.is_file(),
-            "data.val",
-            format!(
-                "{} does not exist (an ImageFolder or a pack from zftrain data pack)",
-                self.data.val.display()
-            ),
-        )?;
-        if let Some(list) = &self.data.val_list {
-            check(
-                list.is_file(),
-                "data.val_list",
-                format!("file {} does not exist", list.display()),
-            )?;
-        }
-        Ok(())
+        Ok(hooks)
     }
 
     /// The run directory.
@@ -829,6 +607,56 @@ mod tests {
         }
         t.insert(last.to_string(), value);
         table
+    }
+
+    #[test]
+    fn nodes_share_every_key_but_the_machine_settings() {
+        let mut base = RunConfig::default();
+        base.data.val_list = Some("val.txt".into());
+        let full = toml::Value::try_from(&base).unwrap();
+        let mut keys = Vec::new();
+        leaves("", &full, &mut keys);
+        let mut machine_seen = Vec::new();
+        let mut tried = 0;
+        for (key, value) in &keys {
+            let changed = match value {
+                toml::Value::Integer(i) => toml::Value::Integer(i + 1),
+                toml::Value::Float(f) => toml::Value::Float(f + 0.25),
+                toml::Value::Boolean(b) => toml::Value::Boolean(!b),
+                toml::Value::String(s) => toml::Value::String(format!("{s}x")),
+                _ => continue,
+            };
+            let mut table = full.as_table().unwrap().clone();
+            set_key(&mut table, key, &changed.to_string()).unwrap();
+            // Values that do not parse (an enum's name with an x) are not
+            // configurations at all.
+            let Ok(other) = RunConfig::deserialize(toml::Value::Table(table)) else {
+                continue;
+            };
+            tried += 1;
+            let own = MachineSettings::KEYS.contains(&key.as_str());
+            assert_eq!(
+                other.shared() == base.shared(),
+                own,
+                "{key}: {}",
+                if own {
+                    "a machine setting changed what nodes share"
+                } else {
+                    "nodes would not have to agree on it"
+                }
+            );
+            if own {
+                machine_seen.push(key.clone());
+            }
+        }
+        machine_seen.sort();
+        let mut all = MachineSettings::KEYS.map(String::from).to_vec();
+        all.sort();
+        assert_eq!(
+            machine_seen, all,
+            "every machine setting is a key of the config"
+        );
+        assert!(tried >= 40, "only {tried} keys changed");
     }
 
     #[test]
@@ -935,6 +763,8 @@ mod tests {
             let c = RunConfig::load(Some(&path), &sets)
                 .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
             c.validate()
+                .and_then(|()| c.check_paths())
+                .and_then(|()| c.build_hooks().map(|_| ()))
                 .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
             seen += 1;
         }
@@ -1016,7 +846,7 @@ mod tests {
         }
         let err = RunConfig::load(None, &["data.train=/nonexistent/zf".to_string()])
             .unwrap()
-            .validate()
+            .check_paths()
             .unwrap_err();
         assert!(err.to_string().contains("/nonexistent/zf"), "{err}");
     }
