@@ -33,6 +33,22 @@ pub enum DataError {
         /// The decoder's complaint.
         message: String,
     },
+    /// A loader worker panicked while it prepared a batch (a bug, or a
+    /// decoder that panics on some file): the batch is lost, the epoch
+    /// cannot go on.
+    #[error(
+        "the data loader panicked preparing batch {batch} of epoch {epoch} ({files}): {message}"
+    )]
+    Panicked {
+        /// The epoch.
+        epoch: u64,
+        /// The batch's index in the epoch.
+        batch: usize,
+        /// The batch's files (the first, and how many more).
+        files: String,
+        /// The panic's message.
+        message: String,
+    },
     /// Encoding an image failed (synthetic data).
     #[error("encoding {path}: {message}")]
     Encode {

@@ -73,10 +73,24 @@ impl Shard {
     /// cut into `ceil(n / replicas)` rows per replica (the engine's split),
     /// over at most `n` replicas.
     pub fn rows(&self, n: usize) -> std::ops::Range<usize> {
-        let active = self.of.min(n).max(1);
-        let per = n.div_ceil(active);
-        (self.first * per).min(n)..((self.first + self.count) * per).min(n)
+        let first = replica_rows(n, self.of, self.first);
+        match self.count {
+            0 => first.start..first.start,
+            c => first.start..replica_rows(n, self.of, self.first + c - 1).end,
+        }
     }
+}
+
+/// The one rule that cuts a batch of `n` rows over `replicas`: replica `i`
+/// gets rows `i * per .. (i + 1) * per` (clipped to `n`), `per = ceil(n /
+/// min(replicas, n))`; a batch smaller than the replica count uses the first
+/// `n` replicas. The loader cuts a node's rows with it and the engine its
+/// replicas' shards, so that a replica's rows are the same whether its
+/// node's loader or the engine cut them.
+pub fn replica_rows(n: usize, replicas: usize, i: usize) -> std::ops::Range<usize> {
+    let active = replicas.min(n).max(1);
+    let per = n.div_ceil(active);
+    (i * per).min(n)..((i + 1) * per).min(n)
 }
 
 impl Default for LoaderConfig {
@@ -252,14 +266,10 @@ impl Loader {
                     self.pool.clone(),
                 );
                 std::thread::spawn(move || {
-                    for job in jobs.iter() {
-                        let index = job.index;
-                        let images = pool.take();
-                        let batch = load_batch(&dataset, &transform, &config, job, images);
-                        if results.send((index, batch)).is_err() {
-                            break;
-                        }
-                    }
+                    let describe = |job: &Job| describe_files(&dataset, &job.positions);
+                    let prepare =
+                        |job: Job| load_batch(&dataset, &transform, &config, job, pool.take());
+                    work(&jobs, &results, prepare, describe);
                 })
             })
             .collect();
@@ -279,6 +289,57 @@ impl Loader {
         };
         it.dispatch();
         it
+    }
+}
+
+/// The results a worker sends: a batch's index and the batch or its error.
+type Outcome = (usize, Result<Batch, DataError>);
+
+/// A worker's loop: prepares the batch of every job it receives until the
+/// jobs or the results close. A panic while preparing one (a bug, or a
+/// decoder that panics on some file) becomes that batch's error, naming
+/// its files: otherwise the batch would be lost and the epoch would wait
+/// for it forever.
+fn work(
+    jobs: &Receiver<Job>,
+    results: &Sender<Outcome>,
+    prepare: impl Fn(Job) -> Result<Batch, DataError>,
+    describe: impl Fn(&Job) -> String,
+) {
+    for job in jobs.iter() {
+        let (index, epoch, files) = (job.index, job.epoch, describe(&job));
+        let batch = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| prepare(job)))
+            .unwrap_or_else(|payload| {
+                Err(DataError::Panicked {
+                    epoch,
+                    batch: index,
+                    files,
+                    message: panic_message(payload.as_ref()),
+                })
+            });
+        if results.send((index, batch)).is_err() {
+            break;
+        }
+    }
+}
+
+/// A panic's message, when it has one.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into())
+}
+
+/// `first/file.jpg and N more` for a batch's samples.
+fn describe_files(dataset: &Dataset, positions: &[usize]) -> String {
+    match positions.first().and_then(|&i| dataset.samples.get(i)) {
+        Some(first) if positions.len() > 1 => {
+            format!("{} and {} more", first.path.display(), positions.len() - 1)
+        }
+        Some(first) => first.path.display().to_string(),
+        None => "no files".into(),
     }
 }
 
@@ -344,7 +405,7 @@ fn load_batch(
 /// The batches of one epoch, in order. Dropping it stops the workers.
 pub struct EpochIter {
     jobs: Option<Sender<Job>>,
-    results: Receiver<(usize, Result<Batch, DataError>)>,
+    results: Receiver<Outcome>,
     pending: BTreeMap<usize, Result<Batch, DataError>>,
     next: usize,
     dispatched: usize,
@@ -399,7 +460,19 @@ impl Iterator for EpochIter {
                 Ok((i, batch)) => {
                     self.pending.insert(i, batch);
                 }
-                Err(_) => return None,
+                Err(_) => {
+                    // Every worker is gone (a worker catches its panics, so
+                    // this is not expected): an error, never an epoch that
+                    // quietly ends early.
+                    let batch = self.next;
+                    self.next = self.end;
+                    return Some(Err(DataError::Panicked {
+                        epoch: self.epoch,
+                        batch,
+                        files: "unknown".into(),
+                        message: "every loader worker stopped".into(),
+                    }));
+                }
             }
         }
     }
@@ -424,6 +497,52 @@ mod tests {
     use crate::synth::{write_synthetic, SynthConfig};
     use crate::Augment;
     use std::path::Path;
+
+    #[test]
+    fn a_panic_while_preparing_a_batch_is_that_batchs_error_naming_its_files() {
+        let (_d, ds) = setup();
+        let (job_tx, job_rx) = unbounded();
+        let (res_tx, res_rx) = unbounded();
+        for index in 0..3 {
+            let positions = vec![index * 2, index * 2 + 1];
+            let job = Job {
+                epoch: 4,
+                index,
+                first_row: 0,
+                positions,
+            };
+            job_tx.send(job).unwrap();
+        }
+        drop(job_tx);
+        let prepare = |job: Job| {
+            if job.index == 1 {
+                panic!("decoder bug on purpose");
+            }
+            Ok(Batch {
+                epoch: job.epoch,
+                index: job.index,
+                images: Vec::new(),
+                labels: Vec::new(),
+                skipped: Vec::new(),
+            })
+        };
+        // The worker survives the panic and goes on with the next job.
+        work(&job_rx, &res_tx, prepare, |job| {
+            describe_files(&ds, &job.positions)
+        });
+        drop(res_tx);
+        let results: Vec<Outcome> = res_rx.iter().collect();
+        assert_eq!(results.len(), 3);
+        assert!(results[0].1.is_ok() && results[2].1.is_ok());
+        let err = results[1].1.as_ref().unwrap_err().to_string();
+        let first = ds.samples[2].path.display().to_string();
+        assert!(
+            err.contains("panicked preparing batch 1 of epoch 4")
+                && err.contains(&format!("{first} and 1 more"))
+                && err.contains("decoder bug on purpose"),
+            "{err}"
+        );
+    }
 
     fn setup() -> (tempfile::TempDir, Dataset) {
         let d = tempfile::tempdir().unwrap();
@@ -463,6 +582,39 @@ mod tests {
 
     fn all(l: &Loader, epoch: u64, start: usize) -> Vec<Batch> {
         l.epoch(epoch, start).collect::<Result<_, _>>().unwrap()
+    }
+
+    #[test]
+    fn replica_rows_cover_the_batch_in_order_and_shards_are_their_union() {
+        for n in 0..20 {
+            for replicas in 1..7 {
+                let rows: Vec<_> = (0..replicas)
+                    .map(|i| replica_rows(n, replicas, i))
+                    .collect();
+                assert_eq!(rows[0].start, 0);
+                assert_eq!(rows[replicas - 1].end, n, "n {n}, {replicas} replicas");
+                for pair in rows.windows(2) {
+                    assert_eq!(pair[0].end, pair[1].start, "n {n}, {replicas} replicas");
+                }
+                // Equal shares but the last non-empty one; no more replicas
+                // used than rows.
+                let used = rows.iter().filter(|r| !r.is_empty()).count();
+                assert!(used <= n.max(1) && rows[0].len() == n.div_ceil(replicas.min(n).max(1)));
+                for first in 0..replicas {
+                    for count in 1..=replicas - first {
+                        let shard = Shard {
+                            first,
+                            count,
+                            of: replicas,
+                        };
+                        assert_eq!(
+                            shard.rows(n),
+                            rows[first].start..rows[first + count - 1].end
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! - [`render`]: the paper's display (contrast stretched around zero), 3x3
 //!   tiles per feature map, maps in a grid, projections beside patches.
 //!
-//! It depends on `model` only, as DESIGN.md draws the arrows.
+//! It depends on `model` only (docs/architecture.md draws the arrows).
 
 pub mod error;
 pub mod mine;

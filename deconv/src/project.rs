@@ -1,5 +1,5 @@
 //! Projection of chosen activations back to pixel space (Zeiler & Fergus,
-//! section 2.1; SPEC.md section 3).
+//! "Visualizing and Understanding Convolutional Networks", section 2.1).
 //!
 //! For a target unit (image, conv layer, channel, y, x) every other unit of
 //! that layer's rectified output is set to zero, and the signal goes down the

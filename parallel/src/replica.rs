@@ -2,6 +2,7 @@
 
 use anyhow::{bail, Context, Result};
 use tch::{Device, Kind, Tensor};
+use zftrain_data::loader::replica_rows;
 use zftrain_model::network::to_channels_last;
 use zftrain_model::{Arch, DropoutStream, InitScheme, Network};
 
@@ -380,19 +381,18 @@ impl DataParallel {
         labels: &Tensor,
         opts: &StepOptions,
     ) -> Result<(Vec<f64>, f64, Vec<Tensor>)> {
-        let b = images.size()[0];
-        // A batch smaller than the replica count (the last of an epoch) uses
-        // the first `b` replicas; the others contribute zero gradients.
-        let n = (self.replicas.len() as i64).min(b).max(1);
-        let shard = (b + n - 1) / n;
-        // Shards are cut here: tensors may move to a thread, not be shared.
+        let b = images.size()[0] as usize;
+        let n = self.replicas.len();
+        // Shards are cut here (a batch smaller than the replica count, the
+        // last of an epoch, leaves the last replicas with zero gradients);
+        // tensors may move to a thread, not be shared.
         let work: Vec<Work<'_>> = self
             .replicas
             .iter_mut()
             .enumerate()
             .map(|(i, r)| {
-                let start = i as i64 * shard;
-                let len = shard.min(b - start).max(0);
+                let rows = replica_rows(b, n, i);
+                let (start, len) = (rows.start as i64, rows.len() as i64);
                 let shard =
                     (len > 0).then(|| (images.narrow(0, start, len), labels.narrow(0, start, len)));
                 (r, opts.first_row + start, shard)

@@ -228,11 +228,12 @@ impl DeconvGridHook {
                     ("ys".to_string(), top.ys.shallow_clone()),
                     ("xs".to_string(), top.xs.shallow_clone()),
                     ("channels".to_string(), channels),
+                    // f16: half the disk of f32, ample for pictures.
                     (
                         "projections".to_string(),
-                        top.projections.to_kind(Kind::Float),
+                        top.projections.to_kind(Kind::Half),
                     ),
-                    ("patches".to_string(), top.patches.to_kind(Kind::Float)),
+                    ("patches".to_string(), top.patches.to_kind(Kind::Half)),
                 ];
                 write_tensors(&dir.join(format!("{label}.safetensors")), &tensors)?;
             }

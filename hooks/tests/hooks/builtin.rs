@@ -47,6 +47,10 @@ fn the_deconv_hook_writes_grids_tensors_and_summaries_for_every_layer() {
         assert_eq!(get("channels").size(), [3]);
         let p = get("projections");
         assert_eq!(p.size()[..3], [3, 4, 3]);
+        // As the hook's documentation says: f16 pictures, f32 activations.
+        assert_eq!(p.kind(), tch::Kind::Half);
+        assert_eq!(get("patches").kind(), tch::Kind::Half);
+        assert_eq!(get("values").kind(), tch::Kind::Float);
         // Four images for k = 4 with one per image: every slot filled, strongest first.
         let imgs = Vec::<i64>::try_from(get("images").flatten(0, -1)).unwrap();
         assert!(imgs.iter().all(|&i| (0..5).contains(&i)));

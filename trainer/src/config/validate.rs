@@ -155,8 +155,8 @@ impl TrainConfig {
             "train.cpu_replicas",
             || {
                 format!(
-                "must be 1 to {most} (at most {MAX_DEVICES}, and at most train.batch_size), got {}",
-                self.cpu_replicas
+                "must be 1 to {most} (at most {MAX_DEVICES} and at most train.batch_size ({})), got {}",
+                self.batch_size, self.cpu_replicas
             )
             },
         )?;
