@@ -15,7 +15,7 @@ use std::ffi::{CStr, CString};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use anyhow::{bail, Result};
+use crate::error::{fail, EngineError, Result};
 use tch::{Device, Kind, Tensor};
 
 /// The most devices (GPUs or CPU replicas) a run may ask for: more than
@@ -65,7 +65,7 @@ pub fn load_cuda() -> Result<PathBuf> {
     CUDA_LIBRARY
         .get_or_init(|| open_cuda_library().map_err(|e| format!("{e:#}")))
         .clone()
-        .map_err(anyhow::Error::msg)
+        .map_err(EngineError::Device)
 }
 
 /// The message of the last `dlerror`.
@@ -107,7 +107,7 @@ fn open_cuda_library() -> Result<PathBuf> {
         return Ok(p);
     }
     let Some(path) = candidates.iter().find(|p| p.is_file()) else {
-        bail!(
+        fail!(Device,
             "GPUs were asked for, but this libtorch has no CUDA library: looked for {} (none exists). Point {CUDA_LIB_ENV} at the libtorch_cuda.so of a CUDA libtorch (a PyTorch install: python3 -c 'import torch, os; print(os.path.dirname(torch.__file__))'/lib), or run scripts/setup --cuda; or train on the CPU with --gpus 0",
             if candidates.is_empty() {
                 "nothing (no libtorch_cpu.so in this process)".to_string()
@@ -116,12 +116,13 @@ fn open_cuda_library() -> Result<PathBuf> {
             }
         );
     };
-    let c_path = CString::new(path.as_os_str().as_encoded_bytes())?;
+    let c_path = CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|_| EngineError::Device(format!("{}: a path with a NUL byte", path.display())))?;
     // SAFETY: dlopen with a NUL-terminated path; the handle is kept for the
     // life of the process (libtorch's CUDA hooks must stay registered).
     let handle = unsafe { libc::dlopen(c_path.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL) };
     if handle.is_null() {
-        bail!("loading {}: {}", path.display(), dl_error());
+        fail!(Device, "loading {}: {}", path.display(), dl_error());
     }
     Ok(path.clone())
 }
@@ -140,7 +141,7 @@ fn probe(id: usize, library: &Path) -> Result<()> {
     if let Err(e) = Tensor::f_zeros([1], (Kind::Float, Device::Cuda(id))) {
         let text = e.to_string();
         let first = text.lines().next().unwrap_or("").trim();
-        bail!(
+        fail!(Device,
             "CUDA device {id} is visible but libtorch cannot make a tensor on it ({} loaded from {}): {first}",
             if first.contains("'CUDA' backend") {
                 "its CUDA kernels are missing: is this the libtorch_cuda.so of the same libtorch 2.11?"
@@ -168,7 +169,11 @@ pub fn cuda_indices(devices: &[Device]) -> Vec<usize> {
 /// indices (`0,2`).
 pub fn parse_gpus(flag: &str) -> Result<Vec<usize>> {
     let flag = flag.trim().trim_matches(|c| c == '[' || c == ']');
-    let bad = || anyhow::anyhow!("--gpus '{flag}': a count (4) or device indices (0,2)");
+    let bad = || {
+        EngineError::Config(format!(
+            "--gpus '{flag}': a count (4) or device indices (0,2)"
+        ))
+    };
     if flag.contains(',') {
         let ids: Vec<usize> = flag
             .split(',')
@@ -178,13 +183,13 @@ pub fn parse_gpus(flag: &str) -> Result<Vec<usize>> {
         sorted.sort_unstable();
         sorted.dedup();
         if sorted.len() != ids.len() {
-            bail!("--gpus '{flag}' names a device twice");
+            fail!(Device, "--gpus '{flag}' names a device twice");
         }
         return Ok(ids);
     }
     let n: usize = flag.parse().map_err(|_| bad())?;
     if n > MAX_DEVICES {
-        bail!("--gpus {n}: at most {} devices", MAX_DEVICES);
+        fail!(Device, "--gpus {n}: at most {} devices", MAX_DEVICES);
     }
     Ok((0..n).collect())
 }
@@ -197,14 +202,14 @@ pub fn training_devices(ids: &[usize], cpu_replicas: usize) -> Result<Vec<Device
     }
     let library = load_cuda()?;
     if !tch::Cuda::is_available() {
-        bail!(
+        fail!(Device,
             "loaded {} but CUDA reports no usable device (is the NVIDIA driver installed, nvidia-smi working, CUDA_VISIBLE_DEVICES set right?)",
             library.display()
         );
     }
     let visible = tch::Cuda::device_count() as usize;
     if let Some(id) = ids.iter().find(|&&id| id >= visible) {
-        bail!(
+        fail!(Device,
             "config key 'train.gpus' asks for CUDA device {id} but {visible} device(s) are visible (numbered from 0; CUDA_VISIBLE_DEVICES={})",
             std::env::var("CUDA_VISIBLE_DEVICES").unwrap_or_else(|_| "unset".into())
         );

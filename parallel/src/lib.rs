@@ -13,7 +13,6 @@
 //! ([`zftrain_model::dropout`]): a replica draws for its rows of the global
 //! batch exactly what one device would, so N replicas train the same model as
 //! one even with dropout on (up to floating-point reduction order).
-
 //!
 //! The crate holds everything below the training session that is about
 //! devices and parameters: which devices there are ([`devices`]), the
@@ -24,6 +23,7 @@
 //! depends on `zftrain-model` and on nothing above it.
 
 pub mod devices;
+pub mod error;
 pub mod nccl;
 pub mod optimizer;
 pub mod reduce;
@@ -33,13 +33,14 @@ pub mod replica;
 pub mod scaler;
 pub mod workers;
 
+pub use error::{EngineError, Result};
 pub use nccl::{Nccl, NcclReducer, NcclWatch};
 pub use optimizer::{OptimConfig, Sgd};
 pub use reduce::{CopyReducer, GradReducer, LinkReducer, ReducerChoice};
 pub use replica::{DataParallel, StepOptions, StepOutput};
 pub use scaler::LossScaler;
 
-use anyhow::{bail, Result};
+use crate::error::fail;
 use tch::Device;
 
 /// The gradient reducer for `devices` as `choice` asks: NCCL needs two or
@@ -55,7 +56,7 @@ pub fn reducer_for(
     let nccl_possible = gpus.len() >= 2 && gpus.len() == devices.len();
     match choice {
         ReducerChoice::Copy => Ok(Box::new(CopyReducer)),
-        ReducerChoice::Nccl if !nccl_possible => bail!(
+        ReducerChoice::Nccl if !nccl_possible => fail!(Config,
             "config key 'train.reducer' is \"nccl\", which needs two or more GPUs (devices: {devices:?}); use \"auto\" or \"copy\""
         ),
         ReducerChoice::Nccl => Ok(Box::new(NcclReducer::local(Nccl::open()?, &gpus, watch)?)),

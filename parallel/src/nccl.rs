@@ -25,7 +25,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use anyhow::{bail, Result};
+use crate::error::{fail, EngineError, Result, ResultExt};
 use tch::{Device, Kind, Tensor};
 
 use super::reduce::GradReducer;
@@ -61,7 +61,7 @@ fn nccl_type(kind: Kind) -> Result<c_int> {
         Kind::Float => 7,
         Kind::Double => 8,
         Kind::BFloat16 => 9,
-        other => bail!("NCCL cannot reduce {other:?} tensors"),
+        other => fail!(Nccl, "NCCL cannot reduce {other:?} tensors"),
     })
 }
 
@@ -131,7 +131,8 @@ impl Default for NcclWatch {
 /// # Safety
 /// `F` must be the symbol's true function pointer type.
 unsafe fn lookup<F: Copy>(handle: *mut c_void, name: &str) -> Result<Option<F>> {
-    let c = CString::new(name)?;
+    let c = CString::new(name)
+        .map_err(|_| EngineError::Nccl(format!("a symbol name with a NUL byte: {name:?}")))?;
     let p = libc::dlsym(handle, c.as_ptr());
     Ok((!p.is_null()).then(|| std::mem::transmute_copy::<*mut c_void, F>(&p)))
 }
@@ -165,7 +166,7 @@ pub fn nccl_candidates() -> Vec<PathBuf> {
 unsafe fn symbol<F: Copy>(handle: *mut c_void, name: &str) -> Result<F> {
     match lookup(handle, name)? {
         Some(f) => Ok(f),
-        None => bail!("NCCL has no symbol {name}: {}", dl_error()),
+        None => fail!(Nccl, "NCCL has no symbol {name}: {}", dl_error()),
     }
 }
 
@@ -173,7 +174,9 @@ impl Api {
     fn open() -> Result<(Api, String)> {
         let mut tried = Vec::new();
         for path in nccl_candidates() {
-            let c = CString::new(path.as_os_str().as_encoded_bytes())?;
+            let c = CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| {
+                EngineError::Nccl(format!("{}: a path with a NUL byte", path.display()))
+            })?;
             // SAFETY: a NUL-terminated path; the handle lives for the process.
             let handle = unsafe { libc::dlopen(c.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL) };
             if handle.is_null() {
@@ -203,7 +206,7 @@ impl Api {
             };
             return Ok((api, path.display().to_string()));
         }
-        bail!(
+        fail!(Nccl,
             "NCCL was not found: tried {}. Install the nvidia-nccl-cu13 wheel next to torch, or point {NCCL_LIB_ENV} at libnccl.so.2; or set train.reducer = \"copy\"",
             tried.join("; ")
         )
@@ -213,7 +216,7 @@ impl Api {
         if code == 0 {
             return Ok(());
         }
-        bail!("NCCL {what} failed: {}", self.describe(code))
+        fail!(Nccl, "NCCL {what} failed: {}", self.describe(code))
     }
 
     /// NCCL's words for `code`, and the code.
@@ -335,7 +338,10 @@ impl NcclReducer {
         watch: NcclWatch,
     ) -> Result<NcclReducer> {
         let Some(set_device) = nccl.api.set_device else {
-            bail!("cudaSetDevice is not in this process: is libtorch_cuda.so loaded?");
+            fail!(
+                Nccl,
+                "cudaSetDevice is not in this process: is libtorch_cuda.so loaded?"
+            );
         };
         let mut r = NcclReducer::new(nccl, devices, watch);
         let (api, comms) = (&r.nccl.api, &mut r.comms);
@@ -347,7 +353,7 @@ impl NcclReducer {
                 // SAFETY: a device index; CUDA checks it.
                 let code = unsafe { set_device(d as c_int) };
                 if code != 0 {
-                    bail!("cudaSetDevice({d}) failed with code {code}");
+                    fail!(Nccl, "cudaSetDevice({d}) failed with code {code}");
                 }
                 // SAFETY: an out-pointer to this device's communicator
                 // and the id every rank shares.
@@ -393,7 +399,8 @@ impl NcclReducer {
             return Ok(());
         };
         self.abort();
-        bail!(
+        fail!(
+            Nccl,
             "node {}, {failure}; the NCCL communicators were aborted and training stops",
             self.watch.node
         )
@@ -457,7 +464,8 @@ impl NcclReducer {
 
     fn check_tensor(&self, r: usize, t: &Tensor) -> Result<c_int> {
         if t.device() != Device::Cuda(self.devices[r]) || !t.is_contiguous() {
-            bail!(
+            fail!(
+                Nccl,
                 "NCCL needs contiguous tensors on cuda:{}, got one on {:?}",
                 self.devices[r],
                 t.device()
@@ -474,7 +482,8 @@ impl NcclReducer {
         op: impl Fn(&Tensor, c_int, Comm) -> NcclResult,
     ) -> Result<()> {
         if tensors.len() != self.comms.len() {
-            bail!(
+            fail!(
+                Nccl,
                 "{} replicas' tensors for {} NCCL communicators",
                 tensors.len(),
                 self.comms.len()
@@ -487,7 +496,10 @@ impl NcclReducer {
             }
         }
         if self.aborted.load(Ordering::SeqCst) {
-            bail!("the NCCL communicators were aborted after an earlier failure");
+            fail!(
+                Nccl,
+                "the NCCL communicators were aborted after an earlier failure"
+            );
         }
         let api = &self.nccl.api;
         let queued = api.in_group(|| {
@@ -502,10 +514,12 @@ impl NcclReducer {
         });
         if let Err(e) = queued {
             self.abort();
-            return Err(e.context(format!(
-                "node {}, GPUs {:?}: the NCCL communicators were aborted",
-                self.watch.node, self.devices
-            )));
+            return Err(e).with_context(|| {
+                format!(
+                    "node {}, GPUs {:?}: the NCCL communicators were aborted",
+                    self.watch.node, self.devices
+                )
+            });
         }
         self.wait(what)
     }

@@ -21,7 +21,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context, Result};
+use crate::error::{fail, EngineError, Result, ResultExt};
 
 /// How this process joins a multi-node run.
 #[derive(Debug, Clone, PartialEq)]
@@ -77,7 +77,10 @@ fn read_frame(s: &mut TcpStream) -> Result<(u32, Vec<u8>)> {
     let tag = u32::from_le_bytes(head[..4].try_into().expect("4 bytes"));
     let len = u64::from_le_bytes(head[4..].try_into().expect("8 bytes"));
     if len > MAX_FRAME {
-        bail!("a frame of {len} bytes (more than {MAX_FRAME}): not a zftrain peer?");
+        fail!(
+            Link,
+            "a frame of {len} bytes (more than {MAX_FRAME}): not a zftrain peer?"
+        );
     }
     let mut body = vec![0u8; len as usize];
     s.read_exact(&mut body)?;
@@ -87,10 +90,17 @@ fn read_frame(s: &mut TcpStream) -> Result<(u32, Vec<u8>)> {
 fn expect_frame(s: &mut TcpStream, want: u32, from: &str) -> Result<Vec<u8>> {
     let (tag, body) = read_frame(s).with_context(|| format!("reading from {from}"))?;
     if tag == REFUSE {
-        bail!("{from} stopped the run: {}", String::from_utf8_lossy(&body));
+        fail!(
+            Link,
+            "{from} stopped the run: {}",
+            String::from_utf8_lossy(&body)
+        );
     }
     if tag != want {
-        bail!("{from} sent message {tag} where {want} was expected: the nodes are out of step");
+        fail!(
+            Link,
+            "{from} sent message {tag} where {want} was expected: the nodes are out of step"
+        );
     }
     Ok(body)
 }
@@ -98,7 +108,7 @@ fn expect_frame(s: &mut TcpStream, want: u32, from: &str) -> Result<Vec<u8>> {
 fn u64_at(b: &[u8], i: usize) -> Result<u64> {
     b.get(i * 8..i * 8 + 8)
         .map(|s| u64::from_le_bytes(s.try_into().expect("8 bytes")))
-        .ok_or_else(|| anyhow!("a message too short"))
+        .ok_or_else(|| EngineError::Link("a message too short".into()))
 }
 
 impl NodeInfo {
@@ -118,7 +128,7 @@ impl NodeInfo {
 
     fn decode(b: &[u8]) -> Result<NodeInfo> {
         if b.len() < 8 || &b[..8] != MAGIC {
-            bail!("not a zftrain node (or another version of zftrain)");
+            fail!(Link, "not a zftrain node (or another version of zftrain)");
         }
         let b = &b[8..];
         Ok(NodeInfo {
@@ -168,13 +178,15 @@ pub fn rendezvous(
     nccl_id: impl FnOnce() -> Result<[u8; 128]>,
 ) -> Result<Link> {
     if config.nodes < 2 {
-        bail!(
+        fail!(
+            Link,
             "a rendezvous needs two or more nodes (--nodes {})",
             config.nodes
         );
     }
     if config.node_rank >= config.nodes {
-        bail!(
+        fail!(
+            Link,
             "--node-rank {} is out of range for --nodes {} (ranks 0 to {})",
             config.node_rank,
             config.nodes,
@@ -208,7 +220,7 @@ fn hub(
                 stream.set_nodelay(true)?;
                 let info = match read_frame(&mut stream).and_then(|(tag, body)| {
                     if tag != HELLO {
-                        bail!("message {tag} instead of a greeting");
+                        fail!(Link, "message {tag} instead of a greeting");
                     }
                     NodeInfo::decode(&body)
                 }) {
@@ -282,7 +294,7 @@ fn hub(
         for (s, _) in joined.iter_mut().flatten() {
             let _ = write_frame(s, REFUSE, why.as_bytes());
         }
-        bail!("the rendezvous failed: {why}");
+        fail!(Link, "the rendezvous failed: {why}");
     }
     let id = if me.gpu { Some(nccl_id()?) } else { None };
     let mut replicas = vec![me.replicas];
@@ -323,7 +335,7 @@ fn spoke(config: &RendezvousConfig, me: NodeInfo, deadline: Instant) -> Result<L
             break s;
         }
         if Instant::now() > deadline {
-            bail!(
+            fail!(Link,
                 "node {} could not reach node 0 at {} within {} s (is node 0 started, and the port open?)",
                 me.node_rank,
                 config.address,
@@ -340,7 +352,8 @@ fn spoke(config: &RendezvousConfig, me: NodeInfo, deadline: Instant) -> Result<L
     stream.set_read_timeout(None)?;
     let n = u64_at(&body, 0)? as usize;
     if n != config.nodes {
-        bail!(
+        fail!(
+            Link,
             "node 0 runs {n} nodes, this one was started with --nodes {}",
             config.nodes
         );
@@ -350,7 +363,7 @@ fn spoke(config: &RendezvousConfig, me: NodeInfo, deadline: Instant) -> Result<L
         .collect::<Result<Vec<_>>>()?;
     let id_bytes = body
         .get((1 + n) * 8..(1 + n) * 8 + 128)
-        .ok_or_else(|| anyhow!("node 0's answer is too short"))?;
+        .ok_or_else(|| EngineError::Link("node 0's answer is too short".into()))?;
     let nccl_id = me.gpu.then(|| {
         let mut id = [0u8; 128];
         id.copy_from_slice(id_bytes);
@@ -398,7 +411,8 @@ impl Link {
                 let body = expect_frame(s, tag, &node_name(i + 1))?;
                 let theirs = from_bytes(&body);
                 if theirs.len() != values.len() {
-                    bail!(
+                    fail!(
+                        Link,
                         "node {} sent {} values where {} were expected: the nodes are out of step",
                         i + 1,
                         theirs.len(),
@@ -419,7 +433,8 @@ impl Link {
             let body = expect_frame(s, tag, "node 0")?;
             let sum = from_bytes(&body);
             if sum.len() != values.len() {
-                bail!(
+                fail!(
+                    Link,
                     "node 0 sent {} values where {} were expected",
                     sum.len(),
                     values.len()

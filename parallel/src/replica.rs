@@ -1,6 +1,6 @@
 //! The replicas and the data-parallel step.
 
-use anyhow::{bail, Context, Result};
+use crate::error::{fail, EngineError, Result, ResultExt};
 use tch::{Device, Kind, Tensor};
 use zftrain_data::loader::replica_rows;
 use zftrain_model::network::to_channels_last;
@@ -160,7 +160,7 @@ impl DataParallel {
         reducer: Box<dyn GradReducer>,
     ) -> Result<DataParallel> {
         if devices.is_empty() {
-            bail!("data parallelism needs at least one device");
+            fail!(Replica, "data parallelism needs at least one device");
         }
         let mut replicas = Vec::new();
         for &device in devices {
@@ -234,10 +234,11 @@ impl DataParallel {
             .collect();
         let got = link
             .lock()
-            .map_err(|_| anyhow::anyhow!("the node link is poisoned"))?
+            .map_err(|_| EngineError::Link("the node link is poisoned".into()))?
             .broadcast(&bytes)?;
         if got.len() != bytes.len() {
-            bail!(
+            fail!(
+                Replica,
                 "node 0 sent {} bytes of weights, this node has {}: different networks?",
                 got.len(),
                 bytes.len()
@@ -326,14 +327,14 @@ impl DataParallel {
         opts: &StepOptions,
     ) -> Result<StepOutput> {
         if images.size()[0] == 0 && self.link.is_none() {
-            bail!("an empty batch");
+            fail!(Replica, "an empty batch");
         }
         let (counts, loss_sum, logits) = self.forward_backward(images, labels, opts)?;
         // Loss, images and stop requests of all nodes.
         let mut scalars = [loss_sum, counts.iter().sum(), opts.stop as u8 as f64];
         if let Some(link) = &self.link {
             link.lock()
-                .map_err(|_| anyhow::anyhow!("the node link is poisoned"))?
+                .map_err(|_| EngineError::Link("the node link is poisoned".into()))?
                 .all_reduce_f64(&mut scalars)?;
         }
         let [loss_sum, total, stop] = scalars;
@@ -408,7 +409,9 @@ impl DataParallel {
         };
         let (mut counts, mut loss_sum, mut logits) = (Vec::new(), 0.0, Vec::new());
         for (i, r) in results.into_iter().enumerate() {
-            match r.map_err(|e| anyhow::anyhow!("replica {i} failed in its step: {e}"))? {
+            match r
+                .map_err(|e| EngineError::Replica(format!("replica {i} failed in its step: {e}")))?
+            {
                 Some((loss, l)) => {
                     let count = l.size()[0] as f64;
                     loss_sum += loss * count;
@@ -462,7 +465,9 @@ impl DataParallel {
                 let replicas: Vec<&mut Replica> = self.replicas.iter_mut().collect();
                 for (i, r) in workers.run(replicas, &sgd_step).into_iter().enumerate() {
                     r.map_err(|e| {
-                        anyhow::anyhow!("replica {i} failed in its optimizer step: {e}")
+                        EngineError::Replica(format!(
+                            "replica {i} failed in its optimizer step: {e}"
+                        ))
                     })?;
                 }
             }
@@ -508,7 +513,10 @@ impl DataParallel {
         for (i, r) in self.replicas.iter().enumerate().skip(1) {
             let s = sum(&r.model);
             if s != reference {
-                bail!("replica {i} drifted from replica 0: parameter checksum {s} vs {reference}");
+                fail!(
+                    Replica,
+                    "replica {i} drifted from replica 0: parameter checksum {s} vs {reference}"
+                );
             }
         }
         Ok(())

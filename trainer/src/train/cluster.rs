@@ -103,7 +103,7 @@ pub fn reducer(
         timeout: Duration::from_secs(config.cluster.timeout_s),
     };
     let Some(link) = link else {
-        return reducer_for(devices, config.train.reducer, watch);
+        return Ok(reducer_for(devices, config.train.reducer, watch)?);
     };
     let guard = link
         .lock()
