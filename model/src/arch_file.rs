@@ -31,8 +31,10 @@ use crate::layer::{BatchNormSpec, ConvSpec, Layer, LayerKind, LinearSpec, LrnSpe
 use crate::shape::infer_shapes;
 use crate::{Arch, ModelError};
 
-/// The layer kinds of a file, with the keys each takes.
-const KINDS: &[(&str, &[&str])] = &[
+/// The layer kinds of a file, with the keys each takes besides `kind`,
+/// `label` and `module`: the one statement of the schema (the reader checks
+/// against it, tests hold the writer and the README to it).
+pub const KINDS: &[(&str, &[&str])] = &[
     (
         "conv",
         &[
@@ -463,6 +465,36 @@ mod tests {
     use super::*;
     use crate::arch::ArchConfig;
     use crate::ArchName;
+
+    #[test]
+    fn the_writer_writes_exactly_the_keys_the_schema_gives_every_kind() {
+        let bn = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/archs/vgg11-bn.toml"),
+        )
+        .unwrap();
+        let mut tables = vec![parse_arch(&bn, "vgg11-bn.toml").unwrap()];
+        tables.extend(ArchName::ALL.map(|n| Arch::builtin(n, &ArchConfig::default()).unwrap()));
+        let mut seen = std::collections::BTreeSet::new();
+        for layer in tables.iter().flat_map(|t| &t.layers) {
+            let kind = layer.kind.name();
+            let schema = KINDS
+                .iter()
+                .find(|(k, _)| *k == kind)
+                .expect("a kind of the schema")
+                .1;
+            let written: Vec<&str> = layer_keys(&layer.kind)
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect();
+            assert_eq!(written, schema, "{kind}");
+            seen.insert(kind);
+        }
+        assert_eq!(
+            seen.len(),
+            KINDS.len(),
+            "every kind is written somewhere: {seen:?}"
+        );
+    }
 
     #[test]
     fn every_built_in_writes_and_reads_back_the_same() {

@@ -104,6 +104,9 @@ mod tests {
         assert!(matches!(**source, EngineError::Link(_)), "{source:?}");
         let io: std::io::Result<()> = Err(std::io::ErrorKind::TimedOut.into());
         let err = io.context("reading from node 2").unwrap_err();
-        assert!(err.to_string().starts_with("reading from node 2: "), "{err}");
+        assert!(
+            err.to_string().starts_with("reading from node 2: "),
+            "{err}"
+        );
     }
 }

@@ -516,7 +516,11 @@ mod tests {
     struct Unweighted;
 
     impl GradReducer for Unweighted {
-        fn all_reduce(&self, grads: &[Vec<Tensor>], weights: &[f64]) -> zftrain_parallel::Result<()> {
+        fn all_reduce(
+            &self,
+            grads: &[Vec<Tensor>],
+            weights: &[f64],
+        ) -> zftrain_parallel::Result<()> {
             CopyReducer.all_reduce(grads, &vec![1.0; weights.len()])
         }
         fn name(&self) -> &'static str {

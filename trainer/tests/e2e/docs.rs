@@ -68,3 +68,22 @@ fn nothing_below_the_command_line_imports_it() {
         src.display()
     );
 }
+
+/// README's paragraph on architecture files names every layer kind the
+/// reader takes, and no other.
+#[test]
+fn the_readme_names_every_layer_kind_of_architecture_files() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let start = readme
+        .find("**Architecture files**")
+        .expect("the paragraph");
+    let paragraph = &readme[start..start + readme[start..].find("\n\n").unwrap()];
+    let list = &paragraph[paragraph.find('(').unwrap()..paragraph.find(", with").unwrap()];
+    let named: Vec<&str> = list.split('`').skip(1).step_by(2).collect();
+    let kinds: Vec<&str> = zftrain_model::arch_file::KINDS
+        .iter()
+        .map(|(k, _)| *k)
+        .collect();
+    assert_eq!(named, kinds, "README: {list}");
+}
