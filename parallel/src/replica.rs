@@ -530,6 +530,16 @@ impl DataParallel {
     }
 }
 
+/// A reproducible `shape` tensor of f32 draws, uniform on `[-bound,
+/// bound]`, from `seed` alone (whatever libtorch's generator holds): the
+/// inputs and weights of the engine's checks.
+pub fn seeded_uniform(shape: &[i64], seed: u64, bound: f64) -> Tensor {
+    let mut rng = zftrain_data::rng::SplitMix64::new(seed);
+    let n: i64 = shape.iter().product();
+    let v: Vec<f32> = (0..n).map(|_| rng.uniform(-bound, bound) as f32).collect();
+    Tensor::from_slice(&v).view(shape)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -539,15 +549,6 @@ mod tests {
 
     /// A tensor of `shape` with values drawn from `seed` (our own generator:
     /// tests run in parallel threads and libtorch's generator is global).
-    fn draw(shape: &[i64], seed: u64, scale: f64) -> Tensor {
-        let mut rng = zftrain_data::rng::SplitMix64::new(seed);
-        let n: i64 = shape.iter().product();
-        let v: Vec<f32> = (0..n)
-            .map(|_| (rng.uniform(-1.0, 1.0) * scale) as f32)
-            .collect();
-        Tensor::from_slice(&v).view(shape)
-    }
-
     fn run(
         replicas: usize,
         steps: usize,
@@ -582,14 +583,18 @@ mod tests {
         tch::no_grad(|| {
             for (i, (_, mut w)) in dp.primary().named_weights().into_iter().enumerate() {
                 let fan_in: i64 = w.size()[1..].iter().product::<i64>().max(1);
-                w.copy_(&draw(&w.size(), i as u64, (3.0 / fan_in as f64).sqrt()));
+                w.copy_(&seeded_uniform(
+                    &w.size(),
+                    i as u64,
+                    (3.0 / fan_in as f64).sqrt(),
+                ));
             }
         });
         dp.broadcast_from_first();
         dp.scaler = scaler;
         let mut losses = Vec::new();
         for step in 0..steps as u64 {
-            let x = draw(&[8, 3, 224, 224], 1000 + step, 1.5);
+            let x = seeded_uniform(&[8, 3, 224, 224], 1000 + step, 1.5);
             let y = Tensor::from_slice(&[0i64, 1, 2, 3, 3, 2, 1, 0]).roll([step as i64], [0]);
             let opts = StepOptions {
                 lr: 1e-3,
@@ -719,7 +724,7 @@ mod tests {
                 assert!(dp.primary().named_weights()[0].1.equal(&before), "no step");
                 // Node 0 has two images, node 1 none: both step the same.
                 let out = if rank == 0 {
-                    let x = draw(&[2, 3, 224, 224], 5, 1.0);
+                    let x = seeded_uniform(&[2, 3, 224, 224], 5, 1.0);
                     dp.step(&x, &Tensor::from_slice(&[0i64, 2]), &opts).unwrap()
                 } else {
                     dp.step(&none.0, &none.1, &opts).unwrap()
@@ -778,7 +783,7 @@ mod tests {
         )
         .unwrap();
         // Different images in each replica's shard: different batch statistics.
-        let x = draw(&[4, 3, 8, 8], 5, 1.0)
+        let x = seeded_uniform(&[4, 3, 8, 8], 5, 1.0)
             + Tensor::from_slice(&[0.0f32, 0.0, 3.0, 3.0]).view([4, 1, 1, 1]);
         let y = Tensor::from_slice(&[0i64, 1, 0, 1]);
         dp.step(&x, &y, &StepOptions::default()).unwrap();

@@ -18,6 +18,7 @@ use zftrain_data::loader::LoaderConfig;
 use zftrain_data::{Augment, Dataset, Loader, Transform};
 
 use crate::config::{OptimConfig, ReducerChoice};
+use crate::engine::replica::seeded_uniform;
 use crate::engine::{reducer_for, DataParallel, LossScaler, NcclWatch, StepOptions};
 use crate::train::prefetch::{page_locked, Prefetch, TensorLayout};
 use crate::weights::Model;
@@ -382,14 +383,6 @@ pub fn replicas_agreement(device: Device, steps: usize, batch: i64) -> Result<f6
     })
 }
 
-/// A CPU tensor of `shape`, uniform in `[-bound, bound]` from `seed`.
-fn drawn(shape: &[i64], seed: u64, bound: f64) -> Tensor {
-    let mut rng = zftrain_data::rng::SplitMix64::new(seed);
-    let n: i64 = shape.iter().product();
-    let v: Vec<f32> = (0..n).map(|_| rng.uniform(-bound, bound) as f32).collect();
-    Tensor::from_slice(&v).view(shape)
-}
-
 /// [`replicas_agreement`] with the two replicas' reducer made by `reducer`.
 fn updates_difference(
     device: Device,
@@ -433,7 +426,7 @@ fn updates_difference(
             weights
                 .map(|(i, (_, mut w))| {
                     let fan_in: i64 = w.size()[1..].iter().product::<i64>().max(1);
-                    let init = drawn(&w.size(), i as u64, (6.0 / fan_in as f64).sqrt());
+                    let init = seeded_uniform(&w.size(), i as u64, (6.0 / fan_in as f64).sqrt());
                     w.copy_(&init.to_device(w.device()));
                     init
                 })
@@ -443,7 +436,7 @@ fn updates_difference(
         for step in 0..steps as i64 {
             // Inputs and a rate that keep the loss near ln(10): a diverging
             // run would amplify rounding differences into large ones.
-            let x = drawn(&[batch, 3, side, side], 1000 + step as u64, 0.5);
+            let x = seeded_uniform(&[batch, 3, side, side], 1000 + step as u64, 0.5);
             let y = Tensor::arange(batch, (Kind::Int64, Device::Cpu)).remainder(10);
             let opts = StepOptions {
                 lr: 1e-4,
