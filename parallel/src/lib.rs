@@ -18,14 +18,17 @@
 //! devices and parameters: which devices there are ([`devices`]), the
 //! replicas ([`replica`]) and their threads ([`workers`]), the gradient
 //! reducers ([`reduce`], [`nccl`]), the rendezvous and links between
-//! nodes ([`rendezvous`]), SGD ([`optimizer`]), ZF's filter
-//! renormalization ([`renorm`]) and fp16 loss scaling ([`scaler`]). It
-//! depends on `zftrain-model` and on nothing above it.
+//! nodes ([`rendezvous`]), the compute kind ([`precision`]), SGD
+//! ([`optimizer`]), ZF's filter renormalization ([`renorm`]) and fp16 loss
+//! scaling ([`scaler`]); its errors are [`EngineError`]s. It depends on
+//! `zftrain-model` and `zftrain-data` (the rule that cuts a batch over
+//! replicas) and on nothing above them.
 
 pub mod devices;
 pub mod error;
 pub mod nccl;
 pub mod optimizer;
+pub mod precision;
 pub mod reduce;
 pub mod rendezvous;
 pub mod renorm;
@@ -36,6 +39,7 @@ pub mod workers;
 pub use error::{EngineError, Result};
 pub use nccl::{Nccl, NcclReducer, NcclWatch};
 pub use optimizer::{OptimConfig, Sgd};
+pub use precision::Precision;
 pub use reduce::{CopyReducer, GradReducer, LinkReducer, ReducerChoice};
 pub use replica::{DataParallel, StepOptions, StepOutput};
 pub use scaler::LossScaler;

@@ -14,7 +14,7 @@ use zftrain_hooks::HookSpec;
 use zftrain_model::{ArchName, InitScheme};
 
 pub use zftrain_parallel::devices::MAX_DEVICES;
-pub use zftrain_parallel::{OptimConfig, ReducerChoice};
+pub use zftrain_parallel::{OptimConfig, Precision, ReducerChoice};
 
 mod machine;
 mod validate;
@@ -214,47 +214,6 @@ impl Gpus {
             Gpus::List(v) => v.clone(),
         }
     }
-}
-
-/// Training arithmetic.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Precision {
-    /// bf16 where the CPU supports it (AVX512-BF16 or AMX-BF16), else fp32.
-    Auto,
-    /// fp32 throughout.
-    Fp32,
-    /// bf16 compute with fp32 master weights.
-    Bf16,
-    /// fp16 compute with fp32 master weights and dynamic loss scaling
-    /// (GPUs only).
-    Fp16,
-}
-
-impl Precision {
-    /// The compute kind: on GPUs `auto` is bf16; on the CPU bf16 where the
-    /// CPU has bf16 instructions, else fp32.
-    pub fn compute_kind(self, gpu: bool) -> tch::Kind {
-        match self {
-            Precision::Fp32 => tch::Kind::Float,
-            Precision::Bf16 => tch::Kind::BFloat16,
-            Precision::Fp16 => tch::Kind::Half,
-            Precision::Auto if gpu || cpu_has_bf16() => tch::Kind::BFloat16,
-            Precision::Auto => tch::Kind::Float,
-        }
-    }
-}
-
-/// Whether the CPU has bf16 arithmetic (AVX512-BF16 or AMX-BF16).
-pub fn cpu_has_bf16() -> bool {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .map(|s| {
-            s.lines().filter(|l| l.starts_with("flags")).any(|l| {
-                l.split_whitespace()
-                    .any(|f| f == "avx512_bf16" || f == "amx_bf16")
-            })
-        })
-        .unwrap_or(false)
 }
 
 /// The schedule kinds.
@@ -791,8 +750,6 @@ mod tests {
             err.contains("train.precision") && err.contains("GPUs"),
             "{err}"
         );
-        assert_eq!(Precision::Fp16.compute_kind(true), tch::Kind::Half);
-        assert_eq!(Precision::Auto.compute_kind(true), tch::Kind::BFloat16);
     }
 
     #[test]
