@@ -78,9 +78,16 @@ impl DeadFiltersHook {
         let mut maxes: Vec<Option<Tensor>> = convs.iter().map(|_| None).collect();
         let mut above: Vec<Option<Tensor>> = convs.iter().map(|_| None).collect();
         let mut units = vec![0f64; convs.len()];
+        // An architecture file may have none (a plain MLP).
+        let Some(&last_conv) = convs.last() else {
+            return Err(HookError::failed(
+                &self.config.name,
+                format!("{} has no conv layers to count filters of", arch.name),
+            ));
+        };
+        let last = arch.tap_index(last_conv);
         for batch in ctx.probe.batches(ctx.device) {
             let batch = batch?;
-            let last = arch.tap_index(*convs.last().expect("a network has conv layers"));
             let taps = tch::no_grad(|| ctx.net.forward_taps_to(&batch, false, last + 1));
             for (i, tap) in taps.convs.iter().enumerate() {
                 let t = tap.to_kind(Kind::Float);

@@ -218,3 +218,19 @@ fn feature_evolution_keeps_one_column_per_epoch_across_a_state_round_trip() {
         .unwrap_err();
     assert!(err.to_string().contains("'conv1'"), "{err}");
 }
+
+#[test]
+fn dead_filters_on_a_network_without_conv_layers_is_an_error_not_a_panic() {
+    let text = "name = \"mlp\"\ninput = [3, 224, 224]\n\n[[layers]]\nkind = \"flatten\"\n\n[[layers]]\nkind = \"linear\"\nout_features = 2\n";
+    let arch = zftrain_model::arch_file::parse_arch(text, "mlp.toml").unwrap();
+    let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+    let net =
+        zftrain_model::Network::new(&vs.root(), arch, zftrain_model::InitScheme::Pytorch).unwrap();
+    let probe = probe(2);
+    let dir = tempfile::tempdir().unwrap();
+    let sink = MemorySink::default();
+    let ctx = context(&net, &probe, dir.path(), &sink, 1);
+    let hook = DeadFiltersHook::new(DeadFiltersConfig::default());
+    let err = hook.measure(&ctx).unwrap_err().to_string();
+    assert!(err.contains("mlp has no conv layers"), "{err}");
+}
