@@ -7,7 +7,7 @@
 //! non-finite loss stops the run without a checkpoint; a stop (the
 //! [`StopHandle`], or a callback's request) checkpoints and stops.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Result};
@@ -15,8 +15,9 @@ use tch::{Device, Kind};
 use tracing::{info, warn};
 use zftrain_checkpoints::Checkpoint;
 use zftrain_data::loader::Shard;
-use zftrain_data::{Loader, MeanImage};
+use zftrain_data::{Dataset, Loader, MeanImage};
 use zftrain_hooks::{Hook, Hooks};
+use zftrain_model::Arch;
 use zftrain_tensorboard::BackgroundWriter;
 
 use crate::config::RunConfig;
@@ -139,40 +140,40 @@ pub struct Trainer {
     callbacks: Vec<Box<dyn Callback>>,
 }
 
-impl Trainer {
-    /// Sets a run up: checks the configuration, devices, data and the
-    /// checkpoint to resume, joins the other nodes, then writes the run
-    /// directory and builds the engine, loaders and callbacks.
-    pub fn new(config: RunConfig, options: TrainOptions) -> Result<Trainer> {
+/// What set-up establishes before anything is written: every check
+/// passed, the other nodes joined.
+struct Checked {
+    hooks: Hooks,
+    devices: Vec<Device>,
+    train_set: Dataset,
+    val_set: Dataset,
+    spec: ArchSpec,
+    arch: Arch,
+    info: WeightsInfo,
+    role: Role,
+    resume_from: Option<(Checkpoint, Vec<String>)>,
+    run_dir: PathBuf,
+}
+
+impl Checked {
+    /// Checks the configuration, its hooks (the configured ones, then
+    /// `extra`), the devices, the data and the checkpoint to resume, and
+    /// joins the other nodes.
+    fn new(
+        config: &RunConfig,
+        extra: Vec<Box<dyn Hook>>,
+        resume: Option<&Path>,
+    ) -> Result<Checked> {
         config.validate()?;
         config.check_paths()?;
-        // The configured hooks, then the caller's.
         let mut hooks = config.build_hooks()?;
-        for hook in options.hooks {
+        for hook in extra {
             hooks.register(hook)?;
         }
         // Devices first: a missing CUDA is an error before anything is written.
         let devices = training_devices(&config.train.gpus.ids(), config.train.cpu_replicas)?;
-        let (train_set, val_set) = setup::datasets(&config)?;
-        let (spec, arch, arch_config) = setup::network(&config, train_set.classes.len() as i64)?;
-        // Several nodes: join them before anything is written.
-        let role = Role::join(&config, &devices, &train_set, &val_set)?;
-        // Only the node that keeps the run resumes (it sends the state on).
-        let resume_from = match &options.resume {
-            Some(p) if role.keeps_the_run() => Some(find_resume(p)?),
-            _ => None,
-        };
-        let run_dir = role.run_dir(&config);
-        if role.keeps_the_run() && resume_from.is_none() && run_dir.exists() {
-            bail!("run directory {} already exists: pass --resume {} to continue it, or choose another --name", run_dir.display(), run_dir.display());
-        }
-
-        // Checks done: from here on the run directory is written.
-        setup::write_run_dir(&run_dir, &config, &spec, &train_set.classes)?;
-        setup::set_up_logging(&run_dir)?;
-        if config.train.threads > 0 {
-            tch::set_num_threads(config.train.threads as i32);
-        }
+        let (train_set, val_set) = setup::datasets(config)?;
+        let (spec, arch, arch_config) = setup::network(config, train_set.classes.len() as i64)?;
         let info = WeightsInfo {
             arch: spec.clone(),
             config: arch_config,
@@ -180,6 +181,55 @@ impl Trainer {
             std: config.data.std.map(f64::from),
             class_names: Some(train_set.classes.clone()),
         };
+        // Several nodes: join them before anything is written.
+        let role = Role::join(config, &devices, &train_set, &val_set)?;
+        // Only the node that keeps the run resumes (it sends the state on).
+        let resume_from = match resume {
+            Some(p) if role.keeps_the_run() => Some(find_resume(p)?),
+            _ => None,
+        };
+        let run_dir = role.run_dir(config);
+        if role.keeps_the_run() && resume_from.is_none() && run_dir.exists() {
+            bail!("run directory {} already exists: pass --resume {} to continue it, or choose another --name", run_dir.display(), run_dir.display());
+        }
+        Ok(Checked {
+            hooks,
+            devices,
+            train_set,
+            val_set,
+            spec,
+            arch,
+            info,
+            role,
+            resume_from,
+            run_dir,
+        })
+    }
+}
+
+impl Trainer {
+    /// Sets a run up: checks the configuration, devices, data and the
+    /// checkpoint to resume, joins the other nodes, then writes the run
+    /// directory and builds the engine, loaders and callbacks.
+    pub fn new(config: RunConfig, options: TrainOptions) -> Result<Trainer> {
+        let Checked {
+            hooks,
+            devices,
+            train_set,
+            val_set,
+            spec,
+            arch,
+            info,
+            role,
+            resume_from,
+            run_dir,
+        } = Checked::new(&config, options.hooks, options.resume.as_deref())?;
+        // Checks done: from here on the run directory is written.
+        setup::write_run_dir(&run_dir, &config, &spec, &train_set.classes)?;
+        setup::set_up_logging(&run_dir)?;
+        if config.train.threads > 0 {
+            tch::set_num_threads(config.train.threads as i32);
+        }
         tch::manual_seed(config.seed as i64);
         let mut dp = engine(&config, &role, &devices, arch)?;
         let tb = BackgroundWriter::create(&run_dir)?;
@@ -562,12 +612,7 @@ impl Core {
 }
 
 /// The data-parallel engine on `devices`, its reducer spanning the nodes.
-fn engine(
-    config: &RunConfig,
-    role: &Role,
-    devices: &[Device],
-    arch: zftrain_model::Arch,
-) -> Result<DataParallel> {
+fn engine(config: &RunConfig, role: &Role, devices: &[Device], arch: Arch) -> Result<DataParallel> {
     let reducer = cluster::reducer(config, role.link(), devices)?;
     info!(reducer = reducer.name(), devices = ?devices, "data parallel");
     if devices.iter().any(|d| d.is_cuda()) {
