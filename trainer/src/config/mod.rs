@@ -170,6 +170,9 @@ pub struct TrainConfig {
     pub renorm_radius: f64,
     /// Log training scalars every this many steps.
     pub log_every: u64,
+    /// Off a terminal, print a progress line (step, loss, images/s, time
+    /// left) every this many seconds (0: every step).
+    pub log_every_s: f64,
     /// Stop each epoch after this many steps (0 = whole epoch); for quick checks.
     pub max_steps_per_epoch: u64,
     /// CPU threads for libtorch (0 = libtorch's default).
@@ -356,6 +359,7 @@ impl Default for TrainConfig {
             label_smoothing: 0.0,
             renorm_radius: 0.0,
             log_every: 20,
+            log_every_s: 60.0,
             max_steps_per_epoch: 0,
             threads: 0,
             gpus: Gpus::Count(0),

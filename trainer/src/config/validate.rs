@@ -121,6 +121,16 @@ impl TrainConfig {
             "train.label_smoothing",
             || format!("must be in [0, 1), got {}", self.label_smoothing),
         )?;
+        require(
+            self.log_every_s.is_finite() && self.log_every_s >= 0.0,
+            "train.log_every_s",
+            || {
+                format!(
+                    "must be finite and >= 0 (seconds), got {}",
+                    self.log_every_s
+                )
+            },
+        )?;
         require(self.log_every >= 1, "train.log_every", || {
             "must be at least 1".into()
         })?;

@@ -24,7 +24,7 @@ use crate::config::RunConfig;
 use crate::devices::training_devices;
 use crate::engine::{DataParallel, StepOptions, StepOutput};
 use crate::train::callbacks::{
-    self, Callback, CheckpointKind, Context, EpochReport, HooksAdapter, Requests, StepReport,
+    self, Callback, CheckpointKind, Context, EpochReport, HooksAdapter, Pace, Requests, StepReport,
 };
 use crate::train::checkpointing::{find_resume, restore, save, Snapshot};
 use crate::train::cluster;
@@ -131,6 +131,7 @@ struct Core {
     plan: Plan,
     /// A callback asked to stop.
     asked_to_stop: bool,
+    pace: Pace,
     val_top1: Option<f64>,
 }
 
@@ -286,6 +287,7 @@ impl Trainer {
             mean_image,
             plan,
             asked_to_stop: false,
+            pace: Pace::start(&TrainerState::default()),
             val_top1: None,
         };
         Ok(Trainer { core, callbacks })
@@ -293,6 +295,7 @@ impl Trainer {
 
     /// Trains until the configured epochs are done or something stops it.
     pub fn fit(mut self) -> Result<Outcome> {
+        self.core.pace = Pace::start(&self.core.state);
         let asked = self.emit(|cb, ctx| cb.on_train_start(ctx))?;
         self.core.asked_to_stop |= asked.stop;
         while self.core.state.epoch < self.core.config.train.epochs {
@@ -313,6 +316,8 @@ impl Trainer {
     /// One epoch's training pass, from the state's batch cursor; its
     /// running loss and accuracy, or `None` when it stopped early.
     pub fn train_epoch(&mut self) -> Result<Option<Running>> {
+        let c = &mut self.core;
+        c.pace.epoch_started(&c.state);
         self.tell(|cb, ctx| cb.on_epoch_start(ctx))?;
         let c = &self.core;
         let batches = c.train_loader.epoch(c.state.epoch, c.state.batch);
@@ -528,6 +533,7 @@ impl Core {
             tb: &self.tb,
             role: &self.role,
             steps_per_epoch: self.plan.steps_per_epoch,
+            pace: &self.pace,
         }
     }
 

@@ -314,14 +314,44 @@ fn shell_quote(arg: &str) -> String {
 }
 
 #[test]
-fn the_progress_bar_shows_on_a_terminal_and_stays_out_of_pipes() {
+fn progress_is_a_bar_on_a_terminal_and_timed_lines_off_it() {
     let dir = tempfile::tempdir().unwrap();
     let data = tiny_data(dir.path());
-    let piped = run(&quick(dir.path(), &data, "piped", "zfnet-seed", "1"));
+    let with = |name: &str, seconds: &str| {
+        let mut args = quick(dir.path(), &data, name, "zfnet-seed", "2");
+        args.extend(["--set".into(), format!("train.log_every_s={seconds}")]);
+        args
+    };
+    // Off a terminal: no bar; a line every train.log_every_s seconds.
+    let quiet = run(&with("quiet", "1e9"));
     assert!(
-        !piped.contains("img/s") && !piped.contains("eta"),
-        "{piped}"
+        !quiet.contains("img/s") && !quiet.contains("left:"),
+        "{quiet}"
     );
+    let lines = run(&with("lines", "0"));
+    let progress: Vec<&str> = lines
+        .lines()
+        .filter(|l| l.contains(" img/s, left: epoch "))
+        .collect();
+    assert_eq!(
+        progress.len(),
+        4,
+        "a line per step of 2 epochs of 2 steps: {lines}"
+    );
+    assert!(
+        progress[0].starts_with("epoch 1/2 step 1 (1/2): loss "),
+        "{lines}"
+    );
+    assert!(
+        progress[3].starts_with("epoch 2/2 step 4 (2/2): loss "),
+        "{lines}"
+    );
+    assert!(progress[3].contains("left: epoch 0s, run 0s"), "{lines}");
+    let tb = crate::common::tensorboard(&dir.path().join("runs/lines"));
+    let eta = tb["scalars"]["train/eta_hours"]
+        .as_array()
+        .expect("train/eta_hours");
+    assert_eq!(eta.len(), 4, "{eta:?}");
     // `script` runs the command on a pseudo-terminal and copies what it shows.
     let mut command = vec![shell_quote(env!("CARGO_BIN_EXE_zftrain"))];
     command.extend(
@@ -335,7 +365,7 @@ fn the_progress_bar_shows_on_a_terminal_and_stays_out_of_pipes() {
         .expect("script (util-linux) runs");
     let shown = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{shown}");
-    for part in ["epoch 1/1", "loss ", "top1 ", " img/s", "eta "] {
+    for part in ["epoch 1/1", "loss ", "top1 ", " img/s", "left: epoch "] {
         assert!(shown.contains(part), "no {part:?} in {shown:?}");
     }
 }

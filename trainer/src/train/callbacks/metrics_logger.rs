@@ -1,6 +1,7 @@
 //! The metrics logger: training scalars every `train.log_every` steps
 //! (`train/loss`, `train/top1`, `train/lr`, `train/images_per_sec`,
-//! `train/grad_norm`) and validation scalars every epoch (`val/loss`,
+//! `train/grad_norm`, `train/eta_hours`: the time left in the run) and
+//! validation scalars every epoch (`val/loss`,
 //! `val/top1`, `val/top5`), to TensorBoard and the log file, at the global
 //! step.
 
@@ -49,6 +50,10 @@ impl Callback for MetricsLogger {
             ("train/grad_norm", norm),
         ] {
             ctx.tb.scalar(tag, step, value)?;
+        }
+        if let Some(left) = ctx.run_left() {
+            ctx.tb
+                .scalar("train/eta_hours", step, left.as_secs_f64() / 3600.0)?;
         }
         info!(
             epoch = ctx.state.epoch + 1,

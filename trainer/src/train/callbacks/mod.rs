@@ -12,6 +12,7 @@
 mod checkpoint_policy;
 mod hooks_adapter;
 mod metrics_logger;
+mod pace;
 mod progress;
 mod skipped_images;
 
@@ -31,6 +32,7 @@ use crate::train::state::TrainerState;
 pub use checkpoint_policy::CheckpointPolicy;
 pub use hooks_adapter::HooksAdapter;
 pub use metrics_logger::MetricsLogger;
+pub use pace::{short, Pace};
 pub use progress::Progress;
 pub use skipped_images::SkippedImages;
 
@@ -52,6 +54,21 @@ pub struct Context<'a> {
     pub role: &'a Role,
     /// Steps in one epoch (`train.max_steps_per_epoch` applied).
     pub steps_per_epoch: usize,
+    /// The session's pace, for the time left.
+    pub pace: &'a Pace,
+}
+
+impl Context<'_> {
+    /// Time left in the epoch (`None` before its first step).
+    pub fn epoch_left(&self) -> Option<std::time::Duration> {
+        self.pace.epoch_left(self.state, self.steps_per_epoch)
+    }
+
+    /// Time left in the run (`None` before the session's first step).
+    pub fn run_left(&self) -> Option<std::time::Duration> {
+        self.pace
+            .run_left(self.state, self.steps_per_epoch, self.config.train.epochs)
+    }
 }
 
 /// One optimizer step.

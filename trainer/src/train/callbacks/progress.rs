@@ -1,5 +1,7 @@
-//! The progress reporter: a bar per epoch on a terminal (loss, top-1,
-//! images per second, time left) and one line per epoch on stdout.
+//! The progress reporter: on a terminal, a bar per epoch (loss, top-1,
+//! images per second, the time left in the epoch and in the run); off a
+//! terminal (a batch job, `nohup`), a line every `train.log_every_s`
+//! seconds with the same; and one line per epoch on stdout.
 
 use std::io::IsTerminal;
 use std::time::Instant;
@@ -7,7 +9,7 @@ use std::time::Instant;
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::{Callback, Context, EpochReport, Requests, StepReport};
+use super::{short, Callback, Context, EpochReport, Requests, StepReport};
 
 /// The progress reporter.
 pub struct Progress {
@@ -15,6 +17,8 @@ pub struct Progress {
     bar: ProgressBar,
     since: Instant,
     images: u64,
+    /// When the last line was printed (off a terminal).
+    last_line: Instant,
 }
 
 impl Default for Progress {
@@ -24,8 +28,19 @@ impl Default for Progress {
             bar: ProgressBar::hidden(),
             since: Instant::now(),
             images: 0,
+            last_line: Instant::now(),
         }
     }
+}
+
+/// `epoch 12m05s, run 1h02m` (what is known of them).
+fn time_left(ctx: &Context<'_>) -> String {
+    let or_unknown = |d: Option<std::time::Duration>| d.map_or("?".into(), short);
+    format!(
+        "left: epoch {}, run {}",
+        or_unknown(ctx.epoch_left()),
+        or_unknown(ctx.run_left())
+    )
 }
 
 impl Callback for Progress {
@@ -37,7 +52,7 @@ impl Callback for Progress {
             ProgressBar::hidden()
         };
         self.bar.set_style(
-            ProgressStyle::with_template("epoch {prefix} {bar:30} {pos}/{len} {msg} eta {eta}")
+            ProgressStyle::with_template("epoch {prefix} {bar:30} {pos}/{len} {msg}")
                 .expect("a valid template"),
         );
         self.bar.set_prefix(format!(
@@ -46,19 +61,34 @@ impl Callback for Progress {
             ctx.config.train.epochs
         ));
         self.bar.set_position(ctx.state.batch as u64);
-        (self.since, self.images) = (Instant::now(), 0);
+        (self.since, self.images, self.last_line) = (Instant::now(), 0, Instant::now());
         Ok(())
     }
 
-    fn on_step_end(&mut self, _ctx: &Context<'_>, s: &StepReport<'_>) -> Result<Requests> {
+    fn on_step_end(&mut self, ctx: &Context<'_>, s: &StepReport<'_>) -> Result<Requests> {
         self.images += s.images as u64;
-        self.bar.inc(1);
-        self.bar.set_message(format!(
-            "loss {:.3} top1 {:.1}% {:.1} img/s",
-            s.running.mean_loss(),
-            100.0 * s.running.top1(),
-            self.images as f64 / self.since.elapsed().as_secs_f64().max(1e-9)
-        ));
+        let ips = self.images as f64 / self.since.elapsed().as_secs_f64().max(1e-9);
+        let (loss, top1) = (s.running.mean_loss(), 100.0 * s.running.top1());
+        if self.tty {
+            self.bar.inc(1);
+            self.bar.set_message(format!(
+                "loss {loss:.3} top1 {top1:.1}% {ips:.1} img/s {}",
+                time_left(ctx)
+            ));
+        } else if self.last_line.elapsed().as_secs_f64() >= ctx.config.train.log_every_s {
+            let st = ctx.state;
+            println!(
+                "epoch {}/{} step {} ({}/{}): loss {loss:.4} top1 {top1:.1}% lr {:.3e} {ips:.1} img/s, {}",
+                st.epoch + 1,
+                ctx.config.train.epochs,
+                st.global_step,
+                st.batch,
+                ctx.steps_per_epoch,
+                s.lr,
+                time_left(ctx)
+            );
+            self.last_line = Instant::now();
+        }
         Ok(Requests::NONE)
     }
 
