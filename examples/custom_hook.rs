@@ -133,6 +133,8 @@ pub fn run(data: Option<std::path::PathBuf>) -> Result<(std::path::PathBuf, Stri
         "train.batch_size=4".into(),
         "train.max_steps_per_epoch=2".into(),
         "probe.images=4".into(),
+        // Only this hook (without `hooks`, a run gets the paper's set too).
+        "hooks=[]".into(),
     ]
     .into();
     let config = RunConfig::load(None, &sets)?;

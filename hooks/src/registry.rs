@@ -193,6 +193,6 @@ fn due(hook: &dyn Hook, event: Event, epoch: u64, step: u64) -> bool {
         Event::TrainStart | Event::Checkpoint => true,
         Event::StepEnd => s.at_step_end(step),
         Event::EpochEnd => s.at_epoch_end(epoch),
-        Event::TrainEnd => s.at_train_end(),
+        Event::TrainEnd => s.at_train_end(epoch),
     }
 }

@@ -34,6 +34,32 @@ pub enum HookSpec {
 }
 
 impl HookSpec {
+    /// The hooks a run gets unless it says otherwise, as Zeiler & Fergus
+    /// ran their analyses: the Deconvnet grids (top 9 of chosen maps of
+    /// every conv layer) and the evolution montage at epochs 1, 2, 5, 10,
+    /// 20, 30, 40, 64 and the last; dead filters and aliasing every epoch.
+    pub fn paper_set() -> Vec<HookSpec> {
+        use crate::Schedule;
+        vec![
+            HookSpec::Deconv(DeconvGridConfig {
+                schedule: Schedule::paper(),
+                ..DeconvGridConfig::default()
+            }),
+            HookSpec::Evolution(EvolutionConfig {
+                schedule: Schedule::paper(),
+                ..EvolutionConfig::default()
+            }),
+            HookSpec::DeadFilters(DeadFiltersConfig {
+                schedule: Schedule::EveryEpochs(1),
+                ..DeadFiltersConfig::default()
+            }),
+            HookSpec::Aliasing(AliasingConfig {
+                schedule: Schedule::EveryEpochs(1),
+                ..AliasingConfig::default()
+            }),
+        ]
+    }
+
     /// What program this table would run, as `name: ["prog", "arg"]`, for
     /// an exec plugin; `None` for the built-in analyses (zftrain's own
     /// code). Callers use it to keep programs named in data (a checkpoint,

@@ -15,6 +15,12 @@ pub struct Cli {
 }
 
 impl Cli {
+    /// Parses the process's arguments; flags with no command before them
+    /// (`zftrain --arch zfnet --gpus 4 ...`) mean `zftrain train ...`.
+    pub fn parse_args() -> Cli {
+        Cli::parse_from(with_default_command(std::env::args_os().collect()))
+    }
+
     /// Whether the flags ask for a GPU (a config file may too; `train` sees
     /// to that once it has read it). `main` loads CUDA first then.
     pub fn wants_cuda(&self) -> bool {
@@ -37,6 +43,17 @@ impl Cli {
             _ => false,
         }
     }
+}
+
+/// `zftrain --flag ...` -> `zftrain train --flag ...`: training is the
+/// command when the first argument is a flag (but not the top level's own
+/// `--help` and `--version`).
+pub fn with_default_command(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let first = args.get(1).and_then(|a| a.to_str());
+    if first.is_some_and(|f| f.starts_with("--") && f != "--help" && f != "--version") {
+        args.insert(1, "train".into());
+    }
+    args
 }
 
 /// The subcommands.
@@ -363,6 +380,10 @@ pub struct TrainArgs {
     /// Let the exec hooks saved in this run's config.toml run again on
     /// `--resume` (name the same run directory). Without it, a resumed run
     /// whose saved config runs programs is refused: a run directory is data,
+    /// Run no hooks (a configuration without `[[hooks]]` gets the paper's
+    /// set: Deconvnet grids, evolution, dead filters, aliasing).
+    #[arg(long)]
+    pub no_hooks: bool,
     /// and what it names runs only when you say so (or pass `--config`).
     #[arg(long, value_name = "RUN_DIR", requires = "resume")]
     pub trust_run_hooks: Option<PathBuf>,
@@ -631,4 +652,34 @@ pub struct PredictArgs {
     /// Also save the preprocessed input batch `[N, 3, 224, 224]` as safetensors (tensor `input`).
     #[arg(long)]
     pub save_input: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(line: &str) -> Vec<String> {
+        let os = line.split(' ').map(std::ffi::OsString::from).collect();
+        with_default_command(os)
+            .into_iter()
+            .map(|a| a.into_string().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn flags_without_a_command_mean_train() {
+        assert_eq!(
+            args("zftrain --arch zfnet --gpus 4"),
+            ["zftrain", "train", "--arch", "zfnet", "--gpus", "4"]
+        );
+        assert_eq!(
+            args("zftrain summary --arch zfnet"),
+            ["zftrain", "summary", "--arch", "zfnet"]
+        );
+        assert_eq!(args("zftrain --help"), ["zftrain", "--help"]);
+        assert_eq!(args("zftrain --version"), ["zftrain", "--version"]);
+        let cli = Cli::parse_from(args("zftrain --arch zfnet --gpus 0,2"));
+        assert!(matches!(cli.command, Command::Train(_)));
+        assert!(cli.wants_cuda());
+    }
 }

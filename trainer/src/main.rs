@@ -3,8 +3,6 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
     // Output piped into `head` and closed early ends the process quietly,
     // as with other Unix tools, instead of a panic in `println!`. Sockets
@@ -15,7 +13,7 @@ fn main() -> ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     zftrain::allocator::tune_for_training();
-    let cli = zftrain::cli::Cli::parse();
+    let cli = zftrain::cli::Cli::parse_args();
     // Before anything touches libtorch: it decides once whether CUDA exists.
     zftrain::devices::preload_cuda(cli.wants_cuda());
     match zftrain::commands::run(cli) {

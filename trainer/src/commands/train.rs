@@ -42,6 +42,9 @@ fn overrides(args: &TrainArgs) -> Vec<String> {
         sets.push(format!("data.train={}", path_str(&d.join("train"))));
         sets.push(format!("data.val={}", path_str(&d.join("val"))));
     }
+    if args.no_hooks {
+        sets.push("hooks=[]".into());
+    }
     if let Some(n) = &args.name {
         sets.push(format!("name={}", quoted(n)));
     }

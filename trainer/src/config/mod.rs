@@ -45,7 +45,9 @@ pub struct RunConfig {
     pub checkpoint: CheckpointConfig,
     /// The images the hooks look at.
     pub probe: ProbeConfig,
-    /// Hooks (`[[hooks]]` tables), run in this order.
+    /// Hooks (`[[hooks]]` tables), run in this order. A configuration
+    /// without any gets the paper's set ([`HookSpec::paper_set`]);
+    /// `hooks = []` (or `train --no-hooks`) runs none.
     pub hooks: Vec<HookSpec>,
     /// Several machines (one process per node; see docs/distributed.md).
     pub cluster: ClusterConfig,
@@ -273,7 +275,7 @@ impl Default for RunConfig {
             schedule: ScheduleConfig::default(),
             checkpoint: CheckpointConfig::default(),
             probe: ProbeConfig::default(),
-            hooks: Vec::new(),
+            hooks: HookSpec::paper_set(),
             cluster: ClusterConfig::default(),
         }
     }
@@ -570,6 +572,24 @@ mod tests {
         }
         t.insert(last.to_string(), value);
         table
+    }
+
+    #[test]
+    fn without_hooks_a_run_gets_the_papers_set_and_the_shipped_configs_spell_it_out() {
+        assert_eq!(load("", &[]).unwrap().hooks, HookSpec::paper_set());
+        assert!(load("", &["hooks=[]"]).unwrap().hooks.is_empty());
+        assert!(load("hooks = []\n", &[]).unwrap().hooks.is_empty());
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
+        for name in [
+            "zfnet-imagenet.toml",
+            "alexnet-imagenet.toml",
+            "zfnet-seed-flowers.toml",
+        ] {
+            let text = std::fs::read_to_string(dir.join(name)).unwrap();
+            assert!(text.contains("[[hooks]]"), "{name} spells its hooks out");
+            let c = RunConfig::load(Some(&dir.join(name)), &[]).unwrap();
+            assert_eq!(c.hooks, HookSpec::paper_set(), "{name}");
+        }
     }
 
     #[test]

@@ -36,8 +36,7 @@ fn train_args(dir: &Path, data: &Path, file: &Path, config: &str) -> Vec<String>
     let mut args = quick(dir, data, "mine", "zfnet", "1");
     let at = args.iter().position(|a| a == "--arch").unwrap();
     args.splice(at..at + 2, ["--arch-file".to_string(), s(file).to_string()]);
-    args.extend(["--config".to_string(), config.to_string()]);
-    args
+    crate::hooks::with_config(args, config)
 }
 
 #[test]

@@ -18,6 +18,7 @@ fn data(dir: &Path, per_class: usize) -> PathBuf {
 fn args(dir: &Path, data: &Path, name: &str, epochs: &str, steps: &str) -> Vec<String> {
     [
         "train",
+        "--no-hooks",
         "--arch",
         "zfnet-seed",
         "--data",
@@ -226,8 +227,8 @@ fn sigkill_at_random_moments_loses_at_most_the_checkpoint_interval() {
     let (n, mut resumed, mut worst_loss) = (trials(), 0usize, 0u64);
     let mut killed_at: Option<u64> = None;
     for trial in 0..n {
-        let mut a = args(dir.path(), &data, "k", "100000", "8");
-        a.extend(["--config".to_string(), s(&config).to_string()]);
+        let a = args(dir.path(), &data, "k", "100000", "8");
+        let mut a = crate::hooks::with_config(a, s(&config));
         if trial > 0 {
             a.extend(["--resume".to_string(), s(&run).to_string()]);
         }

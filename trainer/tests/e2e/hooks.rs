@@ -19,7 +19,9 @@ pub fn hooks_config(dir: &Path, hooks: &str) -> String {
     s(&path).to_string()
 }
 
-fn with_config(mut args: Vec<String>, config: &str) -> Vec<String> {
+/// `args` with the hooks of `config` (not `--no-hooks`).
+pub fn with_config(mut args: Vec<String>, config: &str) -> Vec<String> {
+    args.retain(|a| a != "--no-hooks");
     args.extend(["--config".to_string(), config.to_string()]);
     args
 }
@@ -386,4 +388,49 @@ fn programs_named_in_a_run_directory_or_a_checkpoint_never_run_without_the_users
         s(&run),
     ]);
     assert!(mark.exists(), "the trusted run's hook did not run");
+}
+
+/// `zftrain --arch ... --data ...` (no command: training) with no hooks
+/// named runs the paper's set: grids and evolution at epoch 1 and at the
+/// end (epoch 3 is not in the paper's list), dead filters and aliasing
+/// every epoch.
+#[test]
+fn flags_alone_train_with_the_papers_hooks() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = tiny_data(dir.path());
+    let mut args = quick(dir.path(), &data, "paper", "zfnet-seed", "3");
+    args.retain(|a| a != "train" && a != "--no-hooks");
+    args.extend(["--set".into(), "probe.images=2".into()]);
+    let out = ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(out.contains("epoch 3/3: train loss"), "{out}");
+    let run = dir.path().join("runs/paper");
+    let saved = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    for kind in ["deconv", "evolution", "dead_filters", "aliasing"] {
+        assert!(
+            saved.contains(&format!("kind = \"{kind}\"")),
+            "{kind}: {saved}"
+        );
+    }
+    let grids: Vec<String> = std::fs::read_dir(run.join("hooks/deconv"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(
+        grids,
+        ["epoch-001", "epoch-002", "epoch-003"],
+        "1, 2 of the paper's list and the last"
+    );
+    let tb = crate::common::tensorboard(&run);
+    let dead = tb["scalars"]["filters/conv1/dead"]
+        .as_array()
+        .expect("dead filters");
+    assert_eq!(dead.len(), 3, "every epoch: {dead:?}");
+    assert!(tb["images"]["deconv/conv1/projections"].is_array(), "{tb}");
+    assert!(tb["images"]["evolution/conv1"].is_array(), "{tb}");
+    assert!(
+        tb["scalars"]["aliasing/conv2/grid_score"].is_array(),
+        "{tb}"
+    );
 }

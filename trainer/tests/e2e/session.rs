@@ -117,6 +117,7 @@ fn config(dir: &Path, name: &str, epochs: u64) -> RunConfig {
         "train.max_steps_per_epoch=3".into(),
         "checkpoint.every_steps=2".into(),
         "probe.images=2".into(),
+        "hooks=[]".into(),
     ];
     RunConfig::load(None, &sets).unwrap()
 }

@@ -11,10 +11,12 @@ pub fn tiny_data(dir: &Path) -> PathBuf {
     crate::common::synth(dir, 4, 2, 80, 64)
 }
 
-/// Common flags: small batches, two steps per epoch, log every step.
+/// Common flags: small batches, two steps per epoch, log every step, no
+/// hooks (the tests of hooks add theirs).
 pub fn quick(dir: &Path, data: &Path, name: &str, arch: &str, epochs: &str) -> Vec<String> {
     [
         "train",
+        "--no-hooks",
         "--arch",
         arch,
         "--data",
