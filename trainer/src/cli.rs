@@ -384,6 +384,10 @@ pub struct TrainArgs {
     /// set: Deconvnet grids, evolution, dead filters, aliasing).
     #[arg(long)]
     pub no_hooks: bool,
+    /// Start a run directory that stopped before its first checkpoint over
+    /// from the beginning (one with checkpoints is never started over).
+    #[arg(long, conflicts_with = "resume")]
+    pub restart: bool,
     /// and what it names runs only when you say so (or pass `--config`).
     #[arg(long, value_name = "RUN_DIR", requires = "resume")]
     pub trust_run_hooks: Option<PathBuf>,

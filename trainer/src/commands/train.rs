@@ -165,6 +165,7 @@ pub fn run(args: &TrainArgs) -> Result<u8> {
     let options = TrainOptions {
         resume: args.resume.clone(),
         stop,
+        restart: args.restart,
         ..TrainOptions::default()
     };
     let outcome = train(config, options)?;

@@ -35,6 +35,16 @@ pub const MEAN_IMAGE_FILE: &str = "mean-image.safetensors";
 /// Name of the link to the newest checkpoint.
 pub const LATEST: &str = "latest";
 
+/// The resolved configuration a run directory keeps.
+pub const RUN_CONFIG_FILE: &str = "config.toml";
+
+/// Whether the run directory `run` holds a checkpoint folder (`step-N`,
+/// complete or not; half-written ones are hidden temporaries and do not
+/// count).
+pub fn has_checkpoints(run: &Path) -> bool {
+    !step_dirs(&checkpoints_dir(run)).is_empty()
+}
+
 /// The checkpoints folder of a run.
 pub fn checkpoints_dir(run_dir: &Path) -> PathBuf {
     run_dir.join("checkpoints")
@@ -207,24 +217,30 @@ pub fn prune(dir: &Path, keep_last: usize, best_step: Option<u64>) -> Result<()>
 
 /// Finds the checkpoint to resume from: `path` itself if it is a checkpoint,
 /// else the newest checkpoint of the run directory `path` that verifies.
-/// Returns it with a note for each newer one that was skipped.
-pub fn find_resume(path: &Path) -> Result<(Checkpoint, Vec<String>)> {
+/// Returns it with a note for each newer one that was skipped; `None` for
+/// a run directory that stopped before its first checkpoint was complete
+/// (it trains from the start).
+pub fn find_resume(path: &Path) -> Result<Option<(Checkpoint, Vec<String>)>> {
     if path.join(MANIFEST_FILE).exists() {
         let ck = Checkpoint::open(path)
             .with_context(|| format!("cannot resume from {}", path.display()))?;
-        return Ok((ck, Vec::new()));
+        return Ok(Some((ck, Vec::new())));
     }
     let dir = checkpoints_dir(path);
-    if !dir.is_dir() {
+    if !has_checkpoints(path) {
+        if path.join(RUN_CONFIG_FILE).is_file() {
+            // Stopped before its first checkpoint was complete.
+            return Ok(None);
+        }
         bail!(
-            "{} is neither a checkpoint nor a run directory with checkpoints",
+            "{} is neither a checkpoint nor a run directory",
             path.display()
         );
     }
     let mut skipped = Vec::new();
     for (_, candidate) in step_dirs(&dir).into_iter().rev() {
         match Checkpoint::open(&candidate) {
-            Ok(ck) => return Ok((ck, skipped)),
+            Ok(ck) => return Ok(Some((ck, skipped))),
             Err(e) => skipped.push(format!("skipping checkpoint {}: {e}", candidate.display())),
         }
     }

@@ -26,7 +26,7 @@ use crate::engine::{DataParallel, StepOptions, StepOutput};
 use crate::train::callbacks::{
     self, Callback, CheckpointKind, Context, EpochReport, HooksAdapter, Pace, Requests, StepReport,
 };
-use crate::train::checkpointing::{find_resume, restore, save, Snapshot};
+use crate::train::checkpointing::{find_resume, has_checkpoints, restore, save, Snapshot};
 use crate::train::cluster;
 use crate::train::evaluate::evaluate;
 use crate::train::hooks::{probe_set, HookRunner};
@@ -51,6 +51,9 @@ pub struct TrainOptions {
     pub hooks: Vec<Box<dyn Hook>>,
     /// Callbacks of the caller's own, after the standard ones.
     pub callbacks: Vec<Box<dyn Callback>>,
+    /// Start a run directory that has no checkpoint over from the
+    /// beginning (one with checkpoints is never started over).
+    pub restart: bool,
 }
 
 /// How a run ended.
@@ -158,12 +161,14 @@ struct Checked {
 
 impl Checked {
     /// Checks the configuration, its hooks (the configured ones, then
-    /// `extra`), the devices, the data and the checkpoint to resume, and
-    /// joins the other nodes.
+    /// `extra`), the devices, the data and the checkpoint to resume (or
+    /// whether the run may start over: `restart`), and joins the other
+    /// nodes.
     fn new(
         config: &RunConfig,
         extra: Vec<Box<dyn Hook>>,
         resume: Option<&Path>,
+        restart: bool,
     ) -> Result<Checked> {
         config.validate()?;
         config.check_paths()?;
@@ -186,12 +191,12 @@ impl Checked {
         let role = Role::join(config, &devices, &train_set, &val_set)?;
         // Only the node that keeps the run resumes (it sends the state on).
         let resume_from = match resume {
-            Some(p) if role.keeps_the_run() => Some(find_resume(p)?),
+            Some(p) if role.keeps_the_run() => find_resume(p)?,
             _ => None,
         };
         let run_dir = role.run_dir(config);
         if role.keeps_the_run() && resume_from.is_none() && run_dir.exists() {
-            bail!("run directory {} already exists: pass --resume {} to continue it, or choose another --name", run_dir.display(), run_dir.display());
+            start_over(&run_dir, resume.is_some() || restart)?;
         }
         Ok(Checked {
             hooks,
@@ -224,7 +229,12 @@ impl Trainer {
             role,
             resume_from,
             run_dir,
-        } = Checked::new(&config, options.hooks, options.resume.as_deref())?;
+        } = Checked::new(
+            &config,
+            options.hooks,
+            options.resume.as_deref(),
+            options.restart,
+        )?;
         // Checks done: from here on the run directory is written.
         setup::write_run_dir(&run_dir, &config, &spec, &train_set.classes)?;
         setup::set_up_logging(&run_dir)?;
@@ -635,6 +645,26 @@ fn engine(config: &RunConfig, role: &Role, devices: &[Device], arch: Arch) -> Re
         dp.set_link(Arc::clone(link));
     }
     Ok(dp)
+}
+
+/// A run directory that exists where a run starts: allowed only when it
+/// holds no checkpoint (a run stopped before its first one was complete)
+/// and the user said so (`--resume` it, or `--restart`). Its earlier
+/// TensorBoard events and hook outputs move to `attempt-N/`, so nothing is
+/// lost and the new curves do not overlay the old.
+fn start_over(run_dir: &Path, allowed: bool) -> Result<()> {
+    let shown = run_dir.display();
+    if has_checkpoints(run_dir) {
+        bail!("run directory {shown} already exists: pass --resume {shown} to continue it, or choose another --name");
+    }
+    if !allowed {
+        bail!("run directory {shown} already exists and has no complete checkpoint (it stopped before its first): pass --resume {shown} or --restart to train it from the start, or choose another --name");
+    }
+    let attempt = setup::set_aside_attempt(run_dir)?;
+    let note = format!("{shown} has no complete checkpoint: training it from the start (its earlier events are in {})", attempt.display());
+    println!("{note}");
+    warn!("{note}");
+    Ok(())
 }
 
 /// Restores a checkpoint into every replica; its state.

@@ -243,3 +243,26 @@ pub fn write_run_dir(
     )?;
     Ok(())
 }
+
+/// Moves what an earlier attempt of a run left besides its log (TensorBoard
+/// events, hook outputs) into the first free `RUN/attempt-N/`; returns it.
+pub fn set_aside_attempt(run_dir: &Path) -> Result<std::path::PathBuf> {
+    let attempt = (1..)
+        .map(|n| run_dir.join(format!("attempt-{n}")))
+        .find(|p| !p.exists())
+        .expect("a free attempt number");
+    fs::create_dir_all(&attempt).with_context(|| format!("creating {}", attempt.display()))?;
+    let entries =
+        fs::read_dir(run_dir).with_context(|| format!("reading {}", run_dir.display()))?;
+    for entry in entries {
+        let entry = entry.with_context(|| format!("reading {}", run_dir.display()))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("events.out.tfevents.") || name == "hooks" {
+            let to = attempt.join(&name);
+            fs::rename(entry.path(), &to).with_context(|| {
+                format!("moving {} to {}", entry.path().display(), to.display())
+            })?;
+        }
+    }
+    Ok(attempt)
+}

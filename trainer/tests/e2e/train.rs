@@ -517,3 +517,69 @@ fn a_packed_data_set_trains_like_a_folder_and_a_cut_pack_is_refused() {
         "{err}"
     );
 }
+
+/// A run directory whose process stopped before its first checkpoint was
+/// complete (here: its checkpoints removed, a half-written one left) is
+/// neither lost nor in the way: `--resume` or `--restart` trains it from
+/// the start, the earlier events move to `attempt-N/`; a run with
+/// checkpoints is never started over.
+#[test]
+fn a_run_that_stopped_before_its_first_checkpoint_starts_over_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = tiny_data(dir.path());
+    let runs = dir.path().join("runs");
+    let args = quick(dir.path(), &data, "cut", "zfnet-seed", "1");
+    let cut_short = || {
+        let ck = runs.join("cut/checkpoints");
+        std::fs::remove_dir_all(&ck).unwrap();
+        std::fs::create_dir_all(ck.join(".step-000000001.tmp-99")).unwrap();
+    };
+    run(&args);
+    cut_short();
+    // The same command again: refused, saying how to go on.
+    let err = fails(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        err.contains("no complete checkpoint")
+            && err.contains("--restart")
+            && err.contains("--resume"),
+        "{err}"
+    );
+    let out = ok(&["train", "--resume", s(&runs.join("cut"))]);
+    assert!(
+        out.contains("no complete checkpoint: training it from the start"),
+        "{out}"
+    );
+    assert!(out.contains("epoch 1/1: train loss"), "{out}");
+    assert!(runs.join("cut/checkpoints/latest/manifest.json").is_file());
+    let events = |d: &Path| {
+        std::fs::read_dir(d)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("events.out")
+            })
+            .count()
+    };
+    assert_eq!(
+        events(&runs.join("cut/attempt-1")),
+        1,
+        "the first attempt's events, set aside"
+    );
+    assert_eq!(events(&runs.join("cut")), 1, "this attempt's events");
+    // --restart does the same for a fresh command line...
+    cut_short();
+    let mut again = args.clone();
+    again.push("--restart".into());
+    let out = run(&again);
+    assert!(out.contains("attempt-2"), "{out}");
+    // ... but never starts over a run with checkpoints.
+    let err = fails(&again.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        err.contains("already exists") && err.contains("--resume"),
+        "{err}"
+    );
+    assert!(runs.join("cut/checkpoints/latest/manifest.json").is_file());
+}
