@@ -260,6 +260,10 @@ pub struct CheckpointConfig {
     /// Also checkpoint every this many steps within an epoch (0: only at
     /// the end of each epoch). A crash loses at most this many steps.
     pub every_steps: u64,
+    /// Also checkpoint when this many minutes have passed since the last
+    /// checkpoint, within an epoch (0: off). A crash loses at most this
+    /// much time.
+    pub every_minutes: f64,
 }
 
 impl Default for RunConfig {
@@ -391,6 +395,7 @@ impl Default for CheckpointConfig {
         CheckpointConfig {
             keep_last: 3,
             every_steps: 0,
+            every_minutes: 0.0,
         }
     }
 }

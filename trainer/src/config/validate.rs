@@ -230,7 +230,12 @@ impl CheckpointConfig {
     pub fn validate(&self) -> Result<()> {
         require(self.keep_last >= 1, "checkpoint.keep_last", || {
             "must be at least 1".into()
-        })
+        })?;
+        require(
+            self.every_minutes.is_finite() && self.every_minutes >= 0.0,
+            "checkpoint.every_minutes",
+            || format!("must be finite and >= 0, got {}", self.every_minutes),
+        )
     }
 }
 
