@@ -1,7 +1,8 @@
 //! Exec plugins: a user's program, run at its schedule on a bundle
 //! directory, whose results zftrain logs under `plugins/<name>/...`.
 //!
-//! The bundle (`hooks/<name>/epoch-EEE/bundle/`):
+//! The bundle (`hooks/<name>/epoch-EEE/bundle/`, removed once the program
+//! ran unless `keep_bundle = true`):
 //! - `manifest.json`: `epoch`, `step`, `arch`, `probe_images`, `layers`
 //!   (label, 1-based conv number, activation shape), `tensors` (file ->
 //!   tensor name -> shape), `out` (the folder to write results to);
@@ -56,6 +57,10 @@ pub struct ExecConfig {
     pub weights: bool,
     /// Seconds before the program is killed.
     pub timeout_s: f64,
+    /// Keep the bundle after the program ran (by default it is removed:
+    /// the network's weights and the probe set's activations, every
+    /// scheduled epoch).
+    pub keep_bundle: bool,
     /// Stop training if the plugin fails.
     pub required: bool,
 }
@@ -69,6 +74,7 @@ impl Default for ExecConfig {
             layers: Vec::new(),
             weights: true,
             timeout_s: 600.0,
+            keep_bundle: false,
             required: false,
         }
     }
@@ -338,7 +344,14 @@ impl ExecHook {
 
     fn run(&self, ctx: &HookContext<'_>) -> Result<Control, HookError> {
         let (bundle, out) = self.bundle(ctx)?;
-        self.execute(&bundle, &out)?;
+        let ran = self.execute(&bundle, &out);
+        // Whatever the program did, its bundle goes unless asked to stay.
+        let removed = match self.config.keep_bundle {
+            true => Ok(()),
+            false => std::fs::remove_dir_all(&bundle).map_err(HookError::io(&bundle)),
+        };
+        ran?;
+        removed?;
         self.collect(ctx, &out)?;
         Ok(Control::Continue)
     }

@@ -187,7 +187,11 @@ fn exec_plugins_get_a_bundle_and_their_results_reach_tensorboard() {
     let python = s(&python);
     let plugin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/plugins/filter_stats.py");
     let hooks = [
-        exec_hook("filter_stats", &[python, s(&plugin)], "layers = [1, 5]"),
+        exec_hook(
+            "filter_stats",
+            &[python, s(&plugin)],
+            "layers = [1, 5]\nkeep_bundle = true",
+        ),
         exec_hook(
             "crashes",
             &[
@@ -233,6 +237,14 @@ fn exec_plugins_get_a_bundle_and_their_results_reach_tensorboard() {
         );
     }
     let run = dir.path().join("runs/plugins");
+    // Bundles go once their program ran (it failed, or was killed), unless kept.
+    for hook in ["crashes", "hangs", "garbage"] {
+        let epoch = run.join(format!("hooks/{hook}/epoch-001"));
+        assert!(
+            epoch.join("out").is_dir() && !epoch.join("bundle").exists(),
+            "{hook}"
+        );
+    }
     let bundle = run.join("hooks/filter_stats/epoch-001/bundle");
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(bundle.join("manifest.json")).unwrap()).unwrap();
