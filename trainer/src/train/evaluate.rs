@@ -10,21 +10,25 @@ use zftrain_data::Loader;
 
 use crate::train::metrics::Running;
 use crate::train::prefetch::{to_tensors, TensorLayout};
+use crate::train::ticker::Ticker;
 use crate::weights::Model;
 
 /// Loss, top-1 and top-5 of `model` (on `device`) over `loader`, batches
 /// laid out as `layout` says; and the files left out because they do not
-/// decode. An epoch in which no image decodes is an error.
+/// decode. `ticker` hears of every batch. An epoch in which no image
+/// decodes is an error.
 pub fn evaluate(
     model: &Model,
     device: Device,
     loader: &Loader,
     layout: &TensorLayout,
+    ticker: &mut Ticker,
 ) -> Result<(Running, Vec<(PathBuf, String)>)> {
     let mut r = Running::default();
     let mut skipped = Vec::new();
     for batch in loader.epoch(0, 0) {
         let mut batch = batch?;
+        ticker.add(batch.len() + batch.skipped.len());
         skipped.append(&mut batch.skipped);
         if batch.is_empty() {
             continue;

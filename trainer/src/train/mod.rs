@@ -17,6 +17,7 @@ pub mod session;
 pub mod setup;
 pub mod state;
 pub mod stop;
+pub mod ticker;
 
 pub use callbacks::{Callback, Requests};
 pub use role::Role;

@@ -37,6 +37,7 @@ use crate::train::schedule::Schedule;
 use crate::train::setup;
 use crate::train::state::TrainerState;
 use crate::train::stop::StopHandle;
+use crate::train::ticker::Ticker;
 use crate::weights::{ArchSpec, WeightsInfo};
 
 /// How to run a session besides its configuration.
@@ -444,7 +445,15 @@ impl Trainer {
             pinned: false,
             ..c.plan.layout
         };
-        let (val, skipped) = evaluate(c.dp.primary(), c.plan.device, &c.val_loader, &layout)?;
+        let images = c.val_loader.dataset().len();
+        let mut ticker = Ticker::new("validation", images, c.config.train.log_every_s);
+        let (val, skipped) = evaluate(
+            c.dp.primary(),
+            c.plan.device,
+            &c.val_loader,
+            &layout,
+            &mut ticker,
+        )?;
         self.report_skipped(&skipped)?;
         Ok(val)
     }

@@ -349,6 +349,17 @@ fn progress_is_a_bar_on_a_terminal_and_timed_lines_off_it() {
         "{lines}"
     );
     assert!(progress[3].contains("left: epoch 0s, run 0s"), "{lines}");
+    // Validation reports its progress the same way (4 images, batches of 3).
+    let val: Vec<&str> = lines
+        .lines()
+        .filter(|l| l.starts_with("validation: "))
+        .collect();
+    assert_eq!(val.len(), 4, "2 batches in each of 2 epochs: {lines}");
+    assert!(
+        val[0].starts_with("validation: 3/4 images, ")
+            && val[1].starts_with("validation: 4/4 images, "),
+        "{lines}"
+    );
     let tb = crate::common::tensorboard(&dir.path().join("runs/lines"));
     let eta = tb["scalars"]["train/eta_hours"]
         .as_array()
