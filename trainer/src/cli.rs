@@ -354,7 +354,7 @@ pub struct VisualizeArgs {
     /// Override a configuration key (repeatable), e.g. `--set probe.images=32`.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
-    /// Probe images (probe.images).
+    /// Probe images (probe.images; 0: every image of the folder).
     #[arg(long)]
     pub probe_images: Option<usize>,
     /// The epoch to label the outputs with (default: the checkpoint's).

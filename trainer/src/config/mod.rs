@@ -84,7 +84,8 @@ impl Default for ClusterConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProbeConfig {
-    /// Number of images (at most the validation set).
+    /// Number of images, evenly spaced over the validation set (0, or more
+    /// than it has: all of them).
     pub images: usize,
     /// Images per forward in the hooks.
     pub batch_size: usize,

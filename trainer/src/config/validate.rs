@@ -242,8 +242,8 @@ impl CheckpointConfig {
 impl ProbeConfig {
     /// Checks `[probe]`'s values.
     pub fn validate(&self) -> Result<()> {
-        require(self.images >= 1 && self.batch_size >= 1, "probe", || {
-            "images and batch_size must be at least 1".into()
+        require(self.batch_size >= 1, "probe.batch_size", || {
+            "must be at least 1".into()
         })
     }
 }

@@ -57,7 +57,8 @@ impl SummarySink for TbSink<'_> {
     }
 }
 
-/// The probe set: `images` evenly spaced samples of `val`, through the
+/// The probe set: `probe.images` evenly spaced samples of `val` (0: all of
+/// them), through the
 /// evaluation transform (with the run's mean image if it has one). Files
 /// that do not decode are left out and named in the log.
 pub fn probe_set(
@@ -68,7 +69,11 @@ pub fn probe_set(
     let d = &config.data;
     let transform = d.transform(Augment::Eval, mean_image.clone())?;
     let n = val.len();
-    let take = config.probe.images.min(n);
+    // 0, or more than there are: the whole validation set.
+    let take = match config.probe.images {
+        0 => n,
+        k => k.min(n),
+    };
     let mut images = Vec::with_capacity(take);
     for i in 0..take {
         let sample = &val.samples[i * n / take];

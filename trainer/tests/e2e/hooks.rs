@@ -137,6 +137,21 @@ fn deconv_grids_and_filter_counts_reach_tensorboard_and_visualize_reruns_them() 
         out.contains("visualized 2 hooks on 3 images") && out.contains("epoch 0"),
         "{out}"
     );
+    // 0 (or more than there are) is the whole validation set: 4 images.
+    for n in ["0", "99"] {
+        let vis = dir.path().join(format!("vis-{n}"));
+        let args = [
+            "visualize",
+            "--weights",
+            s(&weights),
+            "--data",
+            s(&data),
+            "--out",
+            s(&vis),
+        ];
+        let out = ok(&[&args[..], &["--probe-images", n]].concat());
+        assert!(out.contains("visualized 2 hooks on 4 images"), "{n}: {out}");
+    }
     assert!(vis2.join("hooks/deconv/epoch-000/conv5.png").exists());
     assert!(vis2
         .join("hooks/deconv/epoch-000/conv5.safetensors")
