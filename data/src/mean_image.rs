@@ -77,14 +77,16 @@ impl MeanImage {
     }
 
     /// Estimates the mean of up to `max_images` evenly spaced images of
-    /// `dataset` (0 = all), with `threads` decoding threads. Files that do
-    /// not decode are skipped and listed; none decoding at all is an error.
+    /// `dataset` (0 = all), with `threads` decoding threads; `progress`
+    /// hears of every image read (decoded or not). Files that do not decode
+    /// are skipped and listed; none decoding at all is an error.
     pub fn estimate(
         dataset: &Dataset,
         side: u32,
         max_images: usize,
         max_pixels: u64,
         threads: usize,
+        progress: &(dyn Fn(usize) + Sync),
     ) -> Result<MeanEstimate, DataError> {
         let n = dataset.len();
         let take = if max_images == 0 {
@@ -120,6 +122,7 @@ impl MeanImage {
                             }
                             Err(message) => skipped.push((path.clone(), message)),
                         }
+                        progress(1);
                     }
                     let mut total = total.lock().unwrap_or_else(|e| e.into_inner());
                     total.0.iter_mut().zip(&sum).for_each(|(t, s)| *t += s);
@@ -166,12 +169,21 @@ mod tests {
         };
         write_synthetic(&dir.path().join("s"), &config).unwrap();
         let data = Dataset::image_folder(&dir.path().join("s/train")).unwrap();
-        let one = MeanImage::estimate(&data, 32, 0, 1 << 20, 1).unwrap();
-        let three = MeanImage::estimate(&data, 32, 0, 1 << 20, 3).unwrap();
+        let one = MeanImage::estimate(&data, 32, 0, 1 << 20, 1, &|_| ()).unwrap();
+        let seen = std::sync::atomic::AtomicUsize::new(0);
+        let count = |n: usize| {
+            seen.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        };
+        let three = MeanImage::estimate(&data, 32, 0, 1 << 20, 3, &count).unwrap();
+        assert_eq!(
+            seen.into_inner(),
+            data.len(),
+            "progress hears of every image"
+        );
         assert_eq!(one.used, 6);
         assert_eq!(one.mean, three.mean);
         // The mean of the first image alone is that image's centre square.
-        let first = MeanImage::estimate(&data, 32, 1, 1 << 20, 2).unwrap();
+        let first = MeanImage::estimate(&data, 32, 1, 1 << 20, 2, &|_| ()).unwrap();
         assert_eq!(first.used, 1);
         let img = data.decode(0, 1 << 20).unwrap();
         let resized = imageops::resize(&img, 48, 32, FilterType::Triangle);

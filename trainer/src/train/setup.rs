@@ -21,6 +21,7 @@ use zftrain_tensorboard::HParamValue;
 
 use crate::config::RunConfig;
 use crate::train::checkpointing::{read_mean_image, MEAN_IMAGE_FILE};
+use crate::train::ticker::Ticker;
 use crate::weights::ArchSpec;
 
 /// The architecture file a run directory keeps when it trains one.
@@ -100,12 +101,23 @@ pub fn pixel_mean(
         return Ok(Some(Arc::new(mean)));
     }
     let start = Instant::now();
+    let picked = match d.pixel_mean_images {
+        0 => train_set.len(),
+        k => k.min(train_set.len()),
+    };
+    let ticker = std::sync::Mutex::new(Ticker::new(
+        "per-pixel mean",
+        picked,
+        config.train.log_every_s,
+    ));
+    let progress = |n: usize| ticker.lock().unwrap_or_else(|e| e.into_inner()).add(n);
     let est = MeanImage::estimate(
         train_set,
         d.resize,
         d.pixel_mean_images,
         d.max_pixels,
         d.workers.max(1),
+        &progress,
     )?;
     for (path, why) in &est.skipped {
         warn!(file = %path.display(), reason = %why, "skipped for the per-pixel mean");

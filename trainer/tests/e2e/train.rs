@@ -330,7 +330,10 @@ fn progress_is_a_bar_on_a_terminal_and_timed_lines_off_it() {
         !quiet.contains("img/s") && !quiet.contains("left:"),
         "{quiet}"
     );
-    let lines = run(&with("lines", "0"));
+    let mut args = with("lines", "0");
+    args.extend(["--set".into(), "data.pixel_mean=true".into()]);
+    let lines = run(&args);
+    assert!(lines.contains("per-pixel mean: 8/8 images, "), "{lines}");
     let progress: Vec<&str> = lines
         .lines()
         .filter(|l| l.contains(" img/s, left: epoch "))
