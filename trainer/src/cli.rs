@@ -477,6 +477,10 @@ pub struct PackArgs {
     /// Encoding threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Off a terminal, a progress line every this many seconds (0: after
+    /// every image).
+    #[arg(long, default_value_t = 60.0)]
+    pub log_every_s: f64,
 }
 
 /// `zftrain data synth`.

@@ -5,6 +5,7 @@ use anyhow::Result;
 use zftrain_data::synth::{write_synthetic, SynthConfig};
 
 use crate::cli::{PackArgs, SynthArgs};
+use crate::train::ticker::Ticker;
 
 /// Writes the synthetic ImageFolder.
 pub fn synth(args: &SynthArgs) -> Result<()> {
@@ -30,7 +31,8 @@ pub fn synth(args: &SynthArgs) -> Result<()> {
     Ok(())
 }
 
-/// Packs an ImageFolder, with a progress bar on a terminal.
+/// Packs an ImageFolder, with a progress bar on a terminal and timed lines
+/// off it.
 pub fn pack(args: &PackArgs) -> Result<()> {
     use std::io::IsTerminal;
     use zftrain_data::pack::{write_pack, PackConfig};
@@ -47,14 +49,21 @@ pub fn pack(args: &PackArgs) -> Result<()> {
         threads: args.threads.unwrap_or(PackConfig::default().threads),
         ..PackConfig::default()
     };
-    let bar = if std::io::stderr().is_terminal() {
-        indicatif::ProgressBar::new(dataset.samples.len() as u64)
-    } else {
-        indicatif::ProgressBar::hidden()
+    let tty = std::io::stderr().is_terminal();
+    let bar = match tty {
+        true => indicatif::ProgressBar::new(dataset.samples.len() as u64),
+        false => indicatif::ProgressBar::hidden(),
     };
+    // Off a terminal, timed lines as training prints them.
+    let mut ticker = Ticker::new("packing", dataset.samples.len(), args.log_every_s);
+    let mut reported = 0;
     let start = std::time::Instant::now();
     let report = write_pack(&dataset, &args.out, &config, |done, _| {
-        bar.set_position(done as u64)
+        bar.set_position(done as u64);
+        if !tty && done > reported {
+            ticker.add(done - reported);
+            reported = done;
+        }
     })?;
     bar.finish_and_clear();
     for (path, why) in &report.skipped {

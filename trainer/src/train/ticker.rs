@@ -1,5 +1,5 @@
 //! Progress of a long pass that is not training (validation, the per-pixel
-//! mean): a line on stdout at most every
+//! mean, `data pack`): a line on stdout at most every
 //! `train.log_every_s` seconds with what is done, the rate and the time
 //! left, so a batch job's log shows that a 50,000-image pass is moving.
 

@@ -489,11 +489,16 @@ fn a_packed_data_set_trains_like_a_folder_and_a_cut_pack_is_refused() {
             s(&packs.join(format!("{split}.zfpack"))),
             "--threads",
             "2",
+            "--log-every-s",
+            "0",
         ]);
         assert!(
             out.contains("packed") && out.contains("0 left out"),
             "{out}"
         );
+        // Off a terminal (here), a line per image at --log-every-s 0.
+        let n = if split == "train" { 8 } else { 4 };
+        assert!(out.contains(&format!("packing: {n}/{n} images, ")), "{out}");
     }
     // Without --data (the flag would override data.train and data.val).
     let without_data = |name: &str| {
