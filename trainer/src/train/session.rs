@@ -219,73 +219,62 @@ impl Trainer {
     /// checkpoint to resume, joins the other nodes, then writes the run
     /// directory and builds the engine, loaders and callbacks.
     pub fn new(config: RunConfig, options: TrainOptions) -> Result<Trainer> {
-        let Checked {
-            hooks,
-            devices,
-            train_set,
-            val_set,
-            spec,
-            arch,
-            info,
-            role,
-            resume_from,
-            run_dir,
-        } = Checked::new(
+        let c = Checked::new(
             &config,
             options.hooks,
             options.resume.as_deref(),
             options.restart,
         )?;
         // Checks done: from here on the run directory is written.
-        setup::write_run_dir(&run_dir, &config, &spec, &train_set.classes)?;
-        setup::set_up_logging(&run_dir)?;
+        setup::write_run_dir(&c.run_dir, &config, &c.spec, &c.train_set.classes)?;
+        setup::set_up_logging(&c.run_dir)?;
         if config.train.threads > 0 {
             tch::set_num_threads(config.train.threads as i32);
         }
         tch::manual_seed(config.seed as i64);
-        let mut dp = engine(&config, &role, &devices, arch)?;
-        let tb = BackgroundWriter::create(&run_dir)?;
-        let resumed = resume_from.as_ref().map(|(ck, _)| ck);
-        let mut state = match &resume_from {
-            Some((ck, skipped)) => resume(ck, skipped, &mut dp, &info, &tb)?,
+        let mut dp = engine(&config, &c.role, &c.devices, c.arch)?;
+        let tb = BackgroundWriter::create(&c.run_dir)?;
+        let resumed = c.resume_from.as_ref().map(|(ck, _)| ck);
+        let mut state = match &c.resume_from {
+            Some((ck, skipped)) => resume(ck, skipped, &mut dp, &c.info, &tb)?,
             None => {
-                start_history(&tb, &config, &spec)?;
+                start_history(&tb, &config, &c.spec)?;
                 TrainerState::default()
             }
         };
-        role.share_start(&mut dp, &mut state)?;
+        c.role.share_start(&mut dp, &mut state)?;
         let schedule = Schedule {
             config: config.schedule.clone(),
             base_lr: config.optim.lr,
             epochs: config.train.epochs,
             state: state.schedule.clone(),
         };
-        let shard = role.shard()?;
-        let mean_image = setup::pixel_mean(&config, &train_set, resumed)?;
+        let shard = c.role.shard()?;
+        let mean_image = setup::pixel_mean(&config, &c.train_set, resumed)?;
         let (train_loader, val_loader) =
-            setup::loaders(&config, train_set, val_set, mean_image.clone(), shard)?;
-        let plan = Plan::new(&config, &devices, &train_loader);
+            setup::loaders(&config, c.train_set, c.val_set, mean_image.clone(), shard)?;
+        let plan = Plan::new(&config, &c.devices, &train_loader);
         let hooks = hooks_adapter(
             &config,
-            hooks,
-            &role,
+            c.hooks,
+            &c.role,
             &val_loader,
             &mean_image,
             plan.device,
             resumed,
         )?;
-        let mut callbacks = callbacks::standard(&config, &role, hooks);
+        let mut callbacks = callbacks::standard(&config, &c.role, hooks);
         callbacks.extend(options.callbacks);
         if plan.layout.kind == Kind::Half {
             dp.scaler = Some(state.loss_scaler.clone().unwrap_or_default());
         }
-        info!(run = %run_dir.display(), arch = %spec, classes = info.config.classes,
+        info!(run = %c.run_dir.display(), arch = %c.spec, classes = c.info.config.classes,
               train_images = plan.train_len, val_images = val_loader.dataset().len(),
               steps_per_epoch = plan.steps_per_epoch, precision = ?plan.layout.kind, "training (fp32 master weights)");
         let core = Core {
             config,
-            run_dir,
-            role,
+            run_dir: c.run_dir,
+            role: c.role,
             stop: options.stop,
             dp,
             state,
@@ -294,7 +283,7 @@ impl Trainer {
             val_loader,
             shard,
             tb,
-            info,
+            info: c.info,
             mean_image,
             plan,
             asked_to_stop: false,
