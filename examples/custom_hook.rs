@@ -17,7 +17,7 @@ use anyhow::{Context, Result};
 use tch::Kind;
 use zftrain::config::RunConfig;
 use zftrain::train::{train, TrainOptions};
-use zftrain_hooks::{Control, Hook, HookContext, HookError, HookState, Schedule};
+use zftrain_hooks::{on_devices, Control, Hook, HookContext, HookError, HookState, Schedule};
 
 /// Mean activation per conv layer, per epoch.
 struct ActivationStats {
@@ -34,21 +34,38 @@ impl ActivationStats {
         }
     }
 
+    /// Streams the probe set over every device of the run (each device
+    /// takes the next batch when it is free and keeps its own sums).
     fn measure(&self, ctx: &HookContext<'_>) -> Result<Vec<f64>, HookError> {
+        let per_device = on_devices(
+            &ctx.devices(),
+            ctx.probe.batches(),
+            &|_, _| Ok((Vec::<f64>::new(), 0i64)),
+            &|(sums, images), net, device, batch| {
+                let input = batch.images.to_device(device);
+                *images += input.size()[0];
+                let taps = tch::no_grad(|| net.forward_taps(&input, false));
+                sums.resize(taps.convs.len(), 0.0);
+                for (sum, tap) in sums.iter_mut().zip(&taps.convs) {
+                    // Mean over maps and positions, summed over the batch's images.
+                    let per_image = tap.to_kind(Kind::Float).mean_dim(
+                        [1i64, 2, 3].as_slice(),
+                        false,
+                        Kind::Float,
+                    );
+                    *sum += per_image.sum(Kind::Double).double_value(&[]);
+                }
+                Ok(())
+            },
+        )?;
         let mut sums: Vec<f64> = Vec::new();
         let mut images = 0i64;
-        for batch in ctx.probe.batches(ctx.device) {
-            let batch = batch?;
-            images += batch.size()[0];
-            let taps = tch::no_grad(|| ctx.net.forward_taps(&batch, false));
-            sums.resize(taps.convs.len(), 0.0);
-            for (sum, tap) in sums.iter_mut().zip(&taps.convs) {
-                // Mean over maps and positions, summed over the batch's images.
-                let per_image =
-                    tap.to_kind(Kind::Float)
-                        .mean_dim([1i64, 2, 3].as_slice(), false, Kind::Float);
-                *sum += per_image.sum(Kind::Double).double_value(&[]);
+        for (s, n) in per_device {
+            sums.resize(sums.len().max(s.len()), 0.0);
+            for (total, v) in sums.iter_mut().zip(s) {
+                *total += v;
             }
+            images += n;
         }
         Ok(sums.into_iter().map(|s| s / images.max(1) as f64).collect())
     }

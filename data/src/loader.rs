@@ -122,6 +122,8 @@ pub struct Batch {
     pub images: Vec<f32>,
     /// `[N]` class indices.
     pub labels: Vec<i64>,
+    /// `[N]` the rows' samples: indices into the data set.
+    pub positions: Vec<usize>,
     /// Files left out, with the reason.
     pub skipped: Vec<(PathBuf, String)>,
 }
@@ -358,6 +360,7 @@ fn load_batch(
     }
     let mut filled = 0;
     let mut labels = Vec::with_capacity(job.positions.len());
+    let mut positions = Vec::with_capacity(job.positions.len());
     let mut skipped = Vec::new();
     for (k, &sample_index) in job.positions.iter().enumerate() {
         let sample = &dataset.samples[sample_index];
@@ -380,6 +383,7 @@ fn load_batch(
                 transform.render(&part.pixels, part.full, part.origin, &g, out);
                 filled += per;
                 labels.push(sample.label as i64);
+                positions.push(sample_index);
             }
             Err(message) => match config.bad_images {
                 BadImages::Skip => skipped.push((sample.path.clone(), message)),
@@ -398,6 +402,7 @@ fn load_batch(
         index: job.index,
         images,
         labels,
+        positions,
         skipped,
     })
 }
@@ -523,6 +528,7 @@ mod tests {
                 index: job.index,
                 images: Vec::new(),
                 labels: Vec::new(),
+                positions: Vec::new(),
                 skipped: Vec::new(),
             })
         };
@@ -706,6 +712,17 @@ mod tests {
         assert_eq!(skipped.len(), 3, "{skipped:?}");
         assert!(skipped.contains(&bad) && skipped.contains(&zero));
         assert_eq!(batches.iter().map(|b| b.len()).sum::<usize>(), 11);
+        // Each row says which sample it is: every sample but the bad three,
+        // once, with its own label.
+        let mut kept: Vec<usize> = batches.iter().flat_map(|b| b.positions.clone()).collect();
+        for b in &batches {
+            for (&p, &label) in b.positions.iter().zip(&b.labels) {
+                assert_eq!(ds.samples[p].label as i64, label);
+            }
+        }
+        kept.sort();
+        let expected: Vec<usize> = (0..ds.len()).filter(|i| ![3, 5, 6].contains(i)).collect();
+        assert_eq!(kept, expected);
         let err = loader(&ds, 2, BadImages::Fail)
             .epoch(0, 0)
             .find_map(|b| b.err())

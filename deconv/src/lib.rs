@@ -6,7 +6,10 @@
 //! - [`mine`]: the streaming top-k miner (the k strongest activations of
 //!   every chosen feature map over a probe set, at most `per_image` per
 //!   image), projecting each new winner right away with its own forward's
-//!   switches, and cropping its receptive-field patch ([`patch`]).
+//!   switches, and cropping its receptive-field patch ([`patch`]);
+//!   [`winners`]: the same in two passes for large probe sets (values on
+//!   every device's shard, an exact merge, then the winners' images alone
+//!   projected), with memory that does not grow with the probe set.
 //! - [`render`]: the paper's display (contrast stretched around zero), 3x3
 //!   tiles per feature map, maps in a grid, projections beside patches.
 //!
@@ -19,9 +22,11 @@ pub mod project;
 pub mod render;
 pub mod spectrum;
 pub mod unpool;
+pub mod winners;
 
 pub use error::DeconvError;
 pub use mine::{LayerChoice, LayerTop, Miner, MinerConfig};
 pub use project::{check_reversible, project, Target};
 pub use render::{RenderConfig, Stretch};
+pub use winners::{crop_winners, Crops, LayerWinners, Winner};
 pub use zftrain_model::receptive::ReceptiveField;

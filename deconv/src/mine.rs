@@ -15,8 +15,8 @@ use tch::{Device, Kind, Tensor};
 use zftrain_model::receptive::receptive_fields;
 use zftrain_model::{Network, ReceptiveField};
 
-use crate::patch::crop_boxes;
-use crate::project::{project_fields, Target};
+use crate::project::Target;
+use crate::winners::crop_targets;
 use crate::DeconvError;
 
 /// Miner settings.
@@ -84,6 +84,8 @@ pub struct Miner {
     config: MinerConfig,
     layers: Vec<LayerTop>,
     seen: i64,
+    /// The highest probe index fed so far.
+    last: Option<i64>,
 }
 
 impl Miner {
@@ -143,6 +145,7 @@ impl Miner {
             config,
             layers,
             seen: 0,
+            last: None,
         })
     }
 
@@ -165,10 +168,60 @@ impl Miner {
     /// on from the previous batches). Runs the forward itself, in evaluation
     /// mode and without gradients, up to the highest chosen layer.
     pub fn update(&mut self, net: &Network, input: &Tensor) -> Result<(), DeconvError> {
-        tch::no_grad(|| self.update_inner(net, input))
+        let n = input.size()[0];
+        let indices: Vec<i64> = (self.seen..self.seen + n).collect();
+        self.update_indexed(net, input, &indices)
     }
 
-    fn update_inner(&mut self, net: &Network, input: &Tensor) -> Result<(), DeconvError> {
+    /// Feeds a `[N, C, H, W]` batch whose rows are the probe-set images
+    /// `indices`: ascending, and after every image fed before (ties go to
+    /// the lower index, as [`Miner::update`] gives them to the earlier
+    /// image). A shard of a probe set mined this way merges exactly with the
+    /// other shards ([`LayerTop::merge`]).
+    pub fn update_indexed(
+        &mut self,
+        net: &Network,
+        input: &Tensor,
+        indices: &[i64],
+    ) -> Result<(), DeconvError> {
+        let n = input.size()[0];
+        if indices.len() as i64 != n {
+            return Err(DeconvError::Config(format!(
+                "a batch of {n} images came with {} probe indices",
+                indices.len()
+            )));
+        }
+        let after_last = match (indices.first(), self.last) {
+            (Some(&first), Some(last)) => first > last,
+            _ => true,
+        };
+        if indices.windows(2).any(|w| w[0] >= w[1]) || !after_last {
+            return Err(DeconvError::Config(format!(
+                "probe indices must ascend from batch to batch (after {:?}: {:?}..)",
+                self.last,
+                indices.first()
+            )));
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        tch::no_grad(|| self.update_inner(net, input, indices))?;
+        self.seen += n;
+        self.last = indices.last().copied();
+        Ok(())
+    }
+
+    /// The top-k lists, for merging with other shards' or keeping.
+    pub fn into_layers(self) -> Vec<LayerTop> {
+        self.layers
+    }
+
+    fn update_inner(
+        &mut self,
+        net: &Network,
+        input: &Tensor,
+        indices: &[i64],
+    ) -> Result<(), DeconvError> {
         let arch = net.arch();
         let convs = arch.conv_indices();
         let top = self
@@ -179,8 +232,6 @@ impl Miner {
             .unwrap_or(0);
         let taps = net.forward_taps_to(input, false, top + 1);
         let n = input.size()[0];
-        let first = self.seen;
-        self.seen += n;
         let (k, p) = (self.config.k as i64, self.config.per_image as i64);
         let mut targets = Vec::new();
         let mut slots = Vec::new(); // (layer, map, slot) of each target
@@ -200,9 +251,9 @@ impl Miner {
                 .narrow(2, 0, per)
                 .permute([1, 0, 2])
                 .reshape([m, -1]);
-            let cand_img = (Tensor::arange(n, (Kind::Int64, device))
+            let cand_img = Tensor::from_slice(indices)
+                .to_device(device)
                 .repeat_interleave_self_int(per, None, None)
-                + first)
                 .unsqueeze(0)
                 .expand([m, n * per], true);
             let all_v = Tensor::cat(&[&layer.values, &cand_v], 1);
@@ -233,8 +284,11 @@ impl Miner {
             for (i, &from) in keep_v.iter().enumerate() {
                 if from >= k {
                     let (map, slot) = (i as i64 / k, i as i64 % k);
+                    let row = indices.binary_search(&img[i]).map_err(|_| {
+                        DeconvError::Config(format!("image {} is not in the batch", img[i]))
+                    })?;
                     targets.push(Target {
-                        image: img[i] - first,
+                        image: row as i64,
                         conv: layer.conv,
                         channel: layer.channels[map as usize],
                         y: ys[i],
@@ -253,23 +307,15 @@ impl Miner {
                 continue;
             }
             let device = layer.values.device();
-            let size = layer.field.size;
             let group: Vec<Target> = mine.iter().map(|&i| targets[i]).collect();
-            let fields = project_fields(net, &taps, &group, self.config.max_batch)?;
-            let boxes: Vec<(i64, i64, i64)> = mine
-                .iter()
-                .zip(&fields.origins)
-                .map(|(&i, &(top, left))| (targets[i].image, top, left))
-                .collect();
-            let proj = fields.pixels;
-            if proj.size()[2] != size {
-                return Err(DeconvError::Config(format!(
-                    "conv{}: the projection window is {} pixels, the receptive field {size}",
-                    layer.conv + 1,
-                    proj.size()[2]
-                )));
-            }
-            let patch = crop_boxes(&input.to_kind(Kind::Float), size, &boxes, f64::NAN);
+            let (proj, patch) = crop_targets(
+                net,
+                &taps,
+                input,
+                layer.field.size,
+                &group,
+                self.config.max_batch,
+            )?;
             let idx = |f: fn(&(usize, i64, i64)) -> i64| {
                 Tensor::from_slice(&mine.iter().map(|&i| f(&slots[i])).collect::<Vec<_>>())
                     .to_device(device)

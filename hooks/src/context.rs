@@ -9,8 +9,21 @@ use zftrain_model::Network;
 
 use crate::{HookError, SummarySink};
 
+/// A batch of probe images.
+#[derive(Debug)]
+pub struct ProbeBatch {
+    /// Probe-set indices of the rows, ascending.
+    pub indices: Vec<i64>,
+    /// `[B, 3, H, W]` normalized images, on the CPU.
+    pub images: Tensor,
+}
+
+/// The batches of a probe pass, in order.
+pub type ProbeBatches<'a> = Box<dyn Iterator<Item = Result<ProbeBatch, HookError>> + 'a>;
+
 /// A fixed set of images the hooks look at, in a fixed order, streamed in
-/// batches of normalized `[B, 3, H, W]` tensors.
+/// batches of normalized `[B, 3, H, W]` tensors: a hook never holds the
+/// whole set (it may be the 50,000 images of ImageNet's validation set).
 pub trait ProbeSet {
     /// Number of images.
     fn len(&self) -> usize;
@@ -18,14 +31,65 @@ pub trait ProbeSet {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
-    /// The batches, in order, on `device`.
-    fn batches(&self, device: Device) -> Box<dyn Iterator<Item = Result<Tensor, HookError>> + '_>;
+    /// The images `indices` (ascending; `None`: all of them) in batches, in
+    /// order. An image that cannot be read is left out (its file named in
+    /// the log) or is the pass's error, as the set was configured.
+    fn stream(&self, indices: Option<&[usize]>) -> ProbeBatches<'_>;
     /// Per-channel mean and std the images were normalized with (for
     /// showing patches).
     fn normalization(&self) -> ([f32; 3], [f32; 3]);
+    /// The file image `i` was read from, when it was read from one.
+    fn file(&self, i: usize) -> Option<std::path::PathBuf> {
+        let _ = i;
+        None
+    }
 }
 
-/// A probe set held in memory.
+impl dyn ProbeSet + '_ {
+    /// Every image, in batches, in order.
+    pub fn batches(&self) -> ProbeBatches<'_> {
+        self.stream(None)
+    }
+
+    /// The images `indices` (any order, repeats allowed) as one
+    /// `[N, 3, H, W]` tensor on the CPU; an index past the end, or an image
+    /// that cannot be read, is an error.
+    pub fn images(&self, indices: &[usize]) -> Result<Tensor, HookError> {
+        let n = self.len();
+        if let Some(bad) = indices.iter().find(|&&i| i >= n) {
+            return Err(HookError::Probe(format!(
+                "image {bad} does not exist (the probe set has {n})"
+            )));
+        }
+        let mut wanted = indices.to_vec();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let mut rows = Vec::new();
+        let mut got = Vec::new();
+        for batch in self.stream(Some(&wanted)) {
+            let batch = batch?;
+            rows.extend(batch.indices);
+            got.push(batch.images);
+        }
+        let at = indices
+            .iter()
+            .map(|&i| {
+                rows.binary_search(&(i as i64))
+                    .map(|r| r as i64)
+                    .map_err(|_| {
+                        let file = self.file(i).map(|p| format!(" ({})", p.display()));
+                        HookError::Probe(format!(
+                            "image {i}{} could not be read",
+                            file.unwrap_or_default()
+                        ))
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Tensor::cat(&got, 0).index_select(0, &Tensor::from_slice(&at)))
+    }
+}
+
+/// A probe set held in memory (tests, small sets).
 #[derive(Debug)]
 pub struct TensorProbe {
     /// `[P, 3, H, W]` normalized images.
@@ -43,14 +107,26 @@ impl ProbeSet for TensorProbe {
         self.images.size()[0] as usize
     }
 
-    fn batches(&self, device: Device) -> Box<dyn Iterator<Item = Result<Tensor, HookError>> + '_> {
-        let n = self.images.size()[0];
-        let b = self.batch_size.max(1);
-        Box::new((0..n).step_by(b as usize).map(move |start| {
-            Ok(self
+    fn stream(&self, indices: Option<&[usize]>) -> ProbeBatches<'_> {
+        let all: Vec<i64>;
+        let wanted: Vec<i64> = match indices {
+            Some(v) => v.iter().map(|&i| i as i64).collect(),
+            None => {
+                all = (0..self.images.size()[0]).collect();
+                all
+            }
+        };
+        let b = self.batch_size.max(1) as usize;
+        let chunks: Vec<Vec<i64>> = wanted.chunks(b).map(|c| c.to_vec()).collect();
+        Box::new(chunks.into_iter().map(move |rows| {
+            let images = self
                 .images
-                .narrow(0, start, b.min(n - start))
-                .to_device(device))
+                .f_index_select(0, &Tensor::from_slice(&rows))
+                .map_err(HookError::Torch)?;
+            Ok(ProbeBatch {
+                indices: rows,
+                images,
+            })
         }))
     }
 
@@ -65,6 +141,10 @@ pub struct HookContext<'a> {
     pub net: &'a Network,
     /// Where the network's parameters live; probe batches go there.
     pub device: Device,
+    /// The network on every device of the run, replica 0 (`net`, `device`)
+    /// first; hooks that stream the probe set spread it over them
+    /// ([`crate::on_devices`]). Empty: `net` alone.
+    pub replicas: &'a [(&'a Network, Device)],
     /// The probe set.
     pub probe: &'a dyn ProbeSet,
     /// Epochs completed (1-based at an epoch end; 0 before training).
@@ -95,7 +175,16 @@ pub struct Metrics {
     pub val_top5: Option<f64>,
 }
 
-impl HookContext<'_> {
+impl<'a> HookContext<'a> {
+    /// The networks to spread work over: [`HookContext::replicas`], or
+    /// `net` on `device` when there are none.
+    pub fn devices(&self) -> Vec<(&'a Network, Device)> {
+        match self.replicas.is_empty() {
+            true => vec![(self.net, self.device)],
+            false => self.replicas.to_vec(),
+        }
+    }
+
     /// The folder for `hook`'s files, created if needed.
     pub fn output_dir(&self, hook: &str) -> Result<std::path::PathBuf, HookError> {
         let dir = self.run_dir.join("hooks").join(hook);

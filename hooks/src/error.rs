@@ -47,6 +47,17 @@ pub enum HookError {
     /// names it).
     #[error(transparent)]
     Write(#[from] zftrain_checkpoints::CheckpointError),
+    /// The probe set could not give an image.
+    #[error("probe set: {0}")]
+    Probe(String),
+    /// Work on one of the run's devices failed.
+    #[error("on {device}: {message}")]
+    Device {
+        /// The device, as `cuda:1` or `cpu`.
+        device: String,
+        /// What went wrong there.
+        message: String,
+    },
     /// A file could not be written or read.
     #[error("{path}: {source}")]
     Io {

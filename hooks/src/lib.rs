@@ -18,16 +18,20 @@
 
 pub mod builtin;
 pub mod context;
+pub mod devices;
 pub mod error;
 pub mod hook;
+pub mod mining;
 pub mod registry;
 pub mod schedule;
 pub mod sink;
 pub mod spec;
 
-pub use context::{HookContext, Metrics, ProbeSet, TensorProbe};
+pub use context::{HookContext, Metrics, ProbeBatch, ProbeBatches, ProbeSet, TensorProbe};
+pub use devices::on_devices;
 pub use error::HookError;
 pub use hook::{Control, Event, Hook, HookState};
+pub use mining::mine_probe;
 pub use registry::{Dispatch, Hooks};
 pub use schedule::Schedule;
 pub use sink::{MemorySink, Summary, SummarySink};

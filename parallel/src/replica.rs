@@ -528,6 +528,16 @@ impl DataParallel {
     pub fn net(&self) -> &Network {
         &self.replicas[0].model.net
     }
+
+    /// Every replica's network with its device, replica 0 first (for work
+    /// spread over the devices outside a step, such as the hooks' probe
+    /// passes).
+    pub fn nets(&self) -> Vec<(&Network, Device)> {
+        self.replicas
+            .iter()
+            .map(|r| (&r.model.net, r.device))
+            .collect()
+    }
 }
 
 /// A reproducible `shape` tensor of f32 draws, uniform on `[-bound,

@@ -20,7 +20,8 @@ use zftrain_deconv::spectrum::{above_nyquist, band_thirds, dominant_frequency, g
 use zftrain_deconv::MinerConfig;
 use zftrain_model::LayerKind;
 
-use super::deconv_grid::{layer_choices, mine_probe, Maps};
+use super::deconv_grid::{layer_choices, Maps};
+use crate::mine_probe;
 use crate::{Control, HookContext, HookError, Schedule};
 
 /// Settings (`[[hooks]] kind = "aliasing"`).
@@ -124,8 +125,8 @@ impl AliasingHook {
                 k: 1,
                 ..MinerConfig::default()
             };
-            let miner = mine_probe(ctx, &choices, config)?;
-            let top = &miner.layers()[0];
+            let tops = mine_probe(ctx, &choices, config)?;
+            let top = &tops[0];
             let fired = top.values.gt(0.0).flatten(0, -1).nonzero().squeeze_dim(1);
             let p = top.projections.flatten(0, 1).index_select(0, &fired);
             let period = stride_of(convs[c.grid_layer - 2]);

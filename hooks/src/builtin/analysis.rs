@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use tch::{Device, Tensor};
+use tch::Tensor;
 use zftrain_analyses::AnalysisError;
 
 use crate::{HookContext, HookError};
@@ -22,13 +22,7 @@ pub(crate) fn probe_images(
             message: format!("probe image {bad} does not exist (the probe set has {n}: raise probe.images or pick others)"),
         });
     }
-    let batches = ctx
-        .probe
-        .batches(Device::Cpu)
-        .collect::<Result<Vec<_>, _>>()?;
-    let all = Tensor::cat(&batches, 0);
-    let index = Tensor::from_slice(&indices.iter().map(|&i| i as i64).collect::<Vec<_>>());
-    Ok(all.index_select(0, &index))
+    ctx.probe.images(indices)
 }
 
 /// `hooks/<name>/epoch-EEE/`, created.

@@ -11,7 +11,7 @@
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
-use crate::{Control, HookContext, HookError, Schedule};
+use crate::{on_devices, Control, HookContext, HookError, Schedule};
 
 /// Settings (`[[hooks]] kind = "dead_filters"`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -58,6 +58,53 @@ pub struct LayerFilters {
     pub degenerate: usize,
 }
 
+/// Per conv layer: the largest activation of each filter, its count of
+/// units above the threshold, and the units seen (on the CPU once joined).
+#[derive(Default)]
+struct Sums {
+    maxes: Vec<Tensor>,
+    above: Vec<Tensor>,
+    units: Vec<f64>,
+}
+
+impl Sums {
+    fn add(&mut self, convs: &[Tensor], thr: f64) {
+        for (i, tap) in convs.iter().enumerate() {
+            let t = tap.to_kind(Kind::Float);
+            let s = t.size();
+            let m = t.amax([0i64, 2, 3].as_slice(), false);
+            let a = t
+                .gt(thr)
+                .sum_dim_intlist([0i64, 2, 3].as_slice(), false, Kind::Double);
+            let units = (s[0] * s[2] * s[3]) as f64;
+            if i == self.maxes.len() {
+                self.maxes.push(m);
+                self.above.push(a);
+                self.units.push(units);
+            } else {
+                self.maxes[i] = self.maxes[i].maximum(&m);
+                self.above[i] = &self.above[i] + a;
+                self.units[i] += units;
+            }
+        }
+    }
+
+    fn join(&mut self, other: Sums) {
+        let cpu = |t: Tensor| t.to_device(tch::Device::Cpu);
+        if self.maxes.is_empty() {
+            self.maxes = other.maxes.into_iter().map(cpu).collect();
+            self.above = other.above.into_iter().map(cpu).collect();
+            self.units = other.units;
+            return;
+        }
+        for (i, (m, a)) in other.maxes.into_iter().zip(other.above).enumerate() {
+            self.maxes[i] = self.maxes[i].maximum(&cpu(m));
+            self.above[i] = &self.above[i] + cpu(a);
+            self.units[i] += other.units[i];
+        }
+    }
+}
+
 /// The hook.
 #[derive(Debug)]
 pub struct DeadFiltersHook {
@@ -75,9 +122,6 @@ impl DeadFiltersHook {
         let arch = ctx.net.arch();
         let convs = arch.conv_indices();
         let thr = self.config.threshold;
-        let mut maxes: Vec<Option<Tensor>> = convs.iter().map(|_| None).collect();
-        let mut above: Vec<Option<Tensor>> = convs.iter().map(|_| None).collect();
-        let mut units = vec![0f64; convs.len()];
         // An architecture file may have none (a plain MLP).
         let Some(&last_conv) = convs.last() else {
             return Err(HookError::failed(
@@ -86,30 +130,30 @@ impl DeadFiltersHook {
             ));
         };
         let last = arch.tap_index(last_conv);
-        for batch in ctx.probe.batches(ctx.device) {
-            let batch = batch?;
-            let taps = tch::no_grad(|| ctx.net.forward_taps_to(&batch, false, last + 1));
-            for (i, tap) in taps.convs.iter().enumerate() {
-                let t = tap.to_kind(Kind::Float);
-                let s = t.size();
-                let m = t.amax([0i64, 2, 3].as_slice(), false);
-                let a = t
-                    .gt(thr)
-                    .sum_dim_intlist([0i64, 2, 3].as_slice(), false, Kind::Double);
-                units[i] += (s[0] * s[2] * s[3]) as f64;
-                maxes[i] = Some(match maxes[i].take() {
-                    Some(prev) => prev.maximum(&m),
-                    None => m,
-                });
-                above[i] = Some(match above[i].take() {
-                    Some(prev) => prev + a,
-                    None => a,
-                });
-            }
+        // Each device sums its batches; the sums are added up on the CPU.
+        let parts = on_devices(
+            &ctx.devices(),
+            ctx.probe.batches(),
+            &|_, _| Ok(Sums::default()),
+            &|sums, net, device, batch| {
+                let input = batch.images.to_device(device);
+                let taps = tch::no_grad(|| net.forward_taps_to(&input, false, last + 1));
+                sums.add(&taps.convs, thr);
+                Ok(())
+            },
+        )?;
+        let mut total = Sums::default();
+        for part in parts {
+            total.join(part);
         }
+        let Sums {
+            maxes,
+            above,
+            units,
+        } = total;
         let mut out = Vec::new();
         for (i, &index) in convs.iter().enumerate() {
-            let (Some(m), Some(a)) = (&maxes[i], &above[i]) else {
+            let (Some(m), Some(a)) = (maxes.get(i), above.get(i)) else {
                 return Err(HookError::failed(
                     &self.config.name,
                     "the probe set is empty",

@@ -18,11 +18,11 @@
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 use zftrain_deconv::render::{denormalize, side_by_side, stretch, tile_grid};
-use zftrain_deconv::{LayerChoice, Miner, MinerConfig, RenderConfig};
+use zftrain_deconv::{LayerChoice, MinerConfig, RenderConfig};
 use zftrain_model::Network;
 
 use super::files::{write_png, write_tensors};
-use crate::{Control, HookContext, HookError, Schedule};
+use crate::{mine_probe, Control, HookContext, HookError, Schedule};
 
 /// Which feature maps of a layer: the first `n` of evenly spaced ones, or a list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -155,19 +155,6 @@ pub fn layer_choices(
         .collect()
 }
 
-/// Streams `ctx`'s probe set once through a [`Miner`] for `choices`.
-pub fn mine_probe(
-    ctx: &HookContext<'_>,
-    choices: &[LayerChoice],
-    config: MinerConfig,
-) -> Result<Miner, HookError> {
-    let mut miner = Miner::new(ctx.net, choices, config, ctx.device)?;
-    for batch in ctx.probe.batches(ctx.device) {
-        miner.update(ctx.net, &batch?)?;
-    }
-    Ok(miner)
-}
-
 /// The hook.
 #[derive(Debug)]
 pub struct DeconvGridHook {
@@ -190,7 +177,7 @@ impl DeconvGridHook {
             max_batch: c.max_batch,
             project: true,
         };
-        let miner = mine_probe(ctx, &choices, miner_config)?;
+        let tops = mine_probe(ctx, &choices, miner_config)?;
         let dir = ctx
             .output_dir(&c.name)?
             .join(format!("epoch-{:03}", ctx.epoch));
@@ -198,7 +185,7 @@ impl DeconvGridHook {
         let (mean, std) = ctx.probe.normalization();
         let step = ctx.epoch as i64;
         let convs = ctx.net.arch().conv_indices();
-        for top in miner.layers() {
+        for top in &tops {
             let label = ctx.net.arch().layers[convs[top.conv]].label.clone();
             // Units that never fired (dead maps, too few images) stay empty.
             let present = top.values.gt(0.0);

@@ -11,8 +11,9 @@ use tch::{Kind, Tensor};
 use zftrain_deconv::render::{stretch, tile_table};
 use zftrain_deconv::{MinerConfig, RenderConfig};
 
-use super::deconv_grid::{layer_choices, mine_probe, Maps};
+use super::deconv_grid::{layer_choices, Maps};
 use super::files::write_png;
+use crate::mine_probe;
 use crate::{Control, HookContext, HookError, HookState, Schedule};
 
 /// Settings (`[[hooks]] kind = "evolution"`).
@@ -81,11 +82,11 @@ impl EvolutionHook {
             k: 1,
             ..MinerConfig::default()
         };
-        let miner = mine_probe(ctx, &choices, config)?;
+        let tops = mine_probe(ctx, &choices, config)?;
         let dir = ctx.output_dir(&c.name)?;
         let convs = ctx.net.arch().conv_indices();
         let mut history = Vec::new();
-        for top in miner.layers() {
+        for top in &tops {
             let label = ctx.net.arch().layers[convs[top.conv]].label.clone();
             // [M, 1, 3, R, R] -> [1, M, 3, R, R] in u8.
             let now = (stretch(&top.projections, c.render.stretch) * 255.0)

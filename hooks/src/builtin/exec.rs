@@ -172,8 +172,8 @@ impl ExecHook {
             .collect::<Result<Vec<_>, _>>()?;
         let mut inputs = Vec::new();
         let mut acts: Vec<Vec<Tensor>> = c.layers.iter().map(|_| Vec::new()).collect();
-        for batch in ctx.probe.batches(ctx.device) {
-            let batch = batch?;
+        for batch in ctx.probe.batches() {
+            let batch = batch?.images.to_device(ctx.device);
             inputs.push(batch.to_kind(Kind::Float).to_device(tch::Device::Cpu));
             if let Some(&last) = top.iter().max() {
                 let taps = tch::no_grad(|| ctx.net.forward_taps_to(&batch, false, last + 1));

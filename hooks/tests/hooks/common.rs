@@ -42,6 +42,7 @@ pub fn context<'a>(
     HookContext {
         net,
         device: Device::Cpu,
+        replicas: &[],
         probe,
         epoch,
         step: epoch * 10,

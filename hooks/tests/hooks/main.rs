@@ -4,3 +4,4 @@ mod analyses;
 mod builtin;
 mod common;
 mod registry;
+mod streamed;

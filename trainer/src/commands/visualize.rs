@@ -17,8 +17,10 @@ use zftrain_tensorboard::BackgroundWriter;
 use crate::cli::VisualizeArgs;
 use crate::config::RunConfig;
 use crate::train::checkpointing::{read_mean_image, CONFIG_FILE};
-use crate::train::hooks::{probe_set, HookRunner, Moment};
+use crate::train::hooks::{HookRunner, Moment};
+use crate::train::probe::LoaderProbe;
 use crate::weights::load_model;
+use zftrain_hooks::ProbeSet;
 
 /// The image folder of `dir`: `dir/val` when it exists, else `dir`.
 fn probe_folder(dir: &Path) -> PathBuf {
@@ -108,7 +110,7 @@ pub fn run(args: &VisualizeArgs) -> Result<()> {
     if let Some(m) = &mean_image {
         config.data.resize = m.side();
     }
-    let probe = probe_set(&config, &dataset, mean_image)?;
+    let probe = LoaderProbe::new(&config, &dataset, mean_image)?;
     let epoch = args.epoch.unwrap_or_else(|| {
         ck.as_ref()
             .and_then(|c| c.manifest().meta["epoch"].as_u64())
@@ -121,12 +123,13 @@ pub fn run(args: &VisualizeArgs) -> Result<()> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let tb = BackgroundWriter::create(&args.out)?;
-    let mut runner = HookRunner::new(config.build_hooks()?, probe);
+    let images = probe.len();
+    let mut runner = HookRunner::new(config.build_hooks()?, Box::new(probe));
     runner.device = device;
-    let images = runner.probe.images.size()[0];
     let start = std::time::Instant::now();
     let at = Moment {
         net: &model.net,
+        replicas: &[],
         epoch,
         step,
         run_dir: &args.out,

@@ -1,26 +1,20 @@
-//! The trainer's side of the hooks: the probe set (evenly spaced validation
-//! images through the evaluation transform, decoded once), the TensorBoard
-//! sink, dispatching events with failures logged and timed, and hook state
+//! The trainer's side of the hooks: the probe set
+//! ([`crate::train::probe::LoaderProbe`]), the TensorBoard sink, dispatching events with failures logged and timed, and hook state
 //! in checkpoints (`hook-<name>.safetensors` + `hook-<name>.json`).
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use image::RgbImage;
-use tch::{Device, Tensor};
+use tch::Device;
 use tracing::{info, warn};
 use zftrain_checkpoints::{read_safetensors, Checkpoint};
-use zftrain_data::rng::SplitMix64;
-use zftrain_data::{Augment, Dataset, MeanImage};
 use zftrain_hooks::{
-    Control, Event, HookContext, HookError, HookState, Hooks, Metrics, SummarySink, TensorProbe,
+    Control, Event, HookContext, HookError, HookState, Hooks, Metrics, ProbeSet, SummarySink,
 };
 use zftrain_model::Network;
 use zftrain_tensorboard::BackgroundWriter;
-
-use crate::config::RunConfig;
 
 /// Summaries of hooks go to the run's TensorBoard writer.
 pub struct TbSink<'a>(pub &'a BackgroundWriter);
@@ -57,58 +51,13 @@ impl SummarySink for TbSink<'_> {
     }
 }
 
-/// The probe set: `probe.images` evenly spaced samples of `val` (0: all of
-/// them), through the
-/// evaluation transform (with the run's mean image if it has one). Files
-/// that do not decode are left out and named in the log.
-pub fn probe_set(
-    config: &RunConfig,
-    val: &Dataset,
-    mean_image: Option<Arc<MeanImage>>,
-) -> Result<TensorProbe> {
-    let d = &config.data;
-    let transform = d.transform(Augment::Eval, mean_image.clone())?;
-    let n = val.len();
-    // 0, or more than there are: the whole validation set.
-    let take = match config.probe.images {
-        0 => n,
-        k => k.min(n),
-    };
-    let mut images = Vec::with_capacity(take);
-    for i in 0..take {
-        let sample = &val.samples[i * n / take];
-        match val.decode(i * n / take, d.max_pixels) {
-            Ok(img) => {
-                let mut buf = vec![0f32; transform.sample_len()];
-                transform.apply(&img, &mut SplitMix64::new(0), &mut buf);
-                let c = d.crop as i64;
-                images.push(Tensor::from_slice(&buf).view([3, c, c]));
-            }
-            Err(why) => warn!(file = %sample.path.display(), reason = %why, "probe image skipped"),
-        }
-    }
-    if images.is_empty() {
-        bail!(
-            "no probe image could be decoded from {}",
-            val.source.display()
-        );
-    }
-    let mean = match &mean_image {
-        Some(m) => m.channel_means(),
-        None => d.mean,
-    };
-    Ok(TensorProbe {
-        images: Tensor::stack(&images, 0),
-        batch_size: config.probe.batch_size as i64,
-        mean,
-        std: d.std,
-    })
-}
-
 /// Where training stands when a hook event is sent.
 pub struct Moment<'a> {
     /// Replica 0's network.
     pub net: &'a Network,
+    /// The network on every device, replica 0 first (hooks spread their
+    /// probe passes over them).
+    pub replicas: &'a [(&'a Network, Device)],
     /// Epochs completed.
     pub epoch: u64,
     /// Optimizer steps completed.
@@ -126,7 +75,7 @@ pub struct HookRunner {
     /// The hooks.
     pub hooks: Hooks,
     /// Their probe set.
-    pub probe: TensorProbe,
+    pub probe: Box<dyn ProbeSet>,
     /// Where the network lives (replica 0's device).
     pub device: Device,
 }
@@ -134,7 +83,7 @@ pub struct HookRunner {
 impl HookRunner {
     /// The hooks (built from a configuration: [`RunConfig::build_hooks`])
     /// with their probe set, on the CPU until `device` is set.
-    pub fn new(hooks: Hooks, probe: TensorProbe) -> HookRunner {
+    pub fn new(hooks: Hooks, probe: Box<dyn ProbeSet>) -> HookRunner {
         HookRunner {
             hooks,
             probe,
@@ -163,7 +112,8 @@ impl HookRunner {
         let ctx = HookContext {
             net: at.net,
             device: self.device,
-            probe: &self.probe,
+            replicas: at.replicas,
+            probe: self.probe.as_ref(),
             epoch: at.epoch,
             step: at.step,
             run_dir: at.run_dir,

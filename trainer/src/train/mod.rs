@@ -11,6 +11,7 @@ pub mod evaluate;
 pub mod hooks;
 pub mod metrics;
 pub mod prefetch;
+pub mod probe;
 pub mod role;
 pub mod schedule;
 pub mod session;

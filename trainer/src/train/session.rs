@@ -29,9 +29,10 @@ use crate::train::callbacks::{
 use crate::train::checkpointing::{find_resume, has_checkpoints, restore, save, Snapshot};
 use crate::train::cluster;
 use crate::train::evaluate::evaluate;
-use crate::train::hooks::{probe_set, HookRunner};
+use crate::train::hooks::HookRunner;
 use crate::train::metrics::Running;
 use crate::train::prefetch::{Prefetch, Prepared, TensorLayout};
+use crate::train::probe::LoaderProbe;
 use crate::train::role::Role;
 use crate::train::schedule::Schedule;
 use crate::train::setup;
@@ -39,6 +40,7 @@ use crate::train::state::TrainerState;
 use crate::train::stop::StopHandle;
 use crate::train::ticker::Ticker;
 use crate::weights::{ArchSpec, WeightsInfo};
+use zftrain_hooks::ProbeSet;
 
 /// How to run a session besides its configuration.
 #[derive(Default)]
@@ -538,6 +540,7 @@ impl Core {
             state: &self.state,
             net: self.dp.net(),
             device: self.plan.device,
+            replicas: self.dp.nets(),
             tb: &self.tb,
             role: &self.role,
             steps_per_epoch: self.plan.steps_per_epoch,
@@ -717,13 +720,9 @@ fn hooks_adapter(
     if !role.keeps_the_run() || hooks.is_empty() {
         return Ok(None);
     }
-    let probe = probe_set(config, val.dataset(), mean_image.clone())?;
-    info!(
-        images = probe.images.size()[0],
-        hooks = hooks.len(),
-        "probe set ready"
-    );
-    let mut runner = HookRunner::new(hooks, probe);
+    let probe = LoaderProbe::new(config, val.dataset(), mean_image.clone())?;
+    info!(images = probe.len(), hooks = hooks.len(), "probe set ready");
+    let mut runner = HookRunner::new(hooks, Box::new(probe));
     runner.device = device;
     if let Some(ck) = resumed {
         runner.restore(ck)?;

@@ -11,6 +11,7 @@ mod fuzz_replay;
 mod gpu;
 mod hooks;
 mod hostile;
+mod probe;
 mod pytorch;
 mod session;
 mod summary;

@@ -30,6 +30,7 @@ impl HooksAdapter {
     fn send(&mut self, event: Event, ctx: &Context<'_>) -> Result<Requests> {
         let at = Moment {
             net: ctx.net,
+            replicas: &ctx.replicas,
             epoch: ctx.state.epoch,
             step: ctx.state.global_step,
             run_dir: ctx.run_dir,

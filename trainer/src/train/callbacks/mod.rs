@@ -48,6 +48,8 @@ pub struct Context<'a> {
     pub net: &'a Network,
     /// Replica 0's device.
     pub device: Device,
+    /// The network on every device, replica 0 first.
+    pub replicas: Vec<(&'a Network, Device)>,
     /// This node's TensorBoard writer.
     pub tb: &'a BackgroundWriter,
     /// This node's part in the run.

@@ -1,0 +1,129 @@
+//! A probe pass spread over the run's devices: one thread per device takes
+//! the next batch as soon as it is free (so a slower device takes fewer),
+//! works on it with that device's replica of the network, and keeps its own
+//! state; the states come back in device order once the pass is over. At
+//! most two batches per device wait, so memory does not grow with the probe
+//! set. A device that fails (an error, or a panic) ends the pass with an
+//! error that names it.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crossbeam_channel::bounded;
+use tch::Device;
+use zftrain_model::Network;
+
+use crate::{HookError, ProbeBatch, ProbeBatches};
+
+/// A replica's network, lent to the thread of its device.
+struct Lent<'a>(&'a Network);
+
+// SAFETY: `Network` holds libtorch tensors, which libtorch lets any thread
+// use; only the networks' `!Sync` wrappers stand in the way. Each replica
+// is lent to exactly one thread (its device's), and nothing else uses it
+// while the pass runs (`on_devices` holds the borrow until every thread has
+// been joined).
+unsafe impl Send for Lent<'_> {}
+
+/// What a device does with each batch it takes: `(state, network, device,
+/// batch)`.
+pub type Work<'w, S> =
+    dyn Fn(&mut S, &Network, Device, ProbeBatch) -> Result<(), HookError> + Sync + 'w;
+
+/// Spreads `batches` over `replicas` (network, device): each device's
+/// thread makes its state with `init` and feeds it every batch it takes
+/// through `work`. The states, in replica order.
+pub fn on_devices<S: Send>(
+    replicas: &[(&Network, Device)],
+    batches: ProbeBatches<'_>,
+    init: &(dyn Fn(&Network, Device) -> Result<S, HookError> + Sync),
+    work: &Work<'_, S>,
+) -> Result<Vec<S>, HookError> {
+    if replicas.is_empty() {
+        return Err(HookError::Probe("no device to run on".into()));
+    }
+    let failed = AtomicBool::new(false);
+    let (tx, rx) = bounded::<ProbeBatch>(2 * replicas.len());
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = replicas
+            .iter()
+            .map(|&(net, device)| {
+                let (rx, lent, failed) = (rx.clone(), Lent(net), &failed);
+                scope.spawn(move || {
+                    let lent = lent;
+                    let net = lent.0;
+                    let run = || -> Result<S, HookError> {
+                        let mut state = init(net, device)?;
+                        for batch in rx.iter() {
+                            if failed.load(Ordering::Relaxed) {
+                                break;
+                            }
+                            work(&mut state, net, device, batch)?;
+                        }
+                        Ok(state)
+                    };
+                    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run))
+                        .unwrap_or_else(|payload| Err(HookError::Probe(panic_text(&payload))));
+                    if out.is_err() {
+                        failed.store(true, Ordering::Relaxed);
+                    }
+                    out.map_err(|e| HookError::Device {
+                        device: device_name(device),
+                        message: e.to_string(),
+                    })
+                })
+            })
+            .collect();
+        drop(rx);
+        let mut fed = Ok(());
+        for batch in batches {
+            if failed.load(Ordering::Relaxed) {
+                break;
+            }
+            match batch {
+                Ok(b) => {
+                    if tx.send(b).is_err() {
+                        break; // every device stopped: their errors say why
+                    }
+                }
+                Err(e) => {
+                    failed.store(true, Ordering::Relaxed);
+                    fed = Err(e);
+                    break;
+                }
+            }
+        }
+        drop(tx);
+        let states: Vec<Result<S, HookError>> = handles
+            .into_iter()
+            .zip(replicas)
+            .map(|(h, &(_, device))| {
+                h.join().unwrap_or_else(|payload| {
+                    Err(HookError::Device {
+                        device: device_name(device),
+                        message: panic_text(&payload),
+                    })
+                })
+            })
+            .collect();
+        fed?;
+        states.into_iter().collect()
+    })
+}
+
+/// `cpu` or `cuda:N`.
+pub fn device_name(device: Device) -> String {
+    match device {
+        Device::Cpu => "cpu".into(),
+        Device::Cuda(i) => format!("cuda:{i}"),
+        other => format!("{other:?}").to_lowercase(),
+    }
+}
+
+fn panic_text(payload: &Box<dyn std::any::Any + Send>) -> String {
+    let text = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".into());
+    format!("panicked: {text}")
+}

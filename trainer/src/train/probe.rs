@@ -1,0 +1,136 @@
+//! The probe set of a run: `probe.images` evenly spaced validation images
+//! (0, or more than there are: all of them) through the evaluation
+//! transform, streamed through the data loader's worker threads in
+//! batches, in order. Nothing is held but the batches in flight, so mining
+//! the 50,000 images of ImageNet's validation set needs no more memory than
+//! mining 64. Files that do not decode are named in the log and left out
+//! (`data.bad_images = "skip"`) or end the pass with an error that names
+//! them (`"fail"`); a pass says how far it is every `train.log_every_s`
+//! seconds.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Result};
+use tch::Tensor;
+use tracing::warn;
+use zftrain_data::{Augment, Dataset, Loader, LoaderConfig, MeanImage, Transform};
+use zftrain_hooks::{HookError, ProbeBatch, ProbeBatches, ProbeSet};
+
+use crate::config::RunConfig;
+use crate::train::ticker::Ticker;
+
+/// The probe images of a run, read from their files on every pass.
+#[derive(Debug)]
+pub struct LoaderProbe {
+    /// The chosen samples, in probe order.
+    images: Dataset,
+    transform: Transform,
+    loader: LoaderConfig,
+    crop: i64,
+    mean: [f32; 3],
+    std: [f32; 3],
+    log_every_s: f64,
+}
+
+impl LoaderProbe {
+    /// `config.probe.images` evenly spaced samples of `val` (0: all), with
+    /// the run's mean image if it has one.
+    pub fn new(
+        config: &RunConfig,
+        val: &Dataset,
+        mean_image: Option<Arc<MeanImage>>,
+    ) -> Result<LoaderProbe> {
+        let d = &config.data;
+        let n = val.len();
+        if n == 0 {
+            bail!(
+                "the probe set would be empty: {} has no images",
+                val.source.display()
+            );
+        }
+        let take = match config.probe.images {
+            0 => n,
+            k => k.min(n),
+        };
+        let images = with_samples(val, (0..take).map(|i| i * n / take));
+        let mean = match &mean_image {
+            Some(m) => m.channel_means(),
+            None => d.mean,
+        };
+        Ok(LoaderProbe {
+            images,
+            transform: d.transform(Augment::Eval, mean_image)?,
+            loader: LoaderConfig {
+                batch_size: config.probe.batch_size,
+                workers: d.workers,
+                queue_depth: d.queue_depth,
+                shuffle: false,
+                drop_last: false,
+                seed: config.seed,
+                bad_images: d.bad_images,
+                max_pixels: d.max_pixels,
+                shard: None,
+            },
+            crop: d.crop as i64,
+            mean,
+            std: d.std,
+            log_every_s: config.train.log_every_s,
+        })
+    }
+}
+
+impl ProbeSet for LoaderProbe {
+    fn len(&self) -> usize {
+        self.images.len()
+    }
+
+    fn stream(&self, indices: Option<&[usize]>) -> ProbeBatches<'_> {
+        let picked: Vec<usize> = match indices {
+            Some(v) => v.iter().copied().filter(|&i| i < self.len()).collect(),
+            None => (0..self.len()).collect(),
+        };
+        let subset = with_samples(&self.images, picked.iter().copied());
+        let mut ticker = Ticker::new("probe pass", picked.len(), self.log_every_s);
+        let loader = Loader::new(subset, self.transform.clone(), self.loader.clone());
+        let crop = self.crop;
+        let batches = loader.epoch(0, 0);
+        Box::new(batches.filter_map(move |batch| {
+            let batch = match batch {
+                Ok(b) => b,
+                Err(e) => return Some(Err(HookError::Probe(e.to_string()))),
+            };
+            ticker.add(batch.len() + batch.skipped.len());
+            for (file, why) in &batch.skipped {
+                warn!(file = %file.display(), reason = %why, "probe image skipped");
+            }
+            if batch.is_empty() {
+                return None;
+            }
+            let n = batch.len() as i64;
+            let images = Tensor::from_slice(&batch.images).view([n, 3, crop, crop]);
+            Some(Ok(ProbeBatch {
+                indices: batch.positions.iter().map(|&p| picked[p] as i64).collect(),
+                images,
+            }))
+        }))
+    }
+
+    fn normalization(&self) -> ([f32; 3], [f32; 3]) {
+        (self.mean, self.std)
+    }
+
+    fn file(&self, i: usize) -> Option<PathBuf> {
+        self.images.samples.get(i).map(|s| s.path.clone())
+    }
+}
+
+/// `base`'s samples `picked`, in that order, with its classes and source.
+fn with_samples(base: &Dataset, picked: impl Iterator<Item = usize>) -> Dataset {
+    Dataset {
+        source: base.source.clone(),
+        classes: base.classes.clone(),
+        samples: picked.map(|i| base.samples[i].clone()).collect(),
+        pack: base.pack.clone(),
+    }
+}

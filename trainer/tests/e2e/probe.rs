@@ -1,0 +1,106 @@
+//! The run's probe set, streamed from real JPEG files through the loader's
+//! workers: the same images the decoder and the evaluation transform give
+//! one by one, any subset on demand, and a file that does not decode named.
+
+use std::path::Path;
+
+use tch::Tensor;
+use zftrain::config::RunConfig;
+use zftrain::train::probe::LoaderProbe;
+use zftrain_data::rng::SplitMix64;
+use zftrain_data::{Augment, BadImages, Dataset};
+use zftrain_hooks::ProbeSet;
+
+use crate::common::synth;
+
+fn config(data: &Path, images: usize, bad: BadImages) -> RunConfig {
+    let bad = match bad {
+        BadImages::Skip => "skip",
+        BadImages::Fail => "fail",
+    };
+    let sets = vec![
+        format!("data.train=\"{}\"", data.join("train").display()),
+        format!("data.val=\"{}\"", data.join("val").display()),
+        "data.resize=40".into(),
+        "data.crop=32".into(),
+        "data.workers=2".into(),
+        format!("data.bad_images=\"{bad}\""),
+        format!("probe.images={images}"),
+        "probe.batch_size=3".into(),
+    ];
+    RunConfig::load(None, &sets).unwrap()
+}
+
+/// Every probe image decoded and transformed one at a time, as `[3, C, C]`.
+fn one_by_one(config: &RunConfig, val: &Dataset, picked: &[usize]) -> Vec<Tensor> {
+    let t = config.data.transform(Augment::Eval, None).unwrap();
+    picked
+        .iter()
+        .map(|&i| {
+            let img = val.decode(i, config.data.max_pixels).unwrap();
+            let mut buf = vec![0f32; t.sample_len()];
+            t.apply(&img, &mut SplitMix64::new(0), &mut buf);
+            Tensor::from_slice(&buf).view([3, 32, 32])
+        })
+        .collect()
+}
+
+#[test]
+fn the_probe_streams_the_images_the_decoder_gives_in_order_and_any_subset() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path(), 1, 7, 50, 44);
+    let val = Dataset::image_folder(&data.join("val")).unwrap();
+    for (images, picked) in [(0, (0..14).collect::<Vec<_>>()), (5, vec![0, 2, 5, 8, 11])] {
+        let config = config(&data, images, BadImages::Skip);
+        let probe = LoaderProbe::new(&config, &val, None).unwrap();
+        assert_eq!(probe.len(), picked.len());
+        let set: &dyn ProbeSet = &probe;
+        let mut indices = Vec::new();
+        let mut got = Vec::new();
+        for batch in set.batches() {
+            let batch = batch.unwrap();
+            assert!(batch.images.size()[0] <= 3);
+            indices.extend(batch.indices);
+            got.push(batch.images);
+        }
+        assert_eq!(indices, (0..picked.len() as i64).collect::<Vec<_>>());
+        let expected = Tensor::stack(&one_by_one(&config, &val, &picked), 0);
+        let diff = (Tensor::cat(&got, 0) - &expected)
+            .abs()
+            .max()
+            .double_value(&[]);
+        assert!(diff < 1e-5, "streamed images differ by {diff}");
+        // A subset, in any order, with a repeat.
+        let some = set.images(&[4, 1, 4]).unwrap();
+        let want = Tensor::stack(&[expected.get(4), expected.get(1), expected.get(4)], 0);
+        assert!((some - want).abs().max().double_value(&[]) < 1e-5);
+        assert_eq!(
+            probe.file(1).unwrap(),
+            val.samples[picked[1]].path,
+            "probe index 1 is read from its file"
+        );
+    }
+}
+
+#[test]
+fn a_probe_image_that_does_not_decode_is_left_out_or_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path(), 1, 3, 40, 40);
+    let val = Dataset::image_folder(&data.join("val")).unwrap();
+    let broken = val.samples[2].path.clone();
+    std::fs::write(&broken, b"\xff\xd8 not a JPEG").unwrap();
+    let skip = LoaderProbe::new(&config(&data, 0, BadImages::Skip), &val, None).unwrap();
+    let set: &dyn ProbeSet = &skip;
+    let indices: Vec<i64> = set.batches().flat_map(|b| b.unwrap().indices).collect();
+    assert_eq!(indices, [0, 1, 3, 4, 5]);
+    let err = set.images(&[2]).unwrap_err().to_string();
+    assert!(err.contains(&broken.display().to_string()), "{err}");
+    let fail = LoaderProbe::new(&config(&data, 0, BadImages::Fail), &val, None).unwrap();
+    let set: &dyn ProbeSet = &fail;
+    let err = set
+        .batches()
+        .find_map(|b| b.err())
+        .expect("the pass fails")
+        .to_string();
+    assert!(err.contains(&broken.display().to_string()), "{err}");
+}
