@@ -230,7 +230,14 @@ impl Miner {
             .map(|l| arch.tap_index(convs[l.conv]))
             .max()
             .unwrap_or(0);
-        let taps = net.forward_taps_to(input, false, top + 1);
+        // The switches only for projecting (a pool without them is cheaper).
+        let (taps, convs) = if self.config.project {
+            let taps = net.forward_taps_to(input, false, top + 1);
+            let convs = taps.convs.iter().map(|t| t.shallow_clone()).collect();
+            (Some(taps), convs)
+        } else {
+            (None, net.forward_convs_to(input, top + 1))
+        };
         let n = input.size()[0];
         let (k, p) = (self.config.k as i64, self.config.per_image as i64);
         let mut targets = Vec::new();
@@ -238,19 +245,16 @@ impl Miner {
         for (li, layer) in self.layers.iter_mut().enumerate() {
             let device = layer.values.device();
             let channels = Tensor::from_slice(&layer.channels).to_device(device);
-            let act = taps.convs[layer.conv]
+            let act = convs[layer.conv]
                 .index_select(1, &channels)
                 .to_kind(Kind::Float);
             let s = act.size();
             let (m, w) = (s[1], s[3]);
             let per = p.min(s[2] * w);
-            let (cand_v, cand_pos) = act.view([n, m, -1]).sort_stable(true, 2, true);
+            let (cand_v, cand_pos) = image_candidates(&act.view([n, m, -1]), per);
             // [M, N * per], image-major so that ties keep image order.
-            let cand_v = cand_v.narrow(2, 0, per).permute([1, 0, 2]).reshape([m, -1]);
-            let cand_pos = cand_pos
-                .narrow(2, 0, per)
-                .permute([1, 0, 2])
-                .reshape([m, -1]);
+            let cand_v = cand_v.permute([1, 0, 2]).reshape([m, -1]);
+            let cand_pos = cand_pos.permute([1, 0, 2]).reshape([m, -1]);
             let cand_img = Tensor::from_slice(indices)
                 .to_device(device)
                 .repeat_interleave_self_int(per, None, None)
@@ -308,9 +312,10 @@ impl Miner {
             }
             let device = layer.values.device();
             let group: Vec<Target> = mine.iter().map(|&i| targets[i]).collect();
+            let taps = taps.as_ref().expect("projecting records the switches");
             let (proj, patch) = crop_targets(
                 net,
-                &taps,
+                taps,
                 input,
                 layer.field.size,
                 &group,
@@ -329,5 +334,20 @@ impl Miner {
                 .index_put_(&[Some(&maps), Some(&slot)], &patch, false);
         }
         Ok(())
+    }
+}
+
+/// Each image's `per` strongest units of each map of `act` (`[N, M, H*W]`):
+/// values and flat positions, `[N, M, per]`, strongest first, ties to the
+/// lower position. One is the first maximum (a reduction, much cheaper
+/// than the stable sort that more need).
+fn image_candidates(act: &Tensor, per: i64) -> (Tensor, Tensor) {
+    if per == 1 {
+        // argmax gives the first of equal maxima.
+        let pos = act.argmax(2, true);
+        (act.gather(2, &pos, false), pos)
+    } else {
+        let (v, pos) = act.sort_stable(true, 2, true);
+        (v.narrow(2, 0, per), pos.narrow(2, 0, per))
     }
 }

@@ -406,6 +406,32 @@ impl Network {
     }
 }
 
+impl Network {
+    /// The rectified outputs of the conv layers among the first `layers`
+    /// layers, in evaluation mode: `[N, C_l, H_l, W_l]` each, conv order.
+    /// What [`Network::forward_taps_to`] gives without the pooling switches
+    /// (cheaper: for statistics over many images, such as the top-k values
+    /// of the miner's first pass).
+    pub fn forward_convs_to(&self, xs: &Tensor, layers: usize) -> Vec<Tensor> {
+        let taps: Vec<usize> = self
+            .arch
+            .conv_indices()
+            .into_iter()
+            .map(|i| self.arch.tap_index(i))
+            .collect();
+        let mut convs = Vec::new();
+        let mut x = xs.shallow_clone();
+        for i in 0..layers.min(self.arch.layers.len()) {
+            let (y, _) = self.layer_forward(i, &x, false, false, None);
+            if taps.contains(&i) {
+                convs.push(y.shallow_clone());
+            }
+            x = y;
+        }
+        convs
+    }
+}
+
 impl ModuleT for Network {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         self.forward(xs, train)
@@ -468,6 +494,19 @@ mod tests {
             taps.convs.iter().all(|t| t.min().double_value(&[]) >= 0.0),
             "taps are rectified"
         );
+    }
+
+    #[test]
+    fn conv_outputs_without_switches_equal_the_taps() {
+        let (_vs, net) = net(ArchName::Zfnet, InitScheme::Kaiming);
+        let x = Tensor::randn([2, 3, 224, 224], FLOAT_CPU);
+        let layers = net.arch().tap_index(net.arch().conv_indices()[3]) + 1;
+        let taps = net.forward_taps_to(&x, false, layers);
+        let convs = net.forward_convs_to(&x, layers);
+        assert_eq!(convs.len(), 4);
+        for (a, b) in convs.iter().zip(&taps.convs) {
+            assert!(a.equal(b));
+        }
     }
 
     #[test]

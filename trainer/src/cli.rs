@@ -39,6 +39,7 @@ impl Cli {
                 BenchCommand::Projections(x) => x.gpu.is_some(),
                 BenchCommand::Engine(x) => x.gpu.is_some(),
                 BenchCommand::Loader(_) => false,
+                BenchCommand::Mine(x) => gpus(&x.gpus),
             },
             _ => false,
         }
@@ -207,6 +208,50 @@ pub enum BenchCommand {
     /// Checks the parallel engine on one device: NCCL on one rank (with
     /// --gpu) and two replicas on the device against one.
     Engine(EngineBenchArgs),
+    /// Top-9 mining of every conv layer over an image folder against plain
+    /// evaluation of the same images on the same devices: images/s of both,
+    /// their ratio, peak memory.
+    Mine(MineBenchArgs),
+}
+
+/// `zftrain bench mine`.
+#[derive(Debug, Args)]
+pub struct MineBenchArgs {
+    /// An image folder (class folders of images), e.g. `imagenet/val`.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Architecture (randomly initialized: mining costs the same whatever
+    /// the weights).
+    #[arg(long, value_parser = parse_arch, default_value = "zfnet")]
+    pub arch: ArchName,
+    /// Output classes.
+    #[arg(long, default_value_t = 1000)]
+    pub classes: i64,
+    /// Probe images, evenly spaced over the folder (0: all of them).
+    #[arg(long, default_value_t = 0)]
+    pub images: usize,
+    /// Images per batch.
+    #[arg(long, default_value_t = 64)]
+    pub batch: usize,
+    /// Decoding threads.
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+    /// Feature maps mined per conv layer (evenly spaced).
+    #[arg(long, default_value_t = 16)]
+    pub maps: usize,
+    /// Activations kept per feature map.
+    #[arg(long, default_value_t = 9)]
+    pub k: usize,
+    /// GPUs: a count or device indices (`0,2`); 0 = the CPU.
+    #[arg(long, default_value = "0")]
+    pub gpus: String,
+    /// Replicas on the CPU (with --gpus 0).
+    #[arg(long, default_value_t = 1)]
+    pub cpu_replicas: usize,
+    /// Passes to time, comma-separated: eval, mine, and values (mining's
+    /// first pass alone: the top-k values and places, no projections).
+    #[arg(long, default_value = "eval,mine")]
+    pub passes: String,
 }
 
 /// `zftrain bench engine`.

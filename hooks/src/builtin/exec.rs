@@ -9,7 +9,8 @@
 //! - `weights.safetensors`: every parameter under its PyTorch name (f32);
 //! - `activations.safetensors`: `input` (the probe images as the network
 //!   saw them, `[P, 3, H, W]`) and `convL` (the rectified output of each
-//!   requested conv layer, `[P, C, H', W']`), f32.
+//!   requested conv layer, `[P, C, H', W']`), f32; `P` is the probe set's
+//!   first `images` (64 by default; 0: all).
 //!
 //! The program is `command` (a list: program and arguments, never a shell
 //! line) followed by the bundle path; `ZFTRAIN_BUNDLE` and `ZFTRAIN_OUT` are
@@ -53,6 +54,10 @@ pub struct ExecConfig {
     pub command: CommandLine,
     /// Conv layers (1-based) whose activations go into the bundle.
     pub layers: Vec<usize>,
+    /// The first this many probe images go into the bundle (0: all of
+    /// them; the ImageNet configs probe the whole validation set, whose
+    /// activations would be tens of GB).
+    pub images: usize,
     /// Put the weights into the bundle.
     pub weights: bool,
     /// Seconds before the program is killed.
@@ -72,6 +77,7 @@ impl Default for ExecConfig {
             schedule: Schedule::default(),
             command: CommandLine::List(Vec::new()),
             layers: Vec::new(),
+            images: 64,
             weights: true,
             timeout_s: 600.0,
             keep_bundle: false,
@@ -172,7 +178,11 @@ impl ExecHook {
             .collect::<Result<Vec<_>, _>>()?;
         let mut inputs = Vec::new();
         let mut acts: Vec<Vec<Tensor>> = c.layers.iter().map(|_| Vec::new()).collect();
-        for batch in ctx.probe.batches() {
+        let wanted: Vec<usize> = match c.images {
+            0 => (0..ctx.probe.len()).collect(),
+            n => (0..n.min(ctx.probe.len())).collect(),
+        };
+        for batch in ctx.probe.stream(Some(&wanted)) {
             let batch = batch?.images.to_device(ctx.device);
             inputs.push(batch.to_kind(Kind::Float).to_device(tch::Device::Cpu));
             if let Some(&last) = top.iter().max() {

@@ -155,18 +155,7 @@ pub fn engine(args: &EngineBenchArgs) -> Result<u8> {
     Ok(0)
 }
 
-/// Peak resident memory of this process, in MiB (`VmHWM`).
-fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kb: f64 = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()?;
-    Some(kb / 1024.0)
-}
+use super::bench_mine::peak_rss_mib;
 
 /// Prints `zftrain loader <augment> <workers> <img/s> <peak RSS MiB>`:
 /// `--epochs` epochs of the ImageFolder through the training loader, timed

@@ -2,6 +2,7 @@
 
 mod analyze;
 mod bench;
+mod bench_mine;
 mod data;
 mod images;
 mod predict;
@@ -39,6 +40,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             BenchCommand::Loader(a) => bench::loader(&a).map(|_| 0),
             BenchCommand::Projections(a) => bench::projections(&a).map(|_| 0),
             BenchCommand::Engine(a) => bench::engine(&a),
+            BenchCommand::Mine(a) => bench_mine::mine(&a).map(|_| 0),
         },
     }
 }

@@ -269,6 +269,7 @@ fn gpu_check_dry_run_on_the_cpu_runs_every_stage_within_its_budget() {
         "deconv hook",
         "train from JPEGs",
         "loader alone",
+        "mining (5 layers x 16 maps) vs eval",
         "of a 540 s budget",
     ] {
         assert!(summary.contains(row), "no '{row}' row:\n{summary}");
@@ -292,6 +293,7 @@ fn gpu_check_dry_run_on_the_cpu_runs_every_stage_within_its_budget() {
         "hook",
         "jpeg-zftrain",
         "loaders",
+        "mine",
     ] {
         assert!(names.contains(&format!("logs/{log}.log")), "{names}");
     }

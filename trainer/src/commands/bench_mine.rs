@@ -1,0 +1,184 @@
+//! `zftrain bench mine`: the Deconvnet hook's mining (top-k of chosen maps
+//! of every conv layer over a probe set, then the winners projected)
+//! against plain evaluation (the forward to the logits) of the same images,
+//! through the same streamed probe set, on the same devices, in one run.
+//! Each pass's peak resident memory is measured on its own (the kernel's
+//! high-water mark is reset before it), so running it at two probe sizes
+//! shows whether memory grows with the probe set.
+
+use std::time::Instant;
+
+use anyhow::{bail, Result};
+use tch::{Device, Kind};
+use zftrain_data::Dataset;
+use zftrain_deconv::MinerConfig;
+use zftrain_hooks::builtin::deconv_grid::{layer_choices, Maps};
+use zftrain_hooks::{mine_probe, on_devices, HookContext, MemorySink, ProbeSet};
+use zftrain_model::arch::ArchConfig;
+use zftrain_model::{Arch, InitScheme, Model};
+
+use crate::cli::MineBenchArgs;
+use crate::config::RunConfig;
+use crate::devices::{parse_gpus, training_devices};
+use crate::train::probe::LoaderProbe;
+
+/// One timed pass.
+struct Pass {
+    name: &'static str,
+    seconds: f64,
+    images: usize,
+    peak_rss_mib: Option<f64>,
+}
+
+/// Runs the passes `args.passes` asks for and prints their table.
+pub fn mine(args: &MineBenchArgs) -> Result<()> {
+    let devices = training_devices(&parse_gpus(&args.gpus)?, args.cpu_replicas)?;
+    let arch = Arch::builtin(
+        args.arch,
+        &ArchConfig {
+            classes: args.classes,
+            ..ArchConfig::default()
+        },
+    )?;
+    tch::manual_seed(0);
+    let mut models = Vec::new();
+    for &device in &devices {
+        let mut model = Model::new(arch.clone(), InitScheme::Kaiming, device)?;
+        if let Some(first) = models.first() {
+            let first: &Model = first;
+            model.vs.copy(&first.vs)?;
+        }
+        models.push(model);
+    }
+    let replicas: Vec<_> = models
+        .iter()
+        .zip(&devices)
+        .map(|(m, &d)| (&m.net, d))
+        .collect();
+    let dataset = Dataset::open(&args.data)?;
+    let mut config = RunConfig::default();
+    config.probe.images = args.images;
+    config.probe.batch_size = args.batch;
+    config.data.workers = args.workers;
+    let probe = LoaderProbe::new(&config, &dataset, None)?;
+    let n = probe.len();
+    let mut passes = Vec::new();
+    for name in args.passes.split(',').map(str::trim) {
+        reset_peak_rss();
+        let start = Instant::now();
+        let images = match name {
+            "eval" => evaluate(&replicas, &probe)?,
+            "mine" | "values" => {
+                // Mining writes nothing; hooks need a folder all the same.
+                let dir = std::env::temp_dir();
+                let sink = MemorySink::default();
+                let ctx = HookContext {
+                    net: replicas[0].0,
+                    device: devices[0],
+                    replicas: &replicas,
+                    probe: &probe,
+                    epoch: 0,
+                    step: 0,
+                    run_dir: &dir,
+                    sink: &sink,
+                    metrics: Default::default(),
+                };
+                let choices = layer_choices(ctx.net, &[], &Maps::Count(args.maps), "bench")?;
+                let config = MinerConfig {
+                    k: args.k,
+                    project: name == "mine",
+                    ..MinerConfig::default()
+                };
+                mine_probe(&ctx, &choices, config)?;
+                n
+            }
+            other => bail!("--passes: '{other}' is not eval, mine or values"),
+        };
+        passes.push(Pass {
+            name: match name {
+                "eval" => "eval",
+                "mine" => "mine",
+                _ => "values",
+            },
+            seconds: start.elapsed().as_secs_f64(),
+            images,
+            peak_rss_mib: peak_rss_mib(),
+        });
+    }
+    let names: Vec<String> = devices
+        .iter()
+        .map(|&d| zftrain_hooks::devices::device_name(d))
+        .collect();
+    println!(
+        "zftrain bench mine: {:?}, {n} images of {}, batch {}, {} workers, top {} of {} maps per conv layer, devices {}",
+        args.arch,
+        args.data.display(),
+        args.batch,
+        args.workers,
+        args.k,
+        args.maps,
+        names.join(",")
+    );
+    println!("pass  images  seconds  images/s  peak-RSS-MiB");
+    for p in &passes {
+        println!(
+            "{:<5} {:>6} {:>8.1} {:>9.1} {:>13}",
+            p.name,
+            p.images,
+            p.seconds,
+            p.images as f64 / p.seconds.max(1e-9),
+            p.peak_rss_mib
+                .map(|m| format!("{m:.0}"))
+                .unwrap_or("?".into())
+        );
+    }
+    if let (Some(e), Some(m)) = (
+        passes.iter().find(|p| p.name == "eval"),
+        passes.iter().find(|p| p.name == "mine"),
+    ) {
+        println!(
+            "mining/eval images/s: {:.2}",
+            (m.images as f64 / m.seconds) / (e.images as f64 / e.seconds)
+        );
+    }
+    Ok(())
+}
+
+/// The forward to the logits of every probe image, spread over the
+/// devices; the number of images.
+fn evaluate(replicas: &[(&zftrain_model::Network, Device)], probe: &LoaderProbe) -> Result<usize> {
+    let probe: &dyn ProbeSet = probe;
+    let counts = on_devices(
+        replicas,
+        probe.batches(),
+        &|_, _| Ok(0usize),
+        &|count, net, device, batch| {
+            let input = batch.images.to_device(device);
+            let top = tch::no_grad(|| net.forward(&input, false).argmax(1, false));
+            // The predictions reach the CPU, as validation's do.
+            let _ = top.to_kind(Kind::Int64).to_device(Device::Cpu);
+            *count += batch.indices.len();
+            Ok(())
+        },
+    )?;
+    Ok(counts.iter().sum())
+}
+
+/// Resets the kernel's peak-RSS mark of this process (`VmHWM`), so that
+/// the next reading is the peak since now.
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// Peak resident memory of this process, in MiB (`VmHWM`).
+pub fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
+}
