@@ -534,21 +534,31 @@ pub struct SynthArgs {
     /// Folder to create (must not exist): OUT/train/<class>/*.jpg, OUT/val/<class>/*.jpg.
     #[arg(long)]
     pub out: PathBuf,
-    /// Classes (1 to 10).
-    #[arg(long, default_value_t = 10)]
-    pub classes: usize,
-    /// Training images per class.
-    #[arg(long, default_value_t = 100)]
-    pub train_per_class: usize,
-    /// Validation images per class.
-    #[arg(long, default_value_t = 20)]
-    pub val_per_class: usize,
-    /// Image width.
-    #[arg(long, default_value_t = 256)]
-    pub width: u32,
-    /// Image height.
-    #[arg(long, default_value_t = 192)]
-    pub height: u32,
+    /// An ImageNet-shaped tree instead: class folders `n00000000`... of hard
+    /// links to a few hundred JPEG files in OUT/sources (defaults 1,000
+    /// classes, 100 training and 10 validation files each, 300 sources of
+    /// 500x375), to rehearse a run at ImageNet's scale.
+    #[arg(long)]
+    pub imagenet_shaped: bool,
+    /// Classes (1 to 10; any number with --imagenet-shaped) [default: 10,
+    /// or 1000].
+    #[arg(long)]
+    pub classes: Option<usize>,
+    /// Training images per class [default: 100].
+    #[arg(long)]
+    pub train_per_class: Option<usize>,
+    /// Validation images per class [default: 20, or 10].
+    #[arg(long)]
+    pub val_per_class: Option<usize>,
+    /// Distinct JPEG files of an --imagenet-shaped tree [default: 300].
+    #[arg(long)]
+    pub sources: Option<usize>,
+    /// Image width [default: 256, or 500].
+    #[arg(long)]
+    pub width: Option<u32>,
+    /// Image height [default: 192, or 375].
+    #[arg(long)]
+    pub height: Option<u32>,
     /// Seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,

@@ -15,5 +15,6 @@ pub mod benchmark;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod memory;
 pub mod train;
 pub mod weights;

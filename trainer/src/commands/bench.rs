@@ -155,7 +155,7 @@ pub fn engine(args: &EngineBenchArgs) -> Result<u8> {
     Ok(0)
 }
 
-use super::bench_mine::peak_rss_mib;
+use crate::memory::peak_rss_mib;
 
 /// Prints `zftrain loader <augment> <workers> <img/s> <peak RSS MiB>`:
 /// `--epochs` epochs of the ImageFolder through the training loader, timed

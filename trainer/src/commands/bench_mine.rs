@@ -20,6 +20,7 @@ use zftrain_model::{Arch, InitScheme, Model};
 use crate::cli::MineBenchArgs;
 use crate::config::RunConfig;
 use crate::devices::{parse_gpus, training_devices};
+use crate::memory::{peak_rss_mib, reset_peak_rss};
 use crate::train::probe::LoaderProbe;
 
 /// One timed pass.
@@ -162,23 +163,4 @@ fn evaluate(replicas: &[(&zftrain_model::Network, Device)], probe: &LoaderProbe)
         },
     )?;
     Ok(counts.iter().sum())
-}
-
-/// Resets the kernel's peak-RSS mark of this process (`VmHWM`), so that
-/// the next reading is the peak since now.
-fn reset_peak_rss() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
-/// Peak resident memory of this process, in MiB (`VmHWM`).
-pub fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kb: f64 = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()?;
-    Some(kb / 1024.0)
 }

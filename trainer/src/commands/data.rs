@@ -2,31 +2,60 @@
 //! pack` (an ImageFolder as one file).
 
 use anyhow::Result;
+use zftrain_data::shaped::{write_imagenet_shaped, ShapedConfig};
 use zftrain_data::synth::{write_synthetic, SynthConfig};
 
 use crate::cli::{PackArgs, SynthArgs};
 use crate::train::ticker::Ticker;
 
-/// Writes the synthetic ImageFolder.
+/// Writes the synthetic ImageFolder, or an ImageNet-shaped tree of links.
 pub fn synth(args: &SynthArgs) -> Result<()> {
+    if args.imagenet_shaped {
+        let d = ShapedConfig::default();
+        let config = ShapedConfig {
+            classes: args.classes.unwrap_or(d.classes),
+            train_per_class: args.train_per_class.unwrap_or(d.train_per_class),
+            val_per_class: args.val_per_class.unwrap_or(d.val_per_class),
+            sources: args.sources.unwrap_or(d.sources),
+            width: args.width.unwrap_or(d.width),
+            height: args.height.unwrap_or(d.height),
+            seed: args.seed,
+        };
+        write_imagenet_shaped(&args.out, &config)?;
+        println!(
+            "wrote {} ({} classes, {} train and {} val files per class, hard links to {} {}x{} JPEG files in sources/)",
+            args.out.display(),
+            config.classes,
+            config.train_per_class,
+            config.val_per_class,
+            config.sources,
+            config.width,
+            config.height
+        );
+        return Ok(());
+    }
+    if args.sources.is_some() {
+        anyhow::bail!("--sources is for --imagenet-shaped trees");
+    }
+    let d = SynthConfig::default();
     let config = SynthConfig {
-        classes: args.classes,
-        train_per_class: args.train_per_class,
-        val_per_class: args.val_per_class,
-        width: args.width,
-        height: args.height,
+        classes: args.classes.unwrap_or(d.classes),
+        train_per_class: args.train_per_class.unwrap_or(d.train_per_class),
+        val_per_class: args.val_per_class.unwrap_or(d.val_per_class),
+        width: args.width.unwrap_or(d.width),
+        height: args.height.unwrap_or(d.height),
         seed: args.seed,
-        ..SynthConfig::default()
+        ..d
     };
     write_synthetic(&args.out, &config)?;
     println!(
         "wrote {} ({} classes, {} train and {} val images per class, {}x{} JPEG)",
         args.out.display(),
-        args.classes,
-        args.train_per_class,
-        args.val_per_class,
-        args.width,
-        args.height
+        config.classes,
+        config.train_per_class,
+        config.val_per_class,
+        config.width,
+        config.height
     );
     Ok(())
 }

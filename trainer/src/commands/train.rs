@@ -172,8 +172,11 @@ pub fn run(args: &TrainArgs) -> Result<u8> {
     if outcome.interrupted {
         return Ok(130);
     }
+    let peak = crate::memory::peak_rss_mib()
+        .map(|m| format!(", peak RSS {m:.0} MiB"))
+        .unwrap_or_default();
     println!(
-        "done: {} (tensorboard --logdir {})",
+        "done: {} (tensorboard --logdir {}){peak}",
         outcome.run_dir.display(),
         outcome.run_dir.parent().unwrap_or(Path::new(".")).display()
     );

@@ -8,7 +8,9 @@
 //! them (`"fail"`); a pass says how far it is every `train.log_every_s`
 //! seconds.
 
+use std::cell::RefCell;
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use anyhow::{bail, Result};
@@ -91,29 +93,41 @@ impl ProbeSet for LoaderProbe {
             None => (0..self.len()).collect(),
         };
         let subset = with_samples(&self.images, picked.iter().copied());
-        let mut ticker = Ticker::new("probe pass", picked.len(), self.log_every_s);
+        let ticker = Rc::new(RefCell::new(Ticker::new(
+            "probe pass",
+            picked.len(),
+            self.log_every_s,
+        )));
+        let last = Rc::clone(&ticker);
         let loader = Loader::new(subset, self.transform.clone(), self.loader.clone());
         let crop = self.crop;
         let batches = loader.epoch(0, 0);
-        Box::new(batches.filter_map(move |batch| {
-            let batch = match batch {
-                Ok(b) => b,
-                Err(e) => return Some(Err(HookError::Probe(e.to_string()))),
-            };
-            ticker.add(batch.len() + batch.skipped.len());
-            for (file, why) in &batch.skipped {
-                warn!(file = %file.display(), reason = %why, "probe image skipped");
-            }
-            if batch.is_empty() {
-                return None;
-            }
-            let n = batch.len() as i64;
-            let images = Tensor::from_slice(&batch.images).view([n, 3, crop, crop]);
-            Some(Ok(ProbeBatch {
-                indices: batch.positions.iter().map(|&p| picked[p] as i64).collect(),
-                images,
-            }))
-        }))
+        Box::new(
+            batches
+                .filter_map(move |batch| {
+                    let batch = match batch {
+                        Ok(b) => b,
+                        Err(e) => return Some(Err(HookError::Probe(e.to_string()))),
+                    };
+                    ticker.borrow_mut().add(batch.len() + batch.skipped.len());
+                    for (file, why) in &batch.skipped {
+                        warn!(file = %file.display(), reason = %why, "probe image skipped");
+                    }
+                    if batch.is_empty() {
+                        return None;
+                    }
+                    let n = batch.len() as i64;
+                    let images = Tensor::from_slice(&batch.images).view([n, 3, crop, crop]);
+                    Some(Ok(ProbeBatch {
+                        indices: batch.positions.iter().map(|&p| picked[p] as i64).collect(),
+                        images,
+                    }))
+                })
+                .chain(std::iter::from_fn(move || {
+                    last.borrow().finish();
+                    None
+                })),
+        )
     }
 
     fn normalization(&self) -> ([f32; 3], [f32; 3]) {

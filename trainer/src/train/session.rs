@@ -445,6 +445,7 @@ impl Trainer {
             &layout,
             &mut ticker,
         )?;
+        ticker.finish();
         self.report_skipped(&skipped)?;
         Ok(val)
     }

@@ -13,6 +13,7 @@ mod hooks;
 mod hostile;
 mod probe;
 mod pytorch;
+mod rehearsal;
 mod session;
 mod summary;
 mod train;
