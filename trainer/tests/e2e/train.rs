@@ -324,12 +324,15 @@ fn progress_is_a_bar_on_a_terminal_and_timed_lines_off_it() {
         args.extend(["--set".into(), format!("train.log_every_s={seconds}")]);
         args
     };
-    // Off a terminal: no bar; a line every train.log_every_s seconds.
+    // Off a terminal: no bar; the session's first step, then a line every
+    // train.log_every_s seconds.
     let quiet = run(&with("quiet", "1e9"));
-    assert!(
-        !quiet.contains("img/s") && !quiet.contains("left:"),
-        "{quiet}"
-    );
+    let steps: Vec<&str> = quiet
+        .lines()
+        .filter(|l| l.contains(" img/s, left: "))
+        .collect();
+    assert_eq!(steps.len(), 1, "{quiet}");
+    assert!(steps[0].starts_with("epoch 1/2 step 1 (1/2): "), "{quiet}");
     let mut args = with("lines", "0");
     args.extend(["--set".into(), "data.pixel_mean=true".into()]);
     let lines = run(&args);
@@ -357,10 +360,15 @@ fn progress_is_a_bar_on_a_terminal_and_timed_lines_off_it() {
         .lines()
         .filter(|l| l.starts_with("validation: "))
         .collect();
-    assert_eq!(val.len(), 4, "2 batches in each of 2 epochs: {lines}");
+    assert_eq!(
+        val.len(),
+        6,
+        "2 batches and a last line in each of 2 epochs: {lines}"
+    );
     assert!(
         val[0].starts_with("validation: 3/4 images, ")
-            && val[1].starts_with("validation: 4/4 images, "),
+            && val[1].starts_with("validation: 4/4 images, ")
+            && val[2].starts_with("validation: 4/4 images in "),
         "{lines}"
     );
     let tb = crate::common::tensorboard(&dir.path().join("runs/lines"));

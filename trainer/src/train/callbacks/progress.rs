@@ -19,6 +19,9 @@ pub struct Progress {
     images: u64,
     /// When the last line was printed (off a terminal).
     last_line: Instant,
+    /// Whether the session's first step is still to come (its line is
+    /// always printed: the log shows when training really started).
+    first: bool,
 }
 
 impl Default for Progress {
@@ -29,6 +32,7 @@ impl Default for Progress {
             since: Instant::now(),
             images: 0,
             last_line: Instant::now(),
+            first: true,
         }
     }
 }
@@ -75,7 +79,9 @@ impl Callback for Progress {
                 "loss {loss:.3} top1 {top1:.1}% {ips:.1} img/s {}",
                 time_left(ctx)
             ));
-        } else if self.last_line.elapsed().as_secs_f64() >= ctx.config.train.log_every_s {
+        } else if self.first
+            || self.last_line.elapsed().as_secs_f64() >= ctx.config.train.log_every_s
+        {
             let st = ctx.state;
             println!(
                 "epoch {}/{} step {} ({}/{}): loss {loss:.4} top1 {top1:.1}% lr {:.3e} {ips:.1} img/s, {}",
@@ -89,6 +95,7 @@ impl Callback for Progress {
             );
             self.last_line = Instant::now();
         }
+        self.first = false;
         Ok(Requests::NONE)
     }
 
