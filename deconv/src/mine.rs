@@ -12,6 +12,7 @@
 //! `maps x k x 3 x field^2` per layer.
 
 use tch::{Device, Kind, Tensor};
+use zftrain_model::network::to_channels_last;
 use zftrain_model::receptive::receptive_fields;
 use zftrain_model::{Network, ReceptiveField};
 
@@ -230,13 +231,30 @@ impl Miner {
             .map(|l| arch.tap_index(convs[l.conv]))
             .max()
             .unwrap_or(0);
-        // The switches only for projecting (a pool without them is cheaper).
-        let (taps, convs) = if self.config.project {
+        // The chosen maps of each chosen layer, in f32. The switches only
+        // for projecting; without them, a pool is cheaper, convolutions run
+        // channels-last (faster on the CPU), and each layer's output is
+        // dropped as soon as its maps are taken.
+        let pick = |layer: &LayerTop, t: &Tensor| {
+            let channels = Tensor::from_slice(&layer.channels).to_device(t.device());
+            t.index_select(1, &channels).to_kind(Kind::Float)
+        };
+        let mut chosen: Vec<Option<Tensor>> = self.layers.iter().map(|_| None).collect();
+        let taps = if self.config.project {
             let taps = net.forward_taps_to(input, false, top + 1);
-            let convs = taps.convs.iter().map(|t| t.shallow_clone()).collect();
-            (Some(taps), convs)
+            for (li, layer) in self.layers.iter().enumerate() {
+                chosen[li] = Some(pick(layer, &taps.convs[layer.conv]));
+            }
+            Some(taps)
         } else {
-            (None, net.forward_convs_to(input, top + 1))
+            net.for_each_conv_to(&to_channels_last(input), top + 1, |conv, t| {
+                for (li, layer) in self.layers.iter().enumerate() {
+                    if layer.conv == conv {
+                        chosen[li] = Some(pick(layer, t));
+                    }
+                }
+            });
+            None
         };
         let n = input.size()[0];
         let (k, p) = (self.config.k as i64, self.config.per_image as i64);
@@ -244,14 +262,13 @@ impl Miner {
         let mut slots = Vec::new(); // (layer, map, slot) of each target
         for (li, layer) in self.layers.iter_mut().enumerate() {
             let device = layer.values.device();
-            let channels = Tensor::from_slice(&layer.channels).to_device(device);
-            let act = convs[layer.conv]
-                .index_select(1, &channels)
-                .to_kind(Kind::Float);
+            let act = chosen[li].take().ok_or_else(|| {
+                DeconvError::Config(format!("conv{} was not reached", layer.conv + 1))
+            })?;
             let s = act.size();
             let (m, w) = (s[1], s[3]);
             let per = p.min(s[2] * w);
-            let (cand_v, cand_pos) = image_candidates(&act.view([n, m, -1]), per);
+            let (cand_v, cand_pos) = image_candidates(&act.reshape([n, m, -1]), per);
             // [M, N * per], image-major so that ties keep image order.
             let cand_v = cand_v.permute([1, 0, 2]).reshape([m, -1]);
             let cand_pos = cand_pos.permute([1, 0, 2]).reshape([m, -1]);

@@ -61,14 +61,16 @@ pub fn on_devices<S: Send>(
                         }
                         Ok(state)
                     };
-                    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run))
-                        .unwrap_or_else(|payload| Err(HookError::Probe(panic_text(&payload))));
+                    let out = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
+                        Ok(out) => out.map_err(|e| e.to_string()),
+                        Err(payload) => Err(panic_text(&payload)),
+                    };
                     if out.is_err() {
                         failed.store(true, Ordering::Relaxed);
                     }
-                    out.map_err(|e| HookError::Device {
+                    out.map_err(|message| HookError::Device {
                         device: device_name(device),
-                        message: e.to_string(),
+                        message,
                     })
                 })
             })

@@ -413,22 +413,30 @@ impl Network {
     /// (cheaper: for statistics over many images, such as the top-k values
     /// of the miner's first pass).
     pub fn forward_convs_to(&self, xs: &Tensor, layers: usize) -> Vec<Tensor> {
+        let mut convs = Vec::new();
+        self.for_each_conv_to(xs, layers, |_, t| convs.push(t.shallow_clone()));
+        convs
+    }
+
+    /// The first `layers` layers in evaluation mode, handing each conv
+    /// layer's rectified output to `f(conv, output)` (conv order, 0-based)
+    /// as soon as it is computed and keeping none of them: a caller that
+    /// needs a few maps of each holds one layer's output at a time.
+    pub fn for_each_conv_to(&self, xs: &Tensor, layers: usize, mut f: impl FnMut(usize, &Tensor)) {
         let taps: Vec<usize> = self
             .arch
             .conv_indices()
             .into_iter()
             .map(|i| self.arch.tap_index(i))
             .collect();
-        let mut convs = Vec::new();
         let mut x = xs.shallow_clone();
         for i in 0..layers.min(self.arch.layers.len()) {
             let (y, _) = self.layer_forward(i, &x, false, false, None);
-            if taps.contains(&i) {
-                convs.push(y.shallow_clone());
+            if let Some(conv) = taps.iter().position(|&t| t == i) {
+                f(conv, &y);
             }
             x = y;
         }
-        convs
     }
 }
 

@@ -11,6 +11,8 @@
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
+use zftrain_model::network::to_channels_last;
+
 use crate::{on_devices, Control, HookContext, HookError, Schedule};
 
 /// Settings (`[[hooks]] kind = "dead_filters"`).
@@ -136,9 +138,9 @@ impl DeadFiltersHook {
             ctx.probe.batches(),
             &|_, _| Ok(Sums::default()),
             &|sums, net, device, batch| {
-                let input = batch.images.to_device(device);
-                let taps = tch::no_grad(|| net.forward_taps_to(&input, false, last + 1));
-                sums.add(&taps.convs, thr);
+                let input = to_channels_last(&batch.images.to_device(device));
+                let convs = tch::no_grad(|| net.forward_convs_to(&input, last + 1));
+                sums.add(&convs, thr);
                 Ok(())
             },
         )?;

@@ -15,6 +15,7 @@ use zftrain_deconv::MinerConfig;
 use zftrain_hooks::builtin::deconv_grid::{layer_choices, Maps};
 use zftrain_hooks::{mine_probe, on_devices, HookContext, MemorySink, ProbeSet};
 use zftrain_model::arch::ArchConfig;
+use zftrain_model::network::to_channels_last;
 use zftrain_model::{Arch, InitScheme, Model};
 
 use crate::cli::MineBenchArgs;
@@ -146,15 +147,18 @@ pub fn mine(args: &MineBenchArgs) -> Result<()> {
 }
 
 /// The forward to the logits of every probe image, spread over the
-/// devices; the number of images.
+/// devices, as validation runs it by default (channels-last, bf16 where the
+/// device has it: `train.precision = "auto"`); the number of images.
 fn evaluate(replicas: &[(&zftrain_model::Network, Device)], probe: &LoaderProbe) -> Result<usize> {
     let probe: &dyn ProbeSet = probe;
+    let gpu = replicas.iter().any(|(_, d)| d.is_cuda());
+    let kind = zftrain_parallel::precision::Precision::Auto.compute_kind(gpu);
     let counts = on_devices(
         replicas,
         probe.batches(),
         &|_, _| Ok(0usize),
         &|count, net, device, batch| {
-            let input = batch.images.to_device(device);
+            let input = to_channels_last(&batch.images.to_device(device).to_kind(kind));
             let top = tch::no_grad(|| net.forward(&input, false).argmax(1, false));
             // The predictions reach the CPU, as validation's do.
             let _ = top.to_kind(Kind::Int64).to_device(Device::Cpu);
