@@ -17,7 +17,7 @@ use zftrain_model::receptive::receptive_fields;
 use zftrain_model::{Network, ReceptiveField};
 
 use crate::project::Target;
-use crate::winners::crop_targets;
+use crate::winners::{crop_targets, Crops};
 use crate::DeconvError;
 
 /// Miner settings.
@@ -319,18 +319,29 @@ impl Miner {
                 }
             }
         }
-        if targets.is_empty() {
-            return Ok(());
+        match &taps {
+            Some(taps) if !targets.is_empty() => self.crop_new(net, taps, input, &targets, &slots),
+            _ => Ok(()),
         }
+    }
+
+    /// Projections and patches of this batch's new entries (`targets`, at
+    /// `slots` = (layer, map, slot)), put in their slots.
+    fn crop_new(
+        &mut self,
+        net: &Network,
+        taps: &zftrain_model::Taps,
+        input: &Tensor,
+        targets: &[Target],
+        slots: &[(usize, i64, i64)],
+    ) -> Result<(), DeconvError> {
         for (li, layer) in self.layers.iter_mut().enumerate() {
             let mine: Vec<usize> = (0..targets.len()).filter(|&i| slots[i].0 == li).collect();
             if mine.is_empty() {
                 continue;
             }
-            let device = layer.values.device();
             let group: Vec<Target> = mine.iter().map(|&i| targets[i]).collect();
-            let taps = taps.as_ref().expect("projecting records the switches");
-            let (proj, patch) = crop_targets(
+            let (projections, patches) = crop_targets(
                 net,
                 taps,
                 input,
@@ -338,17 +349,13 @@ impl Miner {
                 &group,
                 self.config.max_batch,
             )?;
-            let idx = |f: fn(&(usize, i64, i64)) -> i64| {
-                Tensor::from_slice(&mine.iter().map(|&i| f(&slots[i])).collect::<Vec<_>>())
-                    .to_device(device)
-            };
-            let (maps, slot) = (idx(|s| s.1), idx(|s| s.2));
-            let _ = layer
-                .projections
-                .index_put_(&[Some(&maps), Some(&slot)], &proj, false);
-            let _ = layer
-                .patches
-                .index_put_(&[Some(&maps), Some(&slot)], &patch, false);
+            layer.put_crops(&Crops {
+                layer: li,
+                maps: mine.iter().map(|&i| slots[i].1).collect(),
+                slots: mine.iter().map(|&i| slots[i].2).collect(),
+                projections,
+                patches,
+            });
         }
         Ok(())
     }

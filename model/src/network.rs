@@ -372,12 +372,7 @@ impl Network {
     pub fn forward_taps_to(&self, xs: &Tensor, train: bool, layers: usize) -> Taps {
         let mut convs = Vec::new();
         let mut switches = Vec::new();
-        let taps: Vec<usize> = self
-            .arch
-            .conv_indices()
-            .into_iter()
-            .map(|i| self.arch.tap_index(i))
-            .collect();
+        let taps = self.conv_taps();
         let mut x = xs.shallow_clone();
         let mut input_sizes = Vec::with_capacity(self.arch.layers.len());
         for i in 0..layers.min(self.arch.layers.len()) {
@@ -423,12 +418,7 @@ impl Network {
     /// as soon as it is computed and keeping none of them: a caller that
     /// needs a few maps of each holds one layer's output at a time.
     pub fn for_each_conv_to(&self, xs: &Tensor, layers: usize, mut f: impl FnMut(usize, &Tensor)) {
-        let taps: Vec<usize> = self
-            .arch
-            .conv_indices()
-            .into_iter()
-            .map(|i| self.arch.tap_index(i))
-            .collect();
+        let taps = self.conv_taps();
         let mut x = xs.shallow_clone();
         for i in 0..layers.min(self.arch.layers.len()) {
             let (y, _) = self.layer_forward(i, &x, false, false, None);
@@ -437,6 +427,17 @@ impl Network {
             }
             x = y;
         }
+    }
+}
+
+impl Network {
+    /// The layer whose output each conv layer's tap is (conv order).
+    fn conv_taps(&self) -> Vec<usize> {
+        self.arch
+            .conv_indices()
+            .into_iter()
+            .map(|i| self.arch.tap_index(i))
+            .collect()
     }
 }
 
