@@ -5,6 +5,15 @@
 //! most two batches per device wait, so memory does not grow with the probe
 //! set. A device that fails (an error, or a panic) ends the pass with an
 //! error that names it.
+//!
+//! A single device works on the calling thread. Not only to save a thread:
+//! glibc serves every other thread from an arena whose heaps cannot hold a
+//! block over 64 MiB, so each large CPU tensor made there (a batch's conv1
+//! output is 590 MB at 128 images) is a fresh `mmap`, page-faulted in and
+//! unmapped again, whatever `crate::allocator`-style tuning the process
+//! applied to the main heap. On the CPU that made a probe pass run at 33
+//! images/s where the same forward on the calling thread ran at 45
+//! (docs/benchmarks.md, "Top-9 mining against plain evaluation").
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -40,6 +49,9 @@ pub fn on_devices<S: Send>(
 ) -> Result<Vec<S>, HookError> {
     if replicas.is_empty() {
         return Err(HookError::Probe("no device to run on".into()));
+    }
+    if let [(net, device)] = *replicas {
+        return on_this_thread(net, device, batches, init, work);
     }
     let failed = AtomicBool::new(false);
     let (tx, rx) = bounded::<ProbeBatch>(2 * replicas.len());
@@ -110,6 +122,41 @@ pub fn on_devices<S: Send>(
         fed?;
         states.into_iter().collect()
     })
+}
+
+/// The pass of a single device, on the calling thread; its failures are
+/// named as a device thread's are, the probe set's are returned as they are.
+fn on_this_thread<S>(
+    net: &Network,
+    device: Device,
+    batches: ProbeBatches<'_>,
+    init: &(dyn Fn(&Network, Device) -> Result<S, HookError> + Sync),
+    work: &Work<'_, S>,
+) -> Result<Vec<S>, HookError> {
+    let named = |message: String| HookError::Device {
+        device: device_name(device),
+        message,
+    };
+    let mut fed = Ok(());
+    let run = || -> Result<S, HookError> {
+        let mut state = init(net, device)?;
+        for batch in batches {
+            match batch {
+                Ok(b) => work(&mut state, net, device, b)?,
+                Err(e) => {
+                    fed = Err(e);
+                    break;
+                }
+            }
+        }
+        Ok(state)
+    };
+    let out = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
+        Ok(out) => out.map_err(|e| named(e.to_string())),
+        Err(payload) => Err(named(panic_text(&payload))),
+    };
+    fed?;
+    out.map(|state| vec![state])
 }
 
 /// `cpu` or `cuda:N`.

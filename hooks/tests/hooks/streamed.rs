@@ -233,3 +233,40 @@ fn a_device_that_fails_or_panics_during_a_pass_is_named_and_ends_it() {
     .unwrap();
     assert_eq!(counts.iter().sum::<usize>(), 6);
 }
+
+#[test]
+fn a_single_device_works_on_the_calling_thread_and_its_failures_are_named() {
+    let (_vs, net) = network();
+    let probe = probe(6);
+    let set: &dyn ProbeSet = &probe;
+    let one = [(&net, Device::Cpu)];
+    let caller = std::thread::current().id();
+    let threads = on_devices(
+        &one,
+        set.batches(),
+        &|_, _| Ok(Vec::new()),
+        &|seen, _, _, _| {
+            seen.push(std::thread::current().id());
+            Ok(())
+        },
+    )
+    .unwrap();
+    assert_eq!(threads.len(), 1);
+    assert!(!threads[0].is_empty());
+    assert!(threads[0].iter().all(|&t| t == caller));
+    let err = on_devices(&one, set.batches(), &|_, _| Ok(()), &|_, _, _, _| {
+        Err(HookError::Probe("out of memory".into()))
+    })
+    .unwrap_err()
+    .to_string();
+    assert_eq!(err, "on cpu: probe set: out of memory");
+    let err = on_devices(&one, set.batches(), &|_, _| Ok(()), &|_, _, _, _| {
+        panic!("a kernel failed")
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.starts_with("on cpu: ") && err.contains("panicked: a kernel failed"),
+        "{err}"
+    );
+}
