@@ -25,7 +25,7 @@ pub mod unpool;
 pub mod winners;
 
 pub use error::DeconvError;
-pub use mine::{LayerChoice, LayerTop, Miner, MinerConfig};
+pub use mine::{LayerChoice, LayerTop, Miner, MinerConfig, Taken};
 pub use project::{check_reversible, project, Target};
 pub use render::{RenderConfig, Stretch};
 pub use winners::{crop_winners, Crops, LayerWinners, Winner};

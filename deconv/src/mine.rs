@@ -79,6 +79,10 @@ pub struct LayerTop {
     pub patches: Tensor,
 }
 
+/// A batch's chosen maps, one slot per mined layer ([`Miner::take`]).
+#[derive(Debug)]
+pub struct Taken(Vec<Option<Tensor>>);
+
 /// Streams a probe set and keeps the top-k of every chosen feature map.
 #[derive(Debug)]
 pub struct Miner {
@@ -186,6 +190,77 @@ impl Miner {
         indices: &[i64],
     ) -> Result<(), DeconvError> {
         let n = input.size()[0];
+        self.check_indices(n, indices)?;
+        if n == 0 {
+            return Ok(());
+        }
+        tch::no_grad(|| self.update_inner(net, input, indices))?;
+        self.seen += n;
+        self.last = indices.last().copied();
+        Ok(())
+    }
+
+    /// The deepest layer (an index into the architecture's layers) whose
+    /// output the miner takes maps of: a forward for it goes that far.
+    pub fn last_layer(&self, net: &Network) -> usize {
+        let arch = net.arch();
+        let convs = arch.conv_indices();
+        self.layers
+            .iter()
+            .map(|l| arch.tap_index(convs[l.conv]))
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Empty slots for a batch's chosen maps ([`Miner::take`]).
+    pub fn taker(&self) -> Taken {
+        Taken(self.layers.iter().map(|_| None).collect())
+    }
+
+    /// Takes the chosen maps of conv layer `conv` (0-based in conv order)
+    /// out of its rectified output `t` (`[N, C, H, W]`) of the batch being
+    /// fed, so that a caller running one forward for several consumers (the
+    /// hooks' shared probe pass) can hand each conv output to this miner and
+    /// drop it at once.
+    pub fn take(&self, taken: &mut Taken, conv: usize, t: &Tensor) {
+        for (li, layer) in self.layers.iter().enumerate() {
+            if layer.conv == conv {
+                let channels = Tensor::from_slice(&layer.channels).to_device(t.device());
+                taken.0[li] = Some(t.index_select(1, &channels).to_kind(Kind::Float));
+            }
+        }
+    }
+
+    /// Merges a batch's maps, all taken with [`Miner::take`], into the
+    /// top-k lists; its rows are the probe images `indices` (as for
+    /// [`Miner::update_indexed`]). Only for a miner that does not project
+    /// (`config.project = false`): a projection needs the forward's switches.
+    pub fn update_taken(&mut self, taken: Taken, indices: &[i64]) -> Result<(), DeconvError> {
+        if self.config.project {
+            return Err(DeconvError::Config(
+                "a miner that projects runs its own forward (update_indexed)".into(),
+            ));
+        }
+        let n = indices.len() as i64;
+        if let Some(t) = taken.0.iter().flatten().find(|t| t.size()[0] != n) {
+            return Err(DeconvError::Config(format!(
+                "a batch of {} images came with {n} probe indices",
+                t.size()[0]
+            )));
+        }
+        self.check_indices(n, indices)?;
+        if n == 0 {
+            return Ok(());
+        }
+        tch::no_grad(|| self.merge(taken, indices))?;
+        self.seen += n;
+        self.last = indices.last().copied();
+        Ok(())
+    }
+
+    /// Probe indices of a batch of `n` images: one each, ascending, after
+    /// every image fed before.
+    fn check_indices(&self, n: i64, indices: &[i64]) -> Result<(), DeconvError> {
         if indices.len() as i64 != n {
             return Err(DeconvError::Config(format!(
                 "a batch of {n} images came with {} probe indices",
@@ -203,12 +278,6 @@ impl Miner {
                 indices.first()
             )));
         }
-        if n == 0 {
-            return Ok(());
-        }
-        tch::no_grad(|| self.update_inner(net, input, indices))?;
-        self.seen += n;
-        self.last = indices.last().copied();
         Ok(())
     }
 
@@ -223,46 +292,46 @@ impl Miner {
         input: &Tensor,
         indices: &[i64],
     ) -> Result<(), DeconvError> {
-        let arch = net.arch();
-        let convs = arch.conv_indices();
-        let top = self
-            .layers
-            .iter()
-            .map(|l| arch.tap_index(convs[l.conv]))
-            .max()
-            .unwrap_or(0);
-        // The chosen maps of each chosen layer, in f32. The switches only
-        // for projecting; without them, a pool is cheaper, convolutions run
-        // channels-last (faster on the CPU), and each layer's output is
-        // dropped as soon as its maps are taken.
-        let pick = |layer: &LayerTop, t: &Tensor| {
-            let channels = Tensor::from_slice(&layer.channels).to_device(t.device());
-            t.index_select(1, &channels).to_kind(Kind::Float)
-        };
-        let mut chosen: Vec<Option<Tensor>> = self.layers.iter().map(|_| None).collect();
+        let top = self.last_layer(net);
+        // The switches only for projecting; without them, a pool is
+        // cheaper, convolutions run channels-last (faster on the CPU), and
+        // each layer's output is dropped as soon as its maps are taken.
+        let mut taken = self.taker();
         let taps = if self.config.project {
             let taps = net.forward_taps_to(input, false, top + 1);
-            for (li, layer) in self.layers.iter().enumerate() {
-                chosen[li] = Some(pick(layer, &taps.convs[layer.conv]));
+            for (conv, t) in taps.convs.iter().enumerate() {
+                self.take(&mut taken, conv, t);
             }
             Some(taps)
         } else {
             net.for_each_conv_to(&to_channels_last(input), top + 1, |conv, t| {
-                for (li, layer) in self.layers.iter().enumerate() {
-                    if layer.conv == conv {
-                        chosen[li] = Some(pick(layer, t));
-                    }
-                }
+                self.take(&mut taken, conv, t)
             });
             None
         };
-        let n = input.size()[0];
+        let (targets, slots) = self.merge(taken, indices)?;
+        match &taps {
+            Some(taps) if !targets.is_empty() => self.crop_new(net, taps, input, &targets, &slots),
+            _ => Ok(()),
+        }
+    }
+
+    /// Merges a batch's taken maps (rows: probe images `indices`) into the
+    /// lists; when projecting, the entries new in the lists, as projection
+    /// targets (rows of the batch) with their (layer, map, slot).
+    #[allow(clippy::type_complexity)]
+    fn merge(
+        &mut self,
+        mut taken: Taken,
+        indices: &[i64],
+    ) -> Result<(Vec<Target>, Vec<(usize, i64, i64)>), DeconvError> {
+        let n = indices.len() as i64;
         let (k, p) = (self.config.k as i64, self.config.per_image as i64);
         let mut targets = Vec::new();
         let mut slots = Vec::new(); // (layer, map, slot) of each target
         for (li, layer) in self.layers.iter_mut().enumerate() {
             let device = layer.values.device();
-            let act = chosen[li].take().ok_or_else(|| {
+            let act = taken.0[li].take().ok_or_else(|| {
                 DeconvError::Config(format!("conv{} was not reached", layer.conv + 1))
             })?;
             let s = act.size();
@@ -319,10 +388,7 @@ impl Miner {
                 }
             }
         }
-        match &taps {
-            Some(taps) if !targets.is_empty() => self.crop_new(net, taps, input, &targets, &slots),
-            _ => Ok(()),
-        }
+        Ok((targets, slots))
     }
 
     /// Projections and patches of this batch's new entries (`targets`, at

@@ -7,7 +7,7 @@ use std::path::Path;
 use tch::{Device, Tensor};
 use zftrain_model::Network;
 
-use crate::{HookError, SummarySink};
+use crate::{HookError, SharedPass, SummarySink};
 
 /// A batch of probe images.
 #[derive(Debug)]
@@ -158,6 +158,9 @@ pub struct HookContext<'a> {
     /// What training measured last (all `None` outside training, as in
     /// `zftrain visualize`).
     pub metrics: Metrics,
+    /// The probe pass shared by the hooks due at this event, when more than
+    /// one needs one (set by the registry; `None` elsewhere).
+    pub shared: Option<&'a SharedPass>,
 }
 
 /// What training measured last, as a hook sees it.

@@ -3,7 +3,7 @@
 
 use tch::Tensor;
 
-use crate::{HookContext, HookError, Schedule};
+use crate::{HookContext, HookError, ProbeNeed, Schedule};
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +59,20 @@ pub trait Hook: Send {
     /// A failure of a required hook stops training; of others it is reported.
     fn required(&self) -> bool {
         false
+    }
+
+    /// What the hook will read off the probe set's conv outputs at `event`
+    /// (default: nothing). When several hooks due at the same event need
+    /// something, the registry streams the probe set once for all of them
+    /// and hands the result over in [`HookContext::shared`], where
+    /// [`crate::mine_probe`] finds it; a hook that reads the probe set in
+    /// some other way says nothing here.
+    fn probe_needs(
+        &self,
+        _event: Event,
+        _ctx: &HookContext<'_>,
+    ) -> Result<Vec<ProbeNeed>, HookError> {
+        Ok(Vec::new())
     }
 
     /// Before the first step.

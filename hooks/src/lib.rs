@@ -24,6 +24,7 @@ pub mod hook;
 pub mod mining;
 pub mod registry;
 pub mod schedule;
+pub mod shared;
 pub mod sink;
 pub mod spec;
 
@@ -34,6 +35,7 @@ pub use hook::{Control, Event, Hook, HookState};
 pub use mining::mine_probe;
 pub use registry::{Dispatch, Hooks};
 pub use schedule::Schedule;
+pub use shared::{FilterSums, ProbeNeed, SharedPass};
 pub use sink::{MemorySink, Summary, SummarySink};
 pub use spec::HookSpec;
 pub use zftrain_deconv as deconv;

@@ -9,9 +9,10 @@
 
 use std::collections::BTreeSet;
 
-use zftrain_deconv::{crop_winners, Crops, LayerChoice, LayerTop, Miner, MinerConfig};
+use zftrain_deconv::{crop_winners, Crops, LayerChoice, LayerTop, MinerConfig};
 
 use crate::devices::on_devices;
+use crate::shared::{ProbeNeed, SharedPass};
 use crate::{HookContext, HookError};
 
 /// The top-k lists of `choices` over `ctx`'s whole probe set, with their
@@ -22,31 +23,21 @@ pub fn mine_probe(
     config: MinerConfig,
 ) -> Result<Vec<LayerTop>, HookError> {
     let devices = ctx.devices();
-    let values_only = MinerConfig {
-        project: false,
-        ..config.clone()
-    };
-    // Checked once here, so that a bad choice is one error, not one per device.
-    Miner::new(ctx.net, choices, values_only.clone(), tch::Device::Cpu)?;
-    let miners = on_devices(
-        &devices,
-        ctx.probe.batches(),
-        &|net, device| Ok(Miner::new(net, choices, values_only.clone(), device)?),
-        &|miner, net, device, batch| {
-            let images = batch.images.to_device(device);
-            Ok(miner.update_indexed(net, &images, &batch.indices)?)
-        },
-    )?;
-    let mut shards: Vec<Vec<LayerTop>> = choices.iter().map(|_| Vec::new()).collect();
-    for miner in miners {
-        for (i, top) in miner.into_layers().into_iter().enumerate() {
-            shards[i].push(top);
+    // The first pass: taken from the pass the hooks due now share, or run
+    // for these choices alone.
+    let mut tops = match ctx.shared.and_then(|s| s.tops(choices, &config)) {
+        Some(tops) => tops,
+        None => {
+            let need = ProbeNeed::Top {
+                choices: choices.to_vec(),
+                k: config.k,
+                per_image: config.per_image,
+            };
+            SharedPass::run(ctx, &[need])?
+                .tops(choices, &config)
+                .ok_or_else(|| HookError::Probe("the pass did not cover its own choices".into()))?
         }
-    }
-    let mut tops = shards
-        .into_iter()
-        .map(LayerTop::merge)
-        .collect::<Result<Vec<_>, _>>()?;
+    };
     if !config.project {
         return Ok(tops);
     }

@@ -6,7 +6,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
-use crate::{Control, Event, Hook, HookContext, HookError, HookState};
+use crate::{Control, Event, Hook, HookContext, HookError, HookState, SharedPass};
 
 /// What happened when an event was dispatched.
 #[derive(Debug, Default)]
@@ -17,6 +17,9 @@ pub struct Dispatch {
     pub failures: Vec<HookError>,
     /// Hooks that ran, with their time.
     pub ran: Vec<(String, Duration)>,
+    /// The probe pass the hooks due shared, if there was one: the hooks
+    /// that used it, and its time (not counted in theirs).
+    pub shared: Option<(Vec<String>, Duration)>,
 }
 
 /// The registered hooks.
@@ -122,13 +125,38 @@ impl Hooks {
         all: bool,
     ) -> Result<Dispatch, HookError> {
         let mut out = Dispatch::default();
-        for hook in &mut self.hooks {
-            if !all && !due(hook.as_ref(), event, ctx.epoch, ctx.step) {
+        let due_now: Vec<bool> = self
+            .hooks
+            .iter()
+            .map(|h| all || due(h.as_ref(), event, ctx.epoch, ctx.step))
+            .collect();
+        let (shared, wanting) = self.shared_pass(event, ctx, &due_now, &mut out);
+        let with_shared;
+        let ctx = match &shared {
+            Some(Ok(pass)) => {
+                with_shared = HookContext {
+                    shared: Some(pass),
+                    ..*ctx
+                };
+                &with_shared
+            }
+            _ => ctx,
+        };
+        for (i, hook) in self.hooks.iter_mut().enumerate() {
+            if !due_now[i] {
                 continue;
             }
             let name = hook.name().to_string();
             let start = Instant::now();
+            let failed_pass = match &shared {
+                Some(Err(message)) if wanting.contains(&i) => Some(message.clone()),
+                _ => None,
+            };
             let result = catch_unwind(AssertUnwindSafe(|| match event {
+                _ if failed_pass.is_some() => Err(HookError::Probe(format!(
+                    "the probe pass shared with the other hooks failed: {}",
+                    failed_pass.clone().unwrap_or_default()
+                ))),
                 Event::TrainStart => hook.on_train_start(ctx),
                 Event::StepEnd => hook.on_step_end(ctx),
                 Event::EpochEnd => hook.on_epoch_end(ctx),
@@ -157,6 +185,50 @@ impl Hooks {
             }
         }
         Ok(out)
+    }
+
+    /// When two or more of the hooks due (`due_now`) read the probe set's
+    /// conv outputs, one pass for all of them (its time in `out.shared`),
+    /// or why it failed; and the hooks that wanted it.
+    fn shared_pass(
+        &self,
+        event: Event,
+        ctx: &HookContext<'_>,
+        due_now: &[bool],
+        out: &mut Dispatch,
+    ) -> (Option<Result<SharedPass, String>>, Vec<usize>) {
+        let mut needs = Vec::new();
+        let mut wanting = Vec::new();
+        for (i, hook) in self.hooks.iter().enumerate() {
+            if !due_now[i] {
+                continue;
+            }
+            // A hook whose needs cannot be worked out runs its own pass
+            // (and reports the same error there).
+            let asked = catch_unwind(AssertUnwindSafe(|| hook.probe_needs(event, ctx)));
+            if let Ok(Ok(n)) = asked {
+                if !n.is_empty() {
+                    wanting.push(i);
+                    needs.extend(n);
+                }
+            }
+        }
+        if wanting.len() < 2 {
+            return (None, Vec::new());
+        }
+        let start = Instant::now();
+        let pass = match catch_unwind(AssertUnwindSafe(|| SharedPass::run(ctx, &needs))) {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(payload) => Err(format!("panicked: {}", panic_message(payload.as_ref()))),
+        };
+        out.shared = Some((
+            wanting
+                .iter()
+                .map(|&i| self.hooks[i].name().to_string())
+                .collect(),
+            start.elapsed(),
+        ));
+        (Some(pass), wanting)
     }
 
     /// Every stateful hook's state, by state key.

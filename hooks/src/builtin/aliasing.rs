@@ -159,4 +159,18 @@ impl AliasingHook {
     }
 }
 
+impl super::Needs for AliasingHook {
+    fn needs(&self, ctx: &HookContext<'_>) -> Result<Vec<crate::ProbeNeed>, HookError> {
+        let c = &self.config;
+        if c.grid_layer < 2 {
+            return Ok(Vec::new());
+        }
+        Ok(vec![crate::ProbeNeed::Top {
+            choices: layer_choices(ctx.net, &[c.grid_layer], &c.grid_maps, &c.name)?,
+            k: 1,
+            per_image: MinerConfig::default().per_image,
+        }])
+    }
+}
+
 scheduled_hook!(AliasingHook);

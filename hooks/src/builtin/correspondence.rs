@@ -104,4 +104,6 @@ impl CorrespondenceHook {
     }
 }
 
+impl super::Needs for CorrespondenceHook {}
+
 scheduled_hook!(CorrespondenceHook);

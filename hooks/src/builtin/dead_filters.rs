@@ -9,11 +9,10 @@
 //! `filters/convL/activation_rate` and `filters/convL/rms`.
 
 use serde::{Deserialize, Serialize};
-use tch::{Kind, Tensor};
+use tch::Kind;
 
-use zftrain_model::network::to_channels_last;
-
-use crate::{on_devices, Control, HookContext, HookError, Schedule};
+use crate::shared::{FilterSums, ProbeNeed, SharedPass};
+use crate::{Control, HookContext, HookError, Schedule};
 
 /// Settings (`[[hooks]] kind = "dead_filters"`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -60,53 +59,6 @@ pub struct LayerFilters {
     pub degenerate: usize,
 }
 
-/// Per conv layer: the largest activation of each filter, its count of
-/// units above the threshold, and the units seen (on the CPU once joined).
-#[derive(Default)]
-struct Sums {
-    maxes: Vec<Tensor>,
-    above: Vec<Tensor>,
-    units: Vec<f64>,
-}
-
-impl Sums {
-    fn add(&mut self, convs: &[Tensor], thr: f64) {
-        for (i, tap) in convs.iter().enumerate() {
-            let t = tap.to_kind(Kind::Float);
-            let s = t.size();
-            let m = t.amax([0i64, 2, 3].as_slice(), false);
-            let a = t
-                .gt(thr)
-                .sum_dim_intlist([0i64, 2, 3].as_slice(), false, Kind::Double);
-            let units = (s[0] * s[2] * s[3]) as f64;
-            if i == self.maxes.len() {
-                self.maxes.push(m);
-                self.above.push(a);
-                self.units.push(units);
-            } else {
-                self.maxes[i] = self.maxes[i].maximum(&m);
-                self.above[i] = &self.above[i] + a;
-                self.units[i] += units;
-            }
-        }
-    }
-
-    fn join(&mut self, other: Sums) {
-        let cpu = |t: Tensor| t.to_device(tch::Device::Cpu);
-        if self.maxes.is_empty() {
-            self.maxes = other.maxes.into_iter().map(cpu).collect();
-            self.above = other.above.into_iter().map(cpu).collect();
-            self.units = other.units;
-            return;
-        }
-        for (i, (m, a)) in other.maxes.into_iter().zip(other.above).enumerate() {
-            self.maxes[i] = self.maxes[i].maximum(&cpu(m));
-            self.above[i] = &self.above[i] + cpu(a);
-            self.units[i] += other.units[i];
-        }
-    }
-}
-
 /// The hook.
 #[derive(Debug)]
 pub struct DeadFiltersHook {
@@ -125,34 +77,27 @@ impl DeadFiltersHook {
         let convs = arch.conv_indices();
         let thr = self.config.threshold;
         // An architecture file may have none (a plain MLP).
-        let Some(&last_conv) = convs.last() else {
+        if convs.is_empty() {
             return Err(HookError::failed(
                 &self.config.name,
                 format!("{} has no conv layers to count filters of", arch.name),
             ));
-        };
-        let last = arch.tap_index(last_conv);
-        // Each device sums its batches; the sums are added up on the CPU.
-        let parts = on_devices(
-            &ctx.devices(),
-            ctx.probe.batches(),
-            &|_, _| Ok(Sums::default()),
-            &|sums, net, device, batch| {
-                let input = to_channels_last(&batch.images.to_device(device));
-                let convs = tch::no_grad(|| net.forward_convs_to(&input, last + 1));
-                sums.add(&convs, thr);
-                Ok(())
-            },
-        )?;
-        let mut total = Sums::default();
-        for part in parts {
-            total.join(part);
         }
-        let Sums {
+        // From the pass the hooks due now share, or a pass of its own.
+        let own;
+        let sums = match ctx.shared.and_then(|s| s.filter_stats(thr)) {
+            Some(sums) => sums,
+            None => {
+                own = SharedPass::run(ctx, &[ProbeNeed::FilterStats { threshold: thr }])?;
+                own.filter_stats(thr)
+                    .ok_or_else(|| HookError::Probe("the pass did not count filters".into()))?
+            }
+        };
+        let FilterSums {
             maxes,
             above,
             units,
-        } = total;
+        } = sums;
         let mut out = Vec::new();
         for (i, &index) in convs.iter().enumerate() {
             let (Some(m), Some(a)) = (maxes.get(i), above.get(i)) else {
@@ -216,6 +161,14 @@ impl DeadFiltersHook {
                 .histogram(&format!("filters/{}/rms", l.label), step, &l.rms)?;
         }
         Ok(Control::Continue)
+    }
+}
+
+impl super::Needs for DeadFiltersHook {
+    fn needs(&self, _ctx: &HookContext<'_>) -> Result<Vec<ProbeNeed>, HookError> {
+        Ok(vec![ProbeNeed::FilterStats {
+            threshold: self.config.threshold,
+        }])
     }
 }
 

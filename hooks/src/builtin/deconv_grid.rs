@@ -229,4 +229,15 @@ impl DeconvGridHook {
     }
 }
 
+impl super::Needs for DeconvGridHook {
+    fn needs(&self, ctx: &HookContext<'_>) -> Result<Vec<crate::ProbeNeed>, HookError> {
+        let c = &self.config;
+        Ok(vec![crate::ProbeNeed::Top {
+            choices: layer_choices(ctx.net, &c.layers, &c.maps, &c.name)?,
+            k: c.k,
+            per_image: c.per_image,
+        }])
+    }
+}
+
 scheduled_hook!(DeconvGridHook);

@@ -122,6 +122,20 @@ impl EvolutionHook {
     }
 }
 
+impl super::Needs for EvolutionHook {
+    fn needs(&self, ctx: &HookContext<'_>) -> Result<Vec<crate::ProbeNeed>, HookError> {
+        if self.epochs.contains(&ctx.epoch) {
+            return Ok(Vec::new());
+        }
+        let c = &self.config;
+        Ok(vec![crate::ProbeNeed::Top {
+            choices: layer_choices(ctx.net, &c.layers, &c.maps, &c.name)?,
+            k: 1,
+            per_image: MinerConfig::default().per_image,
+        }])
+    }
+}
+
 scheduled_hook!(
     EvolutionHook,
     fn save_state(&self) -> Result<Option<HookState>, HookError> {

@@ -376,4 +376,6 @@ fn shapes(named: &[(String, Tensor)]) -> serde_json::Value {
         .into()
 }
 
+impl super::Needs for ExecHook {}
+
 scheduled_hook!(ExecHook);

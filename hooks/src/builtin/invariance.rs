@@ -116,4 +116,6 @@ impl InvarianceHook {
     }
 }
 
+impl super::Needs for InvarianceHook {}
+
 scheduled_hook!(InvarianceHook);

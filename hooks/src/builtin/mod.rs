@@ -2,8 +2,8 @@
 
 /// The `Hook` impl every built-in analysis shares: name, schedule and
 /// `required` come from its `config`, and each scheduled event (epoch end,
-/// step end, train end) calls its `run`. Extra trait items (state) follow
-/// the type.
+/// step end, train end) calls its `run`, with the probe needs of its
+/// [`Needs`] impl. Extra trait items (state) follow the type.
 macro_rules! scheduled_hook {
     ($ty:ty $(, $extra:item)* $(,)?) => {
         impl $crate::Hook for $ty {
@@ -17,6 +17,19 @@ macro_rules! scheduled_hook {
 
             fn required(&self) -> bool {
                 self.config.required
+            }
+
+            fn probe_needs(
+                &self,
+                event: $crate::Event,
+                ctx: &$crate::HookContext<'_>,
+            ) -> Result<Vec<$crate::ProbeNeed>, $crate::HookError> {
+                match event {
+                    $crate::Event::EpochEnd | $crate::Event::StepEnd | $crate::Event::TrainEnd => {
+                        $crate::builtin::Needs::needs(self, ctx)
+                    }
+                    _ => Ok(Vec::new()),
+                }
             }
 
             fn on_epoch_end(
@@ -43,6 +56,17 @@ macro_rules! scheduled_hook {
             $($extra)*
         }
     };
+}
+
+/// What a built-in hook's `run` reads off the probe set's conv outputs
+/// (for the pass the hooks due at an event share); default: nothing.
+pub(crate) trait Needs {
+    fn needs(
+        &self,
+        _ctx: &crate::HookContext<'_>,
+    ) -> Result<Vec<crate::ProbeNeed>, crate::HookError> {
+        Ok(Vec::new())
+    }
 }
 
 pub mod aliasing;

@@ -101,4 +101,6 @@ impl OcclusionHook {
     }
 }
 
+impl super::Needs for OcclusionHook {}
+
 scheduled_hook!(OcclusionHook);

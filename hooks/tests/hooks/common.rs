@@ -49,5 +49,6 @@ pub fn context<'a>(
         run_dir: dir,
         sink,
         metrics: Default::default(),
+        shared: None,
     }
 }

@@ -4,4 +4,5 @@ mod analyses;
 mod builtin;
 mod common;
 mod registry;
+mod shared;
 mod streamed;

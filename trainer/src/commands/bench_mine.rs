@@ -84,6 +84,7 @@ pub fn mine(args: &MineBenchArgs) -> Result<()> {
                     run_dir: &dir,
                     sink: &sink,
                     metrics: Default::default(),
+                    shared: None,
                 };
                 let choices = layer_choices(ctx.net, &[], &Maps::Count(args.maps), "bench")?;
                 let config = MinerConfig {

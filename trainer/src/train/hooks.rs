@@ -119,6 +119,7 @@ impl HookRunner {
             run_dir: at.run_dir,
             sink: &sink,
             metrics: at.metrics,
+            shared: None,
         };
         let start = Instant::now();
         let d = if all {
@@ -128,6 +129,10 @@ impl HookRunner {
         }
         .map_err(|e| anyhow::anyhow!("{e} (the hook is required; stopping)"))?;
         let (epoch, step) = (at.epoch, at.step);
+        if let Some((hooks, took)) = &d.shared {
+            let hooks = hooks.join(",");
+            info!(hooks = %hooks, event = ?event, epoch, step, seconds = took.as_secs_f64(), "shared probe pass");
+        }
         for (name, took) in &d.ran {
             info!(hook = %name, event = ?event, epoch, step, seconds = took.as_secs_f64(), "hook ran");
         }
