@@ -122,6 +122,19 @@ pub fn correspondence(
     parts: &[Part],
     config: &CorrespondenceConfig,
 ) -> Result<Vec<CorrespondenceRow>, AnalysisError> {
+    correspondence_with_progress(net, images, parts, config, &mut |_| {})
+}
+
+/// [`correspondence`], telling `progress` how many occluded images are
+/// done after each part or random draw (N each; `zftrain analyze` prints a
+/// line every so often).
+pub fn correspondence_with_progress(
+    net: &Network,
+    images: &Tensor,
+    parts: &[Part],
+    config: &CorrespondenceConfig,
+    progress: &mut dyn FnMut(usize),
+) -> Result<Vec<CorrespondenceRow>, AnalysisError> {
     let size = images.size();
     let (n, h, w) = (size[0], size[2], size[3]);
     if n < 2 {
@@ -161,6 +174,7 @@ pub fn correspondence(
         let mut per_layer: Vec<Vec<f64>> = vec![Vec::new(); config.layers.len()];
         for boxes in draws {
             let occluded = fx.extract(&fill_boxes(images, boxes, config.value));
+            progress(n as usize);
             for (k, &layer) in config.layers.iter().enumerate() {
                 let eps = original.layer(layer)? - occluded.layer(layer)?;
                 per_layer[k].extend(pair_distances(&eps));

@@ -95,6 +95,18 @@ pub fn invariance(
     classes: &[Option<i64>],
     config: &InvarianceConfig,
 ) -> Result<Vec<InvariancePoint>, AnalysisError> {
+    invariance_with_progress(net, images, classes, config, &mut |_| {})
+}
+
+/// [`invariance`], telling `progress` how many transformed images are done
+/// after each original (`zftrain analyze` prints a line every so often).
+pub fn invariance_with_progress(
+    net: &Network,
+    images: &Tensor,
+    classes: &[Option<i64>],
+    config: &InvarianceConfig,
+    progress: &mut dyn FnMut(usize),
+) -> Result<Vec<InvariancePoint>, AnalysisError> {
     config.check()?;
     let n = images.size()[0];
     if classes.len() as i64 != n {
@@ -140,6 +152,7 @@ pub fn invariance(
         let p = Vec::<f64>::try_from(&f.probs.select(1, class).to_kind(Kind::Double))
             .unwrap_or_default();
         let top = Vec::<i64>::try_from(&f.probs.argmax(-1, false)).unwrap_or_default();
+        progress(warps.len());
         for (k, warp) in warps.iter().enumerate() {
             out.push(InvariancePoint {
                 image: i as usize,

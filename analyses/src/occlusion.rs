@@ -102,6 +102,30 @@ pub fn occlusion(
     class: Option<i64>,
     config: &OcclusionConfig,
 ) -> Result<OcclusionMap, AnalysisError> {
+    occlusion_with_progress(net, image, class, config, &mut |_| {})
+}
+
+/// The square's positions in `image` (`[3, H, W]`) at `config`: what
+/// [`occlusion_with_progress`] counts.
+pub fn positions(image: &Tensor, config: &OcclusionConfig) -> usize {
+    let size = image.size();
+    let (h, w) = (size[size.len() - 2], size[size.len() - 1]);
+    if config.size < 1 || config.stride < 1 {
+        return 0;
+    }
+    steps(h, config.size, config.stride).len() * steps(w, config.size, config.stride).len()
+}
+
+/// [`occlusion`], telling `progress` how many occluded copies are done
+/// after each batch of them (`zftrain analyze` prints a line every so
+/// often).
+pub fn occlusion_with_progress(
+    net: &Network,
+    image: &Tensor,
+    class: Option<i64>,
+    config: &OcclusionConfig,
+    progress: &mut dyn FnMut(usize),
+) -> Result<OcclusionMap, AnalysisError> {
     let size = image.size();
     let (h, w) = (size[1], size[2]);
     if config.size < 1 || config.stride < 1 || config.size > h.min(w) {
@@ -184,6 +208,7 @@ pub fn occlusion(
         )?);
         top_class.extend(Vec::<i64>::try_from(&tc)?);
         top_probability.extend(Vec::<f64>::try_from(&tp.to_kind(Kind::Double))?);
+        progress(chunk.len());
     }
     Ok(OcclusionMap {
         rows: tops.len(),

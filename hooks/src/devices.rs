@@ -168,11 +168,10 @@ pub fn device_name(device: Device) -> String {
     }
 }
 
+/// `panicked: <the panic's message>`.
 fn panic_text(payload: &Box<dyn std::any::Any + Send>) -> String {
-    let text = payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "no message".into());
-    format!("panicked: {text}")
+    format!(
+        "panicked: {}",
+        crate::error::panic_message(payload.as_ref())
+    )
 }

@@ -99,3 +99,13 @@ impl HookError {
         }
     }
 }
+
+/// The message of a caught panic (`"a panic without a message"` if it had
+/// none that is text).
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
+}

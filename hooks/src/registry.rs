@@ -6,6 +6,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
+use crate::error::panic_message;
 use crate::{Control, Event, Hook, HookContext, HookError, HookState, SharedPass};
 
 /// What happened when an event was dispatched.
@@ -34,14 +35,6 @@ impl std::fmt::Debug for Hooks {
             .entries(self.hooks.iter().map(|h| h.name()))
             .finish()
     }
-}
-
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic without a message".into())
 }
 
 impl Hooks {

@@ -58,9 +58,13 @@ impl FilterSums {
         let t = t.to_kind(Kind::Float);
         let s = t.size();
         let m = t.amax([0i64, 2, 3].as_slice(), false);
+        // Per image in i32 first (exact: at most H*W units), then over the
+        // batch in f64: 0.49 s instead of 0.86 s for conv1 of a batch of 128
+        // on 2 cores (one sum straight to f64 over N, H, W).
         let a = t
             .gt(threshold)
-            .sum_dim_intlist([0i64, 2, 3].as_slice(), false, Kind::Double);
+            .sum_dim_intlist([2i64, 3].as_slice(), false, Kind::Int)
+            .sum_dim_intlist([0i64].as_slice(), false, Kind::Double);
         let units = (s[0] * s[2] * s[3]) as f64;
         if conv == self.maxes.len() {
             self.maxes.push(m);

@@ -117,6 +117,10 @@ pub struct AnalysisCommon {
     /// Images per forward.
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
+    /// A progress line every this many seconds (0: after every batch) and
+    /// a last line with the time taken.
+    #[arg(long, default_value_t = 60.0)]
+    pub log_every_s: f64,
 }
 
 /// `zftrain analyze invariance`.

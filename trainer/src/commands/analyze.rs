@@ -9,10 +9,12 @@ use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use tch::{Device, Tensor};
 use zftrain_analyses::correspondence::{
-    correspondence as run_correspondence, CorrespondenceConfig, Part,
+    correspondence_with_progress as run_correspondence, CorrespondenceConfig, Part,
 };
-use zftrain_analyses::invariance::{invariance as run_invariance, InvarianceConfig};
-use zftrain_analyses::occlusion::{occlusion as run_occlusion, OcclusionConfig};
+use zftrain_analyses::invariance::{invariance_with_progress as run_invariance, InvarianceConfig};
+use zftrain_analyses::occlusion::{
+    occlusion_with_progress as run_occlusion, positions as occlusion_positions, OcclusionConfig,
+};
 use zftrain_analyses::plot::invariance_figure;
 use zftrain_analyses::render::class_color;
 use zftrain_analyses::report::{
@@ -25,6 +27,7 @@ use zftrain_tensorboard::BackgroundWriter;
 
 use super::images::{eval_transform, load_image, resolve_class};
 use crate::cli::{AnalysisCommon, CorrespondenceArgs, InvarianceArgs, OcclusionArgs};
+use crate::train::ticker::Ticker;
 use crate::weights::load_model;
 use crate::weights::{Model, WeightsInfo};
 
@@ -160,7 +163,12 @@ pub fn invariance(args: &InvarianceArgs) -> Result<()> {
         batch_size: args.common.batch_size,
     };
     let start = std::time::Instant::now();
-    let points = run_invariance(&l.model.net, &images, &classes, &config)?;
+    let total = args.images.len() * config.warps().len();
+    let mut ticker = Ticker::new("invariance", total, args.common.log_every_s);
+    let points = run_invariance(&l.model.net, &images, &classes, &config, &mut |n| {
+        ticker.add(n)
+    })?;
+    ticker.finish();
     let seconds = start.elapsed().as_secs_f64();
     let names: Vec<String> = args
         .images
@@ -220,11 +228,17 @@ pub fn occlusion(args: &OcclusionArgs) -> Result<()> {
     };
     let out = &args.common.out;
     let mut summary = Vec::new();
+    let total = (0..args.images.len())
+        .map(|i| occlusion_positions(&images.get(i as i64), &config))
+        .sum();
+    let mut ticker = Ticker::new("occlusion", total, args.common.log_every_s);
     for (i, file) in args.images.iter().enumerate() {
         let start = std::time::Instant::now();
         let image = images.get(i as i64);
-        let m = run_occlusion(&l.model.net, &image, classes[i], &config)
-            .with_context(|| format!("occluding {}", file.display()))?;
+        let m = run_occlusion(&l.model.net, &image, classes[i], &config, &mut |n| {
+            ticker.add(n)
+        })
+        .with_context(|| format!("occluding {}", file.display()))?;
         let seconds = start.elapsed().as_secs_f64();
         let csv = occlusion_csv(&m);
         write_text(&out.join(format!("occlusion-{i}.csv")), &csv)?;
@@ -267,6 +281,7 @@ pub fn occlusion(args: &OcclusionArgs) -> Result<()> {
             m.cols
         );
     }
+    ticker.finish();
     write_text(
         &out.join("occlusion.json"),
         &serde_json::to_string_pretty(&summary)?,
@@ -384,7 +399,12 @@ pub fn correspondence(args: &CorrespondenceArgs) -> Result<()> {
         ..CorrespondenceConfig::default()
     };
     let start = std::time::Instant::now();
-    let rows = run_correspondence(&l.model.net, &images, &parts, &config)?;
+    let total = files.len() * (parts.len() + config.random_draws);
+    let mut ticker = Ticker::new("correspondence", total, args.common.log_every_s);
+    let rows = run_correspondence(&l.model.net, &images, &parts, &config, &mut |n| {
+        ticker.add(n)
+    })?;
+    ticker.finish();
     let seconds = start.elapsed().as_secs_f64();
     let mut names: Vec<String> = parts.iter().map(|p| p.name.clone()).collect();
     if config.random_draws > 0 {

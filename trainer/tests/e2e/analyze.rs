@@ -38,6 +38,8 @@ fn the_three_analyses_write_their_numbers_and_pictures() {
         "1,1.5",
         "--rotations",
         "0,90",
+        "--log-every-s",
+        "0",
         "--out",
         s(&out),
     ]);
@@ -45,6 +47,9 @@ fn the_three_analyses_write_their_numbers_and_pictures() {
         printed.contains("2 images x 7 transformations"),
         "{printed}"
     );
+    // Progress after each image (every 0 s), then the time taken.
+    assert!(printed.contains("invariance: 7/14 images, "), "{printed}");
+    assert!(printed.contains("invariance: 14/14 images in "), "{printed}");
     let csv = read(&out.join("invariance.csv"));
     assert_eq!(csv.lines().count(), 1 + 2 * 7);
     for line in csv.lines().skip(1) {
@@ -82,6 +87,7 @@ fn the_three_analyses_write_their_numbers_and_pictures() {
         s(&out),
     ]);
     assert!(printed.contains("4x4 positions"), "{printed}");
+    assert!(printed.contains("occlusion: 16/16 images in "), "{printed}");
     assert_eq!(read(&out.join("occlusion-0.csv")).lines().count(), 1 + 16);
     let png = image::open(out.join("occlusion-0.png")).unwrap();
     assert_eq!(
@@ -145,6 +151,8 @@ fn the_three_analyses_write_their_numbers_and_pictures() {
         "{csv}"
     );
     assert!(printed.contains("random"), "{printed}");
+    // 3 images for the part and for each of the 5 random draws.
+    assert!(printed.contains("correspondence: 18/18 images in "), "{printed}");
 }
 
 #[test]
