@@ -7,6 +7,7 @@ use anyhow::{bail, Result};
 
 use crate::cli::TrainArgs;
 use crate::config::RunConfig;
+use crate::train::checkpointing::RUN_CONFIG_FILE;
 use crate::train::setup::RUN_ARCH_FILE;
 use crate::train::{train, StopHandle, TrainOptions};
 
@@ -21,11 +22,11 @@ fn path_str(p: &Path) -> String {
 
 /// The run directory of a `--resume` path (a run directory or a checkpoint in one).
 fn resume_run_dir(path: &Path) -> Option<PathBuf> {
-    if path.join("config.toml").is_file() {
+    if path.join(RUN_CONFIG_FILE).is_file() {
         return Some(path.to_path_buf());
     }
     let run = path.parent()?.parent()?;
-    run.join("config.toml").is_file().then(|| run.to_path_buf())
+    run.join(RUN_CONFIG_FILE).is_file().then(|| run.to_path_buf())
 }
 
 /// The overrides that the flags stand for, after the user's `--set`s.
@@ -95,7 +96,7 @@ fn check_saved_programs(config: &RunConfig, run: &Path, trusted: Option<&Path>) 
         ),
         None => bail!(
             "{}: the saved configuration runs program(s) as exec hooks: {}. A run directory is data, so zftrain does not run the programs it names on --resume: read that file, then resume with --config FILE (your own configuration, with the hooks you want), or with --trust-run-hooks {}",
-            run.join("config.toml").display(),
+            run.join(RUN_CONFIG_FILE).display(),
             programs.join(", "),
             run.display()
         ),
@@ -137,7 +138,7 @@ pub fn run(args: &TrainArgs) -> Result<u8> {
             if kept.is_file() && args.arch.is_none() && args.arch_file.is_none() {
                 sets.insert(2, format!("model.arch_file={}", path_str(&kept)));
             }
-            Some(run.join("config.toml"))
+            Some(run.join(RUN_CONFIG_FILE))
         }
         (None, None) => None,
     };

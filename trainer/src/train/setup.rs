@@ -20,7 +20,7 @@ use zftrain_model::Arch;
 use zftrain_tensorboard::HParamValue;
 
 use crate::config::RunConfig;
-use crate::train::checkpointing::{read_mean_image, MEAN_IMAGE_FILE};
+use crate::train::checkpointing::{read_mean_image, MEAN_IMAGE_FILE, RUN_CONFIG_FILE};
 use crate::train::ticker::Ticker;
 use crate::weights::ArchSpec;
 
@@ -245,7 +245,7 @@ pub fn write_run_dir(
     classes: &[String],
 ) -> Result<()> {
     fs::create_dir_all(run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
-    write_file(&run_dir.join("config.toml"), config.to_toml().as_bytes())?;
+    write_file(&run_dir.join(RUN_CONFIG_FILE), config.to_toml().as_bytes())?;
     if let ArchSpec::Table(table) = spec {
         write_file(&run_dir.join(RUN_ARCH_FILE), write_arch(table).as_bytes())?;
     }
