@@ -26,7 +26,9 @@ fn resume_run_dir(path: &Path) -> Option<PathBuf> {
         return Some(path.to_path_buf());
     }
     let run = path.parent()?.parent()?;
-    run.join(RUN_CONFIG_FILE).is_file().then(|| run.to_path_buf())
+    run.join(RUN_CONFIG_FILE)
+        .is_file()
+        .then(|| run.to_path_buf())
 }
 
 /// The overrides that the flags stand for, after the user's `--set`s.

@@ -49,7 +49,10 @@ fn the_three_analyses_write_their_numbers_and_pictures() {
     );
     // Progress after each image (every 0 s), then the time taken.
     assert!(printed.contains("invariance: 7/14 images, "), "{printed}");
-    assert!(printed.contains("invariance: 14/14 images in "), "{printed}");
+    assert!(
+        printed.contains("invariance: 14/14 images in "),
+        "{printed}"
+    );
     let csv = read(&out.join("invariance.csv"));
     assert_eq!(csv.lines().count(), 1 + 2 * 7);
     for line in csv.lines().skip(1) {
@@ -152,7 +155,10 @@ fn the_three_analyses_write_their_numbers_and_pictures() {
     );
     assert!(printed.contains("random"), "{printed}");
     // 3 images for the part and for each of the 5 random draws.
-    assert!(printed.contains("correspondence: 18/18 images in "), "{printed}");
+    assert!(
+        printed.contains("correspondence: 18/18 images in "),
+        "{printed}"
+    );
 }
 
 #[test]
