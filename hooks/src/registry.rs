@@ -18,8 +18,9 @@ pub struct Dispatch {
     pub failures: Vec<HookError>,
     /// Hooks that ran, with their time.
     pub ran: Vec<(String, Duration)>,
-    /// The probe pass the hooks due shared, if there was one: the hooks
-    /// that used it, and its time (not counted in theirs).
+    /// The probe pass the hooks due shared, if one ran: the hooks it
+    /// serves (at the last planned epoch's end, those due at the end of
+    /// training too), and its time (not counted in theirs).
     pub shared: Option<(Vec<String>, Duration)>,
 }
 
@@ -27,6 +28,12 @@ pub struct Dispatch {
 #[derive(Default)]
 pub struct Hooks {
     hooks: Vec<Box<dyn Hook>>,
+    /// The epochs the run plans: at the end of the last one, the pass the
+    /// epoch-end hooks share also serves the hooks due at the end of
+    /// training ("and the last"), which run right after at the same step.
+    planned_epochs: Option<u64>,
+    /// That pass, with the epoch and step it was made at.
+    kept: Option<(u64, u64, SharedPass)>,
 }
 
 impl std::fmt::Debug for Hooks {
@@ -77,6 +84,11 @@ impl Hooks {
         Ok(())
     }
 
+    /// The run plans `epochs` epochs (see [`Hooks`]'s `planned_epochs`).
+    pub fn plan_epochs(&mut self, epochs: u64) {
+        self.planned_epochs = Some(epochs);
+    }
+
     /// Number of hooks.
     pub fn len(&self) -> usize {
         self.hooks.len()
@@ -118,12 +130,37 @@ impl Hooks {
         all: bool,
     ) -> Result<Dispatch, HookError> {
         let mut out = Dispatch::default();
+        let at = (ctx.epoch, ctx.step);
         let due_now: Vec<bool> = self
             .hooks
             .iter()
             .map(|h| all || due(h.as_ref(), event, ctx.epoch, ctx.step))
             .collect();
-        let (shared, wanting) = self.shared_pass(event, ctx, &due_now, &mut out);
+        // A pass kept at another step is stale; at this step it waits (other
+        // events, a checkpoint's, come between) for the end of training.
+        if matches!(&self.kept, Some((e, s, _)) if (*e, *s) != at) {
+            self.kept = None;
+        }
+        let kept = match event {
+            Event::TrainEnd => self.kept.take().map(|(_, _, pass)| pass),
+            _ => None,
+        };
+        // The end of the last planned epoch: the hooks due at the end of
+        // training, right after, join the pass.
+        let ahead: Vec<bool> = match (event, self.planned_epochs) {
+            (Event::EpochEnd, Some(last)) if !all && ctx.epoch == last => self
+                .hooks
+                .iter()
+                .enumerate()
+                .map(|(i, h)| !due_now[i] && due(h.as_ref(), Event::TrainEnd, ctx.epoch, ctx.step))
+                .collect(),
+            _ => vec![false; self.hooks.len()],
+        };
+        let (shared, wanting) = match kept {
+            Some(pass) => (Some(Ok(pass)), Vec::new()),
+            None => self.shared_pass(event, ctx, &due_now, &ahead, &mut out),
+        };
+        let keep = ahead.iter().any(|&a| a);
         let with_shared;
         let ctx = match &shared {
             Some(Ok(pass)) => {
@@ -177,36 +214,47 @@ impl Hooks {
                 }
             }
         }
+        if let (true, Some(Ok(pass))) = (keep, shared) {
+            self.kept = Some((at.0, at.1, pass));
+        }
         Ok(out)
     }
 
-    /// When two or more of the hooks due (`due_now`) read the probe set's
-    /// conv outputs, one pass for all of them (its time in `out.shared`),
-    /// or why it failed; and the hooks that wanted it.
+    /// When two or more of the hooks due (`due_now`, and `ahead`: due at
+    /// the end of training, right after) read the probe set's conv outputs,
+    /// one pass for all of them (its time in `out.shared`), or why it
+    /// failed; and the hooks due now that wanted it.
     fn shared_pass(
         &self,
         event: Event,
         ctx: &HookContext<'_>,
         due_now: &[bool],
+        ahead: &[bool],
         out: &mut Dispatch,
     ) -> (Option<Result<SharedPass, String>>, Vec<usize>) {
         let mut needs = Vec::new();
         let mut wanting = Vec::new();
+        let mut served = Vec::new();
         for (i, hook) in self.hooks.iter().enumerate() {
-            if !due_now[i] {
-                continue;
-            }
+            let at = match (due_now[i], ahead[i]) {
+                (true, _) => event,
+                (false, true) => Event::TrainEnd,
+                (false, false) => continue,
+            };
             // A hook whose needs cannot be worked out runs its own pass
             // (and reports the same error there).
-            let asked = catch_unwind(AssertUnwindSafe(|| hook.probe_needs(event, ctx)));
+            let asked = catch_unwind(AssertUnwindSafe(|| hook.probe_needs(at, ctx)));
             if let Ok(Ok(n)) = asked {
                 if !n.is_empty() {
-                    wanting.push(i);
+                    if due_now[i] {
+                        wanting.push(i);
+                    }
+                    served.push(i);
                     needs.extend(n);
                 }
             }
         }
-        if wanting.len() < 2 {
+        if served.len() < 2 {
             return (None, Vec::new());
         }
         let start = Instant::now();
@@ -215,7 +263,7 @@ impl Hooks {
             Err(payload) => Err(format!("panicked: {}", panic_message(payload.as_ref()))),
         };
         out.shared = Some((
-            wanting
+            served
                 .iter()
                 .map(|&i| self.hooks[i].name().to_string())
                 .collect(),

@@ -189,3 +189,74 @@ fn a_failing_shared_pass_fails_the_hooks_that_needed_it_and_no_other() {
     }
     assert_eq!(d.ran.len(), 5, "each hook is still reported as run");
 }
+
+/// A probe set that counts its passes over the whole set.
+struct Counted(TensorProbe, std::cell::Cell<usize>);
+
+impl ProbeSet for Counted {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn stream(&self, indices: Option<&[usize]>) -> ProbeBatches<'_> {
+        if indices.is_none() {
+            self.1.set(self.1.get() + 1);
+        }
+        self.0.stream(indices)
+    }
+
+    fn normalization(&self) -> ([f32; 3], [f32; 3]) {
+        self.0.normalization()
+    }
+}
+
+#[test]
+fn at_the_last_planned_epoch_the_hooks_due_at_the_end_of_training_share_the_epoch_end_pass() {
+    let (_vs, net) = network();
+    let counted = Counted(probe(5), Default::default());
+    let unused = probe(1);
+    let dir = tempfile::tempdir().unwrap();
+    let sink = MemorySink::default();
+    let at = |epoch: u64, step: u64| HookContext {
+        probe: &counted,
+        step,
+        ..context(&net, &unused, dir.path(), &sink, epoch)
+    };
+    let mut hooks = Hooks::new();
+    hooks
+        .register(Box::new(DeconvGridHook::new(DeconvGridConfig {
+            schedule: Schedule::EpochsAndLast(vec![1]),
+            maps: Maps::Count(2),
+            k: 2,
+            ..DeconvGridConfig::default()
+        })))
+        .unwrap();
+    hooks
+        .register(Box::new(DeadFiltersHook::new(DeadFiltersConfig {
+            schedule: Schedule::EveryEpochs(1),
+            ..DeadFiltersConfig::default()
+        })))
+        .unwrap();
+    hooks.plan_epochs(2);
+
+    // Epoch 2 is the last: the grids (due at the end of training) join.
+    let d = hooks.dispatch(Event::EpochEnd, &at(2, 20)).unwrap();
+    assert_eq!(d.shared.unwrap().0, ["deconv", "dead_filters"]);
+    assert_eq!(d.ran.len(), 1, "only dead filters ran at the epoch's end");
+    hooks.dispatch(Event::Checkpoint, &at(2, 20)).unwrap();
+    let d = hooks.dispatch(Event::TrainEnd, &at(2, 20)).unwrap();
+    assert!(d.failures.is_empty(), "{:?}", d.failures);
+    assert!(d.shared.is_none(), "no second pass");
+    assert_eq!(d.ran.len(), 1, "the grids ran at the end of training");
+    assert!(dir.path().join("hooks/deconv/epoch-002").is_dir());
+    assert_eq!(
+        counted.1.get(),
+        1,
+        "one pass over the probe set for both events"
+    );
+
+    // A run that ends elsewhere (a stop) gets a pass of its own.
+    hooks.dispatch(Event::EpochEnd, &at(2, 20)).unwrap();
+    hooks.dispatch(Event::TrainEnd, &at(2, 21)).unwrap();
+    assert_eq!(counted.1.get(), 3);
+}

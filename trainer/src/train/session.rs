@@ -723,6 +723,8 @@ fn hooks_adapter(
     }
     let probe = LoaderProbe::new(config, val.dataset(), mean_image.clone())?;
     info!(images = probe.len(), hooks = hooks.len(), "probe set ready");
+    let mut hooks = hooks;
+    hooks.plan_epochs(config.train.epochs);
     let mut runner = HookRunner::new(hooks, Box::new(probe));
     runner.device = device;
     if let Some(ck) = resumed {
