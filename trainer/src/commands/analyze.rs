@@ -304,8 +304,9 @@ struct PartsFile {
     coordinates: Option<String>,
 }
 
-/// Runs `analyze correspondence`.
-pub fn correspondence(args: &CorrespondenceArgs) -> Result<()> {
+/// The `--parts` file, its image files (checked to exist) and whether its
+/// boxes are in the files' pixels (`true`) or the network's input.
+fn read_parts_file(args: &CorrespondenceArgs) -> Result<(PartsFile, Vec<PathBuf>, bool)> {
     let text = std::fs::read_to_string(&args.parts)
         .with_context(|| format!("reading --parts {}", args.parts.display()))?;
     let spec: PartsFile = serde_json::from_str(&text)
@@ -336,8 +337,19 @@ pub fn correspondence(args: &CorrespondenceArgs) -> Result<()> {
             args.parts.display()
         ),
     };
-    let l = Loaded::open(&args.common)?;
-    let (images, _) = l.images(&files, &[])?;
+    Ok((spec, files, original))
+}
+
+/// Each part's boxes in the network's input: mapped through the resize and
+/// centre crop when they are in the files' pixels; one that leaves the
+/// crop is an error naming it.
+fn parts_in_input(
+    args: &CorrespondenceArgs,
+    l: &Loaded,
+    spec: &PartsFile,
+    files: &[PathBuf],
+    original: bool,
+) -> Result<Vec<Part>> {
     let crop = l.transform.crop as i64;
     let mut parts = Vec::new();
     for (name, boxes) in &spec.parts {
@@ -382,6 +394,16 @@ pub fn correspondence(args: &CorrespondenceArgs) -> Result<()> {
             boxes: mapped,
         });
     }
+    Ok(parts)
+}
+
+/// Runs `analyze correspondence`: the parts file, its boxes in the
+/// network's input, the analysis, its tables.
+pub fn correspondence(args: &CorrespondenceArgs) -> Result<()> {
+    let (spec, files, original) = read_parts_file(args)?;
+    let l = Loaded::open(&args.common)?;
+    let (images, _) = l.images(&files, &[])?;
+    let parts = parts_in_input(args, &l, &spec, &files, original)?;
     let layers: Vec<usize> = args
         .layers
         .split(',')
