@@ -23,7 +23,7 @@
 //! at most `max_batch` windows. Computed in fp32.
 
 use tch::{Kind, Tensor};
-use zftrain_model::{Arch, LayerKind, Network, Taps};
+use zftrain_model::{Arch, ConvSpec, LayerKind, Network, PoolSpec, Taps};
 
 use crate::unpool::unpool_adjoint;
 use crate::DeconvError;
@@ -256,6 +256,17 @@ fn positions(starts: &Tensor, len: i64, limit: i64) -> (Tensor, Tensor) {
     (valid, pos.clamp(0, limit - 1))
 }
 
+/// Where each target's projection lies in the plane reached so far: `[T]`
+/// image indices, tops and lefts (which may lie in the padding), and the
+/// window's size, shared by all targets.
+struct Window {
+    images: Tensor,
+    tops: Tensor,
+    lefts: Tensor,
+    h: i64,
+    w: i64,
+}
+
 /// Targets all on conv layer `conv_index` (index into the layer table):
 /// `[T, C_in, R, R]` and the field origins.
 fn project_window(
@@ -265,32 +276,11 @@ fn project_window(
     targets: &[Target],
 ) -> Result<(Tensor, Vec<(i64, i64)>), DeconvError> {
     let arch = net.arch();
-    let tap = &taps.convs[targets[0].conv];
-    let device = tap.device();
-    let ints = |f: fn(&Target) -> i64| {
-        Tensor::from_slice(&targets.iter().map(f).collect::<Vec<_>>()).to_device(device)
-    };
-    let (images, channels) = (ints(|t| t.image), ints(|t| t.channel));
-    let (mut tops, mut lefts) = (ints(|t| t.y), ints(|t| t.x));
-    let n = targets.len() as i64;
-    let maps = tap.size()[1];
-    // One unit, all other activations of the layer zero.
-    let values = tap
-        .index(&[Some(&images), Some(&channels), Some(&tops), Some(&lefts)])
-        .to_kind(Kind::Float);
-    let mut g = Tensor::zeros([n, maps, 1, 1], (Kind::Float, device));
-    let rows = Tensor::arange(n, (Kind::Int64, device));
-    let zero = Tensor::zeros([n], (Kind::Int64, device));
-    let _ = g.index_put_(
-        &[Some(&rows), Some(&channels), Some(&zero), Some(&zero)],
-        &values,
-        false,
-    );
-    let (mut h, mut w) = (1i64, 1i64);
+    let (mut g, mut win) = unit_signals(&taps.convs[targets[0].conv], targets);
+    let device = g.device();
     for index in (0..=arch.tap_index(conv_index)).rev() {
         let layer = &arch.layers[index];
         let below = &taps.input_sizes[index];
-        let (bh, bw) = (below[2], below[3]);
         g = match &layer.kind {
             LayerKind::Relu => g.relu(),
             LayerKind::Lrn(_) | LayerKind::Dropout { .. } => g,
@@ -311,26 +301,7 @@ fn project_window(
                     .weight(index)
                     .expect("conv layers have weights")
                     .to_kind(Kind::Float);
-                let up = g.conv_transpose2d(
-                    &weight,
-                    None::<Tensor>,
-                    [c.stride; 2],
-                    [0, 0],
-                    [0, 0],
-                    c.groups,
-                    [1, 1],
-                );
-                tops = tops * c.stride - c.padding;
-                lefts = lefts * c.stride - c.padding;
-                h = (h - 1) * c.stride + c.kernel;
-                w = (w - 1) * c.stride + c.kernel;
-                // Positions in the padding are not pixels of the layer below.
-                let (vr, _) = positions(&tops, h, bh);
-                let (vc, _) = positions(&lefts, w, bw);
-                let mask = (vr.unsqueeze(2).logical_and(&vc.unsqueeze(1)))
-                    .unsqueeze(1)
-                    .to_kind(Kind::Float);
-                up * mask
+                reverse_conv(&g, &weight, c, &mut win, (below[2], below[3]))
             }
             LayerKind::MaxPool(p) => {
                 let switch = taps
@@ -338,28 +309,7 @@ fn project_window(
                     .iter()
                     .find(|sw| sw.layer == index)
                     .expect("the tap forward records every max-pool");
-                let out = switch.indices.size();
-                let (vr, pr) = positions(&tops, h, out[2]);
-                let (vc, pc) = positions(&lefts, w, out[3]);
-                let chans = Tensor::arange(g.size()[1], (Kind::Int64, device));
-                let idx = switch.indices.index(&[
-                    Some(images.view([n, 1, 1, 1])),
-                    Some(chans.view([1, -1, 1, 1])),
-                    Some(pr.view([n, 1, h, 1])),
-                    Some(pc.view([n, 1, 1, w])),
-                ]);
-                let valid = vr.view([n, 1, h, 1]).logical_and(&vc.view([n, 1, 1, w]));
-                let g = g * valid.to_kind(Kind::Float);
-                tops = tops * p.stride - p.padding;
-                lefts = lefts * p.stride - p.padding;
-                let (nh, nw) = ((h - 1) * p.stride + p.kernel, (w - 1) * p.stride + p.kernel);
-                // Switch (absolute in the input plane) -> position in the window.
-                let sy = idx.divide_scalar_mode(bw, "floor") - tops.view([n, 1, 1, 1]);
-                let sx = idx.remainder(bw) - lefts.view([n, 1, 1, 1]);
-                let local = (sy * nw + sx).clamp(0, nh * nw - 1);
-                h = nh;
-                w = nw;
-                unpool_adjoint(&g, &local, [nh, nw])
+                reverse_pool(&g, &switch.indices, p, &mut win, below[3])
             }
             other => {
                 return Err(DeconvError::Unsupported {
@@ -370,7 +320,105 @@ fn project_window(
             }
         };
     }
-    let tops = Vec::<i64>::try_from(tops.to_device(tch::Device::Cpu))?;
-    let lefts = Vec::<i64>::try_from(lefts.to_device(tch::Device::Cpu))?;
+    let tops = Vec::<i64>::try_from(win.tops.to_device(tch::Device::Cpu))?;
+    let lefts = Vec::<i64>::try_from(win.lefts.to_device(tch::Device::Cpu))?;
     Ok((g, tops.into_iter().zip(lefts).collect()))
+}
+
+/// `[T, C, 1, 1]`: each target's unit with its activation in `tap`, all
+/// other activations of the layer zero; and the 1x1 window at the unit.
+fn unit_signals(tap: &Tensor, targets: &[Target]) -> (Tensor, Window) {
+    let device = tap.device();
+    let ints = |f: fn(&Target) -> i64| {
+        Tensor::from_slice(&targets.iter().map(f).collect::<Vec<_>>()).to_device(device)
+    };
+    let (images, channels) = (ints(|t| t.image), ints(|t| t.channel));
+    let (tops, lefts) = (ints(|t| t.y), ints(|t| t.x));
+    let n = targets.len() as i64;
+    let values = tap
+        .index(&[Some(&images), Some(&channels), Some(&tops), Some(&lefts)])
+        .to_kind(Kind::Float);
+    let mut g = Tensor::zeros([n, tap.size()[1], 1, 1], (Kind::Float, device));
+    let rows = Tensor::arange(n, (Kind::Int64, device));
+    let zero = Tensor::zeros([n], (Kind::Int64, device));
+    let _ = g.index_put_(
+        &[Some(&rows), Some(&channels), Some(&zero), Some(&zero)],
+        &values,
+        false,
+    );
+    let win = Window {
+        images,
+        tops,
+        lefts,
+        h: 1,
+        w: 1,
+    };
+    (g, win)
+}
+
+/// Through a convolution: the transposed filters, the window grown to the
+/// plane below (`below`: its height and width), positions in the padding
+/// zeroed, for they are not pixels of that plane.
+fn reverse_conv(
+    g: &Tensor,
+    weight: &Tensor,
+    c: &ConvSpec,
+    win: &mut Window,
+    below: (i64, i64),
+) -> Tensor {
+    let up = g.conv_transpose2d(
+        weight,
+        None::<Tensor>,
+        [c.stride; 2],
+        [0, 0],
+        [0, 0],
+        c.groups,
+        [1, 1],
+    );
+    win.tops = &win.tops * c.stride - c.padding;
+    win.lefts = &win.lefts * c.stride - c.padding;
+    win.h = (win.h - 1) * c.stride + c.kernel;
+    win.w = (win.w - 1) * c.stride + c.kernel;
+    let (vr, _) = positions(&win.tops, win.h, below.0);
+    let (vc, _) = positions(&win.lefts, win.w, below.1);
+    let mask = (vr.unsqueeze(2).logical_and(&vc.unsqueeze(1)))
+        .unsqueeze(1)
+        .to_kind(Kind::Float);
+    up * mask
+}
+
+/// Through a max pool: each window position sent to where its switch (the
+/// forward's argmax, `[N, C, H, W]` flat indices into the plane below,
+/// `below_w` wide) points, the window grown to the pool's input.
+fn reverse_pool(
+    g: &Tensor,
+    switches: &Tensor,
+    p: &PoolSpec,
+    win: &mut Window,
+    below_w: i64,
+) -> Tensor {
+    let device = g.device();
+    let (n, h, w) = (g.size()[0], win.h, win.w);
+    let out = switches.size();
+    let (vr, pr) = positions(&win.tops, h, out[2]);
+    let (vc, pc) = positions(&win.lefts, w, out[3]);
+    let chans = Tensor::arange(g.size()[1], (Kind::Int64, device));
+    let idx = switches.index(&[
+        Some(win.images.view([n, 1, 1, 1])),
+        Some(chans.view([1, -1, 1, 1])),
+        Some(pr.view([n, 1, h, 1])),
+        Some(pc.view([n, 1, 1, w])),
+    ]);
+    let valid = vr.view([n, 1, h, 1]).logical_and(&vc.view([n, 1, 1, w]));
+    let g = g * valid.to_kind(Kind::Float);
+    win.tops = &win.tops * p.stride - p.padding;
+    win.lefts = &win.lefts * p.stride - p.padding;
+    let (nh, nw) = ((h - 1) * p.stride + p.kernel, (w - 1) * p.stride + p.kernel);
+    // Switch (absolute in the input plane) -> position in the window.
+    let sy = idx.divide_scalar_mode(below_w, "floor") - win.tops.view([n, 1, 1, 1]);
+    let sx = idx.remainder(below_w) - win.lefts.view([n, 1, 1, 1]);
+    let local = (sy * nw + sx).clamp(0, nh * nw - 1);
+    win.h = nh;
+    win.w = nw;
+    unpool_adjoint(&g, &local, [nh, nw])
 }

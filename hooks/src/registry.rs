@@ -145,17 +145,7 @@ impl Hooks {
             Event::TrainEnd => self.kept.take().map(|(_, _, pass)| pass),
             _ => None,
         };
-        // The end of the last planned epoch: the hooks due at the end of
-        // training, right after, join the pass.
-        let ahead: Vec<bool> = match (event, self.planned_epochs) {
-            (Event::EpochEnd, Some(last)) if !all && ctx.epoch == last => self
-                .hooks
-                .iter()
-                .enumerate()
-                .map(|(i, h)| !due_now[i] && due(h.as_ref(), Event::TrainEnd, ctx.epoch, ctx.step))
-                .collect(),
-            _ => vec![false; self.hooks.len()],
-        };
+        let ahead = self.ahead(event, ctx, &due_now, all);
         let (shared, wanting) = match kept {
             Some(pass) => (Some(Ok(pass)), Vec::new()),
             None => self.shared_pass(event, ctx, &due_now, &ahead, &mut out),
@@ -178,27 +168,12 @@ impl Hooks {
             }
             let name = hook.name().to_string();
             let start = Instant::now();
-            let failed_pass = match &shared {
-                Some(Err(message)) if wanting.contains(&i) => Some(message.clone()),
-                _ => None,
-            };
-            let result = catch_unwind(AssertUnwindSafe(|| match event {
-                _ if failed_pass.is_some() => Err(HookError::Probe(format!(
-                    "the probe pass shared with the other hooks failed: {}",
-                    failed_pass.clone().unwrap_or_default()
-                ))),
-                Event::TrainStart => hook.on_train_start(ctx),
-                Event::StepEnd => hook.on_step_end(ctx),
-                Event::EpochEnd => hook.on_epoch_end(ctx),
-                Event::Checkpoint => hook.on_checkpoint(ctx),
-                Event::TrainEnd => hook.on_train_end(ctx),
-            }));
-            let result = match result {
-                Ok(r) => r.map_err(|e| e.in_hook(&name)),
-                Err(payload) => Err(HookError::Panicked {
-                    hook: name.clone(),
-                    message: panic_message(payload.as_ref()),
-                }),
+            let result = match &shared {
+                Some(Err(message)) if wanting.contains(&i) => Err(HookError::Probe(format!(
+                    "the probe pass shared with the other hooks failed: {message}"
+                ))
+                .in_hook(&name)),
+                _ => call_hook(hook.as_mut(), event, ctx),
             };
             out.ran.push((name.clone(), start.elapsed()));
             match result {
@@ -218,6 +193,20 @@ impl Hooks {
             self.kept = Some((at.0, at.1, pass));
         }
         Ok(out)
+    }
+
+    /// At the end of the last planned epoch, the hooks not due now that are
+    /// due at the end of training, right after (they join the pass).
+    fn ahead(&self, event: Event, ctx: &HookContext<'_>, due_now: &[bool], all: bool) -> Vec<bool> {
+        match (event, self.planned_epochs) {
+            (Event::EpochEnd, Some(last)) if !all && ctx.epoch == last => self
+                .hooks
+                .iter()
+                .enumerate()
+                .map(|(i, h)| !due_now[i] && due(h.as_ref(), Event::TrainEnd, ctx.epoch, ctx.step))
+                .collect(),
+            _ => vec![false; self.hooks.len()],
+        }
     }
 
     /// When two or more of the hooks due (`due_now`, and `ahead`: due at
@@ -297,6 +286,30 @@ impl Hooks {
             }
         }
         Ok(orphans)
+    }
+}
+
+/// Calls `hook`'s method for `event`; a panic in it becomes the hook's
+/// error, named.
+fn call_hook(
+    hook: &mut dyn Hook,
+    event: Event,
+    ctx: &HookContext<'_>,
+) -> Result<Control, HookError> {
+    let name = hook.name().to_string();
+    let result = catch_unwind(AssertUnwindSafe(|| match event {
+        Event::TrainStart => hook.on_train_start(ctx),
+        Event::StepEnd => hook.on_step_end(ctx),
+        Event::EpochEnd => hook.on_epoch_end(ctx),
+        Event::Checkpoint => hook.on_checkpoint(ctx),
+        Event::TrainEnd => hook.on_train_end(ctx),
+    }));
+    match result {
+        Ok(r) => r.map_err(|e| e.in_hook(&name)),
+        Err(payload) => Err(HookError::Panicked {
+            hook: name,
+            message: panic_message(payload.as_ref()),
+        }),
     }
 }
 

@@ -94,101 +94,9 @@ pub fn parse_arch(text: &str, origin: &str) -> Result<Arch, ModelError> {
                 describe(row)
             ))
         };
-        let kind = row
-            .get("kind")
-            .and_then(|v| v.as_str())
-            .ok_or_else(|| at("has no 'kind'".into()))?;
-        let Some(&(kind, keys)) = KINDS.iter().find(|(k, _)| *k == kind) else {
-            let known: Vec<&str> = KINDS.iter().map(|(k, _)| *k).collect();
-            return Err(at(format!(
-                "unknown kind '{kind}' (known: {})",
-                known.join(", ")
-            )));
-        };
-        for key in row.keys() {
-            if !["kind", "label", "module"].contains(&key.as_str()) && !keys.contains(&key.as_str())
-            {
-                return Err(at(format!(
-                    "'{key}' is not a key of {kind} (its keys: {})",
-                    if keys.is_empty() {
-                        "none".to_string()
-                    } else {
-                        keys.join(", ")
-                    }
-                )));
-            }
-        }
         let field = Field { row, at: &at };
-        // What the layers so far produce, for the inferred input sizes.
-        let produced = || -> Result<Vec<i64>, ModelError> {
-            Ok(match infer_shapes(&arch)?.last() {
-                Some(s) => s.output.clone(),
-                None => arch.input.to_vec(),
-            })
-        };
-        let layer_kind = match kind {
-            "conv" => {
-                let inferred = produced()?.first().copied().unwrap_or(0);
-                LayerKind::Conv(ConvSpec {
-                    in_channels: field.int_or("in_channels", inferred)?,
-                    out_channels: field.int("out_channels")?,
-                    kernel: field.int("kernel")?,
-                    stride: field.int_or("stride", 1)?,
-                    padding: field.int_or("padding", 0)?,
-                    groups: field.int_or("groups", 1)?,
-                    bias: field.bool_or("bias", true)?,
-                })
-            }
-            "relu" => LayerKind::Relu,
-            "lrn" => LayerKind::Lrn(LrnSpec {
-                size: field.int("size")?,
-                alpha: field.float("alpha")?,
-                beta: field.float("beta")?,
-                k: field.float("k")?,
-            }),
-            "batch_norm" => {
-                let inferred = produced()?.first().copied().unwrap_or(0);
-                LayerKind::BatchNorm(BatchNormSpec {
-                    features: field.int_or("features", inferred)?,
-                    eps: field.float_or("eps", 1e-5)?,
-                    momentum: field.float_or("momentum", 0.1)?,
-                    affine: field.bool_or("affine", true)?,
-                })
-            }
-            "max_pool" => {
-                let kernel = field.int("kernel")?;
-                LayerKind::MaxPool(PoolSpec {
-                    kernel,
-                    stride: field.int_or("stride", kernel)?,
-                    padding: field.int_or("padding", 0)?,
-                    ceil_mode: field.bool_or("ceil_mode", false)?,
-                })
-            }
-            "adaptive_avg_pool" => LayerKind::AdaptiveAvgPool {
-                height: field.int("height")?,
-                width: field.int("width")?,
-            },
-            "flatten" => LayerKind::Flatten,
-            "dropout" => {
-                let p = field.float("p")?;
-                if !(0.0..1.0).contains(&p) {
-                    return Err(at(format!("p must be in [0, 1), got {p}")));
-                }
-                LayerKind::Dropout { p }
-            }
-            "linear" => {
-                let inferred = match produced()?.as_slice() {
-                    [f] => *f,
-                    _ => 0,
-                };
-                LayerKind::Linear(LinearSpec {
-                    in_features: field.int_or("in_features", inferred)?,
-                    out_features: field.int("out_features")?,
-                    bias: field.bool_or("bias", true)?,
-                })
-            }
-            _ => unreachable!("every kind of KINDS is matched"),
-        };
+        let kind = field.kind()?;
+        let layer_kind = read_kind(kind, &field, &arch)?;
         let count = counts.entry(kind).or_insert(0);
         *count += 1;
         let label = match row.get("label") {
@@ -198,34 +106,7 @@ pub fn parse_arch(text: &str, origin: &str) -> Result<Arch, ModelError> {
                 .to_string(),
             None => format!("{}{count}", short_label(kind)),
         };
-        let module = match row.get("module") {
-            Some(v) => {
-                let m = v
-                    .as_str()
-                    .ok_or_else(|| at("'module' must be a string".into()))?;
-                if m.split('.').any(|part| {
-                    part.is_empty() || !part.chars().all(|c| c.is_alphanumeric() || c == '_')
-                }) {
-                    return Err(at(format!(
-                        "module '{m}' is not a PyTorch module path (names of letters, digits and _ joined by dots)"
-                    )));
-                }
-                Some(m.to_string())
-            }
-            // Parameters need a name: the label's, as a top-level module.
-            None if layer_kind.param_count() > 0 || !layer_kind.buffer_shapes().is_empty() => {
-                Some(label.clone())
-            }
-            None => None,
-        };
-        if let Some(m) = &module {
-            if let Some(other) = arch.layers.iter().find(|l| l.module.as_ref() == Some(m)) {
-                return Err(at(format!(
-                    "module '{m}' is also the module of {}: each layer needs its own",
-                    other.label
-                )));
-            }
-        }
+        let module = read_module(&field, &layer_kind, &label, &arch)?;
         arch.layers.push(Layer {
             kind: layer_kind,
             label,
@@ -245,6 +126,124 @@ pub fn parse_arch(text: &str, origin: &str) -> Result<Arch, ModelError> {
         return Err(bad("no layers".into()));
     }
     Ok(arch)
+}
+
+/// The layer of `kind` that a row describes; sizes left out are taken from
+/// what the layers of `arch` so far produce.
+fn read_kind<F: Fn(String) -> ModelError>(
+    kind: &str,
+    field: &Field<'_, F>,
+    arch: &Arch,
+) -> Result<LayerKind, ModelError> {
+    // What the layers so far produce, for the inferred input sizes.
+    let produced = || -> Result<Vec<i64>, ModelError> {
+        Ok(match infer_shapes(arch)?.last() {
+            Some(s) => s.output.clone(),
+            None => arch.input.to_vec(),
+        })
+    };
+    Ok(match kind {
+        "conv" => {
+            let inferred = produced()?.first().copied().unwrap_or(0);
+            LayerKind::Conv(ConvSpec {
+                in_channels: field.int_or("in_channels", inferred)?,
+                out_channels: field.int("out_channels")?,
+                kernel: field.int("kernel")?,
+                stride: field.int_or("stride", 1)?,
+                padding: field.int_or("padding", 0)?,
+                groups: field.int_or("groups", 1)?,
+                bias: field.bool_or("bias", true)?,
+            })
+        }
+        "relu" => LayerKind::Relu,
+        "lrn" => LayerKind::Lrn(LrnSpec {
+            size: field.int("size")?,
+            alpha: field.float("alpha")?,
+            beta: field.float("beta")?,
+            k: field.float("k")?,
+        }),
+        "batch_norm" => {
+            let inferred = produced()?.first().copied().unwrap_or(0);
+            LayerKind::BatchNorm(BatchNormSpec {
+                features: field.int_or("features", inferred)?,
+                eps: field.float_or("eps", 1e-5)?,
+                momentum: field.float_or("momentum", 0.1)?,
+                affine: field.bool_or("affine", true)?,
+            })
+        }
+        "max_pool" => {
+            let kernel = field.int("kernel")?;
+            LayerKind::MaxPool(PoolSpec {
+                kernel,
+                stride: field.int_or("stride", kernel)?,
+                padding: field.int_or("padding", 0)?,
+                ceil_mode: field.bool_or("ceil_mode", false)?,
+            })
+        }
+        "adaptive_avg_pool" => LayerKind::AdaptiveAvgPool {
+            height: field.int("height")?,
+            width: field.int("width")?,
+        },
+        "flatten" => LayerKind::Flatten,
+        "dropout" => {
+            let p = field.float("p")?;
+            if !(0.0..1.0).contains(&p) {
+                return Err((field.at)(format!("p must be in [0, 1), got {p}")));
+            }
+            LayerKind::Dropout { p }
+        }
+        "linear" => {
+            let inferred = match produced()?.as_slice() {
+                [f] => *f,
+                _ => 0,
+            };
+            LayerKind::Linear(LinearSpec {
+                in_features: field.int_or("in_features", inferred)?,
+                out_features: field.int("out_features")?,
+                bias: field.bool_or("bias", true)?,
+            })
+        }
+        _ => unreachable!("every kind of KINDS is matched"),
+    })
+}
+
+/// The PyTorch module path of a row's layer: its `module`, checked and
+/// unique in `arch`, else the label for a layer with parameters or buffers.
+fn read_module<F: Fn(String) -> ModelError>(
+    field: &Field<'_, F>,
+    kind: &LayerKind,
+    label: &str,
+    arch: &Arch,
+) -> Result<Option<String>, ModelError> {
+    let module = match field.row.get("module") {
+        Some(v) => {
+            let m = v
+                .as_str()
+                .ok_or_else(|| (field.at)("'module' must be a string".into()))?;
+            if m.split('.').any(|part| {
+                part.is_empty() || !part.chars().all(|c| c.is_alphanumeric() || c == '_')
+            }) {
+                return Err((field.at)(format!(
+                    "module '{m}' is not a PyTorch module path (names of letters, digits and _ joined by dots)"
+                )));
+            }
+            Some(m.to_string())
+        }
+        // Parameters need a name: the label's, as a top-level module.
+        None if kind.param_count() > 0 || !kind.buffer_shapes().is_empty() => {
+            Some(label.to_string())
+        }
+        None => None,
+    };
+    if let Some(m) = &module {
+        if let Some(other) = arch.layers.iter().find(|l| l.module.as_ref() == Some(m)) {
+            return Err((field.at)(format!(
+                "module '{m}' is also the module of {}: each layer needs its own",
+                other.label
+            )));
+        }
+    }
+    Ok(module)
 }
 
 /// Sets the output size of `arch`'s last linear layer to `classes` (what
@@ -417,6 +416,37 @@ struct Field<'a, F: Fn(String) -> ModelError> {
 }
 
 impl<F: Fn(String) -> ModelError> Field<'_, F> {
+    /// The row's `kind`, one of [`KINDS`], its keys checked against the
+    /// kind's.
+    fn kind(&self) -> Result<&'static str, ModelError> {
+        let kind = self
+            .row
+            .get("kind")
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| (self.at)("has no 'kind'".into()))?;
+        let Some(&(kind, keys)) = KINDS.iter().find(|(k, _)| *k == kind) else {
+            let known: Vec<&str> = KINDS.iter().map(|(k, _)| *k).collect();
+            return Err((self.at)(format!(
+                "unknown kind '{kind}' (known: {})",
+                known.join(", ")
+            )));
+        };
+        for key in self.row.keys() {
+            if !["kind", "label", "module"].contains(&key.as_str()) && !keys.contains(&key.as_str())
+            {
+                return Err((self.at)(format!(
+                    "'{key}' is not a key of {kind} (its keys: {})",
+                    if keys.is_empty() {
+                        "none".to_string()
+                    } else {
+                        keys.join(", ")
+                    }
+                )));
+            }
+        }
+        Ok(kind)
+    }
+
     fn int_or(&self, key: &str, default: i64) -> Result<i64, ModelError> {
         match self.row.get(key) {
             None => Ok(default),

@@ -4,7 +4,7 @@
 //! The formulas are PyTorch's (`Conv2d`, `MaxPool2d` including `ceil_mode`,
 //! `AdaptiveAvgPool2d`, `Linear`); a test checks them against real forwards.
 
-use crate::layer::LayerKind;
+use crate::layer::{ConvSpec, LayerKind, PoolSpec};
 use crate::{Arch, ModelError};
 
 /// What one layer produces for the architecture's declared input.
@@ -42,110 +42,12 @@ pub fn infer_shapes(arch: &Arch) -> Result<Vec<LayerShape>, ModelError> {
     let mut shape: Vec<i64> = arch.input.to_vec();
     let mut out = Vec::with_capacity(arch.layers.len());
     for (index, layer) in arch.layers.iter().enumerate() {
-        let err = |message: String| ModelError::Shape {
-            index,
-            label: layer.label.clone(),
-            message,
-        };
-        let spatial = |shape: &[i64]| -> Result<(i64, i64, i64), ModelError> {
-            match shape {
-                [c, h, w] => Ok((*c, *h, *w)),
-                _ => Err(err(format!("expects a [C, H, W] input, got {shape:?}"))),
-            }
-        };
-        let mut mult_adds = 0;
-        let next = match &layer.kind {
-            LayerKind::Conv(c) => {
-                let (ch, h, w) = spatial(&shape)?;
-                if ch != c.in_channels {
-                    return Err(err(format!(
-                        "has {} input channels but receives {ch} (input {shape:?})",
-                        c.in_channels
-                    )));
-                }
-                if c.groups < 1 || c.in_channels % c.groups != 0 || c.out_channels % c.groups != 0 {
-                    return Err(err(format!(
-                        "groups {} must divide in channels {} and out channels {}",
-                        c.groups, c.in_channels, c.out_channels
-                    )));
-                }
-                if c.kernel < 1 || c.stride < 1 || c.padding < 0 {
-                    return Err(err("kernel and stride must be >= 1, padding >= 0".into()));
-                }
-                let (oh, ow) = (
-                    window_out(h, c.kernel, c.stride, c.padding, false),
-                    window_out(w, c.kernel, c.stride, c.padding, false),
-                );
-                if oh < 1 || ow < 1 {
-                    return Err(err(format!(
-                        "kernel {} does not fit the input {shape:?}",
-                        c.kernel
-                    )));
-                }
-                mult_adds =
-                    c.out_channels * oh * ow * (c.in_channels / c.groups) * c.kernel * c.kernel;
-                vec![c.out_channels, oh, ow]
-            }
-            LayerKind::MaxPool(p) => {
-                let (ch, h, w) = spatial(&shape)?;
-                if p.kernel < 1 || p.stride < 1 || p.padding < 0 || 2 * p.padding > p.kernel {
-                    return Err(err(format!(
-                        "pool kernel {} stride {} padding {}: need kernel, stride >= 1 and padding <= kernel / 2",
-                        p.kernel, p.stride, p.padding
-                    )));
-                }
-                let (oh, ow) = (
-                    window_out(h, p.kernel, p.stride, p.padding, p.ceil_mode),
-                    window_out(w, p.kernel, p.stride, p.padding, p.ceil_mode),
-                );
-                if oh < 1 || ow < 1 {
-                    return Err(err(format!(
-                        "pool window {} does not fit the input {shape:?}",
-                        p.kernel
-                    )));
-                }
-                vec![ch, oh, ow]
-            }
-            LayerKind::AdaptiveAvgPool { height, width } => {
-                let (ch, _, _) = spatial(&shape)?;
-                vec![ch, *height, *width]
-            }
-            LayerKind::Relu | LayerKind::Lrn(_) | LayerKind::Dropout { .. } => shape.clone(),
-            LayerKind::BatchNorm(b) => {
-                let (ch, _, _) = spatial(&shape)?;
-                if ch != b.features {
-                    return Err(err(format!(
-                        "has {} features but receives {ch} channels",
-                        b.features
-                    )));
-                }
-                if b.eps.is_nan() || b.eps <= 0.0 || !(0.0..=1.0).contains(&b.momentum) {
-                    return Err(err(format!(
-                        "eps must be > 0 and momentum in [0, 1], got eps {} and momentum {}",
-                        b.eps, b.momentum
-                    )));
-                }
-                mult_adds = 0;
-                shape.clone()
-            }
-            LayerKind::Flatten => vec![shape.iter().product()],
-            LayerKind::Linear(l) => {
-                if shape.len() != 1 || shape[0] != l.in_features {
-                    return Err(err(format!(
-                        "has {} input features but receives {shape:?}",
-                        l.in_features
-                    )));
-                }
-                mult_adds = l.in_features * l.out_features;
-                vec![l.out_features]
-            }
-        };
-        if let LayerKind::Lrn(spec) = &layer.kind {
-            spatial(&shape)?;
-            if spec.size < 1 {
-                return Err(err(format!("LRN size must be >= 1, got {}", spec.size)));
-            }
-        }
+        let (next, mult_adds) =
+            layer_output(&layer.kind, &shape).map_err(|message| ModelError::Shape {
+                index,
+                label: layer.label.clone(),
+                message,
+            })?;
         out.push(LayerShape {
             output: next.clone(),
             params: layer.kind.param_count(),
@@ -154,6 +56,115 @@ pub fn infer_shapes(arch: &Arch) -> Result<Vec<LayerShape>, ModelError> {
         shape = next;
     }
     Ok(out)
+}
+
+/// `[C, H, W]` of a shape, or the error of a layer that needs one.
+fn spatial(shape: &[i64]) -> Result<(i64, i64, i64), String> {
+    match shape {
+        [c, h, w] => Ok((*c, *h, *w)),
+        _ => Err(format!("expects a [C, H, W] input, got {shape:?}")),
+    }
+}
+
+/// What a layer of `kind` makes of `shape` (one sample): its output shape
+/// and multiply-adds, or why it does not accept that input.
+fn layer_output(kind: &LayerKind, shape: &[i64]) -> Result<(Vec<i64>, i64), String> {
+    Ok(match kind {
+        LayerKind::Conv(c) => conv_output(c, shape)?,
+        LayerKind::MaxPool(p) => (pool_output(p, shape)?, 0),
+        LayerKind::AdaptiveAvgPool { height, width } => {
+            let (ch, _, _) = spatial(shape)?;
+            (vec![ch, *height, *width], 0)
+        }
+        LayerKind::Relu | LayerKind::Dropout { .. } => (shape.to_vec(), 0),
+        LayerKind::Lrn(spec) => {
+            spatial(shape)?;
+            if spec.size < 1 {
+                return Err(format!("LRN size must be >= 1, got {}", spec.size));
+            }
+            (shape.to_vec(), 0)
+        }
+        LayerKind::BatchNorm(b) => {
+            let (ch, _, _) = spatial(shape)?;
+            if ch != b.features {
+                return Err(format!(
+                    "has {} features but receives {ch} channels",
+                    b.features
+                ));
+            }
+            if b.eps.is_nan() || b.eps <= 0.0 || !(0.0..=1.0).contains(&b.momentum) {
+                return Err(format!(
+                    "eps must be > 0 and momentum in [0, 1], got eps {} and momentum {}",
+                    b.eps, b.momentum
+                ));
+            }
+            (shape.to_vec(), 0)
+        }
+        LayerKind::Flatten => (vec![shape.iter().product()], 0),
+        LayerKind::Linear(l) => {
+            if shape.len() != 1 || shape[0] != l.in_features {
+                return Err(format!(
+                    "has {} input features but receives {shape:?}",
+                    l.in_features
+                ));
+            }
+            (vec![l.out_features], l.in_features * l.out_features)
+        }
+    })
+}
+
+/// A convolution's output shape and multiply-adds for `shape`.
+fn conv_output(c: &ConvSpec, shape: &[i64]) -> Result<(Vec<i64>, i64), String> {
+    let (ch, h, w) = spatial(shape)?;
+    if ch != c.in_channels {
+        return Err(format!(
+            "has {} input channels but receives {ch} (input {shape:?})",
+            c.in_channels
+        ));
+    }
+    if c.groups < 1 || c.in_channels % c.groups != 0 || c.out_channels % c.groups != 0 {
+        return Err(format!(
+            "groups {} must divide in channels {} and out channels {}",
+            c.groups, c.in_channels, c.out_channels
+        ));
+    }
+    if c.kernel < 1 || c.stride < 1 || c.padding < 0 {
+        return Err("kernel and stride must be >= 1, padding >= 0".into());
+    }
+    let (oh, ow) = (
+        window_out(h, c.kernel, c.stride, c.padding, false),
+        window_out(w, c.kernel, c.stride, c.padding, false),
+    );
+    if oh < 1 || ow < 1 {
+        return Err(format!(
+            "kernel {} does not fit the input {shape:?}",
+            c.kernel
+        ));
+    }
+    let mult_adds = c.out_channels * oh * ow * (c.in_channels / c.groups) * c.kernel * c.kernel;
+    Ok((vec![c.out_channels, oh, ow], mult_adds))
+}
+
+/// A max pool's output shape for `shape`.
+fn pool_output(p: &PoolSpec, shape: &[i64]) -> Result<Vec<i64>, String> {
+    let (ch, h, w) = spatial(shape)?;
+    if p.kernel < 1 || p.stride < 1 || p.padding < 0 || 2 * p.padding > p.kernel {
+        return Err(format!(
+            "pool kernel {} stride {} padding {}: need kernel, stride >= 1 and padding <= kernel / 2",
+            p.kernel, p.stride, p.padding
+        ));
+    }
+    let (oh, ow) = (
+        window_out(h, p.kernel, p.stride, p.padding, p.ceil_mode),
+        window_out(w, p.kernel, p.stride, p.padding, p.ceil_mode),
+    );
+    if oh < 1 || ow < 1 {
+        return Err(format!(
+            "pool window {} does not fit the input {shape:?}",
+            p.kernel
+        ));
+    }
+    Ok(vec![ch, oh, ow])
 }
 
 #[cfg(test)]

@@ -215,48 +215,14 @@ fn hub(
     while joined.iter().skip(1).any(Option::is_none) && refusal.is_none() {
         match listener.accept() {
             Ok((mut stream, peer)) => {
-                stream.set_nonblocking(false)?;
-                stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-                stream.set_nodelay(true)?;
-                let info = match read_frame(&mut stream).and_then(|(tag, body)| {
-                    if tag != HELLO {
-                        fail!(Link, "message {tag} instead of a greeting");
-                    }
-                    NodeInfo::decode(&body)
-                }) {
+                let info = match read_greeting(&mut stream) {
                     Ok(info) => info,
                     Err(e) => {
                         eprintln!("zftrain: ignoring a connection from {peer}: {e:#}");
                         continue;
                     }
                 };
-                let why = if info.nodes != config.nodes {
-                    Some(format!(
-                        "node {} was started with --nodes {}, node 0 with --nodes {}",
-                        info.node_rank, info.nodes, config.nodes
-                    ))
-                } else if info.node_rank == 0 || info.node_rank >= config.nodes {
-                    Some(format!("a node at {peer} claims rank {}", info.node_rank))
-                } else if joined[info.node_rank].is_some() {
-                    Some(format!(
-                        "two nodes claim rank {} (the second from {peer})",
-                        info.node_rank
-                    ))
-                } else if info.gpu != me.gpu {
-                    Some(format!(
-                        "node {} trains on {}, node 0 on {}",
-                        info.node_rank,
-                        if info.gpu { "GPUs" } else { "the CPU" },
-                        if me.gpu { "GPUs" } else { "the CPU" }
-                    ))
-                } else if info.fingerprint != me.fingerprint {
-                    Some(format!(
-                        "node {}'s configuration or data differs from node 0's (model, optimizer, schedule, batch, seed, data set sizes and classes must agree; fingerprints {:016x} and {:016x})",
-                        info.node_rank, info.fingerprint, me.fingerprint
-                    ))
-                } else {
-                    None
-                };
+                let why = refusal_of(&info, config, &me, &joined, peer);
                 match why {
                     Some(w) => {
                         let _ = write_frame(&mut stream, REFUSE, w.as_bytes());
@@ -303,22 +269,78 @@ fn hub(
         replicas.push(info.replicas);
         streams.push(s);
     }
-    let mut welcome = Vec::new();
-    welcome.extend_from_slice(&(replicas.len() as u64).to_le_bytes());
-    for r in &replicas {
-        welcome.extend_from_slice(&(*r as u64).to_le_bytes());
-    }
-    welcome.extend_from_slice(id.as_ref().map_or(&[0u8; 128][..], |i| &i[..]));
-    for s in &mut streams {
-        write_frame(s, WELCOME, &welcome).context("welcoming a node")?;
-        s.set_read_timeout(None)?;
-    }
+    welcome(&mut streams, &replicas, id.as_ref())?;
     Ok(Link {
         node_rank: 0,
         replicas,
         nccl_id: id,
         streams,
     })
+}
+
+/// Why node 0 refuses a greeting `info` from `peer`, given who has joined;
+/// `None` when the node may join.
+fn refusal_of(
+    info: &NodeInfo,
+    config: &RendezvousConfig,
+    me: &NodeInfo,
+    joined: &[Option<(TcpStream, NodeInfo)>],
+    peer: std::net::SocketAddr,
+) -> Option<String> {
+    if info.nodes != config.nodes {
+        Some(format!(
+            "node {} was started with --nodes {}, node 0 with --nodes {}",
+            info.node_rank, info.nodes, config.nodes
+        ))
+    } else if info.node_rank == 0 || info.node_rank >= config.nodes {
+        Some(format!("a node at {peer} claims rank {}", info.node_rank))
+    } else if joined[info.node_rank].is_some() {
+        Some(format!(
+            "two nodes claim rank {} (the second from {peer})",
+            info.node_rank
+        ))
+    } else if info.gpu != me.gpu {
+        Some(format!(
+            "node {} trains on {}, node 0 on {}",
+            info.node_rank,
+            if info.gpu { "GPUs" } else { "the CPU" },
+            if me.gpu { "GPUs" } else { "the CPU" }
+        ))
+    } else if info.fingerprint != me.fingerprint {
+        Some(format!(
+            "node {}'s configuration or data differs from node 0's (model, optimizer, schedule, batch, seed, data set sizes and classes must agree; fingerprints {:016x} and {:016x})",
+            info.node_rank, info.fingerprint, me.fingerprint
+        ))
+    } else {
+        None
+    }
+}
+
+/// The HELLO a connecting node sends first.
+fn read_greeting(stream: &mut TcpStream) -> Result<NodeInfo> {
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    stream.set_nodelay(true)?;
+    let (tag, body) = read_frame(stream)?;
+    if tag != HELLO {
+        fail!(Link, "message {tag} instead of a greeting");
+    }
+    NodeInfo::decode(&body)
+}
+
+/// Sends every joined node the run's replicas per node and NCCL's id.
+fn welcome(streams: &mut [TcpStream], replicas: &[usize], id: Option<&[u8; 128]>) -> Result<()> {
+    let mut welcome = Vec::new();
+    welcome.extend_from_slice(&(replicas.len() as u64).to_le_bytes());
+    for r in replicas {
+        welcome.extend_from_slice(&(*r as u64).to_le_bytes());
+    }
+    welcome.extend_from_slice(id.map_or(&[0u8; 128][..], |i| &i[..]));
+    for s in streams {
+        write_frame(s, WELCOME, &welcome).context("welcoming a node")?;
+        s.set_read_timeout(None)?;
+    }
+    Ok(())
 }
 
 fn spoke(config: &RendezvousConfig, me: NodeInfo, deadline: Instant) -> Result<Link> {
