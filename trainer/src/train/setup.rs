@@ -20,6 +20,7 @@ use zftrain_model::Arch;
 use zftrain_tensorboard::HParamValue;
 
 use crate::config::RunConfig;
+use crate::train::callbacks::metrics_csv::METRICS_CSV;
 use crate::train::checkpointing::{read_mean_image, MEAN_IMAGE_FILE, RUN_CONFIG_FILE};
 use crate::train::ticker::Ticker;
 use crate::weights::ArchSpec;
@@ -257,7 +258,7 @@ pub fn write_run_dir(
 }
 
 /// Moves what an earlier attempt of a run left besides its log (TensorBoard
-/// events, hook outputs) into the first free `RUN/attempt-N/`; returns it.
+/// events, hook outputs, `metrics.csv`) into the first free `RUN/attempt-N/`; returns it.
 pub fn set_aside_attempt(run_dir: &Path) -> Result<std::path::PathBuf> {
     let attempt = (1..)
         .map(|n| run_dir.join(format!("attempt-{n}")))
@@ -269,7 +270,7 @@ pub fn set_aside_attempt(run_dir: &Path) -> Result<std::path::PathBuf> {
     for entry in entries {
         let entry = entry.with_context(|| format!("reading {}", run_dir.display()))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with("events.out.tfevents.") || name == "hooks" {
+        if name.starts_with("events.out.tfevents.") || name == "hooks" || name == METRICS_CSV {
             let to = attempt.join(&name);
             fs::rename(entry.path(), &to).with_context(|| {
                 format!("moving {} to {}", entry.path().display(), to.display())

@@ -87,6 +87,25 @@ pub fn tensorboard(logdir: &Path) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("JSON from read_events.py")
 }
 
+/// A run's `metrics.csv` as pandas reads it: one JSON object per row
+/// (empty cells are `null`).
+pub fn metrics_csv(run_dir: &Path) -> Vec<serde_json::Value> {
+    let code = "import sys, pandas\n\
+                frame = pandas.read_csv(sys.argv[1])\n\
+                print(frame.to_json(orient='records'))";
+    let out = Command::new(python())
+        .args(["-c", code])
+        .arg(run_dir.join("metrics.csv"))
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice::<Vec<serde_json::Value>>(&out.stdout).expect("JSON from pandas")
+}
+
 /// A synthetic ImageFolder of 2 classes in `dir/data` (real JPEG files).
 pub fn synth(
     dir: &Path,

@@ -87,3 +87,20 @@ fn the_readme_names_every_layer_kind_of_architecture_files() {
         .collect();
     assert_eq!(named, kinds, "README: {list}");
 }
+
+/// README's paragraph on `metrics.csv` names its columns, in file order.
+#[test]
+fn the_readme_names_the_columns_of_metrics_csv_in_order() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let start = readme.find("**Metrics as a file**").expect("the paragraph");
+    let paragraph = &readme[start..start + readme[start..].find("\n\n").unwrap()];
+    let list =
+        &paragraph[paragraph.find("the columns").unwrap()..paragraph.find(" (`step` is").unwrap()];
+    let named: Vec<&str> = list.split('`').skip(1).step_by(2).collect();
+    assert_eq!(
+        named,
+        zftrain::train::callbacks::metrics_csv::COLUMNS,
+        "README: {list}"
+    );
+}

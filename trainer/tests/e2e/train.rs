@@ -114,6 +114,65 @@ fn two_epochs_equal_one_epoch_resumed_for_another_bit_for_bit() {
     for tag in ["train/loss", "train/top1", "val/loss", "val/top1"] {
         assert_eq!(a["scalars"][tag], b["scalars"][tag], "{tag}");
     }
+    // metrics.csv, read by pandas: a row per logged step and per epoch, the
+    // resumed run's the same as the straight one's (timings aside), and its
+    // validation figures TensorBoard's.
+    let (x, y) = (
+        crate::common::metrics_csv(&straight),
+        crate::common::metrics_csv(&resumed),
+    );
+    let steady = |rows: &[serde_json::Value]| -> Vec<serde_json::Value> {
+        rows.iter()
+            .map(|r| {
+                let mut r = r.clone();
+                let o = r.as_object_mut().unwrap();
+                o.remove("images_per_sec");
+                o.remove("eta_hours");
+                r
+            })
+            .collect()
+    };
+    assert_eq!(steady(&x), steady(&y));
+    let kinds: Vec<(i64, i64, &str)> = x
+        .iter()
+        .map(|r| {
+            (
+                r["step"].as_i64().unwrap(),
+                r["epoch"].as_i64().unwrap(),
+                r["kind"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (1, 1, "train"),
+            (2, 1, "train"),
+            (2, 1, "epoch"),
+            (3, 2, "train"),
+            (4, 2, "train"),
+            (4, 2, "epoch")
+        ]
+    );
+    let val_top1: Vec<f64> = x
+        .iter()
+        .filter(|r| r["kind"] == "epoch")
+        .map(|r| r["val_top1"].as_f64().unwrap())
+        .collect();
+    let tb_top1: Vec<f64> = a["scalars"]["val/top1"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e[1].as_f64().unwrap())
+        .collect();
+    for (c, t) in val_top1.iter().zip(&tb_top1) {
+        assert!(
+            (c - t).abs() < 1e-4,
+            "csv {val_top1:?} vs tensorboard {tb_top1:?}"
+        );
+    }
+    assert_eq!(val_top1.len(), 2);
+    assert!(x[0]["val_top1"].is_null() && x[0]["lr"].as_f64().unwrap() > 0.0);
 }
 
 #[test]

@@ -2,14 +2,15 @@
 //! (`train/loss`, `train/top1`, `train/lr`, `train/images_per_sec`,
 //! `train/grad_norm`, `train/eta_hours`: the time left in the run) and
 //! validation scalars every epoch (`val/loss`,
-//! `val/top1`, `val/top5`), to TensorBoard and the log file, at the global
-//! step.
+//! `val/top1`, `val/top5`), to TensorBoard, the log file and `metrics.csv`
+//! (see [`metrics_csv`](super::metrics_csv)), at the global step.
 
 use std::time::Instant;
 
 use anyhow::Result;
 use tracing::info;
 
+use super::metrics_csv::{MetricsCsv, MetricsRow};
 use super::{Callback, Context, EpochReport, Requests, StepReport};
 
 /// The metrics logger; it measures throughput over the steps between two
@@ -17,6 +18,7 @@ use super::{Callback, Context, EpochReport, Requests, StepReport};
 pub struct MetricsLogger {
     since: Instant,
     images: u64,
+    csv: Option<MetricsCsv>,
 }
 
 impl Default for MetricsLogger {
@@ -24,13 +26,34 @@ impl Default for MetricsLogger {
         MetricsLogger {
             since: Instant::now(),
             images: 0,
+            csv: None,
+        }
+    }
+}
+
+impl MetricsLogger {
+    /// Starts measuring throughput afresh.
+    fn restart_clock(&mut self) {
+        self.since = Instant::now();
+        self.images = 0;
+    }
+
+    fn csv_row(&mut self, row: MetricsRow) -> Result<()> {
+        match &mut self.csv {
+            Some(csv) => csv.append(&row),
+            None => Ok(()),
         }
     }
 }
 
 impl Callback for MetricsLogger {
+    fn on_train_start(&mut self, ctx: &Context<'_>) -> Result<Requests> {
+        self.csv = Some(MetricsCsv::open(ctx.run_dir, ctx.state.global_step)?);
+        Ok(Requests::NONE)
+    }
+
     fn on_epoch_start(&mut self, _ctx: &Context<'_>) -> Result<()> {
-        *self = MetricsLogger::default();
+        self.restart_clock();
         Ok(())
     }
 
@@ -51,10 +74,21 @@ impl Callback for MetricsLogger {
         ] {
             ctx.tb.scalar(tag, step, value)?;
         }
-        if let Some(left) = ctx.run_left() {
-            ctx.tb
-                .scalar("train/eta_hours", step, left.as_secs_f64() / 3600.0)?;
+        let eta_hours = ctx.run_left().map(|left| left.as_secs_f64() / 3600.0);
+        if let Some(eta) = eta_hours {
+            ctx.tb.scalar("train/eta_hours", step, eta)?;
         }
+        self.csv_row(MetricsRow {
+            step: ctx.state.global_step,
+            epoch: ctx.state.epoch + 1,
+            loss: Some(loss),
+            top1: Some(top1),
+            lr: Some(s.lr),
+            images_per_sec: Some(ips),
+            grad_norm: Some(norm),
+            eta_hours,
+            ..Default::default()
+        })?;
         info!(
             epoch = ctx.state.epoch + 1,
             step,
@@ -64,11 +98,22 @@ impl Callback for MetricsLogger {
             images_per_sec = ips,
             "train"
         );
-        *self = MetricsLogger::default();
+        self.restart_clock();
         Ok(Requests::NONE)
     }
 
     fn on_epoch_end(&mut self, ctx: &Context<'_>, e: &EpochReport<'_>) -> Result<Requests> {
+        self.csv_row(MetricsRow {
+            step: ctx.state.global_step,
+            epoch: e.epoch,
+            epoch_end: true,
+            loss: Some(e.train.mean_loss()),
+            top1: Some(e.train.top1()),
+            val_loss: e.val.map(|v| v.mean_loss()),
+            val_top1: e.val.map(|v| v.top1()),
+            val_top5: e.val.map(|v| v.top5()),
+            ..Default::default()
+        })?;
         let Some(val) = e.val else {
             return Ok(Requests::NONE);
         };

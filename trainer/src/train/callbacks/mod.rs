@@ -11,6 +11,7 @@
 
 mod checkpoint_policy;
 mod hooks_adapter;
+pub mod metrics_csv;
 mod metrics_logger;
 mod pace;
 mod progress;
