@@ -85,7 +85,7 @@ impl Hook for ActivationStats {
         for (i, m) in means.iter().enumerate() {
             ctx.sink.scalar(
                 &format!("custom/conv{}/mean_activation", i + 1),
-                ctx.epoch as i64,
+                ctx.step as i64,
                 *m,
             )?;
         }

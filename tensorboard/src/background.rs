@@ -18,6 +18,9 @@ enum Msg {
     Text(String, i64, String),
     Restart(i64),
     Hparams(Vec<(String, crate::HParamValue)>, Vec<String>),
+    SessionEnd(crate::SessionStatus),
+    Layout(crate::Layout),
+    Describe(crate::writer::Describe),
     Flush(Sender<()>),
 }
 
@@ -48,6 +51,12 @@ impl BackgroundWriter {
                     Msg::Restart(step) => writer.restart_at(step),
                     Msg::Hparams(h, m) => {
                         writer.hparams(&h, &m.iter().map(String::as_str).collect::<Vec<_>>())
+                    }
+                    Msg::SessionEnd(status) => writer.session_end(status),
+                    Msg::Layout(layout) => writer.custom_scalars(&layout),
+                    Msg::Describe(describe) => {
+                        writer.set_descriptions(describe);
+                        Ok(())
                     }
                     Msg::Flush(done) => {
                         let r = writer.flush();
@@ -94,6 +103,25 @@ impl BackgroundWriter {
             .ok_or_else(gone)?
             .send(msg)
             .map_err(|_| gone())
+    }
+
+    /// Describes every tag written from now on (see
+    /// [`SummaryWriter::set_descriptions`]).
+    pub fn set_descriptions(
+        &self,
+        describe: crate::writer::Describe,
+    ) -> Result<(), TensorBoardError> {
+        self.send(Msg::Describe(describe))
+    }
+
+    /// Queues the custom-scalars layout.
+    pub fn custom_scalars(&self, layout: crate::Layout) -> Result<(), TensorBoardError> {
+        self.send(Msg::Layout(layout))
+    }
+
+    /// Queues the end of the HParams session.
+    pub fn session_end(&self, status: crate::SessionStatus) -> Result<(), TensorBoardError> {
+        self.send(Msg::SessionEnd(status))
     }
 
     /// Queues a scalar.

@@ -36,6 +36,29 @@ pub enum PluginDataKind {
     /// One session's values.
     #[prost(message, tag = "3")]
     SessionStartInfo(SessionStartInfo),
+    /// How the session ended.
+    #[prost(message, tag = "4")]
+    SessionEndInfo(SessionEndInfo),
+}
+
+/// How a run ended, for the HParams dashboard (`tensorboard.hparams.Status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionStatus {
+    /// It trained all its epochs.
+    Success = 1,
+    /// It stopped on an error (a diverging loss, a failed required hook).
+    Failure = 2,
+}
+
+/// `tensorboard.hparams.SessionEndInfo`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SessionEndInfo {
+    /// `Status`: 1 success, 2 failure.
+    #[prost(int32, tag = "1")]
+    pub status: i32,
+    /// End time, seconds since the epoch.
+    #[prost(double, tag = "2")]
+    pub end_time_secs: f64,
 }
 
 /// `tensorboard.hparams.Experiment`.
@@ -63,6 +86,9 @@ pub struct MetricInfo {
     /// Which scalar tag.
     #[prost(message, optional, tag = "1")]
     pub name: Option<MetricName>,
+    /// What it measures.
+    #[prost(string, tag = "4")]
+    pub description: String,
 }
 
 /// `tensorboard.hparams.MetricName`.
@@ -120,11 +146,13 @@ impl From<&HParamValue> for ProtoValue {
     }
 }
 
-/// The two plugin payloads: `(experiment, session_start_info)`.
+/// The two plugin payloads: `(experiment, session_start_info)`; `describe`
+/// gives the metrics' descriptions.
 pub fn plugin_payloads(
     hparams: &[(String, HParamValue)],
     metrics: &[&str],
     start: f64,
+    describe: Option<crate::writer::Describe>,
 ) -> (HParamsPluginData, HParamsPluginData) {
     let experiment = Experiment {
         hparam_infos: hparams
@@ -138,6 +166,7 @@ pub fn plugin_payloads(
                     group: String::new(),
                     tag: t.to_string(),
                 }),
+                description: describe.and_then(|d| d(t)).unwrap_or_default().into(),
             })
             .collect(),
     };
@@ -155,4 +184,16 @@ pub fn plugin_payloads(
             data: Some(PluginDataKind::SessionStartInfo(session)),
         },
     )
+}
+
+/// The payload that ends a session with `status` at `end` (seconds since
+/// the epoch).
+pub fn session_end(status: SessionStatus, end: f64) -> HParamsPluginData {
+    HParamsPluginData {
+        version: 0,
+        data: Some(PluginDataKind::SessionEndInfo(SessionEndInfo {
+            status: status as i32,
+            end_time_secs: end,
+        })),
+    }
 }

@@ -137,6 +137,9 @@ pub struct SummaryMetadata {
     /// The plugin that owns the value.
     #[prost(message, optional, tag = "1")]
     pub plugin_data: Option<PluginData>,
+    /// What the tag shows, one line (TensorBoard shows it on the card).
+    #[prost(string, tag = "3")]
+    pub summary_description: String,
 }
 
 /// `tensorboard.SummaryMetadata.PluginData`.

@@ -3,6 +3,7 @@
 //! is an error, not a panic); [`SummaryWriter::flush`] pushes buffered events
 //! to the file so TensorBoard sees them.
 
+use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -78,6 +79,9 @@ impl Histogram {
     }
 }
 
+/// The one-line description of a tag, if it has one.
+pub type Describe = fn(&str) -> Option<&'static str>;
+
 /// Writes one TensorBoard event file.
 #[derive(Debug)]
 pub struct SummaryWriter {
@@ -85,6 +89,8 @@ pub struct SummaryWriter {
     out: BufWriter<File>,
     last_flush: std::time::Instant,
     flush_every: std::time::Duration,
+    describe: Option<Describe>,
+    described: HashSet<String>,
 }
 
 fn now() -> f64 {
@@ -135,6 +141,8 @@ impl SummaryWriter {
             out: BufWriter::new(file),
             last_flush: std::time::Instant::now(),
             flush_every: std::time::Duration::from_secs(10),
+            describe: None,
+            described: HashSet::new(),
         };
         w.write_event(Event {
             wall_time: now(),
@@ -158,7 +166,20 @@ impl SummaryWriter {
         })
     }
 
-    fn write_value(&mut self, step: i64, value: SummaryValue) -> Result<(), TensorBoardError> {
+    fn write_value(&mut self, step: i64, mut value: SummaryValue) -> Result<(), TensorBoardError> {
+        // TensorBoard keeps the first metadata of a tag in a file: the
+        // description goes with the first value only.
+        if let Some(describe) = self.describe {
+            if !self.described.contains(&value.tag) {
+                self.described.insert(value.tag.clone());
+                if let Some(d) = describe(&value.tag) {
+                    value
+                        .metadata
+                        .get_or_insert_with(Default::default)
+                        .summary_description = d.to_string();
+                }
+            }
+        }
         let summary = Summary { value: vec![value] };
         self.write_event(Event {
             wall_time: now(),
@@ -175,6 +196,12 @@ impl SummaryWriter {
     /// (default 10 s), so TensorBoard follows a long epoch as it runs.
     pub fn set_flush_every(&mut self, every: std::time::Duration) {
         self.flush_every = every;
+    }
+
+    /// Gives every tag written from now on the description `describe`
+    /// returns for it (shown by TensorBoard on the tag's card).
+    pub fn set_descriptions(&mut self, describe: Describe) {
+        self.describe = Some(describe);
     }
 
     /// A scalar (stored as `f32`, as TensorBoard does).
@@ -258,11 +285,24 @@ impl SummaryWriter {
             }),
             string_val: vec![text.as_bytes().to_vec()],
         };
+        self.plugin_tensor(tag, step, "text", Vec::new(), tensor)
+    }
+
+    /// A value owned by `plugin` (its `content`), carrying `tensor`.
+    fn plugin_tensor(
+        &mut self,
+        tag: &str,
+        step: i64,
+        plugin: &str,
+        content: Vec<u8>,
+        tensor: TensorProto,
+    ) -> Result<(), TensorBoardError> {
         let metadata = SummaryMetadata {
             plugin_data: Some(PluginData {
-                plugin_name: "text".into(),
-                content: Vec::new(),
+                plugin_name: plugin.into(),
+                content,
             }),
+            summary_description: String::new(),
         };
         self.write_value(
             step,
@@ -274,6 +314,22 @@ impl SummaryWriter {
         )
     }
 
+    /// The custom-scalars dashboard's layout (once per file is enough).
+    pub fn custom_scalars(&mut self, layout: &crate::Layout) -> Result<(), TensorBoardError> {
+        let tensor = TensorProto {
+            dtype: DT_STRING,
+            tensor_shape: Some(TensorShapeProto { dim: Vec::new() }),
+            string_val: vec![layout.encode_to_vec()],
+        };
+        self.plugin_tensor(
+            crate::layout::LAYOUT_TAG,
+            0,
+            "custom_scalars",
+            Vec::new(),
+            tensor,
+        )
+    }
+
     /// The run's hyper-parameters and the scalar tags to compare runs by,
     /// for TensorBoard's HParams dashboard.
     pub fn hparams(
@@ -281,35 +337,33 @@ impl SummaryWriter {
         hparams: &[(String, crate::HParamValue)],
         metrics: &[&str],
     ) -> Result<(), TensorBoardError> {
-        let (experiment, session) = crate::hparams::plugin_payloads(hparams, metrics, now());
-        for (tag, payload) in [
-            ("_hparams_/experiment", experiment),
-            ("_hparams_/session_start_info", session),
-        ] {
-            let metadata = SummaryMetadata {
-                plugin_data: Some(PluginData {
-                    plugin_name: "hparams".into(),
-                    content: payload.encode_to_vec(),
-                }),
-            };
-            // The plugin's NULL_TENSOR: an empty float tensor.
-            let tensor = TensorProto {
-                dtype: DT_FLOAT,
-                tensor_shape: Some(TensorShapeProto {
-                    dim: vec![Dim { size: 0 }],
-                }),
-                string_val: Vec::new(),
-            };
-            self.write_value(
-                0,
-                SummaryValue {
-                    tag: tag.into(),
-                    metadata: Some(metadata),
-                    value: Some(ValueKind::Tensor(tensor)),
-                },
-            )?;
-        }
-        Ok(())
+        let (experiment, session) =
+            crate::hparams::plugin_payloads(hparams, metrics, now(), self.describe);
+        self.hparams_payload("_hparams_/experiment", &experiment)?;
+        self.hparams_payload("_hparams_/session_start_info", &session)
+    }
+
+    /// Ends the HParams session with `status` (without it the dashboard
+    /// shows the run's status as unknown).
+    pub fn session_end(&mut self, status: crate::SessionStatus) -> Result<(), TensorBoardError> {
+        let end = crate::hparams::session_end(status, now());
+        self.hparams_payload("_hparams_/session_end_info", &end)
+    }
+
+    fn hparams_payload(
+        &mut self,
+        tag: &str,
+        payload: &crate::hparams::HParamsPluginData,
+    ) -> Result<(), TensorBoardError> {
+        // The plugin's NULL_TENSOR: an empty float tensor.
+        let tensor = TensorProto {
+            dtype: DT_FLOAT,
+            tensor_shape: Some(TensorShapeProto {
+                dim: vec![Dim { size: 0 }],
+            }),
+            string_val: Vec::new(),
+        };
+        self.plugin_tensor(tag, 0, "hparams", payload.encode_to_vec(), tensor)
     }
 
     /// Marks a restart at `step` (a resumed run): TensorBoard's reader then

@@ -1,5 +1,6 @@
 """Reads a log directory with TensorBoard's own EventAccumulator and prints
-what it found as JSON: scalars, images (decoded with PIL), histograms, text."""
+what it found as JSON: scalars, images (decoded with PIL), histograms, text,
+hparams, each tag's description, and the custom-scalars layout."""
 import io
 import json
 import sys
@@ -39,4 +40,17 @@ if content:
     for tag, raw in content.items():
         data = plugin_data_pb2.HParamsPluginData.FromString(raw)
         out["hparams"][tag] = json_format.MessageToDict(data)
+out["descriptions"] = {}
+for kind in ("scalars", "images", "histograms", "tensors"):
+    for tag in tags[kind]:
+        try:
+            out["descriptions"][tag] = acc.SummaryMetadata(tag).summary_description
+        except KeyError:
+            out["descriptions"][tag] = ""
+out["layout"] = None
+if "custom_scalars__config__" in tags["tensors"]:
+    from google.protobuf import json_format
+    from tensorboard.plugins.custom_scalar import layout_pb2
+    raw = acc.Tensors("custom_scalars__config__")[0].tensor_proto.string_val[0]
+    out["layout"] = json_format.MessageToDict(layout_pb2.Layout.FromString(raw))
 print(json.dumps(out))

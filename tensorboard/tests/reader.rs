@@ -163,3 +163,70 @@ fn tensorboard_reads_our_hparams() {
         3
     );
 }
+
+fn describe(tag: &str) -> Option<&'static str> {
+    match tag {
+        "val/top1" => Some("validation top-1 accuracy, percent"),
+        t if t.starts_with("filters/") => Some("dead filters of a layer"),
+        _ => None,
+    }
+}
+
+#[test]
+fn descriptions_the_custom_scalars_layout_and_the_session_end_reach_tensorboard() {
+    use zftrain_tensorboard::{Category, Chart, Layout, SessionStatus};
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = SummaryWriter::create(dir.path()).unwrap();
+    w.set_descriptions(describe);
+    w.hparams(&[], &["val/top1"]).unwrap();
+    let layout = Layout {
+        version: 0,
+        category: vec![
+            Category::new(
+                "Training",
+                vec![Chart::lines("top-1", &["train/top1", "val/top1"])],
+            ),
+            Category::new(
+                "Dead filters",
+                vec![Chart::lines("dead", &[r"filters/conv\d+/dead"])],
+            ),
+        ],
+    };
+    w.custom_scalars(&layout).unwrap();
+    for step in 1..=2 {
+        w.scalar("val/top1", step, 10.0 * step as f64).unwrap();
+        w.histogram("filters/conv1/rms", step, &[1.0, 2.0]).unwrap();
+        w.scalar("train/loss", step, 1.0).unwrap();
+    }
+    w.session_end(SessionStatus::Success).unwrap();
+    w.flush().unwrap();
+    let got = read_with_tensorboard(dir.path());
+    let d = &got["descriptions"];
+    assert_eq!(d["val/top1"], "validation top-1 accuracy, percent");
+    assert_eq!(d["filters/conv1/rms"], "dead filters of a layer");
+    assert_eq!(d["train/loss"], "", "no description, none written");
+    // The described tags are still read as scalars and histograms.
+    assert_eq!(
+        got["scalars"]["val/top1"],
+        serde_json::json!([[1, 10.0], [2, 20.0]])
+    );
+    assert_eq!(
+        got["histograms"]["filters/conv1/rms"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let categories = got["layout"]["category"].as_array().unwrap();
+    assert_eq!(categories[0]["title"], "Training");
+    assert_eq!(
+        categories[1]["chart"][0]["multiline"]["tag"],
+        serde_json::json!([r"filters/conv\d+/dead"])
+    );
+    assert_eq!(
+        got["hparams"]["_hparams_/session_end_info"]["sessionEndInfo"]["status"],
+        "STATUS_SUCCESS"
+    );
+    let metric = &got["hparams"]["_hparams_/experiment"]["experiment"]["metricInfos"][0];
+    assert_eq!(metric["description"], "validation top-1 accuracy, percent");
+}

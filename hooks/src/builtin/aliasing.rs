@@ -139,7 +139,7 @@ impl AliasingHook {
 
     fn run(&self, ctx: &HookContext<'_>) -> Result<Control, HookError> {
         let r = self.measure(ctx)?;
-        let step = ctx.epoch as i64;
+        let step = ctx.step as i64;
         let sink = ctx.sink;
         for (label, _, v) in &r.above_nyquist {
             let mean = v.iter().sum::<f64>() / v.len().max(1) as f64;

@@ -2,7 +2,7 @@
 //! given as boxes in pixels of chosen probe images (their 224x224 input),
 //! occluded in every image; `hooks/<name>/epoch-EEE/correspondence.csv` and
 //! `.txt`; TensorBoard text `analysis/correspondence` and scalars
-//! `correspondence/<part>/layerL` (mean; step = epoch).
+//! `correspondence/<part>/layerL` (mean; at the global step).
 
 use std::collections::BTreeMap;
 
@@ -90,7 +90,7 @@ impl CorrespondenceHook {
         let dir = epoch_dir(ctx, &c.name)?;
         write_text(&dir, "correspondence.csv", &csv)?;
         write_text(&dir, "correspondence.txt", &table)?;
-        let step = ctx.epoch as i64;
+        let step = ctx.step as i64;
         ctx.sink
             .text("analysis/correspondence", step, &format!("```\n{table}```"))?;
         for r in &rows {

@@ -4,7 +4,7 @@
 //! all probe images and positions, above `threshold`), and the filters whose
 //! weight RMS is below `degenerate_ratio` times the layer's median RMS.
 //!
-//! Summaries (step = epoch): scalars `filters/convL/dead`,
+//! Summaries (at the global step): scalars `filters/convL/dead`,
 //! `filters/convL/dead_fraction`, `filters/convL/degenerate`; histograms
 //! `filters/convL/activation_rate` and `filters/convL/rms`.
 
@@ -137,7 +137,7 @@ impl DeadFiltersHook {
     }
 
     fn run(&self, ctx: &HookContext<'_>) -> Result<Control, HookError> {
-        let step = ctx.epoch as i64;
+        let step = ctx.step as i64;
         for l in self.measure(ctx)? {
             let n = l.rms.len() as f64;
             ctx.sink

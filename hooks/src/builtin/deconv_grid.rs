@@ -4,7 +4,7 @@
 //!
 //! Outputs, for each layer `convL` at epoch `E`:
 //! - TensorBoard images `deconv/convL/projections` and `deconv/convL/patches`
-//!   (step = epoch);
+//!   (at the global step);
 //! - `hooks/<name>/epoch-EEE/convL.png`: projections left, patches right;
 //! - `hooks/<name>/epoch-EEE/convL.safetensors`: `values` `[M, k]` f32
 //!   (activations, strongest first, `-inf` where the probe set had too few
@@ -183,7 +183,7 @@ impl DeconvGridHook {
             .join(format!("epoch-{:03}", ctx.epoch));
         std::fs::create_dir_all(&dir).map_err(HookError::io(&dir))?;
         let (mean, std) = ctx.probe.normalization();
-        let step = ctx.epoch as i64;
+        let step = ctx.step as i64;
         let convs = ctx.net.arch().conv_indices();
         for top in &tops {
             let label = ctx.net.arch().layers[convs[top.conv]].label.clone();

@@ -1,8 +1,8 @@
 //! Feature evolution (ZF Fig. 4): at every scheduled epoch, the strongest
 //! activation of each chosen feature map over the probe set, projected to
 //! pixel space. Each epoch's row of projections is logged as the TensorBoard
-//! image `evolution/convL` (step = epoch, so the step slider shows the
-//! evolution), and `hooks/<name>/convL.png` is rewritten as the montage so
+//! image `evolution/convL` (at the global step, the training curves' axis; the step slider
+//! shows the evolution), and `hooks/<name>/convL.png` is rewritten as the montage so
 //! far: feature maps down, epochs across. The projections of past epochs
 //! are the hook's state, so the montage survives resume.
 
@@ -97,7 +97,7 @@ impl EvolutionHook {
             let row = now.to_kind(Kind::Float) / 255.0;
             ctx.sink.image(
                 &format!("evolution/{label}"),
-                ctx.epoch as i64,
+                ctx.step as i64,
                 &tile_table(&row, &c.render)?,
             )?;
             let past = self

@@ -17,7 +17,7 @@
 //! set too. It gets `timeout_s` seconds, then it is killed. Its stderr goes
 //! to the log line by line. Into `out/` it may write `scalars.json` (an
 //! object of finite numbers: `{"tag": value}`), PNG images and `.txt`/`.md`
-//! texts; they become `plugins/<name>/<tag>` summaries at step = epoch. A
+//! texts; they become `plugins/<name>/<tag>` summaries at the global step. A
 //! non-zero exit, a timeout or unreadable results are the hook's failure
 //! (reported; training goes on unless `required`).
 
@@ -283,7 +283,7 @@ impl ExecHook {
     /// Logs what the program wrote into `out`.
     fn collect(&self, ctx: &HookContext<'_>, out: &Path) -> Result<(), HookError> {
         let prefix = format!("plugins/{}", self.config.name);
-        let step = ctx.epoch as i64;
+        let step = ctx.step as i64;
         let mut entries: Vec<PathBuf> = std::fs::read_dir(out)
             .map_err(HookError::io(out))?
             .filter_map(|e| e.ok().map(|e| e.path()))

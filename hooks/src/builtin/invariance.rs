@@ -3,7 +3,7 @@
 //! `invariance.csv`; TensorBoard image `analysis/invariance` and, per
 //! transformation kind, the mean over images and amounts (identity left out)
 //! of the layer-1 and layer-7 distances and of the class probability
-//! (`invariance/<kind>/layer1_mean`, ...; step = epoch), so that invariance
+//! (`invariance/<kind>/layer1_mean`, ...; at the global step), so that invariance
 //! can be followed over training. The class followed is the one the network
 //! gives the original image.
 
@@ -82,7 +82,7 @@ impl InvarianceHook {
         write_text(&dir, "invariance.csv", &invariance_csv(&points, &names))?;
         let figure = invariance_figure(&points, &names).map_err(failed(&c.name))?;
         write_png(&dir.join("invariance.png"), &figure)?;
-        let step = ctx.epoch as i64;
+        let step = ctx.step as i64;
         ctx.sink.image("analysis/invariance", step, &figure)?;
         for kind in ["translate_y", "scale", "rotate"] {
             let moved: Vec<_> = points

@@ -3,7 +3,7 @@
 //! map activation, class probability, most probable class, the map's
 //! projection) and `occlusion-<i>.csv`; TensorBoard images
 //! `analysis/occlusion/probe<i>` and scalars `occlusion/probe<i>/min_probability`
-//! (step = epoch). The class followed is the one the network gives the
+//! (at the global step). The class followed is the one the network gives the
 //! unoccluded image.
 
 use serde::{Deserialize, Serialize};
@@ -77,7 +77,7 @@ impl OcclusionHook {
         };
         let dir = epoch_dir(ctx, &c.name)?;
         let (mean, std) = ctx.probe.normalization();
-        let step = ctx.epoch as i64;
+        let step = ctx.step as i64;
         for (k, &probe) in c.images.iter().enumerate() {
             let image = images.get(k as i64);
             let m = occlusion(ctx.net, &image, None, &config).map_err(failed(&c.name))?;

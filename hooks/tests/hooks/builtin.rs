@@ -98,9 +98,9 @@ fn dead_and_degenerate_filters_are_counted() {
     assert_eq!(hook.schedule(), &Schedule::default());
     hook.on_epoch_end(&ctx).unwrap();
     let items = sink.items.lock().unwrap().clone();
-    assert!(items.iter().any(|s| matches!(s, Summary::Scalar(t, 1, v) if t == "filters/conv1/dead" && *v == l1.dead as f64)));
+    assert!(items.iter().any(|s| matches!(s, Summary::Scalar(t, 10, v) if t == "filters/conv1/dead" && *v == l1.dead as f64)));
     assert!(items.iter().any(
-        |s| matches!(s, Summary::Histogram(t, 1, v) if t == "filters/conv1/rms" && v.len() == 96)
+        |s| matches!(s, Summary::Histogram(t, 10, v) if t == "filters/conv1/rms" && v.len() == 96)
     ));
 }
 

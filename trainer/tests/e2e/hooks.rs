@@ -69,15 +69,28 @@ fn deconv_grids_and_filter_counts_reach_tensorboard_and_visualize_reruns_them() 
     }
     assert!(!run.join("hooks/deconv/epoch-001/conv3.png").exists());
     let tb = crate::common::tensorboard(&run);
+    // One step axis: epoch 1 ends at global step 2, where validation, the
+    // grids and the filter counts all are.
+    let val_step = tb["scalars"]["val/top1"][0][0].as_i64();
+    assert_eq!(val_step, Some(2), "{tb}");
     for tag in ["deconv/conv1/projections", "deconv/conv5/patches"] {
         let images = tb["images"][tag]
             .as_array()
             .unwrap_or_else(|| panic!("no {tag}: {tb}"));
-        assert_eq!(images[0]["step"].as_i64(), Some(1), "{tag} at epoch 1");
+        assert_eq!(
+            images[0]["step"].as_i64(),
+            val_step,
+            "{tag} at epoch 1's end"
+        );
         assert!(images[0]["width"].as_i64().unwrap() > 20, "{tag} width");
     }
     let dead = tb["scalars"]["filters/conv1/dead"].as_array().unwrap();
-    assert_eq!(dead[0][0].as_i64(), Some(1));
+    assert_eq!(dead[0][0].as_i64(), val_step);
+    let epochs = tb["scalars"]["train/epoch"].as_array().unwrap();
+    assert_eq!(
+        epochs.last().unwrap()[..],
+        [serde_json::json!(2), serde_json::json!(1.0)]
+    );
     assert!(tb["histograms"]["filters/conv2/rms"].is_array(), "{tb}");
     let evolution = run.join("hooks/evolution/conv1.png");
     let one = image::open(&evolution).unwrap().width();
@@ -273,7 +286,8 @@ fn exec_plugins_get_a_bundle_and_their_results_reach_tensorboard() {
     let rms = tb["scalars"]["plugins/filter_stats/conv1/weight_rms"]
         .as_array()
         .unwrap();
-    assert_eq!(rms[0][0].as_i64(), Some(1));
+    let epoch_end = tb["scalars"]["val/top1"][0][0].as_i64();
+    assert_eq!(rms[0][0].as_i64(), epoch_end, "at epoch 1's end");
     assert!(rms[0][1].as_f64().unwrap() > 0.0);
     assert!(
         tb["scalars"]["plugins/filter_stats/conv5/active_fraction"].is_array(),

@@ -1,5 +1,5 @@
 //! The metrics logger: training scalars every `train.log_every` steps
-//! (`train/loss`, `train/top1`, `train/lr`, `train/images_per_sec`,
+//! (`train/epoch`, `train/loss`, `train/top1`, `train/lr`, `train/images_per_sec`,
 //! `train/grad_norm`, `train/eta_hours`: the time left in the run) and
 //! validation scalars every epoch (`val/loss`,
 //! `val/top1`, `val/top5`), to TensorBoard, the log file and `metrics.csv`
@@ -65,7 +65,12 @@ impl Callback for MetricsLogger {
         let step = ctx.state.global_step as i64;
         let ips = self.images as f64 / self.since.elapsed().as_secs_f64().max(1e-9);
         let (loss, top1) = (s.running.mean_loss(), s.running.top1());
+        // The epoch as a curve on the global step: 2.5 is half-way through
+        // the third epoch, so any step axis reads as epochs too.
+        let epoch =
+            ctx.state.epoch as f64 + ctx.state.batch as f64 / ctx.steps_per_epoch.max(1) as f64;
         for (tag, value) in [
+            ("train/epoch", epoch),
             ("train/loss", loss),
             ("train/top1", top1),
             ("train/lr", s.lr),
