@@ -7,11 +7,11 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use zftrain_analyses::correspondence::{correspondence, CorrespondenceConfig, Part};
+use zftrain_analyses::correspondence::{correspondence, CorrespondenceConfig, CorrespondenceRow, Part};
 use zftrain_analyses::report::correspondence_tables;
 
 use super::analysis::{epoch_dir, failed, probe_images, write_text};
-use crate::{Control, HookContext, HookError, Schedule};
+use crate::{Control, HookContext, HookError, Schedule, SummarySink};
 
 /// Settings (`[[hooks]] kind = "correspondence"`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -90,18 +90,29 @@ impl CorrespondenceHook {
         let dir = epoch_dir(ctx, &c.name)?;
         write_text(&dir, "correspondence.csv", &csv)?;
         write_text(&dir, "correspondence.txt", &table)?;
-        let step = ctx.step as i64;
-        ctx.sink
-            .text("analysis/correspondence", step, &format!("```\n{table}```"))?;
-        for r in &rows {
-            ctx.sink.scalar(
-                &format!("correspondence/{}/layer{}", r.part, r.layer),
-                step,
-                r.mean,
-            )?;
-        }
+        write_summaries(ctx.sink, ctx.step as i64, &rows, &table)?;
         Ok(Control::Continue)
     }
+}
+
+/// The correspondence summaries, the same from the hook and from `zftrain
+/// analyze correspondence`: the table as text `analysis/correspondence` and
+/// each part's mean per layer, `correspondence/<part>/layer<L>`.
+pub fn write_summaries(
+    sink: &dyn SummarySink,
+    step: i64,
+    rows: &[CorrespondenceRow],
+    table: &str,
+) -> Result<(), HookError> {
+    sink.text("analysis/correspondence", step, &format!("```\n{table}```"))?;
+    for r in rows {
+        sink.scalar(
+            &format!("correspondence/{}/layer{}", r.part, r.layer),
+            step,
+            r.mean,
+        )?;
+    }
+    Ok(())
 }
 
 impl super::Needs for CorrespondenceHook {}

@@ -8,13 +8,13 @@
 //! gives the original image.
 
 use serde::{Deserialize, Serialize};
-use zftrain_analyses::invariance::{invariance, InvarianceConfig};
+use zftrain_analyses::invariance::{invariance, InvarianceConfig, InvariancePoint};
 use zftrain_analyses::plot::invariance_figure;
 use zftrain_analyses::report::invariance_csv;
 
 use super::analysis::{epoch_dir, failed, probe_images, write_text};
 use super::files::write_png;
-use crate::{Control, HookContext, HookError, Schedule};
+use crate::{Control, HookContext, HookError, Schedule, SummarySink};
 
 /// Settings (`[[hooks]] kind = "invariance"`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -82,38 +82,42 @@ impl InvarianceHook {
         write_text(&dir, "invariance.csv", &invariance_csv(&points, &names))?;
         let figure = invariance_figure(&points, &names).map_err(failed(&c.name))?;
         write_png(&dir.join("invariance.png"), &figure)?;
-        let step = ctx.step as i64;
-        ctx.sink.image("analysis/invariance", step, &figure)?;
-        for kind in ["translate_y", "scale", "rotate"] {
-            let moved: Vec<_> = points
-                .iter()
-                .filter(|p| p.warp.kind() == kind && !p.warp.is_identity())
-                .collect();
-            if moved.is_empty() {
-                continue;
-            }
-            let n = moved.len() as f64;
-            let mean = |f: fn(&zftrain_analyses::invariance::InvariancePoint) -> f64| {
-                moved.iter().map(|p| f(p)).sum::<f64>() / n
-            };
-            ctx.sink.scalar(
-                &format!("invariance/{kind}/layer1_mean"),
-                step,
-                mean(|p| p.layer1),
-            )?;
-            ctx.sink.scalar(
-                &format!("invariance/{kind}/layer7_mean"),
-                step,
-                mean(|p| p.layer7),
-            )?;
-            ctx.sink.scalar(
-                &format!("invariance/{kind}/probability_mean"),
-                step,
-                mean(|p| p.probability),
-            )?;
-        }
+        write_summaries(ctx.sink, ctx.step as i64, &points, &figure)?;
         Ok(Control::Continue)
     }
+}
+
+/// The invariance summaries, the same from the hook and from `zftrain
+/// analyze invariance`: the figure `analysis/invariance` and, per kind of
+/// transformation, the means over the images and amounts (the original
+/// left out) `invariance/<kind>/layer1_mean`, `layer7_mean` and
+/// `probability_mean`.
+pub fn write_summaries(
+    sink: &dyn SummarySink,
+    step: i64,
+    points: &[InvariancePoint],
+    figure: &image::RgbImage,
+) -> Result<(), HookError> {
+    sink.image("analysis/invariance", step, figure)?;
+    for kind in ["translate_y", "scale", "rotate"] {
+        let moved: Vec<_> = points
+            .iter()
+            .filter(|p| p.warp.kind() == kind && !p.warp.is_identity())
+            .collect();
+        if moved.is_empty() {
+            continue;
+        }
+        let n = moved.len() as f64;
+        let mean = |f: fn(&InvariancePoint) -> f64| moved.iter().map(|p| f(p)).sum::<f64>() / n;
+        sink.scalar(&format!("invariance/{kind}/layer1_mean"), step, mean(|p| p.layer1))?;
+        sink.scalar(&format!("invariance/{kind}/layer7_mean"), step, mean(|p| p.layer7))?;
+        sink.scalar(
+            &format!("invariance/{kind}/probability_mean"),
+            step,
+            mean(|p| p.probability),
+        )?;
+    }
+    Ok(())
 }
 
 impl super::Needs for InvarianceHook {}

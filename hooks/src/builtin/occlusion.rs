@@ -7,13 +7,13 @@
 //! unoccluded image.
 
 use serde::{Deserialize, Serialize};
-use zftrain_analyses::occlusion::{occlusion, OcclusionConfig};
+use zftrain_analyses::occlusion::{occlusion, OcclusionConfig, OcclusionMap};
 use zftrain_analyses::report::{occlusion_csv, occlusion_figure};
 use zftrain_deconv::render::denormalize;
 
 use super::analysis::{epoch_dir, failed, probe_images, write_text};
 use super::files::write_png;
-use crate::{Control, HookContext, HookError, Schedule};
+use crate::{Control, HookContext, HookError, Schedule, SummarySink};
 
 /// Settings (`[[hooks]] kind = "occlusion"`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -88,17 +88,27 @@ impl OcclusionHook {
                 })
                 .map_err(failed(&c.name))?;
             write_png(&dir.join(format!("occlusion-{probe}.png")), &figure)?;
-            ctx.sink
-                .image(&format!("analysis/occlusion/probe{probe}"), step, &figure)?;
-            let worst = m.probability.iter().cloned().fold(f64::INFINITY, f64::min);
-            ctx.sink.scalar(
-                &format!("occlusion/probe{probe}/min_probability"),
-                step,
-                worst,
-            )?;
+            write_summaries(ctx.sink, step, &format!("image{probe}"), &m, &figure)?;
         }
         Ok(Control::Continue)
     }
+}
+
+/// The occlusion summaries of one image, the same from the hook (`image`
+/// is `image<P>`, P the probe index) and from `zftrain analyze occlusion`
+/// (`image<I>`, I the position on its command line): the figure
+/// `analysis/occlusion/<image>` and the class probability with the most
+/// harmful occluder, `occlusion/<image>/min_probability`.
+pub fn write_summaries(
+    sink: &dyn SummarySink,
+    step: i64,
+    image: &str,
+    m: &OcclusionMap,
+    figure: &image::RgbImage,
+) -> Result<(), HookError> {
+    sink.image(&format!("analysis/occlusion/{image}"), step, figure)?;
+    let worst = m.probability.iter().cloned().fold(f64::INFINITY, f64::min);
+    sink.scalar(&format!("occlusion/{image}/min_probability"), step, worst)
 }
 
 impl super::Needs for OcclusionHook {}

@@ -61,8 +61,8 @@ fn the_analysis_hooks_write_figures_tables_and_summaries() {
     for tag in [
         "analysis/invariance",
         "invariance/translate_y/layer7_mean",
-        "analysis/occlusion/probe1",
-        "occlusion/probe1/min_probability",
+        "analysis/occlusion/image1",
+        "occlusion/image1/min_probability",
         "analysis/correspondence",
         "correspondence/centre/layer5",
         "correspondence/random/layer7",

@@ -27,6 +27,7 @@ use zftrain_tensorboard::BackgroundWriter;
 
 use super::images::{eval_transform, load_image, resolve_class};
 use crate::cli::{AnalysisCommon, CorrespondenceArgs, InvarianceArgs, OcclusionArgs};
+use crate::train::hooks::TbSink;
 use crate::train::ticker::Ticker;
 use crate::weights::load_model;
 use crate::weights::{Model, WeightsInfo};
@@ -141,17 +142,6 @@ fn write_png(path: &Path, image: &image::RgbImage) -> Result<()> {
     zftrain_hooks::builtin::files::write_png(path, image).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
-fn tb_image(tb: &BackgroundWriter, tag: &str, image: &image::RgbImage) -> Result<()> {
-    tb.image_rgb(
-        tag,
-        0,
-        image.width(),
-        image.height(),
-        image.as_raw().clone(),
-    )?;
-    Ok(())
-}
-
 /// Runs `analyze invariance`.
 pub fn invariance(args: &InvarianceArgs) -> Result<()> {
     let l = Loaded::open(&args.common)?;
@@ -204,7 +194,7 @@ pub fn invariance(args: &InvarianceArgs) -> Result<()> {
     )?;
     let figure = invariance_figure(&points, &names)?;
     write_png(&out.join("invariance.png"), &figure)?;
-    tb_image(&l.tb, "invariance/figure", &figure)?;
+    zftrain_hooks::builtin::invariance::write_summaries(&TbSink(&l.tb), 0, &points, &figure)?;
     l.tb.flush()?;
     println!(
         "invariance: {} images x {} transformations in {seconds:.1} s: {}/invariance.png and .csv (distances relative to the original's feature norm)",
@@ -246,7 +236,13 @@ pub fn occlusion(args: &OcclusionArgs) -> Result<()> {
             l.class_name(c)
         })?;
         write_png(&out.join(format!("occlusion-{i}.png")), &figure)?;
-        tb_image(&l.tb, &format!("occlusion/image{i}"), &figure)?;
+        zftrain_hooks::builtin::occlusion::write_summaries(
+            &TbSink(&l.tb),
+            0,
+            &format!("image{i}"),
+            &m,
+            &figure,
+        )?;
         let mut legend: Vec<i64> = m.top_class.clone();
         legend.sort_unstable();
         legend.dedup();
@@ -440,7 +436,7 @@ pub fn correspondence(args: &CorrespondenceArgs) -> Result<()> {
         &serde_json::to_string_pretty(&rows)?,
     )?;
     write_text(&out.join("correspondence.txt"), &table)?;
-    l.tb.text("correspondence/table", 0, &format!("```\n{table}```"))?;
+    zftrain_hooks::builtin::correspondence::write_summaries(&TbSink(&l.tb), 0, &rows, &table)?;
     l.tb.flush()?;
     print!("{table}");
     println!(
