@@ -7,7 +7,9 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use zftrain_analyses::correspondence::{correspondence, CorrespondenceConfig, CorrespondenceRow, Part};
+use zftrain_analyses::correspondence::{
+    correspondence, CorrespondenceConfig, CorrespondenceRow, Part,
+};
 use zftrain_analyses::report::correspondence_tables;
 
 use super::analysis::{epoch_dir, failed, probe_images, write_text};

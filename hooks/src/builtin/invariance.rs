@@ -109,8 +109,16 @@ pub fn write_summaries(
         }
         let n = moved.len() as f64;
         let mean = |f: fn(&InvariancePoint) -> f64| moved.iter().map(|p| f(p)).sum::<f64>() / n;
-        sink.scalar(&format!("invariance/{kind}/layer1_mean"), step, mean(|p| p.layer1))?;
-        sink.scalar(&format!("invariance/{kind}/layer7_mean"), step, mean(|p| p.layer7))?;
+        sink.scalar(
+            &format!("invariance/{kind}/layer1_mean"),
+            step,
+            mean(|p| p.layer1),
+        )?;
+        sink.scalar(
+            &format!("invariance/{kind}/layer7_mean"),
+            step,
+            mean(|p| p.layer7),
+        )?;
         sink.scalar(
             &format!("invariance/{kind}/probability_mean"),
             step,

@@ -55,7 +55,7 @@ impl Loaded {
         let transform = eval_transform(common.source.checkpoint.as_deref(), &info)?;
         std::fs::create_dir_all(&common.out)
             .with_context(|| format!("creating {}", common.out.display()))?;
-        let tb = BackgroundWriter::create(&common.out)?;
+        let tb = crate::train::tags::open_writer(&common.out)?;
         Ok(Loaded {
             model,
             info,

@@ -12,7 +12,6 @@ use zftrain_checkpoints::Checkpoint;
 use zftrain_data::Dataset;
 use zftrain_hooks::builtin::{DeadFiltersConfig, DeconvGridConfig};
 use zftrain_hooks::{Event, HookSpec, Schedule};
-use zftrain_tensorboard::BackgroundWriter;
 
 use crate::cli::VisualizeArgs;
 use crate::config::RunConfig;
@@ -122,7 +121,7 @@ pub fn run(args: &VisualizeArgs) -> Result<()> {
         .unwrap_or(0);
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
-    let tb = BackgroundWriter::create(&args.out)?;
+    let tb = crate::train::tags::open_writer(&args.out)?;
     let images = probe.len();
     let mut runner = HookRunner::new(config.build_hooks()?, Box::new(probe));
     runner.device = device;

@@ -18,6 +18,7 @@ pub mod session;
 pub mod setup;
 pub mod state;
 pub mod stop;
+pub mod tags;
 pub mod ticker;
 
 pub use callbacks::{Callback, Requests};

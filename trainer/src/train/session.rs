@@ -18,7 +18,7 @@ use zftrain_data::loader::Shard;
 use zftrain_data::{Dataset, Loader, MeanImage};
 use zftrain_hooks::{Hook, Hooks};
 use zftrain_model::Arch;
-use zftrain_tensorboard::BackgroundWriter;
+use zftrain_tensorboard::{BackgroundWriter, SessionStatus};
 
 use crate::config::RunConfig;
 use crate::devices::training_devices;
@@ -235,14 +235,11 @@ impl Trainer {
         }
         tch::manual_seed(config.seed as i64);
         let mut dp = engine(&config, &c.role, &c.devices, c.arch)?;
-        let tb = BackgroundWriter::create(&c.run_dir)?;
+        let tb = crate::train::tags::open_writer(&c.run_dir)?;
         let resumed = c.resume_from.as_ref().map(|(ck, _)| ck);
         let mut state = match &c.resume_from {
             Some((ck, skipped)) => resume(ck, skipped, &mut dp, &c.info, &tb)?,
-            None => {
-                start_history(&tb, &config, &c.spec)?;
-                TrainerState::default()
-            }
+            None => TrainerState::default(),
         };
         c.role.share_start(&mut dp, &mut state)?;
         let schedule = Schedule {
@@ -256,6 +253,14 @@ impl Trainer {
         let (train_loader, val_loader) =
             setup::loaders(&config, c.train_set, c.val_set, mean_image.clone(), shard)?;
         let plan = Plan::new(&config, &c.devices, &train_loader);
+        if c.resume_from.is_none() {
+            let resolved = setup::Resolved {
+                precision: plan.layout.kind,
+                devices: &c.devices,
+                classes: c.info.config.classes,
+            };
+            start_history(&tb, &config, &c.spec, &resolved)?;
+        }
         let hooks = hooks_adapter(
             &config,
             c.hooks,
@@ -296,23 +301,43 @@ impl Trainer {
     }
 
     /// Trains until the configured epochs are done or something stops it.
+    /// TensorBoard's HParams dashboard gets the end: success when all the
+    /// epochs are done, failure on an error; a stop (to be resumed) leaves
+    /// the session open.
     pub fn fit(mut self) -> Result<Outcome> {
-        self.core.pace = Pace::start(&self.core.state);
-        let asked = self.emit(|cb, ctx| cb.on_train_start(ctx))?;
-        self.core.asked_to_stop |= asked.stop;
-        while self.core.state.epoch < self.core.config.train.epochs {
-            let Some(running) = self.train_epoch()? else {
-                return self.stopped();
-            };
-            if self.end_epoch(&running)? {
-                break;
+        match self.epochs() {
+            Ok(false) => {}
+            Ok(true) => return self.stopped(),
+            Err(e) => {
+                let _ = self.core.tb.session_end(SessionStatus::Failure);
+                let _ = self.core.tb.flush();
+                return Err(e);
             }
         }
         if !self.core.asked_to_stop {
             self.tell(|cb, ctx| cb.on_train_end(ctx))?;
         }
+        if self.core.state.epoch >= self.core.config.train.epochs {
+            self.core.tb.session_end(SessionStatus::Success)?;
+        }
         self.core.tb.flush()?;
         Ok(self.core.outcome(false))
+    }
+
+    /// The epochs left; `true` when a stop ended them early.
+    fn epochs(&mut self) -> Result<bool> {
+        self.core.pace = Pace::start(&self.core.state);
+        let asked = self.emit(|cb, ctx| cb.on_train_start(ctx))?;
+        self.core.asked_to_stop |= asked.stop;
+        while self.core.state.epoch < self.core.config.train.epochs {
+            let Some(running) = self.train_epoch()? else {
+                return Ok(true);
+            };
+            if self.end_epoch(&running)? {
+                break;
+            }
+        }
+        Ok(false)
     }
 
     /// One epoch's training pass, from the state's batch cursor; its
@@ -696,14 +721,25 @@ fn resume(
 
 /// A new run's first TensorBoard entries: its configuration and the
 /// hyper-parameters.
-fn start_history(tb: &BackgroundWriter, config: &RunConfig, spec: &ArchSpec) -> Result<()> {
+fn start_history(
+    tb: &BackgroundWriter,
+    config: &RunConfig,
+    spec: &ArchSpec,
+    resolved: &setup::Resolved<'_>,
+) -> Result<()> {
     tb.text(
         "run/config",
         0,
         &format!("```toml\n{}\n```", config.to_toml()),
     )?;
-    let metrics = ["val/top1", "val/top5", "val/loss", "train/loss"];
-    tb.hparams(setup::hparams(config, spec), &metrics)?;
+    let metrics = [
+        "val/best_top1",
+        "val/top1",
+        "val/top5",
+        "val/loss",
+        "train/loss",
+    ];
+    tb.hparams(setup::hparams(config, spec, resolved), &metrics)?;
     Ok(())
 }
 

@@ -156,9 +156,46 @@ pub fn set_up_logging(run_dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// What a run settled at its start, beside its configuration.
+pub struct Resolved<'a> {
+    /// The compute precision in use (`train.precision = "auto"` resolved).
+    pub precision: tch::Kind,
+    /// This node's devices.
+    pub devices: &'a [tch::Device],
+    /// Classes of the network.
+    pub classes: i64,
+}
+
 /// The hyper-parameters shown in TensorBoard's HParams dashboard.
-pub fn hparams(config: &RunConfig, arch: &ArchSpec) -> Vec<(String, HParamValue)> {
+pub fn hparams(
+    config: &RunConfig,
+    arch: &ArchSpec,
+    resolved: &Resolved<'_>,
+) -> Vec<(String, HParamValue)> {
+    let precision = match resolved.precision {
+        tch::Kind::BFloat16 => "bf16",
+        tch::Kind::Half => "fp16",
+        _ => "fp32",
+    };
+    let device = match resolved.devices.first() {
+        Some(d) if d.is_cuda() => "cuda",
+        _ => "cpu",
+    };
     vec![
+        ("precision".into(), HParamValue::Text(precision.into())),
+        (
+            "devices_per_node".into(),
+            HParamValue::Number(resolved.devices.len() as f64),
+        ),
+        ("device".into(), HParamValue::Text(device.into())),
+        (
+            "nodes".into(),
+            HParamValue::Number(config.cluster.nodes as f64),
+        ),
+        (
+            "classes".into(),
+            HParamValue::Number(resolved.classes as f64),
+        ),
         ("arch".into(), HParamValue::Text(arch.name().to_string())),
         ("init".into(), as_text(&config.model.init)),
         ("lrn".into(), HParamValue::Bool(config.model.lrn)),
@@ -172,7 +209,6 @@ pub fn hparams(config: &RunConfig, arch: &ArchSpec) -> Vec<(String, HParamValue)
             "batch_size".into(),
             HParamValue::Number(config.train.batch_size as f64),
         ),
-        ("precision".into(), as_text(&config.train.precision)),
         (
             "renorm_radius".into(),
             HParamValue::Number(config.train.renorm_radius),

@@ -73,6 +73,13 @@ fn the_three_analyses_write_their_numbers_and_pictures() {
         tb["scalars"]["invariance/rotate/image1/layer7"].is_array(),
         "{tb}"
     );
+    // The hook's tags too, each described.
+    assert!(tb["images"]["analysis/invariance"].is_array(), "{tb}");
+    assert!(
+        tb["scalars"]["invariance/scale/layer7_mean"].is_array(),
+        "{tb}"
+    );
+    crate::common::assert_described(&tb);
 
     let out = dir.path().join("occ");
     let printed = ok(&[
@@ -97,6 +104,13 @@ fn the_three_analyses_write_their_numbers_and_pictures() {
         (png.width(), png.height()),
         (5 * 224 + 200 + 5 * 6, 224 + 24)
     );
+    let tb = crate::common::tensorboard(&out);
+    assert!(tb["images"]["analysis/occlusion/image0"].is_array(), "{tb}");
+    assert!(
+        tb["scalars"]["occlusion/image0/min_probability"].is_array(),
+        "{tb}"
+    );
+    crate::common::assert_described(&tb);
     let summary: serde_json::Value =
         serde_json::from_str(&read(&out.join("occlusion.json"))).unwrap();
     assert_eq!(summary[0]["positions"], serde_json::json!([4, 4]));
@@ -159,6 +173,13 @@ fn the_three_analyses_write_their_numbers_and_pictures() {
         printed.contains("correspondence: 18/18 images in "),
         "{printed}"
     );
+    let tb = crate::common::tensorboard(&out);
+    assert!(tb["text"]["analysis/correspondence"].is_array(), "{tb}");
+    assert_eq!(
+        tb["scalars"]["correspondence/eye/layer5"][0][1], 0.0,
+        "{tb}"
+    );
+    crate::common::assert_described(&tb);
 }
 
 #[test]

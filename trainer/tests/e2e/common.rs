@@ -87,6 +87,23 @@ pub fn tensorboard(logdir: &Path) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("JSON from read_events.py")
 }
 
+/// Every tag in `tb` (what [`tensorboard`] read) carries a description,
+/// the plugins' own records aside; returns how many tags it checked.
+pub fn assert_described(tb: &serde_json::Value) -> usize {
+    let descriptions = tb["descriptions"].as_object().expect("descriptions");
+    let bare: Vec<&String> = descriptions
+        .iter()
+        .filter(|(tag, d)| {
+            d.as_str() == Some("")
+                && !tag.starts_with("_hparams_/")
+                && *tag != "custom_scalars__config__"
+        })
+        .map(|(tag, _)| tag)
+        .collect();
+    assert!(bare.is_empty(), "tags without a description: {bare:?}");
+    descriptions.len()
+}
+
 /// A run's `metrics.csv` as pandas reads it: one JSON object per row
 /// (empty cells are `null`).
 pub fn metrics_csv(run_dir: &Path) -> Vec<serde_json::Value> {

@@ -87,10 +87,7 @@ fn deconv_grids_and_filter_counts_reach_tensorboard_and_visualize_reruns_them() 
     let dead = tb["scalars"]["filters/conv1/dead"].as_array().unwrap();
     assert_eq!(dead[0][0].as_i64(), val_step);
     let epochs = tb["scalars"]["train/epoch"].as_array().unwrap();
-    assert_eq!(
-        epochs.last().unwrap()[..],
-        [serde_json::json!(2), serde_json::json!(1.0)]
-    );
+    assert_eq!(*epochs.last().unwrap(), serde_json::json!([2, 1.0]));
     assert!(tb["histograms"]["filters/conv2/rms"].is_array(), "{tb}");
     let evolution = run.join("hooks/evolution/conv1.png");
     let one = image::open(&evolution).unwrap().width();
@@ -474,4 +471,28 @@ fn flags_alone_train_with_the_papers_hooks() {
         tb["scalars"]["aliasing/conv2/grid_score"].is_array(),
         "{tb}"
     );
+    // Laid out for the paper: every tag described, the custom-scalars
+    // layout opening on training, hparams with what the run resolved and
+    // a session that ended in success.
+    assert!(crate::common::assert_described(&tb) > 20);
+    assert_eq!(
+        tb["layout"]["category"][0]["title"],
+        "Training and validation"
+    );
+    let hp = &tb["hparams"];
+    let start = &hp["_hparams_/session_start_info"]["sessionStartInfo"]["hparams"];
+    assert_eq!(start["precision"], "fp32", "{hp}");
+    assert_eq!(start["devices_per_node"], 1.0);
+    assert_eq!(start["nodes"], 1.0);
+    assert_eq!(start["classes"], 2.0);
+    let end = &hp["_hparams_/session_end_info"]["sessionEndInfo"];
+    assert_eq!(end["status"], "STATUS_SUCCESS", "{hp}");
+    let metrics = &hp["_hparams_/experiment"]["experiment"]["metricInfos"];
+    assert_eq!(metrics[0]["name"]["tag"], "val/best_top1");
+    let best = tb["scalars"]["val/best_top1"].as_array().unwrap();
+    let top1 = tb["scalars"]["val/top1"].as_array().unwrap();
+    let running_max = top1
+        .iter()
+        .fold(0.0f64, |m, e| m.max(e[1].as_f64().unwrap()));
+    assert_eq!(best.last().unwrap()[1].as_f64().unwrap(), running_max);
 }

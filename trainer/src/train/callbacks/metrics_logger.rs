@@ -2,7 +2,7 @@
 //! (`train/epoch`, `train/loss`, `train/top1`, `train/lr`, `train/images_per_sec`,
 //! `train/grad_norm`, `train/eta_hours`: the time left in the run) and
 //! validation scalars every epoch (`val/loss`,
-//! `val/top1`, `val/top5`), to TensorBoard, the log file and `metrics.csv`
+//! `val/top1`, `val/top5`, `val/best_top1`), to TensorBoard, the log file and `metrics.csv`
 //! (see [`metrics_csv`](super::metrics_csv)), at the global step.
 
 use std::time::Instant;
@@ -126,6 +126,8 @@ impl Callback for MetricsLogger {
         ctx.tb.scalar("val/loss", step, val.mean_loss())?;
         ctx.tb.scalar("val/top1", step, val.top1())?;
         ctx.tb.scalar("val/top5", step, val.top5())?;
+        let best = ctx.state.best_top1.max(val.top1());
+        ctx.tb.scalar("val/best_top1", step, best)?;
         info!(
             epoch = e.epoch,
             train_loss = e.train.mean_loss(),

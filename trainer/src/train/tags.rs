@@ -1,0 +1,213 @@
+//! Every TensorBoard tag zftrain writes, with the line TensorBoard shows
+//! on its card, and the custom-scalars layout that puts the run's curves in
+//! the paper's order. `docs/tensorboard.md` lists the same table (a test
+//! holds the two together, and another that every tag a run writes is
+//! here).
+//!
+//! A pattern's `*` stands for one path segment (`conv3`, `probe2`), a
+//! final `**` for the rest of the tag.
+
+use std::path::Path;
+
+use zftrain_tensorboard::{BackgroundWriter, Category, Chart, Layout, TensorBoardError};
+
+/// `(pattern, description)`, in the order of docs/tensorboard.md.
+pub const TAGS: &[(&str, &str)] = &[
+    ("train/loss", "Mean training loss (cross-entropy) of the epoch so far, on this node's rows."),
+    ("train/top1", "Training top-1 accuracy of the epoch so far, percent (augmented images, dropout on)."),
+    ("train/lr", "Learning rate of the latest step."),
+    ("train/epoch", "Epochs done, fractional (2.5 = half-way through the third): reads the global step as epochs."),
+    ("train/images_per_sec", "Training throughput since the previous logged step, images per second."),
+    ("train/grad_norm", "L2 norm of the whole gradient at the logged step."),
+    ("train/eta_hours", "Estimated time left in the run, hours, from the session's pace."),
+    ("val/loss", "Validation loss (cross-entropy) over the whole validation set, at the epoch's end."),
+    ("val/top1", "Validation top-1 accuracy, percent (center crop)."),
+    ("val/top5", "Validation top-5 accuracy, percent (center crop)."),
+    ("val/best_top1", "Best validation top-1 so far, percent."),
+    ("data/skipped_images", "Images that did not decode at this step, with their reasons."),
+    ("data/skipped_images_total", "Images left out so far because they did not decode."),
+    ("run/config", "The run's resolved configuration (TOML)."),
+    ("deconv/*/projections", "Top-9 activations of chosen feature maps projected to pixels by the Deconvnet (ZF Fig. 2), 3x3 per map."),
+    ("deconv/*/patches", "The image patches under those top-9 activations, same layout as the projections."),
+    ("evolution/*", "The strongest activation of each chosen map over the probe set, projected to pixels, at this epoch (ZF Fig. 4)."),
+    ("filters/conv1", "Layer-1 filters, each contrast-stretched on its own (ZF Fig. 6 a-b)."),
+    ("filters/*/dead", "Filters of the layer that never fire on the probe set."),
+    ("filters/*/dead_fraction", "Fraction of the layer's filters that never fire on the probe set."),
+    ("filters/*/degenerate", "Filters whose weight RMS is under 0.1 of the layer's median."),
+    ("filters/*/activation_rate", "Per filter: fraction of probe images on which it fires anywhere."),
+    ("filters/*/rms", "Per filter: RMS of its weights."),
+    ("aliasing/*/above_nyquist", "Per filter: fraction of its power above the stride's Nyquist frequency 1/(2s)."),
+    ("aliasing/*/above_nyquist_mean", "Mean over the layer's filters of the power fraction above the stride's Nyquist frequency."),
+    ("aliasing/*/above_nyquist_max", "Largest power fraction above the stride's Nyquist frequency among the layer's filters."),
+    ("aliasing/conv1/dominant_frequency", "Per layer-1 filter: its dominant spatial frequency, cycles per pixel."),
+    ("aliasing/conv1/low", "Fraction of layer-1 filter power in the lowest third of the frequency band."),
+    ("aliasing/conv1/mid", "Fraction of layer-1 filter power in the middle third of the frequency band."),
+    ("aliasing/conv1/high", "Fraction of layer-1 filter power in the highest third of the frequency band."),
+    ("aliasing/*/grid_score", "Periodicity of the layer's projections at the period of layer 1's stride; see the README for its scale."),
+    ("analysis/invariance", "Feature distances and class probability under translation, scale and rotation (ZF Fig. 5)."),
+    ("invariance/*/layer1_mean", "Mean distance of layer-1 features from the original's under this transformation, relative to the original's norm."),
+    ("invariance/*/layer7_mean", "Mean distance of layer-7 features from the original's under this transformation, relative to the original's norm."),
+    ("invariance/*/probability_mean", "Mean probability of the class under this transformation."),
+    ("invariance/**", "Per image: feature distance or class probability against the transformation's amount (the step)."),
+    ("analysis/occlusion/*", "Occlusion sensitivity of one image (ZF Fig. 7): activation, class probability and most probable class per occluder position."),
+    ("occlusion/*/min_probability", "The class probability with the most harmful occluder position."),
+    ("analysis/correspondence", "Correspondence of object parts across images (ZF Table 1): mean sign-difference per part and layer."),
+    ("correspondence/*/*", "Mean fraction of feature signs that differ between image pairs for this part and layer (lower: more consistent)."),
+    ("hooks/seconds", "Time the hooks took at this event, seconds."),
+    ("hooks/*/error", "Why the hook failed at this event."),
+    ("plugins/**", "Written by an exec plugin (see its own documentation)."),
+];
+
+/// A new event file in `dir` whose tags carry their descriptions, with the
+/// custom-scalars layout: how every zftrain command opens TensorBoard.
+pub fn open_writer(dir: &Path) -> Result<BackgroundWriter, TensorBoardError> {
+    let tb = BackgroundWriter::create(dir)?;
+    tb.set_descriptions(describe)?;
+    tb.custom_scalars(layout())?;
+    Ok(tb)
+}
+
+/// The description of `tag`: the first pattern of [`TAGS`] it matches.
+pub fn describe(tag: &str) -> Option<&'static str> {
+    TAGS.iter()
+        .find(|(pattern, _)| matches(pattern, tag))
+        .map(|(_, d)| *d)
+}
+
+/// Whether `tag` matches `pattern` (`*` one segment, a final `**` the rest).
+fn matches(pattern: &str, tag: &str) -> bool {
+    let (mut p, mut t) = (pattern.split('/'), tag.split('/'));
+    loop {
+        match (p.next(), t.next()) {
+            (Some("**"), Some(_)) => return true,
+            (Some("*"), Some(seg)) if !seg.is_empty() => {}
+            (Some(a), Some(b)) if a == b => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+/// The custom-scalars dashboard: training and validation first, then the
+/// throughput, the dead filters of every layer in one chart, aliasing per
+/// layer in one chart each kind, the analyses last.
+pub fn layout() -> Layout {
+    Layout {
+        version: 0,
+        category: vec![
+            Category::new(
+                "Training and validation",
+                vec![
+                    Chart::lines("loss", &["^train/loss$", "^val/loss$"]),
+                    Chart::lines(
+                        "top-1 (%)",
+                        &["^train/top1$", "^val/top1$", "^val/best_top1$"],
+                    ),
+                    Chart::lines("top-5 (%)", &["^val/top5$"]),
+                    Chart::lines("learning rate", &["^train/lr$"]),
+                ],
+            ),
+            Category::new(
+                "Pace",
+                vec![
+                    Chart::lines("images/s", &["^train/images_per_sec$"]),
+                    Chart::lines("hours left", &["^train/eta_hours$"]),
+                    Chart::lines("epoch", &["^train/epoch$"]),
+                    Chart::lines("gradient norm", &["^train/grad_norm$"]),
+                    Chart::lines("hook seconds", &["^hooks/seconds$"]),
+                ],
+            ),
+            Category::new(
+                "Dead filters",
+                vec![
+                    Chart::lines(
+                        "dead fraction, every layer",
+                        &[r"^filters/[^/]+/dead_fraction$"],
+                    ),
+                    Chart::lines(
+                        "degenerate filters, every layer",
+                        &[r"^filters/[^/]+/degenerate$"],
+                    ),
+                ],
+            ),
+            Category::new(
+                "Aliasing",
+                vec![
+                    Chart::lines(
+                        "power above Nyquist (mean), every strided layer",
+                        &[r"^aliasing/[^/]+/above_nyquist_mean$"],
+                    ),
+                    Chart::lines("grid score", &[r"^aliasing/[^/]+/grid_score$"]),
+                    Chart::lines(
+                        "layer-1 power by band",
+                        &["^aliasing/conv1/(low|mid|high)$"],
+                    ),
+                ],
+            ),
+            Category::new(
+                "Analyses",
+                vec![
+                    Chart::lines("invariance", &[r"^invariance/[^/]+/[^/]+_mean$"]),
+                    Chart::lines("occlusion", &[r"^occlusion/[^/]+/min_probability$"]),
+                    Chart::lines("correspondence", &[r"^correspondence/"]),
+                ],
+            ),
+        ],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_match_one_segment_per_star_and_the_rest_for_a_final_double_star() {
+        assert!(matches("filters/*/dead", "filters/conv3/dead"));
+        assert!(!matches("filters/*/dead", "filters/conv3/dead_fraction"));
+        assert!(!matches("filters/*/dead", "filters/dead"));
+        assert!(matches("plugins/**", "plugins/stats/conv1/rms"));
+        assert!(!matches("plugins/**", "plugins"));
+        assert_eq!(
+            describe("aliasing/conv1/high"),
+            Some("Fraction of layer-1 filter power in the highest third of the frequency band.")
+        );
+        assert!(describe("filters/conv2/rms").unwrap().contains("RMS"));
+        assert_eq!(describe("made/up"), None);
+    }
+
+    #[test]
+    fn every_layout_pattern_draws_a_described_tag() {
+        let examples = [
+            "train/loss",
+            "val/loss",
+            "train/top1",
+            "val/top1",
+            "val/best_top1",
+            "val/top5",
+            "train/lr",
+            "train/images_per_sec",
+            "train/eta_hours",
+            "train/epoch",
+            "train/grad_norm",
+            "hooks/seconds",
+            "filters/conv2/dead_fraction",
+            "filters/conv2/degenerate",
+            "aliasing/conv2/above_nyquist_mean",
+            "aliasing/conv2/grid_score",
+            "aliasing/conv1/mid",
+            "invariance/scale/layer7_mean",
+            "occlusion/image0/min_probability",
+            "correspondence/eye/layer5",
+        ];
+        for category in layout().category {
+            for chart in category.chart {
+                for pattern in chart.multiline.unwrap().tag {
+                    let re = regex_lite::Regex::new(&pattern).unwrap();
+                    let hit = examples.iter().find(|t| re.is_match(t));
+                    let hit = hit.unwrap_or_else(|| panic!("{pattern} draws none of the tags"));
+                    assert!(describe(hit).is_some(), "{hit}");
+                }
+            }
+        }
+    }
+}
