@@ -104,3 +104,24 @@ fn the_readme_names_the_columns_of_metrics_csv_in_order() {
         "README: {list}"
     );
 }
+
+/// docs/tensorboard.md lists every tag pattern with the description the
+/// event files carry, in the same order.
+#[test]
+fn the_tensorboard_doc_lists_every_tag_with_its_description() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let doc = std::fs::read_to_string(root.join("docs/tensorboard.md")).unwrap();
+    let rows: Vec<(String, String)> = doc
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .map(|l| {
+            let (tag, rest) = l.split_once("` | ").expect("| `tag` | description |");
+            (tag.to_string(), rest.trim_end_matches(" |").to_string())
+        })
+        .collect();
+    let tags: Vec<(String, String)> = zftrain::train::tags::TAGS
+        .iter()
+        .map(|(t, d)| (t.to_string(), d.to_string()))
+        .collect();
+    assert_eq!(rows, tags);
+}
