@@ -2,7 +2,8 @@
 //! contrast stretched around zero (zero stays mid-grey; the paper only says
 //! contrast was "artificially enhanced"), the k units of a feature map as a
 //! square tile block (3x3 for k = 9), blocks in a grid; image patches the
-//! same way, with the parts of a receptive field outside the image grey.
+//! same way, with the parts of a receptive field outside the image grey;
+//! and a first layer's filters as the paper's Fig. 6 shows them.
 
 use image::{Rgb, RgbImage};
 use serde::{Deserialize, Serialize};
@@ -188,6 +189,50 @@ pub fn tile_table(tiles: &Tensor, config: &RenderConfig) -> Result<RgbImage, Dec
     Ok(img)
 }
 
+/// `[F, C, K, K]` filters (a first conv layer's weights) as one picture,
+/// as in the paper's Fig. 6: each filter stretched on its own from its
+/// minimum (black) to its maximum (white), an RGB tile for C = 3 (grey for
+/// C = 1, the channel mean otherwise), in a near-square table of
+/// `ceil(sqrt(F))` columns, row-major; slots past F stay background.
+pub fn filter_image(weight: &Tensor, config: &RenderConfig) -> Result<RgbImage, DeconvError> {
+    let size = weight.size();
+    if size.len() != 4 || size[0] < 1 || size[1] < 1 {
+        return Err(DeconvError::Config(format!(
+            "filters must be [F, C, K, K], got {size:?}"
+        )));
+    }
+    let (f, c, kh, kw) = (size[0], size[1], size[2], size[3]);
+    let w = weight.to_kind(Kind::Float).to_device(Device::Cpu);
+    let rgb = match c {
+        3 => w,
+        1 => w.expand([f, 3, kh, kw], false),
+        _ => w
+            .mean_dim([1i64].as_slice(), true, Kind::Float)
+            .expand([f, 3, kh, kw], false),
+    };
+    let flat = rgb.reshape([f, -1]);
+    let lo = flat.amin([1i64].as_slice(), true);
+    let range = flat.amax([1i64].as_slice(), true) - &lo;
+    // A constant filter (all zero, say) is mid-grey.
+    let stretched = ((&flat - &lo) / range.clamp_min(1e-12))
+        .where_self(&range.gt(0.0), &flat.zeros_like().fill_(0.5))
+        .reshape([f, 3, kh, kw]);
+    let cols = (f as f64).sqrt().ceil() as i64;
+    let rows = (f + cols - 1) / cols;
+    let padded = Tensor::cat(
+        &[
+            stretched,
+            Tensor::full(
+                [rows * cols - f, 3, kh, kw],
+                24.0 / 255.0,
+                (Kind::Float, Device::Cpu),
+            ),
+        ],
+        0,
+    );
+    tile_table(&padded.reshape([rows, cols, 3, kh, kw]), config)
+}
+
 /// Two images side by side (left, a gap, right), top-aligned.
 pub fn side_by_side(left: &RgbImage, right: &RgbImage, gap: u32) -> RgbImage {
     let w = left.width() + gap + right.width();
@@ -251,5 +296,36 @@ mod tests {
         let p = Tensor::ones([3, 1, 1], FLOAT_CPU);
         let d = denormalize(&p, [0.1; 3], [0.2; 3]);
         assert!((d.double_value(&[1, 0, 0]) - 0.3).abs() < 1e-6);
+    }
+
+    #[test]
+    fn each_filter_is_stretched_on_its_own_from_black_to_white() {
+        // Filter 0 spans [-1, 1], filter 1 spans [0, 0.001], filter 2 is zero.
+        let w = Tensor::zeros([3, 3, 2, 2], (Kind::Float, Device::Cpu));
+        let _ = w.get(0).get(0).get(0).get(0).fill_(-1.0);
+        let _ = w.get(0).get(2).get(1).get(1).fill_(1.0);
+        let _ = w.get(1).get(1).get(0).get(1).fill_(0.001);
+        let config = RenderConfig {
+            min_tile: 2,
+            gap: 1,
+            ..RenderConfig::default()
+        };
+        let img = filter_image(&w, &config).unwrap();
+        // 2 columns x 2 rows of 2x2 tiles with 1-pixel gaps.
+        assert_eq!((img.width(), img.height()), (7, 7));
+        let at = |tile: u32, x: u32, y: u32| {
+            let (tx, ty) = (tile % 2, tile / 2);
+            img.get_pixel(1 + tx * 3 + x, 1 + ty * 3 + y).0
+        };
+        assert_eq!(
+            at(0, 0, 0),
+            [0, 128, 128],
+            "the minimum is black in its channel"
+        );
+        assert_eq!(at(0, 1, 1), [128, 128, 255], "the maximum white");
+        assert_eq!(at(1, 1, 0), [0, 255, 0], "a faint filter at full contrast");
+        assert_eq!(at(1, 0, 0), [0, 0, 0]);
+        assert_eq!(at(2, 0, 0), [128, 128, 128], "a zero filter grey");
+        assert_eq!(at(3, 0, 0), [24, 24, 24], "no fourth filter: background");
     }
 }

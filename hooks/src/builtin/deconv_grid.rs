@@ -6,6 +6,8 @@
 //! - TensorBoard images `deconv/convL/projections` and `deconv/convL/patches`
 //!   (at the global step);
 //! - `hooks/<name>/epoch-EEE/convL.png`: projections left, patches right;
+//! - the first conv layer's filters, each stretched on its own (Fig. 6):
+//!   TensorBoard image `filters/conv1` and `hooks/<name>/epoch-EEE/conv1-filters.png`;
 //! - `hooks/<name>/epoch-EEE/convL.safetensors`: `values` `[M, k]` f32
 //!   (activations, strongest first, `-inf` where the probe set had too few
 //!   images), `images` `[M, k]` i64 (probe-set indices, `-1` where empty),
@@ -17,7 +19,7 @@
 
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
-use zftrain_deconv::render::{denormalize, side_by_side, stretch, tile_grid};
+use zftrain_deconv::render::{denormalize, filter_image, side_by_side, stretch, tile_grid};
 use zftrain_deconv::{LayerChoice, MinerConfig, RenderConfig};
 use zftrain_model::Network;
 
@@ -185,6 +187,7 @@ impl DeconvGridHook {
         let (mean, std) = ctx.probe.normalization();
         let step = ctx.step as i64;
         let convs = ctx.net.arch().conv_indices();
+        write_first_filters(ctx, &dir, &c.render)?;
         for top in &tops {
             let label = ctx.net.arch().layers[convs[top.conv]].label.clone();
             // Units that never fired (dead maps, too few images) stay empty.
@@ -227,6 +230,31 @@ impl DeconvGridHook {
         }
         Ok(Control::Continue)
     }
+}
+
+/// The first conv layer's filters as the paper's Fig. 6 shows them:
+/// TensorBoard image `filters/<label>` and `<dir>/<label>-filters.png`.
+fn write_first_filters(
+    ctx: &HookContext<'_>,
+    dir: &std::path::Path,
+    render: &RenderConfig,
+) -> Result<(), HookError> {
+    let arch = ctx.net.arch();
+    let Some(&first) = arch.conv_indices().first() else {
+        return Ok(());
+    };
+    let Some(weight) = ctx.net.weight(first) else {
+        return Ok(());
+    };
+    let label = &arch.layers[first].label;
+    let config = RenderConfig {
+        min_tile: 28,
+        ..render.clone()
+    };
+    let image = filter_image(weight, &config)?;
+    ctx.sink
+        .image(&format!("filters/{label}"), ctx.step as i64, &image)?;
+    write_png(&dir.join(format!("{label}-filters.png")), &image)
 }
 
 impl super::Needs for DeconvGridHook {

@@ -30,7 +30,7 @@ pub const TAGS: &[(&str, &str)] = &[
     ("deconv/*/projections", "Top-9 activations of chosen feature maps projected to pixels by the Deconvnet (ZF Fig. 2), 3x3 per map."),
     ("deconv/*/patches", "The image patches under those top-9 activations, same layout as the projections."),
     ("evolution/*", "The strongest activation of each chosen map over the probe set, projected to pixels, at this epoch (ZF Fig. 4)."),
-    ("filters/conv1", "Layer-1 filters, each contrast-stretched on its own (ZF Fig. 6 a-b)."),
+    ("filters/*", "The first conv layer's filters, each contrast-stretched on its own (ZF Fig. 6 a-b)."),
     ("filters/*/dead", "Filters of the layer that never fire on the probe set."),
     ("filters/*/dead_fraction", "Fraction of the layer's filters that never fire on the probe set."),
     ("filters/*/degenerate", "Filters whose weight RMS is under 0.1 of the layer's median."),
