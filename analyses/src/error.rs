@@ -11,6 +11,9 @@ pub enum AnalysisError {
     /// The Deconvnet refused a projection.
     #[error(transparent)]
     Deconv(#[from] zftrain_deconv::DeconvError),
+    /// Drawing a figure failed.
+    #[error(transparent)]
+    Figure(#[from] zftrain_figures::FigureError),
     /// libtorch refused an operation.
     #[error(transparent)]
     Torch(#[from] tch::TchError),

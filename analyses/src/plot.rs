@@ -1,30 +1,14 @@
-//! Figures drawn in Rust (plotters, into memory; the DejaVu Sans font is
-//! built in, so no system fonts are needed): the invariance figure laid out
+//! Figures drawn in Rust (plotters, into memory, with the font that
+//! `zftrain-figures` builds in): the invariance figure laid out
 //! like Zeiler & Fergus's Fig. 5, columns vertical translation / scale /
 //! rotation, rows layer-1 distance / layer-7 distance / class probability,
 //! one curve per image.
-
-use std::sync::Once;
 
 use image::RgbImage;
 use plotters::prelude::*;
 
 use crate::invariance::InvariancePoint;
 use crate::AnalysisError;
-
-static FONT: Once = Once::new();
-
-/// Registers the built-in font as plotters' "sans-serif" (once).
-fn font() {
-    FONT.call_once(|| {
-        // The bytes are a valid TrueType font, checked by the tests.
-        let _ = plotters::style::register_font(
-            "sans-serif",
-            FontStyle::Normal,
-            include_bytes!("../fonts/DejaVuSans.ttf"),
-        );
-    });
-}
 
 fn drawing<E: std::fmt::Debug>(e: E) -> AnalysisError {
     AnalysisError::Config(format!("drawing a figure: {e:?}"))
@@ -42,7 +26,7 @@ pub fn invariance_figure(
     points: &[InvariancePoint],
     names: &[String],
 ) -> Result<RgbImage, AnalysisError> {
-    font();
+    zftrain_figures::text::register_font();
     let (w, h) = (1260u32, 900u32);
     let mut buf = vec![255u8; (w * h * 3) as usize];
     {
@@ -123,72 +107,6 @@ pub fn invariance_figure(
         .ok_or_else(|| AnalysisError::Config("figure buffer of the wrong size".into()))
 }
 
-/// `image` with `title` written in a white band above it.
-pub fn titled(image: &RgbImage, title: &str) -> Result<RgbImage, AnalysisError> {
-    font();
-    let band = 24u32;
-    let (w, h) = (image.width(), image.height() + band);
-    let mut buf = vec![255u8; (w * h * 3) as usize];
-    {
-        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
-        root.draw(&Text::new(
-            title.to_string(),
-            (4, 4),
-            ("sans-serif", 15).into_font().color(&BLACK),
-        ))
-        .map_err(drawing)?;
-        root.present().map_err(drawing)?;
-    }
-    let mut out = RgbImage::from_raw(w, h, buf)
-        .ok_or_else(|| AnalysisError::Config("figure buffer of the wrong size".into()))?;
-    image::imageops::replace(&mut out, image, 0, band as i64);
-    Ok(out)
-}
-
-/// A legend: a colour swatch and a name per entry, one per line, `height`
-/// pixels tall (entries that do not fit are summarized in a last line).
-pub fn legend(entries: &[(String, [u8; 3])], height: u32) -> Result<RgbImage, AnalysisError> {
-    font();
-    let (w, line) = (200u32, 18i32);
-    let mut buf = vec![255u8; (w * height * 3) as usize];
-    {
-        let root = BitMapBackend::with_buffer(&mut buf, (w, height)).into_drawing_area();
-        let fit = ((height as i32 - 4) / line).max(1) as usize;
-        let shown = if entries.len() > fit {
-            fit - 1
-        } else {
-            entries.len()
-        };
-        for (k, (name, [r, g, b])) in entries.iter().take(shown).enumerate() {
-            let y = 4 + k as i32 * line;
-            root.draw(&Rectangle::new(
-                [(4, y), (18, y + 13)],
-                RGBColor(*r, *g, *b).filled(),
-            ))
-            .map_err(drawing)?;
-            root.draw(&Text::new(
-                name.clone(),
-                (24, y),
-                ("sans-serif", 13).into_font().color(&BLACK),
-            ))
-            .map_err(drawing)?;
-        }
-        if shown < entries.len() {
-            let y = 4 + shown as i32 * line;
-            let more = format!("... and {} more", entries.len() - shown);
-            root.draw(&Text::new(
-                more,
-                (24, y),
-                ("sans-serif", 13).into_font().color(&BLACK),
-            ))
-            .map_err(drawing)?;
-        }
-        root.present().map_err(drawing)?;
-    }
-    RgbImage::from_raw(w, height, buf)
-        .ok_or_else(|| AnalysisError::Config("figure buffer of the wrong size".into()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,20 +145,5 @@ mod tests {
             dark > 2000 && coloured > 100,
             "dark {dark}, coloured {coloured}"
         );
-    }
-
-    #[test]
-    fn titles_and_legends_draw_text_and_swatches() {
-        let blank = RgbImage::from_pixel(100, 50, image::Rgb([255, 255, 255]));
-        let t = titled(&blank, "probability").unwrap();
-        assert_eq!(t.dimensions(), (100, 74));
-        assert!(t.pixels().any(|p| p.0[0] < 100), "the title is drawn");
-        let entries: Vec<(String, [u8; 3])> = (0..20)
-            .map(|i| (format!("class {i}"), [200, 30, 30]))
-            .collect();
-        let l = legend(&entries, 100).unwrap();
-        let red = l.pixels().filter(|p| p.0 == [200, 30, 30]).count();
-        // 5 lines fit: 4 swatches and "... and 16 more".
-        assert_eq!(red, 4 * 14 * 13, "{red}");
     }
 }

@@ -11,9 +11,9 @@ use zftrain_deconv::render::{side_by_side, stretch, Stretch};
 use crate::correspondence::CorrespondenceRow;
 use crate::invariance::InvariancePoint;
 use crate::occlusion::OcclusionMap;
-use crate::plot::{legend, titled};
 use crate::render::{class_color, class_map, heat_map, to_rgb, Positions};
 use crate::AnalysisError;
+use zftrain_figures::{legend, titled};
 
 /// `invariance.csv`: one row per transformed image; `names[i]` names image `i`.
 pub fn invariance_csv(points: &[InvariancePoint], names: &[String]) -> String {
