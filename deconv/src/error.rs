@@ -27,6 +27,9 @@ pub enum DeconvError {
     /// A setting out of range.
     #[error("{0}")]
     Config(String),
+    /// Drawing the labels of a figure failed.
+    #[error(transparent)]
+    Figure(#[from] zftrain_figures::FigureError),
     /// libtorch refused an operation.
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),

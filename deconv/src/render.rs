@@ -9,6 +9,8 @@ use image::{Rgb, RgbImage};
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
+use zftrain_figures::{draw_text, text_width, Label};
+
 use crate::DeconvError;
 
 /// How a projection is scaled to `[0, 1]`.
@@ -86,6 +88,90 @@ pub fn denormalize(patches: &Tensor, mean: [f32; 3], std: [f32; 3]) -> Tensor {
     x.nan_to_num(0.5, None, None).clamp(0.0, 1.0)
 }
 
+/// Where the blocks and tiles of a grid lie: each map a square block of
+/// its k tiles (row-major, strongest first), the blocks in a near-square
+/// grid, `caption` pixels above each block for its label and `top`
+/// pixels above the whole for a header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GridLayout {
+    /// Maps (blocks).
+    pub maps: u32,
+    /// Tiles per map.
+    pub k: u32,
+    /// Tiles per block side.
+    pub per_side: u32,
+    /// A tile's side in pixels (the field of side R scaled up).
+    pub tile: u32,
+    /// The scale-up factor.
+    pub zoom: u32,
+    /// Blocks per row.
+    pub cols: u32,
+    /// Rows of blocks.
+    pub rows: u32,
+    /// Pixels above each block for its caption.
+    pub caption: u32,
+    /// Pixels above the grid for a header.
+    pub top: u32,
+    gap: u32,
+    map_gap: u32,
+    r: u32,
+}
+
+impl GridLayout {
+    /// The layout of `maps` blocks of `k` tiles of side `r` under `config`.
+    pub fn new(maps: u32, k: u32, r: u32, config: &RenderConfig, caption: u32, top: u32) -> Self {
+        let zoom = config.min_tile.div_ceil(r.max(1)).max(1);
+        let cols = (maps as f64).sqrt().ceil().max(1.0) as u32;
+        GridLayout {
+            maps,
+            k,
+            per_side: (k as f64).sqrt().ceil().max(1.0) as u32,
+            tile: r * zoom,
+            zoom,
+            cols,
+            rows: maps.div_ceil(cols).max(1),
+            caption,
+            top,
+            gap: config.gap,
+            map_gap: config.map_gap,
+            r,
+        }
+    }
+
+    fn block(&self) -> u32 {
+        self.per_side * self.tile + (self.per_side - 1) * self.gap
+    }
+
+    /// Width and height of the whole picture.
+    pub fn size(&self) -> (u32, u32) {
+        let (block, g) = (self.block(), self.map_gap);
+        (
+            self.cols * block + (self.cols + 1) * g,
+            self.top + self.rows * (block + self.caption) + (self.rows + 1) * g,
+        )
+    }
+
+    /// Top-left corner of map `m`'s caption strip (its block is below it).
+    pub fn caption_origin(&self, m: u32) -> (u32, u32) {
+        let (bx, by) = (m % self.cols, m / self.cols);
+        let g = self.map_gap;
+        (
+            g + bx * (self.block() + g),
+            self.top + g + by * (self.block() + self.caption + g),
+        )
+    }
+
+    /// Top-left corner of tile `j` of map `m`.
+    pub fn tile_origin(&self, m: u32, j: u32) -> (u32, u32) {
+        let (x0, y0) = self.caption_origin(m);
+        let (tx, ty) = (j % self.per_side, j / self.per_side);
+        (
+            x0 + tx * (self.tile + self.gap),
+            y0 + self.caption + ty * (self.tile + self.gap),
+        )
+    }
+}
+
 /// Lays out `[M, k, 3, R, R]` tiles in `[0, 1]`: each map a square block of
 /// its k tiles (row-major, strongest first), the blocks in a square grid.
 /// `present` (`[M, k]` bool, optional) leaves empty slots background.
@@ -94,22 +180,107 @@ pub fn tile_grid(
     present: Option<&Tensor>,
     config: &RenderConfig,
 ) -> Result<RgbImage, DeconvError> {
+    let (maps, k, r) = grid_shape(tiles)?;
+    let layout = GridLayout::new(maps, k, r, config, 0, 0);
+    paint_grid(tiles, present, &layout)
+}
+
+/// Labels of a grid: a header line over it, a caption per map (block), and
+/// a value per tile (`None`: no label).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GridLabels {
+    /// Over the grid (layer, epoch, what the tiles are).
+    pub header: String,
+    /// One per map, above its block.
+    pub maps: Vec<String>,
+    /// One per map and tile, in the tile's lower-left corner.
+    pub values: Vec<Vec<Option<String>>>,
+}
+
+/// [`tile_grid`] with `labels` drawn in: the header and a legend of the
+/// empty tile in a band on top, each block's caption above it, each tile's
+/// value in its corner (on a dark box, so it reads on any tile).
+pub fn labelled_grid(
+    tiles: &Tensor,
+    present: Option<&Tensor>,
+    config: &RenderConfig,
+    labels: &GridLabels,
+) -> Result<RgbImage, DeconvError> {
+    let (maps, k, r) = grid_shape(tiles)?;
+    let layout = GridLayout::new(maps, k, r, config, 14, 34);
+    let grid = paint_grid(tiles, present, &layout)?;
+    let legend = "empty tile: the unit never fired on the probe set";
+    let wide = text_width(&labels.header, 12.0).max(text_width(legend, 11.0) + 20) + 12;
+    let mut img = if wide > grid.width() {
+        zftrain_figures::with_margins(&grid, [0, 0, wide - grid.width(), 0], BACKGROUND)
+    } else {
+        grid
+    };
+    // The legend's swatch: an empty tile's colour, framed.
+    for y in 20..31 {
+        for x in 6..18 {
+            let frame = y == 20 || y == 30 || x == 6 || x == 17;
+            let c = if frame { [150, 150, 150] } else { BACKGROUND };
+            img.put_pixel(x, y, Rgb(c));
+        }
+    }
+    let light = [230, 230, 230];
+    let mut text = vec![
+        Label {
+            color: light,
+            ..Label::new(labels.header.clone(), (6, 3), 12.0)
+        },
+        Label {
+            color: light,
+            ..Label::new(legend, (22, 19), 11.0)
+        },
+    ];
+    for (m, caption) in labels.maps.iter().enumerate().take(maps as usize) {
+        let (x, y) = layout.caption_origin(m as u32);
+        text.push(Label {
+            color: light,
+            ..Label::new(caption.clone(), (x as i32, y as i32 + 1), 11.0)
+        });
+    }
+    let value_size = if layout.tile >= 40 { 10.0 } else { 8.0 };
+    for (m, values) in labels.values.iter().enumerate().take(maps as usize) {
+        for (j, v) in values.iter().enumerate().take(k as usize) {
+            let Some(v) = v else { continue };
+            let (x, y) = layout.tile_origin(m as u32, j as u32);
+            let bottom = y + layout.tile - value_size as u32 - 2;
+            text.push(Label {
+                color: [255, 255, 255],
+                background: Some([0, 0, 0]),
+                ..Label::new(v.clone(), (x as i32 + 2, bottom as i32), value_size)
+            });
+        }
+    }
+    draw_text(&mut img, &text)?;
+    Ok(img)
+}
+
+/// The background of grids and tables (and of empty tiles).
+pub const BACKGROUND: [u8; 3] = [24, 24, 24];
+
+/// `(maps, k, R)` of `[M, k, 3, R, R]` tiles.
+fn grid_shape(tiles: &Tensor) -> Result<(u32, u32, u32), DeconvError> {
     let size = tiles.size();
     if size.len() != 5 || size[2] != 3 {
         return Err(DeconvError::Config(format!(
             "tiles must be [maps, k, 3, R, R], got {size:?}"
         )));
     }
-    let (maps, k, r) = (size[0] as u32, size[1] as u32, size[3] as u32);
-    let zoom = config.min_tile.div_ceil(r.max(1)).max(1);
-    let tile = r * zoom;
-    let per_side = (k as f64).sqrt().ceil() as u32;
-    let block = per_side * tile + (per_side - 1) * config.gap;
-    let cols = (maps as f64).sqrt().ceil().max(1.0) as u32;
-    let rows = maps.div_ceil(cols).max(1);
-    let width = cols * block + (cols + 1) * config.map_gap;
-    let height = rows * block + (rows + 1) * config.map_gap;
-    let mut img = RgbImage::from_pixel(width, height, Rgb([24, 24, 24]));
+    Ok((size[0] as u32, size[1] as u32, size[3] as u32))
+}
+
+/// The tiles painted at their places in `layout`, on the background.
+fn paint_grid(
+    tiles: &Tensor,
+    present: Option<&Tensor>,
+    layout: &GridLayout,
+) -> Result<RgbImage, DeconvError> {
+    let (width, height) = layout.size();
+    let mut img = RgbImage::from_pixel(width, height, Rgb(BACKGROUND));
     let pixels: Vec<u8> = Vec::<f32>::try_from(
         (tiles.to_kind(Kind::Float).to_device(Device::Cpu) * 255.0)
             .round()
@@ -122,19 +293,15 @@ pub fn tile_grid(
     let present: Option<Vec<bool>> = present
         .map(|p| Vec::<bool>::try_from(p.to_device(Device::Cpu).flatten(0, -1)))
         .transpose()?;
+    let (r, zoom, tile, k) = (layout.r, layout.zoom, layout.tile, layout.k);
     let plane = (r * r) as usize;
-    for m in 0..maps {
-        let (bx, by) = (m % cols, m / cols);
-        let x0 = config.map_gap + bx * (block + config.map_gap);
-        let y0 = config.map_gap + by * (block + config.map_gap);
+    for m in 0..layout.maps {
         for j in 0..k {
             let i = (m * k + j) as usize;
             if present.as_ref().is_some_and(|p| !p[i]) {
                 continue;
             }
-            let (tx, ty) = (j % per_side, j / per_side);
-            let ox = x0 + tx * (tile + config.gap);
-            let oy = y0 + ty * (tile + config.gap);
+            let (ox, oy) = layout.tile_origin(m, j);
             let base = i * 3 * plane;
             for y in 0..tile {
                 for x in 0..tile {
@@ -168,7 +335,7 @@ pub fn tile_table(tiles: &Tensor, config: &RenderConfig) -> Result<RgbImage, Dec
         cols as u32 * (tile + gap) + gap,
         rows as u32 * (tile + gap) + gap,
     );
-    let mut img = RgbImage::from_pixel(w, h, Rgb([24, 24, 24]));
+    let mut img = RgbImage::from_pixel(w, h, Rgb(BACKGROUND));
     for i in 0..rows * cols {
         let one = tile_grid(
             &flat.narrow(0, i, 1),
@@ -231,6 +398,53 @@ pub fn filter_image(weight: &Tensor, config: &RenderConfig) -> Result<RgbImage, 
         0,
     );
     tile_table(&padded.reshape([rows, cols, 3, kh, kw]), config)
+}
+
+/// [`tile_table`] with a title, a caption over each column and one left of
+/// each row (the evolution montage: epochs across, maps down).
+pub fn labelled_table(
+    tiles: &Tensor,
+    config: &RenderConfig,
+    title: &str,
+    columns: &[String],
+    rows: &[String],
+) -> Result<RgbImage, DeconvError> {
+    let table = tile_table(tiles, config)?;
+    let size = tiles.size();
+    let r = size[3] as u32;
+    let tile = r * config.min_tile.div_ceil(r.max(1)).max(1);
+    let gap = config.gap.max(1);
+    let (caption, size_px) = (16u32, 10.0);
+    let left = rows
+        .iter()
+        .map(|l| text_width(l, size_px))
+        .max()
+        .map_or(0, |w| w + 8);
+    let top = 20 + caption;
+    let right = (text_width(title, 12.0) + 8).saturating_sub(left + table.width());
+    let mut img = zftrain_figures::with_margins(&table, [left, top, right, 0], BACKGROUND);
+    let light = [230, 230, 230];
+    let mut text = vec![Label {
+        color: light,
+        ..Label::new(title, (4, 3), 12.0)
+    }];
+    for (i, c) in columns.iter().enumerate() {
+        let x = left + gap + i as u32 * (tile + gap);
+        let centred = x as i32 + (tile as i32 - text_width(c, size_px) as i32) / 2;
+        text.push(Label {
+            color: light,
+            ..Label::new(c.clone(), (centred.max(x as i32), 22), size_px)
+        });
+    }
+    for (j, l) in rows.iter().enumerate() {
+        let y = top + gap + j as u32 * (tile + gap) + tile / 2 - 6;
+        text.push(Label {
+            color: light,
+            ..Label::new(l.clone(), (4, y as i32), size_px)
+        });
+    }
+    draw_text(&mut img, &text)?;
+    Ok(img)
 }
 
 /// Two images side by side (left, a gap, right), top-aligned.
@@ -327,5 +541,66 @@ mod tests {
         assert_eq!(at(1, 0, 0), [0, 0, 0]);
         assert_eq!(at(2, 0, 0), [128, 128, 128], "a zero filter grey");
         assert_eq!(at(3, 0, 0), [24, 24, 24], "no fourth filter: background");
+    }
+
+    #[test]
+    fn a_labelled_grid_has_its_header_captions_and_tile_values_where_the_layout_says() {
+        // 2 maps of 4 white tiles, the last of map 1 empty.
+        let tiles = Tensor::ones([2, 4, 3, 4, 4], (Kind::Float, Device::Cpu));
+        let present =
+            Tensor::from_slice(&[true, true, true, true, true, true, true, false]).view([2, 4]);
+        let config = RenderConfig::default();
+        let labels = GridLabels {
+            header: "conv2, epoch 5: top 4 per map".into(),
+            maps: vec!["map 3".into(), "map 17".into()],
+            values: vec![vec![Some("9.50".into()); 4], vec![Some("1.25".into()); 3]],
+        };
+        let img = labelled_grid(&tiles, Some(&present), &config, &labels).unwrap();
+        let layout = GridLayout::new(2, 4, 4, &config, 14, 34);
+        let (w, h) = layout.size();
+        assert_eq!(img.height(), h);
+        assert!(img.width() >= w, "widened for the legend, never narrower");
+        // Header text in the top band, light on the background.
+        let light = |x0: u32, y0: u32, x1: u32, y1: u32| {
+            (y0..y1)
+                .flat_map(|y| (x0..x1).map(move |x| (x, y)))
+                .filter(|&(x, y)| img.get_pixel(x, y).0[0] > 150)
+                .count()
+        };
+        assert!(light(0, 0, w, 16) > 40, "header");
+        let (cx, cy) = layout.caption_origin(1);
+        assert!(light(cx, cy, cx + 40, cy + 14) > 10, "caption of map 1");
+        // A value box (black) in a present tile's lower-left corner, and
+        // white tile pixels elsewhere in it.
+        let (tx, ty) = layout.tile_origin(0, 0);
+        let bottom = ty + layout.tile - 4;
+        assert_eq!(img.get_pixel(tx + 1, bottom).0, [0, 0, 0]);
+        assert_eq!(
+            img.get_pixel(tx + layout.tile - 2, ty + 2).0,
+            [255, 255, 255]
+        );
+        // The empty tile is background.
+        let (ex, ey) = layout.tile_origin(1, 3);
+        assert_eq!(img.get_pixel(ex + 20, ey + 20).0, BACKGROUND);
+    }
+
+    #[test]
+    fn a_labelled_table_adds_a_title_column_captions_and_row_labels_around_the_tiles() {
+        let tiles = Tensor::ones([2, 3, 3, 7, 7], (Kind::Float, Device::Cpu));
+        let config = RenderConfig::default();
+        let plain = tile_table(&tiles, &config).unwrap();
+        let columns: Vec<String> = ["epoch 1", "epoch 2", "epoch 5"].map(String::from).into();
+        let rows: Vec<String> = ["map 3", "map 12"].map(String::from).into();
+        let img = labelled_table(&tiles, &config, "conv2: evolution", &columns, &rows).unwrap();
+        let left = img.width() - plain.width();
+        assert!(left > 20, "room for the row labels: {left}");
+        assert_eq!(img.height(), plain.height() + 36);
+        // The tiles moved by the margins, unchanged.
+        assert_eq!(img.get_pixel(left + 10, 36 + 10).0, [255, 255, 255]);
+        let light = (0..36)
+            .flat_map(|y| (left..img.width()).map(move |x| (x, y)))
+            .filter(|&(x, y)| img.get_pixel(x, y).0[0] > 150)
+            .count();
+        assert!(light > 60, "title and captions: {light}");
     }
 }

@@ -19,7 +19,9 @@
 
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
-use zftrain_deconv::render::{denormalize, filter_image, side_by_side, stretch, tile_grid};
+use zftrain_deconv::render::{
+    denormalize, filter_image, labelled_grid, side_by_side, stretch, GridLabels,
+};
 use zftrain_deconv::{LayerChoice, MinerConfig, RenderConfig};
 use zftrain_model::Network;
 
@@ -192,15 +194,30 @@ impl DeconvGridHook {
             let label = ctx.net.arch().layers[convs[top.conv]].label.clone();
             // Units that never fired (dead maps, too few images) stay empty.
             let present = top.values.gt(0.0);
-            let proj = tile_grid(
+            let (values, maps) = grid_labels(top)?;
+            let k = top.values.size().get(1).copied().unwrap_or(0);
+            let proj = labelled_grid(
                 &stretch(&top.projections, c.render.stretch),
                 Some(&present),
                 &c.render,
+                &GridLabels {
+                    header: format!(
+                        "{label}, epoch {}: top {k} per map, projected to pixels (activation in each tile)",
+                        ctx.epoch
+                    ),
+                    maps: maps.clone(),
+                    values,
+                },
             )?;
-            let patches = tile_grid(
+            let patches = labelled_grid(
                 &denormalize(&top.patches, mean, std),
                 Some(&present),
                 &c.render,
+                &GridLabels {
+                    header: format!("{label}, epoch {}: the image patches under them", ctx.epoch),
+                    maps,
+                    values: Vec::new(),
+                },
             )?;
             ctx.sink
                 .image(&format!("deconv/{label}/projections"), step, &proj)?;
@@ -232,6 +249,36 @@ impl DeconvGridHook {
     }
 }
 
+/// Per map its caption (`map 17`) and per tile its activation (three
+/// significant digits; none where the unit never fired).
+fn grid_labels(
+    top: &zftrain_deconv::LayerTop,
+) -> Result<(Vec<Vec<Option<String>>>, Vec<String>), HookError> {
+    let values = Vec::<f32>::try_from(top.values.to_kind(Kind::Float).flatten(0, -1))?;
+    let k = top.values.size().get(1).copied().unwrap_or(0).max(1) as usize;
+    let tiles = values
+        .chunks(k)
+        .map(|row| {
+            row.iter()
+                .map(|&v| (v > 0.0).then(|| significant(v as f64)))
+                .collect()
+        })
+        .collect();
+    let maps = top.channels.iter().map(|c| format!("map {c}")).collect();
+    Ok((tiles, maps))
+}
+
+/// `v` with three significant digits (`0.0123`, `4.56`, `789`, `1.23e4`).
+fn significant(v: f64) -> String {
+    match v.abs() {
+        a if a >= 1e4 => format!("{v:.2e}"),
+        a if a >= 100.0 => format!("{v:.0}"),
+        a if a >= 10.0 => format!("{v:.1}"),
+        a if a >= 1.0 => format!("{v:.2}"),
+        _ => format!("{v:.3}"),
+    }
+}
+
 /// The first conv layer's filters as the paper's Fig. 6 shows them:
 /// TensorBoard image `filters/<label>` and `<dir>/<label>-filters.png`.
 fn write_first_filters(
@@ -251,7 +298,11 @@ fn write_first_filters(
         min_tile: 28,
         ..render.clone()
     };
-    let image = filter_image(weight, &config)?;
+    let image = zftrain_figures::titled(
+        &filter_image(weight, &config)?,
+        &format!("{label} filters, epoch {}", ctx.epoch),
+    )
+    .map_err(zftrain_deconv::DeconvError::from)?;
     ctx.sink
         .image(&format!("filters/{label}"), ctx.step as i64, &image)?;
     write_png(&dir.join(format!("{label}-filters.png")), &image)

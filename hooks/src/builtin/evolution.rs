@@ -1,14 +1,16 @@
 //! Feature evolution (ZF Fig. 4): at every scheduled epoch, the strongest
 //! activation of each chosen feature map over the probe set, projected to
 //! pixel space. Each epoch's row of projections is logged as the TensorBoard
-//! image `evolution/convL` (at the global step, the training curves' axis; the step slider
-//! shows the evolution), and `hooks/<name>/convL.png` is rewritten as the montage so
-//! far: feature maps down, epochs across. The projections of past epochs
-//! are the hook's state, so the montage survives resume.
+//! image `evolution/convL` (at the global step, the training curves' axis;
+//! the step slider shows the evolution; captioned with the epoch and the
+//! maps), and `hooks/<name>/convL.png` is rewritten as the montage so far:
+//! feature maps down, epochs across, the epochs written over the columns
+//! and the maps left of the rows. The projections of past epochs are the
+//! hook's state, so the montage survives resume.
 
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
-use zftrain_deconv::render::{stretch, tile_table};
+use zftrain_deconv::render::{labelled_table, stretch};
 use zftrain_deconv::{MinerConfig, RenderConfig};
 
 use super::deconv_grid::{layer_choices, Maps};
@@ -85,6 +87,11 @@ impl EvolutionHook {
         let tops = mine_probe(ctx, &choices, config)?;
         let dir = ctx.output_dir(&c.name)?;
         let convs = ctx.net.arch().conv_indices();
+        // Tiles big enough for their captions.
+        let render = RenderConfig {
+            min_tile: c.render.min_tile.max(64),
+            ..c.render.clone()
+        };
         let mut history = Vec::new();
         for top in &tops {
             let label = ctx.net.arch().layers[convs[top.conv]].label.clone();
@@ -95,10 +102,17 @@ impl EvolutionHook {
                 .to_device(tch::Device::Cpu)
                 .transpose(0, 1);
             let row = now.to_kind(Kind::Float) / 255.0;
+            let maps: Vec<String> = top.channels.iter().map(|m| format!("map {m}")).collect();
             ctx.sink.image(
                 &format!("evolution/{label}"),
                 ctx.step as i64,
-                &tile_table(&row, &c.render)?,
+                &labelled_table(
+                    &row,
+                    &render,
+                    &format!("{label}, epoch {}: strongest activation per map", ctx.epoch),
+                    &maps,
+                    &[],
+                )?,
             )?;
             let past = self
                 .history
@@ -110,9 +124,23 @@ impl EvolutionHook {
             };
             // Maps down, epochs across.
             let table = all.transpose(0, 1).to_kind(Kind::Float) / 255.0;
+            let shown = all.size()[0] as usize;
+            let epochs: Vec<String> = self
+                .epochs
+                .iter()
+                .chain([&ctx.epoch])
+                .skip((self.epochs.len() + 1).saturating_sub(shown))
+                .map(|e| format!("epoch {e}"))
+                .collect();
             write_png(
                 &dir.join(format!("{label}.png")),
-                &tile_table(&table, &c.render)?,
+                &labelled_table(
+                    &table,
+                    &render,
+                    &format!("{label}: evolution"),
+                    &epochs,
+                    &maps,
+                )?,
             )?;
             history.push((label, all));
         }

@@ -68,9 +68,10 @@ fn deconv_grids_and_filter_counts_reach_tensorboard_and_visualize_reruns_them() 
             .exists());
     }
     assert!(!run.join("hooks/deconv/epoch-001/conv3.png").exists());
-    // Layer 1's 96 filters of 7x7 (Fig. 6): 10 x 10 tiles of 28 pixels.
+    // Layer 1's 96 filters of 7x7 (Fig. 6): 10 x 10 tiles of 28 pixels
+    // under a title band.
     let filters = image::open(run.join("hooks/deconv/epoch-001/conv1-filters.png")).unwrap();
-    assert_eq!((filters.width(), filters.height()), (291, 291));
+    assert_eq!((filters.width(), filters.height()), (291, 24 + 291));
     let tb = crate::common::tensorboard(&run);
     // One step axis: epoch 1 ends at global step 2, where validation, the
     // grids and the filter counts all are.
@@ -89,7 +90,7 @@ fn deconv_grids_and_filter_counts_reach_tensorboard_and_visualize_reruns_them() 
     }
     let dead = tb["scalars"]["filters/conv1/dead"].as_array().unwrap();
     assert_eq!(dead[0][0].as_i64(), val_step);
-    assert_eq!(tb["images"]["filters/conv1"][0]["width"], 291, "{tb}");
+    assert_eq!(tb["images"]["filters/conv1"][0]["height"], 24 + 291, "{tb}");
     let epochs = tb["scalars"]["train/epoch"].as_array().unwrap();
     assert_eq!(*epochs.last().unwrap(), serde_json::json!([2, 1.0]));
     assert!(tb["histograms"]["filters/conv2/rms"].is_array(), "{tb}");
