@@ -194,8 +194,8 @@ impl DeconvGridHook {
             let label = ctx.net.arch().layers[convs[top.conv]].label.clone();
             // Units that never fired (dead maps, too few images) stay empty.
             let present = top.values.gt(0.0);
-            let (values, maps) = grid_labels(top)?;
             let k = top.values.size().get(1).copied().unwrap_or(0);
+            let labels = grid_labels(top)?;
             let proj = labelled_grid(
                 &stretch(&top.projections, c.render.stretch),
                 Some(&present),
@@ -205,8 +205,7 @@ impl DeconvGridHook {
                         "{label}, epoch {}: top {k} per map, projected to pixels (activation in each tile)",
                         ctx.epoch
                     ),
-                    maps: maps.clone(),
-                    values,
+                    ..labels.clone()
                 },
             )?;
             let patches = labelled_grid(
@@ -215,8 +214,8 @@ impl DeconvGridHook {
                 &c.render,
                 &GridLabels {
                     header: format!("{label}, epoch {}: the image patches under them", ctx.epoch),
-                    maps,
                     values: Vec::new(),
+                    ..labels
                 },
             )?;
             ctx.sink
@@ -250,22 +249,22 @@ impl DeconvGridHook {
 }
 
 /// Per map its caption (`map 17`) and per tile its activation (three
-/// significant digits; none where the unit never fired).
-fn grid_labels(
-    top: &zftrain_deconv::LayerTop,
-) -> Result<(Vec<Vec<Option<String>>>, Vec<String>), HookError> {
+/// significant digits; none where the unit never fired); no header.
+fn grid_labels(top: &zftrain_deconv::LayerTop) -> Result<GridLabels, HookError> {
     let values = Vec::<f32>::try_from(top.values.to_kind(Kind::Float).flatten(0, -1))?;
     let k = top.values.size().get(1).copied().unwrap_or(0).max(1) as usize;
-    let tiles = values
-        .chunks(k)
-        .map(|row| {
-            row.iter()
-                .map(|&v| (v > 0.0).then(|| significant(v as f64)))
-                .collect()
-        })
-        .collect();
-    let maps = top.channels.iter().map(|c| format!("map {c}")).collect();
-    Ok((tiles, maps))
+    Ok(GridLabels {
+        header: String::new(),
+        maps: top.channels.iter().map(|c| format!("map {c}")).collect(),
+        values: values
+            .chunks(k)
+            .map(|row| {
+                row.iter()
+                    .map(|&v| (v > 0.0).then(|| significant(v as f64)))
+                    .collect()
+            })
+            .collect(),
+    })
 }
 
 /// `v` with three significant digits (`0.0123`, `4.56`, `789`, `1.23e4`).
