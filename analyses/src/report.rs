@@ -11,9 +11,9 @@ use zftrain_deconv::render::{side_by_side, stretch, Stretch};
 use crate::correspondence::CorrespondenceRow;
 use crate::invariance::InvariancePoint;
 use crate::occlusion::OcclusionMap;
-use crate::render::{class_color, class_map, heat_map, to_rgb, Positions};
+use crate::render::{class_color, class_map, heat_map, ramp, to_rgb, Positions};
 use crate::AnalysisError;
-use zftrain_figures::{legend, titled};
+use zftrain_figures::{colour_bar, legend, stacked, titled};
 
 /// `invariance.csv`: one row per transformed image; `names[i]` names image `i`.
 pub fn invariance_csv(points: &[InvariancePoint], names: &[String]) -> String {
@@ -59,9 +59,10 @@ pub fn occlusion_csv(m: &OcclusionMap) -> String {
 }
 
 /// The occlusion figure: the input (`[3, H, W]` in `[0, 1]`), the followed
-/// map's total activation, the class probability (black 0, white 1), the
-/// most probable class with its legend, and the map's Deconvnet projection,
-/// side by side with titles; `name` names a class.
+/// map's total activation and the class probability (each a heat map with
+/// its colour bar: the range and unit under the palette), the most probable
+/// class with its legend, and the map's Deconvnet projection, side by side
+/// with titles; `name` names a class.
 pub fn occlusion_figure(
     m: &OcclusionMap,
     input: &Tensor,
@@ -82,16 +83,27 @@ pub fn occlusion_figure(
     classes.dedup();
     let entries: Vec<(String, [u8; 3])> =
         classes.iter().map(|&c| (name(c), class_color(c))).collect();
+    let (lo, hi) = m
+        .activation
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+    let width = size[2] as u32;
     let panels = [
         titled(&to_rgb(input), &format!("input: {}", name(m.class)))?,
-        titled(
-            &heat_map(&m.activation, m.cols, &at, None),
-            &format!("layer {layer}, map {}: activation", m.channel),
-        )?,
-        titled(
-            &heat_map(&m.probability, m.cols, &at, Some((0.0, 1.0))),
-            &format!("P({})", name(m.class)),
-        )?,
+        stacked(
+            &titled(
+                &heat_map(&m.activation, m.cols, &at, None),
+                &format!("layer {layer}, map {}: activation", m.channel),
+            )?,
+            &colour_bar(&ramp, lo, hi, "summed over the map", width)?,
+        ),
+        stacked(
+            &titled(
+                &heat_map(&m.probability, m.cols, &at, Some((0.0, 1.0))),
+                &format!("P({})", name(m.class)),
+            )?,
+            &colour_bar(&ramp, 0.0, 1.0, "probability", width)?,
+        ),
         titled(&class_map(&m.top_class, m.cols, &at), "most probable class")?,
         titled(&legend(&entries, size[1] as u32)?, "")?,
         titled(

@@ -21,6 +21,15 @@ pub fn with_margins(image: &RgbImage, margins: [u32; 4], bg: [u8; 3]) -> RgbImag
     out
 }
 
+/// `top` above `bottom`, left-aligned, on white.
+pub fn stacked(top: &RgbImage, bottom: &RgbImage) -> RgbImage {
+    let w = top.width().max(bottom.width());
+    let mut out = RgbImage::from_pixel(w, top.height() + bottom.height(), Rgb([255, 255, 255]));
+    image::imageops::replace(&mut out, top, 0, 0);
+    image::imageops::replace(&mut out, bottom, 0, top.height() as i64);
+    out
+}
+
 /// A legend: a colour swatch and a name per entry, one per line, `height`
 /// pixels tall (entries that do not fit are summarized in a last line).
 pub fn legend(entries: &[(String, [u8; 3])], height: u32) -> Result<RgbImage, FigureError> {
@@ -74,6 +83,15 @@ mod tests {
         let red = l.pixels().filter(|p| p.0 == [200, 30, 30]).count();
         // 5 lines fit: 4 swatches and "... and 16 more".
         assert_eq!(red, 4 * 14 * 13, "{red}");
+    }
+
+    #[test]
+    fn stacked_images_keep_their_pixels() {
+        let a = RgbImage::from_pixel(3, 2, Rgb([1, 1, 1]));
+        let b = RgbImage::from_pixel(5, 1, Rgb([2, 2, 2]));
+        let s = stacked(&a, &b);
+        assert_eq!(s.dimensions(), (5, 3));
+        assert_eq!((s.get_pixel(0, 0).0, s.get_pixel(4, 2).0, s.get_pixel(4, 0).0), ([1; 3], [2; 3], [255; 3]));
     }
 
     #[test]

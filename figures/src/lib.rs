@@ -5,7 +5,7 @@
 //! through plotters' bitmap backend straight onto an [`image::RgbImage`].
 //!
 //! - [`text`]: the font, text drawn onto an image, its measured width;
-//! - [`captions`]: a title band, margins, a legend of colour swatches;
+//! - [`captions`]: a title band, margins, stacking, a legend of colour swatches;
 //! - [`colour_bar`]: a palette's scale with its range and unit.
 
 pub mod captions;
@@ -13,7 +13,7 @@ pub mod colour_bar;
 pub mod error;
 pub mod text;
 
-pub use captions::{legend, titled, with_margins};
+pub use captions::{legend, stacked, titled, with_margins};
 pub use colour_bar::colour_bar;
 pub use error::FigureError;
 pub use text::{draw_text, text_width, Label};

@@ -100,9 +100,10 @@ fn the_three_analyses_write_their_numbers_and_pictures() {
     assert!(printed.contains("occlusion: 16/16 images in "), "{printed}");
     assert_eq!(read(&out.join("occlusion-0.csv")).lines().count(), 1 + 16);
     let png = image::open(out.join("occlusion-0.png")).unwrap();
+    // Six panels under title bands; the heat maps with colour bars.
     assert_eq!(
         (png.width(), png.height()),
-        (5 * 224 + 200 + 5 * 6, 224 + 24)
+        (5 * 224 + 200 + 5 * 6, 24 + 224 + 34)
     );
     let tb = crate::common::tensorboard(&out);
     assert!(tb["images"]["analysis/occlusion/image0"].is_array(), "{tb}");
