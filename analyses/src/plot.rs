@@ -1,8 +1,8 @@
 //! Figures drawn in Rust (plotters, into memory, with the font that
 //! `zftrain-figures` builds in): the invariance figure laid out
-//! like Zeiler & Fergus's Fig. 5, columns vertical translation / scale /
-//! rotation, rows layer-1 distance / layer-7 distance / class probability,
-//! one curve per image.
+//! like Zeiler & Fergus's Fig. 5, a row of transformed examples on top,
+//! then columns vertical translation / scale / rotation, rows layer-1
+//! distance / layer-7 distance / class probability, one curve per image.
 
 use image::RgbImage;
 use plotters::prelude::*;
@@ -21,8 +21,83 @@ const COLUMNS: [(&str, &str); 3] = [
 ];
 const ROWS: [&str; 3] = ["layer 1 distance", "layer 7 distance", "P(class)"];
 
-/// The invariance figure (1260 x 900) for `points` of images named `names`.
+/// The invariance figure for `points` of images named `names`: with an
+/// `example` (`[3, H, W]` in `[0, 1]`, the first image as shown), the row
+/// of transformed examples of the paper's Fig. 5 on top (five amounts per
+/// kind, from the points' own, captioned), then the 1260 x 900 curves.
 pub fn invariance_figure(
+    points: &[InvariancePoint],
+    names: &[String],
+    example: Option<&tch::Tensor>,
+) -> Result<RgbImage, AnalysisError> {
+    let curves = invariance_curves(points, names)?;
+    match example {
+        Some(image) => Ok(zftrain_figures::stacked(
+            &example_row(image, points, curves.width())?,
+            &curves,
+        )),
+        None => Ok(curves),
+    }
+}
+
+/// Five transformed copies of `image` per kind of transformation (evenly
+/// spread over the amounts in `points`), each captioned with its amount,
+/// under the column of curves of its kind; `width` pixels wide.
+fn example_row(
+    image: &tch::Tensor,
+    points: &[InvariancePoint],
+    width: u32,
+) -> Result<RgbImage, AnalysisError> {
+    let column = width / 3;
+    let (per, gap) = (5u32, 6u32);
+    let thumb = (column - (per + 1) * gap) / per;
+    let mut row = RgbImage::from_pixel(width, thumb + 24 + 6, image::Rgb([255, 255, 255]));
+    let mut labels = Vec::new();
+    for (k, (kind, _)) in COLUMNS.iter().enumerate() {
+        let mut amounts: Vec<crate::geometry::Warp> = Vec::new();
+        for p in points.iter().filter(|p| p.warp.kind() == *kind) {
+            if !amounts.contains(&p.warp) {
+                amounts.push(p.warp);
+            }
+        }
+        if amounts.is_empty() {
+            continue;
+        }
+        let picks: Vec<usize> = (0..per as usize)
+            .map(|i| i * (amounts.len() - 1) / (per as usize - 1))
+            .collect();
+        let mut picks = picks;
+        picks.dedup();
+        for (slot, &i) in picks.iter().enumerate() {
+            let warp = amounts[i];
+            let moved = warp.apply(&image.unsqueeze(0)).get(0);
+            let small = image::imageops::resize(
+                &crate::render::to_rgb(&moved),
+                thumb,
+                thumb,
+                image::imageops::FilterType::Triangle,
+            );
+            let x = k as u32 * column + gap + slot as u32 * (thumb + gap);
+            image::imageops::replace(&mut row, &small, x as i64, 4);
+            let text = match warp {
+                crate::geometry::Warp::TranslateY(v) => format!("{v:+.0} px"),
+                crate::geometry::Warp::Scale(v) => format!("x{v:.2}"),
+                crate::geometry::Warp::Rotate(v) => format!("{v:.0}°"),
+            };
+            labels.push(zftrain_figures::Label::new(
+                text,
+                (x as i32, (thumb + 8) as i32),
+                12.0,
+            ));
+        }
+    }
+    zftrain_figures::draw_text(&mut row, &labels)?;
+    Ok(row)
+}
+
+/// The 1260 x 900 curves: a column per kind of transformation, a row per
+/// measure, a curve per image.
+fn invariance_curves(
     points: &[InvariancePoint],
     names: &[String],
 ) -> Result<RgbImage, AnalysisError> {
@@ -47,10 +122,12 @@ pub fn invariance_figure(
                 .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
                     (a.min(p.warp.amount()), b.max(p.warp.amount()))
                 });
-            let (x0, x1) = if x0.is_finite() && x1 > x0 {
-                (x0, x1)
-            } else {
-                (x0.min(0.0), x0.max(0.0) + 1.0)
+            // One amount: a unit range around it; none (a kind not run):
+            // 0 to 1, never an infinite range (plotters would not end).
+            let (x0, x1) = match (x0.is_finite(), x1 > x0) {
+                (true, true) => (x0, x1),
+                (true, false) => (x0.min(0.0), x0.max(0.0) + 1.0),
+                (false, _) => (0.0, 1.0),
             };
             let y1 = match row {
                 2 => 1.0,
@@ -133,7 +210,7 @@ mod tests {
             top_class: 0,
         })
         .collect();
-        let img = invariance_figure(&points, &["dog".into()]).unwrap();
+        let img = invariance_figure(&points, &["dog".into()], None).unwrap();
         assert_eq!(img.dimensions(), (1260, 900));
         // Not blank: axes, labels and a coloured curve.
         let dark = img.pixels().filter(|p| p.0.iter().all(|&c| c < 80)).count();
@@ -145,5 +222,32 @@ mod tests {
             dark > 2000 && coloured > 100,
             "dark {dark}, coloured {coloured}"
         );
+    }
+
+    #[test]
+    fn an_example_image_adds_the_row_of_transformed_copies_on_top() {
+        use tch::{Device, Kind, Tensor};
+        let points: Vec<InvariancePoint> = [0.0, 10.0, 20.0, 30.0, 40.0, 50.0]
+            .iter()
+            .map(|&d| InvariancePoint {
+                image: 0,
+                warp: Warp::Rotate(d),
+                layer1: d / 100.0,
+                layer7: 0.05,
+                probability: 0.5,
+                top_class: 0,
+            })
+            .collect();
+        // A red image: its copies are red, rotated ones with black corners.
+        let red = Tensor::zeros([3, 64, 64], (Kind::Float, Device::Cpu));
+        let _ = red.get(0).fill_(1.0);
+        let img = invariance_figure(&points, &["red".into()], Some(&red)).unwrap();
+        let thumb = (420 - 6 * 6) / 5;
+        assert_eq!(img.dimensions(), (1260, thumb + 30 + 900));
+        // Rotation is the third column: its first copy (0 degrees) all red.
+        let (x, y) = (2 * 420 + 6 + thumb / 2, 4 + thumb / 2);
+        assert_eq!(img.get_pixel(x, y).0, [255, 0, 0]);
+        // The other columns had no points: white.
+        assert_eq!(img.get_pixel(6 + thumb / 2, y).0, [255, 255, 255]);
     }
 }

@@ -86,7 +86,9 @@ pub fn occlusion_figure(
     let (lo, hi) = m
         .activation
         .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+            (a.min(v), b.max(v))
+        });
     let width = size[2] as u32;
     let panels = [
         titled(&to_rgb(input), &format!("input: {}", name(m.class)))?,

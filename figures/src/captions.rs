@@ -91,7 +91,14 @@ mod tests {
         let b = RgbImage::from_pixel(5, 1, Rgb([2, 2, 2]));
         let s = stacked(&a, &b);
         assert_eq!(s.dimensions(), (5, 3));
-        assert_eq!((s.get_pixel(0, 0).0, s.get_pixel(4, 2).0, s.get_pixel(4, 0).0), ([1; 3], [2; 3], [255; 3]));
+        assert_eq!(
+            (
+                s.get_pixel(0, 0).0,
+                s.get_pixel(4, 2).0,
+                s.get_pixel(4, 0).0
+            ),
+            ([1; 3], [2; 3], [255; 3])
+        );
     }
 
     #[test]

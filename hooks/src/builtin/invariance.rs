@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use zftrain_analyses::invariance::{invariance, InvarianceConfig, InvariancePoint};
 use zftrain_analyses::plot::invariance_figure;
 use zftrain_analyses::report::invariance_csv;
+use zftrain_deconv::render::denormalize;
 
 use super::analysis::{epoch_dir, failed, probe_images, write_text};
 use super::files::write_png;
@@ -80,7 +81,9 @@ impl InvarianceHook {
         let names: Vec<String> = c.images.iter().map(|i| format!("probe {i}")).collect();
         let dir = epoch_dir(ctx, &c.name)?;
         write_text(&dir, "invariance.csv", &invariance_csv(&points, &names))?;
-        let figure = invariance_figure(&points, &names).map_err(failed(&c.name))?;
+        let (mean, std) = ctx.probe.normalization();
+        let example = denormalize(&images.get(0), mean, std);
+        let figure = invariance_figure(&points, &names, Some(&example)).map_err(failed(&c.name))?;
         write_png(&dir.join("invariance.png"), &figure)?;
         write_summaries(ctx.sink, ctx.step as i64, &points, &figure)?;
         Ok(Control::Continue)

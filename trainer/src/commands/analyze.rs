@@ -192,7 +192,7 @@ pub fn invariance(args: &InvarianceArgs) -> Result<()> {
         &out.join("invariance.json"),
         &serde_json::to_string_pretty(&points)?,
     )?;
-    let figure = invariance_figure(&points, &names)?;
+    let figure = invariance_figure(&points, &names, Some(&l.display(&images.get(0))))?;
     write_png(&out.join("invariance.png"), &figure)?;
     zftrain_hooks::builtin::invariance::write_summaries(&TbSink(&l.tb), 0, &points, &figure)?;
     l.tb.flush()?;
