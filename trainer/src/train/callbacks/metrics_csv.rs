@@ -4,7 +4,8 @@
 //!
 //! Columns ([`COLUMNS`]): `step` (the global step, TensorBoard's axis),
 //! `epoch` (1-based), `kind` (`train` for a logged step, `epoch` for an
-//! epoch's end), `loss`, `top1` (percent; the running figures of the epoch
+//! epoch's end), `loss`, `top1` (a fraction from 0 to 1, as
+//! in TensorBoard; the running figures of the epoch
 //! so far, or the whole epoch's on an `epoch` row), `lr`, `images_per_sec`,
 //! `grad_norm`, `eta_hours`, `val_loss`, `val_top1`, `val_top5`. A value a
 //! row does not have is left empty (pandas reads NaN).
@@ -49,7 +50,7 @@ pub struct MetricsRow {
     pub epoch_end: bool,
     /// Mean training loss.
     pub loss: Option<f64>,
-    /// Training top-1, percent.
+    /// Training top-1, a fraction.
     pub top1: Option<f64>,
     /// Learning rate.
     pub lr: Option<f64>,
@@ -61,9 +62,9 @@ pub struct MetricsRow {
     pub eta_hours: Option<f64>,
     /// Validation loss.
     pub val_loss: Option<f64>,
-    /// Validation top-1, percent.
+    /// Validation top-1, a fraction.
     pub val_top1: Option<f64>,
-    /// Validation top-5, percent.
+    /// Validation top-5, a fraction.
     pub val_top5: Option<f64>,
 }
 
