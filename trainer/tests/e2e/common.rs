@@ -74,9 +74,13 @@ pub fn s(path: &Path) -> &str {
 /// `tensorboard/tests/read_events.py`): scalars, images, histograms, text.
 pub fn tensorboard(logdir: &Path) -> serde_json::Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tensorboard/tests/read_events.py");
+    python_json(&[script.as_os_str(), logdir.as_os_str()])
+}
+
+/// What the Python environment prints as JSON when given `args`.
+fn python_json<T: serde::de::DeserializeOwned>(args: &[&std::ffi::OsStr]) -> T {
     let out = Command::new(python())
-        .arg(script)
-        .arg(logdir)
+        .args(args)
         .output()
         .expect("python runs");
     assert!(
@@ -84,7 +88,7 @@ pub fn tensorboard(logdir: &Path) -> serde_json::Value {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&out.stdout).expect("JSON from read_events.py")
+    serde_json::from_slice(&out.stdout).expect("JSON from Python")
 }
 
 /// Every tag in `tb` (what [`tensorboard`] read) carries a description,
@@ -110,17 +114,8 @@ pub fn metrics_csv(run_dir: &Path) -> Vec<serde_json::Value> {
     let code = "import sys, pandas\n\
                 frame = pandas.read_csv(sys.argv[1])\n\
                 print(frame.to_json(orient='records'))";
-    let out = Command::new(python())
-        .args(["-c", code])
-        .arg(run_dir.join("metrics.csv"))
-        .output()
-        .expect("python runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice::<Vec<serde_json::Value>>(&out.stdout).expect("JSON from pandas")
+    let csv = run_dir.join("metrics.csv");
+    python_json(&["-c".as_ref(), code.as_ref(), csv.as_os_str()])
 }
 
 /// A synthetic ImageFolder of 2 classes in `dir/data` (real JPEG files).
