@@ -9,10 +9,12 @@
 //!   `high`: the "almost no mid frequencies" observation);
 //! - the grid score of layer `grid_layer`'s projections for the period of the
 //!   stride of the conv layer below it (`aliasing/convG/grid_score`; about 1
-//!   without a grid): the strongest unit of each of `grid_maps` feature maps
+//!   for an image without a grid, but 3 to 4.5 for projections of any
+//!   strided network, healthy or not, as `tests/hooks/metrics.rs` measures:
+//!   a trend within a run): the strongest unit of each of `grid_maps` feature maps
 //!   over the probe set, projected with the Deconvnet.
 //!
-//! Definitions in `zftrain_deconv::spectrum`. Step = epoch.
+//! Definitions in `zftrain_deconv::spectrum`. At the global step.
 
 use serde::{Deserialize, Serialize};
 use tch::Kind;

@@ -3,6 +3,7 @@
 mod analyses;
 mod builtin;
 mod common;
+mod metrics;
 mod registry;
 mod shared;
 mod streamed;

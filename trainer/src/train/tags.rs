@@ -43,7 +43,7 @@ pub const TAGS: &[(&str, &str)] = &[
     ("aliasing/conv1/low", "Fraction of layer-1 filter power in the lowest third of the frequency band."),
     ("aliasing/conv1/mid", "Fraction of layer-1 filter power in the middle third of the frequency band."),
     ("aliasing/conv1/high", "Fraction of layer-1 filter power in the highest third of the frequency band."),
-    ("aliasing/*/grid_score", "Periodicity of the layer's projections at the period of layer 1's stride; see the README for its scale."),
+    ("aliasing/*/grid_score", "Periodicity of the layer's projections at the period of layer 1's stride; a trend within a run, not an absolute scale (README)."),
     ("analysis/invariance", "Feature distances and class probability under translation, scale and rotation (ZF Fig. 5)."),
     ("invariance/*/layer1_mean", "Mean distance of layer-1 features from the original's under this transformation, relative to the original's norm."),
     ("invariance/*/layer7_mean", "Mean distance of layer-7 features from the original's under this transformation, relative to the original's norm."),
