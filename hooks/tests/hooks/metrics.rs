@@ -87,12 +87,12 @@ fn a_stride_4_high_frequency_first_layer_scores_worse_than_a_stride_2_smooth_one
     let (_z, zfnet) = built(ArchName::Zfnet, 5);
     let random = (measure(&alexnet), measure(&zfnet));
     tch::no_grad(|| {
-        let _ = alexnet
+        alexnet
             .weight(0)
             .unwrap()
             .shallow_clone()
             .copy_(&(bank(96, 11, true) * 0.3));
-        let _ = zfnet
+        zfnet
             .weight(0)
             .unwrap()
             .shallow_clone()
