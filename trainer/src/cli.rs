@@ -32,6 +32,7 @@ impl Cli {
                 AnalyzeCommand::Invariance(x) => x.common.gpu.is_some(),
                 AnalyzeCommand::Occlusion(x) => x.common.gpu.is_some(),
                 AnalyzeCommand::Correspondence(x) => x.common.gpu.is_some(),
+                AnalyzeCommand::Architecture(_) => false,
             },
             Command::Bench(b) => match &b.command {
                 BenchCommand::TrainStep(x) => gpus(&x.gpus),
@@ -99,6 +100,31 @@ pub enum AnalyzeCommand {
     Occlusion(OcclusionArgs),
     /// Occluding the same part in several images: how consistently the features change (Table 1).
     Correspondence(CorrespondenceArgs),
+    /// Architecture selection (section 4.1, Fig. 6): layer-1 filters, layer-2 projections and a per-layer table of dead, degenerate and aliased filters, for one checkpoint or two side by side.
+    Architecture(ArchitectureArgs),
+}
+
+/// `zftrain analyze architecture`.
+#[derive(Debug, Args)]
+pub struct ArchitectureArgs {
+    /// The (first) checkpoint folder.
+    #[arg(long)]
+    pub a: PathBuf,
+    /// A second checkpoint to set beside it (for example AlexNet against ZFNet).
+    #[arg(long)]
+    pub b: Option<PathBuf>,
+    /// Image folder of the probe images (its `val/` when it has one).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Output folder: architecture.png, architecture.md, architecture.csv.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Probe images (0: the whole folder).
+    #[arg(long, default_value_t = 64)]
+    pub probe_images: usize,
+    /// Feature maps of layer 2 projected.
+    #[arg(long, default_value_t = 16)]
+    pub maps: usize,
 }
 
 /// What every analysis takes.

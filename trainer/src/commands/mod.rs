@@ -1,6 +1,7 @@
 //! One file per subcommand; [`run`] dispatches.
 
 mod analyze;
+pub mod architecture;
 mod bench;
 mod bench_mine;
 mod data;
@@ -33,6 +34,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             AnalyzeCommand::Invariance(a) => analyze::invariance(&a).map(|_| 0),
             AnalyzeCommand::Occlusion(a) => analyze::occlusion(&a).map(|_| 0),
             AnalyzeCommand::Correspondence(a) => analyze::correspondence(&a).map(|_| 0),
+            AnalyzeCommand::Architecture(a) => architecture::run(&a).map(|_| 0),
         },
         Command::Bench(args) => match args.command {
             BenchCommand::TrainStep(a) => bench::train_step(&a).map(|_| 0),

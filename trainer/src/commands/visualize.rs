@@ -22,7 +22,7 @@ use crate::weights::load_model;
 use zftrain_hooks::ProbeSet;
 
 /// The image folder of `dir`: `dir/val` when it exists, else `dir`.
-fn probe_folder(dir: &Path) -> PathBuf {
+pub(crate) fn probe_folder(dir: &Path) -> PathBuf {
     let val = dir.join("val");
     if val.is_dir() {
         val

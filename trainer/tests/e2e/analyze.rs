@@ -241,3 +241,72 @@ fn bad_analysis_input_is_named() {
         "{err}"
     );
 }
+
+/// `analyze architecture` on AlexNet (stride 4) and ZFNet (stride 2):
+/// a table row per conv layer of each, layer 1's power above Nyquist near
+/// the random baseline `1 - 1/s^2` for fresh weights, the figure with both
+/// networks, and a missing checkpoint named.
+#[test]
+fn the_architecture_analysis_tables_both_networks_layer_by_layer() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path(), 1, 4, 256, 192);
+    let (a, b) = (dir.path().join("alexnet"), dir.path().join("zfnet"));
+    init("alexnet", "2", "4", &a);
+    init("zfnet", "2", "4", &b);
+    let out = dir.path().join("arch");
+    let printed = ok(&[
+        "analyze",
+        "architecture",
+        "--a",
+        s(&a),
+        "--b",
+        s(&b),
+        "--data",
+        s(&data),
+        "--out",
+        s(&out),
+        "--probe-images",
+        "8",
+        "--maps",
+        "4",
+    ]);
+    assert!(printed.contains("| network | layer |"), "{printed}");
+    let csv = read(&out.join("architecture.csv"));
+    let rows: Vec<Vec<&str>> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.rsplitn(8, ',').collect())
+        .collect();
+    assert_eq!(
+        csv.lines().next().unwrap(),
+        zftrain::commands::architecture::CSV_HEADER
+    );
+    assert_eq!(rows.len(), 10, "{csv}");
+    // rsplitn: grid, above, degenerate, dead, filters, stride, layer, network.
+    let conv1: Vec<(&str, f64)> = rows
+        .iter()
+        .filter(|r| r[6] == "conv1")
+        .map(|r| (r[5], r[1].parse().unwrap()))
+        .collect();
+    assert_eq!(conv1.len(), 2);
+    assert_eq!((conv1[0].0, conv1[1].0), ("4", "2"));
+    assert!((conv1[0].1 - 0.9375).abs() < 0.03, "{csv}");
+    assert!((conv1[1].1 - 0.75).abs() < 0.03, "{csv}");
+    assert!(
+        rows.iter().any(|r| r[6] == "conv2" && !r[0].is_empty()),
+        "a grid score: {csv}"
+    );
+    let png = image::open(out.join("architecture.png")).unwrap();
+    assert!(png.height() > 2 * 300, "both networks: {}", png.height());
+    let err = fails(&[
+        "analyze",
+        "architecture",
+        "--a",
+        s(&dir.path().join("nope")),
+        "--data",
+        s(&data),
+        "--out",
+        s(&out),
+    ]);
+    assert!(err.contains("nope"), "{err}");
+}

@@ -1,0 +1,242 @@
+//! `zftrain analyze architecture`: Zeiler & Fergus's architecture
+//! selection (section 4.1, Fig. 6) on one checkpoint or two side by side.
+//! For each network: its layer-1 filters (each stretched on its own), the
+//! strongest activation of chosen layer-2 maps over the probe images
+//! projected to pixels (the same images for both), and per conv layer the
+//! dead and degenerate filters and the power fraction above Nyquist, with
+//! layer 2's grid score; as `architecture.png`, `architecture.md` and
+//! `architecture.csv` in `--out`. docs and README say how to read the
+//! numbers (measured on networks whose answer is known).
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use image::RgbImage;
+use zftrain_checkpoints::Checkpoint;
+use zftrain_data::Dataset;
+use zftrain_deconv::render::{filter_image, labelled_grid, stretch, GridLabels};
+use zftrain_deconv::{MinerConfig, RenderConfig};
+use zftrain_hooks::builtin::deconv_grid::layer_choices;
+use zftrain_hooks::builtin::{
+    AliasingConfig, AliasingHook, DeadFiltersConfig, DeadFiltersHook, Maps,
+};
+use zftrain_hooks::{mine_probe, HookContext, MemorySink};
+
+use super::visualize::probe_folder;
+use crate::cli::ArchitectureArgs;
+use crate::config::RunConfig;
+use crate::train::checkpointing::read_mean_image;
+use crate::train::probe::LoaderProbe;
+use crate::weights::load_model;
+
+/// The CSV header of `architecture.csv`.
+pub const CSV_HEADER: &str =
+    "network,layer,stride,filters,dead,degenerate,above_nyquist_mean,grid_score";
+
+/// One conv layer's row.
+struct Row {
+    layer: String,
+    stride: i64,
+    filters: usize,
+    dead: usize,
+    degenerate: usize,
+    above_nyquist: Option<f64>,
+    grid: Option<f64>,
+}
+
+/// One network's measures and pictures.
+struct Measured {
+    name: String,
+    rows: Vec<Row>,
+    figure: RgbImage,
+}
+
+/// Runs `analyze architecture`.
+pub fn run(args: &ArchitectureArgs) -> Result<()> {
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let mut measured = vec![measure(&args.a, "A", args)?];
+    if let Some(b) = &args.b {
+        measured.push(measure(b, "B", args)?);
+    }
+    let figure = measured
+        .iter()
+        .map(|m| m.figure.clone())
+        .reduce(|a, b| {
+            zftrain_figures::stacked(
+                &zftrain_figures::stacked(
+                    &a,
+                    &RgbImage::from_pixel(1, 12, image::Rgb([255, 255, 255])),
+                ),
+                &b,
+            )
+        })
+        .expect("one network at least");
+    let png = args.out.join("architecture.png");
+    zftrain_hooks::builtin::files::write_png(&png, &figure).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (csv, md) = tables(&measured);
+    for (name, text) in [("architecture.csv", csv), ("architecture.md", md.clone())] {
+        let path = args.out.join(name);
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    }
+    print!("{md}");
+    println!(
+        "architecture: {} (figure), architecture.md, architecture.csv",
+        png.display()
+    );
+    Ok(())
+}
+
+/// Loads the checkpoint at `dir` and measures it on the probe images.
+fn measure(dir: &Path, tag: &str, args: &ArchitectureArgs) -> Result<Measured> {
+    let ck =
+        Checkpoint::open(dir).with_context(|| format!("opening checkpoint {}", dir.display()))?;
+    let (model, info) = load_model(None, Some(dir), &Default::default())?;
+    let mut config = RunConfig::load(None, &[])?;
+    config.probe.images = args.probe_images;
+    config.data.mean = info.mean.map(|x| x as f32);
+    config.data.std = info.std.map(|x| x as f32);
+    let mean_image = read_mean_image(&ck)?.map(std::sync::Arc::new);
+    if let Some(m) = &mean_image {
+        config.data.resize = m.side();
+    }
+    let dataset = Dataset::image_folder(&probe_folder(&args.data))?;
+    let probe = LoaderProbe::new(&config, &dataset, mean_image)?;
+    let sink = MemorySink::default();
+    let ctx = HookContext {
+        net: &model.net,
+        device: tch::Device::Cpu,
+        replicas: &[],
+        probe: &probe,
+        epoch: 0,
+        step: 0,
+        run_dir: &args.out,
+        sink: &sink,
+        metrics: Default::default(),
+        shared: None,
+    };
+    let name = format!("{tag}: {} ({})", model.net.arch().name, dir.display());
+    let dead = DeadFiltersHook::new(DeadFiltersConfig::default()).measure(&ctx)?;
+    let aliasing = AliasingHook::new(AliasingConfig {
+        grid_maps: Maps::Count(args.maps),
+        ..AliasingConfig::default()
+    })
+    .measure(&ctx)?;
+    let arch = model.net.arch();
+    let convs = arch.conv_indices();
+    let rows = dead
+        .iter()
+        .zip(&convs)
+        .map(|(d, &index)| {
+            let above = aliasing
+                .above_nyquist
+                .iter()
+                .find(|(l, _, _)| *l == d.label);
+            let stride = match &arch.layers[index].kind {
+                zftrain_model::LayerKind::Conv(c) => c.stride,
+                _ => 1,
+            };
+            Row {
+                layer: d.label.clone(),
+                stride,
+                filters: d.rms.len(),
+                dead: d.dead,
+                degenerate: d.degenerate,
+                above_nyquist: above.map(|(_, _, v)| v.iter().sum::<f64>() / v.len().max(1) as f64),
+                grid: aliasing
+                    .grid
+                    .as_ref()
+                    .filter(|(l, _, _)| *l == d.label)
+                    .map(|(_, _, g)| *g),
+            }
+        })
+        .collect();
+    let figure = pictures(&ctx, &name, args.maps)?;
+    Ok(Measured { name, rows, figure })
+}
+
+/// The network's row of the figure: its layer-1 filters beside the
+/// projections of its layer-2 maps' strongest activations, under a title.
+fn pictures(ctx: &HookContext<'_>, name: &str, maps: usize) -> Result<RgbImage> {
+    let net = ctx.net;
+    let first = net.arch().conv_indices()[0];
+    let weight = net
+        .weight(first)
+        .context("the first conv layer has no weights")?;
+    let render = RenderConfig::default();
+    let filters = zftrain_figures::titled(
+        &filter_image(
+            weight,
+            &RenderConfig {
+                min_tile: 28,
+                ..render.clone()
+            },
+        )?,
+        "layer 1 filters",
+    )?;
+    let choices = layer_choices(net, &[2], &Maps::Count(maps), "architecture")?;
+    let tops = mine_probe(
+        ctx,
+        &choices,
+        MinerConfig {
+            k: 1,
+            ..MinerConfig::default()
+        },
+    )?;
+    let top = &tops[0];
+    let present = top.values.gt(0.0);
+    let grid = labelled_grid(
+        &stretch(&top.projections, render.stretch),
+        Some(&present),
+        &render,
+        &GridLabels {
+            header: "layer 2: strongest activation per map, projected".into(),
+            maps: top.channels.iter().map(|c| format!("map {c}")).collect(),
+            values: Vec::new(),
+        },
+    )?;
+    let row = zftrain_deconv::render::side_by_side(&filters, &grid, 12);
+    Ok(zftrain_figures::titled(&row, name)?)
+}
+
+/// `architecture.csv` and `architecture.md` of the measured networks.
+fn tables(measured: &[Measured]) -> (String, String) {
+    let cell = |v: Option<f64>| v.map(|x| format!("{x:.4}")).unwrap_or_default();
+    let mut csv = format!("{CSV_HEADER}\n");
+    let mut md = String::from(
+        "| network | layer | stride | filters | dead | degenerate | power above Nyquist (mean) | grid score |\n|---|---|---|---|---|---|---|---|\n",
+    );
+    for m in measured {
+        for r in &m.rows {
+            let _ = writeln!(
+                csv,
+                "\"{}\",{},{},{},{},{},{},{}",
+                m.name.replace('"', "'"),
+                r.layer,
+                r.stride,
+                r.filters,
+                r.dead,
+                r.degenerate,
+                cell(r.above_nyquist),
+                cell(r.grid)
+            );
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                m.name,
+                r.layer,
+                r.stride,
+                r.filters,
+                r.dead,
+                r.degenerate,
+                cell(r.above_nyquist),
+                cell(r.grid)
+            );
+        }
+    }
+    md.push_str(
+        "\nPower above Nyquist: random filters read 1 - 1/s² (0.94 at stride 4, 0.75 at stride 2); well under that is healthy, near it aliased. The grid score is a trend within one run, not an absolute scale (see the README).\n",
+    );
+    (csv, md)
+}
