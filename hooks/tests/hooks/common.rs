@@ -10,13 +10,18 @@ use zftrain_model::{Arch, ArchName, InitScheme, Network};
 
 /// ZFNet with 10 classes, He init, seed 3.
 pub fn network() -> (VarStore, Network) {
-    tch::manual_seed(3);
+    built(ArchName::Zfnet, 3)
+}
+
+/// A built-in architecture with 10 classes, He init, seeded.
+pub fn built(name: ArchName, seed: i64) -> (VarStore, Network) {
+    tch::manual_seed(seed);
     let vs = VarStore::new(Device::Cpu);
     let config = ArchConfig {
         classes: 10,
         ..ArchConfig::default()
     };
-    let arch = Arch::builtin(ArchName::Zfnet, &config).unwrap();
+    let arch = Arch::builtin(name, &config).unwrap();
     let net = Network::new(&vs.root(), arch, InitScheme::Kaiming).unwrap();
     (vs, net)
 }

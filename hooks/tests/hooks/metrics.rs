@@ -6,22 +6,9 @@
 use tch::{kind::FLOAT_CPU, Device, Kind, Tensor};
 use zftrain_hooks::builtin::{AliasingConfig, AliasingHook, Maps};
 use zftrain_hooks::{MemorySink, TensorProbe};
-use zftrain_model::arch::ArchConfig;
-use zftrain_model::{Arch, ArchName, InitScheme, Network};
+use zftrain_model::{ArchName, Network};
 
-use crate::common::context;
-
-fn built(name: ArchName, seed: i64) -> (tch::nn::VarStore, Network) {
-    tch::manual_seed(seed);
-    let vs = tch::nn::VarStore::new(Device::Cpu);
-    let config = ArchConfig {
-        classes: 10,
-        ..ArchConfig::default()
-    };
-    let arch = Arch::builtin(name, &config).unwrap();
-    let net = Network::new(&vs.root(), arch, InitScheme::Kaiming).unwrap();
-    (vs, net)
-}
+use crate::common::{built, context};
 
 /// `[F, 3, k, k]` filters: random signs under a checkerboard (power near
 /// the corners of the spectrum), or Gaussians times a slow cosine (power

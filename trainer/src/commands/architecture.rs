@@ -209,30 +209,17 @@ fn tables(measured: &[Measured]) -> (String, String) {
     );
     for m in measured {
         for r in &m.rows {
-            let _ = writeln!(
-                csv,
-                "\"{}\",{},{},{},{},{},{},{}",
-                m.name.replace('"', "'"),
-                r.layer,
-                r.stride,
-                r.filters,
-                r.dead,
-                r.degenerate,
+            let cells = [
+                r.layer.clone(),
+                r.stride.to_string(),
+                r.filters.to_string(),
+                r.dead.to_string(),
+                r.degenerate.to_string(),
                 cell(r.above_nyquist),
-                cell(r.grid)
-            );
-            let _ = writeln!(
-                md,
-                "| {} | {} | {} | {} | {} | {} | {} | {} |",
-                m.name,
-                r.layer,
-                r.stride,
-                r.filters,
-                r.dead,
-                r.degenerate,
-                cell(r.above_nyquist),
-                cell(r.grid)
-            );
+                cell(r.grid),
+            ];
+            let _ = writeln!(csv, "\"{}\",{}", m.name.replace('"', "'"), cells.join(","));
+            let _ = writeln!(md, "| {} | {} |", m.name, cells.join(" | "));
         }
     }
     md.push_str(
