@@ -128,6 +128,40 @@ pub fn occlusion_with_progress(
 ) -> Result<OcclusionMap, AnalysisError> {
     let size = image.size();
     let (h, w) = (size[1], size[2]);
+    let conv = check(net, config, h, w)?;
+    let device = net
+        .weight(net.arch().conv_indices()[0])
+        .map_or(Device::Cpu, |w| w.device());
+    let x = image.unsqueeze(0).to_device(device).to_kind(Kind::Float);
+    let base = unoccluded(net, &x, class, conv)?;
+    let tops = steps(h, config.size, config.stride);
+    let lefts = steps(w, config.size, config.stride);
+    let boxes: Vec<(i64, i64, i64, i64)> = tops
+        .iter()
+        .flat_map(|&t| lefts.iter().map(move |&l| (t, l, config.size, config.size)))
+        .collect();
+    let swept = sweep(net, &x, &boxes, conv, &base, config, progress)?;
+    Ok(OcclusionMap {
+        rows: tops.len(),
+        cols: lefts.len(),
+        tops,
+        lefts,
+        class: base.class,
+        channel: base.channel,
+        unit: base.unit,
+        base_activation: base.activation,
+        base_probability: base.probability,
+        activation: swept.activation,
+        probability: swept.probability,
+        top_class: swept.top_class,
+        top_probability: swept.top_probability,
+        projection: base.projection,
+    })
+}
+
+/// The settings checked against an `h x w` image and the network; the
+/// followed conv layer's index among the conv layers.
+fn check(net: &Network, config: &OcclusionConfig, h: i64, w: i64) -> Result<usize, AnalysisError> {
     if config.size < 1 || config.stride < 1 || config.size > h.min(w) {
         return Err(AnalysisError::Config(format!(
             "occlusion size {} and stride {} must be at least 1, and the square no larger than the {h}x{w} image",
@@ -142,10 +176,28 @@ pub fn occlusion_with_progress(
             convs.len()
         )));
     }
-    let conv = config.layer - 1;
-    let device = net.weight(convs[0]).map_or(Device::Cpu, |w| w.device());
-    let x = image.unsqueeze(0).to_device(device).to_kind(Kind::Float);
-    let base = tch::no_grad(|| net.forward_taps(&x, false));
+    Ok(config.layer - 1)
+}
+
+/// What the unoccluded image gives: the class followed, the strongest map
+/// of the layer and its strongest unit projected, their values.
+struct Unoccluded {
+    class: i64,
+    channel: i64,
+    unit: (i64, i64),
+    activation: f64,
+    probability: f64,
+    projection: Tensor,
+}
+
+/// The unoccluded `[1, 3, H, W]` image `x` through the network.
+fn unoccluded(
+    net: &Network,
+    x: &Tensor,
+    class: Option<i64>,
+    conv: usize,
+) -> Result<Unoccluded, AnalysisError> {
+    let base = tch::no_grad(|| net.forward_taps(x, false));
     let probs = base.logits.softmax(-1, Kind::Float);
     let classes = probs.size()[1];
     let class = match class {
@@ -164,68 +216,73 @@ pub fn occlusion_with_progress(
     let channel = peak.argmax(0, false).int64_value(&[]);
     let index = at.int64_value(&[channel]);
     let unit = (index / mw, index % mw);
-    let projection = tch::no_grad(|| {
-        project(
-            net,
-            &base,
-            &[Target {
-                image: 0,
-                conv,
-                channel,
-                y: unit.0,
-                x: unit.1,
-            }],
-            1,
-        )
-    })?
-    .get(0)
-    .to_device(Device::Cpu);
-    let base_activation = map.get(0).get(channel).sum(Kind::Double).double_value(&[]);
-    let base_probability = probs.double_value(&[0, class]);
+    let target = Target {
+        image: 0,
+        conv,
+        channel,
+        y: unit.0,
+        x: unit.1,
+    };
+    let projection = tch::no_grad(|| project(net, &base, &[target], 1))?
+        .get(0)
+        .to_device(Device::Cpu);
+    Ok(Unoccluded {
+        class,
+        channel,
+        unit,
+        activation: map.get(0).get(channel).sum(Kind::Double).double_value(&[]),
+        probability: probs.double_value(&[0, class]),
+        projection,
+    })
+}
 
-    let tops = steps(h, config.size, config.stride);
-    let lefts = steps(w, config.size, config.stride);
-    let boxes: Vec<(i64, i64, i64, i64)> = tops
-        .iter()
-        .flat_map(|&t| lefts.iter().map(move |&l| (t, l, config.size, config.size)))
-        .collect();
-    let (mut activation, mut probability, mut top_class, mut top_probability) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let batch = config.batch_size.max(1);
-    for chunk in boxes.chunks(batch) {
+/// Per occluder position: the followed map's total activation, the
+/// class's probability, the most probable class and its probability.
+struct Swept {
+    activation: Vec<f64>,
+    probability: Vec<f64>,
+    top_class: Vec<i64>,
+    top_probability: Vec<f64>,
+}
+
+/// `x` occluded at each of `boxes`, in batches.
+fn sweep(
+    net: &Network,
+    x: &Tensor,
+    boxes: &[(i64, i64, i64, i64)],
+    conv: usize,
+    base: &Unoccluded,
+    config: &OcclusionConfig,
+    progress: &mut dyn FnMut(usize),
+) -> Result<Swept, AnalysisError> {
+    let size = x.size();
+    let (h, w) = (size[2], size[3]);
+    let mut out = Swept {
+        activation: Vec::new(),
+        probability: Vec::new(),
+        top_class: Vec::new(),
+        top_probability: Vec::new(),
+    };
+    for chunk in boxes.chunks(config.batch_size.max(1)) {
         let n = chunk.len() as i64;
         let occluded = fill_boxes(&x.expand([n, 3, h, w], false), chunk, config.value);
         let taps = tch::no_grad(|| net.forward_taps(&occluded, false));
         let p = taps.logits.softmax(-1, Kind::Float).to_device(Device::Cpu);
         let a = taps.convs[conv]
-            .select(1, channel)
+            .select(1, base.channel)
             .sum_dim_intlist(&[1i64, 2][..], false, Kind::Double)
             .to_device(Device::Cpu);
         let (tp, tc) = p.max_dim(1, false);
-        activation.extend(Vec::<f64>::try_from(&a)?);
-        probability.extend(Vec::<f64>::try_from(
-            &p.select(1, class).to_kind(Kind::Double),
+        out.activation.extend(Vec::<f64>::try_from(&a)?);
+        out.probability.extend(Vec::<f64>::try_from(
+            &p.select(1, base.class).to_kind(Kind::Double),
         )?);
-        top_class.extend(Vec::<i64>::try_from(&tc)?);
-        top_probability.extend(Vec::<f64>::try_from(&tp.to_kind(Kind::Double))?);
+        out.top_class.extend(Vec::<i64>::try_from(&tc)?);
+        out.top_probability
+            .extend(Vec::<f64>::try_from(&tp.to_kind(Kind::Double))?);
         progress(chunk.len());
     }
-    Ok(OcclusionMap {
-        rows: tops.len(),
-        cols: lefts.len(),
-        tops,
-        lefts,
-        class,
-        channel,
-        unit,
-        base_activation,
-        base_probability,
-        activation,
-        probability,
-        top_class,
-        top_probability,
-        projection,
-    })
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -142,55 +142,9 @@ pub fn train_step_throughput(b: &StepBenchConfig, mode: Mode) -> Result<f64> {
         channels_last: mode.channels_last,
         pinned: b.devices.iter().any(|d| d.is_cuda()),
     };
-    let mut batches: Box<dyn Iterator<Item = Result<(Tensor, Tensor)>>> = match &b.data {
-        None => {
-            let x = Tensor::randn([b.batch, 3, side, side], (Kind::Float, Device::Cpu));
-            let x = x.to_kind(mode.kind);
-            let x = if mode.channels_last {
-                to_channels_last(&x)
-            } else {
-                x
-            };
-            let y = Tensor::randint(b.classes, [b.batch], (Kind::Int64, Device::Cpu));
-            let (x, y) = if layout.pinned {
-                (page_locked(&x)?, page_locked(&y)?)
-            } else {
-                (x, y)
-            };
-            Box::new(std::iter::repeat_with(move || {
-                Ok((x.shallow_clone(), y.shallow_clone()))
-            }))
-        }
-        Some(data) => {
-            let dataset = Dataset::open(&data.path)?;
-            if dataset.classes.len() as i64 > b.classes {
-                bail!(
-                    "{} has {} classes, more than --classes {}",
-                    data.path.display(),
-                    dataset.classes.len(),
-                    b.classes
-                );
-            }
-            let transform = Transform {
-                augment: data.augment,
-                crop: side as u32,
-                ..Transform::default()
-            };
-            let config = LoaderConfig {
-                batch_size: b.batch as usize,
-                workers: data.workers,
-                drop_last: true,
-                ..LoaderConfig::default()
-            };
-            let loader = Loader::new(dataset, transform, config);
-            if loader.batches_per_epoch() == 0 {
-                bail!("{} holds less than one batch", data.path.display());
-            }
-            Box::new((0u64..).flat_map(move |epoch| {
-                let batches = loader.epoch(epoch, 0);
-                Prefetch::new(&loader, batches, layout).map(|p| p.map(|p| (p.images, p.labels)))
-            }))
-        }
+    let mut batches = match &b.data {
+        None => random_batches(b, mode, layout)?,
+        Some(data) => file_batches(b, data, layout)?,
     };
     let mut step = |what: &str| -> Result<()> {
         let (x, y) = batches.next().context("no more batches")??;
@@ -207,6 +161,64 @@ pub fn train_step_throughput(b: &StepBenchConfig, mode: Mode) -> Result<f64> {
         step("timed")?;
     }
     Ok((b.batch as usize * b.steps) as f64 / start.elapsed().as_secs_f64())
+}
+
+/// Endless `(images, labels)` batches of a step benchmark.
+type Batches = Box<dyn Iterator<Item = Result<(Tensor, Tensor)>>>;
+
+/// The same random batch every step, in the step's layout (page-locked
+/// for GPUs).
+fn random_batches(b: &StepBenchConfig, mode: Mode, layout: TensorLayout) -> Result<Batches> {
+    let side = layout.crop as i64;
+    let x = Tensor::randn([b.batch, 3, side, side], (Kind::Float, Device::Cpu));
+    let x = x.to_kind(mode.kind);
+    let x = if mode.channels_last {
+        to_channels_last(&x)
+    } else {
+        x
+    };
+    let y = Tensor::randint(b.classes, [b.batch], (Kind::Int64, Device::Cpu));
+    let (x, y) = if layout.pinned {
+        (page_locked(&x)?, page_locked(&y)?)
+    } else {
+        (x, y)
+    };
+    Ok(Box::new(std::iter::repeat_with(move || {
+        Ok((x.shallow_clone(), y.shallow_clone()))
+    })))
+}
+
+/// Batches from `data`'s files through the loader and the prefetch thread,
+/// epoch after epoch, as training makes them.
+fn file_batches(b: &StepBenchConfig, data: &DataBench, layout: TensorLayout) -> Result<Batches> {
+    let dataset = Dataset::open(&data.path)?;
+    if dataset.classes.len() as i64 > b.classes {
+        bail!(
+            "{} has {} classes, more than --classes {}",
+            data.path.display(),
+            dataset.classes.len(),
+            b.classes
+        );
+    }
+    let transform = Transform {
+        augment: data.augment,
+        crop: layout.crop,
+        ..Transform::default()
+    };
+    let config = LoaderConfig {
+        batch_size: b.batch as usize,
+        workers: data.workers,
+        drop_last: true,
+        ..LoaderConfig::default()
+    };
+    let loader = Loader::new(dataset, transform, config);
+    if loader.batches_per_epoch() == 0 {
+        bail!("{} holds less than one batch", data.path.display());
+    }
+    Ok(Box::new((0u64..).flat_map(move |epoch| {
+        let batches = loader.epoch(epoch, 0);
+        Prefetch::new(&loader, batches, layout).map(|p| p.map(|p| (p.images, p.labels)))
+    })))
 }
 
 /// Projections per second, batched against one target at a time.

@@ -155,60 +155,9 @@ impl WeightsInfo {
         args: &ArchOverrides,
         tensors: &[(String, Tensor)],
     ) -> Result<WeightsInfo> {
-        let key = |k: &str| meta.get(&format!("zftrain.{k}"));
-        let bad = |k: &str, v: &str| {
-            anyhow::anyhow!(
-                "{}: metadata key 'zftrain.{k}' has an invalid value '{v}'",
-                path.display()
-            )
-        };
-        let file_arch = match key("arch_table") {
-            Some(text) => Some(ArchSpec::Table(parse_arch(
-                text,
-                &format!("{} (metadata key 'zftrain.arch_table')", path.display()),
-            )?)),
-            None => key("arch")
-                .map(|v| v.parse::<ArchName>().map_err(|_| bad("arch", v)))
-                .transpose()?
-                .map(ArchSpec::Builtin),
-        };
-        let flag_arch = match (&args.arch_file, args.arch) {
-            (Some(f), _) => Some(ArchSpec::Table(read_arch_file(f)?)),
-            (None, Some(a)) => Some(ArchSpec::Builtin(a)),
-            (None, None) => None,
-        };
-        let flag = || match &args.arch_file {
-            Some(f) => format!("--arch-file {}", f.display()),
-            None => format!("--arch {}", args.arch.map(|a| a.as_str()).unwrap_or("")),
-        };
-        let arch = match (flag_arch, file_arch) {
-            (Some(a), Some(f)) => {
-                let differs = match (&a, &f) {
-                    (ArchSpec::Builtin(x), ArchSpec::Builtin(y)) => {
-                        (x != y).then(|| format!("made for {y}"))
-                    }
-                    _ => match (a.default_table(), f.default_table()) {
-                        (Some(x), Some(y)) => {
-                            table_difference(&x, &y).map(|d| format!("made for {f}: {d}"))
-                        }
-                        _ => Some(format!("made for {f}")),
-                    },
-                };
-                if let Some(why) = differs {
-                    bail!("{} disagrees with {} ({why})", flag(), path.display());
-                }
-                f
-            }
-            (Some(a), None) | (None, Some(a)) => a,
-            (None, None) => bail!(
-                "{} does not say its architecture: pass --arch or --arch-file",
-                path.display()
-            ),
-        };
-        let file_classes = key("classes")
-            .map(|v| v.parse::<i64>().map_err(|_| bad("classes", v)))
-            .transpose()?;
-        let classes = match (args.classes, file_classes) {
+        let keys = MetaKeys { path, meta };
+        let arch = resolve_arch(&keys, args)?;
+        let classes = match (args.classes, keys.parse::<i64>("classes")?) {
             (Some(a), Some(f)) if a != f => bail!(
                 "--classes {a} disagrees with {} ({f} classes)",
                 path.display()
@@ -218,27 +167,23 @@ impl WeightsInfo {
                 .or_else(|| arch.default_table().and_then(|t| t.classes()))
                 .unwrap_or(1000),
         };
-        let lrn = match key("lrn") {
-            Some(v) => v.parse::<bool>().map_err(|_| bad("lrn", v))?,
-            None => !args.no_lrn,
-        };
+        let lrn = keys.parse::<bool>("lrn")?.unwrap_or(!args.no_lrn);
         if args.no_lrn && lrn {
             bail!("--no-lrn disagrees with {} (made with LRN)", path.display());
         }
-        let dropout = match key("dropout") {
-            Some(v) => v.parse::<f64>().map_err(|_| bad("dropout", v))?,
-            None => ArchConfig::default().dropout,
-        };
+        let dropout = keys
+            .parse::<f64>("dropout")?
+            .unwrap_or(ArchConfig::default().dropout);
         let triple = |k: &str, default: [f64; 3]| -> Result<[f64; 3]> {
-            match key(k) {
-                Some(v) => parse_triple(v).map_err(|_| bad(k, v)),
+            match keys.get(k) {
+                Some(v) => parse_triple(v).map_err(|_| keys.bad(k, v)),
                 None => Ok(default),
             }
         };
-        let class_names = match key("class_names") {
-            Some(v) => {
-                Some(serde_json::from_str::<Vec<String>>(v).map_err(|_| bad("class_names", v))?)
-            }
+        let class_names = match keys.get("class_names") {
+            Some(v) => Some(
+                serde_json::from_str::<Vec<String>>(v).map_err(|_| keys.bad("class_names", v))?,
+            ),
             None => None,
         };
         Ok(WeightsInfo {
@@ -337,4 +282,77 @@ pub fn config_from_args(args: &ArchOverrides) -> Result<(ArchSpec, ArchConfig)> 
         ..ArchConfig::default()
     };
     Ok((ArchSpec::Builtin(arch), config))
+}
+
+/// The `zftrain.*` metadata keys of a weights file, read with errors that
+/// name the file and the key.
+struct MetaKeys<'a> {
+    path: &'a Path,
+    meta: &'a Metadata,
+}
+
+impl MetaKeys<'_> {
+    fn get(&self, k: &str) -> Option<&String> {
+        self.meta.get(&format!("zftrain.{k}"))
+    }
+
+    fn bad(&self, k: &str, v: &str) -> anyhow::Error {
+        anyhow::anyhow!(
+            "{}: metadata key 'zftrain.{k}' has an invalid value '{v}'",
+            self.path.display()
+        )
+    }
+
+    /// The key parsed as `T`, `None` when absent.
+    fn parse<T: std::str::FromStr>(&self, k: &str) -> Result<Option<T>> {
+        self.get(k)
+            .map(|v| v.parse::<T>().map_err(|_| self.bad(k, v)))
+            .transpose()
+    }
+}
+
+/// The architecture the file says and the flags say, which must agree
+/// when both speak.
+fn resolve_arch(keys: &MetaKeys<'_>, args: &ArchOverrides) -> Result<ArchSpec> {
+    let path = keys.path;
+    let file_arch = match keys.get("arch_table") {
+        Some(text) => Some(ArchSpec::Table(parse_arch(
+            text,
+            &format!("{} (metadata key 'zftrain.arch_table')", path.display()),
+        )?)),
+        None => keys.parse::<ArchName>("arch")?.map(ArchSpec::Builtin),
+    };
+    let flag_arch = match (&args.arch_file, args.arch) {
+        (Some(f), _) => Some(ArchSpec::Table(read_arch_file(f)?)),
+        (None, Some(a)) => Some(ArchSpec::Builtin(a)),
+        (None, None) => None,
+    };
+    let flag = || match &args.arch_file {
+        Some(f) => format!("--arch-file {}", f.display()),
+        None => format!("--arch {}", args.arch.map(|a| a.as_str()).unwrap_or("")),
+    };
+    Ok(match (flag_arch, file_arch) {
+        (Some(a), Some(f)) => {
+            let differs = match (&a, &f) {
+                (ArchSpec::Builtin(x), ArchSpec::Builtin(y)) => {
+                    (x != y).then(|| format!("made for {y}"))
+                }
+                _ => match (a.default_table(), f.default_table()) {
+                    (Some(x), Some(y)) => {
+                        table_difference(&x, &y).map(|d| format!("made for {f}: {d}"))
+                    }
+                    _ => Some(format!("made for {f}")),
+                },
+            };
+            if let Some(why) = differs {
+                bail!("{} disagrees with {} ({why})", flag(), path.display());
+            }
+            f
+        }
+        (Some(a), None) | (None, Some(a)) => a,
+        (None, None) => bail!(
+            "{} does not say its architecture: pass --arch or --arch-file",
+            path.display()
+        ),
+    })
 }

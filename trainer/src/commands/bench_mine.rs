@@ -16,7 +16,7 @@ use zftrain_hooks::builtin::deconv_grid::{layer_choices, Maps};
 use zftrain_hooks::{mine_probe, on_devices, HookContext, MemorySink, ProbeSet};
 use zftrain_model::arch::ArchConfig;
 use zftrain_model::network::to_channels_last;
-use zftrain_model::{Arch, InitScheme, Model};
+use zftrain_model::{Arch, InitScheme, Model, Network};
 
 use crate::cli::MineBenchArgs;
 use crate::config::RunConfig;
@@ -35,23 +35,7 @@ struct Pass {
 /// Runs the passes `args.passes` asks for and prints their table.
 pub fn mine(args: &MineBenchArgs) -> Result<()> {
     let devices = training_devices(&parse_gpus(&args.gpus)?, args.cpu_replicas)?;
-    let arch = Arch::builtin(
-        args.arch,
-        &ArchConfig {
-            classes: args.classes,
-            ..ArchConfig::default()
-        },
-    )?;
-    tch::manual_seed(0);
-    let mut models = Vec::new();
-    for &device in &devices {
-        let mut model = Model::new(arch.clone(), InitScheme::Kaiming, device)?;
-        if let Some(first) = models.first() {
-            let first: &Model = first;
-            model.vs.copy(&first.vs)?;
-        }
-        models.push(model);
-    }
+    let models = replica_models(args, &devices)?;
     let replicas: Vec<_> = models
         .iter()
         .zip(&devices)
@@ -63,51 +47,83 @@ pub fn mine(args: &MineBenchArgs) -> Result<()> {
     config.probe.batch_size = args.batch;
     config.data.workers = args.workers;
     let probe = LoaderProbe::new(&config, &dataset, None)?;
-    let n = probe.len();
     let mut passes = Vec::new();
     for name in args.passes.split(',').map(str::trim) {
         reset_peak_rss();
         let start = Instant::now();
-        let images = match name {
-            "eval" => evaluate(&replicas, &probe)?,
-            "mine" | "values" => {
-                // Mining writes nothing; hooks need a folder all the same.
-                let dir = std::env::temp_dir();
-                let sink = MemorySink::default();
-                let ctx = HookContext {
-                    net: replicas[0].0,
-                    device: devices[0],
-                    replicas: &replicas,
-                    probe: &probe,
-                    epoch: 0,
-                    step: 0,
-                    run_dir: &dir,
-                    sink: &sink,
-                    metrics: Default::default(),
-                    shared: None,
-                };
-                let choices = layer_choices(ctx.net, &[], &Maps::Count(args.maps), "bench")?;
-                let config = MinerConfig {
-                    k: args.k,
-                    project: name == "mine",
-                    ..MinerConfig::default()
-                };
-                mine_probe(&ctx, &choices, config)?;
-                n
-            }
+        let (name, images) = match name {
+            "eval" => ("eval", evaluate(&replicas, &probe)?),
+            "mine" => ("mine", mine_pass(args, &replicas, &probe, true)?),
+            "values" => ("values", mine_pass(args, &replicas, &probe, false)?),
             other => bail!("--passes: '{other}' is not eval, mine or values"),
         };
         passes.push(Pass {
-            name: match name {
-                "eval" => "eval",
-                "mine" => "mine",
-                _ => "values",
-            },
+            name,
             seconds: start.elapsed().as_secs_f64(),
             images,
             peak_rss_mib: peak_rss_mib(),
         });
     }
+    print_table(args, &devices, probe.len(), &passes);
+    Ok(())
+}
+
+/// The same freshly initialized network on every device.
+fn replica_models(args: &MineBenchArgs, devices: &[Device]) -> Result<Vec<Model>> {
+    let arch = Arch::builtin(
+        args.arch,
+        &ArchConfig {
+            classes: args.classes,
+            ..ArchConfig::default()
+        },
+    )?;
+    tch::manual_seed(0);
+    let mut models: Vec<Model> = Vec::new();
+    for &device in devices {
+        let mut model = Model::new(arch.clone(), InitScheme::Kaiming, device)?;
+        if let Some(first) = models.first() {
+            model.vs.copy(&first.vs)?;
+        }
+        models.push(model);
+    }
+    Ok(models)
+}
+
+/// One mining pass over the probe set (with the projections when
+/// `project`); the images it read.
+fn mine_pass(
+    args: &MineBenchArgs,
+    replicas: &[(&Network, Device)],
+    probe: &LoaderProbe,
+    project: bool,
+) -> Result<usize> {
+    // Mining writes nothing; hooks need a folder all the same.
+    let dir = std::env::temp_dir();
+    let sink = MemorySink::default();
+    let ctx = HookContext {
+        net: replicas[0].0,
+        device: replicas[0].1,
+        replicas,
+        probe,
+        epoch: 0,
+        step: 0,
+        run_dir: &dir,
+        sink: &sink,
+        metrics: Default::default(),
+        shared: None,
+    };
+    let choices = layer_choices(ctx.net, &[], &Maps::Count(args.maps), "bench")?;
+    let config = MinerConfig {
+        k: args.k,
+        project,
+        ..MinerConfig::default()
+    };
+    mine_probe(&ctx, &choices, config)?;
+    Ok(probe.len())
+}
+
+/// The passes' table, and mining's images/s against evaluation's.
+fn print_table(args: &MineBenchArgs, devices: &[Device], n: usize, passes: &[Pass]) {
     let names: Vec<String> = devices
         .iter()
         .map(|&d| zftrain_hooks::devices::device_name(d))
@@ -123,7 +139,7 @@ pub fn mine(args: &MineBenchArgs) -> Result<()> {
         names.join(",")
     );
     println!("pass  images  seconds  images/s  peak-RSS-MiB");
-    for p in &passes {
+    for p in passes {
         println!(
             "{:<5} {:>6} {:>8.1} {:>9.1} {:>13}",
             p.name,
@@ -144,7 +160,6 @@ pub fn mine(args: &MineBenchArgs) -> Result<()> {
             (m.images as f64 / m.seconds) / (e.images as f64 / e.seconds)
         );
     }
-    Ok(())
 }
 
 /// The forward to the logits of every probe image, spread over the
