@@ -339,6 +339,13 @@ fn a_diverging_loss_stops_the_run_without_a_checkpoint() {
         "{err}"
     );
     assert!(!dir.path().join("runs/nan/checkpoints/latest").exists());
+    // TensorBoard's HParams dashboard shows the run as failed.
+    let tb = crate::common::tensorboard(&dir.path().join("runs/nan"));
+    assert_eq!(
+        tb["hparams"]["_hparams_/session_end_info"]["sessionEndInfo"]["status"], "STATUS_FAILURE",
+        "{}",
+        tb["hparams"]
+    );
 }
 
 #[test]
