@@ -8,11 +8,12 @@
 //!   low, middle and high thirds of the band (`aliasing/conv1/low`, `mid`,
 //!   `high`: the "almost no mid frequencies" observation);
 //! - the grid score of layer `grid_layer`'s projections for the period of the
-//!   stride of the conv layer below it (`aliasing/convG/grid_score`; about 1
-//!   for an image without a grid, but 3 to 4.5 for projections of any
-//!   strided network, healthy or not, as `tests/hooks/metrics.rs` measures:
-//!   a trend within a run): the strongest unit of each of `grid_maps` feature maps
-//!   over the probe set, projected with the Deconvnet.
+//!   stride of the conv layer below it (`aliasing/convG/grid_score`: the
+//!   projections' power fraction in the stride lattice's replicas; near 0
+//!   for a smooth layer 1, about 1 - 1/s² for a random one, as high for a
+//!   high-frequency one, as `tests/hooks/metrics.rs` measures): the
+//!   strongest unit of each of `grid_maps` feature maps over the probe set,
+//!   projected with the Deconvnet.
 //!
 //! Definitions in `zftrain_deconv::spectrum`. At the global step.
 

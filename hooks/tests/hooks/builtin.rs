@@ -147,7 +147,9 @@ fn aliasing_reports_strided_layers_band_thirds_and_a_grid_score() {
     );
     let (label, period, score) = r.grid.clone().unwrap();
     assert_eq!((label.as_str(), period), ("conv2", 2));
-    assert!(score.is_finite() && score > 0.0, "{score}");
+    // A checkerboard layer 1 at stride 2 leaves its projections aliased:
+    // above the 0.75 that random filters give.
+    assert!(score > 0.75 && score <= 1.0, "{score}");
     let mut hook = hook;
     hook.on_epoch_end(&ctx).unwrap();
     for tag in [

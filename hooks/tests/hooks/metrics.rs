@@ -65,9 +65,9 @@ fn measure(net: &Network) -> (f64, f64) {
 
 /// The power fraction above Nyquist separates the two banks by two orders
 /// of magnitude, and reads `1 - 1/s^2` for random (white) filters: the
-/// share of the spectrum outside the square of side `1/s` around DC.
-/// (The grid score is measured here too, and printed: it does not separate
-/// the two, so no assertion is made on it; docs say so.)
+/// share of the spectrum outside the square of side `1/s` around DC. The
+/// grid score of layer 2's projections (their power in the stride
+/// lattice's replicas) separates them as clearly.
 #[test]
 fn a_stride_4_high_frequency_first_layer_scores_worse_than_a_stride_2_smooth_one() {
     let (_a, alexnet) = built(ArchName::Alexnet, 5);
@@ -99,4 +99,16 @@ fn a_stride_4_high_frequency_first_layer_scores_worse_than_a_stride_2_smooth_one
         "{random:?}"
     );
     assert!((random.1 .0 - (1.0 - 1.0 / 4.0)).abs() < 0.02, "{random:?}");
+    assert!(bad.1 > 0.8 && good.1 < 0.1, "grid score: {bad:?} vs {good:?}");
+    // Random first layers put their projections at 0.7 to 1 times the
+    // white-noise reading 1 - 1/s^2 (the smooth probe images weigh the
+    // replicas down a little).
+    let near_white = |score: f64, s: f64| {
+        let white = 1.0 - 1.0 / (s * s);
+        score > 0.7 * white && score < white + 0.02
+    };
+    assert!(
+        near_white(random.0 .1, 4.0) && near_white(random.1 .1, 2.0),
+        "{random:?}"
+    );
 }

@@ -40,10 +40,10 @@ pub const TAGS: &[(&str, &str)] = &[
     ("aliasing/*/above_nyquist_mean", "Mean over the layer's filters of the power fraction above the stride's Nyquist frequency."),
     ("aliasing/*/above_nyquist_max", "Largest power fraction above the stride's Nyquist frequency among the layer's filters."),
     ("aliasing/conv1/dominant_frequency", "Per layer-1 filter: its dominant spatial frequency, cycles per pixel."),
-    ("aliasing/conv1/low", "Fraction of layer-1 filter power in the lowest third of the frequency band."),
-    ("aliasing/conv1/mid", "Fraction of layer-1 filter power in the middle third of the frequency band."),
-    ("aliasing/conv1/high", "Fraction of layer-1 filter power in the highest third of the frequency band."),
-    ("aliasing/*/grid_score", "Periodicity of the layer's projections at the period of layer 1's stride; a trend within a run, not an absolute scale (README)."),
+    ("aliasing/conv1/low", "Fraction of layer-1 filters whose dominant frequency is in the lowest third of the band."),
+    ("aliasing/conv1/mid", "Fraction of layer-1 filters whose dominant frequency is in the middle third of the band."),
+    ("aliasing/conv1/high", "Fraction of layer-1 filters whose dominant frequency is in the highest third of the band."),
+    ("aliasing/*/grid_score", "Fraction of the layer's projection power in the replicas of layer 1's stride lattice (the grid of ZF Fig. 6 d): near 0 healthy, 1 - 1/s² or more aliased (README)."),
     ("analysis/invariance", "Feature distances and class probability under translation, scale and rotation (ZF Fig. 5)."),
     ("invariance/*/layer1_mean", "Mean distance of layer-1 features from the original's under this transformation, relative to the original's norm."),
     ("invariance/*/layer7_mean", "Mean distance of layer-7 features from the original's under this transformation, relative to the original's norm."),
@@ -169,7 +169,7 @@ mod tests {
         assert!(!matches("plugins/**", "plugins"));
         assert_eq!(
             describe("aliasing/conv1/high"),
-            Some("Fraction of layer-1 filter power in the highest third of the frequency band.")
+            Some("Fraction of layer-1 filters whose dominant frequency is in the highest third of the band.")
         );
         assert!(describe("filters/conv2/rms").unwrap().contains("RMS"));
         assert_eq!(describe("made/up"), None);
