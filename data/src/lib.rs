@@ -14,6 +14,7 @@ pub mod loader;
 pub mod mean_image;
 pub mod pack;
 pub mod rng;
+pub mod scene;
 pub mod shaped;
 pub mod synth;
 pub mod transform;

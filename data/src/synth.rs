@@ -5,8 +5,10 @@
 //! Each class is a shape or a texture (disc, square, triangle, ring, cross,
 //! stripes, checkerboard, dots, ellipse, crescent), drawn in a random light
 //! colour on a random dark background, at a random scale, position and rotation,
-//! over clutter (random rectangles) and pixel noise. Every image depends
-//! only on `(seed, split, class, index)`.
+//! over clutter. Two styles: `clean` (the default; [`crate::scene`]:
+//! anti-aliased, textures at several scales, no pixel noise) and `noisy`
+//! (clutter rectangles and per-pixel noise). Every image depends only on
+//! `(seed, split, class, index)` and the style.
 
 use std::fs;
 use std::io::BufWriter;
@@ -42,6 +44,8 @@ pub struct SynthConfig {
     pub quality: u8,
     /// Seed.
     pub seed: u64,
+    /// How the pictures are drawn.
+    pub style: Style,
 }
 
 impl Default for SynthConfig {
@@ -54,13 +58,15 @@ impl Default for SynthConfig {
             height: 192,
             quality: 90,
             seed: 0,
+            style: Style::default(),
         }
     }
 }
 
 /// Whether `(u, v)` (object coordinates, the object spans about [-1, 1]) is
-/// inside the shape of `class`.
-fn inside(class: usize, u: f64, v: f64) -> bool {
+/// inside the shape of `class`; `frequency` scales the textures of stripes,
+/// checker and dots (1 in the `noisy` style).
+pub(crate) fn inside(class: usize, u: f64, v: f64, frequency: f64) -> bool {
     let r2 = u * u + v * v;
     let square = u.abs() < 0.9 && v.abs() < 0.9;
     match class {
@@ -69,13 +75,16 @@ fn inside(class: usize, u: f64, v: f64) -> bool {
         2 => (-0.8..0.7).contains(&v) && u.abs() < (0.7 - v) * 0.6,
         3 => (0.35..0.85).contains(&r2),
         4 => (u.abs() < 0.22 && v.abs() < 0.9) || (v.abs() < 0.22 && u.abs() < 0.9),
-        5 => square && (u * 7.0).sin() > 0.0,
-        6 => square && ((u * 2.5).floor() as i64 + (v * 2.5).floor() as i64) % 2 == 0,
+        5 => square && (u * 7.0 * frequency).sin() > 0.0,
+        6 => {
+            let f = 2.5 * frequency;
+            square && ((u * f).floor() as i64 + (v * f).floor() as i64) % 2 == 0
+        }
         7 => {
             square && {
                 let (fu, fv) = (
-                    (u * 2.0).rem_euclid(1.0) - 0.5,
-                    (v * 2.0).rem_euclid(1.0) - 0.5,
+                    (u * 2.0 * frequency).rem_euclid(1.0) - 0.5,
+                    (v * 2.0 * frequency).rem_euclid(1.0) - 0.5,
                 );
                 fu * fu + fv * fv < 0.06
             }
@@ -93,7 +102,31 @@ fn colour(rng: &mut SplitMix64) -> [f64; 3] {
     ]
 }
 
-/// Renders one image of `class`.
+/// How the pictures are drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Style {
+    /// Anti-aliased shapes, textures at several scales, no pixel noise
+    /// ([`crate::scene`]): what the demo trains on, so that its Deconvnet
+    /// projections show edges and textures.
+    #[default]
+    Clean,
+    /// Flat shapes over clutter rectangles with per-pixel noise (the first
+    /// demo's pictures; kept to compare against).
+    Noisy,
+}
+
+impl Style {
+    /// Its name, as in `synth.json` and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Style::Clean => "clean",
+            Style::Noisy => "noisy",
+        }
+    }
+}
+
+/// Renders one `noisy` picture of `class`.
 pub fn render(class: usize, width: u32, height: u32, rng: &mut SplitMix64) -> RgbImage {
     // Light shapes on dark backgrounds, in random hues: with the contrast's
     // sign random as well, ZFNet needed several times the images to learn
@@ -128,7 +161,7 @@ pub fn render(class: usize, width: u32, height: u32, rng: &mut SplitMix64) -> Rg
         }
         let (dx, dy) = ((px - cx) / radius, (py - cy) / radius);
         let (u, v) = (cos * dx + sin * dy, -sin * dx + cos * dy);
-        if inside(class, u, v) {
+        if inside(class, u, v, 1.0) {
             c = fg;
         }
         let n = noise.uniform(-18.0, 18.0);
@@ -136,7 +169,13 @@ pub fn render(class: usize, width: u32, height: u32, rng: &mut SplitMix64) -> Rg
     })
 }
 
-/// Writes the data set to `out/train/<class>/*.jpg` and `out/val/<class>/*.jpg`.
+/// The file in a written set's folder that records how it was made (the
+/// [`SynthConfig`] as JSON), so that a script can tell a set of one style
+/// from another.
+pub const RECORD_FILE: &str = "synth.json";
+
+/// Writes the data set to `out/train/<class>/*.jpg` and `out/val/<class>/*.jpg`,
+/// and its configuration to `out/synth.json` ([`RECORD_FILE`]).
 /// It is assembled in a temporary sibling folder and renamed into place, so
 /// `out` is either complete or absent. Refuses an existing `out`.
 pub fn write_synthetic(out: &Path, config: &SynthConfig) -> Result<(), DataError> {
@@ -183,7 +222,12 @@ pub fn write_synthetic(out: &Path, config: &SynthConfig) -> Result<(), DataError
                 for i in 0..per_class {
                     let mut rng =
                         SplitMix64::for_stream(&[config.seed, split_id, class as u64, i as u64]);
-                    let img = render(class, config.width, config.height, &mut rng);
+                    let img = match config.style {
+                        Style::Clean => {
+                            crate::scene::render_clean(class, config.width, config.height, &mut rng)
+                        }
+                        Style::Noisy => render(class, config.width, config.height, &mut rng),
+                    };
                     let path = dir.join(format!("{i:05}.jpg"));
                     let file = fs::File::create(&path).map_err(DataError::io("creating", &path))?;
                     JpegEncoder::new_with_quality(BufWriter::new(file), config.quality)
@@ -200,6 +244,9 @@ pub fn write_synthetic(out: &Path, config: &SynthConfig) -> Result<(), DataError
                 }
             }
         }
+        let record = tmp.join(RECORD_FILE);
+        let json = serde_json::to_string_pretty(config).expect("a SynthConfig serializes");
+        fs::write(&record, json + "\n").map_err(DataError::io("writing", &record))?;
         fs::rename(&tmp, out).map_err(DataError::io("renaming into place", out))
     })();
     if result.is_err() {
@@ -235,6 +282,12 @@ mod tests {
         assert_eq!(ds.classes, ["00-disc", "01-square", "02-triangle"]);
         assert_eq!(ds.len(), 12);
         assert_eq!(Dataset::image_folder(&a.join("val")).unwrap().len(), 6);
+        let record: SynthConfig =
+            serde_json::from_str(&fs::read_to_string(a.join(RECORD_FILE)).unwrap()).unwrap();
+        assert_eq!(record, small());
+        assert!(fs::read_to_string(a.join(RECORD_FILE))
+            .unwrap()
+            .contains(r#""style": "clean""#));
         for s in &ds.samples {
             let rel = s.path.strip_prefix(&a).unwrap();
             assert_eq!(

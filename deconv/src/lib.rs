@@ -11,10 +11,12 @@
 //!   every device's shard, an exact merge, then the winners' images alone
 //!   projected), with memory that does not grow with the probe set.
 //! - [`render`]: the paper's display (contrast stretched around zero), 3x3
-//!   tiles per feature map, maps in a grid, projections beside patches.
+//!   tiles per feature map, maps in a grid, projections beside patches;
+//!   [`agreement`]: whether projections trace their patches' edges.
 //!
 //! It depends on `model` only (docs/architecture.md draws the arrows).
 
+pub mod agreement;
 pub mod error;
 pub mod mine;
 pub mod patch;
@@ -24,6 +26,7 @@ pub mod spectrum;
 pub mod unpool;
 pub mod winners;
 
+pub use agreement::{edge_agreement, EdgeAgreement};
 pub use error::DeconvError;
 pub use mine::{LayerChoice, LayerTop, Miner, MinerConfig, Taken};
 pub use project::{check_reversible, project, Target};

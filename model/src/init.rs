@@ -24,6 +24,40 @@ pub enum InitScheme {
     Kaiming,
 }
 
+/// A scheme, and optionally another standard deviation for the first conv
+/// layer's weights (normal, mean 0). A small first-layer draw (ZF's 1e-2
+/// against He's 0.12 for 7x7x3) lets that layer's filters become what
+/// training makes them within few steps instead of staying close to their
+/// random start, which is what a Deconvnet projection shows through them.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct InitConfig {
+    /// The scheme for every layer.
+    pub scheme: InitScheme,
+    /// The first conv layer's weight standard deviation instead.
+    pub first_std: Option<f64>,
+}
+
+impl From<InitScheme> for InitConfig {
+    fn from(scheme: InitScheme) -> Self {
+        InitConfig {
+            scheme,
+            first_std: None,
+        }
+    }
+}
+
+impl InitConfig {
+    /// `(weight init, bias init)` for one layer, `first` when it is the
+    /// first conv layer; `None` for layers without parameters.
+    pub fn for_layer(self, layer: &Layer, first: bool) -> Option<(Init, Init)> {
+        let (weight, bias) = self.scheme.for_layer(layer)?;
+        match (self.first_std, first) {
+            (Some(stdev), true) => Some((Init::Randn { mean: 0.0, stdev }, bias)),
+            _ => Some((weight, bias)),
+        }
+    }
+}
+
 impl InitScheme {
     /// `(weight init, bias init)` for one layer; `None` for layers without parameters.
     pub fn for_layer(self, layer: &Layer) -> Option<(Init, Init)> {

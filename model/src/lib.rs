@@ -22,7 +22,7 @@ pub mod summary;
 pub use arch::{Arch, ArchName};
 pub use dropout::DropoutStream;
 pub use error::ModelError;
-pub use init::InitScheme;
+pub use init::{InitConfig, InitScheme};
 pub use layer::{BatchNormSpec, ConvSpec, Layer, LayerKind, LinearSpec, LrnSpec, PoolSpec};
 pub use model::Model;
 pub use network::{Network, PoolSwitch, Taps};

@@ -5,7 +5,7 @@
 use tch::nn::VarStore;
 use tch::{Device, Tensor};
 
-use crate::{Arch, InitScheme, ModelError, Network};
+use crate::{Arch, ModelError, Network};
 
 /// A network and the variable store that owns its parameters.
 #[derive(Debug)]
@@ -17,8 +17,13 @@ pub struct Model {
 }
 
 impl Model {
-    /// A freshly initialized network of `arch` on `device`.
-    pub fn new(arch: Arch, init: InitScheme, device: Device) -> Result<Model, ModelError> {
+    /// A freshly initialized network of `arch` on `device`, drawn with
+    /// `init` (an [`crate::InitScheme`] or an [`crate::InitConfig`]).
+    pub fn new(
+        arch: Arch,
+        init: impl Into<crate::InitConfig>,
+        device: Device,
+    ) -> Result<Model, ModelError> {
         let vs = VarStore::new(device);
         let net = Network::new(&vs.root(), arch, init)?;
         Ok(Model { vs, net })

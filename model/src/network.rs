@@ -7,7 +7,7 @@ use tch::Tensor;
 
 use crate::layer::LayerKind;
 use crate::lrn::local_response_norm;
-use crate::{Arch, DropoutStream, InitScheme, ModelError};
+use crate::{Arch, DropoutStream, ModelError};
 
 /// The switches of one max-pool: where each pooled value came from.
 #[derive(Debug)]
@@ -98,12 +98,19 @@ pub struct Network {
 
 impl Network {
     /// Creates the parameters of `arch` under `root` (named `features.0.weight`
-    /// and so on, relative to `root`), drawn with `init`.
-    pub fn new(root: &nn::Path, arch: Arch, init: InitScheme) -> Result<Network, ModelError> {
+    /// and so on, relative to `root`), drawn with `init` (an [`crate::InitScheme`]
+    /// or an [`crate::InitConfig`]).
+    pub fn new(
+        root: &nn::Path,
+        arch: Arch,
+        init: impl Into<crate::InitConfig>,
+    ) -> Result<Network, ModelError> {
         arch.validate()?;
+        let init = init.into();
+        let first_conv = arch.conv_indices().first().copied();
         let mut params = Vec::with_capacity(arch.layers.len());
         let mut norms = Vec::with_capacity(arch.layers.len());
-        for layer in &arch.layers {
+        for (index, layer) in arch.layers.iter().enumerate() {
             let path = layer.module.as_ref().map(|module| {
                 let mut path = root.clone();
                 for part in module.split('.') {
@@ -134,7 +141,9 @@ impl Network {
                 continue;
             }
             norms.push(None);
-            let (Some(path), Some((w_init, b_init))) = (path, init.for_layer(layer)) else {
+            let (Some(path), Some((w_init, b_init))) =
+                (path, init.for_layer(layer, Some(index) == first_conv))
+            else {
                 params.push(None);
                 continue;
             };
@@ -451,10 +460,10 @@ impl ModuleT for Network {
 mod tests {
     use super::*;
     use crate::arch::ArchConfig;
-    use crate::ArchName;
+    use crate::{ArchName, InitConfig, InitScheme};
     use tch::{kind::FLOAT_CPU, nn::VarStore, Device};
 
-    fn net(name: ArchName, init: InitScheme) -> (VarStore, Network) {
+    fn net(name: ArchName, init: impl Into<InitConfig>) -> (VarStore, Network) {
         let vs = VarStore::new(Device::Cpu);
         let arch = Arch::builtin(
             name,
@@ -566,6 +575,23 @@ mod tests {
     }
 
     #[test]
+    fn a_first_layer_std_draws_only_the_first_conv_layer_differently() {
+        tch::manual_seed(0);
+        let init = InitConfig {
+            scheme: InitScheme::Kaiming,
+            first_std: Some(0.01),
+        };
+        let (vs, _) = net(ArchName::Zfnet, init);
+        let v = vs.variables();
+        let std = |name: &str| v[name].std(true).double_value(&[]);
+        // 96 x 3 x 7 x 7 draws: within a few percent of 0.01.
+        assert!((std("features.0.weight") - 0.01).abs() < 0.0005);
+        // conv2 keeps He's sqrt(2 / (96 * 25)) = 0.0289.
+        let he = (2.0f64 / (96.0 * 25.0)).sqrt();
+        assert!((std("features.4.weight") - he).abs() < 0.03 * he);
+    }
+
+    #[test]
     fn pytorch_init_is_bounded_by_one_over_sqrt_fan_in() {
         let (vs, _) = net(ArchName::ZfnetSeed, InitScheme::Pytorch);
         let w = &vs.variables()["features.3.weight"];
@@ -590,7 +616,7 @@ mod tests {
 mod precision_tests {
     use super::*;
     use crate::arch::ArchConfig;
-    use crate::ArchName;
+    use crate::{ArchName, InitScheme};
     use tch::{kind::FLOAT_CPU, nn::VarStore, Device, Kind};
 
     #[test]

@@ -4,7 +4,7 @@ use crate::error::{fail, EngineError, Result, ResultExt};
 use tch::{Device, Kind, Tensor};
 use zftrain_data::loader::replica_rows;
 use zftrain_model::network::to_channels_last;
-use zftrain_model::{Arch, DropoutStream, InitScheme, Network};
+use zftrain_model::{Arch, DropoutStream, Network};
 
 use std::sync::{Arc, Mutex};
 
@@ -154,7 +154,7 @@ impl DataParallel {
     /// every other replica receives a copy of its parameters.
     pub fn new(
         arch: Arch,
-        init: InitScheme,
+        init: impl Into<zftrain_model::InitConfig>,
         devices: &[Device],
         optim: OptimConfig,
         reducer: Box<dyn GradReducer>,
@@ -162,6 +162,7 @@ impl DataParallel {
         if devices.is_empty() {
             fail!(Replica, "data parallelism needs at least one device");
         }
+        let init = init.into();
         let mut replicas = Vec::new();
         for &device in devices {
             let model = Model::new(arch.clone(), init, device)?;

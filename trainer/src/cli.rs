@@ -592,6 +592,29 @@ pub struct SynthArgs {
     /// Seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// How the pictures are drawn: clean (anti-aliased, textures at
+    /// several scales, no pixel noise) or noisy (the first demo's: clutter
+    /// rectangles and per-pixel noise).
+    #[arg(long, value_enum, default_value = "clean")]
+    pub style: StyleFlag,
+}
+
+/// The synthetic set's style on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum StyleFlag {
+    /// Anti-aliased, textures at several scales, no pixel noise.
+    Clean,
+    /// Clutter rectangles and per-pixel noise.
+    Noisy,
+}
+
+impl From<StyleFlag> for zftrain_data::synth::Style {
+    fn from(f: StyleFlag) -> Self {
+        match f {
+            StyleFlag::Clean => zftrain_data::synth::Style::Clean,
+            StyleFlag::Noisy => zftrain_data::synth::Style::Noisy,
+        }
+    }
 }
 
 /// The architecture and its options.

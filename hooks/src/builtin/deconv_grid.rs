@@ -15,17 +15,21 @@
 //!   `[M]` i64 (the feature maps), `projections` and `patches`
 //!   `[M, k, 3, R, R]` f16 (half the disk of f32; cropped to the receptive
 //!   field of side `R`; patches normalized as the network saw them, NaN
-//!   outside the image). Tiles of units that never fired are left empty.
+//!   outside the image). Tiles of units that never fired are left empty;
+//! - how well the projections trace their patches' edges
+//!   (`zftrain_deconv::agreement`): scalar `deconv/convL/edge_agreement` and
+//!   `hooks/<name>/epoch-EEE/edge-agreement.csv` (`layer,matched,other_map,tiles`:
+//!   the mean correlation with the tile's own patch and with another map's).
 
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 use zftrain_deconv::render::{
     denormalize, filter_image, labelled_grid, side_by_side, stretch, GridLabels,
 };
-use zftrain_deconv::{LayerChoice, MinerConfig, RenderConfig};
+use zftrain_deconv::{edge_agreement, LayerChoice, MinerConfig, RenderConfig};
 use zftrain_model::Network;
 
-use super::files::{write_png, write_tensors};
+use super::files::{write_png, write_tensors, write_text};
 use crate::{mine_probe, Control, HookContext, HookError, Schedule};
 
 /// Which feature maps of a layer: the first `n` of evenly spaced ones, or a list.
@@ -190,12 +194,20 @@ impl DeconvGridHook {
         let step = ctx.step as i64;
         let convs = ctx.net.arch().conv_indices();
         write_first_filters(ctx, &dir, &c.render)?;
+        let mut agreement = String::from(AGREEMENT_HEADER);
         for top in &tops {
             let label = ctx.net.arch().layers[convs[top.conv]].label.clone();
             // Units that never fired (dead maps, too few images) stay empty.
             let present = top.values.gt(0.0);
             let k = top.values.size().get(1).copied().unwrap_or(0);
             let labels = grid_labels(top)?;
+            let a = edge_agreement(&top.projections, &top.patches, &present);
+            ctx.sink
+                .scalar(&format!("deconv/{label}/edge_agreement"), step, a.matched)?;
+            agreement.push_str(&format!(
+                "{label},{:.4},{:.4},{}\n",
+                a.matched, a.other_map, a.tiles
+            ));
             let proj = labelled_grid(
                 &stretch(&top.projections, c.render.stretch),
                 Some(&present),
@@ -244,9 +256,13 @@ impl DeconvGridHook {
                 write_tensors(&dir.join(format!("{label}.safetensors")), &tensors)?;
             }
         }
+        write_text(&dir.join("edge-agreement.csv"), &agreement)?;
         Ok(Control::Continue)
     }
 }
+
+/// The columns of `edge-agreement.csv`.
+pub const AGREEMENT_HEADER: &str = "layer,matched,other_map,tiles\n";
 
 /// Per map its caption (`map 17`) and per tile its activation (three
 /// significant digits; none where the unit never fired); no header.

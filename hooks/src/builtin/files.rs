@@ -24,3 +24,8 @@ pub fn write_png(path: &Path, image: &RgbImage) -> Result<(), HookError> {
 pub fn write_tensors(path: &Path, tensors: &[(String, Tensor)]) -> Result<(), HookError> {
     Ok(write_safetensors(path, tensors, &Metadata::new())?)
 }
+
+/// Writes `text` (a CSV, a report) at `path`.
+pub fn write_text(path: &Path, text: &str) -> Result<(), HookError> {
+    Ok(atomic::write_file(path, text.as_bytes())?)
+}

@@ -66,6 +66,24 @@ fn the_deconv_hook_writes_grids_tensors_and_summaries_for_every_layer() {
         .1
         .shallow_clone();
     assert_eq!(Vec::<i64>::try_from(ch).unwrap(), [0, 32, 64]);
+    // The edge agreement: a scalar per layer and a row per layer in the CSV.
+    let csv = std::fs::read_to_string(out.join("edge-agreement.csv")).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(
+        Some(zftrain_hooks::builtin::deconv_grid::AGREEMENT_HEADER.trim_end()),
+        lines.next()
+    );
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 5, "{csv}");
+    for (l, row) in rows.iter().enumerate() {
+        assert_eq!(row[0], format!("conv{}", l + 1));
+        let matched: f64 = row[1].parse().unwrap();
+        assert!((-1.0..=1.0).contains(&matched), "{csv}");
+        assert!(row[3].parse::<usize>().unwrap() <= 12, "{csv}");
+        assert!(sink
+            .tags()
+            .contains(&format!("deconv/conv{}/edge_agreement", l + 1)));
+    }
 }
 
 #[test]

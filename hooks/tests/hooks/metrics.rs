@@ -99,7 +99,10 @@ fn a_stride_4_high_frequency_first_layer_scores_worse_than_a_stride_2_smooth_one
         "{random:?}"
     );
     assert!((random.1 .0 - (1.0 - 1.0 / 4.0)).abs() < 0.02, "{random:?}");
-    assert!(bad.1 > 0.8 && good.1 < 0.1, "grid score: {bad:?} vs {good:?}");
+    assert!(
+        bad.1 > 0.8 && good.1 < 0.1,
+        "grid score: {bad:?} vs {good:?}"
+    );
     // Random first layers put their projections at 0.7 to 1 times the
     // white-noise reading 1 - 1/s^2 (the smooth probe images weigh the
     // replicas down a little).

@@ -45,17 +45,19 @@ pub fn synth(args: &SynthArgs) -> Result<()> {
         width: args.width.unwrap_or(d.width),
         height: args.height.unwrap_or(d.height),
         seed: args.seed,
+        style: args.style.into(),
         ..d
     };
     write_synthetic(&args.out, &config)?;
     println!(
-        "wrote {} ({} classes, {} train and {} val images per class, {}x{} JPEG)",
+        "wrote {} ({} classes, {} train and {} val images per class, {}x{} JPEG, {} style)",
         args.out.display(),
         config.classes,
         config.train_per_class,
         config.val_per_class,
         config.width,
-        config.height
+        config.height,
+        config.style.name()
     );
     Ok(())
 }

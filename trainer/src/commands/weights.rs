@@ -32,7 +32,7 @@ pub fn init(args: &InitArgs) -> Result<()> {
     let (spec, config) = config_from_args(&args.arch.overrides())?;
     let arch = spec.table(&config)?;
     tch::manual_seed(args.seed);
-    let model = Model::new(arch, args.init.into(), Device::Cpu)?;
+    let model = Model::new(arch, InitScheme::from(args.init), Device::Cpu)?;
     let info = WeightsInfo {
         arch: spec,
         config,

@@ -29,6 +29,10 @@ impl ModelConfig {
         )?;
         require((0.0..1.0).contains(&self.dropout), "model.dropout", || {
             format!("must be in [0, 1), got {}", self.dropout)
+        })?;
+        let std = self.first_layer_std.unwrap_or(1.0);
+        require(std > 0.0 && std <= 10.0, "model.first_layer_std", || {
+            format!("must be in (0, 10], got {std}")
         })
     }
 }

@@ -663,7 +663,7 @@ fn engine(config: &RunConfig, role: &Role, devices: &[Device], arch: Arch) -> Re
     }
     let mut dp = DataParallel::new(
         arch,
-        config.model.init,
+        config.model.init_config(),
         devices,
         config.optim.clone(),
         reducer,

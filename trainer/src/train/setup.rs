@@ -198,6 +198,14 @@ pub fn hparams(
         ),
         ("arch".into(), HParamValue::Text(arch.name().to_string())),
         ("init".into(), as_text(&config.model.init)),
+        (
+            "first_layer_std".into(),
+            // Text either way: one type per hparam across runs.
+            HParamValue::Text(match config.model.first_layer_std {
+                Some(std) => std.to_string(),
+                None => "as init".into(),
+            }),
+        ),
         ("lrn".into(), HParamValue::Bool(config.model.lrn)),
         ("dropout".into(), HParamValue::Number(config.model.dropout)),
         ("augment".into(), as_text(&config.data.augment)),

@@ -29,6 +29,7 @@ pub const TAGS: &[(&str, &str)] = &[
     ("run/config", "The run's resolved configuration (TOML)."),
     ("deconv/*/projections", "Top-9 activations of chosen feature maps projected to pixels by the Deconvnet (ZF Fig. 2), 3x3 per map."),
     ("deconv/*/patches", "The image patches under those top-9 activations, same layout as the projections."),
+    ("deconv/*/edge_agreement", "Mean correlation between each projection's gradient magnitude and its patch's: near 1 when projections trace their patches' edges."),
     ("evolution/*", "The strongest activation of each chosen map over the probe set, projected to pixels, at this epoch (ZF Fig. 4)."),
     ("filters/*", "The first conv layer's filters, each contrast-stretched on its own (ZF Fig. 6 a-b)."),
     ("filters/*/dead", "Filters of the layer that never fire on the probe set."),
@@ -139,10 +140,17 @@ pub fn layout() -> Layout {
                     ),
                     Chart::lines("grid score", &[r"^aliasing/[^/]+/grid_score$"]),
                     Chart::lines(
-                        "layer-1 power by band",
+                        "layer-1 filters by band",
                         &["^aliasing/conv1/(low|mid|high)$"],
                     ),
                 ],
+            ),
+            Category::new(
+                "Deconvnet",
+                vec![Chart::lines(
+                    "projections tracing their patches' edges, every layer",
+                    &[r"^deconv/[^/]+/edge_agreement$"],
+                )],
             ),
             Category::new(
                 "Analyses",
@@ -195,6 +203,7 @@ mod tests {
             "aliasing/conv2/above_nyquist_mean",
             "aliasing/conv2/grid_score",
             "aliasing/conv1/mid",
+            "deconv/conv3/edge_agreement",
             "invariance/scale/layer7_mean",
             "occlusion/image0/min_probability",
             "correspondence/eye/layer5",

@@ -490,6 +490,7 @@ fn flags_alone_train_with_the_papers_hooks() {
     assert_eq!(start["devices_per_node"], 1.0);
     assert_eq!(start["nodes"], 1.0);
     assert_eq!(start["classes"], 2.0);
+    assert_eq!(start["first_layer_std"], "as init");
     let end = &hp["_hparams_/session_end_info"]["sessionEndInfo"];
     assert_eq!(end["status"], "STATUS_SUCCESS", "{hp}");
     let metrics = &hp["_hparams_/experiment"]["experiment"]["metricInfos"];

@@ -54,6 +54,56 @@ fn latest_weights(run: &Path) -> Vec<u8> {
 }
 
 #[test]
+fn the_synthetic_set_records_its_style_and_draws_the_noisy_one_on_request() {
+    let d = tempfile::tempdir().unwrap();
+    let clean = crate::common::synth(d.path(), 1, 1, 64, 48);
+    let noisy = d.path().join("noisy");
+    let out = ok(&[
+        "data",
+        "synth",
+        "--out",
+        s(&noisy),
+        "--classes",
+        "2",
+        "--train-per-class",
+        "1",
+        "--val-per-class",
+        "1",
+        "--width",
+        "64",
+        "--height",
+        "48",
+        "--style",
+        "noisy",
+    ]);
+    assert!(out.contains("noisy style"), "{out}");
+    let style = |dir: &Path| {
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("synth.json")).unwrap())
+                .unwrap();
+        json["style"].as_str().unwrap().to_string()
+    };
+    assert_eq!(
+        (style(&clean), style(&noisy)),
+        ("clean".into(), "noisy".into())
+    );
+    let file = "train/00-disc/00000.jpg";
+    assert_ne!(
+        std::fs::read(clean.join(file)).unwrap(),
+        std::fs::read(noisy.join(file)).unwrap()
+    );
+    let err = fails(&[
+        "data",
+        "synth",
+        "--out",
+        s(&d.path().join("x")),
+        "--style",
+        "grainy",
+    ]);
+    assert!(err.contains("grainy"), "{err}");
+}
+
+#[test]
 fn every_architecture_trains_a_real_step_and_logs_to_tensorboard() {
     let dir = tempfile::tempdir().unwrap();
     let data = tiny_data(dir.path());
