@@ -11,6 +11,11 @@
 //! Near 1 when projections trace their patches' edges; near the other
 //! map's reading when they show something else (noise, a texture the patch
 //! does not have).
+//!
+//! Beside it, the coarse energy: the fraction of a projection's energy (its
+//! mean removed) that the same smoothing keeps. Near 0 for a projection of
+//! pixel noise (what random layer-1 filters draw), near 1 for one of
+//! shapes; the share of what a reader sees that is structure at all.
 
 use tch::{Kind, Tensor};
 
@@ -22,6 +27,9 @@ pub struct EdgeAgreement {
     /// Mean correlation of each tile's projection with the patch of the
     /// same rank in the next mined map (another unit, usually another image).
     pub other_map: f64,
+    /// Mean fraction of each projection's energy (mean removed) that
+    /// smoothing by [`EDGE_SIGMA`] keeps.
+    pub coarse_energy: f64,
     /// Tiles that counted (their unit fired and both maps had contrast).
     pub tiles: usize,
 }
@@ -105,6 +113,7 @@ pub fn edge_agreement(projections: &Tensor, patches: &Tensor, present: &Tensor) 
     let empty = EdgeAgreement {
         matched: 0.0,
         other_map: 0.0,
+        coarse_energy: 0.0,
         tiles: 0,
     };
     if size.len() != 5 || size[0] == 0 || size[1] == 0 || size[3] < 3 {
@@ -138,9 +147,18 @@ pub fn edge_agreement(projections: &Tensor, patches: &Tensor, present: &Tensor) 
     let other_present = present.roll([shift].as_slice(), [0i64].as_slice());
     let (r, ok) = correlations(&gp, &other, &(&vp * other_valid));
     let (other_map, _) = mean_over(&r, &ok.logical_and(&other_present));
+    // Coarse energy, over the pixels inside the image.
+    let grey = proj.mean_dim([1i64].as_slice(), true, Kind::Float);
+    let sum = |t: &Tensor| t.sum_dim_intlist([1i64, 2, 3].as_slice(), false, Kind::Float);
+    let mean = (sum(&(&grey * &inside)) / sum(&inside).clamp_min(1.0)).view([-1, 1, 1, 1]);
+    let centred = (grey - mean) * &inside;
+    let energy = sum(&centred.square());
+    let coarse = sum(&smooth(&centred, &inside, EDGE_SIGMA).square()) / energy.clamp_min(1e-12);
+    let (coarse_energy, _) = mean_over(&coarse, &energy.gt(1e-12));
     EdgeAgreement {
         matched,
         other_map,
+        coarse_energy,
         tiles,
     }
 }
@@ -173,10 +191,15 @@ mod tests {
         assert!((same.matched - 1.0).abs() < 1e-4, "{same:?}");
         assert_eq!(same.tiles, 12);
         assert!(same.other_map < 0.5, "{same:?}");
-        // Pixel noise: none.
+        // Pixel noise: none, and under a tenth of its energy survives
+        // smoothing; half of a 6-pixel square's does.
         let noise = Tensor::randn([4, 3, 3, 16, 16], FLOAT_CPU);
         let noisy = edge_agreement(&noise, &patches, &present);
         assert!(noisy.matched.abs() < 0.15, "{noisy:?}");
+        assert!(
+            noisy.coarse_energy < 0.1 && same.coarse_energy > 0.4,
+            "{noisy:?} {same:?}"
+        );
         // Units that never fired do not count.
         let some = Tensor::from_slice(&[true, false, false])
             .view([1, 3])

@@ -18,8 +18,11 @@
 //!   outside the image). Tiles of units that never fired are left empty;
 //! - how well the projections trace their patches' edges
 //!   (`zftrain_deconv::agreement`): scalar `deconv/convL/edge_agreement` and
-//!   `hooks/<name>/epoch-EEE/edge-agreement.csv` (`layer,matched,other_map,tiles`:
-//!   the mean correlation with the tile's own patch and with another map's).
+//!   `hooks/<name>/epoch-EEE/edge-agreement.csv`
+//!   (`layer,matched,other_map,coarse_energy,tiles`: the mean correlation
+//!   with the tile's own patch and with another map's, and the share of the
+//!   projections' energy at the scale of shapes rather than of pixels:
+//!   scalar `deconv/convL/coarse_energy`).
 
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
@@ -204,9 +207,14 @@ impl DeconvGridHook {
             let a = edge_agreement(&top.projections, &top.patches, &present);
             ctx.sink
                 .scalar(&format!("deconv/{label}/edge_agreement"), step, a.matched)?;
+            ctx.sink.scalar(
+                &format!("deconv/{label}/coarse_energy"),
+                step,
+                a.coarse_energy,
+            )?;
             agreement.push_str(&format!(
-                "{label},{:.4},{:.4},{}\n",
-                a.matched, a.other_map, a.tiles
+                "{label},{:.4},{:.4},{:.4},{}\n",
+                a.matched, a.other_map, a.coarse_energy, a.tiles
             ));
             let proj = labelled_grid(
                 &stretch(&top.projections, c.render.stretch),
@@ -262,7 +270,7 @@ impl DeconvGridHook {
 }
 
 /// The columns of `edge-agreement.csv`.
-pub const AGREEMENT_HEADER: &str = "layer,matched,other_map,tiles\n";
+pub const AGREEMENT_HEADER: &str = "layer,matched,other_map,coarse_energy,tiles\n";
 
 /// Per map its caption (`map 17`) and per tile its activation (three
 /// significant digits; none where the unit never fired); no header.

@@ -79,7 +79,9 @@ fn the_deconv_hook_writes_grids_tensors_and_summaries_for_every_layer() {
         assert_eq!(row[0], format!("conv{}", l + 1));
         let matched: f64 = row[1].parse().unwrap();
         assert!((-1.0..=1.0).contains(&matched), "{csv}");
-        assert!(row[3].parse::<usize>().unwrap() <= 12, "{csv}");
+        let coarse: f64 = row[3].parse().unwrap();
+        assert!((0.0..=1.0).contains(&coarse), "{csv}");
+        assert!(row[4].parse::<usize>().unwrap() <= 12, "{csv}");
         assert!(sink
             .tags()
             .contains(&format!("deconv/conv{}/edge_agreement", l + 1)));

@@ -29,6 +29,7 @@ pub const TAGS: &[(&str, &str)] = &[
     ("run/config", "The run's resolved configuration (TOML)."),
     ("deconv/*/projections", "Top-9 activations of chosen feature maps projected to pixels by the Deconvnet (ZF Fig. 2), 3x3 per map."),
     ("deconv/*/patches", "The image patches under those top-9 activations, same layout as the projections."),
+    ("deconv/*/coarse_energy", "Share of the projections' energy that is at the scale of shapes (kept by a 1.5-pixel blur), not pixel noise: near 0 noise, near 1 shapes."),
     ("deconv/*/edge_agreement", "Mean correlation between each projection's gradient magnitude and its patch's: near 1 when projections trace their patches' edges."),
     ("evolution/*", "The strongest activation of each chosen map over the probe set, projected to pixels, at this epoch (ZF Fig. 4)."),
     ("filters/*", "The first conv layer's filters, each contrast-stretched on its own (ZF Fig. 6 a-b)."),
@@ -147,10 +148,16 @@ pub fn layout() -> Layout {
             ),
             Category::new(
                 "Deconvnet",
-                vec![Chart::lines(
-                    "projections tracing their patches' edges, every layer",
-                    &[r"^deconv/[^/]+/edge_agreement$"],
-                )],
+                vec![
+                    Chart::lines(
+                        "projections tracing their patches' edges, every layer",
+                        &[r"^deconv/[^/]+/edge_agreement$"],
+                    ),
+                    Chart::lines(
+                        "projection energy at the scale of shapes, every layer",
+                        &[r"^deconv/[^/]+/coarse_energy$"],
+                    ),
+                ],
             ),
             Category::new(
                 "Analyses",
@@ -204,6 +211,7 @@ mod tests {
             "aliasing/conv2/grid_score",
             "aliasing/conv1/mid",
             "deconv/conv3/edge_agreement",
+            "deconv/conv3/coarse_energy",
             "invariance/scale/layer7_mean",
             "occlusion/image0/min_probability",
             "correspondence/eye/layer5",
