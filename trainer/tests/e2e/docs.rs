@@ -105,6 +105,21 @@ fn the_readme_names_the_columns_of_metrics_csv_in_order() {
     );
 }
 
+/// README names the columns of the deconv hook's `edge-agreement.csv` as
+/// the hook writes them.
+#[test]
+fn the_readme_names_the_columns_of_edge_agreement_csv() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let readme = std::fs::read_to_string(root.join("README.md"))
+        .unwrap()
+        .replace('\n', " ");
+    let header = zftrain_hooks::builtin::deconv_grid::AGREEMENT_HEADER.trim_end();
+    assert!(
+        readme.contains(&format!("`edge-agreement.csv` (`{header}`")),
+        "README does not name {header}"
+    );
+}
+
 /// docs/tensorboard.md lists every tag pattern with the description the
 /// event files carry, in the same order.
 #[test]
