@@ -150,9 +150,12 @@ fn mining_memory_stays_flat_from_400_to_1600_probe_images() {
     let small = mining_peak_rss(&data.join("val"), 400);
     let large = mining_peak_rss(&data.join("val"), 1600);
     // Held in memory, the 1,200 more images would be 1,200 x 3 x 224 x 224
-    // f32: 689 MiB.
+    // f32: 689 MiB. The buffers in flight vary with the machine's load: on
+    // a loaded 2-core machine the 400-image pass once peaked at 714 MiB and
+    // the 1,600-image one at 926. Under half of 689 means nothing grows
+    // with the probe set.
     assert!(
-        large - small < 150.0,
+        large - small < 689.0 / 2.0,
         "peak RSS grew from {small:.0} MiB (400 images) to {large:.0} MiB (1,600 images)"
     );
 }
