@@ -174,7 +174,7 @@ mod tests {
         for i in 0..m {
             for j in 0..k {
                 let (y, x) = (1 + (i * 3 + j * 5) % 9, 1 + (i * 7 + j * 2) % 9);
-                t.get(i).get(j).narrow(1, y, 6).narrow(2, x, 6).fill_(1.0);
+                let _ = t.get(i).get(j).narrow(1, y, 6).narrow(2, x, 6).fill_(1.0);
             }
         }
         t
@@ -214,9 +214,9 @@ mod tests {
         // Right half of the patches outside the image, and the projection
         // there something else entirely.
         let patches = patches.copy();
-        patches.narrow(4, 8, 8).fill_(f64::NAN);
+        let _ = patches.narrow(4, 8, 8).fill_(f64::NAN);
         let projections = projections.copy();
-        projections.narrow(4, 9, 7).fill_(5.0);
+        let _ = projections.narrow(4, 9, 7).fill_(5.0);
         let present = Tensor::ones([2, 1], (Kind::Bool, tch::Device::Cpu));
         let a = edge_agreement(&projections, &patches, &present);
         assert!((a.matched - 1.0).abs() < 1e-4, "{a:?}");

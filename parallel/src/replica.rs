@@ -556,7 +556,7 @@ mod tests {
     use super::*;
     use crate::CopyReducer;
     use zftrain_model::arch::ArchConfig;
-    use zftrain_model::ArchName;
+    use zftrain_model::{ArchName, InitScheme};
 
     /// A tensor of `shape` with values drawn from `seed` (our own generator:
     /// tests run in parallel threads and libtorch's generator is global).
