@@ -119,7 +119,30 @@ pub fn read_safetensors(path: &Path) -> Result<(Vec<(String, Tensor)>, Metadata)
     parse(path, &bytes)
 }
 
+/// What `torch.save` wrote, if `bytes` start like it: a zip archive (the
+/// format since PyTorch 1.6) or a bare pickle (protocol 2 to 5, older files).
+fn torch_save_kind(bytes: &[u8]) -> Option<&'static str> {
+    match bytes {
+        [b'P', b'K', 3, 4, ..] => Some("a zip archive"),
+        [0x80, 2..=5, ..] => Some("a pickle"),
+        _ => None,
+    }
+}
+
 fn parse(path: &Path, bytes: &[u8]) -> Result<(Vec<(String, Tensor)>, Metadata), CheckpointError> {
+    if let Some(kind) = torch_save_kind(bytes) {
+        let p = path.display();
+        return Err(CheckpointError::format(
+            path,
+            format!(
+                "a PyTorch file written by torch.save ({kind}), not safetensors; zftrain does not \
+                 unpickle (a pickle can run code). Convert it where PyTorch is installed: \
+                 python3 scripts/pth-to-safetensors {p} OUT.safetensors, or \
+                 python3 -c \"import torch, safetensors.torch as st; \
+                 st.save_file(torch.load('{p}', weights_only=True), 'OUT.safetensors')\""
+            ),
+        ));
+    }
     let bad = |e: safetensors::SafeTensorError| {
         CheckpointError::format(path, format!("not a valid safetensors file: {e}"))
     };
@@ -235,6 +258,24 @@ pub fn assign_strict(
 mod tests {
     use super::*;
     use tch::kind::FLOAT_CPU;
+
+    #[test]
+    fn torch_save_files_are_named_as_such_and_never_parsed() {
+        let p = Path::new("model.pth");
+        let zip = parse(p, b"PK\x03\x04 then the archive")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            zip.contains("model.pth") && zip.contains("torch.save (a zip archive)"),
+            "{zip}"
+        );
+        let pickle = parse(p, b"\x80\x02}q\x00").unwrap_err().to_string();
+        assert!(pickle.contains("torch.save (a pickle)"), "{pickle}");
+        let other = parse(p, b"\x10\x00\x00\x00\x00\x00\x00\x00{}")
+            .unwrap_err()
+            .to_string();
+        assert!(other.contains("not a valid safetensors file"), "{other}");
+    }
 
     fn sample() -> Vec<(String, Tensor)> {
         vec![

@@ -1,5 +1,7 @@
 //! `zftrain init`, `export`, `import`, `predict` on real files.
 
+use std::path::Path;
+
 use zftrain_checkpoints::read_safetensors;
 
 use crate::common::{export, fails, init, interop, ok, s};
@@ -45,6 +47,63 @@ fn init_seeds_are_reproducible_and_distinct() {
     let w = |n: &str| std::fs::read(d.join(n).join("weights.safetensors")).unwrap();
     assert_eq!(w("a"), w("b"));
     assert_ne!(w("a"), w("c"));
+}
+
+/// A `torch.save` file (zip or bare pickle) is refused with the way to
+/// convert it, never unpickled; the shipped converter makes it importable.
+#[test]
+fn a_torch_save_file_is_answered_with_how_to_convert_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/pth-to-safetensors");
+    for (name, extra, kind) in [
+        ("zip.pth", None, "a zip archive"),
+        ("legacy.pth", Some("legacy"), "a pickle"),
+    ] {
+        let pth = d.join(name);
+        let mut args = vec!["save-random-pth", "alexnet-tv", "3", s(&pth)];
+        args.extend(extra);
+        interop(&args);
+        let out = d.join(format!("{name}.ck"));
+        let err = fails(&[
+            "import",
+            "--arch",
+            "alexnet-tv",
+            "--weights",
+            s(&pth),
+            "--out",
+            s(&out),
+        ]);
+        assert!(
+            err.contains(s(&pth))
+                && err.contains(&format!("torch.save ({kind})"))
+                && err.contains("scripts/pth-to-safetensors")
+                && err.contains("weights_only=True"),
+            "{err}"
+        );
+        assert!(!out.exists(), "nothing created on failure");
+        let converted = d.join(format!("{name}.safetensors"));
+        let run = std::process::Command::new(crate::common::python())
+            .arg(&script)
+            .arg(&pth)
+            .arg(&converted)
+            .output()
+            .unwrap();
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        ok(&[
+            "import",
+            "--arch",
+            "alexnet-tv",
+            "--weights",
+            s(&converted),
+            "--out",
+            s(&out),
+        ]);
+    }
 }
 
 #[test]

@@ -2,6 +2,10 @@
 
   interop.py jpeg OUT                     write a photo-like 500x375 JPEG (quality 90)
   interop.py save-random ARCH CLASSES OUT save a PyTorch model's random state_dict as safetensors
+  interop.py save-random-pth ARCH CLASSES OUT [legacy]
+        the same with torch.save (a zip archive; a bare pickle with legacy),
+        as a training script would, under "state_dict" with DataParallel's
+        "module." prefixes
   interop.py preprocess IMAGE INPUT      compare zftrain's eval preprocessing with torchvision's
   interop.py check ARCH WEIGHTS INPUT PREDICTIONS
         load WEIGHTS into the PyTorch model with strict=True, run it on the
@@ -157,6 +161,14 @@ def save_random(arch, classes, out):
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, out)
 
 
+def save_random_pth(arch, classes, out, legacy=None):
+    torch.manual_seed(0)
+    model = make(arch, int(classes))
+    state = {"module." + k: v for k, v in model.state_dict().items()}
+    torch.save({"epoch": 3, "state_dict": state}, out,
+               _use_new_zipfile_serialization=legacy is None)
+
+
 def check(arch, weights, input_path, predictions):
     state = load_file(weights)
     # classes = rows of the last classifier layer's weight
@@ -224,5 +236,6 @@ def tv_params(name):
 
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
-    {"jpeg": jpeg, "save-random": save_random, "check": check, "preprocess": preprocess,
+    {"jpeg": jpeg, "save-random": save_random, "save-random-pth": save_random_pth,
+     "check": check, "preprocess": preprocess,
      "tv-params": tv_params}[cmd](*args)
