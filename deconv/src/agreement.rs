@@ -67,15 +67,16 @@ fn smooth(x: &Tensor, valid: &Tensor, sigma: f64) -> Tensor {
     blur(&(x * valid)) / blur(valid).clamp_min(1e-6) * valid
 }
 
-/// `[T, 1, R-1, R-1]` gradient magnitudes of `[T, C, R, R]` tiles (channel
-/// mean, smoothed by [`EDGE_SIGMA`]), and the mask of the pixels whose
+/// `[T, 1, R, R]` greyscale (channel mean) of `[T, C, R, R]` tiles.
+fn grey(tiles: &Tensor) -> Tensor {
+    tiles.mean_dim([1i64].as_slice(), true, Kind::Float)
+}
+
+/// `[T, 1, R-1, R-1]` gradient magnitudes of `[T, 1, R, R]` greyscale tiles
+/// (smoothed by [`EDGE_SIGMA`]), and the mask of the pixels whose
 /// differences stay inside `valid` (`[T, 1, R, R]`).
-fn gradient_magnitude(tiles: &Tensor, valid: &Tensor) -> (Tensor, Tensor) {
-    let g = smooth(
-        &tiles.mean_dim([1i64].as_slice(), true, Kind::Float),
-        valid,
-        EDGE_SIGMA,
-    );
+fn gradient_magnitude(grey: &Tensor, valid: &Tensor) -> (Tensor, Tensor) {
+    let g = smooth(grey, valid, EDGE_SIGMA);
     let r = g.size()[3];
     let here = g.narrow(2, 0, r - 1).narrow(3, 0, r - 1);
     let dx = g.narrow(2, 0, r - 1).narrow(3, 1, r - 1) - &here;
@@ -128,8 +129,9 @@ pub fn edge_agreement(projections: &Tensor, patches: &Tensor, present: &Tensor) 
         .logical_not()
         .to_kind(Kind::Float);
     let patch = patch.nan_to_num(0.0, 0.0, 0.0);
+    let proj = grey(&proj);
     let (gp, vp) = gradient_magnitude(&proj, &inside);
-    let (gq, vq) = gradient_magnitude(&patch, &inside);
+    let (gq, vq) = gradient_magnitude(&grey(&patch), &inside);
     let present = present.flatten(0, -1).to_kind(Kind::Bool);
     let mean_over = |r: &Tensor, ok: &Tensor| -> (f64, usize) {
         let ok = ok.logical_and(&present);
@@ -148,10 +150,9 @@ pub fn edge_agreement(projections: &Tensor, patches: &Tensor, present: &Tensor) 
     let (r, ok) = correlations(&gp, &other, &(&vp * other_valid));
     let (other_map, _) = mean_over(&r, &ok.logical_and(&other_present));
     // Coarse energy, over the pixels inside the image.
-    let grey = proj.mean_dim([1i64].as_slice(), true, Kind::Float);
     let sum = |t: &Tensor| t.sum_dim_intlist([1i64, 2, 3].as_slice(), false, Kind::Float);
-    let mean = (sum(&(&grey * &inside)) / sum(&inside).clamp_min(1.0)).view([-1, 1, 1, 1]);
-    let centred = (grey - mean) * &inside;
+    let mean = (sum(&(&proj * &inside)) / sum(&inside).clamp_min(1.0)).view([-1, 1, 1, 1]);
+    let centred = (&proj - mean) * &inside;
     let energy = sum(&centred.square());
     let coarse = sum(&smooth(&centred, &inside, EDGE_SIGMA).square()) / energy.clamp_min(1e-12);
     let (coarse_energy, _) = mean_over(&coarse, &energy.gt(1e-12));

@@ -88,8 +88,11 @@ pub fn grid_score(projections: &Tensor, period: i64, n: i64) -> f64 {
     if period < 2 || projections.size()[0] == 0 {
         return 0.0;
     }
-    let powered = power_spectra(projections, n)
-        .sum_dim_intlist([1i64, 2].as_slice(), false, Kind::Float)
+    // Energy in pixels equals energy in the spectrum (Parseval): no second DFT.
+    let powered = projections
+        .to_kind(Kind::Float)
+        .square()
+        .sum_dim_intlist([1i64, 2, 3].as_slice(), false, Kind::Float)
         .gt(1e-30);
     let kept = powered.nonzero().squeeze_dim(1);
     if kept.numel() == 0 {
