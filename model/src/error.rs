@@ -45,6 +45,19 @@ pub enum ModelError {
         /// What is wrong (the layer and key named).
         message: String,
     },
+    /// A configuration key naming a layer the network does not have (or
+    /// one without parameters).
+    #[error("config key '{key}' names layer '{name}', which {arch} does not have with parameters (its layers: {known})")]
+    UnknownLayer {
+        /// The key (`model.freeze`, ...).
+        key: String,
+        /// The name given.
+        name: String,
+        /// The architecture's name.
+        arch: String,
+        /// The names that exist, comma separated.
+        known: String,
+    },
     /// An error inside libtorch.
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),

@@ -16,6 +16,7 @@ pub mod lrn;
 pub mod model;
 pub mod network;
 pub mod receptive;
+pub mod select;
 pub mod shape;
 pub mod summary;
 

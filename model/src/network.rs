@@ -94,6 +94,8 @@ pub struct Network {
     arch: Arch,
     params: Vec<Option<Params>>,
     norms: Vec<Option<NormState>>,
+    /// Per layer: frozen ([`Network::freeze`]).
+    frozen: Vec<bool>,
 }
 
 impl Network {
@@ -157,10 +159,12 @@ impl Network {
             }
             params.push(weight.map(|weight| Params { weight, bias }));
         }
+        let frozen = vec![false; arch.layers.len()];
         Ok(Network {
             arch,
             params,
             norms,
+            frozen,
         })
     }
 
@@ -237,6 +241,34 @@ impl Network {
         })
     }
 
+    /// Freezes the layers at `indices`: their parameters stop requiring
+    /// gradients (backward computes none for them) and a frozen batch norm
+    /// normalizes with its running statistics and no longer updates them,
+    /// even in training (timm's frozen batch norm), so a frozen layer's
+    /// whole state stays as it is.
+    pub fn freeze(&mut self, indices: &[usize]) {
+        for &i in indices {
+            let Some(frozen) = self.frozen.get_mut(i) else {
+                continue;
+            };
+            *frozen = true;
+            let params = self.params[i]
+                .iter()
+                .flat_map(|p| std::iter::once(&p.weight).chain(&p.bias));
+            let norms = self.norms[i]
+                .iter()
+                .flat_map(|n| n.weight.iter().chain(&n.bias));
+            for t in params.chain(norms) {
+                let _ = t.shallow_clone().set_requires_grad(false);
+            }
+        }
+    }
+
+    /// Whether the layer at `index` is frozen.
+    pub fn is_frozen(&self, index: usize) -> bool {
+        self.frozen.get(index).copied().unwrap_or(false)
+    }
+
     /// The layer table this network follows.
     pub fn arch(&self) -> &Arch {
         &self.arch
@@ -299,6 +331,7 @@ impl Network {
                 let n = self.norms[index]
                     .as_ref()
                     .expect("batch-norm state exists by construction");
+                let train = train && !self.frozen[index];
                 if train {
                     tch::no_grad(|| {
                         let _ = n.tracked.shallow_clone().g_add_scalar_(1);

@@ -138,6 +138,9 @@ pub struct DataParallel {
     pub scaler: Option<LossScaler>,
     /// The other nodes of a multi-node run.
     link: Option<Arc<Mutex<Link>>>,
+    /// Per parameter: whether it is updated (frozen ones and a zero
+    /// learning-rate multiplier are not, and their gradients are not reduced).
+    trainable: Vec<bool>,
 }
 
 impl std::fmt::Debug for DataParallel {
@@ -179,12 +182,14 @@ impl DataParallel {
         } else {
             None
         };
+        let trainable = vec![true; replicas[0].sgd.multipliers().len()];
         let dp = DataParallel {
             replicas,
             workers,
             reducer,
             scaler: None,
             link: None,
+            trainable,
         };
         // Every gradient exists from the start (zeros), so that a replica or
         // a node without images in a step still takes part in the reduction.
@@ -205,6 +210,29 @@ impl DataParallel {
     /// the reducer, which must span them too).
     pub fn set_link(&mut self, link: Arc<Mutex<Link>>) {
         self.link = Some(link);
+    }
+
+    /// Fine-tuning: freezes the layers at `frozen` (indices into the table;
+    /// see [`zftrain_model::Network::freeze`]) and multiplies the learning
+    /// rate of the layers in `lr_mult`. Frozen layers and a multiplier of 0
+    /// are never updated and their gradients are not reduced.
+    pub fn set_layer_policy(&mut self, frozen: &[usize], lr_mult: &[(usize, f64)]) {
+        let layers = self.replicas[0].model.net.arch().param_layers();
+        let multipliers: Vec<f64> = layers
+            .iter()
+            .map(|layer| match frozen.contains(layer) {
+                true => 0.0,
+                false => lr_mult
+                    .iter()
+                    .find(|(l, _)| l == layer)
+                    .map_or(1.0, |(_, m)| *m),
+            })
+            .collect();
+        for r in &mut self.replicas {
+            r.model.net.freeze(frozen);
+            r.sgd.set_multipliers(&multipliers);
+        }
+        self.trainable = multipliers.iter().map(|&m| m != 0.0).collect();
     }
 
     /// Node 0's weights and momentum to every node (then to every replica).
@@ -438,7 +466,9 @@ impl DataParallel {
                 r.model
                     .named_parameters()
                     .into_iter()
-                    .map(|(_, p)| p.grad())
+                    .zip(&self.trainable)
+                    .filter(|(_, &t)| t)
+                    .map(|((_, p), _)| p.grad())
                     .collect()
             })
             .collect();
@@ -487,11 +517,15 @@ impl DataParallel {
         Tensor::zeros([0, classes], (Kind::Float, Device::Cpu))
     }
 
-    /// ZF's filter RMS renormalization of every conv layer, on every replica.
+    /// ZF's filter RMS renormalization of every conv layer that is not
+    /// frozen, on every replica.
     pub fn renormalize(&self, radius: f64) {
         for r in &self.replicas {
             let net = &r.model.net;
             for i in net.arch().conv_indices() {
+                if net.is_frozen(i) {
+                    continue;
+                }
                 if let Some(w) = net.weight(i) {
                     crate::renorm::renormalize_filters(w, radius);
                 }
@@ -579,7 +613,7 @@ mod tests {
             lr: 1e-3,
             momentum: 0.9,
             weight_decay: 5e-4,
-            nesterov: false,
+            ..OptimConfig::default()
         };
         let devices = vec![Device::Cpu; replicas];
         let mut dp = DataParallel::new(

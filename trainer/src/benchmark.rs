@@ -122,7 +122,7 @@ pub fn train_step_throughput(b: &StepBenchConfig, mode: Mode) -> Result<f64> {
         lr: 1e-3,
         momentum: 0.9,
         weight_decay: 5e-4,
-        nesterov: false,
+        ..OptimConfig::default()
     };
     let reducer = reducer_for(&b.devices, b.reducer, NcclWatch::default())?;
     let mut dp = DataParallel::new(arch, InitScheme::Kaiming, &b.devices, optim, reducer)?;
@@ -414,7 +414,7 @@ fn updates_difference(
         lr: 1e-3,
         momentum: 0.9,
         weight_decay: 5e-4,
-        nesterov: false,
+        ..OptimConfig::default()
     };
     let side = arch.input[1];
     // The updates (weights after the steps less the initial ones), which a

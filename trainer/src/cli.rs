@@ -455,6 +455,9 @@ pub struct TrainArgs {
     /// Let the exec hooks saved in this run's config.toml run again on
     /// `--resume` (name the same run directory). Without it, a resumed run
     /// whose saved config runs programs is refused: a run directory is data,
+    /// and what it names runs only when you say so (or pass `--config`).
+    #[arg(long, value_name = "RUN_DIR", requires = "resume")]
+    pub trust_run_hooks: Option<PathBuf>,
     /// Run no hooks (a configuration without `[[hooks]]` gets the paper's
     /// set: Deconvnet grids, evolution, dead filters, aliasing).
     #[arg(long)]
@@ -463,9 +466,16 @@ pub struct TrainArgs {
     /// from the beginning (one with checkpoints is never started over).
     #[arg(long, conflicts_with = "resume")]
     pub restart: bool,
-    /// and what it names runs only when you say so (or pass `--config`).
-    #[arg(long, value_name = "RUN_DIR", requires = "resume")]
-    pub trust_run_hooks: Option<PathBuf>,
+    /// Fine-tune: start from these weights (a .safetensors file, a
+    /// checkpoint or a run directory) with a fresh optimizer and schedule
+    /// (model.init_from).
+    #[arg(long, value_name = "FILE_OR_CHECKPOINT", conflicts_with = "resume")]
+    pub init_from: Option<PathBuf>,
+    /// Draw the classifier (the last layer with parameters) fresh for the
+    /// data's classes instead of taking it from --init-from
+    /// (model.reset_layers = ["head"]).
+    #[arg(long)]
+    pub new_head: bool,
     /// Architecture (model.arch).
     #[arg(long, value_parser = parse_arch)]
     pub arch: Option<ArchName>,

@@ -48,6 +48,12 @@ fn overrides(args: &TrainArgs) -> Vec<String> {
     if args.no_hooks {
         sets.push("hooks=[]".into());
     }
+    if let Some(f) = &args.init_from {
+        sets.push(format!("model.init_from={}", path_str(f)));
+    }
+    if args.new_head {
+        sets.push("model.reset_layers=[\"head\"]".into());
+    }
     if let Some(n) = &args.name {
         sets.push(format!("name={}", quoted(n)));
     }

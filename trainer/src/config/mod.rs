@@ -124,9 +124,32 @@ pub struct ModelConfig {
     /// 0.01 under He's scheme, so that layer 1 learns visibly in two epochs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_layer_std: Option<f64>,
+    /// Fine-tuning: start from these weights (a `.safetensors` file, a
+    /// checkpoint or a run directory's newest checkpoint) instead of a
+    /// random draw, with a fresh optimizer and schedule. An empty path
+    /// means none. A resumed run continues from its own checkpoint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub init_from: Option<PathBuf>,
+    /// Layers drawn fresh with `init` instead of taken from `init_from`
+    /// (`["head"]`, or `train --new-head`: a classifier for the data's
+    /// classes). Names: labels (`fc8`), modules (`classifier.6`) or `head`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reset_layers: Vec<String>,
+    /// Layers whose parameters (and batch-norm statistics) never change:
+    /// no gradient is computed for them, no update, no decay, no
+    /// renormalization. Zeiler & Fergus's section 5 keeps layers 1-7.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub freeze: Vec<String>,
 }
 
 impl ModelConfig {
+    /// The weights to start from, if any (an empty path is none).
+    pub fn init_from(&self) -> Option<&Path> {
+        self.init_from
+            .as_deref()
+            .filter(|p| !p.as_os_str().is_empty())
+    }
+
     /// The initialization of a fresh network: `init`, with `first_layer_std`.
     pub fn init_config(&self) -> zftrain_model::InitConfig {
         zftrain_model::InitConfig {
@@ -325,6 +348,9 @@ impl Default for ModelConfig {
             dropout: 0.5,
             init: InitScheme::Pytorch,
             first_layer_std: None,
+            init_from: None,
+            reset_layers: Vec::new(),
+            freeze: Vec::new(),
         }
     }
 }
@@ -511,7 +537,16 @@ impl RunConfig {
 
     /// Checks that the data folders (and list file) exist.
     pub fn check_paths(&self) -> Result<()> {
-        self.data.check_paths()
+        self.data.check_paths()?;
+        if let Some(from) = self.model.init_from() {
+            validate::require(from.exists(), "model.init_from", || {
+                format!(
+                    "{} does not exist (a .safetensors file, a checkpoint or a run directory)",
+                    from.display()
+                )
+            })?;
+        }
+        Ok(())
     }
 
     /// Builds the `[[hooks]]` (an error names `hooks[i]`).

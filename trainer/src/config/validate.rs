@@ -33,7 +33,14 @@ impl ModelConfig {
         let std = self.first_layer_std.unwrap_or(1.0);
         require(std > 0.0 && std <= 10.0, "model.first_layer_std", || {
             format!("must be in (0, 10], got {std}")
-        })
+        })?;
+        require(
+            self.reset_layers.is_empty() || self.init_from().is_some(),
+            "model.reset_layers",
+            || {
+                "needs model.init_from (train --init-from FILE): without it every layer is drawn fresh".into()
+            },
+        )
     }
 }
 
@@ -202,7 +209,15 @@ pub(super) fn validate_optim(o: &OptimConfig) -> Result<()> {
     )?;
     require(!o.nesterov || o.momentum > 0.0, "optim.nesterov", || {
         "needs momentum > 0".into()
-    })
+    })?;
+    for (layer, m) in &o.lr_mult {
+        require(
+            m.is_finite() && (0.0..=1e6).contains(m),
+            &format!("optim.lr_mult.{layer}"),
+            || format!("must be a multiplier from 0 to 1e6, got {m}"),
+        )?;
+    }
+    Ok(())
 }
 
 impl ScheduleConfig {

@@ -311,7 +311,13 @@ pub fn restore(
     }
     let momentum_path = ck
         .file(OPTIMIZER_FILE)
-        .with_context(|| format!("{} has no optimizer state", ck.dir().display()))?;
+        .with_context(|| {
+            format!(
+                "{} has no optimizer state (weights only, as `zftrain init` and `zftrain import` write): start a new run from it with --init-from {}",
+                ck.dir().display(),
+                ck.dir().display()
+            )
+        })?;
     let (momentum, _) = read_safetensors(&momentum_path)?;
     let state: TrainerState = serde_json::from_value(ck.read_json(TRAINER_FILE)?)
         .with_context(|| format!("{}: bad trainer state", ck.dir().display()))?;

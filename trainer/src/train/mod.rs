@@ -20,6 +20,7 @@ pub mod state;
 pub mod stop;
 pub mod tags;
 pub mod ticker;
+pub mod transfer;
 
 pub use callbacks::{Callback, Requests};
 pub use role::Role;

@@ -39,6 +39,7 @@ use crate::train::setup;
 use crate::train::state::TrainerState;
 use crate::train::stop::StopHandle;
 use crate::train::ticker::Ticker;
+use crate::train::transfer::{LayerPolicy, StartWeights};
 use crate::weights::{ArchSpec, WeightsInfo};
 use zftrain_hooks::ProbeSet;
 
@@ -160,6 +161,10 @@ struct Checked {
     role: Role,
     resume_from: Option<(Checkpoint, Vec<String>)>,
     run_dir: PathBuf,
+    policy: LayerPolicy,
+    /// `model.init_from`, read and checked (a new run on the node that
+    /// keeps it).
+    start_weights: Option<StartWeights>,
 }
 
 impl Checked {
@@ -183,6 +188,7 @@ impl Checked {
         let devices = training_devices(&config.train.gpus.ids(), config.train.cpu_replicas)?;
         let (train_set, val_set) = setup::datasets(config)?;
         let (spec, arch, arch_config) = setup::network(config, train_set.classes.len() as i64)?;
+        let policy = LayerPolicy::resolve(config, &arch)?;
         let info = WeightsInfo {
             arch: spec.clone(),
             config: arch_config,
@@ -195,6 +201,12 @@ impl Checked {
         // Only the node that keeps the run resumes (it sends the state on).
         let resume_from = match resume {
             Some(p) if role.keeps_the_run() => find_resume(p)?,
+            _ => None,
+        };
+        let start_weights = match config.model.init_from() {
+            Some(from) if role.keeps_the_run() && resume_from.is_none() => Some(
+                StartWeights::read(from, &arch, &policy, &train_set.classes)?,
+            ),
             _ => None,
         };
         let run_dir = role.run_dir(config);
@@ -212,6 +224,8 @@ impl Checked {
             role,
             resume_from,
             run_dir,
+            policy,
+            start_weights,
         })
     }
 }
@@ -235,6 +249,14 @@ impl Trainer {
         }
         tch::manual_seed(config.seed as i64);
         let mut dp = engine(&config, &c.role, &c.devices, c.arch)?;
+        dp.set_layer_policy(&c.policy.frozen, &c.policy.lr_mult);
+        if let Some(line) = c.policy.describe(dp.net().arch()) {
+            info!("fine-tuning: {line}");
+            println!("fine-tuning: {line}");
+        }
+        if let Some(start) = c.start_weights {
+            start.load(&dp)?;
+        }
         let tb = crate::train::tags::open_writer(&c.run_dir)?;
         let resumed = c.resume_from.as_ref().map(|(ck, _)| ck);
         let mut state = match &c.resume_from {

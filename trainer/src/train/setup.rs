@@ -206,6 +206,20 @@ pub fn hparams(
                 None => "as init".into(),
             }),
         ),
+        (
+            "init_from".into(),
+            HParamValue::Text(match config.model.init_from() {
+                Some(p) => p.display().to_string(),
+                None => "none".into(),
+            }),
+        ),
+        (
+            "freeze".into(),
+            HParamValue::Text(match config.model.freeze.is_empty() {
+                true => "none".into(),
+                false => config.model.freeze.join(","),
+            }),
+        ),
         ("lrn".into(), HParamValue::Bool(config.model.lrn)),
         ("dropout".into(), HParamValue::Number(config.model.dropout)),
         ("augment".into(), as_text(&config.data.augment)),

@@ -17,4 +17,5 @@ mod rehearsal;
 mod session;
 mod summary;
 mod train;
+mod transfer;
 mod weights;

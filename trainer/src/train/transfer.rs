@@ -1,0 +1,264 @@
+//! Fine-tuning: which layers a run freezes, draws fresh and steps at
+//! another learning rate (`model.freeze`, `model.reset_layers`,
+//! `optim.lr_mult`, resolved against the network's table before anything
+//! is written), and starting from weights (`model.init_from`): every
+//! tensor of the file goes into the fresh network except the reset
+//! layers', strictly (names, shapes, the classes' names), so a file for
+//! another network or other classes is refused, naming the tensor and
+//! the way out (`--new-head`).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use tracing::{info, warn};
+use zftrain_checkpoints::{assign_strict, read_safetensors, Metadata};
+use zftrain_model::Arch;
+
+use crate::config::RunConfig;
+use crate::engine::DataParallel;
+use crate::train::checkpointing::find_resume;
+
+/// The layers a run treats apart, as indices into its table.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LayerPolicy {
+    /// `model.freeze`.
+    pub frozen: Vec<usize>,
+    /// `model.reset_layers`.
+    pub reset: Vec<usize>,
+    /// `optim.lr_mult`: (layer, multiplier).
+    pub lr_mult: Vec<(usize, f64)>,
+}
+
+impl LayerPolicy {
+    /// Resolves the config's layer names against `arch`; an unknown name is
+    /// an error naming the key and the layers that exist.
+    pub fn resolve(config: &RunConfig, arch: &Arch) -> Result<LayerPolicy> {
+        let m = &config.model;
+        let frozen = arch.select_layers("model.freeze", &m.freeze)?;
+        let reset = arch.select_layers("model.reset_layers", &m.reset_layers)?;
+        let mut lr_mult = Vec::new();
+        for (name, &mult) in &config.optim.lr_mult {
+            let layer = arch.select_layer(&format!("optim.lr_mult.{name}"), name)?;
+            if lr_mult.iter().any(|(l, _)| *l == layer) {
+                bail!(
+                    "config key 'optim.lr_mult': two names for layer {} ({name} and another)",
+                    arch.layers[layer].label
+                );
+            }
+            lr_mult.push((layer, mult));
+        }
+        if !frozen.is_empty() && frozen.len() == arch.weighted_layers().len() {
+            bail!("config key 'model.freeze' freezes every layer with parameters: nothing would train");
+        }
+        Ok(LayerPolicy {
+            frozen,
+            reset,
+            lr_mult,
+        })
+    }
+
+    /// Labels of `layers` in `arch`, comma separated.
+    fn labels(arch: &Arch, layers: &[usize]) -> String {
+        let names: Vec<&str> = layers
+            .iter()
+            .map(|&i| arch.layers[i].label.as_str())
+            .collect();
+        names.join(", ")
+    }
+
+    /// One line for the log and the terminal: what is frozen, reset, scaled.
+    pub fn describe(&self, arch: &Arch) -> Option<String> {
+        let mut parts = Vec::new();
+        if !self.frozen.is_empty() {
+            parts.push(format!("frozen: {}", Self::labels(arch, &self.frozen)));
+        }
+        if !self.reset.is_empty() {
+            parts.push(format!("drawn fresh: {}", Self::labels(arch, &self.reset)));
+        }
+        for (layer, m) in &self.lr_mult {
+            parts.push(format!(
+                "{} at {m}x the learning rate",
+                arch.layers[*layer].label
+            ));
+        }
+        (!parts.is_empty()).then(|| parts.join("; "))
+    }
+}
+
+/// The weights file `path` stands for: the file itself, a checkpoint's
+/// weights, or the newest usable checkpoint's of a run directory.
+pub fn weights_file(path: &Path) -> Result<PathBuf> {
+    if path.is_file() {
+        return Ok(path.to_path_buf());
+    }
+    let (ck, skipped) = find_resume(path)
+        .with_context(|| format!("config key 'model.init_from': {}", path.display()))?
+        .with_context(|| {
+            format!(
+                "config key 'model.init_from': run directory {} has no complete checkpoint yet",
+                path.display()
+            )
+        })?;
+    for s in skipped {
+        warn!("{s}");
+        eprintln!("zftrain: {s}");
+    }
+    Ok(ck.weights_path())
+}
+
+/// Weights to start from, read and checked against the network's table
+/// before anything is written: [`StartWeights::read`], then
+/// [`StartWeights::load`] into the engine.
+pub struct StartWeights {
+    file: PathBuf,
+    /// The file's tensors less the reset layers', in the network's order.
+    tensors: Vec<(String, tch::Tensor)>,
+    note: String,
+}
+
+impl StartWeights {
+    /// Reads `from` (see [`weights_file`]) for a network of `arch`: every
+    /// `state_dict` entry but those of the reset layers must be there with
+    /// its shape, and nothing else; `classes` are the run's class names (a
+    /// file that records other names is refused unless its classifier is
+    /// reset).
+    pub fn read(
+        from: &Path,
+        arch: &Arch,
+        policy: &LayerPolicy,
+        classes: &[String],
+    ) -> Result<StartWeights> {
+        let file = weights_file(from)?;
+        let (tensors, meta) = read_safetensors(&file)?;
+        let head = arch.weighted_layers().last().copied();
+        if !head.is_some_and(|h| policy.reset.contains(&h)) {
+            check_class_names(&file, &meta, classes)?;
+        }
+        let names = arch.state_names();
+        let layers = arch.state_layers();
+        let reset = |name: &str| {
+            names
+                .iter()
+                .zip(&layers)
+                .any(|((n, _), l)| n == name && policy.reset.contains(l))
+        };
+        // Shapes first, for an error that says what to do about a classifier.
+        for ((name, shape), layer) in names.iter().zip(&layers) {
+            let Some((_, src)) = tensors.iter().find(|(n, _)| n == name) else {
+                continue;
+            };
+            if policy.reset.contains(layer) || src.size() == *shape {
+                continue;
+            }
+            let label = &arch.layers[*layer].label;
+            let hint = match Some(*layer) == head {
+                true => format!("; {label} is the classifier: pass --new-head (model.reset_layers = [\"head\"]) to draw it fresh for this data's {} classes", classes.len()),
+                false => format!("; it belongs to {label}: the file is for another network, or add {label} to model.reset_layers"),
+            };
+            bail!(
+                "config key 'model.init_from': {} has tensor '{name}' of shape {:?}, this run's network needs {shape:?}{hint}",
+                file.display(),
+                src.size()
+            );
+        }
+        let kept: Vec<(String, tch::Tensor)> =
+            tensors.into_iter().filter(|(n, _)| !reset(n)).collect();
+        // Names: what assign_strict checks, on a network-less dry run.
+        let wanted: Vec<&str> = names
+            .iter()
+            .filter(|(n, _)| !reset(n))
+            .map(|(n, _)| n.as_str())
+            .collect();
+        let missing: Vec<&str> = wanted
+            .iter()
+            .copied()
+            .filter(|w| !kept.iter().any(|(n, _)| n == w))
+            .collect();
+        let extra: Vec<&str> = kept
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .filter(|n| !wanted.contains(n))
+            .collect();
+        if !missing.is_empty() || !extra.is_empty() {
+            bail!(
+                "config key 'model.init_from': {} does not fit this run's {} (missing: {}; not in the network: {})",
+                file.display(),
+                arch.name,
+                shorten(&missing),
+                shorten(&extra)
+            );
+        }
+        let note = format!(
+            "initialized from {}: {} tensors loaded{}",
+            file.display(),
+            kept.len(),
+            match policy.reset.is_empty() {
+                true => String::new(),
+                false => format!(", {} drawn fresh", LayerPolicy::labels(arch, &policy.reset)),
+            }
+        );
+        Ok(StartWeights {
+            file,
+            tensors: kept,
+            note,
+        })
+    }
+
+    /// Copies the weights into replica 0 of `dp`, then every replica (the
+    /// reset layers keep their fresh draw).
+    pub fn load(self, dp: &DataParallel) -> Result<()> {
+        let targets: Vec<(String, tch::Tensor)> = dp
+            .primary()
+            .named_weights()
+            .into_iter()
+            .filter(|(n, _)| self.tensors.iter().any(|(m, _)| m == n))
+            .collect();
+        assign_strict(&self.file, self.tensors, &targets).with_context(|| {
+            format!(
+                "config key 'model.init_from': loading {}",
+                self.file.display()
+            )
+        })?;
+        dp.broadcast_from_first();
+        info!("{}", self.note);
+        println!("{}", self.note);
+        Ok(())
+    }
+}
+
+/// At most five names, then how many more; `none` for none.
+fn shorten(names: &[&str]) -> String {
+    match names.len() {
+        0 => "none".into(),
+        n if n <= 5 => names.join(", "),
+        n => format!("{} and {} more", names[..5].join(", "), n - 5),
+    }
+}
+
+/// A weights file that records its class names must name the run's
+/// classes in the same order (else its classifier's outputs would mean
+/// other classes, silently).
+fn check_class_names(file: &Path, meta: &Metadata, classes: &[String]) -> Result<()> {
+    let Some(text) = meta.get("zftrain.class_names") else {
+        return Ok(());
+    };
+    let theirs: Vec<String> = serde_json::from_str(text).with_context(|| {
+        format!(
+            "{}: metadata key 'zftrain.class_names' is not a list of names",
+            file.display()
+        )
+    })?;
+    if theirs.len() != classes.len() {
+        // The classifier's shape tells (with the hint about --new-head).
+        return Ok(());
+    }
+    if let Some(i) = (0..classes.len()).find(|&i| theirs[i] != classes[i]) {
+        bail!(
+            "config key 'model.init_from': {} was trained on other classes (its class {i} is '{}', this data's is '{}'): pass --new-head to draw the classifier fresh for this data",
+            file.display(),
+            theirs[i],
+            classes[i]
+        );
+    }
+    Ok(())
+}
