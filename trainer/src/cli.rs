@@ -65,7 +65,7 @@ pub enum Command {
     Summary(SummaryArgs),
     /// Create a checkpoint with freshly initialized weights.
     Init(InitArgs),
-    /// Write a checkpoint's weights as a plain safetensors file with PyTorch's names.
+    /// Write a checkpoint's weights as a safetensors file with PyTorch's names, or the network as TorchScript.
     Export(ExportArgs),
     /// Make a checkpoint from a safetensors file saved from PyTorch (names and shapes checked).
     Import(ImportArgs),
@@ -732,9 +732,23 @@ pub struct ExportArgs {
     /// Checkpoint directory.
     #[arg(long)]
     pub checkpoint: PathBuf,
-    /// Safetensors file to write.
+    /// File to write.
     #[arg(long)]
     pub out: PathBuf,
+    /// `safetensors` (the weights with PyTorch's names) or `torchscript`
+    /// (the traced network, for `torch.jit.load`; a JSON file with the
+    /// input size, normalization and classes goes beside it as OUT.json).
+    #[arg(long, value_enum, default_value_t = ExportFormat::Safetensors)]
+    pub format: ExportFormat,
+}
+
+/// What `zftrain export` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// The weights as a safetensors file with PyTorch's parameter names.
+    Safetensors,
+    /// A TorchScript module of the network (weights included).
+    Torchscript,
 }
 
 /// `zftrain import`.

@@ -8,6 +8,7 @@ mod data;
 mod images;
 mod predict;
 mod summary;
+mod torchscript;
 mod train;
 mod visualize;
 mod weights;

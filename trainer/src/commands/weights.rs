@@ -9,7 +9,7 @@ use tch::Device;
 use zftrain_checkpoints::{write_safetensors, Checkpoint};
 use zftrain_model::InitScheme;
 
-use crate::cli::{ExportArgs, ImportArgs, InitArgs};
+use crate::cli::{ExportArgs, ExportFormat, ImportArgs, InitArgs};
 use crate::weights::{
     config_from_args, load_model, ArchOverrides, Model, WeightsInfo, IMAGENET_MEAN, IMAGENET_STD,
 };
@@ -60,6 +60,18 @@ pub fn init(args: &InitArgs) -> Result<()> {
 /// `zftrain export`.
 pub fn export(args: &ExportArgs) -> Result<()> {
     let (model, info) = load_model(None, Some(&args.checkpoint), &ArchOverrides::default())?;
+    if args.format == ExportFormat::Torchscript {
+        super::torchscript::export(&model, &info, &args.out)?;
+        println!(
+            "wrote {} (TorchScript of {}, {} classes; model = torch.jit.load(path); logits = model(x) for x of [N, {}]) and {}",
+            args.out.display(),
+            info.arch,
+            info.config.classes,
+            model.net.arch().input.map(|v| v.to_string()).join(", "),
+            super::torchscript::sidecar_path(&args.out).display()
+        );
+        return Ok(());
+    }
     write_safetensors(&args.out, &model.named_weights(), &info.to_metadata())
         .with_context(|| format!("writing {}", args.out.display()))?;
     println!(

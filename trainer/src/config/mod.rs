@@ -978,8 +978,17 @@ mod tests {
             if let Some(file) = &c.model.arch_file {
                 c.model.arch_file = Some(root.join(file));
             }
-            c.model
+            let spec = c
+                .model
                 .arch_spec()
+                .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+            // The layers it freezes, resets and scales exist.
+            let arch_config = zftrain_model::arch::ArchConfig {
+                classes: 10,
+                ..Default::default()
+            };
+            let table = spec.table(&arch_config).unwrap();
+            crate::train::transfer::LayerPolicy::resolve(&c, &table)
                 .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
             seen += 1;
         }

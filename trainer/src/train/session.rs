@@ -205,7 +205,7 @@ impl Checked {
         };
         let start_weights = match config.model.init_from() {
             Some(from) if role.keeps_the_run() && resume_from.is_none() => Some(
-                StartWeights::read(from, &arch, &policy, &train_set.classes)?,
+                StartWeights::read(from, &arch, &policy, &train_set.classes, &config.data)?,
             ),
             _ => None,
         };
@@ -254,6 +254,8 @@ impl Trainer {
             info!("fine-tuning: {line}");
             println!("fine-tuning: {line}");
         }
+        // A fine-tuned run normalizes with its start's per-pixel mean.
+        let start_checkpoint = c.start_weights.as_ref().and_then(|s| s.checkpoint.clone());
         if let Some(start) = c.start_weights {
             start.load(&dp)?;
         }
@@ -271,7 +273,8 @@ impl Trainer {
             state: state.schedule.clone(),
         };
         let shard = c.role.shard()?;
-        let mean_image = setup::pixel_mean(&config, &c.train_set, resumed)?;
+        let mean_image =
+            setup::pixel_mean(&config, &c.train_set, resumed, start_checkpoint.as_ref())?;
         let (train_loader, val_loader) =
             setup::loaders(&config, c.train_set, c.val_set, mean_image.clone(), shard)?;
         let plan = Plan::new(&config, &c.devices, &train_loader);

@@ -82,15 +82,26 @@ pub fn loaders(
 
 /// The per-pixel mean image of a run with `data.pixel_mean`: from the
 /// checkpoint when resuming (so a resumed run subtracts exactly the same),
-/// else estimated from the training set.
+/// else from the checkpoint a fine-tuned run starts from (`start`, if it
+/// has one: the features were trained on input normalized so), else
+/// estimated from the training set.
 pub fn pixel_mean(
     config: &RunConfig,
     train_set: &Dataset,
     resumed: Option<&Checkpoint>,
+    start: Option<&Checkpoint>,
 ) -> Result<Option<Arc<MeanImage>>> {
     let d = &config.data;
     if !d.pixel_mean {
         return Ok(None);
+    }
+    if let Some(mean) = start.map(read_mean_image).transpose()?.flatten() {
+        let from = start
+            .map(|ck| ck.dir().display().to_string())
+            .unwrap_or_default();
+        info!(checkpoint = %from, "per-pixel mean from the start weights' checkpoint");
+        println!("per-pixel mean of {from} (the weights this run starts from)");
+        return Ok(Some(Arc::new(mean)));
     }
     if let Some(ck) = resumed {
         let mean = read_mean_image(ck)?.with_context(|| {

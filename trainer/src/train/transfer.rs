@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use tracing::{info, warn};
-use zftrain_checkpoints::{assign_strict, read_safetensors, Metadata};
+use zftrain_checkpoints::{assign_strict, read_safetensors, Checkpoint, Metadata};
 use zftrain_model::Arch;
 
-use crate::config::RunConfig;
+use crate::config::{DataConfig, RunConfig};
 use crate::engine::DataParallel;
 use crate::train::checkpointing::find_resume;
 
@@ -86,10 +86,11 @@ impl LayerPolicy {
 }
 
 /// The weights file `path` stands for: the file itself, a checkpoint's
-/// weights, or the newest usable checkpoint's of a run directory.
-pub fn weights_file(path: &Path) -> Result<PathBuf> {
+/// weights, or the newest usable checkpoint's of a run directory; with
+/// the checkpoint, when it is one.
+pub fn weights_file(path: &Path) -> Result<(PathBuf, Option<Checkpoint>)> {
     if path.is_file() {
-        return Ok(path.to_path_buf());
+        return Ok((path.to_path_buf(), None));
     }
     let (ck, skipped) = find_resume(path)
         .with_context(|| format!("config key 'model.init_from': {}", path.display()))?
@@ -103,7 +104,7 @@ pub fn weights_file(path: &Path) -> Result<PathBuf> {
         warn!("{s}");
         eprintln!("zftrain: {s}");
     }
-    Ok(ck.weights_path())
+    Ok((ck.weights_path(), Some(ck)))
 }
 
 /// Weights to start from, read and checked against the network's table
@@ -111,6 +112,9 @@ pub fn weights_file(path: &Path) -> Result<PathBuf> {
 /// [`StartWeights::load`] into the engine.
 pub struct StartWeights {
     file: PathBuf,
+    /// The checkpoint the weights are from, when they are (its per-pixel
+    /// mean image normalizes the new data as the weights were trained).
+    pub checkpoint: Option<Checkpoint>,
     /// The file's tensors less the reset layers', in the network's order.
     tensors: Vec<(String, tch::Tensor)>,
     note: String,
@@ -127,9 +131,13 @@ impl StartWeights {
         arch: &Arch,
         policy: &LayerPolicy,
         classes: &[String],
+        data: &DataConfig,
     ) -> Result<StartWeights> {
-        let file = weights_file(from)?;
+        let (file, checkpoint) = weights_file(from)?;
         let (tensors, meta) = read_safetensors(&file)?;
+        if !data.pixel_mean {
+            warn_on_normalization(&file, &meta, data);
+        }
         let head = arch.weighted_layers().last().copied();
         if !head.is_some_and(|h| policy.reset.contains(&h)) {
             check_class_names(&file, &meta, classes)?;
@@ -199,6 +207,7 @@ impl StartWeights {
         );
         Ok(StartWeights {
             file,
+            checkpoint,
             tensors: kept,
             note,
         })
@@ -223,6 +232,32 @@ impl StartWeights {
         info!("{}", self.note);
         println!("{}", self.note);
         Ok(())
+    }
+}
+
+/// Says so when the run normalizes its input otherwise than the file
+/// records its weights were trained with (the features would see shifted
+/// input; often intended, so not an error).
+fn warn_on_normalization(file: &Path, meta: &Metadata, data: &DataConfig) {
+    for (key, ours) in [("mean", data.mean), ("std", data.std)] {
+        let Some(theirs) = meta
+            .get(&format!("zftrain.{key}"))
+            .and_then(|v| crate::weights::parse_triple(v).ok())
+        else {
+            continue;
+        };
+        if theirs
+            .iter()
+            .zip(ours)
+            .any(|(t, o)| (t - f64::from(o)).abs() > 1e-6)
+        {
+            let note = format!(
+                "{} was trained with data.{key} = {theirs:?}, this run uses {ours:?}",
+                file.display()
+            );
+            warn!("{note}");
+            eprintln!("zftrain: {note}");
+        }
     }
 }
 

@@ -216,3 +216,60 @@ fn the_shipped_vgg_files_have_torchvisions_modules_and_parameter_counts() {
         );
     }
 }
+
+/// `zftrain export --format torchscript` of a fresh network from `flags`
+/// (`--arch NAME` or `--arch-file FILE`): `torch.jit.load` alone runs it
+/// and gives `zftrain predict`'s logits within 1e-5 relative, for a batch
+/// of two and of one; the JSON beside it names the input and classes.
+fn torchscript_agrees(flags: &[&str], classes: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    interop(&["jpeg", s(&d.join("photo.jpg"))]);
+    let ck = d.join("ck");
+    let mut args = vec!["init"];
+    args.extend_from_slice(flags);
+    args.extend(["--classes", classes, "--seed", "9", "--out", s(&ck)]);
+    ok(&args);
+    let module = d.join("model.pt");
+    let out = ok(&[
+        "export",
+        "--checkpoint",
+        s(&d.join("ck")),
+        "--format",
+        "torchscript",
+        "--out",
+        s(&module),
+    ]);
+    assert!(out.contains("torch.jit.load"), "{out}");
+    let about: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("model.pt.json")).unwrap()).unwrap();
+    assert_eq!(about["classes"].to_string(), classes);
+    assert_eq!(about["format"], "torchscript");
+    let photo = d.join("photo.jpg");
+    let json = predict_json(
+        ["--checkpoint", s(&d.join("ck"))],
+        &[&photo, &photo],
+        &d.join("input.safetensors"),
+    );
+    std::fs::write(d.join("pred.json"), json).unwrap();
+    let report = interop(&[
+        "check-script",
+        s(&module),
+        s(&d.join("input.safetensors")),
+        s(&d.join("pred.json")),
+    ]);
+    eprintln!("{report}");
+}
+
+#[test]
+fn torchscript_exports_of_the_builtins_run_in_pytorch_with_the_same_logits() {
+    torchscript_agrees(&["--arch", "zfnet"], "10");
+    torchscript_agrees(&["--arch", "zfnet-seed"], "5");
+}
+
+#[test]
+fn torchscript_exports_of_architecture_files_run_in_pytorch_with_the_same_logits() {
+    let archs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/archs");
+    torchscript_agrees(&["--arch-file", s(&archs.join("alexnet-2gpu.toml"))], "10");
+    torchscript_agrees(&["--arch-file", s(&archs.join("vgg11-bn.toml"))], "10");
+}

@@ -184,17 +184,38 @@ fn init_from_a_checkpoint_trains_every_layer_and_checks_class_names() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let two = tiny_data(d);
-    train(quick(d, &two, "source", "zfnet-seed", "1"), &[]);
+    // The source subtracts a per-pixel mean of one image; the tuned run
+    // takes that mean over (it would estimate it from all eight).
+    let mean = [
+        "--set",
+        "data.augment=\"zf\"",
+        "--set",
+        "data.pixel_mean=true",
+    ];
+    let mut source_args = mean.to_vec();
+    source_args.extend(["--set", "data.pixel_mean_images=1"]);
+    train(quick(d, &two, "source", "zfnet-seed", "1"), &source_args);
     let source = d.join("runs/source");
     let start = tensors(&source.join("checkpoints/latest/weights.safetensors"));
-    train(
-        quick(d, &two, "tuned", "zfnet-seed", "1"),
-        &[
-            "--init-from",
-            s(&source),
-            "--set",
-            "optim.lr_mult={ conv1 = 0.0 }",
-        ],
+    let mut tuned_args = mean.to_vec();
+    tuned_args.extend([
+        "--init-from",
+        s(&source),
+        "--set",
+        "optim.lr_mult={ conv1 = 0.0 }",
+    ]);
+    let out = train(quick(d, &two, "tuned", "zfnet-seed", "1"), &tuned_args);
+    assert!(out.contains("the weights this run starts from"), "{out}");
+    let mean_image = |run: &str| {
+        std::fs::read(
+            d.join(run)
+                .join("checkpoints/latest/mean-image.safetensors"),
+        )
+        .unwrap()
+    };
+    assert!(
+        mean_image("runs/source") == mean_image("runs/tuned"),
+        "the mean was estimated anew"
     );
     let tuned = tensors(&d.join("runs/tuned/checkpoints/latest/weights.safetensors"));
     let (conv1, conv2, head) = (

@@ -198,6 +198,31 @@ def check(arch, weights, input_path, predictions):
         sys.exit(1)
 
 
+def check_script(module_path, input_path, predictions):
+    """A TorchScript module from `zftrain export --format torchscript`,
+    loaded with torch.jit.load alone (no Python class of the network),
+    gives zftrain's logits on the same input within 1e-5 relative; the
+    mirrored input is the negative control."""
+    model = torch.jit.load(module_path)
+    model.eval()
+    x = load_file(input_path)["input"]
+    with torch.no_grad():
+        ours = model(x).double().numpy()
+        single = model(x[:1]).double().numpy()
+        mirrored = model(torch.flip(x, dims=[3])).double().numpy()
+    theirs = np.array([p["logits"] for p in json.load(open(predictions))], dtype=np.float64)
+    assert ours.shape == theirs.shape, (ours.shape, theirs.shape)
+    scale = float(np.abs(theirs).max())
+    rel = float(np.abs(ours - theirs).max() / scale)
+    batch_rel = float(np.abs(single - ours[:1]).max() / scale)
+    control = float(np.abs(mirrored - theirs).max() / scale)
+    print(f"torchscript {module_path}: {ours.shape[0]} images x {ours.shape[1]} classes, "
+          f"max relative difference {rel:.3g}, batch of one {batch_rel:.3g} "
+          f"(mirrored-input control {control:.3g})")
+    if not (rel <= 1e-5 and batch_rel <= 1e-5 and control > 1e-5):
+        sys.exit(1)
+
+
 def preprocess(image, input_path):
     """zftrain's eval preprocessing against torchvision's (PIL decode,
     Resize(256), CenterCrop(224), ToTensor, Normalize with ImageNet's
@@ -237,5 +262,5 @@ def tv_params(name):
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
     {"jpeg": jpeg, "save-random": save_random, "save-random-pth": save_random_pth,
-     "check": check, "preprocess": preprocess,
+     "check": check, "check-script": check_script, "preprocess": preprocess,
      "tv-params": tv_params}[cmd](*args)
