@@ -476,6 +476,16 @@ pub struct TrainArgs {
     /// (model.reset_layers = ["head"]).
     #[arg(long)]
     pub new_head: bool,
+    /// Print the resolved configuration (file, --set and flags merged) as
+    /// TOML and exit.
+    #[arg(long)]
+    pub print_config: bool,
+    /// Check everything a run checks before its first step (configuration,
+    /// hooks, devices, data with counts per class, network, start weights,
+    /// run directory, free disk for the checkpoints), write nothing, exit 0
+    /// or with the first problem.
+    #[arg(long, conflicts_with = "resume")]
+    pub dry_run: bool,
     /// Architecture (model.arch).
     #[arg(long, value_parser = parse_arch)]
     pub arch: Option<ArchName>,

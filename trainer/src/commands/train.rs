@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Result};
 
 use crate::cli::TrainArgs;
-use crate::config::RunConfig;
+use crate::config::{Override, RunConfig};
 use crate::train::checkpointing::RUN_CONFIG_FILE;
 use crate::train::setup::RUN_ARCH_FILE;
 use crate::train::{train, StopHandle, TrainOptions};
@@ -31,56 +31,139 @@ fn resume_run_dir(path: &Path) -> Option<PathBuf> {
         .then(|| run.to_path_buf())
 }
 
-/// The overrides that the flags stand for, after the user's `--set`s.
-fn overrides(args: &TrainArgs) -> Vec<String> {
-    let mut sets = args.set.clone();
+/// The user's `--set`s, then the overrides that the flags stand for, each
+/// with what the user typed (errors name it).
+fn overrides(args: &TrainArgs) -> Vec<Override> {
+    let mut sets: Vec<Override> = args.set.iter().map(|s| Override::set(s)).collect();
+    let mut flag = |set: String, origin: String| sets.push(Override::flag(set, origin));
     if let Some(a) = args.arch {
-        sets.push(format!("model.arch={}", quoted(a.as_str())));
-        sets.push("model.arch_file=\"\"".into());
+        flag(
+            format!("model.arch={}", quoted(a.as_str())),
+            format!("--arch {a}"),
+        );
+        flag("model.arch_file=\"\"".into(), format!("--arch {a}"));
     }
     if let Some(f) = &args.arch_file {
-        sets.push(format!("model.arch_file={}", path_str(f)));
+        flag(
+            format!("model.arch_file={}", path_str(f)),
+            format!("--arch-file {}", f.display()),
+        );
     }
     if let Some(d) = &args.data {
-        sets.push(format!("data.train={}", path_str(&d.join("train"))));
-        sets.push(format!("data.val={}", path_str(&d.join("val"))));
+        let origin = format!("--data {}", d.display());
+        flag(
+            format!("data.train={}", path_str(&d.join("train"))),
+            origin.clone(),
+        );
+        flag(format!("data.val={}", path_str(&d.join("val"))), origin);
     }
     if args.no_hooks {
-        sets.push("hooks=[]".into());
+        flag("hooks=[]".into(), "--no-hooks".into());
     }
     if let Some(f) = &args.init_from {
-        sets.push(format!("model.init_from={}", path_str(f)));
+        flag(
+            format!("model.init_from={}", path_str(f)),
+            format!("--init-from {}", f.display()),
+        );
     }
     if args.new_head {
-        sets.push("model.reset_layers=[\"head\"]".into());
+        flag("model.reset_layers=[\"head\"]".into(), "--new-head".into());
     }
     if let Some(n) = &args.name {
-        sets.push(format!("name={}", quoted(n)));
+        flag(format!("name={}", quoted(n)), format!("--name {n}"));
     }
     if let Some(r) = &args.runs_dir {
-        sets.push(format!("runs_dir={}", path_str(r)));
+        flag(
+            format!("runs_dir={}", path_str(r)),
+            format!("--runs-dir {}", r.display()),
+        );
     }
-    for (key, value) in [
-        ("train.epochs", args.epochs.map(|v| v.to_string())),
-        ("train.batch_size", args.batch_size.map(|v| v.to_string())),
-        ("optim.lr", args.lr.map(|v| format!("{v:?}"))),
-        ("train.gpus", args.gpus.as_deref().map(gpus_value)),
+    for (key, name, value) in [
+        (
+            "train.epochs",
+            "--epochs",
+            args.epochs.map(|v| v.to_string()),
+        ),
+        (
+            "train.batch_size",
+            "--batch-size",
+            args.batch_size.map(|v| v.to_string()),
+        ),
+        ("optim.lr", "--lr", args.lr.map(|v| format!("{v:?}"))),
+        ("train.gpus", "--gpus", args.gpus.as_deref().map(gpus_value)),
         (
             "train.cpu_replicas",
+            "--cpu-replicas",
             args.cpu_replicas.map(|v| v.to_string()),
         ),
-        ("data.workers", args.workers.map(|v| v.to_string())),
-        ("seed", args.seed.map(|v| v.to_string())),
-        ("data.bad_images", args.bad_images.as_deref().map(quoted)),
-        ("cluster.nodes", args.nodes.map(|v| v.to_string())),
-        ("cluster.node_rank", args.node_rank.map(|v| v.to_string())),
-        ("cluster.rendezvous", args.rendezvous.as_deref().map(quoted)),
+        (
+            "data.workers",
+            "--workers",
+            args.workers.map(|v| v.to_string()),
+        ),
+        ("seed", "--seed", args.seed.map(|v| v.to_string())),
+        (
+            "data.bad_images",
+            "--bad-images",
+            args.bad_images.as_deref().map(quoted),
+        ),
+        (
+            "cluster.nodes",
+            "--nodes",
+            args.nodes.map(|v| v.to_string()),
+        ),
+        (
+            "cluster.node_rank",
+            "--node-rank",
+            args.node_rank.map(|v| v.to_string()),
+        ),
+        (
+            "cluster.rendezvous",
+            "--rendezvous",
+            args.rendezvous.as_deref().map(quoted),
+        ),
     ] {
         if let Some(v) = value {
-            sets.push(format!("{key}={v}"));
+            let shown = v.trim_matches('"').to_string();
+            flag(format!("{key}={v}"), format!("{name} {shown}"));
         }
     }
     sets
+}
+
+/// Refuses what the flags name but cannot be: a `--resume` path that does
+/// not exist, a `--data` folder without `train/` (with the parent to use
+/// when it was `DIR/train` itself).
+fn check_flag_paths(args: &TrainArgs) -> Result<()> {
+    if let Some(r) = &args.resume {
+        if !r.exists() {
+            bail!(
+                "--resume {}: no such run directory or checkpoint",
+                r.display()
+            );
+        }
+    }
+    let Some(d) = &args.data else {
+        return Ok(());
+    };
+    if d.join("train").is_dir() {
+        return Ok(());
+    }
+    if !d.exists() {
+        bail!("--data {}: no such folder", d.display());
+    }
+    let parent = d.parent().filter(|p| p.join("train").is_dir());
+    match (d.file_name().and_then(|n| n.to_str()), parent) {
+        (Some("train" | "val"), Some(p)) => bail!(
+            "--data {} has no train/ folder: --data takes the folder that holds train/ and val/; did you mean --data {}?",
+            d.display(),
+            p.display()
+        ),
+        _ => bail!(
+            "--data {} has no train/ folder (--data takes a folder with train/ and val/ ImageFolders)",
+            d.display()
+        ),
+    }
 }
 
 /// A resumed run's saved configuration may name programs (exec hooks): they
@@ -113,6 +196,7 @@ fn check_saved_programs(config: &RunConfig, run: &Path, trusted: Option<&Path>) 
 
 /// Runs `zftrain train`; returns the process exit code (130 after an interrupt).
 pub fn run(args: &TrainArgs) -> Result<u8> {
+    check_flag_paths(args)?;
     let mut sets = overrides(args);
     let saved_run = match &args.config {
         Some(_) => None,
@@ -122,40 +206,49 @@ pub fn run(args: &TrainArgs) -> Result<u8> {
         (Some(c), _) => Some(c.clone()),
         (None, Some(run)) => {
             // The run's own resolved config; its name and place stay unless overridden.
-            sets.insert(
-                0,
-                format!(
-                    "runs_dir={}",
-                    path_str(run.parent().unwrap_or(Path::new(".")))
-                ),
-            );
+            let origin = format!("--resume {}", run.display());
+            let runs_dir = path_str(run.parent().unwrap_or(Path::new(".")));
+            sets.insert(0, Override::flag(format!("runs_dir={runs_dir}"), &origin));
+            let name = run
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             sets.insert(
                 1,
-                format!(
-                    "name={}",
-                    quoted(
-                        &run.file_name()
-                            .map(|n| n.to_string_lossy().into_owned())
-                            .unwrap_or_default()
-                    )
-                ),
+                Override::flag(format!("name={}", quoted(&name)), &origin),
             );
             // The table the run trained, kept in the run (the user's file
             // may have moved or changed since).
             let kept = run.join(RUN_ARCH_FILE);
             if kept.is_file() && args.arch.is_none() && args.arch_file.is_none() {
-                sets.insert(2, format!("model.arch_file={}", path_str(&kept)));
+                let set = format!("model.arch_file={}", path_str(&kept));
+                sets.insert(2, Override::flag(set, &origin));
             }
             Some(run.join(RUN_CONFIG_FILE))
         }
         (None, None) => None,
     };
-    let config = RunConfig::load(config_path.as_deref(), &sets)?;
+    let (config, sources) = RunConfig::load_sourced(config_path.as_deref(), &sets)?;
+    // Checked here too (the session checks again) to name where a bad
+    // value came from.
+    config.validate().map_err(|e| sources.blame(e))?;
+    if args.print_config {
+        print!("{}", config.to_toml());
+        return Ok(0);
+    }
+    config.check_paths().map_err(|e| sources.blame(e))?;
     if let Some(run) = &saved_run {
         check_saved_programs(&config, run, args.trust_run_hooks.as_deref())?;
     }
     // GPUs named only in the file: CUDA in before libtorch is asked anything.
     crate::devices::preload_cuda(!config.train.gpus.ids().is_empty());
+    if args.dry_run {
+        for line in crate::train::dry_run::dry_run(&config).map_err(|e| sources.blame(e))? {
+            println!("{line}");
+        }
+        println!("dry run: everything checked, nothing written");
+        return Ok(0);
+    }
     let stop = StopHandle::new();
     let on_signal = stop.clone();
     ctrlc::set_handler(move || {

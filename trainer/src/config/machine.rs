@@ -1,6 +1,6 @@
 //! What each machine of a multi-node run sets for itself: where its data
 //! and runs are, its devices and threads, its rank and the address it
-//! joins. Every node must agree on the rest of the configuration, which
+//! joins, the weights it starts from. Every node must agree on the rest of the configuration, which
 //! [`RunConfig::shared`] is (the cluster's fingerprint hashes it).
 
 use std::path::PathBuf;
@@ -34,11 +34,14 @@ pub struct MachineSettings {
     pub node_rank: usize,
     /// `cluster.rendezvous`.
     pub rendezvous: String,
+    /// `model.init_from` (only node 0 reads it; the others receive its
+    /// weights).
+    pub init_from: Option<PathBuf>,
 }
 
 impl MachineSettings {
     /// The config keys a node sets for itself.
-    pub const KEYS: [&'static str; 12] = [
+    pub const KEYS: [&'static str; 13] = [
         "name",
         "runs_dir",
         "data.train",
@@ -51,6 +54,7 @@ impl MachineSettings {
         "train.threads",
         "cluster.node_rank",
         "cluster.rendezvous",
+        "model.init_from",
     ];
 }
 
@@ -72,6 +76,7 @@ impl RunConfig {
             threads: take(&mut self.train.threads),
             node_rank: take(&mut self.cluster.node_rank),
             rendezvous: take(&mut self.cluster.rendezvous),
+            init_from: take(&mut self.model.init_from),
         }
     }
 

@@ -17,9 +17,11 @@ pub use zftrain_parallel::devices::MAX_DEVICES;
 pub use zftrain_parallel::{OptimConfig, Precision, ReducerChoice};
 
 mod machine;
+mod origin;
 mod validate;
 
 pub use machine::MachineSettings;
+pub use origin::{Override, Sources};
 
 /// Everything a training run needs to know.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -477,25 +479,8 @@ impl RunConfig {
     /// Reads `path` (if any), applies the `key=value` overrides, and checks
     /// the result.
     pub fn load(path: Option<&Path>, overrides: &[String]) -> Result<RunConfig> {
-        let mut table = match path {
-            Some(p) => {
-                let text = std::fs::read_to_string(p)
-                    .with_context(|| format!("reading config {}", p.display()))?;
-                text.parse::<toml::Table>()
-                    .with_context(|| format!("config {} is not valid TOML", p.display()))?
-            }
-            None => toml::Table::new(),
-        };
-        for o in overrides {
-            let (k, v) = o
-                .split_once('=')
-                .with_context(|| format!("--set '{o}': expected key=value"))?;
-            set_key(&mut table, k.trim(), v.trim())?;
-        }
-        let what = path
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|| "the command line".into());
-        RunConfig::from_table(table, &what)
+        let sourced: Vec<Override> = overrides.iter().map(|o| Override::set(o)).collect();
+        Ok(RunConfig::load_sourced(path, &sourced)?.0)
     }
 
     /// Parses a configuration file's text (not yet validated). Never
@@ -653,6 +638,7 @@ mod tests {
     fn nodes_share_every_key_but_the_machine_settings() {
         let mut base = RunConfig::default();
         base.data.val_list = Some("val.txt".into());
+        base.model.init_from = Some("start.safetensors".into());
         let full = toml::Value::try_from(&base).unwrap();
         let mut keys = Vec::new();
         leaves("", &full, &mut keys);
@@ -813,6 +799,8 @@ mod tests {
             let sets = [
                 format!("data.train={}", data.path().display()),
                 format!("data.val={}", data.path().display()),
+                // The transfer config's start (checked to exist).
+                format!("model.init_from={}", data.path().display()),
             ];
             let c = RunConfig::load(Some(&path), &sets)
                 .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));

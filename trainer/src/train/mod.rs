@@ -7,6 +7,7 @@
 pub mod callbacks;
 pub mod checkpointing;
 pub mod cluster;
+pub mod dry_run;
 pub mod evaluate;
 pub mod hooks;
 pub mod metrics;

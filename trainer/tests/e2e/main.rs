@@ -3,6 +3,7 @@
 
 mod analyze;
 mod arch_files;
+mod cli;
 mod cluster;
 mod common;
 mod docs;

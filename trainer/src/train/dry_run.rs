@@ -1,0 +1,128 @@
+//! `zftrain train --dry-run`: every check a run makes before its first
+//! step, and nothing written: the configuration, the hooks, the devices,
+//! the data (images per class), the network against the data, the layers
+//! it freezes and the weights it starts from, the run directory, and free
+//! disk space for the checkpoints it keeps. Exits with the first problem.
+
+use std::path::Path;
+
+use anyhow::{bail, Result};
+
+use crate::config::RunConfig;
+use crate::devices::training_devices;
+use crate::train::checkpointing::has_checkpoints;
+use crate::train::setup;
+use crate::train::transfer::{LayerPolicy, StartWeights};
+
+/// What a dry run found, one line each.
+pub fn dry_run(config: &RunConfig) -> Result<Vec<String>> {
+    let mut report = Vec::new();
+    config.validate()?;
+    config.check_paths()?;
+    let hooks = config.build_hooks()?;
+    report.push(format!("hooks: {}", hooks.len()));
+    let devices = training_devices(&config.train.gpus.ids(), config.train.cpu_replicas)?;
+    report.push(format!("devices: {devices:?}"));
+    let (train, val) = setup::datasets(config)?;
+    for (name, set) in [("train", &train), ("val", &val)] {
+        let mut counts = vec![0usize; set.classes.len()];
+        for s in &set.samples {
+            if let Some(c) = counts.get_mut(s.label) {
+                *c += 1;
+            }
+        }
+        let (min, max) = (
+            counts.iter().min().copied().unwrap_or(0),
+            counts.iter().max().copied().unwrap_or(0),
+        );
+        report.push(format!(
+            "{name}: {} images in {} classes ({min} to {max} per class) from {}",
+            set.len(),
+            set.classes.len(),
+            set.source.display()
+        ));
+        if let Some(empty) = counts.iter().position(|&c| c == 0) {
+            bail!(
+                "{}: class '{}' has no {name} images",
+                set.source.display(),
+                set.classes[empty]
+            );
+        }
+    }
+    let (spec, arch, _) = setup::network(config, train.classes.len() as i64)?;
+    report.push(format!(
+        "network: {spec} with {} classes, {} parameters",
+        train.classes.len(),
+        arch.param_count()
+    ));
+    let policy = LayerPolicy::resolve(config, &arch)?;
+    if let Some(line) = policy.describe(&arch) {
+        report.push(format!("fine-tuning: {line}"));
+    }
+    if let Some(from) = config.model.init_from() {
+        StartWeights::read(from, &arch, &policy, &train.classes, &config.data)?;
+        report.push(format!("starts from: {} (fits)", from.display()));
+    }
+    let run_dir = config.run_dir();
+    if has_checkpoints(&run_dir) {
+        bail!(
+            "run directory {} already has checkpoints: pass --resume {} to continue it, or choose another --name",
+            run_dir.display(),
+            run_dir.display()
+        );
+    }
+    report.push(format!("run directory: {}", run_dir.display()));
+    // Weights and momentum in fp32, for the kept checkpoints, the best and
+    // the one being written.
+    let per_checkpoint = arch.param_count() as u64 * 4 * 2;
+    let kept = config.checkpoint.keep_last as u64 + 2;
+    let need = per_checkpoint * kept;
+    match free_bytes(&config.runs_dir) {
+        Some(free) if free < need => bail!(
+            "{} has {} free; {kept} checkpoints of {} need {}",
+            config.runs_dir.display(),
+            gib(free),
+            gib(per_checkpoint),
+            gib(need)
+        ),
+        Some(free) => report.push(format!(
+            "disk: {} free at {}, {kept} checkpoints of {} need {}",
+            gib(free),
+            config.runs_dir.display(),
+            gib(per_checkpoint),
+            gib(need)
+        )),
+        None => report.push(format!(
+            "disk: free space at {} unknown",
+            config.runs_dir.display()
+        )),
+    }
+    Ok(report)
+}
+
+fn gib(bytes: u64) -> String {
+    format!("{:.2} GiB", bytes as f64 / (1u64 << 30) as f64)
+}
+
+/// Free bytes for an unprivileged writer on the file system of `path` (or
+/// of its nearest existing ancestor: the runs folder may not exist yet).
+fn free_bytes(path: &Path) -> Option<u64> {
+    let mut p = if path.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        path
+    };
+    while !p.exists() {
+        p = match p.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => Path::new("."),
+        };
+    }
+    let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).ok()?;
+    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid C string and a zeroed struct the call fills in.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut s) } != 0 {
+        return None;
+    }
+    Some(s.f_bavail as u64 * s.f_frsize as u64)
+}

@@ -1,0 +1,107 @@
+//! The command line answers the questions users ask: errors name the flag,
+//! the `--set` or the file line that caused them; `--print-config` and
+//! `--dry-run` check without training; paths given to the wrong flag get a
+//! hint.
+
+use crate::common::{fails, ok, s};
+use crate::train::{quick, tiny_data};
+
+fn run_fails(args: Vec<String>, extra: &[&str]) -> String {
+    let mut a = args;
+    a.extend(extra.iter().map(|x| x.to_string()));
+    fails(&a.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+#[test]
+fn errors_name_the_set_the_flag_or_the_file_line_that_caused_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = tiny_data(d);
+    let base = || quick(d, &data, "blame", "zfnet-seed", "1");
+    // A --set of the wrong type is the --set's fault, not the file's.
+    let config = d.join("run.toml");
+    std::fs::write(&config, "name = \"blame\"\n\n[optim]\nmomentum = 0.9\n").unwrap();
+    let err = run_fails(base(), &["--config", s(&config), "--set", "optim.lr=abc"]);
+    assert!(err.contains("--set optim.lr=abc:"), "{err}");
+    assert!(!err.contains("run.toml"), "{err}");
+    // A value out of range from a flag names the flag.
+    let err = run_fails(base(), &["--lr=-1"]);
+    assert!(
+        err.contains("config key 'optim.lr'") && err.contains("(from --lr -1.0)"),
+        "{err}"
+    );
+    // In a file: the file and the line.
+    std::fs::write(
+        &config,
+        "name = \"blame\"\n\n[optim]\nmomentum = 0.9\nlr = \"fast\"\n",
+    )
+    .unwrap();
+    let err = run_fails(base(), &["--config", s(&config)]);
+    assert!(err.contains("run.toml") && err.contains("line 5"), "{err}");
+    std::fs::write(&config, "[optim]\nmomentum = 1.5\n").unwrap();
+    let err = run_fails(base(), &["--config", s(&config)]);
+    assert!(
+        err.contains("optim.momentum") && err.contains("run.toml line 2"),
+        "{err}"
+    );
+    assert!(!d.join("runs/blame").exists());
+}
+
+#[test]
+fn wrong_paths_get_the_path_named_and_a_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = tiny_data(d);
+    let err = fails(&["train", "--resume", s(&d.join("typo"))]);
+    assert!(
+        err.contains("--resume") && err.contains("typo") && err.contains("no such"),
+        "{err}"
+    );
+    let err = run_fails(
+        quick(d, &data.join("train"), "hint", "zfnet-seed", "1"),
+        &[],
+    );
+    assert!(
+        err.contains(&format!("did you mean --data {}", data.display())),
+        "{err}"
+    );
+    let err = run_fails(quick(d, &d.join("nowhere"), "hint", "zfnet-seed", "1"), &[]);
+    assert!(err.contains("--data") && err.contains("nowhere"), "{err}");
+}
+
+#[test]
+fn print_config_and_dry_run_check_without_writing_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = tiny_data(d);
+    let mut args = quick(d, &data, "dry", "zfnet-seed", "3");
+    args.push("--print-config".into());
+    let text = ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let config: toml::Value = toml::from_str(&text).expect("--print-config prints TOML");
+    assert_eq!(config["train"]["epochs"].as_integer(), Some(3));
+    assert_eq!(config["model"]["arch"].as_str(), Some("zfnet-seed"));
+    let mut args = quick(d, &data, "dry", "zfnet-seed", "3");
+    args.push("--dry-run".into());
+    let report = ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    for line in [
+        "train: 8 images in 2 classes (4 to 4 per class)",
+        "val: 4 images",
+        "network: zfnet-seed",
+        "disk:",
+        "nothing written",
+    ] {
+        assert!(report.contains(line), "{line}: {report}");
+    }
+    assert!(
+        !d.join("runs").exists(),
+        "a dry run wrote {}",
+        d.join("runs").display()
+    );
+    // The first problem ends it: a class without validation images.
+    for f in std::fs::read_dir(data.join("val/01-square")).unwrap() {
+        std::fs::remove_file(f.unwrap().path()).unwrap();
+    }
+    let err = run_fails(quick(d, &data, "dry", "zfnet-seed", "3"), &["--dry-run"]);
+    assert!(err.contains("01-square") || err.contains("class"), "{err}");
+    assert!(!d.join("runs").exists());
+}
