@@ -45,6 +45,14 @@ pub fn is_image(path: &Path) -> bool {
         .unwrap_or(false)
 }
 
+/// Every image file under `dir` (recursively), sorted, as
+/// [`Dataset::image_folder`] lists a class folder.
+pub fn list_images(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
+    let mut out = Vec::new();
+    images_under(dir, &mut out)?;
+    Ok(out)
+}
+
 /// Every image file under `dir`, sorted; symlinked folders are not followed
 /// (no loops), symlinked files are. A link that leads nowhere (dangling, or
 /// a loop) is listed too, so that the loader names it instead of it

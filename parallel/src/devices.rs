@@ -35,7 +35,7 @@ fn mapped_library(name: &str) -> Option<PathBuf> {
 }
 
 /// The folder of the `libtorch_cpu.so` this process runs on.
-pub(crate) fn libtorch_dir() -> Option<PathBuf> {
+pub fn libtorch_dir() -> Option<PathBuf> {
     mapped_library("libtorch_cpu.so").and_then(|p| p.parent().map(PathBuf::from))
 }
 

@@ -73,6 +73,8 @@ pub enum Command {
     Predict(PredictArgs),
     /// Train a network on an image folder (or resume a run).
     Train(TrainArgs),
+    /// Print a shell completion script: `zftrain completions bash > /etc/bash_completion.d/zftrain`.
+    Completions(CompletionsArgs),
     /// Run the visualization hooks once on a checkpoint or weights (Deconvnet grids, dead filters).
     Visualize(VisualizeArgs),
     /// Data sets: `zftrain data synth --out DIR` writes the built-in synthetic one.
@@ -736,6 +738,14 @@ pub struct InitArgs {
     pub out: PathBuf,
 }
 
+/// `zftrain completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell: bash, zsh, fish, elvish or powershell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
 /// `zftrain export`.
 #[derive(Debug, Args)]
 pub struct ExportArgs {
@@ -787,19 +797,30 @@ pub struct PredictArgs {
     pub arch: ArchArgs,
     #[command(flatten)]
     pub source: WeightsSource,
-    /// Image files (JPEG or PNG); repeat the flag for several.
-    #[arg(long = "image", required = true)]
+    /// Images: files, folders (every JPEG and PNG under them) or patterns
+    /// such as 'val/*/*.jpg'.
+    #[arg(value_name = "IMAGES")]
+    pub paths: Vec<PathBuf>,
+    /// An image file, folder or pattern (repeatable; the same as IMAGES).
+    #[arg(long = "image")]
     pub images: Vec<PathBuf>,
+    /// Images per forward pass (memory stays bounded for any number of images).
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub batch_size: u32,
     /// How many classes to show per image.
     #[arg(long, default_value_t = 5)]
     pub top: usize,
     /// A text file with one class name per line (line i = class i).
     #[arg(long)]
     pub labels: Option<PathBuf>,
-    /// Print JSON (with the full logits) instead of a table.
-    #[arg(long)]
+    /// Print JSON (with the full logits) instead of a table: one array.
+    #[arg(long, conflicts_with = "jsonl")]
     pub json: bool,
-    /// Also save the preprocessed input batch `[N, 3, 224, 224]` as safetensors (tensor `input`).
+    /// Print one JSON object per image and line, as each batch is done.
+    #[arg(long)]
+    pub jsonl: bool,
+    /// Also save the preprocessed input batch `[N, 3, 224, 224]` as
+    /// safetensors (tensor `input`; holds every image's input in memory).
     #[arg(long)]
     pub save_input: Option<PathBuf>,
 }

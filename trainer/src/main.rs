@@ -13,6 +13,15 @@ fn main() -> ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     zftrain::allocator::tune_for_training();
+    // `--version` says what this binary runs on, not only its number.
+    let first = std::env::args_os().nth(1);
+    if first
+        .as_deref()
+        .is_some_and(|a| a == "--version" || a == "-V")
+    {
+        println!("{}", zftrain::commands::version::report());
+        return ExitCode::SUCCESS;
+    }
     let cli = zftrain::cli::Cli::parse_args();
     // Before anything touches libtorch: it decides once whether CUDA exists.
     zftrain::devices::preload_cuda(cli.wants_cuda());

@@ -6,10 +6,12 @@ mod bench;
 mod bench_mine;
 mod data;
 mod images;
+mod inputs;
 mod predict;
 mod summary;
 mod torchscript;
 mod train;
+pub mod version;
 mod visualize;
 mod weights;
 
@@ -26,6 +28,12 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Import(args) => weights::import(&args).map(|_| 0),
         Command::Predict(args) => predict::run(&args).map(|_| 0),
         Command::Train(args) => train::run(&args),
+        Command::Completions(args) => {
+            use clap::CommandFactory;
+            let mut command = Cli::command();
+            clap_complete::generate(args.shell, &mut command, "zftrain", &mut std::io::stdout());
+            Ok(0)
+        }
         Command::Visualize(args) => visualize::run(&args).map(|_| 0),
         Command::Data(args) => match args.command {
             DataCommand::Synth(a) => data::synth(&a).map(|_| 0),

@@ -1,6 +1,6 @@
 //! `zftrain predict`: top-k classes of image files.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use serde::Serialize;
@@ -33,8 +33,12 @@ fn read_labels(path: &Path) -> Result<Vec<String>> {
     Ok(text.lines().map(|l| l.trim().to_string()).collect())
 }
 
-/// Runs `predict`.
+/// Runs `predict`: the images in batches of `--batch-size`, each batch's
+/// results printed when it is done (`--jsonl`, the table) or at the end
+/// (`--json`).
 pub fn run(args: &PredictArgs) -> Result<()> {
+    let given: Vec<PathBuf> = args.paths.iter().chain(&args.images).cloned().collect();
+    let paths = super::inputs::expand(&given)?;
     let (model, info) = load_model(
         args.source.weights.as_deref(),
         args.source.checkpoint.as_deref(),
@@ -45,33 +49,63 @@ pub fn run(args: &PredictArgs) -> Result<()> {
         None => info.class_names.clone(),
     };
     let transform = eval_transform(args.source.checkpoint.as_deref(), &info)?;
-    let images = args
-        .images
-        .iter()
-        .map(|p| load_image(&transform, p))
-        .collect::<Result<Vec<_>>>()?;
-    let batch = Tensor::stack(&images, 0);
+    let k = args.top.min(info.config.classes as usize).max(1) as i64;
+    let mut all = Vec::new();
+    let mut inputs = Vec::new();
+    for chunk in paths.chunks(args.batch_size as usize) {
+        let images = chunk
+            .iter()
+            .map(|p| load_image(&transform, p))
+            .collect::<Result<Vec<_>>>()?;
+        let batch = Tensor::stack(&images, 0);
+        let logits = tch::no_grad(|| model.net.forward(&batch, false));
+        if args.save_input.is_some() {
+            inputs.push(batch);
+        }
+        let out = predictions(chunk, &logits, k, labels.as_deref())?;
+        if args.jsonl {
+            for p in &out {
+                println!("{}", serde_json::to_string(p)?);
+            }
+        } else if !args.json {
+            print_table(&out);
+        }
+        if args.json {
+            all.extend(out);
+        }
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&all)?);
+    }
     if let Some(path) = &args.save_input {
         write_safetensors(
             path,
-            &[("input".to_string(), batch.shallow_clone())],
+            &[("input".to_string(), Tensor::cat(&inputs, 0))],
             &Default::default(),
         )
         .with_context(|| format!("writing {}", path.display()))?;
     }
-    let logits = tch::no_grad(|| model.net.forward(&batch, false));
+    Ok(())
+}
+
+/// The top `k` classes and the logits of each image of a batch.
+fn predictions(
+    paths: &[PathBuf],
+    logits: &Tensor,
+    k: i64,
+    labels: Option<&[String]>,
+) -> Result<Vec<Prediction>> {
     let probs = logits.softmax(-1, Kind::Float);
-    let k = args.top.min(info.config.classes as usize).max(1) as i64;
     let (top_p, top_i) = probs.topk(k, -1, true, true);
     let mut out = Vec::new();
-    for (n, path) in args.images.iter().enumerate() {
+    for (n, path) in paths.iter().enumerate() {
         let n = n as i64;
         let top = (0..k)
             .map(|j| {
                 let class = top_i.int64_value(&[n, j]);
                 Guess {
                     class,
-                    label: labels.as_ref().and_then(|l| l.get(class as usize).cloned()),
+                    label: labels.and_then(|l| l.get(class as usize).cloned()),
                     probability: top_p.double_value(&[n, j]),
                 }
             })
@@ -83,19 +117,18 @@ pub fn run(args: &PredictArgs) -> Result<()> {
             logits: Vec::<f32>::try_from(&row)?,
         });
     }
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&out)?);
-    } else {
-        for p in &out {
-            println!("{}", p.image);
-            for g in &p.top {
-                let name = g
-                    .label
-                    .clone()
-                    .unwrap_or_else(|| format!("class {}", g.class));
-                println!("  {:>6.2}%  {name}", 100.0 * g.probability);
-            }
+    Ok(out)
+}
+
+fn print_table(out: &[Prediction]) {
+    for p in out {
+        println!("{}", p.image);
+        for g in &p.top {
+            let name = g
+                .label
+                .clone()
+                .unwrap_or_else(|| format!("class {}", g.class));
+            println!("  {:>6.2}%  {name}", 100.0 * g.probability);
         }
     }
-    Ok(())
 }

@@ -158,8 +158,13 @@ pub fn set_up_logging(run_dir: &Path) -> Result<()> {
         .append(true)
         .open(&path)
         .with_context(|| format!("opening {}", path.display()))?;
-    // A second run in the same process (tests) keeps the first subscriber.
+    // RUST_LOG sets the level (`warn`, `debug`, `zftrain=debug`); info by
+    // default. A second run in the same process (tests) keeps the first
+    // subscriber.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
         .with_writer(std::sync::Mutex::new(file))
         .with_ansi(false)
         .with_target(false)

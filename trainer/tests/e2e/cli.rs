@@ -105,3 +105,123 @@ fn print_config_and_dry_run_check_without_writing_anything() {
     assert!(err.contains("01-square") || err.contains("class"), "{err}");
     assert!(!d.join("runs").exists());
 }
+
+#[test]
+fn version_says_what_the_binary_runs_on() {
+    let out = ok(&["--version"]);
+    for part in [
+        "zftrain ",
+        "tch 0.24.0 on libtorch 2.11.0",
+        "CUDA: ",
+        "cuDNN: ",
+        "NCCL: ",
+        "CPU: ",
+        "avx2 ",
+        "precision auto",
+        "cache: ",
+    ] {
+        assert!(out.contains(part), "{part}: {out}");
+    }
+}
+
+#[test]
+fn completions_load_into_the_shells_and_know_the_flags() {
+    let bash = ok(&["completions", "bash"]);
+    assert!(
+        bash.contains("--init-from") && bash.contains("--dry-run"),
+        "bash script lacks the train flags"
+    );
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_zftrain"));
+    let out = std::process::Command::new("bash")
+        .args([
+            "-c",
+            &format!(
+                "source <('{}' completions bash) && complete -p zftrain",
+                bin.display()
+            ),
+        ])
+        .output()
+        .unwrap();
+    let registered = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && registered.contains("zftrain"),
+        "{registered}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(ok(&["completions", "fish"]).contains("complete -c zftrain"));
+    assert!(ok(&["completions", "zsh"]).contains("#compdef zftrain"));
+    assert!(fails(&["completions", "tcsh"]).contains("tcsh"));
+}
+
+#[test]
+fn rust_log_sets_the_level_of_train_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = tiny_data(d);
+    let info_lines = |name: &str, level: Option<&str>| {
+        let args = quick(d, &data, name, "zfnet-seed", "1");
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_zftrain"));
+        cmd.args(&args).env_remove("RUST_LOG");
+        if let Some(l) = level {
+            cmd.env("RUST_LOG", l);
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let log = std::fs::read_to_string(d.join("runs").join(name).join("train.log")).unwrap();
+        log.lines().filter(|l| l.contains(" INFO ")).count()
+    };
+    assert!(info_lines("default", None) > 0, "info is the default level");
+    assert_eq!(
+        info_lines("quiet", Some("warn")),
+        0,
+        "RUST_LOG=warn keeps info out"
+    );
+}
+
+#[test]
+fn predict_takes_folders_and_patterns_and_streams_json_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = tiny_data(d);
+    let ck = d.join("ck");
+    crate::common::init("zfnet-seed", "2", "3", &ck);
+    let lines = |extra: &[&str]| -> Vec<serde_json::Value> {
+        let mut args = vec![
+            "predict",
+            "--checkpoint",
+            s(&ck),
+            "--jsonl",
+            "--batch-size",
+            "3",
+        ];
+        args.extend_from_slice(extra);
+        ok(&args)
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+            .collect()
+    };
+    let all = lines(&[s(&data.join("val"))]);
+    assert_eq!(all.len(), 4, "every image of the folder, in batches of 3");
+    let images: Vec<&str> = all.iter().map(|v| v["image"].as_str().unwrap()).collect();
+    let mut sorted = images.clone();
+    sorted.sort();
+    assert_eq!(images, sorted, "a folder's images in sorted order");
+    let pattern = data.join("val/*/00000.jpg");
+    let first = lines(&[s(&pattern)]);
+    assert_eq!(first.len(), 2, "one image per class folder");
+    assert_eq!(
+        first[0]["logits"], all[0]["logits"],
+        "the same image, the same logits in another batch"
+    );
+    let err = fails(&[
+        "predict",
+        "--checkpoint",
+        s(&ck),
+        s(&data.join("val/*/*.gif")),
+    ]);
+    assert!(err.contains("no file matches"), "{err}");
+}
