@@ -243,7 +243,7 @@ fn config_errors_name_the_key_and_create_nothing() {
         "--runs-dir",
         s(&runs),
     ]);
-    assert!(err.contains("data.train") && err.contains("nope"), "{err}");
+    assert!(err.contains("--data") && err.contains("nope"), "{err}");
     let mut args = quick(dir.path(), &data, "x", "zfnet", "1");
     args.push("--lr=-1".into());
     let err = fails(&args.iter().map(String::as_str).collect::<Vec<_>>());

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use zftrain_checkpoints::read_safetensors;
 
-use crate::common::{export, fails, init, ok, s};
+use crate::common::{export, fails, init, interop, ok, s};
 use crate::train::{quick, tiny_data};
 
 /// A tensor of a safetensors file: name, shape, raw bytes.
@@ -98,7 +98,18 @@ const FEATURES: &str =
 fn a_new_head_trains_on_five_classes_from_1000_class_weights_with_layers_1_to_7_frozen() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    init("zfnet-seed", "1000", "4", &d.join("imagenet"));
+    // 1000-class weights made by PyTorch (the seed's class), imported.
+    let torch_file = d.join("torch.safetensors");
+    interop(&["save-random", "zfnet-seed", "1000", s(&torch_file)]);
+    ok(&[
+        "import",
+        "--arch",
+        "zfnet-seed",
+        "--weights",
+        s(&torch_file),
+        "--out",
+        s(&d.join("imagenet")),
+    ]);
     export(&d.join("imagenet"), &d.join("imagenet.safetensors"));
     let five = data(d, "five", 5);
     let file = d.join("imagenet.safetensors");
