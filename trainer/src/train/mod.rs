@@ -10,6 +10,7 @@ pub mod cluster;
 pub mod dry_run;
 pub mod evaluate;
 pub mod hooks;
+pub mod lock;
 pub mod metrics;
 pub mod prefetch;
 pub mod probe;

@@ -30,6 +30,7 @@ use crate::train::checkpointing::{find_resume, has_checkpoints, restore, save, S
 use crate::train::cluster;
 use crate::train::evaluate::evaluate;
 use crate::train::hooks::HookRunner;
+use crate::train::lock::RunLock;
 use crate::train::metrics::Running;
 use crate::train::prefetch::{Prefetch, Prepared, TensorLayout};
 use crate::train::probe::LoaderProbe;
@@ -140,6 +141,8 @@ struct Core {
     asked_to_stop: bool,
     pace: Pace,
     val_top1: Option<f64>,
+    /// Held to the end of the session (one writer per run directory).
+    _lock: RunLock,
 }
 
 /// A training session.
@@ -165,6 +168,8 @@ struct Checked {
     /// `model.init_from`, read and checked (a new run on the node that
     /// keeps it).
     start_weights: Option<StartWeights>,
+    /// This process's claim on the run directory.
+    lock: RunLock,
 }
 
 impl Checked {
@@ -210,7 +215,10 @@ impl Checked {
             _ => None,
         };
         let run_dir = role.run_dir(config);
-        if role.keeps_the_run() && resume_from.is_none() && run_dir.exists() {
+        // One writer per run directory, from here to the end of the run.
+        let existed = run_dir.exists();
+        let lock = RunLock::acquire(&run_dir, !existed)?;
+        if role.keeps_the_run() && resume_from.is_none() && existed {
             start_over(&run_dir, resume.is_some() || restart)?;
         }
         Ok(Checked {
@@ -226,6 +234,7 @@ impl Checked {
             run_dir,
             policy,
             start_weights,
+            lock,
         })
     }
 }
@@ -321,6 +330,7 @@ impl Trainer {
             asked_to_stop: false,
             pace: Pace::start(&TrainerState::default()),
             val_top1: None,
+            _lock: c.lock,
         };
         Ok(Trainer { core, callbacks })
     }

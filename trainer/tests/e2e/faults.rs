@@ -446,3 +446,58 @@ fn ctrl_c_twice_aborts_at_once_and_leaves_only_whole_checkpoints() {
     );
     println!("reliability: Ctrl-C twice, {trials} trials: exit 130 at once, no half-written checkpoint, resumed");
 }
+
+/// One writer per run directory: while a run trains, a `--resume` of it
+/// and a fresh start with its name are refused with the trainer's PID and
+/// change nothing; after the trainer is killed (SIGKILL, no clean-up) the
+/// next `--resume` takes the lock over with a note and finishes.
+#[test]
+fn a_run_being_trained_is_refused_to_a_second_process_and_taken_over_after_a_kill() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = data(dir.path(), 6);
+    let run = dir.path().join("runs/locked");
+    let mut child = spawn(&args(dir.path(), &data, "locked", "1000", "0"));
+    wait_for_step(&run, &mut child);
+    let pid = child.id().to_string();
+    let log_before = std::fs::read_to_string(run.join("train.log")).unwrap();
+    for second in [
+        vec!["train".to_string(), "--resume".into(), s(&run).into()],
+        args(dir.path(), &data, "locked", "1", "0"),
+    ] {
+        let err = crate::common::fails(&second.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(
+            err.contains("in use") && err.contains(&format!("process {pid}")),
+            "{err}"
+        );
+    }
+    let log_after = std::fs::read_to_string(run.join("train.log")).unwrap();
+    assert!(
+        log_after.starts_with(&log_before) && !log_after[log_before.len()..].contains("resumed"),
+        "the refused process wrote to train.log"
+    );
+    signal(&child, "-KILL");
+    child.wait().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_zftrain"))
+        .args([
+            "train",
+            "--resume",
+            s(&run),
+            "--epochs",
+            "1",
+            "--set",
+            "train.max_steps_per_epoch=1",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("took over the lock of process {pid}")),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(run.join("lock")).unwrap(),
+        "",
+        "released at the end"
+    );
+}
