@@ -14,8 +14,10 @@
 //!
 //! The program is `command` (a list: program and arguments, never a shell
 //! line) followed by the bundle path; `ZFTRAIN_BUNDLE` and `ZFTRAIN_OUT` are
-//! set too. It gets `timeout_s` seconds, then it is killed. Its stderr goes
-//! to the log line by line. Into `out/` it may write `scalars.json` (an
+//! set too. It runs in a process group of its own and gets `timeout_s`
+//! seconds, then the group is killed (anything it left running is killed
+//! when it exits too). Its stderr goes to the log line by line, the last
+//! 64 KiB of it, as lossy UTF-8. Into `out/` it may write `scalars.json` (an
 //! object of finite numbers: `{"tag": value}`), PNG images and `.txt`/`.md`
 //! texts; they become `plugins/<name>/<tag>` summaries at the global step. A
 //! non-zero exit, a timeout or unreadable results are the hook's failure
@@ -222,8 +224,13 @@ impl ExecHook {
         Ok((bundle, out))
     }
 
-    /// Runs the program on `bundle` within the time limit.
+    /// Runs the program on `bundle` within the time limit, in a process
+    /// group of its own: at the timeout, and after it exits, the whole
+    /// group is killed (no grandchild outlives it or holds its stderr open).
+    /// Its stderr is kept as bytes, the last [`STDERR_KEPT`] of them, and
+    /// logged as lossy UTF-8.
     fn execute(&self, bundle: &Path, out: &Path) -> Result<(), HookError> {
+        use std::os::unix::process::CommandExt;
         let argv = self.config.argv()?;
         let mut child = Command::new(&argv[0])
             .args(&argv[1..])
@@ -233,14 +240,16 @@ impl ExecHook {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
+            .process_group(0)
             .spawn()
             .map_err(|e| self.fail(format!("starting {:?}: {e}", argv[0])))?;
+        let group = child.id() as libc::pid_t;
         let name = self.config.name.clone();
         let stderr = child.stderr.take();
         let reader = std::thread::spawn(move || {
-            let mut text = String::new();
-            if let Some(mut s) = stderr {
-                let _ = s.read_to_string(&mut text);
+            let (text, total) = stderr.map(read_tail).unwrap_or_default();
+            if total > text.len() {
+                tracing::warn!(plugin = %name, "stderr: {total} bytes, the last {} kept", text.len());
             }
             for line in text.lines() {
                 tracing::info!(plugin = %name, "{line}");
@@ -252,14 +261,16 @@ impl ExecHook {
         let status = loop {
             match child.try_wait().map_err(|e| self.fail(e))? {
                 Some(status) => break Some(status),
-                None if start.elapsed() >= limit => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    break None;
-                }
+                None if start.elapsed() >= limit => break None,
                 None => std::thread::sleep(Duration::from_millis(20)),
             }
         };
+        // SAFETY: signals the program's own process group (its id is the
+        // child's pid, set by process_group(0)); ESRCH when none is left.
+        unsafe {
+            libc::kill(-group, libc::SIGKILL);
+        }
+        let _ = child.wait();
         let text = reader.join().unwrap_or_default();
         let tail: String = text
             .lines()
@@ -379,3 +390,33 @@ fn shapes(named: &[(String, Tensor)]) -> serde_json::Value {
 impl super::Needs for ExecHook {}
 
 scheduled_hook!(ExecHook);
+
+/// Bytes of a plugin's stderr kept (the end of it) for the log and errors.
+pub const STDERR_KEPT: usize = 64 * 1024;
+
+/// Reads `stream` to its end keeping only the last [`STDERR_KEPT`] bytes:
+/// those as lossy UTF-8 (a stray byte does not lose the message), and how
+/// many bytes there were in all.
+fn read_tail(mut stream: impl Read) -> (String, usize) {
+    let mut kept: Vec<u8> = Vec::new();
+    let mut total = 0;
+    let mut buf = [0u8; 8192];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                total += n;
+                kept.extend_from_slice(&buf[..n]);
+                if kept.len() > 2 * STDERR_KEPT {
+                    kept.drain(..kept.len() - STDERR_KEPT);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    if kept.len() > STDERR_KEPT {
+        kept.drain(..kept.len() - STDERR_KEPT);
+    }
+    (String::from_utf8_lossy(&kept).into_owned(), total)
+}

@@ -502,3 +502,76 @@ fn flags_alone_train_with_the_papers_hooks() {
         .fold(0.0f64, |m, e| m.max(e[1].as_f64().unwrap()));
     assert_eq!(best.last().unwrap()[1].as_f64().unwrap(), running_max);
 }
+
+/// Plugins are bounded: one that forks a grandchild and hangs is killed
+/// with its whole process group at the timeout (the grandchild too), a
+/// stderr with a byte that is not UTF-8 still shows its message, and 8 MB
+/// of stderr leave train.log small.
+#[test]
+fn plugins_are_killed_as_a_group_and_their_stderr_is_capped_and_kept_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = tiny_data(dir.path());
+    let pid_file = dir.path().join("grandchild.pid");
+    let python = crate::common::python();
+    let python = s(&python);
+    // The grandchild does not hold the plugin's stderr: only killing the
+    // group ends it.
+    let fork = format!(
+        "sleep 300 2>/dev/null & echo $! > '{}'; exec sleep 300",
+        pid_file.display()
+    );
+    let hooks = [
+        exec_hook(
+            "forks",
+            &["sh", "-c", &fork],
+            "timeout_s = 2.0\nweights = false",
+        ),
+        exec_hook(
+            "bytes",
+            &[
+                python,
+                "-c",
+                "import sys; sys.stderr.buffer.write(b'\\xff broken plugin\\n'); sys.exit(2)",
+            ],
+            "weights = false",
+        ),
+        exec_hook(
+            "chatty",
+            &[
+                python,
+                "-c",
+                "import sys; [sys.stderr.write('x' * 999 + '\\n') for _ in range(8000)]",
+            ],
+            "weights = false",
+        ),
+    ]
+    .concat();
+    let args = hooked(dir.path(), &data, "bounded", &hooks);
+    let out = crate::common::zftrain(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("hook 'forks'") && stderr.contains("timed out after 2 s"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("hook 'bytes'") && stderr.contains("broken plugin"),
+        "{stderr}"
+    );
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    let alive = std::path::Path::new("/proc").join(pid.trim());
+    let zombie_or_gone = !alive.exists()
+        || std::fs::read_to_string(alive.join("stat")).is_ok_and(|s| s.contains(") Z "));
+    assert!(
+        zombie_or_gone,
+        "the plugin's grandchild {} outlived it",
+        pid.trim()
+    );
+    let log = std::fs::metadata(dir.path().join("runs/bounded/train.log"))
+        .unwrap()
+        .len();
+    assert!(
+        log < 1 << 20,
+        "train.log grew to {log} bytes from 8 MB of plugin stderr"
+    );
+}
