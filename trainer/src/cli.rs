@@ -655,6 +655,10 @@ pub struct ArchArgs {
     /// of --arch; --classes sets its last linear layer's outputs.
     #[arg(long, conflicts_with_all = ["arch", "no_lrn"])]
     pub arch_file: Option<PathBuf>,
+    /// Load weights even with NaN or infinite values or negative batch-norm
+    /// variances (refused otherwise, naming the tensor): for forensics.
+    #[arg(long)]
+    pub allow_nonfinite: bool,
 }
 
 impl ArchArgs {
@@ -665,6 +669,7 @@ impl ArchArgs {
             classes: self.classes,
             no_lrn: self.no_lrn,
             arch_file: self.arch_file.clone(),
+            allow_nonfinite: self.allow_nonfinite,
         }
     }
 }

@@ -35,6 +35,8 @@ pub struct ArchOverrides {
     pub no_lrn: bool,
     /// An architecture file instead of a built-in.
     pub arch_file: Option<PathBuf>,
+    /// Load non-finite values and negative variances (for forensics).
+    pub allow_nonfinite: bool,
 }
 
 /// ImageNet's per-channel mean of `[0, 1]` RGB pixels (torchvision's).
@@ -245,10 +247,47 @@ pub fn load_model(
         (None, None) => bail!("pass --weights FILE or --checkpoint DIR"),
     };
     let (tensors, meta) = read_safetensors(&path)?;
+    if !args.allow_nonfinite {
+        check_values(&path, &tensors)?;
+    }
     let info = WeightsInfo::resolve(&path, &meta, args, &tensors)?;
     let model = Model::new(info.arch_table()?, InitScheme::Pytorch, Device::Cpu)?;
     assign_strict(&path, tensors, &model.named_weights())?;
     Ok((model, info))
+}
+
+/// Refuses weights that no training produces: a NaN or infinite value in
+/// any floating-point tensor, a negative batch-norm `running_var` (which
+/// would make its normalization NaN). The error names the file and tensor.
+pub fn check_values(path: &Path, tensors: &[(String, Tensor)]) -> Result<()> {
+    tch::no_grad(|| {
+        for (name, t) in tensors {
+            if !t.is_floating_point() {
+                continue;
+            }
+            let bad = t
+                .isfinite()
+                .logical_not()
+                .sum(tch::Kind::Int64)
+                .int64_value(&[]);
+            if bad > 0 {
+                bail!(
+                    "{}: tensor '{name}' has {bad} NaN or infinite values (pass --allow-nonfinite to load it anyway, for forensics)",
+                    path.display()
+                );
+            }
+            if name.ends_with("running_var") && t.numel() > 0 {
+                let min = t.min().double_value(&[]);
+                if min < 0.0 {
+                    bail!(
+                        "{}: tensor '{name}' has a negative variance ({min}) (pass --allow-nonfinite to load it anyway)",
+                        path.display()
+                    );
+                }
+            }
+        }
+        Ok(())
+    })
 }
 
 /// Parses `a,b,c` into three numbers.

@@ -309,6 +309,18 @@ pub fn restore(
             difference.map(|d| format!(": {d}")).unwrap_or_default()
         );
     }
+    // The same number of classes under other names would remap every
+    // label silently.
+    if let (Some(theirs), Some(ours)) = (&theirs.class_names, &info.class_names) {
+        if let Some(i) = (0..theirs.len().min(ours.len())).find(|&i| theirs[i] != ours[i]) {
+            bail!(
+                "checkpoint {} was trained on other classes: its class {i} is '{}', the data's is '{}' (the data's class folders changed; resuming would remap the labels)",
+                ck.dir().display(),
+                theirs[i],
+                ours[i]
+            );
+        }
+    }
     let momentum_path = ck
         .file(OPTIMIZER_FILE)
         .with_context(|| {

@@ -135,6 +135,7 @@ impl StartWeights {
     ) -> Result<StartWeights> {
         let (file, checkpoint) = weights_file(from)?;
         let (tensors, meta) = read_safetensors(&file)?;
+        crate::weights::check_values(&file, &tensors).context("config key 'model.init_from'")?;
         if !data.pixel_mean {
             warn_on_normalization(&file, &meta, data);
         }

@@ -726,3 +726,29 @@ fn a_run_that_stopped_before_its_first_checkpoint_starts_over_when_asked() {
     );
     assert!(runs.join("cut/checkpoints/latest/manifest.json").is_file());
 }
+
+/// The same number of classes under other names: resuming would remap
+/// every label silently, so it is refused naming the first difference.
+#[test]
+fn a_resume_on_renamed_class_folders_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = tiny_data(dir.path());
+    run(&quick(dir.path(), &data, "renamed", "zfnet-seed", "1"));
+    for split in ["train", "val"] {
+        std::fs::rename(
+            data.join(split).join("01-square"),
+            data.join(split).join("01-zigzag"),
+        )
+        .unwrap();
+    }
+    let mut args = quick(dir.path(), &data, "renamed", "zfnet-seed", "2");
+    args.extend([
+        "--resume".to_string(),
+        s(&dir.path().join("runs/renamed")).to_string(),
+    ]);
+    let err = fails(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        err.contains("other classes") && err.contains("'01-square'") && err.contains("'01-zigzag'"),
+        "{err}"
+    );
+}

@@ -218,3 +218,71 @@ fn predict_reports_top5_for_a_jpeg_and_refuses_bad_images() {
         "{err}"
     );
 }
+
+/// Weights no training produces (a NaN, a negative batch-norm variance)
+/// are refused by import, predict and --init-from, naming the tensor;
+/// `--allow-nonfinite` loads them for forensics.
+#[test]
+fn nonfinite_weights_and_negative_variances_are_refused_naming_the_tensor() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let arch = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/archs/small-convnet.toml");
+    ok(&[
+        "init",
+        "--arch-file",
+        s(&arch),
+        "--classes",
+        "3",
+        "--out",
+        s(&d.join("ck")),
+    ]);
+    export(&d.join("ck"), &d.join("w.safetensors"));
+    let (tensors, meta) = read_safetensors(&d.join("w.safetensors")).unwrap();
+    let corrupt = |out: &str, pick: &dyn Fn(&str) -> bool, value: f64| -> String {
+        let mut name = String::new();
+        let changed: Vec<(String, tch::Tensor)> = tensors
+            .iter()
+            .map(|(n, t)| {
+                let t = t.copy();
+                if name.is_empty() && pick(n) {
+                    name = n.clone();
+                    let _ = t.flatten(0, -1).get(0).fill_(value);
+                }
+                (n.clone(), t)
+            })
+            .collect();
+        zftrain_checkpoints::write_safetensors(&d.join(out), &changed, &meta).unwrap();
+        name
+    };
+    let nan = corrupt("nan.safetensors", &|n| n.ends_with(".weight"), f64::NAN);
+    let var = corrupt("var.safetensors", &|n| n.ends_with("running_var"), -1.0);
+    assert!(!var.is_empty(), "the architecture has a batch norm");
+    for (file, name, why) in [
+        ("nan.safetensors", &nan, "NaN or infinite"),
+        ("var.safetensors", &var, "negative variance"),
+    ] {
+        let path = d.join(file);
+        let err = fails(&[
+            "import",
+            "--weights",
+            s(&path),
+            "--out",
+            s(&d.join(format!("{file}.ck"))),
+        ]);
+        assert!(
+            err.contains(&format!("tensor '{name}'")) && err.contains(why),
+            "{err}"
+        );
+        assert!(!d.join(format!("{file}.ck")).exists());
+        let err = fails(&["predict", "--weights", s(&path), s(&arch)]);
+        assert!(err.contains(&format!("tensor '{name}'")), "{err}");
+    }
+    ok(&[
+        "import",
+        "--weights",
+        s(&d.join("nan.safetensors")),
+        "--allow-nonfinite",
+        "--out",
+        s(&d.join("forensics")),
+    ]);
+}
