@@ -1,8 +1,8 @@
 //! `zftrain visualize`: runs the visualization hooks once, outside training,
 //! on a checkpoint or on imported weights, with a folder of images as the
 //! probe set. The hooks come from `--config` (its `[[hooks]]` and
-//! `[probe]`), else from the checkpoint's own run configuration, else the
-//! default pair: Deconvnet grids of 16 feature maps per conv layer and the
+//! `[probe]`), else from the checkpoint's own run configuration, else (a
+//! checkpoint from `init` or `import`, or weights) the default pair: Deconvnet grids of 16 feature maps per conv layer and the
 //! dead-filter counts.
 
 use std::path::{Path, PathBuf};
@@ -36,7 +36,9 @@ fn hooks_config(args: &VisualizeArgs, ck: Option<&Checkpoint>) -> Result<RunConf
     if let Some(path) = &args.config {
         return RunConfig::load(Some(path), &args.set);
     }
-    if let Some(ck) = ck {
+    // A checkpoint from `zftrain init` or `import` has no run configuration:
+    // the default hooks.
+    if let Some(ck) = ck.filter(|c| c.file(CONFIG_FILE).is_some()) {
         let value = ck.read_json(CONFIG_FILE)?;
         let mut config: RunConfig = serde_json::from_value(value)
             .with_context(|| format!("{}: bad run configuration", ck.dir().display()))?;

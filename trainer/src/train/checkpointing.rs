@@ -333,6 +333,9 @@ pub fn restore(
     let (momentum, _) = read_safetensors(&momentum_path)?;
     let state: TrainerState = serde_json::from_value(ck.read_json(TRAINER_FILE)?)
         .with_context(|| format!("{}: bad trainer state", ck.dir().display()))?;
+    state
+        .check()
+        .map_err(|e| anyhow::anyhow!("{}/{TRAINER_FILE}: {e}", ck.dir().display()))?;
     // Everything read and checked: now copy (strict loads change nothing on error).
     assign_strict(&ck.weights_path(), tensors, &model.named_weights())?;
     assign_strict(&momentum_path, momentum, &sgd.state())?;

@@ -654,7 +654,12 @@ impl Core {
         if self.config.train.renorm_radius > 0.0 {
             self.dp.renormalize(self.config.train.renorm_radius);
         }
-        self.state.global_step += 1;
+        self.state.global_step = self
+            .state
+            .global_step
+            .checked_add(1)
+            .filter(|&s| s <= crate::train::state::MAX_STEPS)
+            .ok_or_else(|| anyhow::anyhow!("the step counter reached its limit"))?;
         Ok(())
     }
 

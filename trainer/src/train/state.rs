@@ -30,3 +30,53 @@ pub struct TrainerState {
     #[serde(default)]
     pub loss_scaler: Option<LossScaler>,
 }
+
+/// The largest step count a state may hold: TensorBoard's steps are i64,
+/// and floats count them exactly up to 2^53.
+pub const MAX_STEPS: u64 = 1 << 53;
+
+impl TrainerState {
+    /// Checks counters read from a file (a resealed `trainer.json` is as
+    /// easy to write as any): each within what a run can reach, so no
+    /// arithmetic on them wraps. `Err` names the field.
+    pub fn check(&self) -> Result<(), String> {
+        let limits = [
+            ("epoch", self.epoch, 1 << 32),
+            ("batch", self.batch as u64, 1 << 40),
+            ("global_step", self.global_step, MAX_STEPS),
+            ("best_step", self.best_step.unwrap_or(0), MAX_STEPS),
+            ("skipped_images", self.skipped_images, MAX_STEPS),
+        ];
+        for (name, value, max) in limits {
+            if value > max {
+                return Err(format!(
+                    "'{name}' is {value}, beyond the {max} a run can reach"
+                ));
+            }
+        }
+        if !self.best_top1.is_finite() {
+            return Err(format!("'best_top1' is {}", self.best_top1));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_beyond_reach_are_refused_by_name() {
+        assert!(TrainerState::default().check().is_ok());
+        let s = TrainerState {
+            global_step: u64::MAX,
+            ..TrainerState::default()
+        };
+        assert!(s.check().unwrap_err().contains("'global_step'"));
+        let s = TrainerState {
+            best_top1: f64::NAN,
+            ..TrainerState::default()
+        };
+        assert!(s.check().unwrap_err().contains("best_top1"));
+    }
+}

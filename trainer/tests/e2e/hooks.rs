@@ -332,7 +332,7 @@ fn an_exec_command_given_as_one_string_is_refused_before_anything_runs() {
 
 /// Recomputes the manifest's checksum of `name` in checkpoint `ck` after
 /// an edit, as anyone who can write the folder can.
-fn reseal(ck: &Path, name: &str) {
+pub fn reseal(ck: &Path, name: &str) {
     use sha2::{Digest, Sha256};
     let bytes = std::fs::read(ck.join(name)).unwrap();
     let path = ck.join("manifest.json");
@@ -574,4 +574,27 @@ fn plugins_are_killed_as_a_group_and_their_stderr_is_capped_and_kept_readable() 
         log < 1 << 20,
         "train.log grew to {log} bytes from 8 MB of plugin stderr"
     );
+}
+
+/// A checkpoint from `zftrain init` (or `import`) has no run configuration:
+/// `visualize --checkpoint` runs the default hooks on it.
+#[test]
+fn visualize_runs_the_default_hooks_on_an_init_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = tiny_data(d);
+    crate::common::init("zfnet-seed", "2", "1", &d.join("ck"));
+    let out = ok(&[
+        "visualize",
+        "--checkpoint",
+        s(&d.join("ck")),
+        "--data",
+        s(&data),
+        "--out",
+        s(&d.join("vis")),
+        "--probe-images",
+        "2",
+    ]);
+    assert!(out.contains("visualized 2 hooks on 2 images"), "{out}");
+    assert!(d.join("vis/hooks/deconv/epoch-000/conv1.png").exists());
 }

@@ -752,3 +752,28 @@ fn a_resume_on_renamed_class_folders_is_refused() {
         "{err}"
     );
 }
+
+/// A resealed `trainer.json` whose step counter is u64::MAX (anyone who can
+/// write the folder can reseal a manifest) is refused by name instead of
+/// wrapping the step.
+#[test]
+fn a_step_counter_beyond_reach_in_a_checkpoint_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = tiny_data(dir.path());
+    run(&quick(dir.path(), &data, "counter", "zfnet-seed", "1"));
+    let run_dir = dir.path().join("runs/counter");
+    let ck = std::fs::canonicalize(run_dir.join("checkpoints/latest")).unwrap();
+    let path = ck.join("trainer.json");
+    let mut state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    state["global_step"] = serde_json::json!(u64::MAX);
+    std::fs::write(&path, serde_json::to_vec(&state).unwrap()).unwrap();
+    crate::hooks::reseal(&ck, "trainer.json");
+    let mut args = quick(dir.path(), &data, "counter", "zfnet-seed", "2");
+    args.extend(["--resume".to_string(), s(&ck).to_string()]);
+    let err = fails(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        err.contains("trainer.json") && err.contains("'global_step'"),
+        "{err}"
+    );
+}
