@@ -88,7 +88,7 @@ impl Dataset {
     /// images above `max_pixels` before allocating them.
     pub fn decode(&self, i: usize, max_pixels: u64) -> Result<RgbImage, String> {
         match &self.pack {
-            Some(pack) => crate::decode::decode_rgb_bytes(pack.bytes(i), max_pixels),
+            Some(pack) => crate::decode::decode_rgb_bytes(&pack.bytes(i)?, max_pixels),
             None => crate::decode::decode_rgb(&self.samples[i].path, max_pixels),
         }
     }
@@ -102,7 +102,7 @@ impl Dataset {
         region: impl FnOnce(u32, u32) -> (u32, u32, u32, u32),
     ) -> Result<crate::decode::Region, String> {
         match &self.pack {
-            Some(pack) => crate::decode::decode_region_bytes(pack.bytes(i), max_pixels, region),
+            Some(pack) => crate::decode::decode_region_bytes(&pack.bytes(i)?, max_pixels, region),
             None => {
                 let bytes = std::fs::read(&self.samples[i].path).map_err(|e| e.to_string())?;
                 crate::decode::decode_region_bytes(&bytes, max_pixels, region)

@@ -385,15 +385,21 @@ fn load_batch(
                 labels.push(sample.label as i64);
                 positions.push(sample_index);
             }
-            Err(message) => match config.bad_images {
-                BadImages::Skip => skipped.push((sample.path.clone(), message)),
-                BadImages::Fail => {
-                    return Err(DataError::BadImage {
-                        path: sample.path.clone(),
-                        message,
-                    })
+            Err(message) => {
+                // A pack cut underneath is no bad image: it stops the run.
+                if let Some(pack) = &dataset.pack {
+                    pack.check_unchanged()?;
                 }
-            },
+                match config.bad_images {
+                    BadImages::Skip => skipped.push((sample.path.clone(), message)),
+                    BadImages::Fail => {
+                        return Err(DataError::BadImage {
+                            path: sample.path.clone(),
+                            message,
+                        })
+                    }
+                }
+            }
         }
     }
     images.truncate(filled);

@@ -1,5 +1,8 @@
 //! The packed data format: one file holding a data set's images, re-encoded
-//! at a bounded size, their labels and the class names, read through mmap.
+//! at a bounded size, their labels and the class names. The index is read
+//! through a mapping when the pack is opened; images are read with `pread`
+//! on the file the pack keeps open, so a pack cut or rewritten underneath a
+//! running loader gives an error that names it, never a SIGBUS.
 //! Reading one file beats opening thousands (and re-encoding at shorter side
 //! 256 shrinks each image a decoder must chew through).
 //!
@@ -46,7 +49,9 @@ struct Index {
 /// An open pack.
 pub struct Pack {
     path: PathBuf,
-    map: memmap2::Mmap,
+    file: File,
+    /// The file's size when opened.
+    len: u64,
     /// The samples.
     pub entries: Vec<PackEntry>,
     /// Class names.
@@ -126,23 +131,60 @@ impl Pack {
     /// Opens and checks a pack.
     pub fn open(path: &Path) -> Result<Pack, DataError> {
         let file = File::open(path).map_err(DataError::io("opening pack", path))?;
-        // SAFETY: the map is read-only; a pack is written once under a
-        // temporary name and never modified after its rename.
+        // SAFETY: the map is read-only and dropped before this returns; a
+        // pack is written once under a temporary name and never modified
+        // after its rename (one cut during these few lines could still fault).
         let map =
             unsafe { memmap2::Mmap::map(&file) }.map_err(DataError::io("mapping pack", path))?;
         let (entries, classes) = parse_layout(&map).map_err(|m| DataError::layout(path, m))?;
+        let len = map.len() as u64;
+        drop(map);
         Ok(Pack {
             path: path.to_path_buf(),
-            map,
+            file,
+            len,
             entries,
             classes,
         })
     }
 
-    /// The JPEG bytes of sample `i`.
-    pub fn bytes(&self, i: usize) -> &[u8] {
+    /// The JPEG bytes of sample `i`, read from the open file; an error
+    /// names the pack when the file no longer holds them (cut, or replaced
+    /// in place).
+    pub fn bytes(&self, i: usize) -> Result<Vec<u8>, String> {
+        use std::os::unix::fs::FileExt;
         let e = &self.entries[i];
-        &self.map[e.offset as usize..(e.offset + e.len) as usize]
+        let mut buf = vec![0u8; e.len as usize];
+        self.file.read_exact_at(&mut buf, e.offset).map_err(|err| {
+            format!(
+                "{}: reading {} at byte {}: {err} (was the pack cut or rewritten while in use?)",
+                self.path.display(),
+                e.name,
+                e.offset
+            )
+        })?;
+        Ok(buf)
+    }
+
+    /// `Err` (naming the pack) when the open file is no longer the size it
+    /// had when opened: it was cut or rewritten in place, and every image
+    /// read from it now is suspect.
+    pub fn check_unchanged(&self) -> Result<(), DataError> {
+        let now = self
+            .file
+            .metadata()
+            .map_err(DataError::io("reading pack", &self.path))?
+            .len();
+        if now != self.len {
+            return Err(DataError::layout(
+                &self.path,
+                format!(
+                    "the pack changed while in use ({} bytes when opened, {now} now): was it cut or rewritten? Write it again, then resume",
+                    self.len
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// The pack as a data set (each sample's path names the pack and the

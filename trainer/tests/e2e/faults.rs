@@ -501,3 +501,58 @@ fn a_run_being_trained_is_refused_to_a_second_process_and_taken_over_after_a_kil
         "released at the end"
     );
 }
+
+/// A pack cut in place while a run trains from it (an rsync or a copy
+/// over the same name) ends the run with an error naming the pack, not
+/// with SIGBUS.
+#[test]
+fn a_pack_cut_while_training_from_it_is_an_error_that_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = data(dir.path(), 6);
+    let pack = dir.path().join("train.zfpack");
+    ok(&[
+        "data",
+        "pack",
+        "--src",
+        s(&data.join("train")),
+        "--out",
+        s(&pack),
+    ]);
+    let mut a = args(dir.path(), &data, "packed", "1000", "0");
+    // The pack for training (--data would set the folder).
+    let at = a.iter().position(|x| x == "--data").unwrap();
+    a.drain(at..at + 2);
+    for (key, path) in [("data.train", pack.clone()), ("data.val", data.join("val"))] {
+        a.extend([
+            "--set".to_string(),
+            format!("{key}={:?}", path.display().to_string()),
+        ]);
+    }
+    let run = dir.path().join("runs/packed");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_zftrain"))
+        .args(&a)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_step(&run, &mut child);
+    let len = std::fs::metadata(&pack).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&pack)
+        .unwrap()
+        .set_len(len / 3)
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "ended by a signal? {:?}: {err}",
+        out.status
+    );
+    assert!(
+        err.contains("train.zfpack") && err.contains("changed while in use"),
+        "{err}"
+    );
+}
