@@ -10,6 +10,13 @@
 //! refuses (CMYK, some damaged streams) goes to `zune-jpeg`; other formats
 //! (PNG, ...) to `image`. The size is read from the header and checked
 //! against the pixel limit before any pixel is allocated.
+//!
+//! libjpeg-turbo's handle (one per thread) is dropped after any image it
+//! fails on: a damaged header leaves it mid-header, and its next header read
+//! then answers with an earlier image's size (a buffer sized from that was
+//! overrun, a heap corruption found by packing hostile images on two
+//! threads). The size it reports must also equal the frame header's, read
+//! here, and it may decode no more pixels than that.
 
 use std::path::Path;
 
@@ -138,9 +145,17 @@ mod turbo {
             }
             let h = cell.as_ref().map(|h| h.0).expect("set above");
             // SAFETY: `h` is a live decompression handle owned by this
-            // thread; `bytes` outlives the calls; the output buffer is
-            // sized from the header and region libjpeg-turbo reports.
-            unsafe { decode_with(h, bytes, max_pixels, region) }
+            // thread, clean (every failure drops it below); `bytes` outlives
+            // the calls; the output buffer is sized from a header whose
+            // size matches the frame header read here independently.
+            let answer = unsafe { decode_with(h, bytes, max_pixels, region) };
+            if !matches!(answer, Ok(Some(_))) {
+                // A failed header read leaves libjpeg-turbo mid-header, and
+                // the next header read on the handle would then answer with
+                // the size of an earlier image: a fresh handle next time.
+                *cell = None;
+            }
+            answer
         })
     }
 
@@ -165,7 +180,19 @@ mod turbo {
             return Ok(None);
         }
         let (w, hh) = (w as u32, hh as u32);
+        // The output buffer is sized from this answer, so it must be this
+        // image's: checked against the frame header, read here.
+        if super::frame_size(bytes) != Some((w, hh)) {
+            return Ok(None);
+        }
         check_size(w as u64, hh as u64, max_pixels)?;
+        // And libjpeg-turbo refuses to decode more pixels than that.
+        let Ok(limit) = i32::try_from(w as u64 * hh as u64) else {
+            return Ok(None);
+        };
+        if tj::tj3Set(h, tj::TJPARAM_TJPARAM_MAXPIXELS as i32, limit) != 0 {
+            return Ok(None);
+        }
         let (x, y, rw, rh) = region(w, hh);
         // Clamp to the image, then widen to whole MCU columns on the left.
         let (x, y) = (x.min(w - 1), y.min(hh - 1));
@@ -219,6 +246,48 @@ mod turbo {
             origin: (x0, y0),
             pixels,
         }))
+    }
+}
+
+/// The `(width, height)` of a JPEG's frame header (its first SOF marker),
+/// found by walking the marker segments from SOI the way libjpeg's marker
+/// reader does (bytes between markers skipped, fill bytes and stuffed zeros
+/// passed over); `None` if there is none before the scan, the end of the
+/// image or the end of the bytes.
+fn frame_size(bytes: &[u8]) -> Option<(u32, u32)> {
+    if !bytes.starts_with(&[0xFF, 0xD8]) {
+        return None;
+    }
+    let be16 = |at: usize| -> Option<usize> {
+        Some(u16::from_be_bytes([*bytes.get(at)?, *bytes.get(at + 1)?]) as usize)
+    };
+    let mut i = 2;
+    loop {
+        while *bytes.get(i)? != 0xFF {
+            i += 1;
+        }
+        while *bytes.get(i)? == 0xFF {
+            i += 1;
+        }
+        let marker = bytes[i];
+        i += 1;
+        match marker {
+            // A stuffed zero, TEM and RSTn: no segment follows.
+            0x00 | 0x01 | 0xD0..=0xD7 => {}
+            // SOFn (not DHT, JPG or DAC): length, precision, height, width.
+            0xC0..=0xCF if !matches!(marker, 0xC4 | 0xC8 | 0xCC) => {
+                return Some((be16(i + 5)? as u32, be16(i + 3)? as u32));
+            }
+            // SOI again, EOI, SOS: no frame header before them.
+            0xD8..=0xDA => return None,
+            _ => {
+                let len = be16(i)?;
+                if len < 2 {
+                    return None;
+                }
+                i += len;
+            }
+        }
     }
 }
 
@@ -364,5 +433,82 @@ mod tests {
             !asked,
             "the region was asked for before the size was checked"
         );
+    }
+}
+
+#[cfg(test)]
+mod handle_state_tests {
+    use super::*;
+
+    fn encode(img: image::DynamicImage) -> Vec<u8> {
+        let mut out = Vec::new();
+        img.write_to(
+            &mut std::io::Cursor::new(&mut out),
+            image::ImageFormat::Jpeg,
+        )
+        .unwrap();
+        out
+    }
+
+    /// A damaged header (a JPEG cut inside its Huffman tables) leaves
+    /// libjpeg-turbo's handle mid-header; the next image on the same thread
+    /// must still be read with its own size (it was once read with the size
+    /// of the image before the damaged one, and decoded past its buffer).
+    #[test]
+    fn an_image_after_a_damaged_header_is_decoded_at_its_own_size() {
+        let small = encode(image::DynamicImage::ImageLuma8(image::GrayImage::from_fn(
+            64,
+            48,
+            |x, _| image::Luma([(x * 4) as u8]),
+        )));
+        let big_rgb = RgbImage::from_fn(80, 60, |x, y| {
+            image::Rgb([(x * 3) as u8, (y * 4) as u8, 90])
+        });
+        let big = encode(image::DynamicImage::ImageRgb8(big_rgb.clone()));
+        let header_end = big
+            .windows(2)
+            .position(|w| w == [0xFF, 0xDA])
+            .expect("a start of scan");
+        // Cut inside the last Huffman table, before the start of scan.
+        let damaged = &big[..header_end - 20];
+        for round in 0..4 {
+            assert_eq!(
+                decode_rgb_bytes(&small, 1 << 20).unwrap().dimensions(),
+                (64, 48)
+            );
+            assert!(decode_rgb_bytes(damaged, 1 << 20).is_err(), "round {round}");
+            // Straight after the damaged header: libjpeg-turbo (a fresh
+            // handle) decodes the next one, only the asked part of it, not
+            // the whole-image fallback.
+            let part = decode_region_bytes(&big, 1 << 20, |_, _| (40, 30, 16, 16)).unwrap();
+            assert_eq!(part.full, (80, 60), "round {round}");
+            assert!(part.pixels.width() < 80, "round {round}: decoded it all");
+            assert!(decode_rgb_bytes(damaged, 1 << 20).is_err(), "round {round}");
+            let got = decode_rgb_bytes(&big, 1 << 20).unwrap();
+            assert_eq!(got.dimensions(), (80, 60), "round {round}");
+            let worst = got
+                .as_raw()
+                .iter()
+                .zip(big_rgb.as_raw())
+                .map(|(a, b)| a.abs_diff(*b))
+                .max()
+                .unwrap();
+            assert!(worst < 40, "round {round}: {worst}");
+        }
+    }
+
+    #[test]
+    fn the_frame_header_gives_the_size_and_streams_without_one_give_none() {
+        let img = encode(image::DynamicImage::ImageRgb8(RgbImage::new(123, 45)));
+        assert_eq!(frame_size(&img), Some((123, 45)));
+        let sof = img.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+        assert_eq!(frame_size(&img[..sof]), None);
+        assert_eq!(frame_size(&img[..sof + 6]), None);
+        assert_eq!(frame_size(b"\x89PNG\r\n"), None);
+        // Bytes between segments and fill bytes are passed over, as libjpeg does.
+        let mut padded = img[..sof].to_vec();
+        padded.extend_from_slice(&[0x12, 0x34, 0xFF, 0xFF]);
+        padded.extend_from_slice(&img[sof..]);
+        assert_eq!(frame_size(&padded), Some((123, 45)));
     }
 }

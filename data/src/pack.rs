@@ -1,8 +1,8 @@
 //! The packed data format: one file holding a data set's images, re-encoded
-//! at a bounded size, their labels and the class names. The index is read
-//! through a mapping when the pack is opened; images are read with `pread`
-//! on the file the pack keeps open, so a pack cut or rewritten underneath a
-//! running loader gives an error that names it, never a SIGBUS.
+//! at a bounded size, their labels and the class names. The index, when the
+//! pack is opened, and the images, as the loader asks, are read with `pread`
+//! on the file the pack keeps open (no mapping), so a pack cut or rewritten
+//! underneath a running loader gives an error that names it, never a SIGBUS.
 //! Reading one file beats opening thousands (and re-encoding at shorter side
 //! 256 shrinks each image a decoder must chew through).
 //!
@@ -82,10 +82,23 @@ impl Eq for Pack {}
 /// the message says what is wrong. Never panics, whatever the bytes (fuzzed:
 /// `fuzz/fuzz_targets/pack_index.rs`).
 pub fn parse_layout(bytes: &[u8]) -> Result<(Vec<PackEntry>, Vec<String>), String> {
-    if bytes.len() < 40 || &bytes[..8] != MAGIC {
+    read_layout(bytes.len() as u64, |at, len| {
+        Ok(bytes[at as usize..(at + len) as usize].to_vec())
+    })
+}
+
+/// [`parse_layout`] on a file of `file_len` bytes read through
+/// `read(offset, len)`, which is only asked for ranges inside the file: the
+/// magic, the footer and the index (so no more than the file's size is
+/// ever allocated).
+fn read_layout(
+    file_len: u64,
+    read: impl Fn(u64, u64) -> Result<Vec<u8>, String>,
+) -> Result<(Vec<PackEntry>, Vec<String>), String> {
+    if file_len < 40 || read(0, 8)? != MAGIC {
         return Err("not a zftrain pack".into());
     }
-    let footer = &bytes[bytes.len() - 32..];
+    let footer = read(file_len - 32, 32)?;
     if &footer[24..] != DONE {
         return Err("an incomplete pack (its writing was interrupted?): write it again".into());
     }
@@ -93,16 +106,16 @@ pub fn parse_layout(bytes: &[u8]) -> Result<(Vec<PackEntry>, Vec<String>), Strin
     let (at, len, hash) = (word(0), word(1), word(2));
     let end = at
         .checked_add(len)
-        .filter(|&e| at >= 8 && e <= (bytes.len() - 32) as u64);
-    let Some(end) = end else {
+        .filter(|&e| at >= 8 && e <= file_len - 32);
+    if end.is_none() {
         return Err("the pack's index lies outside the file".into());
-    };
-    let index_bytes = &bytes[at as usize..end as usize];
-    if fnv(index_bytes) != hash {
+    }
+    let index_bytes = read(at, len)?;
+    if fnv(&index_bytes) != hash {
         return Err("the pack's index does not match its checksum".into());
     }
     let index: Index =
-        serde_json::from_slice(index_bytes).map_err(|e| format!("the pack's index: {e}"))?;
+        serde_json::from_slice(&index_bytes).map_err(|e| format!("the pack's index: {e}"))?;
     for e in &index.samples {
         let inside = e.offset >= 8 && e.offset.checked_add(e.len).is_some_and(|x| x <= at);
         if !inside || e.label >= index.classes.len() {
@@ -131,14 +144,18 @@ impl Pack {
     /// Opens and checks a pack.
     pub fn open(path: &Path) -> Result<Pack, DataError> {
         let file = File::open(path).map_err(DataError::io("opening pack", path))?;
-        // SAFETY: the map is read-only and dropped before this returns; a
-        // pack is written once under a temporary name and never modified
-        // after its rename (one cut during these few lines could still fault).
-        let map =
-            unsafe { memmap2::Mmap::map(&file) }.map_err(DataError::io("mapping pack", path))?;
-        let (entries, classes) = parse_layout(&map).map_err(|m| DataError::layout(path, m))?;
-        let len = map.len() as u64;
-        drop(map);
+        let len = file
+            .metadata()
+            .map_err(DataError::io("reading pack", path))?
+            .len();
+        let (entries, classes) = read_layout(len, |at, n| {
+            use std::os::unix::fs::FileExt;
+            let mut buf = vec![0u8; n as usize];
+            file.read_exact_at(&mut buf, at)
+                .map(|()| buf)
+                .map_err(|e| format!("reading {n} bytes at {at}: {e}"))
+        })
+        .map_err(|m| DataError::layout(path, m))?;
         Ok(Pack {
             path: path.to_path_buf(),
             file,

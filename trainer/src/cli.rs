@@ -552,7 +552,7 @@ pub struct DataArgs {
 pub enum DataCommand {
     /// Write the built-in synthetic data set (real JPEG files) as an ImageFolder.
     Synth(SynthArgs),
-    /// Pack an ImageFolder into one file (images re-encoded at a bounded size), read through mmap.
+    /// Pack an ImageFolder into one file (images re-encoded at a bounded size), read with pread.
     Pack(PackArgs),
 }
 

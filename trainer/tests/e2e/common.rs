@@ -16,7 +16,8 @@ pub fn ok(args: &[&str]) -> String {
     let out = zftrain(args);
     assert!(
         out.status.success(),
-        "zftrain {args:?} failed:\n{}{}",
+        "zftrain {args:?} failed ({}):\n{}{}",
+        out.status,
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
