@@ -18,12 +18,13 @@
 //! devices and parameters: which devices there are ([`devices`]), the
 //! replicas ([`replica`]) and their threads ([`workers`]), the gradient
 //! reducers ([`reduce`], [`nccl`]), the rendezvous and links between
-//! nodes ([`rendezvous`]), the compute kind ([`precision`]), SGD
+//! nodes ([`rendezvous`], with [`auth`]'s token challenge), the compute kind ([`precision`]), SGD
 //! ([`optimizer`]), ZF's filter renormalization ([`renorm`]) and fp16 loss
 //! scaling ([`scaler`]); its errors are [`EngineError`]s. It depends on
 //! `zftrain-model` and `zftrain-data` (the rule that cuts a batch over
 //! replicas) and on nothing above them.
 
+pub mod auth;
 pub mod devices;
 pub mod error;
 pub mod nccl;
@@ -34,6 +35,7 @@ pub mod rendezvous;
 pub mod renorm;
 pub mod replica;
 pub mod scaler;
+pub(crate) mod wire;
 pub mod workers;
 
 pub use error::{EngineError, Result};

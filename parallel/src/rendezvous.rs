@@ -2,26 +2,35 @@
 //! over TCP, and the link it leaves open between them.
 //!
 //! Node 0 listens on `host:port`; every other node connects (retrying until
-//! the time-out, since nodes start in any order) and says who it is: its
-//! rank, the node count it was started with, its replica count, whether it
-//! trains on GPUs, and a fingerprint of everything that must agree (model,
-//! optimizer, schedule, batch, seed, the data sets' sizes and classes).
-//! Node 0 checks them all and answers every node with the replica counts of
-//! all nodes and, for GPU runs, NCCL's unique id, so that every GPU of every
-//! node joins one NCCL clique. A node that does not fit is refused with the
+//! the time-out, since nodes start in any order). Each connection first
+//! passes the token challenge ([`crate::auth`]): a peer without the cluster
+//! token is dropped having learnt nothing, and node 0 goes on waiting. Each
+//! connection is challenged on its own thread with its own deadline, so a
+//! peer that trickles bytes or sends garbage delays nobody. Then the node
+//! says who it is: its rank, the node count it was started with, its
+//! replica count, whether it trains on GPUs, and a fingerprint of everything
+//! that must agree (model, optimizer, schedule, batch, seed, the data sets'
+//! sizes and classes). Node 0 checks them all (counts bounded, sums checked)
+//! and answers every node with the replica counts of all nodes and, for GPU
+//! runs, NCCL's unique id, so that every GPU of every node joins one NCCL
+//! clique. A node that holds the token but does not fit is refused with the
 //! reason, and every node stops with that message.
 //!
 //! The connections stay open as the [`Link`]: node 0 is the hub of a star.
 //! Over it go the step's scalars (loss, image count, a stop request), the
 //! gradients of CPU nodes (summed at node 0 in node order: deterministic),
 //! and node 0's broadcasts (the starting weights and trainer state, the state
-//! after each epoch). Messages are length-prefixed frames with a tag.
+//! after each epoch). Messages are frames ([`crate::wire`]) with a size limit
+//! and a deadline; every node sends heartbeats, so a node that stops or
+//! vanishes is noticed within the time-out by every other.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use crate::auth::{self, Token};
 use crate::error::{fail, EngineError, Result, ResultExt};
+use crate::wire::{self, Conn, BLOB, F32, F64, HELLO, REFUSE, WELCOME};
 
 /// How this process joins a multi-node run.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,8 +41,11 @@ pub struct RendezvousConfig {
     pub node_rank: usize,
     /// `host:port` of node 0 (node 0 listens there).
     pub address: String,
-    /// How long to wait for all nodes.
+    /// How long to wait for all nodes, and how long a node may then say
+    /// nothing (not even a heartbeat) before it is taken as gone.
     pub timeout: Duration,
+    /// The secret every node holds ([`Token::insecure`] for none).
+    pub token: Token,
 }
 
 /// What a node says of itself.
@@ -51,64 +63,34 @@ pub struct NodeInfo {
     pub fingerprint: u64,
 }
 
-const MAGIC: &[u8; 8] = b"ZFTRAIN1";
-const HELLO: u32 = 1;
-const WELCOME: u32 = 2;
-const REFUSE: u32 = 3;
-const F32: u32 = 4;
-const F64: u32 = 5;
-const BLOB: u32 = 6;
+const MAGIC: &[u8; 8] = b"ZFTRAIN2";
 
-/// Largest frame accepted (a whole network's gradients fit many times).
-const MAX_FRAME: u64 = 16 << 30;
+/// Most replicas (devices) one node may have.
+pub const MAX_REPLICAS_PER_NODE: usize = 4096;
 
-fn write_frame(s: &mut TcpStream, tag: u32, body: &[u8]) -> std::io::Result<()> {
-    let mut head = [0u8; 12];
-    head[..4].copy_from_slice(&tag.to_le_bytes());
-    head[4..].copy_from_slice(&(body.len() as u64).to_le_bytes());
-    s.write_all(&head)?;
-    s.write_all(body)?;
-    s.flush()
-}
+/// Largest broadcast (weights, momentum and trainer state; its buffer
+/// grows only as bytes arrive).
+const MAX_BLOB: u64 = 64 << 30;
 
-fn read_frame(s: &mut TcpStream) -> Result<(u32, Vec<u8>)> {
-    let mut head = [0u8; 12];
-    s.read_exact(&mut head)?;
-    let tag = u32::from_le_bytes(head[..4].try_into().expect("4 bytes"));
-    let len = u64::from_le_bytes(head[4..].try_into().expect("8 bytes"));
-    if len > MAX_FRAME {
-        fail!(
-            Link,
-            "a frame of {len} bytes (more than {MAX_FRAME}): not a zftrain peer?"
-        );
-    }
-    let mut body = vec![0u8; len as usize];
-    s.read_exact(&mut body)?;
-    Ok((tag, body))
-}
+/// Longest a connecting peer may take to pass the challenge and greet.
+const GREETING_S: u64 = 20;
 
-fn expect_frame(s: &mut TcpStream, want: u32, from: &str) -> Result<Vec<u8>> {
-    let (tag, body) = read_frame(s).with_context(|| format!("reading from {from}"))?;
-    if tag == REFUSE {
-        fail!(
-            Link,
-            "{from} stopped the run: {}",
-            String::from_utf8_lossy(&body)
-        );
-    }
-    if tag != want {
-        fail!(
-            Link,
-            "{from} sent message {tag} where {want} was expected: the nodes are out of step"
-        );
-    }
-    Ok(body)
-}
+/// Connections being challenged at once; more are closed unread.
+const MAX_PENDING: usize = 64;
 
 fn u64_at(b: &[u8], i: usize) -> Result<u64> {
     b.get(i * 8..i * 8 + 8)
         .map(|s| u64::from_le_bytes(s.try_into().expect("8 bytes")))
         .ok_or_else(|| EngineError::Link("a message too short".into()))
+}
+
+/// A peer-supplied count as a `usize` no larger than `max`.
+fn count_at(b: &[u8], i: usize, max: usize, what: &str) -> Result<usize> {
+    let v = u64_at(b, i)?;
+    match usize::try_from(v) {
+        Ok(n) if n <= max => Ok(n),
+        _ => fail!(Link, "{what} {v} is out of range (at most {max})"),
+    }
 }
 
 impl NodeInfo {
@@ -127,14 +109,18 @@ impl NodeInfo {
     }
 
     fn decode(b: &[u8]) -> Result<NodeInfo> {
-        if b.len() < 8 || &b[..8] != MAGIC {
+        if b.len() != 8 + 5 * 8 || &b[..8] != MAGIC {
             fail!(Link, "not a zftrain node (or another version of zftrain)");
         }
         let b = &b[8..];
+        let replicas = count_at(b, 2, MAX_REPLICAS_PER_NODE, "a replica count of")?;
+        if replicas == 0 {
+            fail!(Link, "a node with no replicas");
+        }
         Ok(NodeInfo {
-            node_rank: u64_at(b, 0)? as usize,
-            nodes: u64_at(b, 1)? as usize,
-            replicas: u64_at(b, 2)? as usize,
+            node_rank: count_at(b, 0, usize::MAX, "rank")?,
+            nodes: count_at(b, 1, usize::MAX, "a node count of")?,
+            replicas,
             gpu: u64_at(b, 3)? != 0,
             fingerprint: u64_at(b, 4)?,
         })
@@ -149,8 +135,10 @@ pub struct Link {
     pub replicas: Vec<usize>,
     /// NCCL's unique id (GPU runs).
     pub nccl_id: Option<[u8; 128]>,
-    /// Node 0: the streams of nodes 1.. in rank order. Others: node 0's.
-    streams: Vec<TcpStream>,
+    /// Node 0: the connections of nodes 1.. in rank order. Others: node 0's.
+    conns: Vec<Conn>,
+    /// Dropping it ends the heartbeat thread.
+    _heartbeats: mpsc::Sender<()>,
 }
 
 impl std::fmt::Debug for Link {
@@ -159,6 +147,33 @@ impl std::fmt::Debug for Link {
             .field("node_rank", &self.node_rank)
             .field("replicas", &self.replicas)
             .finish()
+    }
+}
+
+impl Link {
+    fn new(
+        node_rank: usize,
+        replicas: Vec<usize>,
+        nccl_id: Option<[u8; 128]>,
+        conns: Vec<Conn>,
+        silence: Duration,
+    ) -> Result<Link> {
+        if replicas
+            .iter()
+            .try_fold(0usize, |a, &r| a.checked_add(r))
+            .is_none()
+        {
+            fail!(Link, "the nodes' replica counts overflow when summed");
+        }
+        let every = (silence / 4).max(Duration::from_millis(100));
+        let heartbeats = wire::heartbeats(conns.iter().map(Conn::writer).collect(), every)?;
+        Ok(Link {
+            node_rank,
+            replicas,
+            nccl_id,
+            conns,
+            _heartbeats: heartbeats,
+        })
     }
 }
 
@@ -193,6 +208,9 @@ pub fn rendezvous(
             config.nodes - 1
         );
     }
+    if config.timeout.is_zero() {
+        fail!(Link, "the cluster time-out must be above 0 s");
+    }
     let deadline = Instant::now() + config.timeout;
     if config.node_rank == 0 {
         hub(config, me, deadline, nccl_id)
@@ -200,6 +218,9 @@ pub fn rendezvous(
         spoke(config, me, deadline)
     }
 }
+
+/// A connection that passed the challenge and greeted.
+type Greeted = (TcpStream, NodeInfo, SocketAddr);
 
 fn hub(
     config: &RendezvousConfig,
@@ -210,72 +231,130 @@ fn hub(
     let listener = TcpListener::bind(&config.address)
         .with_context(|| format!("node 0 cannot listen on --rendezvous {}", config.address))?;
     listener.set_nonblocking(true)?;
+    let (greeted, arrivals) = mpsc::channel::<std::result::Result<Greeted, ()>>();
+    let mut pending = 0usize;
     let mut joined: Vec<Option<(TcpStream, NodeInfo)>> = (0..config.nodes).map(|_| None).collect();
     let mut refusal: Option<String> = None;
     while joined.iter().skip(1).any(Option::is_none) && refusal.is_none() {
+        let mut idle = true;
         match listener.accept() {
-            Ok((mut stream, peer)) => {
-                let info = match read_greeting(&mut stream) {
-                    Ok(info) => info,
-                    Err(e) => {
-                        eprintln!("zftrain: ignoring a connection from {peer}: {e:#}");
-                        continue;
-                    }
-                };
-                let why = refusal_of(&info, config, &me, &joined, peer);
-                match why {
-                    Some(w) => {
-                        let _ = write_frame(&mut stream, REFUSE, w.as_bytes());
-                        refusal = Some(w);
-                    }
-                    None => {
-                        let rank = info.node_rank;
-                        joined[rank] = Some((stream, info));
-                    }
+            Ok((stream, peer)) => {
+                idle = false;
+                if pending >= MAX_PENDING {
+                    eprintln!("zftrain: closing a connection from {peer}: {MAX_PENDING} others are being checked");
+                } else {
+                    pending += 1;
+                    greet(stream, peer, config, &greeted)?;
                 }
             }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                if Instant::now() > deadline {
-                    let missing: Vec<String> = joined
-                        .iter()
-                        .enumerate()
-                        .skip(1)
-                        .filter(|(_, j)| j.is_none())
-                        .map(|(r, _)| r.to_string())
-                        .collect();
-                    refusal = Some(format!(
-                        "node(s) {} did not join at {} within {} s",
-                        missing.join(", "),
-                        config.address,
-                        config.timeout.as_secs()
-                    ));
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
             Err(e) => return Err(e).context("accepting nodes"),
+        }
+        while let Ok(arrival) = arrivals.try_recv() {
+            idle = false;
+            pending -= 1;
+            let Ok((mut stream, info, peer)) = arrival else {
+                continue;
+            };
+            match refusal_of(&info, config, &me, &joined, peer) {
+                Some(w) => {
+                    let _ = wire::write_frame(&mut stream, REFUSE, w.as_bytes());
+                    refusal = Some(w);
+                }
+                None => {
+                    let rank = info.node_rank;
+                    joined[rank] = Some((stream, info));
+                }
+            }
+        }
+        if refusal.is_none() && Instant::now() > deadline {
+            let missing: Vec<String> = joined
+                .iter()
+                .enumerate()
+                .skip(1)
+                .filter(|(_, j)| j.is_none())
+                .map(|(r, _)| r.to_string())
+                .collect();
+            refusal = Some(format!(
+                "node(s) {} did not join at {} within {} s",
+                missing.join(", "),
+                config.address,
+                config.timeout.as_secs()
+            ));
+        }
+        if idle {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let mut conns = Vec::new();
+    let mut replicas = vec![me.replicas];
+    for (rank, j) in joined.into_iter().enumerate().skip(1) {
+        if let Some((s, info)) = j {
+            replicas.push(info.replicas);
+            conns.push(Conn::new(s, node_name(rank), config.timeout)?);
         }
     }
     if let Some(why) = refusal {
-        for (s, _) in joined.iter_mut().flatten() {
-            let _ = write_frame(s, REFUSE, why.as_bytes());
+        for c in &conns {
+            let _ = c.send(REFUSE, why.as_bytes());
         }
         fail!(Link, "the rendezvous failed: {why}");
     }
     let id = if me.gpu { Some(nccl_id()?) } else { None };
-    let mut replicas = vec![me.replicas];
-    let mut streams = Vec::new();
-    for (s, info) in joined.into_iter().skip(1).flatten() {
-        replicas.push(info.replicas);
-        streams.push(s);
+    let mut welcome = Vec::new();
+    welcome.extend_from_slice(&(replicas.len() as u64).to_le_bytes());
+    for r in &replicas {
+        welcome.extend_from_slice(&(*r as u64).to_le_bytes());
     }
-    welcome(&mut streams, &replicas, id.as_ref())?;
-    Ok(Link {
-        node_rank: 0,
-        replicas,
-        nccl_id: id,
-        streams,
-    })
+    welcome.extend_from_slice(id.as_ref().map_or(&[0u8; 128][..], |i| &i[..]));
+    for c in &conns {
+        c.send(WELCOME, &welcome).context("welcoming a node")?;
+    }
+    Link::new(0, replicas, id, conns, config.timeout)
+}
+
+/// Challenges and reads the greeting of a new connection on a thread of
+/// its own; sends the greeted connection, or `Err(())` (the reason logged),
+/// to `greeted`.
+fn greet(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    config: &RendezvousConfig,
+    greeted: &mpsc::Sender<std::result::Result<Greeted, ()>>,
+) -> Result<()> {
+    let token = config.token.clone();
+    let until = Instant::now() + config.timeout.min(Duration::from_secs(GREETING_S));
+    let greeted = greeted.clone();
+    std::thread::Builder::new()
+        .name("zftrain-greeting".into())
+        .spawn(move || {
+            let checked = (|| -> Result<NodeInfo> {
+                stream.set_nonblocking(false)?;
+                stream.set_nodelay(true)?;
+                stream.set_write_timeout(Some(Duration::from_secs(GREETING_S)))?;
+                auth::challenge(&mut stream, &token, until)?;
+                let mut head = [0u8; 12];
+                wire::read_exact_until(&mut stream, &mut head, until)?;
+                let tag = u32::from_le_bytes(head[..4].try_into().expect("4 bytes"));
+                let len = u64::from_le_bytes(head[4..].try_into().expect("8 bytes"));
+                if tag != HELLO || len != 48 {
+                    fail!(Link, "message {tag} of {len} bytes instead of a greeting");
+                }
+                let mut body = [0u8; 48];
+                wire::read_exact_until(&mut stream, &mut body, until)?;
+                NodeInfo::decode(&body)
+            })();
+            let arrival = match checked {
+                Ok(info) => Ok((stream, info, peer)),
+                Err(e) => {
+                    eprintln!("zftrain: ignoring a connection from {peer}: {e:#}");
+                    Err(())
+                }
+            };
+            let _ = greeted.send(arrival);
+        })
+        .context("starting a greeting thread")?;
+    Ok(())
 }
 
 /// Why node 0 refuses a greeting `info` from `peer`, given who has joined;
@@ -285,7 +364,7 @@ fn refusal_of(
     config: &RendezvousConfig,
     me: &NodeInfo,
     joined: &[Option<(TcpStream, NodeInfo)>],
-    peer: std::net::SocketAddr,
+    peer: SocketAddr,
 ) -> Option<String> {
     if info.nodes != config.nodes {
         Some(format!(
@@ -316,33 +395,6 @@ fn refusal_of(
     }
 }
 
-/// The HELLO a connecting node sends first.
-fn read_greeting(stream: &mut TcpStream) -> Result<NodeInfo> {
-    stream.set_nonblocking(false)?;
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    stream.set_nodelay(true)?;
-    let (tag, body) = read_frame(stream)?;
-    if tag != HELLO {
-        fail!(Link, "message {tag} instead of a greeting");
-    }
-    NodeInfo::decode(&body)
-}
-
-/// Sends every joined node the run's replicas per node and NCCL's id.
-fn welcome(streams: &mut [TcpStream], replicas: &[usize], id: Option<&[u8; 128]>) -> Result<()> {
-    let mut welcome = Vec::new();
-    welcome.extend_from_slice(&(replicas.len() as u64).to_le_bytes());
-    for r in replicas {
-        welcome.extend_from_slice(&(*r as u64).to_le_bytes());
-    }
-    welcome.extend_from_slice(id.map_or(&[0u8; 128][..], |i| &i[..]));
-    for s in streams {
-        write_frame(s, WELCOME, &welcome).context("welcoming a node")?;
-        s.set_read_timeout(None)?;
-    }
-    Ok(())
-}
-
 fn spoke(config: &RendezvousConfig, me: NodeInfo, deadline: Instant) -> Result<Link> {
     let addrs: Vec<_> = config
         .address
@@ -366,13 +418,20 @@ fn spoke(config: &RendezvousConfig, me: NodeInfo, deadline: Instant) -> Result<L
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    stream.set_nodelay(true)?;
-    write_frame(&mut stream, HELLO, &me.encode()).context("greeting node 0")?;
-    let wait = deadline.saturating_duration_since(Instant::now()) + Duration::from_secs(30);
-    stream.set_read_timeout(Some(wait))?;
-    let body = expect_frame(&mut stream, WELCOME, "node 0")?;
-    stream.set_read_timeout(None)?;
-    let n = u64_at(&body, 0)? as usize;
+    let greeting_until = Instant::now() + config.timeout.min(Duration::from_secs(GREETING_S));
+    stream.set_write_timeout(Some(Duration::from_secs(GREETING_S)))?;
+    auth::answer(&mut stream, &config.token, greeting_until)
+        .with_context(|| format!("node 0 at {}", config.address))?;
+    // Node 0 answers once every node has joined: until the deadline, and
+    // then some for the slowest node's greeting.
+    let mut conn = Conn::new(
+        stream,
+        node_name(0),
+        deadline.saturating_duration_since(Instant::now()) + Duration::from_secs(GREETING_S),
+    )?;
+    conn.send(HELLO, &me.encode()).context("greeting node 0")?;
+    let body = conn.expect(WELCOME, 8 * (1 + config.nodes as u64) + 128)?;
+    let n = count_at(&body, 0, config.nodes, "node 0 runs a node count of")?;
     if n != config.nodes {
         fail!(
             Link,
@@ -381,7 +440,7 @@ fn spoke(config: &RendezvousConfig, me: NodeInfo, deadline: Instant) -> Result<L
         );
     }
     let replicas = (0..n)
-        .map(|i| u64_at(&body, 1 + i).map(|v| v as usize))
+        .map(|i| count_at(&body, 1 + i, MAX_REPLICAS_PER_NODE, "a replica count of"))
         .collect::<Result<Vec<_>>>()?;
     let id_bytes = body
         .get((1 + n) * 8..(1 + n) * 8 + 128)
@@ -391,12 +450,8 @@ fn spoke(config: &RendezvousConfig, me: NodeInfo, deadline: Instant) -> Result<L
         id.copy_from_slice(id_bytes);
         id
     });
-    Ok(Link {
-        node_rank: me.node_rank,
-        replicas,
-        nccl_id,
-        streams: vec![stream],
-    })
+    let conn = conn.with_silence(config.timeout);
+    Link::new(me.node_rank, replicas, nccl_id, vec![conn], config.timeout)
 }
 
 fn node_name(rank: usize) -> String {
@@ -428,40 +483,37 @@ impl Link {
         to_bytes: fn(&[T]) -> Vec<u8>,
         from_bytes: fn(&[u8]) -> Vec<T>,
     ) -> Result<()> {
-        if self.node_rank == 0 {
-            for (i, s) in self.streams.iter_mut().enumerate() {
-                let body = expect_frame(s, tag, &node_name(i + 1))?;
-                let theirs = from_bytes(&body);
-                if theirs.len() != values.len() {
-                    fail!(
-                        Link,
-                        "node {} sent {} values where {} were expected: the nodes are out of step",
-                        i + 1,
-                        theirs.len(),
-                        values.len()
-                    );
-                }
-                for (v, t) in values.iter_mut().zip(theirs) {
-                    *v += t;
-                }
-            }
-            let out = to_bytes(values);
-            for (i, s) in self.streams.iter_mut().enumerate() {
-                write_frame(s, tag, &out).with_context(|| format!("sending to node {}", i + 1))?;
-            }
-        } else {
-            let s = &mut self.streams[0];
-            write_frame(s, tag, &to_bytes(values)).context("sending to node 0")?;
-            let body = expect_frame(s, tag, "node 0")?;
-            let sum = from_bytes(&body);
-            if sum.len() != values.len() {
+        let size = std::mem::size_of_val(values) as u64;
+        let check = |got: &[T], from: &str| -> Result<()> {
+            if got.len() != values.len() {
                 fail!(
                     Link,
-                    "node 0 sent {} values where {} were expected",
-                    sum.len(),
+                    "{from} sent {} values where {} were expected: the nodes are out of step",
+                    got.len(),
                     values.len()
                 );
             }
+            Ok(())
+        };
+        if self.node_rank == 0 {
+            let mut sum = values.to_vec();
+            for c in &mut self.conns {
+                let theirs = from_bytes(&c.expect(tag, size)?);
+                check(&theirs, &c.peer)?;
+                for (v, t) in sum.iter_mut().zip(theirs) {
+                    *v += t;
+                }
+            }
+            values.copy_from_slice(&sum);
+            let out = to_bytes(values);
+            for c in &self.conns {
+                c.send(tag, &out)?;
+            }
+        } else {
+            let c = &mut self.conns[0];
+            c.send(tag, &to_bytes(values))?;
+            let sum = from_bytes(&c.expect(tag, size)?);
+            check(&sum, "node 0")?;
             values.copy_from_slice(&sum);
         }
         Ok(())
@@ -499,19 +551,19 @@ impl Link {
     /// (`blob` is ignored on the others).
     pub fn broadcast(&mut self, blob: &[u8]) -> Result<Vec<u8>> {
         if self.node_rank == 0 {
-            for (i, s) in self.streams.iter_mut().enumerate() {
-                write_frame(s, BLOB, blob).with_context(|| format!("sending to node {}", i + 1))?;
+            for c in &self.conns {
+                c.send(BLOB, blob)?;
             }
             Ok(blob.to_vec())
         } else {
-            expect_frame(&mut self.streams[0], BLOB, "node 0")
+            self.conns[0].expect(BLOB, MAX_BLOB)
         }
     }
 
     /// Tells the other nodes this one stops with an error (best effort).
     pub fn abort(&mut self, why: &str) {
-        for s in &mut self.streams {
-            let _ = write_frame(s, REFUSE, why.as_bytes());
+        for c in &self.conns {
+            let _ = c.send(REFUSE, why.as_bytes());
         }
     }
 }
@@ -541,6 +593,7 @@ mod tests {
             node_rank: rank,
             address: address.into(),
             timeout: Duration::from_secs(10),
+            token: Token::new(b"s3cret"),
         }
     }
 
@@ -629,5 +682,205 @@ mod tests {
         let spoke = rendezvous(&config(&address, 2, 1), gpu(1), || unreachable!()).unwrap();
         assert_eq!(spoke.nccl_id, Some([42u8; 128]));
         assert_eq!(hub.join().unwrap().unwrap().nccl_id, Some([42u8; 128]));
+    }
+
+    use std::io::{Read, Write};
+
+    /// Connects to `address` until it answers.
+    fn connect(address: &str) -> TcpStream {
+        loop {
+            if let Ok(s) = TcpStream::connect(address) {
+                return s;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// What rogues do to node 0 while the real node 1 joins: none of them
+    /// gets in, stops the run or delays it past their own deadline, and the
+    /// reduction is the real nodes' sum.
+    #[test]
+    fn rogues_without_the_token_are_dropped_and_the_real_nodes_train() {
+        let address = free_address();
+        let a = address.clone();
+        let hub = std::thread::spawn(move || {
+            let mut c = config(&a, 2, 0);
+            c.timeout = Duration::from_secs(4);
+            let mut link = rendezvous(&c, info(0, 2, 7), || unreachable!())?;
+            let mut v = vec![1.0f32, 2.0];
+            link.all_reduce_f32(&mut v)?;
+            Ok::<_, EngineError>(v)
+        });
+        let mut rogues: Vec<std::thread::JoinHandle<String>> = Vec::new();
+        // A wrong token: refused at the challenge, told nothing.
+        let a = address.clone();
+        rogues.push(std::thread::spawn(move || {
+            let mut c = config(&a, 2, 1);
+            c.token = Token::new(b"guess");
+            rendezvous(&c, info(1, 2, 7), || unreachable!())
+                .unwrap_err()
+                .to_string()
+        }));
+        // Garbage, a huge announced length, and a trickle of bytes.
+        for attack in 0..3 {
+            let a = address.clone();
+            rogues.push(std::thread::spawn(move || {
+                let mut s = connect(&a);
+                let mut challenge = [0u8; 40];
+                s.read_exact(&mut challenge).unwrap();
+                let start = Instant::now();
+                let mut wrote = 0usize;
+                let bytes: Vec<u8> = match attack {
+                    0 => (0..64u8).map(|b| b.wrapping_mul(37)).collect(),
+                    1 => {
+                        let mut h = HELLO.to_le_bytes().to_vec();
+                        h.extend_from_slice(&(16u64 << 30).to_le_bytes());
+                        h.resize(64 + 12, 0xFF);
+                        h
+                    }
+                    _ => vec![0x55; 64],
+                };
+                for b in bytes {
+                    if s.write_all(&[b]).is_err() {
+                        break;
+                    }
+                    wrote += 1;
+                    if attack == 2 {
+                        std::thread::sleep(Duration::from_millis(300));
+                    }
+                }
+                let mut rest = Vec::new();
+                let _ = s.read_to_end(&mut rest);
+                format!(
+                    "attack {attack}: wrote {wrote}, read {} bytes back, dropped after {:.1} s",
+                    rest.len(),
+                    start.elapsed().as_secs_f64()
+                )
+            }));
+        }
+        // The real node 1, a little later.
+        std::thread::sleep(Duration::from_millis(200));
+        let a = address.clone();
+        let real = std::thread::spawn(move || {
+            let mut c = config(&a, 2, 1);
+            c.timeout = Duration::from_secs(4);
+            let mut link = rendezvous(&c, info(1, 2, 7), || unreachable!())?;
+            let mut v = vec![10.0f32, 20.0];
+            link.all_reduce_f32(&mut v)?;
+            Ok::<_, EngineError>(v)
+        });
+        assert_eq!(hub.join().unwrap().unwrap(), vec![11.0, 22.0]);
+        assert_eq!(real.join().unwrap().unwrap(), vec![11.0, 22.0]);
+        let wrong = rogues.remove(0).join().unwrap();
+        assert!(wrong.contains("cluster token"), "{wrong}");
+        for r in rogues {
+            let said = r.join().unwrap();
+            // Node 0 sent nothing past its challenge (the 32-byte proof
+            // goes only to a peer that passed) and closed the connection
+            // within its greeting deadline (4 s here).
+            assert!(said.contains("read 0 bytes back"), "{said}");
+            let secs: f64 = said
+                .rsplit("after ")
+                .next()
+                .unwrap()
+                .trim_end_matches(" s")
+                .parse()
+                .unwrap();
+            assert!(secs < 30.0, "{said}");
+        }
+    }
+
+    #[test]
+    fn a_node_with_the_token_but_impossible_counts_is_dropped_and_node_0_waits_on() {
+        let address = free_address();
+        let a = address.clone();
+        let hub = std::thread::spawn(move || {
+            let mut c = config(&a, 2, 0);
+            c.timeout = Duration::from_secs(3);
+            rendezvous(&c, info(0, 2, 7), || unreachable!())
+        });
+        // Both pass the challenge; one claims 2^64 - 1 replicas, the other
+        // announces a 16 GiB greeting.
+        for huge_frame in [false, true] {
+            let mut s = connect(&address);
+            auth::answer(
+                &mut s,
+                &Token::new(b"s3cret"),
+                Instant::now() + Duration::from_secs(10),
+            )
+            .unwrap();
+            let mut hello = info(1, 2, 7).encode();
+            if huge_frame {
+                let mut head = HELLO.to_le_bytes().to_vec();
+                head.extend_from_slice(&(16u64 << 30).to_le_bytes());
+                s.write_all(&head).unwrap();
+                let _ = s.write_all(&hello);
+            } else {
+                hello[8 + 16..8 + 24].copy_from_slice(&u64::MAX.to_le_bytes());
+                wire::write_frame(&mut s, HELLO, &hello).unwrap();
+            }
+            // It is dropped, not joined; node 0 waits on until its time-out.
+            let mut rest = Vec::new();
+            let _ = s.read_to_end(&mut rest);
+            assert!(rest.is_empty(), "{rest:?}");
+        }
+        let e = hub.join().unwrap().unwrap_err().to_string();
+        assert!(e.contains("node(s) 1 did not join"), "{e}");
+    }
+
+    #[test]
+    fn a_stopped_node_is_noticed_within_the_time_out() {
+        let address = free_address();
+        let a = address.clone();
+        let (stopped, stop) = mpsc::channel::<()>();
+        let spoke = std::thread::spawn(move || {
+            let mut c = config(&a, 2, 1);
+            c.timeout = Duration::from_secs(2);
+            let link = rendezvous(&c, info(1, 2, 7), || unreachable!()).unwrap();
+            // Stands for a stopped process: holds its connection open and
+            // silent (no heartbeats) until the test ends.
+            let Link {
+                conns, _heartbeats, ..
+            } = link;
+            drop(_heartbeats);
+            let _ = stop.recv();
+            drop(conns);
+        });
+        let mut c = config(&address, 2, 0);
+        c.timeout = Duration::from_secs(2);
+        let mut link = rendezvous(&c, info(0, 2, 7), || unreachable!()).unwrap();
+        let start = Instant::now();
+        let e = link.all_reduce_f32(&mut [1.0]).unwrap_err().to_string();
+        let waited = start.elapsed();
+        assert!(
+            e.contains("node 1 sent nothing, not even a heartbeat, for 2 s"),
+            "{e}"
+        );
+        assert!(waited >= Duration::from_secs(2), "{waited:?}");
+        stopped.send(()).unwrap();
+        spoke.join().unwrap();
+    }
+
+    #[test]
+    fn heartbeats_keep_a_quiet_node_joined_past_the_time_out() {
+        let address = free_address();
+        let a = address.clone();
+        let spoke = std::thread::spawn(move || {
+            let mut c = config(&a, 2, 1);
+            c.timeout = Duration::from_secs(1);
+            let mut link = rendezvous(&c, info(1, 2, 7), || unreachable!()).unwrap();
+            // Busy for three time-outs (node 0's hooks, say), then in step.
+            std::thread::sleep(Duration::from_secs(3));
+            let mut v = vec![2.0f64];
+            link.all_reduce_f64(&mut v).unwrap();
+            v
+        });
+        let mut c = config(&address, 2, 0);
+        c.timeout = Duration::from_secs(1);
+        let mut link = rendezvous(&c, info(0, 2, 7), || unreachable!()).unwrap();
+        let mut v = vec![1.0f64];
+        link.all_reduce_f64(&mut v).unwrap();
+        assert_eq!(v, vec![3.0]);
+        assert_eq!(spoke.join().unwrap(), vec![3.0]);
     }
 }

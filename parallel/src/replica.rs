@@ -727,6 +727,7 @@ mod tests {
                     node_rank: rank,
                     address,
                     timeout: std::time::Duration::from_secs(20),
+                    token: crate::auth::Token::new(b"replica test"),
                 };
                 let me = NodeInfo {
                     node_rank: rank,

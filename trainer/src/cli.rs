@@ -537,6 +537,10 @@ pub struct TrainArgs {
     /// host:port where node 0 listens for the others (cluster.rendezvous).
     #[arg(long)]
     pub rendezvous: Option<String>,
+    /// Join the nodes without the cluster token (cluster.insecure): anyone
+    /// who reaches the port can join and read the weights.
+    #[arg(long)]
+    pub insecure_cluster: bool,
 }
 
 /// `zftrain data`.

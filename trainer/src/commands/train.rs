@@ -57,6 +57,9 @@ fn overrides(args: &TrainArgs) -> Vec<Override> {
         );
         flag(format!("data.val={}", path_str(&d.join("val"))), origin);
     }
+    if args.insecure_cluster {
+        flag("cluster.insecure=true".into(), "--insecure-cluster".into());
+    }
     if args.no_hooks {
         flag("hooks=[]".into(), "--no-hooks".into());
     }
@@ -237,6 +240,10 @@ pub fn run(args: &TrainArgs) -> Result<u8> {
         return Ok(0);
     }
     config.check_paths().map_err(|e| sources.blame(e))?;
+    if config.cluster.nodes > 1 {
+        // Before anything is written: a cluster needs its token.
+        crate::train::cluster::token(&config.cluster)?;
+    }
     if let Some(run) = &saved_run {
         check_saved_programs(&config, run, args.trust_run_hooks.as_deref())?;
     }

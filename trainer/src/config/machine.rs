@@ -34,6 +34,10 @@ pub struct MachineSettings {
     pub node_rank: usize,
     /// `cluster.rendezvous`.
     pub rendezvous: String,
+    /// `cluster.token_file`.
+    pub token_file: Option<PathBuf>,
+    /// `cluster.insecure`.
+    pub insecure: bool,
     /// `model.init_from` (only node 0 reads it; the others receive its
     /// weights).
     pub init_from: Option<PathBuf>,
@@ -41,7 +45,7 @@ pub struct MachineSettings {
 
 impl MachineSettings {
     /// The config keys a node sets for itself.
-    pub const KEYS: [&'static str; 13] = [
+    pub const KEYS: [&'static str; 15] = [
         "name",
         "runs_dir",
         "data.train",
@@ -54,6 +58,8 @@ impl MachineSettings {
         "train.threads",
         "cluster.node_rank",
         "cluster.rendezvous",
+        "cluster.token_file",
+        "cluster.insecure",
         "model.init_from",
     ];
 }
@@ -76,6 +82,8 @@ impl RunConfig {
             threads: take(&mut self.train.threads),
             node_rank: take(&mut self.cluster.node_rank),
             rendezvous: take(&mut self.cluster.rendezvous),
+            token_file: take(&mut self.cluster.token_file),
+            insecure: take(&mut self.cluster.insecure),
             init_from: take(&mut self.model.init_from),
         }
     }

@@ -66,8 +66,15 @@ pub struct ClusterConfig {
     pub node_rank: usize,
     /// `host:port` where node 0 listens for the others.
     pub rendezvous: String,
-    /// Seconds to wait for every node to join.
+    /// Seconds to wait for every node to join, and how long a joined node
+    /// may say nothing (not even a heartbeat) before the others stop.
     pub timeout_s: u64,
+    /// A file holding the cluster token (the same secret on every node);
+    /// the `ZFTRAIN_CLUSTER_TOKEN` variable, when set, takes precedence.
+    pub token_file: Option<PathBuf>,
+    /// Join without a token (`--insecure-cluster`): anyone who can reach
+    /// the rendezvous port can join the run and read its weights.
+    pub insecure: bool,
 }
 
 impl Default for ClusterConfig {
@@ -77,6 +84,8 @@ impl Default for ClusterConfig {
             node_rank: 0,
             rendezvous: "127.0.0.1:29400".into(),
             timeout_s: 300,
+            token_file: None,
+            insecure: false,
         }
     }
 }

@@ -17,7 +17,9 @@ use tch::Device;
 use zftrain_data::loader::Shard;
 use zftrain_data::Dataset;
 
+use crate::config::ClusterConfig;
 use crate::config::RunConfig;
+use crate::engine::auth::Token;
 use crate::engine::rendezvous::{fingerprint, rendezvous, Link, NodeInfo, RendezvousConfig};
 use crate::engine::{reducer_for, GradReducer, LinkReducer, Nccl, NcclReducer, NcclWatch};
 use crate::train::state::TrainerState;
@@ -35,6 +37,51 @@ pub fn run_fingerprint(config: &RunConfig, train: &Dataset, val: &Dataset) -> Re
         }
     }
     Ok(fingerprint(&bytes))
+}
+
+/// The variable that holds the cluster token.
+pub const TOKEN_VAR: &str = "ZFTRAIN_CLUSTER_TOKEN";
+
+/// Largest token file read.
+const MAX_TOKEN_FILE: u64 = 4096;
+
+/// The cluster token: `ZFTRAIN_CLUSTER_TOKEN`, else `cluster.token_file`,
+/// else (only with `cluster.insecure`) none; a run over several nodes
+/// without one is refused, saying how to give one.
+pub fn token(c: &ClusterConfig) -> Result<Token> {
+    if let Some(t) = std::env::var_os(TOKEN_VAR) {
+        let t = Token::new(t.as_encoded_bytes());
+        if t.is_empty() {
+            anyhow::bail!("{TOKEN_VAR} is set but empty");
+        }
+        return Ok(t);
+    }
+    if let Some(path) = &c.token_file {
+        let f = std::fs::File::open(path)
+            .with_context(|| format!("cluster.token_file {}", path.display()))?;
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::Read::take(f, MAX_TOKEN_FILE + 1), &mut bytes)
+            .with_context(|| format!("reading cluster.token_file {}", path.display()))?;
+        if bytes.len() as u64 > MAX_TOKEN_FILE {
+            anyhow::bail!(
+                "cluster.token_file {} is over {MAX_TOKEN_FILE} bytes: is it the token?",
+                path.display()
+            );
+        }
+        let t = Token::new(&bytes);
+        if t.is_empty() {
+            anyhow::bail!("cluster.token_file {} is empty", path.display());
+        }
+        return Ok(t);
+    }
+    if c.insecure {
+        return Ok(Token::insecure());
+    }
+    anyhow::bail!(
+        "a run over {} nodes needs a cluster token, the same secret on every node: set {TOKEN_VAR} (or cluster.token_file) to it, e.g. {TOKEN_VAR}=$(openssl rand -hex 32); or pass --insecure-cluster on a network where nobody else can reach port {}",
+        c.nodes,
+        c.rendezvous.rsplit(':').next().unwrap_or("")
+    )
 }
 
 /// Joins the other nodes (a no-op for one node).
@@ -60,6 +107,7 @@ pub fn join(
         node_rank: c.node_rank,
         address: c.rendezvous.clone(),
         timeout: Duration::from_secs(c.timeout_s),
+        token: token(c)?,
     };
     eprintln!(
         "zftrain: node {} of {}: joining the run at {} (waiting up to {} s)",

@@ -344,6 +344,7 @@ impl Trainer {
             Ok(false) => {}
             Ok(true) => return self.stopped(),
             Err(e) => {
+                let e = self.checkpoint_after_lost_node(e);
                 let _ = self.core.tb.session_end(SessionStatus::Failure);
                 let _ = self.core.tb.flush();
                 return Err(e);
@@ -508,6 +509,33 @@ impl Trainer {
         ticker.finish();
         self.report_skipped(&skipped)?;
         Ok(val)
+    }
+
+    /// Node 0, when another node was lost (it closed its connection, went
+    /// silent past `cluster.timeout_s`, or a collective failed): the
+    /// replicas still hold the weights of the last whole step (the failed
+    /// step never reached the optimizer), so they are checkpointed, and
+    /// the error says where. Any other error is returned as it is.
+    fn checkpoint_after_lost_node(&mut self, e: anyhow::Error) -> anyhow::Error {
+        use crate::engine::EngineError;
+        let lost = e.chain().any(|c| {
+            matches!(
+                c.downcast_ref::<EngineError>(),
+                Some(EngineError::Link(_) | EngineError::Nccl(_))
+            )
+        });
+        if !lost || !self.core.role.keeps_the_run() || self.core.role.link().is_none() {
+            return e;
+        }
+        match self.checkpoint(CheckpointKind::Stop) {
+            Ok(path) => e.context(format!(
+                "a node was lost; node 0 wrote {} (resume from it once every node is back)",
+                path.display()
+            )),
+            Err(c) => e.context(format!(
+                "a node was lost, and the checkpoint failed too: {c:#}"
+            )),
+        }
     }
 
     /// A stop within an epoch: the node that keeps the run checkpoints.

@@ -1,7 +1,8 @@
 //! Multi-node runs with real processes on loopback: two `zftrain train`
 //! processes joined by the rendezvous train the model one process trains at
-//! the same global batch (dropout on), the run resumes on one node, and
-//! nodes that disagree are refused with the reason.
+//! the same global batch (dropout on), the run resumes on one node, nodes
+//! that disagree are refused with the reason, a cluster needs its token, and
+//! a stopped node is noticed in time with node 0 checkpointing.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -15,7 +16,13 @@ fn free_address() -> String {
 }
 
 fn node(args: &[String], nodes: usize, rank: usize, address: &str) -> Child {
+    node_with(args, nodes, rank, address, 60)
+}
+
+/// A node with the cluster token in its environment and `timeout_s`.
+fn node_with(args: &[String], nodes: usize, rank: usize, address: &str, timeout_s: u64) -> Child {
     Command::new(env!("CARGO_BIN_EXE_zftrain"))
+        .env("ZFTRAIN_CLUSTER_TOKEN", "e2e cluster secret")
         .args(args)
         .args([
             "--nodes",
@@ -23,7 +30,8 @@ fn node(args: &[String], nodes: usize, rank: usize, address: &str) -> Child {
             "--node-rank",
             &rank.to_string(),
         ])
-        .args(["--rendezvous", address, "--set", "cluster.timeout_s=60"])
+        .args(["--rendezvous", address, "--set"])
+        .arg(format!("cluster.timeout_s={timeout_s}"))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -160,4 +168,79 @@ fn a_signal_on_any_node_stops_every_node_and_node_0_checkpoints() {
     );
     let latest = runs.join("sig/checkpoints/latest/manifest.json");
     assert!(latest.exists(), "node 0 wrote a checkpoint");
+}
+
+#[test]
+fn a_cluster_without_a_token_is_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = tiny_data(dir.path());
+    let mut args = quick(dir.path(), &data, "tokenless", "zfnet-seed", "1");
+    args.extend(["--nodes", "2", "--node-rank", "0"].map(String::from));
+    let out = Command::new(env!("CARGO_BIN_EXE_zftrain"))
+        .env_remove("ZFTRAIN_CLUSTER_TOKEN")
+        .args(&args)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("needs a cluster token") && err.contains("ZFTRAIN_CLUSTER_TOKEN"),
+        "{err}"
+    );
+    assert!(err.contains("--insecure-cluster"), "{err}");
+    assert!(!dir.path().join("runs/tokenless").exists());
+    // An empty token file is named.
+    let empty = dir.path().join("token");
+    std::fs::write(&empty, "\n").unwrap();
+    args.extend([
+        "--set".to_string(),
+        format!("cluster.token_file=\"{}\"", s(&empty)),
+    ]);
+    let out = Command::new(env!("CARGO_BIN_EXE_zftrain"))
+        .env_remove("ZFTRAIN_CLUSTER_TOKEN")
+        .args(&args)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cluster.token_file") && err.contains("is empty"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_stopped_node_is_noticed_within_the_time_out_and_node_0_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = tiny_data(dir.path());
+    let mut args = quick(dir.path(), &data, "stop", "zfnet-seed", "50");
+    args.extend(["--set", "train.max_steps_per_epoch=0"].map(String::from));
+    let address = free_address();
+    let mut second = node_with(&args, 2, 1, &address, 15);
+    let lead = node_with(&args, 2, 0, &address, 15);
+    let runs = dir.path().join("runs");
+    crate::faults::wait_for_step(&runs.join("stop.node-1"), &mut second);
+    crate::faults::signal(&second, "-STOP");
+    let lead = lead.wait_with_output().unwrap();
+    crate::faults::signal(&second, "-KILL");
+    let _ = second.wait();
+    let err = String::from_utf8_lossy(&lead.stderr);
+    assert!(!lead.status.success(), "{err}");
+    assert!(
+        err.contains("node 1 sent nothing, not even a heartbeat, for 15 s"),
+        "{err}"
+    );
+    assert!(err.contains("a node was lost; node 0 wrote"), "{err}");
+    assert!(runs.join("stop/checkpoints/latest/manifest.json").exists());
+    // The checkpoint resumes on one node.
+    ok(&[
+        "train",
+        "--resume",
+        s(&runs.join("stop")),
+        "--epochs",
+        "1",
+        "--nodes",
+        "1",
+        "--set",
+        "train.max_steps_per_epoch=1",
+    ]);
 }
