@@ -200,7 +200,9 @@ fn check_saved_programs(config: &RunConfig, run: &Path, trusted: Option<&Path>) 
 /// Runs `zftrain train`; returns the process exit code (130 after an interrupt).
 pub fn run(args: &TrainArgs) -> Result<u8> {
     check_flag_paths(args)?;
-    let mut sets = overrides(args);
+    // torchrun's or SLURM's variables first: the user's --set and flags win.
+    let mut sets = crate::config::launcher::overrides(|k| std::env::var(k).ok())?;
+    sets.extend(overrides(args));
     let saved_run = match &args.config {
         Some(_) => None,
         None => args.resume.as_deref().and_then(resume_run_dir),

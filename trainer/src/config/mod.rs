@@ -16,6 +16,7 @@ use zftrain_model::{ArchName, InitScheme};
 pub use zftrain_parallel::devices::MAX_DEVICES;
 pub use zftrain_parallel::{OptimConfig, Precision, ReducerChoice};
 
+pub mod launcher;
 mod machine;
 mod origin;
 mod validate;

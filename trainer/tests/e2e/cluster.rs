@@ -2,7 +2,8 @@
 //! processes joined by the rendezvous train the model one process trains at
 //! the same global batch (dropout on), the run resumes on one node, nodes
 //! that disagree are refused with the reason, a cluster needs its token, and
-//! a stopped node is noticed in time with node 0 checkpointing.
+//! a stopped node is noticed in time with node 0 checkpointing; PyTorch's
+//! own `torchrun` launches the nodes with no zftrain-specific flags.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -243,4 +244,59 @@ fn a_stopped_node_is_noticed_within_the_time_out_and_node_0_checkpoints() {
         "--set",
         "train.max_steps_per_epoch=1",
     ]);
+}
+
+/// A port `p` with `p + 1` free too (torchrun's store takes `p`, node 0
+/// listens on `p + 1`).
+fn free_port_pair() -> u16 {
+    loop {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let p = l.local_addr().unwrap().port();
+        if p < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
+            return p;
+        }
+    }
+}
+
+#[test]
+fn torchrun_launches_two_nodes_that_train_what_one_process_trains() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = tiny_data(dir.path());
+    let fp32 = ["--set", "train.precision=\"fp32\""].map(String::from);
+    let mut single = quick(dir.path(), &data, "single", "zfnet-seed", "1");
+    single.extend(fp32.clone());
+    ok(&single.iter().map(String::as_str).collect::<Vec<_>>());
+    let mut multi = quick(dir.path(), &data, "launched", "zfnet-seed", "1");
+    multi.extend(fp32);
+    let torchrun = crate::common::python().with_file_name("torchrun");
+    let port = free_port_pair().to_string();
+    let nodes: Vec<Child> = (0..2)
+        .map(|rank: usize| {
+            Command::new(&torchrun)
+                .env("ZFTRAIN_CLUSTER_TOKEN", "e2e cluster secret")
+                .args(["--nnodes", "2", "--nproc-per-node", "1", "--node-rank"])
+                .arg(rank.to_string())
+                .args(["--master-addr", "127.0.0.1", "--master-port", &port])
+                .args(["--no-python", env!("CARGO_BIN_EXE_zftrain")])
+                .args(&multi)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let results = wait_all(nodes);
+    for (rank, (success, out, err)) in results.iter().enumerate() {
+        assert!(success, "torchrun node {rank}:\n{out}\n{err}");
+    }
+    assert!(
+        results[0]
+            .2
+            .contains("node 0 of 2: joining the run at 127.0.0.1:"),
+        "{}",
+        results[0].2
+    );
+    let runs = dir.path().join("runs");
+    assert!(runs.join("launched.node-1/train.log").exists());
+    assert_same_weights(&runs.join("single"), &runs.join("launched"));
 }
