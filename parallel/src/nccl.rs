@@ -595,6 +595,10 @@ impl Drop for NcclReducer {
 }
 
 #[cfg(test)]
+#[path = "nccl_header.rs"]
+mod header_check;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use std::cell::Cell;
