@@ -210,7 +210,7 @@ fn a_cluster_without_a_token_is_refused_before_anything_is_written() {
 }
 
 #[test]
-fn a_stopped_node_is_noticed_within_the_time_out_and_node_0_checkpoints() {
+fn a_stopped_node_is_noticed_within_the_time_out_and_node_0_checkpoints_even_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let data = tiny_data(dir.path());
     let mut args = quick(dir.path(), &data, "stop", "zfnet-seed", "50");
@@ -221,6 +221,9 @@ fn a_stopped_node_is_noticed_within_the_time_out_and_node_0_checkpoints() {
     let runs = dir.path().join("runs");
     crate::faults::wait_for_step(&runs.join("stop.node-1"), &mut second);
     crate::faults::signal(&second, "-STOP");
+    // A scheduler's SIGTERM to node 0 now: it cannot finish its step with
+    // node 1 stopped, and still ends within the time-out.
+    crate::faults::signal(&lead, "-TERM");
     let lead = lead.wait_with_output().unwrap();
     crate::faults::signal(&second, "-KILL");
     let _ = second.wait();
