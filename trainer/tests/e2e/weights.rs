@@ -171,6 +171,37 @@ fn importing_the_wrong_architecture_names_the_tensor() {
         "--out",
         s(&d.join("x")),
     ]);
+    // An architecture file (1000 outputs in its table) with --classes 3
+    // takes the same 3-class file, as the README says --classes does; 5
+    // is refused naming the tensor.
+    let table =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/archs/alexnet-tv.toml");
+    let from_file = |classes: &str, out: &str| {
+        crate::common::zftrain(&[
+            "import",
+            "--arch-file",
+            s(&table),
+            "--classes",
+            classes,
+            "--weights",
+            s(&d.join("plain.safetensors")),
+            "--out",
+            s(&d.join(out)),
+        ])
+    };
+    let three = from_file("3", "from-file");
+    assert!(
+        three.status.success(),
+        "{}",
+        String::from_utf8_lossy(&three.stderr)
+    );
+    assert!(String::from_utf8_lossy(&three.stdout).contains("3 classes"));
+    let five = from_file("5", "from-file-5");
+    let err = String::from_utf8_lossy(&five.stderr);
+    assert!(
+        !five.status.success() && err.contains("'classifier.6.weight'"),
+        "{err}"
+    );
 }
 
 #[test]
