@@ -27,13 +27,15 @@ bench: build
 
 # The fault-injection and hostile-input suite in full (docs/reliability.md
 # records the figures): 24 SIGKILL trials and the other fault tests, the
-# hostile inputs, the exhaustive config checks, and 60 s of fuzzing per
-# parser. `make test` runs the same tests with 6 trials and replays the
+# hostile inputs, the exhaustive config checks, the rendezvous under rogue
+# peers and the multi-node faults, and 60 s of fuzzing per parser. `make test` runs the same tests with 6 trials and replays the
 # fuzzing seeds and regressions. About 15 minutes on 2 cores.
 reliability: setup
 	ZFTRAIN_RELIABILITY_TRIALS=24 $(CARGO) test -q -p zftrain --test e2e -- faults:: hostile:: --nocapture --test-threads 1
 	$(CARGO) test -q -p zftrain --lib config:: -- --nocapture
 	$(CARGO) test -q -p zftrain-checkpoints -p zftrain-data -p zftrain-tensorboard
+	$(CARGO) test -q -p zftrain-parallel --lib rendezvous:: -- --nocapture
+	ZFTRAIN_RELIABILITY_TRIALS=24 $(CARGO) test -q -p zftrain --test e2e -- cluster:: --nocapture --test-threads 1
 	scripts/fuzz 60
 
 fuzz: setup

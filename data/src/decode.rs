@@ -434,21 +434,6 @@ mod tests {
             "the region was asked for before the size was checked"
         );
     }
-}
-
-#[cfg(test)]
-mod handle_state_tests {
-    use super::*;
-
-    fn encode(img: image::DynamicImage) -> Vec<u8> {
-        let mut out = Vec::new();
-        img.write_to(
-            &mut std::io::Cursor::new(&mut out),
-            image::ImageFormat::Jpeg,
-        )
-        .unwrap();
-        out
-    }
 
     /// A damaged header (a JPEG cut inside its Huffman tables) leaves
     /// libjpeg-turbo's handle mid-header; the next image on the same thread
@@ -456,7 +441,7 @@ mod handle_state_tests {
     /// of the image before the damaged one, and decoded past its buffer).
     #[test]
     fn an_image_after_a_damaged_header_is_decoded_at_its_own_size() {
-        let small = encode(image::DynamicImage::ImageLuma8(image::GrayImage::from_fn(
+        let small = jpeg(&image::DynamicImage::ImageLuma8(image::GrayImage::from_fn(
             64,
             48,
             |x, _| image::Luma([(x * 4) as u8]),
@@ -464,7 +449,7 @@ mod handle_state_tests {
         let big_rgb = RgbImage::from_fn(80, 60, |x, y| {
             image::Rgb([(x * 3) as u8, (y * 4) as u8, 90])
         });
-        let big = encode(image::DynamicImage::ImageRgb8(big_rgb.clone()));
+        let big = jpeg(&image::DynamicImage::ImageRgb8(big_rgb.clone()));
         let header_end = big
             .windows(2)
             .position(|w| w == [0xFF, 0xDA])
@@ -499,7 +484,7 @@ mod handle_state_tests {
 
     #[test]
     fn the_frame_header_gives_the_size_and_streams_without_one_give_none() {
-        let img = encode(image::DynamicImage::ImageRgb8(RgbImage::new(123, 45)));
+        let img = jpeg(&image::DynamicImage::ImageRgb8(RgbImage::new(123, 45)));
         assert_eq!(frame_size(&img), Some((123, 45)));
         let sof = img.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
         assert_eq!(frame_size(&img[..sof]), None);

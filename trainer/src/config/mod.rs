@@ -649,6 +649,7 @@ mod tests {
         let mut base = RunConfig::default();
         base.data.val_list = Some("val.txt".into());
         base.model.init_from = Some("start.safetensors".into());
+        base.cluster.token_file = Some("token".into());
         let full = toml::Value::try_from(&base).unwrap();
         let mut keys = Vec::new();
         leaves("", &full, &mut keys);

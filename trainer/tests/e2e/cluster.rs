@@ -144,17 +144,26 @@ fn nodes_that_disagree_are_refused_with_the_reason() {
     );
 }
 
+/// Run `name` on two nodes (50 epochs of the tiny data, node 1 started
+/// first) with `timeout_s`; returns (node 0, node 1) once node 1 has logged
+/// a step.
+fn two_training_nodes(dir: &Path, name: &str, timeout_s: u64) -> (Child, Child) {
+    let data = tiny_data(dir);
+    let mut args = quick(dir, &data, name, "zfnet-seed", "50");
+    args.extend(["--set", "train.max_steps_per_epoch=0"].map(String::from));
+    let address = free_address();
+    let mut second = node_with(&args, 2, 1, &address, timeout_s);
+    let lead = node_with(&args, 2, 0, &address, timeout_s);
+    let log = dir.join("runs").join(format!("{name}.node-1"));
+    crate::faults::wait_for_step(&log, &mut second);
+    (lead, second)
+}
+
 #[test]
 fn a_signal_on_any_node_stops_every_node_and_node_0_checkpoints() {
     let dir = tempfile::tempdir().unwrap();
-    let data = tiny_data(dir.path());
-    let mut args = quick(dir.path(), &data, "sig", "zfnet-seed", "50");
-    args.extend(["--set", "train.max_steps_per_epoch=0"].map(String::from));
-    let address = free_address();
-    let mut second = node(&args, 2, 1, &address);
-    let lead = node(&args, 2, 0, &address);
+    let (lead, second) = two_training_nodes(dir.path(), "sig", 60);
     let runs = dir.path().join("runs");
-    crate::faults::wait_for_step(&runs.join("sig.node-1"), &mut second);
     crate::faults::signal(&second, "-TERM");
     let results = wait_all(vec![lead, second]);
     let (lead_ok, lead_out, lead_err) = &results[0];
@@ -212,14 +221,8 @@ fn a_cluster_without_a_token_is_refused_before_anything_is_written() {
 #[test]
 fn a_stopped_node_is_noticed_within_the_time_out_and_node_0_checkpoints_even_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let data = tiny_data(dir.path());
-    let mut args = quick(dir.path(), &data, "stop", "zfnet-seed", "50");
-    args.extend(["--set", "train.max_steps_per_epoch=0"].map(String::from));
-    let address = free_address();
-    let mut second = node_with(&args, 2, 1, &address, 15);
-    let lead = node_with(&args, 2, 0, &address, 15);
+    let (lead, mut second) = two_training_nodes(dir.path(), "stop", 15);
     let runs = dir.path().join("runs");
-    crate::faults::wait_for_step(&runs.join("stop.node-1"), &mut second);
     crate::faults::signal(&second, "-STOP");
     // A scheduler's SIGTERM to node 0 now: it cannot finish its step with
     // node 1 stopped, and still ends within the time-out.
