@@ -484,27 +484,25 @@ impl Link {
         from_bytes: fn(&[u8]) -> Vec<T>,
     ) -> Result<()> {
         let size = std::mem::size_of_val(values) as u64;
+        let want = values.len();
         let check = |got: &[T], from: &str| -> Result<()> {
-            if got.len() != values.len() {
+            if got.len() != want {
                 fail!(
                     Link,
-                    "{from} sent {} values where {} were expected: the nodes are out of step",
-                    got.len(),
-                    values.len()
+                    "{from} sent {} values where {want} were expected: the nodes are out of step",
+                    got.len()
                 );
             }
             Ok(())
         };
         if self.node_rank == 0 {
-            let mut sum = values.to_vec();
             for c in &mut self.conns {
                 let theirs = from_bytes(&c.expect(tag, size)?);
                 check(&theirs, &c.peer)?;
-                for (v, t) in sum.iter_mut().zip(theirs) {
+                for (v, t) in values.iter_mut().zip(theirs) {
                     *v += t;
                 }
             }
-            values.copy_from_slice(&sum);
             let out = to_bytes(values);
             for c in &self.conns {
                 c.send(tag, &out)?;
