@@ -214,6 +214,9 @@ pub fn run(args: &TrainArgs) -> Result<u8> {
             let origin = format!("--resume {}", run.display());
             let runs_dir = path_str(run.parent().unwrap_or(Path::new(".")));
             sets.insert(0, Override::flag(format!("runs_dir={runs_dir}"), &origin));
+            // A run directory is data: it cannot turn the cluster token off
+            // (only this command line can, with --insecure-cluster).
+            sets.insert(0, Override::flag("cluster.insecure=false".into(), &origin));
             let name = run
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())

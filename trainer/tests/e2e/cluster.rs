@@ -216,6 +216,27 @@ fn a_cluster_without_a_token_is_refused_before_anything_is_written() {
         err.contains("cluster.token_file") && err.contains("is empty"),
         "{err}"
     );
+    // A run directory cannot turn the token off: a saved config.toml that
+    // says `insecure = true` is not taken on --resume.
+    let mut single = quick(dir.path(), &data, "saved", "zfnet-seed", "1");
+    single.extend(["--set", "train.max_steps_per_epoch=1"].map(String::from));
+    ok(&single.iter().map(String::as_str).collect::<Vec<_>>());
+    let run = dir.path().join("runs/saved");
+    let saved = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    let mut config: toml::Table = saved.parse().unwrap();
+    let cluster = config["cluster"].as_table_mut().unwrap();
+    cluster.insert("nodes".into(), 2.into());
+    cluster.insert("insecure".into(), true.into());
+    cluster.insert("timeout_s".into(), 5.into());
+    std::fs::write(run.join("config.toml"), config.to_string()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_zftrain"))
+        .env_remove("ZFTRAIN_CLUSTER_TOKEN")
+        .args(["train", "--resume", s(&run), "--epochs", "2"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("needs a cluster token"), "{err}");
 }
 
 #[test]
