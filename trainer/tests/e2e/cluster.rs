@@ -64,19 +64,26 @@ fn assert_same_weights(a: &Path, b: &Path) {
     }
 }
 
+/// Trains the reference run `single` for `epochs` in one process (fp32, so
+/// that the nodes' sums compare at 1e-5) and returns the arguments of run
+/// `name` for the nodes: one epoch, the same settings.
+fn single_run_and_node_args(dir: &Path, epochs: &str, name: &str) -> Vec<String> {
+    let data = tiny_data(dir);
+    let fp32 = ["--set", "train.precision=\"fp32\""].map(String::from);
+    let mut single = quick(dir, &data, "single", "zfnet-seed", epochs);
+    single.extend(fp32.clone());
+    ok(&single.iter().map(String::as_str).collect::<Vec<_>>());
+    let mut multi = quick(dir, &data, name, "zfnet-seed", "1");
+    multi.extend(fp32);
+    multi
+}
+
 #[test]
 fn two_nodes_train_what_one_process_trains_and_the_run_resumes_on_one_node() {
     let dir = tempfile::tempdir().unwrap();
-    let data = tiny_data(dir.path());
-    let fp32 = ["--set", "train.precision=\"fp32\""].map(String::from);
     // One process, one replica, two epochs; dropout on (the default 0.5).
-    let mut single = quick(dir.path(), &data, "single", "zfnet-seed", "2");
-    single.extend(fp32.clone());
-    ok(&single.iter().map(String::as_str).collect::<Vec<_>>());
-
     // Two nodes (rows 0-1 and 2 of each batch of 3) for the first epoch...
-    let mut multi = quick(dir.path(), &data, "multi", "zfnet-seed", "1");
-    multi.extend(fp32);
+    let multi = single_run_and_node_args(dir.path(), "2", "multi");
     let address = free_address();
     let results = wait_all(vec![
         node(&multi, 2, 1, &address),
@@ -288,13 +295,7 @@ fn free_port_pair() -> u16 {
 #[test]
 fn torchrun_launches_two_nodes_that_train_what_one_process_trains() {
     let dir = tempfile::tempdir().unwrap();
-    let data = tiny_data(dir.path());
-    let fp32 = ["--set", "train.precision=\"fp32\""].map(String::from);
-    let mut single = quick(dir.path(), &data, "single", "zfnet-seed", "1");
-    single.extend(fp32.clone());
-    ok(&single.iter().map(String::as_str).collect::<Vec<_>>());
-    let mut multi = quick(dir.path(), &data, "launched", "zfnet-seed", "1");
-    multi.extend(fp32);
+    let multi = single_run_and_node_args(dir.path(), "1", "launched");
     let torchrun = crate::common::python().with_file_name("torchrun");
     let port = free_port_pair().to_string();
     let nodes: Vec<Child> = (0..2)
