@@ -310,13 +310,16 @@ mod tests {
                 let k = row * m.cols + col;
                 let (_, left) = m.position(row, col);
                 if left + 56 <= 112 {
+                    // Up to summation order, which the batch size and the
+                    // CPU's vector width change (1e-6 was exceeded on AVX2
+                    // by a bound of this kind in the invariance test).
                     assert!(
-                        (m.probability[k] - m.base_probability).abs() < 1e-6,
+                        (m.probability[k] - m.base_probability).abs() < 1e-5,
                         "{row},{col}"
                     );
                     assert!(
                         (m.activation[k] - m.base_activation).abs()
-                            <= 1e-6 * m.base_activation.abs().max(1.0)
+                            <= 1e-5 * m.base_activation.abs().max(1.0)
                     );
                 }
             }
@@ -338,7 +341,7 @@ mod tests {
         )
         .unwrap();
         for (a, b) in m.probability.iter().zip(&one_by_one.probability) {
-            assert!((a - b).abs() < 1e-6);
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
         }
         assert_eq!(m.projection.size(), [3, 224, 224]);
         let e = occlusion(&net, &x, Some(4), &OcclusionConfig::default())

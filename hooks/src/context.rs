@@ -188,10 +188,46 @@ impl<'a> HookContext<'a> {
         }
     }
 
-    /// The folder for `hook`'s files, created if needed.
+    /// The folder for `hook`'s files, created if needed; refused when
+    /// `hooks/` or `hooks/<hook>` is a link (a run directory is data: a
+    /// hook writes and cleans up inside it, never through a link).
     pub fn output_dir(&self, hook: &str) -> Result<std::path::PathBuf, HookError> {
         let dir = self.run_dir.join("hooks").join(hook);
         std::fs::create_dir_all(&dir).map_err(HookError::io(&dir))?;
+        refuse_links(self.run_dir, &dir, hook)?;
         Ok(dir)
     }
+
+    /// `dir` (a path below [`HookContext::output_dir`]) made a folder,
+    /// refused when it or a folder on the way from the run directory is a
+    /// link.
+    pub fn plain_dir(&self, hook: &str, dir: &std::path::Path) -> Result<(), HookError> {
+        std::fs::create_dir_all(dir).map_err(HookError::io(dir))?;
+        refuse_links(self.run_dir, dir, hook)
+    }
+}
+
+/// Fails when any component of `path` below `root` is a symbolic link.
+fn refuse_links(
+    root: &std::path::Path,
+    path: &std::path::Path,
+    hook: &str,
+) -> Result<(), HookError> {
+    let Ok(rel) = path.strip_prefix(root) else {
+        return Ok(());
+    };
+    let mut at = root.to_path_buf();
+    for part in rel.components() {
+        at.push(part);
+        if std::fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(HookError::failed(
+                hook,
+                format!(
+                    "{} is a symbolic link: hooks write and clean up inside the run directory, never through a link; remove it",
+                    at.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }

@@ -2,8 +2,21 @@
 //! resolved against the devices (`auto` is bf16 on GPUs and on CPUs with
 //! bf16 instructions, fp32 elsewhere). Master weights stay fp32 whatever
 //! the compute kind.
+//!
+//! What the CPU offers is read from `/proc/cpuinfo`, unless
+//! [`CPU_BF16_VAR`] says otherwise: `ZFTRAIN_CPU_BF16=0` makes a bf16 CPU
+//! count as one without (so `auto`'s fp32 path runs, and is tested, on any
+//! machine) and `ZFTRAIN_CPU_BF16=1` makes any CPU count as one with bf16
+//! (libtorch then computes bf16 in software where the instructions are
+//! missing: slowly, but with bf16's numbers).
 
 use serde::{Deserialize, Serialize};
+
+use crate::error::{EngineError, Result};
+
+/// The environment variable that overrides the CPU's bf16 detection:
+/// `0` (no bf16) or `1` (bf16); unset or empty to detect.
+pub const CPU_BF16_VAR: &str = "ZFTRAIN_CPU_BF16";
 
 /// Training arithmetic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,20 +35,88 @@ pub enum Precision {
 
 impl Precision {
     /// The compute kind: on GPUs `auto` is bf16; on the CPU bf16 where the
-    /// CPU has bf16 instructions, else fp32.
-    pub fn compute_kind(self, gpu: bool) -> tch::Kind {
-        match self {
+    /// CPU has bf16 instructions ([`cpu_bf16`]), else fp32. Fails only on
+    /// a [`CPU_BF16_VAR`] that is neither `0` nor `1`.
+    pub fn compute_kind(self, gpu: bool) -> Result<tch::Kind> {
+        Ok(match self {
             Precision::Fp32 => tch::Kind::Float,
             Precision::Bf16 => tch::Kind::BFloat16,
             Precision::Fp16 => tch::Kind::Half,
-            Precision::Auto if gpu || cpu_has_bf16() => tch::Kind::BFloat16,
+            Precision::Auto if gpu || cpu_bf16()?.available() => tch::Kind::BFloat16,
             Precision::Auto => tch::Kind::Float,
+        })
+    }
+
+    /// What the run computes in and why, for people: "fp32 (train.precision)",
+    /// "auto: bf16 (fp32 master weights; ZFTRAIN_CPU_BF16=1)", ...
+    pub fn describe(self, gpu: bool) -> Result<String> {
+        Ok(match self {
+            Precision::Fp32 => "fp32 (train.precision)".into(),
+            Precision::Bf16 => "bf16 (train.precision; fp32 master weights)".into(),
+            Precision::Fp16 => "fp16 (train.precision; fp32 master weights, loss scaling)".into(),
+            Precision::Auto if gpu => "auto: bf16 on GPUs (fp32 master weights)".into(),
+            Precision::Auto => format!("auto: {}", cpu_bf16()?.describe()),
+        })
+    }
+}
+
+/// Whether the CPU counts as having bf16 arithmetic, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CpuBf16 {
+    /// As `/proc/cpuinfo` says: `true` with AVX512-BF16 or AMX-BF16.
+    Detected(bool),
+    /// As [`CPU_BF16_VAR`] says, whatever the CPU has.
+    Forced(bool),
+}
+
+impl CpuBf16 {
+    /// Whether `auto` computes in bf16 on this CPU.
+    pub fn available(self) -> bool {
+        match self {
+            CpuBf16::Detected(b) | CpuBf16::Forced(b) => b,
+        }
+    }
+
+    /// For people: "bf16 (AVX512-BF16 or AMX)", "fp32 (ZFTRAIN_CPU_BF16=0)"...
+    pub fn describe(self) -> String {
+        match self {
+            CpuBf16::Detected(true) => {
+                "bf16 (fp32 master weights; the CPU has bf16 instructions)".into()
+            }
+            CpuBf16::Detected(false) => "fp32 (no bf16 instructions)".into(),
+            CpuBf16::Forced(true) => format!("bf16 (fp32 master weights; {CPU_BF16_VAR}=1)"),
+            CpuBf16::Forced(false) => format!("fp32 ({CPU_BF16_VAR}=0)"),
         }
     }
 }
 
-/// Whether the CPU has bf16 arithmetic (AVX512-BF16 or AMX-BF16).
+/// What `auto` takes the CPU to offer: [`CPU_BF16_VAR`] when it is set,
+/// else the CPU's flags. A value other than `0`, `1` or empty is refused,
+/// naming the variable and the value.
+pub fn cpu_bf16() -> Result<CpuBf16> {
+    match std::env::var_os(CPU_BF16_VAR) {
+        None => Ok(CpuBf16::Detected(cpu_flags_have_bf16())),
+        Some(v) => match v.to_str().map(str::trim) {
+            Some("") => Ok(CpuBf16::Detected(cpu_flags_have_bf16())),
+            Some("0") => Ok(CpuBf16::Forced(false)),
+            Some("1") => Ok(CpuBf16::Forced(true)),
+            _ => Err(EngineError::Config(format!(
+                "{CPU_BF16_VAR}={} is neither 0 (count the CPU as without bf16) nor 1 (as with it); \
+                 unset it to detect",
+                v.to_string_lossy().escape_debug()
+            ))),
+        },
+    }
+}
+
+/// Whether `auto` computes in bf16 on the CPU ([`cpu_bf16`]); a refused
+/// [`CPU_BF16_VAR`] counts as unset here (commands refuse it up front).
 pub fn cpu_has_bf16() -> bool {
+    cpu_bf16().map_or_else(|_| cpu_flags_have_bf16(), CpuBf16::available)
+}
+
+/// Whether the CPU's flags include AVX512-BF16 or AMX-BF16.
+fn cpu_flags_have_bf16() -> bool {
     std::fs::read_to_string("/proc/cpuinfo")
         .map(|s| {
             s.lines().filter(|l| l.starts_with("flags")).any(|l| {
@@ -50,16 +131,54 @@ pub fn cpu_has_bf16() -> bool {
 mod tests {
     use super::*;
 
+    /// Explicit kinds, `auto` on GPUs, the switch either way and a bad
+    /// value, in one test: the environment is the process's and tests run
+    /// on threads (nothing else in this crate reads the variable).
     #[test]
-    fn explicit_kinds_are_kept_and_auto_is_bf16_on_gpus() {
-        assert_eq!(Precision::Fp16.compute_kind(true), tch::Kind::Half);
-        assert_eq!(Precision::Fp32.compute_kind(true), tch::Kind::Float);
-        assert_eq!(Precision::Bf16.compute_kind(false), tch::Kind::BFloat16);
-        assert_eq!(Precision::Auto.compute_kind(true), tch::Kind::BFloat16);
-        let cpu = match cpu_has_bf16() {
-            true => tch::Kind::BFloat16,
-            false => tch::Kind::Float,
+    fn explicit_kinds_are_kept_auto_follows_the_cpu_and_the_switch_overrides_it() {
+        let kind = |p: Precision, gpu| p.compute_kind(gpu).unwrap();
+        assert_eq!(kind(Precision::Fp16, true), tch::Kind::Half);
+        assert_eq!(kind(Precision::Fp32, true), tch::Kind::Float);
+        assert_eq!(kind(Precision::Bf16, false), tch::Kind::BFloat16);
+        assert_eq!(kind(Precision::Auto, true), tch::Kind::BFloat16);
+
+        let before = std::env::var_os(CPU_BF16_VAR);
+        let detected = cpu_flags_have_bf16();
+        let set = |v: Option<&str>| match v {
+            Some(v) => std::env::set_var(CPU_BF16_VAR, v),
+            None => std::env::remove_var(CPU_BF16_VAR),
         };
-        assert_eq!(Precision::Auto.compute_kind(false), cpu);
+        set(None);
+        assert_eq!(cpu_bf16().unwrap(), CpuBf16::Detected(detected));
+        let native = if detected {
+            tch::Kind::BFloat16
+        } else {
+            tch::Kind::Float
+        };
+        assert_eq!(kind(Precision::Auto, false), native);
+        set(Some("0"));
+        assert_eq!(cpu_bf16().unwrap(), CpuBf16::Forced(false));
+        assert_eq!(kind(Precision::Auto, false), tch::Kind::Float);
+        assert_eq!(
+            kind(Precision::Auto, true),
+            tch::Kind::BFloat16,
+            "GPUs are not the CPU"
+        );
+        set(Some("1"));
+        assert_eq!(cpu_bf16().unwrap(), CpuBf16::Forced(true));
+        assert_eq!(kind(Precision::Auto, false), tch::Kind::BFloat16);
+        set(Some("yes"));
+        let msg = cpu_bf16().unwrap_err().to_string();
+        assert!(msg.contains("ZFTRAIN_CPU_BF16=yes"), "{msg}");
+        assert!(Precision::Auto.compute_kind(false).is_err());
+        assert_eq!(
+            kind(Precision::Fp32, false),
+            tch::Kind::Float,
+            "only auto reads it"
+        );
+        match before {
+            Some(v) => std::env::set_var(CPU_BF16_VAR, v),
+            None => std::env::remove_var(CPU_BF16_VAR),
+        }
     }
 }

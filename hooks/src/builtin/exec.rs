@@ -16,7 +16,8 @@
 //! line) followed by the bundle path; `ZFTRAIN_BUNDLE` and `ZFTRAIN_OUT` are
 //! set too. It runs in a process group of its own and gets `timeout_s`
 //! seconds, then the group is killed (anything it left running is killed
-//! when it exits too). Its stderr goes to the log line by line, the last
+//! when it exits too, even what left the group: see [`reaper`]; the run
+//! waits at most 2 s more for its stderr to close). Its stderr goes to the log line by line, the last
 //! 64 KiB of it, as lossy UTF-8. Into `out/` it may write `scalars.json` (an
 //! object of finite numbers: `{"tag": value}`), PNG images and `.txt`/`.md`
 //! texts; they become `plugins/<name>/<tag>` summaries at the global step. A
@@ -32,6 +33,11 @@ use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
 use super::files::write_tensors;
+use super::reaper;
+
+/// How long, after the program ended or was killed, its leftovers are
+/// given to end and its stderr to close.
+const PIPE_GRACE: Duration = Duration::from_secs(2);
 use crate::{Control, HookContext, HookError, Schedule};
 
 /// A command line as the config gives it.
@@ -139,8 +145,11 @@ impl ExecHook {
             .output_dir(&c.name)?
             .join(format!("epoch-{:03}", ctx.epoch));
         let (bundle, out) = (base.join("bundle"), base.join("out"));
+        // Never cleaned up through a link planted in the run directory.
+        ctx.plain_dir(&c.name, &base)?;
         for d in [&bundle, &out] {
-            if d.exists() {
+            if std::fs::symlink_metadata(d).is_ok() {
+                ctx.plain_dir(&c.name, d)?;
                 std::fs::remove_dir_all(d).map_err(HookError::io(d))?;
             }
             std::fs::create_dir_all(d).map_err(HookError::io(d))?;
@@ -232,11 +241,14 @@ impl ExecHook {
     fn execute(&self, bundle: &Path, out: &Path) -> Result<(), HookError> {
         use std::os::unix::process::CommandExt;
         let argv = self.config.argv()?;
+        // Orphans the program leaves come back to zftrain to be ended.
+        reaper::become_subreaper();
         let mut child = Command::new(&argv[0])
             .args(&argv[1..])
             .arg(bundle)
             .env("ZFTRAIN_BUNDLE", bundle)
             .env("ZFTRAIN_OUT", out)
+            .env(reaper::MARK_VAR, std::process::id().to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -244,9 +256,11 @@ impl ExecHook {
             .spawn()
             .map_err(|e| self.fail(format!("starting {:?}: {e}", argv[0])))?;
         let group = child.id() as libc::pid_t;
+        let running = reaper::Running::new(group);
         let name = self.config.name.clone();
         let stderr = child.stderr.take();
-        let reader = std::thread::spawn(move || {
+        let (sent, read) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
             let (text, total) = stderr.map(read_tail).unwrap_or_default();
             if total > text.len() {
                 tracing::warn!(plugin = %name, "stderr: {total} bytes, the last {} kept", text.len());
@@ -254,7 +268,7 @@ impl ExecHook {
             for line in text.lines() {
                 tracing::info!(plugin = %name, "{line}");
             }
-            text
+            let _ = sent.send(text);
         });
         let limit = Duration::from_secs_f64(self.config.timeout_s);
         let start = Instant::now();
@@ -271,7 +285,21 @@ impl ExecHook {
             libc::kill(-group, libc::SIGKILL);
         }
         let _ = child.wait();
-        let text = reader.join().unwrap_or_default();
+        drop(running);
+        // What left the group (setsid) and was orphaned comes here.
+        let ended = reaper::end_orphans(PIPE_GRACE);
+        if ended > 0 {
+            tracing::warn!(plugin = %self.config.name, "ended {ended} process(es) the plugin left running");
+        }
+        // The deadline holds on the pipe too: a descendant that escaped
+        // and keeps stderr open is not waited for.
+        let text = read.recv_timeout(PIPE_GRACE).unwrap_or_else(|_| {
+            tracing::warn!(
+                plugin = %self.config.name,
+                "a process the plugin started still holds its stderr open; not waiting for it"
+            );
+            String::new()
+        });
         let tail: String = text
             .lines()
             .rev()

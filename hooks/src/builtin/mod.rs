@@ -79,6 +79,7 @@ pub mod exec;
 pub mod files;
 pub mod invariance;
 pub mod occlusion;
+pub mod reaper;
 
 pub use aliasing::{AliasingConfig, AliasingHook};
 pub use correspondence::{CorrespondenceHook, CorrespondenceHookConfig};

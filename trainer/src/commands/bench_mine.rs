@@ -168,7 +168,7 @@ fn print_table(args: &MineBenchArgs, devices: &[Device], n: usize, passes: &[Pas
 fn evaluate(replicas: &[(&zftrain_model::Network, Device)], probe: &LoaderProbe) -> Result<usize> {
     let probe: &dyn ProbeSet = probe;
     let gpu = replicas.iter().any(|(_, d)| d.is_cuda());
-    let kind = zftrain_parallel::precision::Precision::Auto.compute_kind(gpu);
+    let kind = zftrain_parallel::precision::Precision::Auto.compute_kind(gpu)?;
     let counts = on_devices(
         replicas,
         probe.batches(),

@@ -21,6 +21,8 @@ use crate::cli::{AnalyzeCommand, BenchCommand, Cli, Command, DataCommand};
 
 /// Runs the parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> Result<u8> {
+    // A bad ZFTRAIN_CPU_BF16 is refused before any command writes anything.
+    crate::engine::precision::cpu_bf16()?;
     match cli.command {
         Command::Summary(args) => summary::run(&args).map(|_| 0),
         Command::Init(args) => weights::init(&args).map(|_| 0),

@@ -207,6 +207,10 @@ pub fn run(args: &TrainArgs) -> Result<u8> {
         Some(_) => None,
         None => args.resume.as_deref().and_then(resume_run_dir),
     };
+    if let Some(run) = &saved_run {
+        // Before anything in it is read: no links, no FIFOs.
+        crate::train::run_tree::check_run_tree(run)?;
+    }
     let config_path = match (&args.config, &saved_run) {
         (Some(c), _) => Some(c.clone()),
         (None, Some(run)) => {
@@ -214,9 +218,6 @@ pub fn run(args: &TrainArgs) -> Result<u8> {
             let origin = format!("--resume {}", run.display());
             let runs_dir = path_str(run.parent().unwrap_or(Path::new(".")));
             sets.insert(0, Override::flag(format!("runs_dir={runs_dir}"), &origin));
-            // A run directory is data: it cannot turn the cluster token off
-            // (only this command line can, with --insecure-cluster).
-            sets.insert(0, Override::flag("cluster.insecure=false".into(), &origin));
             let name = run
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
@@ -236,7 +237,19 @@ pub fn run(args: &TrainArgs) -> Result<u8> {
         }
         (None, None) => None,
     };
-    let (config, sources) = RunConfig::load_sourced(config_path.as_deref(), &sets)?;
+    let (mut config, sources) = RunConfig::load_sourced(config_path.as_deref(), &sets)?;
+    if let Some(run) = &saved_run {
+        // A run directory is data: where the run listens or connects and
+        // with which token (or none) come from here, never from it.
+        for dropped in config.forget_saved_network(&sets) {
+            let note = format!(
+                "{}: the saved {dropped} is not used on --resume (a run directory does not choose the network); give it on the command line to use it",
+                run.join(RUN_CONFIG_FILE).display()
+            );
+            tracing::warn!("{note}");
+            eprintln!("zftrain: {note}");
+        }
+    }
     // Checked here too (the session checks again) to name where a bad
     // value came from.
     config.validate().map_err(|e| sources.blame(e))?;

@@ -75,9 +75,9 @@ pub fn report() -> String {
     lines.push(format!("CPU: {cores} cores; {}", has.join(", ")));
     lines.push(format!(
         "precision auto on the CPU: {}",
-        match crate::engine::precision::cpu_has_bf16() {
-            true => "bf16 (fp32 master weights)",
-            false => "fp32 (no bf16 instructions)",
+        match crate::engine::precision::cpu_bf16() {
+            Ok(c) => c.describe(),
+            Err(e) => format!("refused: {e}"),
         }
     ));
     lines.push(format!("cache: {}", cache_dir().display()));

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use super::{Gpus, RunConfig};
+use super::{ClusterConfig, Gpus, Override, RunConfig};
 
 /// A node's own settings, taken out of a [`RunConfig`].
 #[derive(Debug, Clone, PartialEq)]
@@ -64,6 +64,19 @@ impl MachineSettings {
     ];
 }
 
+/// The settings that say where a run listens, whom it connects to and
+/// with which token: on `--resume` they come only from the command line,
+/// the environment or a launcher, never from the run directory
+/// ([`RunConfig::forget_saved_network`]).
+pub const NETWORK_KEYS: [&str; 6] = [
+    "cluster.nodes",
+    "cluster.node_rank",
+    "cluster.rendezvous",
+    "cluster.timeout_s",
+    "cluster.token_file",
+    "cluster.insecure",
+];
+
 impl RunConfig {
     /// Moves this node's own settings out, leaving empty values in their
     /// place.
@@ -88,11 +101,109 @@ impl RunConfig {
         }
     }
 
+    /// On `--resume`: drops the network settings a run directory saved
+    /// ([`NETWORK_KEYS`]) for their defaults, but those set by `overrides`
+    /// (this command line, the environment, a launcher). A run directory
+    /// is data: it may not choose where a run listens or connects, nor with
+    /// which token. Returns each dropped saved value as `key = value`.
+    pub fn forget_saved_network(&mut self, overrides: &[Override]) -> Vec<String> {
+        let set_now = |key: &str| overrides.iter().any(|o| o.key() == key);
+        let default = ClusterConfig::default();
+        let c = &mut self.cluster;
+        let mut dropped = Vec::new();
+        let mut forget = |key: &str, differs: bool, shown: String| {
+            if differs && !set_now(key) {
+                dropped.push(format!("{key} = {shown}"));
+                true
+            } else {
+                false
+            }
+        };
+        if forget(
+            "cluster.nodes",
+            c.nodes != default.nodes,
+            c.nodes.to_string(),
+        ) {
+            c.nodes = default.nodes;
+        }
+        if forget(
+            "cluster.node_rank",
+            c.node_rank != default.node_rank,
+            c.node_rank.to_string(),
+        ) {
+            c.node_rank = default.node_rank;
+        }
+        if forget(
+            "cluster.rendezvous",
+            c.rendezvous != default.rendezvous,
+            format!("{:?}", c.rendezvous),
+        ) {
+            c.rendezvous = default.rendezvous.clone();
+        }
+        if forget(
+            "cluster.timeout_s",
+            c.timeout_s != default.timeout_s,
+            c.timeout_s.to_string(),
+        ) {
+            c.timeout_s = default.timeout_s;
+        }
+        let token = c
+            .token_file
+            .as_ref()
+            .map(|p| format!("{:?}", p.display().to_string()));
+        if forget(
+            "cluster.token_file",
+            c.token_file.is_some(),
+            token.unwrap_or_default(),
+        ) {
+            c.token_file = None;
+        }
+        if forget("cluster.insecure", c.insecure, "true".into()) {
+            c.insecure = false;
+        }
+        dropped
+    }
+
     /// What every node of a run must agree on: the configuration without
     /// the [`MachineSettings`].
     pub fn shared(&self) -> RunConfig {
         let mut shared = self.clone();
         shared.take_machine();
         shared
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resume_drops_every_saved_network_setting_but_those_given_now() {
+        let mut config = RunConfig::default();
+        config.cluster.nodes = 2;
+        config.cluster.node_rank = 1;
+        config.cluster.rendezvous = "0.0.0.0:29911".into();
+        config.cluster.token_file = Some("run/token".into());
+        config.cluster.insecure = true;
+        config.cluster.timeout_s = 5;
+        let given = [Override::flag(
+            "cluster.node_rank=1".into(),
+            "--node-rank 1",
+        )];
+        let dropped = config.forget_saved_network(&given);
+        assert_eq!(dropped.len(), 5, "{dropped:?}");
+        for key in NETWORK_KEYS.iter().filter(|k| **k != "cluster.node_rank") {
+            assert!(
+                dropped.iter().any(|d| d.starts_with(key)),
+                "{key}: {dropped:?}"
+            );
+        }
+        let default = ClusterConfig::default();
+        assert_eq!(config.cluster.nodes, default.nodes);
+        assert_eq!(config.cluster.rendezvous, default.rendezvous);
+        assert_eq!(config.cluster.token_file, None);
+        assert!(!config.cluster.insecure);
+        assert_eq!(config.cluster.timeout_s, default.timeout_s);
+        assert_eq!(config.cluster.node_rank, 1, "given on the command line");
     }
 }

@@ -21,7 +21,7 @@ mod machine;
 mod origin;
 mod validate;
 
-pub use machine::MachineSettings;
+pub use machine::{MachineSettings, NETWORK_KEYS};
 pub use origin::{Override, Sources};
 
 /// Everything a training run needs to know.

@@ -40,7 +40,7 @@ impl Override {
     }
 
     /// The dotted key it sets.
-    fn key(&self) -> &str {
+    pub fn key(&self) -> &str {
         self.set.split_once('=').map_or("", |(k, _)| k.trim())
     }
 }

@@ -188,11 +188,18 @@ fn point_latest(dir: &Path, target: &Path) -> Result<()> {
 /// Removes the checkpoints of `dir` (a run's `checkpoints/`) but the
 /// newest `keep_last` and the one at `best_step`.
 pub fn prune(dir: &Path, keep_last: usize, best_step: Option<u64>) -> Result<()> {
+    // Never across a link: not a linked `checkpoints/`, not a linked step.
+    if dir.is_symlink() {
+        bail!(
+            "{} is a symbolic link: zftrain prunes checkpoints only inside the run directory; remove the link",
+            dir.display()
+        );
+    }
     // Only zftrain's own checkpoints: a folder that merely has the name
     // (someone's copy, notes) is neither counted nor removed.
     let all: Vec<(u64, PathBuf)> = step_dirs(dir)
         .into_iter()
-        .filter(|(_, p)| p.join(MANIFEST_FILE).is_file())
+        .filter(|(_, p)| !p.is_symlink() && p.join(MANIFEST_FILE).is_file())
         .collect();
     let cut = all.len().saturating_sub(keep_last);
     for (step, path) in &all[..cut] {

@@ -23,6 +23,11 @@ pub fn dry_run(config: &RunConfig) -> Result<Vec<String>> {
     report.push(format!("hooks: {}", hooks.len()));
     let devices = training_devices(&config.train.gpus.ids(), config.train.cpu_replicas)?;
     report.push(format!("devices: {devices:?}"));
+    let gpu = devices.iter().any(|d| d.is_cuda());
+    report.push(format!(
+        "precision: {}",
+        config.train.precision.describe(gpu)?
+    ));
     let (train, val) = setup::datasets(config)?;
     for (name, set) in [("train", &train), ("val", &val)] {
         let mut counts = vec![0usize; set.classes.len()];

@@ -11,6 +11,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Read, Seek, Write};
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -51,8 +52,20 @@ impl RunLock {
             .write(true)
             .create(true)
             .truncate(false)
+            // Never through a link planted in the run directory, and never
+            // waiting on a FIFO: a plain file or a refusal naming it.
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
             .open(&path)
-            .with_context(|| format!("opening {}", path.display()))?;
+            .map_err(|e| match e.raw_os_error() {
+                Some(libc::ELOOP) => anyhow::anyhow!(
+                    "{} is a symbolic link: zftrain does not lock or write through a link in a run directory; remove it",
+                    path.display()
+                ),
+                _ => anyhow::Error::new(e).context(format!("opening {}", path.display())),
+            })?;
+        if !file.metadata().is_ok_and(|m| m.is_file()) {
+            bail!("{} is not a plain file: remove it", path.display());
+        }
         // SAFETY: flock on a descriptor this function owns.
         if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
             let err = std::io::Error::last_os_error();

@@ -35,6 +35,7 @@ use crate::train::metrics::Running;
 use crate::train::prefetch::{Prefetch, Prepared, TensorLayout};
 use crate::train::probe::LoaderProbe;
 use crate::train::role::Role;
+use crate::train::run_tree::check_run_tree;
 use crate::train::schedule::Schedule;
 use crate::train::setup;
 use crate::train::state::TrainerState;
@@ -97,10 +98,10 @@ struct Plan {
 }
 
 impl Plan {
-    fn new(config: &RunConfig, devices: &[Device], train: &Loader) -> Plan {
+    fn new(config: &RunConfig, devices: &[Device], train: &Loader) -> Result<Plan> {
         let per_epoch = train.batches_per_epoch();
         let gpu = devices.iter().any(|d| d.is_cuda());
-        Plan {
+        Ok(Plan {
             steps_per_epoch: match config.train.max_steps_per_epoch {
                 0 => per_epoch,
                 m => per_epoch.min(m as usize),
@@ -110,13 +111,13 @@ impl Plan {
                 kind: config
                     .train
                     .precision
-                    .compute_kind(devices[0] != Device::Cpu),
+                    .compute_kind(devices[0] != Device::Cpu)?,
                 channels_last: config.train.channels_last,
                 pinned: gpu,
             },
             device: devices[0],
             train_len: train.dataset().len(),
-        }
+        })
     }
 }
 
@@ -203,6 +204,15 @@ impl Checked {
         };
         // Several nodes: join them before anything is written.
         let role = Role::join(config, &devices, &train_set, &val_set)?;
+        let run_dir = role.run_dir(config);
+        // A run directory is data: nothing in it (or in the run resumed
+        // from) may be a link or a FIFO before it is read or written.
+        if run_dir.exists() {
+            check_run_tree(&run_dir)?;
+        }
+        if let Some(p) = resume.filter(|p| p.is_dir()) {
+            check_run_tree(p)?;
+        }
         // Only the node that keeps the run resumes (it sends the state on).
         let resume_from = match resume {
             Some(p) if role.keeps_the_run() => find_resume(p)?,
@@ -214,7 +224,6 @@ impl Checked {
             ),
             _ => None,
         };
-        let run_dir = role.run_dir(config);
         // One writer per run directory, from here to the end of the run.
         let existed = run_dir.exists();
         let lock = RunLock::acquire(&run_dir, !existed)?;
@@ -286,7 +295,7 @@ impl Trainer {
             setup::pixel_mean(&config, &c.train_set, resumed, start_checkpoint.as_ref())?;
         let (train_loader, val_loader) =
             setup::loaders(&config, c.train_set, c.val_set, mean_image.clone(), shard)?;
-        let plan = Plan::new(&config, &c.devices, &train_loader);
+        let plan = Plan::new(&config, &c.devices, &train_loader)?;
         if c.resume_from.is_none() {
             let resolved = setup::Resolved {
                 precision: plan.layout.kind,

@@ -153,11 +153,7 @@ pub fn step_seed(seed: u64, step: u64) -> u64 {
 /// Appends the log to `RUN/train.log`.
 pub fn set_up_logging(run_dir: &Path) -> Result<()> {
     let path = run_dir.join("train.log");
-    let file = fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .with_context(|| format!("opening {}", path.display()))?;
+    let file = crate::train::log_file::open_append(&path)?;
     // RUST_LOG sets the level (`warn`, `debug`, `zftrain=debug`); info by
     // default. A second run in the same process (tests) keeps the first
     // subscriber.
@@ -165,7 +161,7 @@ pub fn set_up_logging(run_dir: &Path) -> Result<()> {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::sync::Mutex::new(file))
+        .with_writer(std::sync::Mutex::new(crate::train::log_file::Escaped(file)))
         .with_ansi(false)
         .with_target(false)
         .try_init();

@@ -223,22 +223,68 @@ fn a_cluster_without_a_token_is_refused_before_anything_is_written() {
         err.contains("cluster.token_file") && err.contains("is empty"),
         "{err}"
     );
-    // A run directory cannot turn the token off: a saved config.toml that
-    // says `insecure = true` is not taken on --resume.
+    // A run directory chooses no network: a saved config.toml that makes
+    // the run node 0 of two, listening on every interface with a token of
+    // the directory's own (or none), is not taken on --resume: the run
+    // resumes alone, naming each saved setting it dropped.
     let mut single = quick(dir.path(), &data, "saved", "zfnet-seed", "1");
     single.extend(["--set", "train.max_steps_per_epoch=1"].map(String::from));
     ok(&single.iter().map(String::as_str).collect::<Vec<_>>());
     let run = dir.path().join("runs/saved");
+    let planted_token = run.join("token");
+    std::fs::write(&planted_token, "the attacker's token").unwrap();
     let saved = std::fs::read_to_string(run.join("config.toml")).unwrap();
     let mut config: toml::Table = saved.parse().unwrap();
     let cluster = config["cluster"].as_table_mut().unwrap();
     cluster.insert("nodes".into(), 2.into());
+    cluster.insert("node_rank".into(), 0.into());
+    cluster.insert("rendezvous".into(), "0.0.0.0:29911".into());
+    cluster.insert("token_file".into(), s(&planted_token).into());
     cluster.insert("insecure".into(), true.into());
     cluster.insert("timeout_s".into(), 5.into());
     std::fs::write(run.join("config.toml"), config.to_string()).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_zftrain"))
         .env_remove("ZFTRAIN_CLUSTER_TOKEN")
         .args(["train", "--resume", s(&run), "--epochs", "2"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    for dropped in [
+        "cluster.nodes = 2",
+        "cluster.node_rank",
+        "cluster.rendezvous = \"0.0.0.0:29911\"",
+        "cluster.token_file",
+        "cluster.insecure = true",
+        "cluster.timeout_s = 5",
+    ] {
+        if dropped == "cluster.node_rank" {
+            continue; // 0 is the default: nothing to drop
+        }
+        assert!(
+            err.contains(&format!("the saved {dropped}")) && err.contains("not used on --resume"),
+            "{dropped}: {err}"
+        );
+    }
+    let resumed: toml::Table = std::fs::read_to_string(run.join("config.toml"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(resumed["cluster"]["nodes"].as_integer(), Some(1));
+    assert!(resumed["cluster"].get("token_file").is_none(), "{resumed}");
+    // Given on the command line, a network setting counts: a cluster of
+    // two still needs its token (the saved insecure = true is not taken).
+    let out = Command::new(env!("CARGO_BIN_EXE_zftrain"))
+        .env_remove("ZFTRAIN_CLUSTER_TOKEN")
+        .args([
+            "train",
+            "--resume",
+            s(&run),
+            "--epochs",
+            "3",
+            "--nodes",
+            "2",
+        ])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);

@@ -35,6 +35,39 @@ pub fn fails(args: &[&str]) -> String {
     String::from_utf8(out.stderr).expect("utf-8 output")
 }
 
+/// Says on stderr, past the test harness's capture, that `test` did not
+/// run on this machine and why (`scripts/test` counts these lines).
+pub fn skip(test: &str, why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "skipped: {test}: {why}");
+}
+
+/// Whether the libtorch the tests link is a CUDA build (`scripts/setup
+/// --cuda`, or `LIBTORCH` at a PyTorch install): then CUDA is already
+/// there, and the tests of what happens without it, or with the stand-in
+/// library, cannot run; each says so by name and returns.
+pub fn skip_with_cuda_libtorch(test: &str) -> bool {
+    let dir = std::env::var_os("LIBTORCH")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.libtorch"));
+    let dir = match dir.is_relative() {
+        true => Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(dir),
+        false => dir,
+    };
+    let cuda = dir.join("lib/libtorch_cuda.so");
+    let linked = cuda.exists();
+    if linked {
+        skip(
+            test,
+            &format!(
+                "the linked libtorch is a CUDA build ({} exists)",
+                cuda.display()
+            ),
+        );
+    }
+    linked
+}
+
 /// The Python interpreter of the environment that `scripts/setup` made
 /// (`.cargo/config.toml` points `ZFTRAIN_PYTHON` at it).
 pub fn python() -> PathBuf {

@@ -100,6 +100,11 @@ fn past_detection(err: &str) {
 
 #[test]
 fn gpu_runs_load_cuda_before_asking_and_fail_clearly_at_the_first_tensor() {
+    if crate::common::skip_with_cuda_libtorch(
+        "gpu_runs_load_cuda_before_asking_and_fail_clearly_at_the_first_tensor",
+    ) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let data = crate::train::tiny_data(dir.path());
     let runs = dir.path().join("runs");
@@ -207,10 +212,12 @@ fn a_cuda_libtorch_without_a_device_is_reported_and_gpu_check_stops_clearly() {
         "{} (the test environment has PyPI's CUDA torch)",
         cuda.display()
     );
-    // This machine has no GPU: libtorch_cuda.so loads, CUDA finds no device.
+    // No GPU to see (hidden on a machine that has one): libtorch_cuda.so
+    // loads, CUDA finds no device.
     let out = Command::new(env!("CARGO_BIN_EXE_zftrain"))
         .args(["bench", "deconv", "--gpu", "0"])
         .env("LD_LIBRARY_PATH", &lib)
+        .env("CUDA_VISIBLE_DEVICES", "")
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
@@ -223,7 +230,7 @@ fn a_cuda_libtorch_without_a_device_is_reported_and_gpu_check_stops_clearly() {
 
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("out");
-    let out = gpu_check(&[s(&out_dir)], &[]);
+    let out = gpu_check(&[s(&out_dir)], &[("CUDA_VISIBLE_DEVICES", Path::new(""))]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("CUDA is not available"), "{err}");
@@ -234,6 +241,11 @@ fn a_cuda_libtorch_without_a_device_is_reported_and_gpu_check_stops_clearly() {
 
 #[test]
 fn gpu_check_with_the_stand_in_gets_past_detection_and_reports_the_failure() {
+    if crate::common::skip_with_cuda_libtorch(
+        "gpu_check_with_the_stand_in_gets_past_detection_and_reports_the_failure",
+    ) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("out");
     let out = gpu_check(

@@ -12,6 +12,7 @@ mod fuzz_replay;
 mod gpu;
 mod hooks;
 mod hostile;
+mod hostile_runs;
 mod probe;
 mod pytorch;
 mod rehearsal;

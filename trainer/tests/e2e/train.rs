@@ -563,6 +563,11 @@ fn cpu_replicas_train_the_same_model_and_a_run_resumes_on_another_replica_count(
 
 #[test]
 fn asking_for_gpus_without_cuda_says_what_was_looked_for_and_creates_nothing() {
+    if crate::common::skip_with_cuda_libtorch(
+        "asking_for_gpus_without_cuda_says_what_was_looked_for_and_creates_nothing",
+    ) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let data = tiny_data(dir.path());
     let mut args = quick(dir.path(), &data, "gpu", "zfnet-seed", "1");

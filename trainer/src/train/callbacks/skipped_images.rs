@@ -8,6 +8,7 @@ use anyhow::Result;
 use tracing::warn;
 
 use super::{Callback, Context};
+use crate::train::log_file::code_span;
 
 /// The skipped-image reporter.
 pub struct SkippedImages;
@@ -21,7 +22,11 @@ impl Callback for SkippedImages {
         let mut text = String::new();
         for (path, why) in skipped {
             warn!(file = %path.display(), reason = %why, "skipped an image that does not decode");
-            text.push_str(&format!("- `{}`: {}\n", path.display(), why));
+            text.push_str(&format!(
+                "- {}: {}\n",
+                code_span(&path.display().to_string()),
+                code_span(why)
+            ));
         }
         ctx.tb.text("data/skipped_images", step, &text)?;
         ctx.tb.scalar(

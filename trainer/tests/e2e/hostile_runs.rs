@@ -1,0 +1,105 @@
+//! A run directory someone else could write is data: links and FIFOs
+//! planted in it before a `--resume` are refused by name, and nothing
+//! outside the run is truncated, written or pruned.
+
+use std::os::unix::fs::symlink;
+use std::path::Path;
+
+use crate::common::{ok, s, zftrain};
+use crate::train::{quick, tiny_data};
+
+/// `train --resume run --epochs 2`: the error text, after asserting failure.
+fn resume_refused(run: &Path) -> String {
+    let out = zftrain(&["train", "--resume", s(run), "--epochs", "2"]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !out.status.success(),
+        "resumed through a planted link: {err}"
+    );
+    err
+}
+
+#[test]
+fn links_and_fifos_planted_in_a_run_directory_are_refused_and_nothing_outside_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = tiny_data(d);
+    let args = quick(d, &data, "A", "zfnet-seed", "1");
+    ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let run = d.join("runs/A");
+    // What an attacker points the links at.
+    let outside = d.join("outside");
+    std::fs::create_dir_all(outside.join("project/bundle")).unwrap();
+    std::fs::create_dir_all(outside.join("project/out")).unwrap();
+    std::fs::write(outside.join("project/bundle/keep.txt"), "mine").unwrap();
+    std::fs::write(outside.join("project/out/keep.txt"), "mine").unwrap();
+    let precious = outside.join("precious.txt");
+    std::fs::write(&precious, "precious").unwrap();
+    let foreign = outside.join("checkpoints");
+    copy_dir(
+        &run.join("checkpoints/latest"),
+        &foreign.join("step-000000001"),
+    );
+
+    let plant = |at: &str, to: &Path| {
+        let link = run.join(at);
+        // Moved out of the run while the link stands in its place.
+        let moved = d.join(format!("moved-{}", at.replace('/', "_")));
+        if std::fs::symlink_metadata(&link).is_ok() {
+            std::fs::rename(&link, &moved).unwrap();
+        }
+        if let Some(parent) = link.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        symlink(to, &link).unwrap();
+        let err = resume_refused(&run);
+        assert!(
+            err.contains(at) && err.contains("symbolic link"),
+            "{at}: {err}"
+        );
+        std::fs::remove_file(&link).unwrap();
+        if std::fs::symlink_metadata(&moved).is_ok() {
+            std::fs::rename(&moved, &link).unwrap();
+        }
+    };
+    plant("lock", &precious);
+    plant("train.log", &precious);
+    plant("hooks/deconv", &outside);
+    plant("checkpoints", &foreign);
+    plant("hooks/stats/epoch-002", &outside.join("project"));
+    // A FIFO where the log goes would hang an open.
+    let log = run.join("train.log");
+    std::fs::rename(&log, d.join("moved-log")).unwrap();
+    let c = std::ffi::CString::new(s(&log)).unwrap();
+    // SAFETY: a valid C string; mkfifo only creates the node.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let err = resume_refused(&run);
+    assert!(err.contains("train.log") && err.contains("FIFO"), "{err}");
+    std::fs::remove_file(&log).unwrap();
+
+    assert_eq!(std::fs::read_to_string(&precious).unwrap(), "precious");
+    assert!(
+        foreign.join("step-000000001/manifest.json").is_file(),
+        "pruned"
+    );
+    for f in ["project/bundle/keep.txt", "project/out/keep.txt"] {
+        assert_eq!(
+            std::fs::read_to_string(outside.join(f)).unwrap(),
+            "mine",
+            "{f}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_dir(&outside).unwrap().count(),
+        3,
+        "nothing written into the linked folder"
+    );
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
