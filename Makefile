@@ -32,7 +32,7 @@ bench: build
 # peers and the multi-node faults, and 60 s of fuzzing per parser. `make test` runs the same tests with 6 trials and replays the
 # fuzzing seeds and regressions. About 15 minutes on 2 cores.
 reliability: setup
-	ZFTRAIN_RELIABILITY_TRIALS=24 $(CARGO) test -q -p zftrain --test e2e -- faults:: hostile:: hostile_runs:: --nocapture --test-threads 1
+	ZFTRAIN_RELIABILITY_TRIALS=24 $(CARGO) test -q -p zftrain --test e2e -- faults:: hostile:: hostile_runs:: stops:: --nocapture --test-threads 1
 	$(CARGO) test -q -p zftrain --lib config:: -- --nocapture
 	$(CARGO) test -q -p zftrain-checkpoints -p zftrain-data -p zftrain-tensorboard
 	$(CARGO) test -q -p zftrain-parallel --lib rendezvous:: -- --nocapture

@@ -55,3 +55,44 @@ pub fn write_with(
     })?;
     sync_dir(path.parent().unwrap_or(Path::new(".")))
 }
+
+/// Puts the directory `new` (complete, under a hidden temporary name) in
+/// the place of the existing directory `dir`, and removes the old one: one
+/// `renameat2(RENAME_EXCHANGE)`, so `dir` is a complete directory at every
+/// moment, then the old contents (now at `new`) are deleted. Where the
+/// file system cannot exchange, the old one is moved aside first (a short
+/// window without `dir`).
+pub fn replace_dir(new: &Path, dir: &Path) -> Result<(), CheckpointError> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| std::ffi::CString::new(p.as_os_str().as_bytes()).ok();
+    let (Some(from), Some(to)) = (c(new), c(dir)) else {
+        return Err(CheckpointError::io("replacing", dir)(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "a path with a NUL byte",
+        )));
+    };
+    // SAFETY: two valid C strings, relative to the current directory.
+    let r = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            from.as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if r != 0 {
+        let err = std::io::Error::last_os_error();
+        if !matches!(err.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS)) {
+            return Err(CheckpointError::io("exchanging into place", dir)(err));
+        }
+        let aside = new.with_extension("old");
+        fs::rename(dir, &aside).map_err(CheckpointError::io("moving aside", dir))?;
+        fs::rename(new, dir).map_err(CheckpointError::io("renaming into place", dir))?;
+        fs::rename(&aside, new).map_err(CheckpointError::io("renaming", &aside))?;
+    }
+    if let Some(parent) = dir.parent() {
+        sync_dir(parent)?;
+    }
+    fs::remove_dir_all(new).map_err(CheckpointError::io("removing the replaced", new))
+}

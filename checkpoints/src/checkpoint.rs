@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tch::Tensor;
 
-use crate::atomic::{sync_dir, temp_sibling, write_file};
+use crate::atomic::{replace_dir, sync_dir, temp_sibling, write_file};
 use crate::tensors::{write_safetensors, Metadata};
 use crate::CheckpointError;
 
@@ -225,6 +225,32 @@ impl Checkpoint {
         }
     }
 
+    /// Writes the checkpoint `dir` as [`Checkpoint::write_files`] does,
+    /// replacing one already there atomically (assembled under a hidden
+    /// name, then exchanged with it: [`replace_dir`]), so `dir` is a whole
+    /// checkpoint at every moment.
+    pub fn replace_files(
+        dir: &Path,
+        files: &[(&str, Content<'_>)],
+        meta: serde_json::Value,
+    ) -> Result<Checkpoint, CheckpointError> {
+        if !dir.exists() {
+            return Checkpoint::write_files(dir, files, meta);
+        }
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let next = dir.with_file_name(format!(".{name}.tmp-next-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&next);
+        let written = Checkpoint::write_files(&next, files, meta)?;
+        replace_dir(&next, dir)?;
+        Ok(Checkpoint {
+            dir: dir.to_path_buf(),
+            manifest: written.manifest,
+        })
+    }
+
     /// Reads a JSON file of the checkpoint (verified by [`Checkpoint::open`]).
     pub fn read_json(&self, name: &str) -> Result<serde_json::Value, CheckpointError> {
         if !self.manifest.files.contains_key(name) {
@@ -305,6 +331,28 @@ mod tests {
 
     fn weights() -> Vec<(String, Tensor)> {
         vec![("fc.weight".into(), Tensor::randn([3, 4], FLOAT_CPU))]
+    }
+
+    #[test]
+    fn a_checkpoint_is_replaced_whole_and_nothing_else_is_left() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("step-000000001");
+        let w = weights();
+        let files = |epoch: u64| serde_json::json!({ "epoch": epoch });
+        let content = [(WEIGHTS_FILE, Content::Tensors(&w, &Metadata::new()))];
+        Checkpoint::write_files(&dir, &content, files(0)).unwrap();
+        assert!(
+            Checkpoint::write_files(&dir, &content, files(1)).is_err(),
+            "never overwritten"
+        );
+        let ck = Checkpoint::replace_files(&dir, &content, files(1)).unwrap();
+        assert_eq!(ck.manifest().meta["epoch"], 1);
+        assert_eq!(Checkpoint::open(&dir).unwrap().manifest().meta["epoch"], 1);
+        let left: Vec<_> = fs::read_dir(root.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, vec![std::ffi::OsString::from("step-000000001")]);
     }
 
     #[test]

@@ -161,6 +161,10 @@ pub struct HookContext<'a> {
     /// The probe pass shared by the hooks due at this event, when more than
     /// one needs one (set by the registry; `None` elsewhere).
     pub shared: Option<&'a SharedPass>,
+    /// Whether a stop of the run was requested (`None`: never): the
+    /// registry runs no further hook and takes a hook's failure after it
+    /// for the stop; long work (an exec plugin) ends early.
+    pub stop: Option<&'a (dyn Fn() -> bool + Sync)>,
 }
 
 /// What training measured last, as a hook sees it.
@@ -179,6 +183,11 @@ pub struct Metrics {
 }
 
 impl<'a> HookContext<'a> {
+    /// Whether a stop of the run was requested ([`HookContext::stop`]).
+    pub fn stopping(&self) -> bool {
+        self.stop.is_some_and(|asked| asked())
+    }
+
     /// The networks to spread work over: [`HookContext::replicas`], or
     /// `net` on `device` when there are none.
     pub fn devices(&self) -> Vec<(&'a Network, Device)> {

@@ -22,6 +22,10 @@ pub struct Dispatch {
     /// serves (at the last planned epoch's end, those due at the end of
     /// training too), and its time (not counted in theirs).
     pub shared: Option<(Vec<String>, Duration)>,
+    /// A stop was requested ([`HookContext::stop`]) before every hook due
+    /// had run: the rest did not run, and a failure after the request is
+    /// taken for the stop (not reported).
+    pub interrupted: bool,
 }
 
 /// The registered hooks.
@@ -166,6 +170,10 @@ impl Hooks {
             if !due_now[i] {
                 continue;
             }
+            if ctx.stopping() {
+                out.interrupted = true;
+                break;
+            }
             let name = hook.name().to_string();
             let start = Instant::now();
             let result = match &shared {
@@ -179,6 +187,11 @@ impl Hooks {
             match result {
                 Ok(Control::Stop) => out.control = Control::Stop,
                 Ok(Control::Continue) => {}
+                // Cut short by the stop (its probe pass ended): not a failure.
+                Err(_) if ctx.stopping() => {
+                    out.interrupted = true;
+                    break;
+                }
                 Err(e) if hook.required() => return Err(e),
                 Err(e) => {
                     let step = ctx.step as i64;
@@ -189,7 +202,7 @@ impl Hooks {
                 }
             }
         }
-        if let (true, Some(Ok(pass))) = (keep, shared) {
+        if let (true, Some(Ok(pass)), false) = (keep, shared, out.interrupted) {
             self.kept = Some((at.0, at.1, pass));
         }
         Ok(out)

@@ -238,7 +238,12 @@ impl ExecHook {
     /// group is killed (no grandchild outlives it or holds its stderr open).
     /// Its stderr is kept as bytes, the last [`STDERR_KEPT`] of them, and
     /// logged as lossy UTF-8.
-    fn execute(&self, bundle: &Path, out: &Path) -> Result<(), HookError> {
+    fn execute(
+        &self,
+        bundle: &Path,
+        out: &Path,
+        stopping: &dyn Fn() -> bool,
+    ) -> Result<(), HookError> {
         use std::os::unix::process::CommandExt;
         let argv = self.config.argv()?;
         // Orphans the program leaves come back to zftrain to be ended.
@@ -272,10 +277,17 @@ impl ExecHook {
         });
         let limit = Duration::from_secs_f64(self.config.timeout_s);
         let start = Instant::now();
+        let mut stopped = false;
         let status = loop {
             match child.try_wait().map_err(|e| self.fail(e))? {
                 Some(status) => break Some(status),
                 None if start.elapsed() >= limit => break None,
+                // The run is stopping: the program is killed now, not at
+                // its deadline.
+                None if stopping() => {
+                    stopped = true;
+                    break None;
+                }
                 None => std::thread::sleep(Duration::from_millis(20)),
             }
         };
@@ -310,6 +322,7 @@ impl ExecHook {
             .collect::<Vec<_>>()
             .join(" | ");
         match status {
+            None if stopped => Err(self.fail("killed: the run is stopping")),
             None => Err(self.fail(format!(
                 "timed out after {} s and was killed",
                 self.config.timeout_s
@@ -393,7 +406,7 @@ impl ExecHook {
 
     fn run(&self, ctx: &HookContext<'_>) -> Result<Control, HookError> {
         let (bundle, out) = self.bundle(ctx)?;
-        let ran = self.execute(&bundle, &out);
+        let ran = self.execute(&bundle, &out, &|| ctx.stopping());
         // Whatever the program did, its bundle goes unless asked to stay.
         let removed = match self.config.keep_bundle {
             true => Ok(()),

@@ -55,5 +55,6 @@ pub fn context<'a>(
         sink,
         metrics: Default::default(),
         shared: None,
+        stop: None,
     }
 }

@@ -185,3 +185,56 @@ fn state_round_trips_and_names_are_checked() {
         .unwrap_err();
     assert!(err.to_string().contains("letters, digits"), "{err}");
 }
+
+/// A hook whose work is cut short by a stop of the run: the request comes
+/// in while it runs (as a signal would) and its probe pass then fails.
+struct CutShort(std::sync::Arc<std::sync::atomic::AtomicBool>, Schedule);
+
+impl Hook for CutShort {
+    fn name(&self) -> &str {
+        "cut_short"
+    }
+    fn schedule(&self) -> &Schedule {
+        &self.1
+    }
+    fn on_epoch_end(&mut self, _ctx: &HookContext<'_>) -> Result<Control, HookError> {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        Err(HookError::Probe("a stop was requested".into()))
+    }
+}
+
+#[test]
+fn a_stop_during_a_hook_ends_the_dispatch_without_a_failure_and_runs_no_other_hook() {
+    let (_vs, net) = network();
+    let probe = probe(1);
+    let dir = tempfile::tempdir().unwrap();
+    let sink = MemorySink::default();
+    let asked = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut hooks = Hooks::new();
+    hooks
+        .register(Box::new(CutShort(asked.clone(), Schedule::EveryEpochs(1))))
+        .unwrap();
+    // Required: its failure would be the dispatch's error.
+    hooks
+        .register(Toy::boxed("after", Behaviour::Fine, true))
+        .unwrap();
+    let stopping = || asked.load(std::sync::atomic::Ordering::SeqCst);
+    let ctx = HookContext {
+        stop: Some(&stopping),
+        ..context(&net, &probe, dir.path(), &sink, 1)
+    };
+    let d = hooks.dispatch(Event::EpochEnd, &ctx).unwrap();
+    assert!(d.interrupted);
+    assert!(d.failures.is_empty(), "{:?}", d.failures);
+    assert_eq!(d.ran.len(), 1, "the hook after the stop did not run");
+    assert!(sink.items.lock().unwrap().is_empty(), "nothing reported");
+    // Without the stop, the same failure is reported.
+    asked.store(false, std::sync::atomic::Ordering::SeqCst);
+    let mut hooks = Hooks::new();
+    hooks
+        .register(Toy::boxed("fails", Behaviour::Fail, false))
+        .unwrap();
+    let d = hooks.dispatch(Event::EpochEnd, &ctx).unwrap();
+    assert!(!d.interrupted);
+    assert_eq!(d.failures.len(), 1);
+}

@@ -115,6 +115,7 @@ fn measure(dir: &Path, tag: &str, args: &ArchitectureArgs) -> Result<Measured> {
         sink: &sink,
         metrics: Default::default(),
         shared: None,
+        stop: None,
     };
     let name = format!("{tag}: {} ({})", model.net.arch().name, dir.display());
     let dead = DeadFiltersHook::new(DeadFiltersConfig::default()).measure(&ctx)?;

@@ -111,6 +111,7 @@ fn mine_pass(
         sink: &sink,
         metrics: Default::default(),
         shared: None,
+        stop: None,
     };
     let choices = layer_choices(ctx.net, &[], &Maps::Count(args.maps), "bench")?;
     let config = MinerConfig {

@@ -277,8 +277,15 @@ pub fn run(args: &TrainArgs) -> Result<u8> {
     let stop = StopHandle::new();
     let on_signal = stop.clone();
     ctrlc::set_handler(move || {
+        if !on_signal.armed() {
+            // Indexing, the per-pixel mean, the probe set, the cluster:
+            // nothing trained yet, nothing to checkpoint, nothing to wait for.
+            eprintln!("\nzftrain: stopped before the first step (nothing to checkpoint; run again, with --resume if the run directory was made)");
+            // SAFETY: as below, `_exit` runs no code.
+            unsafe { libc::_exit(130) }
+        }
         if on_signal.request() == 0 {
-            eprintln!("\nzftrain: stopping after this step and writing a checkpoint (press Ctrl-C again to abort at once)");
+            eprintln!("\nzftrain: stopping within a step or a batch and writing a checkpoint (press Ctrl-C again to abort at once)");
         } else {
             eprintln!("\nzftrain: aborted");
             // At once: `exit` would run libtorch's static destructors while

@@ -101,8 +101,16 @@ pub fn save(run_dir: &Path, snap: &Snapshot<'_>) -> Result<PathBuf> {
     let dir = checkpoints_dir(run_dir);
     remove_stale_temporaries(&dir);
     let path = dir.join(format!("step-{:09}", state.global_step));
-    if path.exists() {
-        // Already saved at this step (e.g. an interrupt right after an epoch end).
+    // Already saved at this step with this state (a stop right after an
+    // epoch's end): kept. With another state (a stop before the epoch's
+    // end, then the resumed run's end at the same step) it is replaced,
+    // atomically, so the newest checkpoint always says where the run is.
+    let saved_state = fs::File::open(path.join(TRAINER_FILE)).ok().and_then(|f| {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::Read::take(f, 1 << 20), &mut bytes).ok()?;
+        serde_json::from_slice::<TrainerState>(&bytes).ok()
+    });
+    if saved_state.as_ref() == Some(state) {
         return Ok(path);
     }
     let weights = model.named_weights();
@@ -148,7 +156,7 @@ pub fn save(run_dir: &Path, snap: &Snapshot<'_>) -> Result<PathBuf> {
         }
     }
     let meta = json!({ "weights": info, "epoch": state.epoch, "batch": state.batch, "global_step": state.global_step });
-    Checkpoint::write_files(&path, &files, meta)
+    Checkpoint::replace_files(&path, &files, meta)
         .with_context(|| format!("writing checkpoint {}", path.display()))?;
     point_latest(&dir, &path)?;
     Ok(path)

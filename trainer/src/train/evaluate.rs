@@ -10,23 +10,32 @@ use zftrain_data::Loader;
 
 use crate::train::metrics::Running;
 use crate::train::prefetch::{to_tensors, TensorLayout};
+use crate::train::stop::StopHandle;
 use crate::train::ticker::Ticker;
 use crate::weights::Model;
+
+/// Images left out of a pass, each with why.
+pub type Skipped = Vec<(PathBuf, String)>;
 
 /// Loss, top-1 and top-5 of `model` (on `device`) over `loader`, batches
 /// laid out as `layout` says; and the files left out because they do not
 /// decode. `ticker` hears of every batch. An epoch in which no image
-/// decodes is an error.
+/// decodes is an error. `None` when `stop` is requested before the pass
+/// ends (it is looked at before every batch).
 pub fn evaluate(
     model: &Model,
     device: Device,
     loader: &Loader,
     layout: &TensorLayout,
     ticker: &mut Ticker,
-) -> Result<(Running, Vec<(PathBuf, String)>)> {
+    stop: &StopHandle,
+) -> Result<Option<(Running, Skipped)>> {
     let mut r = Running::default();
     let mut skipped = Vec::new();
     for batch in loader.epoch(0, 0) {
+        if stop.requested() {
+            return Ok(None);
+        }
         let mut batch = batch?;
         ticker.add(batch.len() + batch.skipped.len());
         skipped.append(&mut batch.skipped);
@@ -52,5 +61,5 @@ pub fn evaluate(
             loader.dataset().len()
         );
     }
-    Ok((r, skipped))
+    Ok(Some((r, skipped)))
 }

@@ -16,6 +16,8 @@ use zftrain_hooks::{
 use zftrain_model::Network;
 use zftrain_tensorboard::BackgroundWriter;
 
+use crate::train::stop::StopHandle;
+
 /// Summaries of hooks go to the run's TensorBoard writer.
 pub struct TbSink<'a>(pub &'a BackgroundWriter);
 
@@ -78,6 +80,9 @@ pub struct HookRunner {
     pub probe: Box<dyn ProbeSet>,
     /// Where the network lives (replica 0's device).
     pub device: Device,
+    /// The run's stop: the hooks see it ([`HookContext::stop`]) and are
+    /// cut short when it is requested (the session redoes them on resume).
+    pub stop: Option<StopHandle>,
 }
 
 impl HookRunner {
@@ -88,6 +93,7 @@ impl HookRunner {
             hooks,
             probe,
             device: Device::Cpu,
+            stop: None,
         }
     }
 
@@ -109,6 +115,8 @@ impl HookRunner {
 
     fn send(&mut self, event: Event, at: &Moment<'_>, all: bool) -> Result<Control> {
         let sink = TbSink(at.tb);
+        let stop = self.stop.clone();
+        let stopping = move || stop.as_ref().is_some_and(StopHandle::requested);
         let ctx = HookContext {
             net: at.net,
             device: self.device,
@@ -120,6 +128,7 @@ impl HookRunner {
             sink: &sink,
             metrics: at.metrics,
             shared: None,
+            stop: Some(&stopping),
         };
         let start = Instant::now();
         let d = if all {
@@ -135,6 +144,9 @@ impl HookRunner {
         }
         for (name, took) in &d.ran {
             info!(hook = %name, event = ?event, epoch, step, seconds = took.as_secs_f64(), "hook ran");
+        }
+        if d.interrupted {
+            info!(event = ?event, epoch, step, "hooks cut short by a stop request");
         }
         for e in &d.failures {
             warn!(error = %e, "hook failed; training goes on");

@@ -3,7 +3,7 @@
 use tch::{Kind, Tensor};
 
 /// Sums over the samples seen so far.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Running {
     /// Samples.
     pub n: u64,

@@ -20,6 +20,7 @@ use zftrain_data::{Augment, Dataset, Loader, LoaderConfig, MeanImage, Transform}
 use zftrain_hooks::{HookError, ProbeBatch, ProbeBatches, ProbeSet};
 
 use crate::config::RunConfig;
+use crate::train::stop::StopHandle;
 use crate::train::ticker::Ticker;
 
 /// The probe images of a run, read from their files on every pass.
@@ -33,9 +34,20 @@ pub struct LoaderProbe {
     mean: [f32; 3],
     std: [f32; 3],
     log_every_s: f64,
+    /// Passes end (with an error) once it is requested.
+    stop: StopHandle,
 }
 
 impl LoaderProbe {
+    /// The same probe set, whose passes end at the next batch once `stop`
+    /// is requested (the pass's error then says so).
+    pub fn stopped_by(self, stop: &StopHandle) -> LoaderProbe {
+        LoaderProbe {
+            stop: stop.clone(),
+            ..self
+        }
+    }
+
     /// `config.probe.images` evenly spaced samples of `val` (0: all), with
     /// the run's mean image if it has one.
     pub fn new(
@@ -78,6 +90,7 @@ impl LoaderProbe {
             mean,
             std: d.std,
             log_every_s: config.train.log_every_s,
+            stop: StopHandle::new(),
         })
     }
 }
@@ -102,9 +115,15 @@ impl ProbeSet for LoaderProbe {
         let loader = Loader::new(subset, self.transform.clone(), self.loader.clone());
         let crop = self.crop;
         let batches = loader.epoch(0, 0);
+        let stop = self.stop.clone();
         Box::new(
             batches
                 .filter_map(move |batch| {
+                    if stop.requested() {
+                        return Some(Err(HookError::Probe(
+                            "the run is stopping: probe pass cut short".into(),
+                        )));
+                    }
                     let batch = match batch {
                         Ok(b) => b,
                         Err(e) => return Some(Err(HookError::Probe(e.to_string()))),

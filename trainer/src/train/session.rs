@@ -16,7 +16,7 @@ use tracing::{info, warn};
 use zftrain_checkpoints::Checkpoint;
 use zftrain_data::loader::Shard;
 use zftrain_data::{Dataset, Loader, MeanImage};
-use zftrain_hooks::{Hook, Hooks};
+use zftrain_hooks::{Hook, HookState, Hooks};
 use zftrain_model::Arch;
 use zftrain_tensorboard::{BackgroundWriter, SessionStatus};
 
@@ -150,6 +150,20 @@ struct Core {
 pub struct Trainer {
     core: Core,
     callbacks: Vec<Box<dyn Callback>>,
+    /// The callbacks' states from before an epoch's end that a stop cut
+    /// short: what the stop checkpoint saves.
+    rollback: Option<Vec<(String, HookState)>>,
+}
+
+/// How an epoch's end went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EpochEnd {
+    /// Done; the next epoch follows.
+    Next,
+    /// Done, and a hook (or node 0) asked to stop.
+    Stop,
+    /// A stop was requested before it was done; it is redone on resume.
+    Interrupted,
 }
 
 /// What set-up establishes before anything is written: every check
@@ -304,15 +318,18 @@ impl Trainer {
             };
             start_history(&tb, &config, &c.spec, &resolved)?;
         }
-        let hooks = hooks_adapter(
-            &config,
-            c.hooks,
-            &c.role,
-            &val_loader,
-            &mean_image,
-            plan.device,
-            resumed,
-        )?;
+        let hooks = match c.role.keeps_the_run() {
+            true => hooks_adapter(
+                &config,
+                c.hooks,
+                &val_loader,
+                &mean_image,
+                plan.device,
+                resumed,
+                &options.stop,
+            )?,
+            false => None,
+        };
         let mut callbacks = callbacks::standard(&config, &c.role, hooks);
         callbacks.extend(options.callbacks);
         if plan.layout.kind == Kind::Half {
@@ -341,7 +358,11 @@ impl Trainer {
             val_top1: None,
             _lock: c.lock,
         };
-        Ok(Trainer { core, callbacks })
+        Ok(Trainer {
+            core,
+            callbacks,
+            rollback: None,
+        })
     }
 
     /// Trains until the configured epochs are done or something stops it.
@@ -371,6 +392,8 @@ impl Trainer {
 
     /// The epochs left; `true` when a stop ended them early.
     fn epochs(&mut self) -> Result<bool> {
+        // From here a stop ends with a checkpoint (before, there is none to write).
+        self.core.stop.arm();
         self.core.pace = Pace::start(&self.core.state);
         let asked = self.emit(|cb, ctx| cb.on_train_start(ctx))?;
         self.core.asked_to_stop |= asked.stop;
@@ -378,8 +401,10 @@ impl Trainer {
             let Some(running) = self.train_epoch()? else {
                 return Ok(true);
             };
-            if self.end_epoch(&running)? {
-                break;
+            match self.end_epoch(&running)? {
+                EpochEnd::Next => {}
+                EpochEnd::Stop => break,
+                EpochEnd::Interrupted => return Ok(true),
             }
         }
         Ok(false)
@@ -394,7 +419,8 @@ impl Trainer {
         let c = &self.core;
         let batches = c.train_loader.epoch(c.state.epoch, c.state.batch);
         let prefetch = Prefetch::new(&c.train_loader, batches, c.plan.layout);
-        let mut running = Running::default();
+        // The epoch's steps before a resume count too.
+        let mut running = c.state.epoch_running.clone();
         let mut flow = Flow::Next;
         for prepared in prefetch {
             if self.core.state.batch >= self.core.plan.steps_per_epoch {
@@ -430,6 +456,7 @@ impl Trainer {
         }
         self.core.after_step(&out)?;
         tch::no_grad(|| running.add(&out.logits, &labels, out.loss));
+        self.core.state.epoch_running = running.clone();
         let report = StepReport {
             loss: out.loss,
             lr: opts.lr,
@@ -449,17 +476,27 @@ impl Trainer {
 
     /// After an epoch's training pass: validation, the schedule, the
     /// callbacks, the checkpoint, node 0's state to the others. Whether to
-    /// stop.
-    fn end_epoch(&mut self, running: &Running) -> Result<bool> {
+    /// go on; a stop requested during validation or the callbacks (the
+    /// hooks' passes) leaves the epoch's end undone, to be redone on resume.
+    fn end_epoch(&mut self, running: &Running) -> Result<EpochEnd> {
         if !self.core.role.keeps_the_run() {
-            return self.follow_epoch(running);
+            return Ok(match self.follow_epoch(running)? {
+                true => EpochEnd::Stop,
+                false => EpochEnd::Next,
+            });
         }
-        let val = self.validate()?;
+        let Some(val) = self.validate()? else {
+            return self.interrupted_epoch_end("validation");
+        };
+        // What the stop checkpoint holds if the callbacks are cut short.
+        let before = (self.core.state.clone(), self.core.schedule.state.clone());
+        let states = self.callback_states()?;
         let c = &mut self.core;
         c.schedule.epoch_end(val.top1());
         c.state.schedule = c.schedule.state.clone();
         c.state.epoch += 1;
         c.state.batch = 0;
+        c.state.epoch_running = Running::default();
         c.val_top1 = Some(val.top1());
         let report = EpochReport {
             epoch: c.state.epoch,
@@ -467,6 +504,11 @@ impl Trainer {
             val: Some(&val),
         };
         let asked = self.emit(|cb, ctx| cb.on_epoch_end(ctx, &report))?;
+        if self.core.stop.requested() {
+            (self.core.state, self.core.schedule.state) = before;
+            self.rollback = Some(states);
+            return self.interrupted_epoch_end("the epoch's hooks");
+        }
         if asked.best {
             let s = &mut self.core.state;
             (s.best_top1, s.best_step) = (val.top1(), Some(s.global_step));
@@ -481,7 +523,30 @@ impl Trainer {
                 None => println!("a hook asked to stop"),
             }
         }
-        Ok(stop)
+        Ok(match stop {
+            true => EpochEnd::Stop,
+            false => EpochEnd::Next,
+        })
+    }
+
+    /// A stop during `phase` of the epoch's end: the other nodes are told,
+    /// and the stop checkpoint holds the epoch's last step with its end to
+    /// do, so a resume validates and runs the hooks again.
+    fn interrupted_epoch_end(&mut self, phase: &str) -> Result<EpochEnd> {
+        info!(phase, "stop requested: the epoch's end is redone on resume");
+        println!("stopping during {phase}: it is redone on resume");
+        let c = &mut self.core;
+        c.role.share_epoch_end(&mut c.state, true)?;
+        Ok(EpochEnd::Interrupted)
+    }
+
+    /// Every callback's state, as a checkpoint holds it.
+    fn callback_states(&self) -> Result<Vec<(String, HookState)>> {
+        let mut states = Vec::new();
+        for cb in &self.callbacks {
+            states.extend(cb.states()?);
+        }
+        Ok(states)
     }
 
     /// A follower's epoch end: node 0's state (and whether to stop).
@@ -499,8 +564,9 @@ impl Trainer {
         Ok(stop)
     }
 
-    /// Loss, top-1 and top-5 on the validation set.
-    fn validate(&mut self) -> Result<Running> {
+    /// Loss, top-1 and top-5 on the validation set; `None` when a stop
+    /// was requested before it was done.
+    fn validate(&mut self) -> Result<Option<Running>> {
         let c = &self.core;
         let layout = TensorLayout {
             pinned: false,
@@ -508,16 +574,20 @@ impl Trainer {
         };
         let images = c.val_loader.dataset().len();
         let mut ticker = Ticker::new("validation", images, c.config.train.log_every_s);
-        let (val, skipped) = evaluate(
+        let Some((val, skipped)) = evaluate(
             c.dp.primary(),
             c.plan.device,
             &c.val_loader,
             &layout,
             &mut ticker,
-        )?;
+            &c.stop,
+        )?
+        else {
+            return Ok(None);
+        };
         ticker.finish();
         self.report_skipped(&skipped)?;
-        Ok(val)
+        Ok(Some(val))
     }
 
     /// Node 0, when another node was lost (it closed its connection, went
@@ -590,10 +660,12 @@ impl Trainer {
     /// Writes a checkpoint of everything, the callbacks' states included,
     /// and tells the callbacks.
     fn checkpoint(&mut self, kind: CheckpointKind) -> Result<PathBuf> {
-        let mut states = Vec::new();
-        for cb in &self.callbacks {
-            states.extend(cb.states()?);
-        }
+        // After an epoch's end was cut short: the callbacks' states from
+        // before it, which the resumed run's redone end starts from.
+        let states = match self.rollback.take() {
+            Some(states) => states,
+            None => self.callback_states()?,
+        };
         let path = self.core.save(&states)?;
         self.tell(|cb, ctx| cb.on_checkpoint(ctx, &path, kind))?;
         Ok(path)
@@ -821,25 +893,26 @@ fn start_history(
 }
 
 /// The hooks of the node that keeps the run, with the probe set and their
-/// states from `resumed`; `None` when there are none.
+/// states from `resumed`, cut short by `stop`; `None` when there are none.
 fn hooks_adapter(
     config: &RunConfig,
     hooks: Hooks,
-    role: &Role,
     val: &Loader,
     mean_image: &Option<Arc<MeanImage>>,
     device: Device,
     resumed: Option<&Checkpoint>,
+    stop: &StopHandle,
 ) -> Result<Option<HooksAdapter>> {
-    if !role.keeps_the_run() || hooks.is_empty() {
+    if hooks.is_empty() {
         return Ok(None);
     }
-    let probe = LoaderProbe::new(config, val.dataset(), mean_image.clone())?;
+    let probe = LoaderProbe::new(config, val.dataset(), mean_image.clone())?.stopped_by(stop);
     info!(images = probe.len(), hooks = hooks.len(), "probe set ready");
     let mut hooks = hooks;
     hooks.plan_epochs(config.train.epochs);
     let mut runner = HookRunner::new(hooks, Box::new(probe));
     runner.device = device;
+    runner.stop = Some(stop.clone());
     if let Some(ck) = resumed {
         runner.restore(ck)?;
     }

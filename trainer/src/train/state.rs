@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::engine::scaler::LossScaler;
+use crate::train::metrics::Running;
 use crate::train::schedule::ScheduleState;
 
 /// The trainer's position and history.
@@ -29,6 +30,11 @@ pub struct TrainerState {
     /// The fp16 loss scaler's state.
     #[serde(default)]
     pub loss_scaler: Option<LossScaler>,
+    /// The epoch's training loss and accuracy so far (its steps before
+    /// `batch`), so an epoch resumed in its middle, or at its end before
+    /// validation, reports the whole epoch.
+    #[serde(default)]
+    pub epoch_running: Running,
 }
 
 /// The largest step count a state may hold: TensorBoard's steps are i64,
@@ -46,6 +52,17 @@ impl TrainerState {
             ("global_step", self.global_step, MAX_STEPS),
             ("best_step", self.best_step.unwrap_or(0), MAX_STEPS),
             ("skipped_images", self.skipped_images, MAX_STEPS),
+            ("epoch_running.n", self.epoch_running.n, MAX_STEPS),
+            (
+                "epoch_running.top1",
+                self.epoch_running.top1,
+                self.epoch_running.n,
+            ),
+            (
+                "epoch_running.top5",
+                self.epoch_running.top5,
+                self.epoch_running.n,
+            ),
         ];
         for (name, value, max) in limits {
             if value > max {
@@ -56,6 +73,12 @@ impl TrainerState {
         }
         if !self.best_top1.is_finite() {
             return Err(format!("'best_top1' is {}", self.best_top1));
+        }
+        if !self.epoch_running.loss.is_finite() {
+            return Err(format!(
+                "'epoch_running.loss' is {}",
+                self.epoch_running.loss
+            ));
         }
         Ok(())
     }

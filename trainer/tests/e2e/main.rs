@@ -17,6 +17,7 @@ mod probe;
 mod pytorch;
 mod rehearsal;
 mod session;
+mod stops;
 mod summary;
 mod train;
 mod transfer;
