@@ -59,10 +59,11 @@ pub fn write_with(
 /// Puts the directory `new` (complete, under a hidden temporary name) in
 /// the place of the existing directory `dir`, and removes the old one: one
 /// `renameat2(RENAME_EXCHANGE)`, so `dir` is a complete directory at every
-/// moment, then the old contents (now at `new`) are deleted. Where the
-/// file system cannot exchange, the old one is moved aside first (a short
-/// window without `dir`).
-pub fn replace_dir(new: &Path, dir: &Path) -> Result<(), CheckpointError> {
+/// moment, then the old contents (now at `new`) are deleted (best effort).
+/// Where the file system cannot exchange (NFS, many FUSE file systems),
+/// nothing is replaced: `new` is removed, `dir` kept, and `false` returned;
+/// a rename in two steps would leave a moment without `dir`.
+pub fn replace_dir(new: &Path, dir: &Path) -> Result<bool, CheckpointError> {
     use std::os::unix::ffi::OsStrExt;
     let c = |p: &Path| std::ffi::CString::new(p.as_os_str().as_bytes()).ok();
     let (Some(from), Some(to)) = (c(new), c(dir)) else {
@@ -83,16 +84,16 @@ pub fn replace_dir(new: &Path, dir: &Path) -> Result<(), CheckpointError> {
     };
     if r != 0 {
         let err = std::io::Error::last_os_error();
-        if !matches!(err.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS)) {
-            return Err(CheckpointError::io("exchanging into place", dir)(err));
-        }
-        let aside = new.with_extension("old");
-        fs::rename(dir, &aside).map_err(CheckpointError::io("moving aside", dir))?;
-        fs::rename(new, dir).map_err(CheckpointError::io("renaming into place", dir))?;
-        fs::rename(&aside, new).map_err(CheckpointError::io("renaming", &aside))?;
+        let _ = fs::remove_dir_all(new);
+        return match err.raw_os_error() {
+            Some(libc::EINVAL | libc::ENOSYS | libc::EPERM | libc::EOPNOTSUPP) => Ok(false),
+            _ => Err(CheckpointError::io("exchanging into place", dir)(err)),
+        };
     }
     if let Some(parent) = dir.parent() {
         sync_dir(parent)?;
     }
-    fs::remove_dir_all(new).map_err(CheckpointError::io("removing the replaced", new))
+    // Hidden and named `.tmp-`: a later save sweeps it if this fails.
+    let _ = fs::remove_dir_all(new);
+    Ok(true)
 }

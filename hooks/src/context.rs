@@ -202,8 +202,7 @@ impl<'a> HookContext<'a> {
     /// hook writes and cleans up inside it, never through a link).
     pub fn output_dir(&self, hook: &str) -> Result<std::path::PathBuf, HookError> {
         let dir = self.run_dir.join("hooks").join(hook);
-        std::fs::create_dir_all(&dir).map_err(HookError::io(&dir))?;
-        refuse_links(self.run_dir, &dir, hook)?;
+        self.plain_dir(hook, &dir)?;
         Ok(dir)
     }
 
@@ -211,6 +210,8 @@ impl<'a> HookContext<'a> {
     /// refused when it or a folder on the way from the run directory is a
     /// link.
     pub fn plain_dir(&self, hook: &str, dir: &std::path::Path) -> Result<(), HookError> {
+        // Before anything is created through a link, and after.
+        refuse_links(self.run_dir, dir, hook)?;
         std::fs::create_dir_all(dir).map_err(HookError::io(dir))?;
         refuse_links(self.run_dir, dir, hook)
     }

@@ -100,7 +100,10 @@ pub trait Hook: Send {
         Ok(Control::Continue)
     }
 
-    /// State to checkpoint (`None`: stateless).
+    /// State to checkpoint (`None`: stateless). The state is a snapshot:
+    /// it must not share a tensor the hook later changes in place (the
+    /// trainer takes it before an epoch's end and saves it if a stop cuts
+    /// that end short, so the resumed run redoes it from there).
     fn save_state(&self) -> Result<Option<HookState>, HookError> {
         Ok(None)
     }

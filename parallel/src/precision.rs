@@ -77,7 +77,7 @@ impl CpuBf16 {
         }
     }
 
-    /// For people: "bf16 (AVX512-BF16 or AMX)", "fp32 (ZFTRAIN_CPU_BF16=0)"...
+    /// For people: "fp32 (no bf16 instructions)", "fp32 (ZFTRAIN_CPU_BF16=0)", ...
     pub fn describe(self) -> String {
         match self {
             CpuBf16::Detected(true) => {
@@ -94,10 +94,21 @@ impl CpuBf16 {
 /// else the CPU's flags. A value other than `0`, `1` or empty is refused,
 /// naming the variable and the value.
 pub fn cpu_bf16() -> Result<CpuBf16> {
-    match std::env::var_os(CPU_BF16_VAR) {
-        None => Ok(CpuBf16::Detected(cpu_flags_have_bf16())),
+    parse_cpu_bf16(
+        std::env::var_os(CPU_BF16_VAR).as_deref(),
+        cpu_flags_have_bf16,
+    )
+}
+
+/// [`cpu_bf16`] for the variable's `value`, with `detect` reading the CPU.
+fn parse_cpu_bf16(
+    value: Option<&std::ffi::OsStr>,
+    detect: impl FnOnce() -> bool,
+) -> Result<CpuBf16> {
+    match value {
+        None => Ok(CpuBf16::Detected(detect())),
         Some(v) => match v.to_str().map(str::trim) {
-            Some("") => Ok(CpuBf16::Detected(cpu_flags_have_bf16())),
+            Some("") => Ok(CpuBf16::Detected(detect())),
             Some("0") => Ok(CpuBf16::Forced(false)),
             Some("1") => Ok(CpuBf16::Forced(true)),
             _ => Err(EngineError::Config(format!(
@@ -130,55 +141,39 @@ fn cpu_flags_have_bf16() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::ffi::OsStr;
 
-    /// Explicit kinds, `auto` on GPUs, the switch either way and a bad
-    /// value, in one test: the environment is the process's and tests run
-    /// on threads (nothing else in this crate reads the variable).
     #[test]
-    fn explicit_kinds_are_kept_auto_follows_the_cpu_and_the_switch_overrides_it() {
+    fn explicit_kinds_are_kept_and_auto_is_bf16_on_gpus() {
         let kind = |p: Precision, gpu| p.compute_kind(gpu).unwrap();
         assert_eq!(kind(Precision::Fp16, true), tch::Kind::Half);
         assert_eq!(kind(Precision::Fp32, true), tch::Kind::Float);
         assert_eq!(kind(Precision::Bf16, false), tch::Kind::BFloat16);
         assert_eq!(kind(Precision::Auto, true), tch::Kind::BFloat16);
+        // On the CPU, `auto` follows what this process is told or detects.
+        let cpu = match cpu_has_bf16() {
+            true => tch::Kind::BFloat16,
+            false => tch::Kind::Float,
+        };
+        assert_eq!(kind(Precision::Auto, false), cpu);
+    }
 
-        let before = std::env::var_os(CPU_BF16_VAR);
-        let detected = cpu_flags_have_bf16();
-        let set = |v: Option<&str>| match v {
-            Some(v) => std::env::set_var(CPU_BF16_VAR, v),
-            None => std::env::remove_var(CPU_BF16_VAR),
-        };
-        set(None);
-        assert_eq!(cpu_bf16().unwrap(), CpuBf16::Detected(detected));
-        let native = if detected {
-            tch::Kind::BFloat16
-        } else {
-            tch::Kind::Float
-        };
-        assert_eq!(kind(Precision::Auto, false), native);
-        set(Some("0"));
-        assert_eq!(cpu_bf16().unwrap(), CpuBf16::Forced(false));
-        assert_eq!(kind(Precision::Auto, false), tch::Kind::Float);
-        assert_eq!(
-            kind(Precision::Auto, true),
-            tch::Kind::BFloat16,
-            "GPUs are not the CPU"
-        );
-        set(Some("1"));
-        assert_eq!(cpu_bf16().unwrap(), CpuBf16::Forced(true));
-        assert_eq!(kind(Precision::Auto, false), tch::Kind::BFloat16);
-        set(Some("yes"));
-        let msg = cpu_bf16().unwrap_err().to_string();
-        assert!(msg.contains("ZFTRAIN_CPU_BF16=yes"), "{msg}");
-        assert!(Precision::Auto.compute_kind(false).is_err());
-        assert_eq!(
-            kind(Precision::Fp32, false),
-            tch::Kind::Float,
-            "only auto reads it"
-        );
-        match before {
-            Some(v) => std::env::set_var(CPU_BF16_VAR, v),
-            None => std::env::remove_var(CPU_BF16_VAR),
+    /// The switch either way whatever the CPU, and a bad value named (the
+    /// variable itself is read by the e2e test, in a process of its own).
+    #[test]
+    fn the_switch_overrides_the_cpu_flags_and_a_bad_value_is_named() {
+        for detected in [false, true] {
+            let parse = |v: Option<&str>| parse_cpu_bf16(v.map(OsStr::new), || detected);
+            assert_eq!(parse(None).unwrap(), CpuBf16::Detected(detected));
+            assert_eq!(parse(Some(" ")).unwrap(), CpuBf16::Detected(detected));
+            assert_eq!(parse(Some("0")).unwrap(), CpuBf16::Forced(false));
+            assert_eq!(parse(Some("1")).unwrap(), CpuBf16::Forced(true));
+            let msg = parse(Some("yes")).unwrap_err().to_string();
+            assert!(msg.contains("ZFTRAIN_CPU_BF16=yes"), "{msg}");
         }
+        assert!(!CpuBf16::Forced(false).available());
+        assert!(CpuBf16::Forced(true)
+            .describe()
+            .contains("ZFTRAIN_CPU_BF16=1"));
     }
 }

@@ -17,7 +17,7 @@
 //! set too. It runs in a process group of its own and gets `timeout_s`
 //! seconds, then the group is killed (anything it left running is killed
 //! when it exits too, even what left the group: see [`reaper`]; the run
-//! waits at most 2 s more for its stderr to close). Its stderr goes to the log line by line, the last
+//! waits at most 6 s more: 2 s each to reap the group, to end what left it and for its stderr to close). Its stderr goes to the log line by line, the last
 //! 64 KiB of it, as lossy UTF-8. Into `out/` it may write `scalars.json` (an
 //! object of finite numbers: `{"tag": value}`), PNG images and `.txt`/`.md`
 //! texts; they become `plugins/<name>/<tag>` summaries at the global step. A
@@ -34,11 +34,11 @@ use tch::{Kind, Tensor};
 
 use super::files::write_tensors;
 use super::reaper;
+use crate::{Control, HookContext, HookError, Schedule};
 
 /// How long, after the program ended or was killed, its leftovers are
 /// given to end and its stderr to close.
 const PIPE_GRACE: Duration = Duration::from_secs(2);
-use crate::{Control, HookContext, HookError, Schedule};
 
 /// A command line as the config gives it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -248,12 +248,13 @@ impl ExecHook {
         let argv = self.config.argv()?;
         // Orphans the program leaves come back to zftrain to be ended.
         reaper::become_subreaper();
+        let mark = reaper::mark();
         let mut child = Command::new(&argv[0])
             .args(&argv[1..])
             .arg(bundle)
             .env("ZFTRAIN_BUNDLE", bundle)
             .env("ZFTRAIN_OUT", out)
-            .env(reaper::MARK_VAR, std::process::id().to_string())
+            .env(reaper::MARK_VAR, &mark)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -298,8 +299,10 @@ impl ExecHook {
         }
         let _ = child.wait();
         drop(running);
-        // What left the group (setsid) and was orphaned comes here.
-        let ended = reaper::end_orphans(PIPE_GRACE);
+        // The group's processes orphaned by the program's end came here.
+        reaper::reap_group(group, PIPE_GRACE);
+        // What left the group (setsid) and was orphaned comes here too.
+        let ended = reaper::end_orphans(&mark, PIPE_GRACE);
         if ended > 0 {
             tracing::warn!(plugin = %self.config.name, "ended {ended} process(es) the plugin left running");
         }
@@ -414,7 +417,15 @@ impl ExecHook {
         };
         ran?;
         removed?;
-        self.collect(ctx, &out)?;
+        let collected = self.collect(ctx, &out);
+        // What the program left in out/ that is not a plain file or folder
+        // (a link, a FIFO, a socket) goes: a run directory holds nothing
+        // else, and a resume refuses one that does.
+        let dropped = drop_special_files(&out, 0);
+        if dropped > 0 {
+            tracing::warn!(plugin = %self.config.name, "removed {dropped} link(s) or special file(s) the plugin left in {}", out.display());
+        }
+        collected?;
         Ok(Control::Continue)
     }
 }
@@ -438,6 +449,30 @@ pub const STDERR_KEPT: usize = 64 * 1024;
 /// Reads `stream` to its end keeping only the last [`STDERR_KEPT`] bytes:
 /// those as lossy UTF-8 (a stray byte does not lose the message), and how
 /// many bytes there were in all.
+/// Removes, below `dir`, every entry that is not a plain file or folder
+/// (without following links; folders deeper than 8 levels go whole); how
+/// many were removed.
+fn drop_special_files(dir: &Path, depth: usize) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut dropped = 0;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        if kind.is_dir() && depth < 8 {
+            dropped += drop_special_files(&path, depth + 1);
+        } else if kind.is_dir() {
+            dropped += usize::from(std::fs::remove_dir_all(&path).is_ok());
+        } else if !kind.is_file() {
+            dropped += usize::from(std::fs::remove_file(&path).is_ok());
+        }
+    }
+    dropped
+}
+
 fn read_tail(mut stream: impl Read) -> (String, usize) {
     let mut kept: Vec<u8> = Vec::new();
     let mut total = 0;

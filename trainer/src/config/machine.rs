@@ -67,12 +67,13 @@ impl MachineSettings {
 /// The settings that say where a run listens, whom it connects to and
 /// with which token: on `--resume` they come only from the command line,
 /// the environment or a launcher, never from the run directory
-/// ([`RunConfig::forget_saved_network`]).
-pub const NETWORK_KEYS: [&str; 6] = [
+/// ([`RunConfig::forget_saved_network`]). `cluster.timeout_s` is not one:
+/// it decides nothing about who is reached, and every node must agree on
+/// it (the cluster's fingerprint holds it).
+pub const NETWORK_KEYS: [&str; 5] = [
     "cluster.nodes",
     "cluster.node_rank",
     "cluster.rendezvous",
-    "cluster.timeout_s",
     "cluster.token_file",
     "cluster.insecure",
 ];
@@ -140,13 +141,6 @@ impl RunConfig {
         ) {
             c.rendezvous = default.rendezvous.clone();
         }
-        if forget(
-            "cluster.timeout_s",
-            c.timeout_s != default.timeout_s,
-            c.timeout_s.to_string(),
-        ) {
-            c.timeout_s = default.timeout_s;
-        }
         let token = c
             .token_file
             .as_ref()
@@ -191,7 +185,7 @@ mod tests {
             "--node-rank 1",
         )];
         let dropped = config.forget_saved_network(&given);
-        assert_eq!(dropped.len(), 5, "{dropped:?}");
+        assert_eq!(dropped.len(), 4, "{dropped:?}");
         for key in NETWORK_KEYS.iter().filter(|k| **k != "cluster.node_rank") {
             assert!(
                 dropped.iter().any(|d| d.starts_with(key)),
@@ -203,7 +197,7 @@ mod tests {
         assert_eq!(config.cluster.rendezvous, default.rendezvous);
         assert_eq!(config.cluster.token_file, None);
         assert!(!config.cluster.insecure);
-        assert_eq!(config.cluster.timeout_s, default.timeout_s);
+        assert_eq!(config.cluster.timeout_s, 5, "not a network setting: kept");
         assert_eq!(config.cluster.node_rank, 1, "given on the command line");
     }
 }

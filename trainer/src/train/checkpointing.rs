@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde_json::json;
 use tch::Tensor;
+use tracing::warn;
 use zftrain_checkpoints::{assign_strict, read_safetensors, Checkpoint, Content, MANIFEST_FILE};
 
 use zftrain_data::MeanImage;
@@ -101,17 +102,27 @@ pub fn save(run_dir: &Path, snap: &Snapshot<'_>) -> Result<PathBuf> {
     let dir = checkpoints_dir(run_dir);
     remove_stale_temporaries(&dir);
     let path = dir.join(format!("step-{:09}", state.global_step));
-    // Already saved at this step with this state (a stop right after an
-    // epoch's end): kept. With another state (a stop before the epoch's
-    // end, then the resumed run's end at the same step) it is replaced,
-    // atomically, so the newest checkpoint always says where the run is.
-    let saved_state = fs::File::open(path.join(TRAINER_FILE)).ok().and_then(|f| {
-        let mut bytes = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::Read::take(f, 1 << 20), &mut bytes).ok()?;
-        serde_json::from_slice::<TrainerState>(&bytes).ok()
-    });
-    if saved_state.as_ref() == Some(state) {
-        return Ok(path);
+    // Already saved at this step at the same place (a stop right after an
+    // epoch's end): kept. At another place (a stop before the epoch's end,
+    // then the resumed run's end at the same step) it is replaced, so the
+    // newest checkpoint always says where the run is. A folder of that
+    // name that is not a zftrain checkpoint is someone's: refused, never
+    // replaced.
+    let mut replace = false;
+    if fs::symlink_metadata(&path).is_ok() {
+        if !path.join(MANIFEST_FILE).is_file() {
+            bail!(
+                "{} is in the way of the checkpoint of step {} and is not a zftrain checkpoint (no {MANIFEST_FILE}): move it out of the run's checkpoints folder",
+                path.display(),
+                state.global_step
+            );
+        }
+        match saved_place(&path) {
+            Some(place) if place == (state.epoch, state.batch as u64, state.global_step) => {
+                return Ok(path)
+            }
+            _ => replace = true,
+        }
     }
     let weights = model.named_weights();
     let momentum = sgd.state();
@@ -156,10 +167,38 @@ pub fn save(run_dir: &Path, snap: &Snapshot<'_>) -> Result<PathBuf> {
         }
     }
     let meta = json!({ "weights": info, "epoch": state.epoch, "batch": state.batch, "global_step": state.global_step });
-    Checkpoint::replace_files(&path, &files, meta)
-        .with_context(|| format!("writing checkpoint {}", path.display()))?;
+    let written = match replace {
+        true => Checkpoint::replace_files(&path, &files, meta),
+        false => Checkpoint::write_files(&path, &files, meta).map(Some),
+    }
+    .with_context(|| format!("writing checkpoint {}", path.display()))?;
+    if written.is_none() {
+        warn!(
+            checkpoint = %path.display(),
+            "the file system cannot exchange folders atomically: the checkpoint of this step is kept as it was (a resume redoes the epoch's end)"
+        );
+    }
     point_latest(&dir, &path)?;
     Ok(path)
+}
+
+/// Where the checkpoint `path` says its run was: `(epoch, batch,
+/// global_step)` from its `trainer.json` (at most 1 MiB read), integers
+/// only, so the comparison is exact.
+fn saved_place(path: &Path) -> Option<(u64, u64, u64)> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    fs::File::open(path.join(TRAINER_FILE))
+        .ok()?
+        .take(1 << 20)
+        .read_to_end(&mut bytes)
+        .ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    Some((
+        v["epoch"].as_u64()?,
+        v["batch"].as_u64()?,
+        v["global_step"].as_u64()?,
+    ))
 }
 
 /// Removes what an earlier, killed process left half-written (hidden

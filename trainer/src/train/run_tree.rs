@@ -42,7 +42,12 @@ fn walk(root: &Path, dir: &Path, depth: usize, seen: &mut usize) -> Result<()> {
             root.display()
         );
     }
-    let entries = fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
+    // A folder or entry that vanished while it was walked (a run at work
+    // on this directory, which its lock then names) is passed over.
+    let entries = match fs::read_dir(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && depth > 0 => return Ok(()),
+        other => other.with_context(|| format!("reading {}", dir.display()))?,
+    };
     for entry in entries {
         let entry = entry.with_context(|| format!("reading {}", dir.display()))?;
         *seen += 1;
@@ -54,9 +59,10 @@ fn walk(root: &Path, dir: &Path, depth: usize, seen: &mut usize) -> Result<()> {
         }
         let path = entry.path();
         // `DirEntry::file_type` does not follow links.
-        let kind = entry
-            .file_type()
-            .with_context(|| format!("reading {}", path.display()))?;
+        let kind = match entry.file_type() {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            other => other.with_context(|| format!("reading {}", path.display()))?,
+        };
         if kind.is_dir() {
             walk(root, &path, depth + 1, seen)?;
         } else if kind.is_symlink() {

@@ -224,7 +224,7 @@ impl Checked {
         if run_dir.exists() {
             check_run_tree(&run_dir)?;
         }
-        if let Some(p) = resume.filter(|p| p.is_dir()) {
+        if let Some(p) = resume.filter(|p| p.is_dir() && !p.starts_with(&run_dir)) {
             check_run_tree(p)?;
         }
         // Only the node that keeps the run resumes (it sends the state on).
@@ -383,6 +383,16 @@ impl Trainer {
         if !self.core.asked_to_stop {
             self.tell(|cb, ctx| cb.on_train_end(ctx))?;
         }
+        if self.core.stop.requested() {
+            // The end-of-training hooks were cut short; the last checkpoint
+            // holds the finished training, and a resume runs them again.
+            self.core.tb.flush()?;
+            println!(
+                "interrupted during the end of training: resume with --resume {} to run its hooks again",
+                self.core.run_dir.display()
+            );
+            return Ok(self.core.outcome(true));
+        }
         if self.core.state.epoch >= self.core.config.train.epochs {
             self.core.tb.session_end(SessionStatus::Success)?;
         }
@@ -485,11 +495,13 @@ impl Trainer {
                 false => EpochEnd::Next,
             });
         }
+        // What the stop checkpoint holds if the epoch's end is cut short
+        // (taken before validation, which counts the images it skips).
+        let before = (self.core.state.clone(), self.core.schedule.state.clone());
         let Some(val) = self.validate()? else {
+            self.core.state = before.0;
             return self.interrupted_epoch_end("validation");
         };
-        // What the stop checkpoint holds if the callbacks are cut short.
-        let before = (self.core.state.clone(), self.core.schedule.state.clone());
         let states = self.callback_states()?;
         let c = &mut self.core;
         c.schedule.epoch_end(val.top1());
@@ -503,12 +515,11 @@ impl Trainer {
             train: running,
             val: Some(&val),
         };
-        let asked = self.emit(|cb, ctx| cb.on_epoch_end(ctx, &report))?;
-        if self.core.stop.requested() {
+        let Some(asked) = self.emit_unless_stopped(|cb, ctx| cb.on_epoch_end(ctx, &report))? else {
             (self.core.state, self.core.schedule.state) = before;
             self.rollback = Some(states);
             return self.interrupted_epoch_end("the epoch's hooks");
-        }
+        };
         if asked.best {
             let s = &mut self.core.state;
             (s.best_top1, s.best_step) = (val.top1(), Some(s.global_step));
@@ -690,6 +701,23 @@ impl Trainer {
             asked = asked.merge(f(cb.as_mut(), &ctx)?);
         }
         Ok(asked)
+    }
+
+    /// As [`Trainer::emit`], but no callback after a stop request hears
+    /// the event: `None` when one came in while it was being sent.
+    fn emit_unless_stopped(
+        &mut self,
+        mut f: impl FnMut(&mut dyn Callback, &Context<'_>) -> Result<Requests>,
+    ) -> Result<Option<Requests>> {
+        let ctx = self.core.context();
+        let mut asked = Requests::NONE;
+        for cb in &mut self.callbacks {
+            asked = asked.merge(f(cb.as_mut(), &ctx)?);
+            if self.core.stop.requested() {
+                return Ok(None);
+            }
+        }
+        Ok(Some(asked))
     }
 
     /// Tells every callback of an event that asks nothing back.

@@ -16,7 +16,15 @@ use std::sync::Arc;
 /// Shared between whoever asks and the trainer that listens; clones share
 /// one counter.
 #[derive(Debug, Clone, Default)]
-pub struct StopHandle(Arc<(AtomicUsize, AtomicBool)>);
+pub struct StopHandle(Arc<Shared>);
+
+#[derive(Debug, Default)]
+struct Shared {
+    /// Requests so far.
+    requests: AtomicUsize,
+    /// Whether the trainer has reached its first step.
+    armed: AtomicBool,
+}
 
 impl StopHandle {
     /// A handle no one has asked yet.
@@ -24,26 +32,27 @@ impl StopHandle {
         StopHandle::default()
     }
 
-    /// Asks the trainer to stop after its current step; returns how many
-    /// times stopping had been asked before (0 on the first request).
+    /// Asks the trainer to stop (within a step or a batch, whatever it is
+    /// doing); returns how many times stopping had been asked before (0 on
+    /// the first request).
     pub fn request(&self) -> usize {
-        self.0 .0.fetch_add(1, Ordering::SeqCst)
+        self.0.requests.fetch_add(1, Ordering::SeqCst)
     }
 
     /// Whether stopping has been asked.
     pub fn requested(&self) -> bool {
-        self.0 .0.load(Ordering::SeqCst) > 0
+        self.0.requests.load(Ordering::SeqCst) > 0
     }
 
     /// The trainer is about to take its first step: from now on a stop
     /// ends with a checkpoint.
     pub fn arm(&self) {
-        self.0 .1.store(true, Ordering::SeqCst);
+        self.0.armed.store(true, Ordering::SeqCst);
     }
 
     /// Whether a stop now would have something to checkpoint.
     pub fn armed(&self) -> bool {
-        self.0 .1.load(Ordering::SeqCst)
+        self.0.armed.load(Ordering::SeqCst)
     }
 }
 

@@ -103,3 +103,38 @@ fn copy_dir(from: &Path, to: &Path) {
         std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
     }
 }
+
+/// A folder that merely has a checkpoint's name is someone's: when the run
+/// reaches its step it is refused by name, never replaced or deleted.
+#[test]
+fn a_foreign_folder_named_like_the_next_checkpoint_is_refused_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = tiny_data(d);
+    let args = quick(d, &data, "F", "zfnet-seed", "1");
+    ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let run = d.join("runs/F");
+    // Epoch 1 ended at step 2; step 3 is the next checkpoint.
+    let foreign = run.join("checkpoints/step-000000003");
+    std::fs::create_dir_all(&foreign).unwrap();
+    std::fs::write(foreign.join("notes.txt"), "mine").unwrap();
+    let out = zftrain(&[
+        "train",
+        "--resume",
+        s(&run),
+        "--epochs",
+        "2",
+        "--set",
+        "checkpoint.every_steps=1",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("step-000000003") && err.contains("not a zftrain checkpoint"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(foreign.join("notes.txt")).unwrap(),
+        "mine"
+    );
+}

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::{ok, s};
 use crate::faults::signal;
+use crate::train::quick;
 
 /// `zftrain args` with stdout's lines arriving on a channel.
 fn spawn(args: &[String]) -> (Child, Receiver<String>) {
@@ -73,35 +74,16 @@ fn trainer_json(run: &Path) -> serde_json::Value {
 /// One epoch of one step on `data`, a progress line after every batch of
 /// every pass (`train.log_every_s = 0`), hooks as `hooks` says.
 fn args(dir: &Path, data: &Path, name: &str, hooks: bool) -> Vec<String> {
-    let mut a: Vec<String> = [
-        "train",
-        "--arch",
-        "zfnet-seed",
-        "--data",
-        s(data),
-        "--runs-dir",
-        s(&dir.join("runs")),
-        "--name",
-        name,
-        "--epochs",
-        "1",
-        "--batch-size",
-        "2",
-        "--workers",
-        "1",
-        "--set",
+    let mut a = quick(dir, data, name, "zfnet-seed", "1");
+    if hooks {
+        a.retain(|x| x != "--no-hooks");
+    }
+    for set in [
         "train.max_steps_per_epoch=1",
-        "--set",
-        "train.threads=1",
-        "--set",
         "train.log_every_s=0",
-        "--set",
         "probe.batch_size=2",
-    ]
-    .map(String::from)
-    .to_vec();
-    if !hooks {
-        a.push("--no-hooks".into());
+    ] {
+        a.extend(["--set".to_string(), set.to_string()]);
     }
     a
 }
@@ -169,6 +151,17 @@ fn sigterm_during_the_hooks_probe_pass_checkpoints_and_the_resume_runs_the_hooks
         "redone on resume"
     );
     assert_eq!(trainer_json(&run)["epoch"].as_u64(), Some(1));
+    // The loggers come after the hooks: the cut end logged nothing, the
+    // redone one logs the epoch once.
+    let tb = crate::common::tensorboard(&run);
+    assert_eq!(
+        tb["scalars"]["val/top1"].as_array().map(Vec::len),
+        Some(1),
+        "{tb}"
+    );
+    let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    let epoch_rows = csv.lines().filter(|l| l.split(',').nth(2) == Some("epoch"));
+    assert_eq!(epoch_rows.count(), 1, "{csv}");
 }
 
 #[test]

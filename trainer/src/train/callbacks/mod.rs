@@ -202,19 +202,22 @@ pub trait Callback {
 
 /// The standard callbacks for a node's role: every node reports skipped
 /// images, logs its metrics and draws its progress; the node that keeps
-/// the run also checkpoints and runs the hooks (`hooks`, if any).
+/// the run also runs the hooks (`hooks`, if any) and checkpoints. The
+/// hooks come before the loggers: a stop that cuts the hooks short at an
+/// epoch's end reaches no callback after them, so the redone end on
+/// resume logs the epoch's metrics once.
 pub fn standard(
     config: &RunConfig,
     role: &Role,
     hooks: Option<HooksAdapter>,
 ) -> Vec<Box<dyn Callback>> {
-    let mut list: Vec<Box<dyn Callback>> =
-        vec![Box::new(SkippedImages), Box::new(MetricsLogger::default())];
-    if role.keeps_the_run() {
-        list.push(Box::new(CheckpointPolicy::new(&config.checkpoint)));
-    }
+    let mut list: Vec<Box<dyn Callback>> = vec![Box::new(SkippedImages)];
     if let Some(h) = hooks {
         list.push(Box::new(h));
+    }
+    list.push(Box::new(MetricsLogger::default()));
+    if role.keeps_the_run() {
+        list.push(Box::new(CheckpointPolicy::new(&config.checkpoint)));
     }
     list.push(Box::new(Progress::default()));
     list
