@@ -26,7 +26,8 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -39,6 +40,16 @@ use crate::{Control, HookContext, HookError, Schedule};
 /// How long, after the program ended or was killed, its leftovers are
 /// given to end and its stderr to close.
 const PIPE_GRACE: Duration = Duration::from_secs(2);
+
+/// How a plugin's run ended.
+enum Ended {
+    /// It exited by itself.
+    Exited(ExitStatus),
+    /// Its `timeout_s` passed.
+    TimedOut,
+    /// The run is stopping.
+    Stopped,
+}
 
 /// A command line as the config gives it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -235,36 +246,68 @@ impl ExecHook {
 
     /// Runs the program on `bundle` within the time limit, in a process
     /// group of its own: at the timeout, and after it exits, the whole
-    /// group is killed (no grandchild outlives it or holds its stderr open).
-    /// Its stderr is kept as bytes, the last [`STDERR_KEPT`] of them, and
-    /// logged as lossy UTF-8.
+    /// group is killed (no grandchild outlives it or holds its stderr open),
+    /// and so is what it orphaned ([`reaper`]). Its stderr is kept as bytes,
+    /// the last [`STDERR_KEPT`] of them, and logged as lossy UTF-8.
     fn execute(
         &self,
         bundle: &Path,
         out: &Path,
         stopping: &dyn Fn() -> bool,
     ) -> Result<(), HookError> {
-        use std::os::unix::process::CommandExt;
-        let argv = self.config.argv()?;
         // Orphans the program leaves come back to zftrain to be ended.
         reaper::become_subreaper();
         let mark = reaper::mark();
-        let mut child = Command::new(&argv[0])
+        let mut child = self.spawn(bundle, out, &mark)?;
+        let group = child.id() as libc::pid_t;
+        let running = reaper::Running::new(group);
+        let stderr = self.log_stderr(child.stderr.take());
+        let ended = self.wait(&mut child, stopping)?;
+        // SAFETY: signals the program's own process group (its id is the
+        // child's pid, set by process_group(0)); ESRCH when none is left.
+        unsafe {
+            libc::kill(-group, libc::SIGKILL);
+        }
+        let _ = child.wait();
+        drop(running);
+        self.end_leftovers(group, &mark);
+        let tail = self.stderr_tail(&stderr);
+        match ended {
+            Ended::Stopped => Err(self.fail("killed: the run is stopping")),
+            Ended::TimedOut => Err(self.fail(format!(
+                "timed out after {} s and was killed",
+                self.config.timeout_s
+            ))),
+            Ended::Exited(s) if !s.success() => {
+                Err(self.fail(format!("exited with {s}; stderr: {tail}")))
+            }
+            Ended::Exited(_) => Ok(()),
+        }
+    }
+
+    /// Starts the program on `bundle`, in a process group of its own,
+    /// marked as this run's (`mark`), its stderr piped.
+    fn spawn(&self, bundle: &Path, out: &Path, mark: &str) -> Result<Child, HookError> {
+        use std::os::unix::process::CommandExt;
+        let argv = self.config.argv()?;
+        Command::new(&argv[0])
             .args(&argv[1..])
             .arg(bundle)
             .env("ZFTRAIN_BUNDLE", bundle)
             .env("ZFTRAIN_OUT", out)
-            .env(reaper::MARK_VAR, &mark)
+            .env(reaper::MARK_VAR, mark)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .process_group(0)
             .spawn()
-            .map_err(|e| self.fail(format!("starting {:?}: {e}", argv[0])))?;
-        let group = child.id() as libc::pid_t;
-        let running = reaper::Running::new(group);
+            .map_err(|e| self.fail(format!("starting {:?}: {e}", argv[0])))
+    }
+
+    /// Reads `stderr` on a thread of its own, logs its kept tail line by
+    /// line, and sends the text when the pipe closes.
+    fn log_stderr(&self, stderr: Option<ChildStderr>) -> Receiver<String> {
         let name = self.config.name.clone();
-        let stderr = child.stderr.take();
         let (sent, read) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let (text, total) = stderr.map(read_tail).unwrap_or_default();
@@ -276,63 +319,46 @@ impl ExecHook {
             }
             let _ = sent.send(text);
         });
+        read
+    }
+
+    /// Waits for the program until it exits, its time is up or the run
+    /// is stopping (then it is killed now, not at its deadline).
+    fn wait(&self, child: &mut Child, stopping: &dyn Fn() -> bool) -> Result<Ended, HookError> {
         let limit = Duration::from_secs_f64(self.config.timeout_s);
         let start = Instant::now();
-        let mut stopped = false;
-        let status = loop {
+        loop {
             match child.try_wait().map_err(|e| self.fail(e))? {
-                Some(status) => break Some(status),
-                None if start.elapsed() >= limit => break None,
-                // The run is stopping: the program is killed now, not at
-                // its deadline.
-                None if stopping() => {
-                    stopped = true;
-                    break None;
-                }
+                Some(status) => return Ok(Ended::Exited(status)),
+                None if start.elapsed() >= limit => return Ok(Ended::TimedOut),
+                None if stopping() => return Ok(Ended::Stopped),
                 None => std::thread::sleep(Duration::from_millis(20)),
             }
-        };
-        // SAFETY: signals the program's own process group (its id is the
-        // child's pid, set by process_group(0)); ESRCH when none is left.
-        unsafe {
-            libc::kill(-group, libc::SIGKILL);
         }
-        let _ = child.wait();
-        drop(running);
-        // The group's processes orphaned by the program's end came here.
+    }
+
+    /// After the group was killed: reaps it, and ends what left it and was
+    /// orphaned (a daemon in a session of its own).
+    fn end_leftovers(&self, group: libc::pid_t, mark: &str) {
         reaper::reap_group(group, PIPE_GRACE);
-        // What left the group (setsid) and was orphaned comes here too.
-        let ended = reaper::end_orphans(&mark, PIPE_GRACE);
+        let ended = reaper::end_orphans(mark, PIPE_GRACE);
         if ended > 0 {
             tracing::warn!(plugin = %self.config.name, "ended {ended} process(es) the plugin left running");
         }
-        // The deadline holds on the pipe too: a descendant that escaped
-        // and keeps stderr open is not waited for.
-        let text = read.recv_timeout(PIPE_GRACE).unwrap_or_else(|_| {
+    }
+
+    /// The last 5 lines of stderr, joined. The deadline holds on the pipe
+    /// too: a descendant that escaped and keeps it open is not waited for.
+    fn stderr_tail(&self, stderr: &Receiver<String>) -> String {
+        let text = stderr.recv_timeout(PIPE_GRACE).unwrap_or_else(|_| {
             tracing::warn!(
                 plugin = %self.config.name,
                 "a process the plugin started still holds its stderr open; not waiting for it"
             );
             String::new()
         });
-        let tail: String = text
-            .lines()
-            .rev()
-            .take(5)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect::<Vec<_>>()
-            .join(" | ");
-        match status {
-            None if stopped => Err(self.fail("killed: the run is stopping")),
-            None => Err(self.fail(format!(
-                "timed out after {} s and was killed",
-                self.config.timeout_s
-            ))),
-            Some(s) if !s.success() => Err(self.fail(format!("exited with {s}; stderr: {tail}"))),
-            Some(_) => Ok(()),
-        }
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(5)..].join(" | ")
     }
 
     /// Logs what the program wrote into `out`.

@@ -213,42 +213,12 @@ pub fn run(args: &TrainArgs) -> Result<u8> {
     }
     let config_path = match (&args.config, &saved_run) {
         (Some(c), _) => Some(c.clone()),
-        (None, Some(run)) => {
-            // The run's own resolved config; its name and place stay unless overridden.
-            let origin = format!("--resume {}", run.display());
-            let runs_dir = path_str(run.parent().unwrap_or(Path::new(".")));
-            sets.insert(0, Override::flag(format!("runs_dir={runs_dir}"), &origin));
-            let name = run
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            sets.insert(
-                1,
-                Override::flag(format!("name={}", quoted(&name)), &origin),
-            );
-            // The table the run trained, kept in the run (the user's file
-            // may have moved or changed since).
-            let kept = run.join(RUN_ARCH_FILE);
-            if kept.is_file() && args.arch.is_none() && args.arch_file.is_none() {
-                let set = format!("model.arch_file={}", path_str(&kept));
-                sets.insert(2, Override::flag(set, &origin));
-            }
-            Some(run.join(RUN_CONFIG_FILE))
-        }
+        (None, Some(run)) => Some(resume_in_place(args, run, &mut sets)),
         (None, None) => None,
     };
     let (mut config, sources) = RunConfig::load_sourced(config_path.as_deref(), &sets)?;
     if let Some(run) = &saved_run {
-        // A run directory is data: where the run listens or connects and
-        // with which token (or none) come from here, never from it.
-        for dropped in config.forget_saved_network(&sets) {
-            let note = format!(
-                "{}: the saved {dropped} is not used on --resume (a run directory does not choose the network); give it on the command line to use it",
-                run.join(RUN_CONFIG_FILE).display()
-            );
-            tracing::warn!("{note}");
-            eprintln!("zftrain: {note}");
-        }
+        drop_saved_network(&mut config, &sets, run);
     }
     // Checked here too (the session checks again) to name where a bad
     // value came from.
@@ -274,6 +244,69 @@ pub fn run(args: &TrainArgs) -> Result<u8> {
         println!("dry run: everything checked, nothing written");
         return Ok(0);
     }
+    let options = TrainOptions {
+        resume: args.resume.clone(),
+        stop: stop_on_signals()?,
+        restart: args.restart,
+        ..TrainOptions::default()
+    };
+    let outcome = train(config, options)?;
+    if outcome.interrupted {
+        return Ok(130);
+    }
+    let peak = crate::memory::peak_rss_mib()
+        .map(|m| format!(", peak RSS {m:.0} MiB"))
+        .unwrap_or_default();
+    println!(
+        "done: {} (tensorboard --logdir {}){peak}",
+        outcome.run_dir.display(),
+        outcome.run_dir.parent().unwrap_or(Path::new(".")).display()
+    );
+    Ok(0)
+}
+
+/// `--resume RUN` without `--config`: the run's own resolved config, its
+/// name and place kept unless overridden (the `sets` it needs go first),
+/// with the architecture table kept in the run. Its config file.
+fn resume_in_place(args: &TrainArgs, run: &Path, sets: &mut Vec<Override>) -> PathBuf {
+    let origin = format!("--resume {}", run.display());
+    let runs_dir = path_str(run.parent().unwrap_or(Path::new(".")));
+    sets.insert(0, Override::flag(format!("runs_dir={runs_dir}"), &origin));
+    let name = run
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    sets.insert(
+        1,
+        Override::flag(format!("name={}", quoted(&name)), &origin),
+    );
+    // The table the run trained, kept in the run (the user's file may have
+    // moved or changed since).
+    let kept = run.join(RUN_ARCH_FILE);
+    if kept.is_file() && args.arch.is_none() && args.arch_file.is_none() {
+        let set = format!("model.arch_file={}", path_str(&kept));
+        sets.insert(2, Override::flag(set, &origin));
+    }
+    run.join(RUN_CONFIG_FILE)
+}
+
+/// A run directory is data: where the run listens or connects and with
+/// which token (or none) come from this command line, never from `run`;
+/// each saved setting dropped is named.
+fn drop_saved_network(config: &mut RunConfig, sets: &[Override], run: &Path) {
+    for dropped in config.forget_saved_network(sets) {
+        let note = format!(
+            "{}: the saved {dropped} is not used on --resume (a run directory does not choose the network); give it on the command line to use it",
+            run.join(RUN_CONFIG_FILE).display()
+        );
+        tracing::warn!("{note}");
+        eprintln!("zftrain: {note}");
+    }
+}
+
+/// Ctrl-C and SIGTERM ask the returned handle to stop; before the first
+/// step they end the process at once; a second one aborts.
+fn stop_on_signals() -> Result<StopHandle> {
     let stop = StopHandle::new();
     let on_signal = stop.clone();
     ctrlc::set_handler(move || {
@@ -296,25 +329,7 @@ pub fn run(args: &TrainArgs) -> Result<u8> {
             unsafe { libc::_exit(130) }
         }
     })?;
-    let options = TrainOptions {
-        resume: args.resume.clone(),
-        stop,
-        restart: args.restart,
-        ..TrainOptions::default()
-    };
-    let outcome = train(config, options)?;
-    if outcome.interrupted {
-        return Ok(130);
-    }
-    let peak = crate::memory::peak_rss_mib()
-        .map(|m| format!(", peak RSS {m:.0} MiB"))
-        .unwrap_or_default();
-    println!(
-        "done: {} (tensorboard --logdir {}){peak}",
-        outcome.run_dir.display(),
-        outcome.run_dir.parent().unwrap_or(Path::new(".")).display()
-    );
-    Ok(0)
+    Ok(stop)
 }
 
 /// `--gpus 4` -> `4`, `--gpus 0,2` -> `[0,2]` (a TOML value for train.gpus).
