@@ -13,16 +13,26 @@
 //! - [`render`]: the paper's display (contrast stretched around zero), 3x3
 //!   tiles per feature map, maps in a grid, projections beside patches;
 //!   [`agreement`]: whether projections trace their patches' edges.
+//! - The architecture measures of ZF section 4 (Fig. 6), each with a null:
+//!   [`aliasing`] (the output power a stride folds back, on real inputs),
+//!   [`lattice`] (stride grids in projections), [`structure`] (filters
+//!   indistinguishable from noise, dominating filters), [`spectrum`]
+//!   (layer 1's frequency coverage against white noise); [`draws`] holds
+//!   their fixed random draws.
 //!
 //! It depends on `model` only (docs/architecture.md draws the arrows).
 
 pub mod agreement;
+pub mod aliasing;
+pub mod draws;
 pub mod error;
+pub mod lattice;
 pub mod mine;
 pub mod patch;
 pub mod project;
 pub mod render;
 pub mod spectrum;
+pub mod structure;
 pub mod unpool;
 pub mod winners;
 

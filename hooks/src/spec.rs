@@ -6,10 +6,13 @@ use serde::{Deserialize, Serialize};
 use crate::builtin::{
     AliasingConfig, AliasingHook, CommandLine, CorrespondenceHook, CorrespondenceHookConfig,
     DeadFiltersConfig, DeadFiltersHook, DeconvGridConfig, DeconvGridHook, EvolutionConfig,
-    EvolutionHook, ExecConfig, ExecHook, InvarianceHook, InvarianceHookConfig, OcclusionHook,
-    OcclusionHookConfig,
+    EvolutionHook, ExecConfig, ExecHook, InvarianceHook, InvarianceHookConfig, LrnConfig, LrnHook,
+    OcclusionHook, OcclusionHookConfig,
 };
 use crate::{Hook, HookError};
+
+/// The most probe images a hook that holds them at once may ask for.
+pub const MAX_IMAGES: usize = 4096;
 
 /// One `[[hooks]]` table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -17,10 +20,12 @@ use crate::{Hook, HookError};
 pub enum HookSpec {
     /// Deconvnet projection and patch grids.
     Deconv(DeconvGridConfig),
-    /// Dead and degenerate filters.
+    /// Structureless, never-firing and dominating filters.
     DeadFilters(DeadFiltersConfig),
-    /// Filter spectra and grid artifacts.
+    /// Folded-back power, stride grids and layer 1's frequency coverage.
     Aliasing(AliasingConfig),
+    /// The divisors of the LRN layers: the regime they normalize in.
+    Lrn(LrnConfig),
     /// The strongest projection per feature map across epochs.
     Evolution(EvolutionConfig),
     /// A user's program on a bundle of weights and activations.
@@ -37,7 +42,8 @@ impl HookSpec {
     /// The hooks a run gets unless it says otherwise, as Zeiler & Fergus
     /// ran their analyses: the Deconvnet grids (top 9 of chosen maps of
     /// every conv layer) and the evolution montage at epochs 1, 2, 5, 10,
-    /// 20, 30, 40, 64 and the last; dead filters and aliasing every epoch.
+    /// 20, 30, 40, 64 and the last; dead filters, aliasing and the LRN
+    /// layers' divisors every epoch.
     pub fn paper_set() -> Vec<HookSpec> {
         use crate::Schedule;
         vec![
@@ -56,6 +62,10 @@ impl HookSpec {
             HookSpec::Aliasing(AliasingConfig {
                 schedule: Schedule::EveryEpochs(1),
                 ..AliasingConfig::default()
+            }),
+            HookSpec::Lrn(LrnConfig {
+                schedule: Schedule::EveryEpochs(1),
+                ..LrnConfig::default()
             }),
         ]
     }
@@ -101,14 +111,28 @@ impl HookSpec {
                 Box::new(CorrespondenceHook::new(c.clone()))
             }
             HookSpec::Aliasing(c) => {
-                if c.fft_size < 8 || c.grid_layer == 1 {
+                if !(8..=1024).contains(&c.fft_size)
+                    || c.grid_layer == 1
+                    || !(1..=MAX_IMAGES).contains(&c.images)
+                {
                     return Err(HookError::Config {
                         hook: c.name.clone(),
-                        message: "fft_size must be at least 8 and grid_layer 0 (off) or 2 or more"
-                            .into(),
+                        message: format!(
+                            "fft_size must be 8 to 1024, grid_layer 0 (off) or 2 or more, images 1 to {MAX_IMAGES} (got fft_size = {}, grid_layer = {}, images = {})",
+                            c.fft_size, c.grid_layer, c.images
+                        ),
                     });
                 }
                 Box::new(AliasingHook::new(c.clone()))
+            }
+            HookSpec::Lrn(c) => {
+                if !(1..=MAX_IMAGES).contains(&c.images) {
+                    return Err(HookError::Config {
+                        hook: c.name.clone(),
+                        message: format!("images must be 1 to {MAX_IMAGES}, got {}", c.images),
+                    });
+                }
+                Box::new(LrnHook::new(c.clone()))
             }
         })
     }

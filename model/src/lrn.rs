@@ -20,11 +20,20 @@ pub fn local_response_norm(x: &Tensor, spec: &LrnSpec) -> Tensor {
     if x.kind() != tch::Kind::Float {
         return local_response_norm(&x.to_kind(tch::Kind::Float), spec).to_kind(x.kind());
     }
+    x / lrn_denominator(x, spec)
+}
+
+/// `[N, C, H, W] -> [N, C, H, W]`: the divisor
+/// `(k + alpha * mean_{window}(x^2)) ^ beta` of [`local_response_norm`], in
+/// fp32. How much the layer normalizes: near the constant `k ^ beta` when
+/// the inputs are small against `k` (no normalization to speak of), varying
+/// across positions and channels when they are not.
+pub fn lrn_denominator(x: &Tensor, spec: &LrnSpec) -> Tensor {
+    let x = x.to_kind(tch::Kind::Float);
     let c = x.size()[1];
-    let pad = (x * x).constant_pad_nd([0, 0, 0, 0, spec.size / 2, (spec.size - 1) / 2]);
+    let pad = (&x * &x).constant_pad_nd([0, 0, 0, 0, spec.size / 2, (spec.size - 1) / 2]);
     let sum = (1..spec.size).fold(pad.narrow(1, 0, c), |acc, i| acc + pad.narrow(1, i, c));
-    let div = (sum * (spec.alpha / spec.size as f64) + spec.k).pow_tensor_scalar(spec.beta);
-    x / div
+    (sum * (spec.alpha / spec.size as f64) + spec.k).pow_tensor_scalar(spec.beta)
 }
 
 #[cfg(test)]

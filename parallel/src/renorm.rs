@@ -5,8 +5,10 @@
 use tch::Tensor;
 
 /// Rescales the filters of a conv weight `[C_out, C_in, k, k]` whose RMS
-/// exceeds `radius`; returns how many were rescaled.
-pub fn renormalize_filters(weight: &Tensor, radius: f64) -> i64 {
+/// exceeds `radius`; returns how many were rescaled, as a 0-dim int64
+/// tensor on the weight's device (read it only when it is wanted: reading
+/// waits for the device).
+pub fn renormalize_filters(weight: &Tensor, radius: f64) -> Tensor {
     tch::no_grad(|| {
         let out = weight.size()[0];
         let rms = weight
@@ -15,11 +17,10 @@ pub fn renormalize_filters(weight: &Tensor, radius: f64) -> i64 {
             .mean_dim([1i64].as_slice(), false, tch::Kind::Float)
             .sqrt();
         let scale = (rms.clamp_min(radius) / radius).reciprocal();
-        let count = rms.gt(radius).sum(tch::Kind::Int64).int64_value(&[]);
-        if count > 0 {
-            let _ = weight.shallow_clone().g_mul_(&scale.view([out, 1, 1, 1]));
-        }
-        count
+        let _ = weight
+            .shallow_clone()
+            .g_mul_(&scale.to_kind(weight.kind()).view([out, 1, 1, 1]));
+        rms.gt(radius).sum(tch::Kind::Int64)
     })
 }
 
@@ -37,7 +38,7 @@ mod tests {
             ],
             0,
         );
-        assert_eq!(renormalize_filters(&w, 0.1), 1);
+        assert_eq!(renormalize_filters(&w, 0.1).int64_value(&[]), 1);
         let rms = |i: i64| {
             w.get(i)
                 .square()

@@ -518,19 +518,26 @@ impl DataParallel {
     }
 
     /// ZF's filter RMS renormalization of every conv layer that is not
-    /// frozen, on every replica.
-    pub fn renormalize(&self, radius: f64) {
-        for r in &self.replicas {
+    /// frozen, on every replica; the filters it rescaled on replica 0 (the
+    /// replicas hold the same weights), over all layers, as a 0-dim int64
+    /// tensor not yet read from its device.
+    pub fn renormalize(&self, radius: f64) -> Tensor {
+        let mut clipped = Tensor::zeros([], (Kind::Int64, Device::Cpu));
+        for (n, r) in self.replicas.iter().enumerate() {
             let net = &r.model.net;
             for i in net.arch().conv_indices() {
                 if net.is_frozen(i) {
                     continue;
                 }
                 if let Some(w) = net.weight(i) {
-                    crate::renorm::renormalize_filters(w, radius);
+                    let count = crate::renorm::renormalize_filters(w, radius);
+                    if n == 0 {
+                        clipped = count + clipped.to_device(w.device());
+                    }
                 }
             }
         }
+        clipped
     }
 
     /// Errors if any replica's parameters differ from replica 0's (a cheap

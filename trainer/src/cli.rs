@@ -102,7 +102,7 @@ pub enum AnalyzeCommand {
     Occlusion(OcclusionArgs),
     /// Occluding the same part in several images: how consistently the features change (Table 1).
     Correspondence(CorrespondenceArgs),
-    /// Architecture selection (section 4.1, Fig. 6): layer-1 filters, layer-2 projections and a per-layer table of dead, degenerate and aliased filters, for one checkpoint or two side by side.
+    /// Architecture selection (section 4.1, Fig. 6): layer-1 filters, layer-2 projections and a per-layer table of aliasing, grid, structureless, never-firing and dominating filters and layer 1's frequency coverage, each beside its null, for one checkpoint or two side by side.
     Architecture(ArchitectureArgs),
 }
 

@@ -1,27 +1,32 @@
-//! Aliasing metrics (ZF section 4, Fig. 6), as numbers:
+//! Aliasing and frequency coverage (ZF section 4, Fig. 6), as numbers,
+//! each beside its null (definitions and known-answer tests in
+//! `zftrain_deconv::{aliasing, lattice, spectrum}`):
 //!
-//! - for every conv layer with stride s > 1: each filter's fraction of power
-//!   above the stride's Nyquist frequency (`aliasing/convL/above_nyquist`
-//!   histogram, `_mean` and `_max` scalars);
-//! - for layer 1: each filter's dominant frequency (histogram
-//!   `aliasing/conv1/dominant_frequency`) and the fraction of filters in the
-//!   low, middle and high thirds of the band (`aliasing/conv1/low`, `mid`,
-//!   `high`: the "almost no mid frequencies" observation);
-//! - the grid score of layer `grid_layer`'s projections for the period of the
-//!   stride of the conv layer below it (`aliasing/convG/grid_score`: the
-//!   projections' power fraction in the stride lattice's replicas; near 0
-//!   for a smooth layer 1, about 1 - 1/s² for a random one, as high for a
-//!   high-frequency one, as `tests/hooks/metrics.rs` measures): the
-//!   strongest unit of each of `grid_maps` feature maps over the probe set,
-//!   projected with the Deconvnet.
+//! - for every conv layer with stride s > 1, on the first `images` probe
+//!   images: the share of the layer's stride-1 output power outside the
+//!   stride's Nyquist band, mean over filters (`aliasing/convL/aliasing`,
+//!   per filter `aliasing/convL/aliasing_per_filter`), and the same through
+//!   the filters with their taps shuffled (`aliasing/convL/aliasing_null`);
+//! - layer 1's frequency coverage: the unit-norm bank's power in the low,
+//!   middle and high radial bands as ratios to white noise's
+//!   (`aliasing/conv1/coverage_low`, `_mid`, `_high`; white reads 1);
+//! - the lattice contrast of layer `grid_layer`'s projections at the
+//!   stride of the conv layer below it (`aliasing/convG/grid`, 0 for noise,
+//!   above for a stride grid) and its null on the rotation-averaged spectrum
+//!   (`aliasing/convG/grid_null`): the strongest unit of each of
+//!   `grid_maps` feature maps over the probe set, projected with the
+//!   Deconvnet.
 //!
-//! Definitions in `zftrain_deconv::spectrum`. At the global step.
+//! At the global step.
 
 use serde::{Deserialize, Serialize};
-use tch::Kind;
-use zftrain_deconv::spectrum::{above_nyquist, band_thirds, dominant_frequency, grid_score};
+use tch::{Device, Tensor};
+use zftrain_deconv::aliasing::FoldedPower;
+use zftrain_deconv::draws::shuffled_taps;
+use zftrain_deconv::lattice::{lattice_contrast, LatticeContrast};
+use zftrain_deconv::spectrum::coverage;
 use zftrain_deconv::MinerConfig;
-use zftrain_model::LayerKind;
+use zftrain_model::{ConvSpec, LayerKind, Network};
 
 use super::deconv_grid::{layer_choices, Maps};
 use crate::mine_probe;
@@ -35,8 +40,11 @@ pub struct AliasingConfig {
     pub name: String,
     /// When it runs.
     pub schedule: Schedule,
-    /// DFT size (filters are zero-padded to it).
+    /// DFT size of layer 1's coverage (filters are zero-padded to it).
     pub fft_size: i64,
+    /// Probe images the aliasing is measured on (each strided layer's
+    /// output at stride 1, one image at a time).
+    pub images: usize,
     /// Conv layer (1-based) whose projections get a grid score (0 = none).
     pub grid_layer: usize,
     /// Feature maps of that layer to project.
@@ -51,6 +59,7 @@ impl Default for AliasingConfig {
             name: "aliasing".into(),
             schedule: Schedule::default(),
             fft_size: 64,
+            images: 16,
             grid_layer: 2,
             grid_maps: Maps::Count(32),
             required: false,
@@ -58,17 +67,41 @@ impl Default for AliasingConfig {
     }
 }
 
+/// One strided conv layer's aliasing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerAliasing {
+    /// Layer label (`conv1`).
+    pub label: String,
+    /// Its stride.
+    pub stride: i64,
+    /// Per filter with output power: the share outside the Nyquist band.
+    pub per_filter: Vec<f64>,
+    /// Mean of `per_filter`.
+    pub aliasing: f64,
+    /// The same through the filters with their taps shuffled.
+    pub null: f64,
+}
+
+/// The lattice contrast of one layer's projections.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GridReading {
+    /// The projected layer's label (`conv2`).
+    pub label: String,
+    /// The stride of the conv layer below it: the lattice's period.
+    pub period: i64,
+    /// The contrast and its null.
+    pub contrast: LatticeContrast,
+}
+
 /// What the hook measured.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AliasingReport {
-    /// `(layer label, stride, per-filter fraction above Nyquist)` for strided convs.
-    pub above_nyquist: Vec<(String, i64, Vec<f64>)>,
-    /// Layer 1: per-filter dominant frequency.
-    pub dominant: Vec<f64>,
-    /// Layer 1: low, middle, high thirds.
-    pub thirds: [f64; 3],
-    /// `(layer label, period, score)` when a grid layer is set.
-    pub grid: Option<(String, i64, f64)>,
+    /// The strided conv layers, in order.
+    pub layers: Vec<LayerAliasing>,
+    /// Layer 1: low, middle and high band power as ratios to white noise's.
+    pub coverage: [f64; 3],
+    /// When a grid layer is set and some projection has power.
+    pub grid: Option<GridReading>,
 }
 
 /// The hook.
@@ -88,40 +121,27 @@ impl AliasingHook {
         let c = &self.config;
         let arch = ctx.net.arch();
         let convs = arch.conv_indices();
-        let stride_of = |index: usize| match &arch.layers[index].kind {
-            LayerKind::Conv(s) => s.stride,
-            _ => 1,
+        let Some(&first) = convs.first() else {
+            return Err(HookError::failed(
+                &c.name,
+                format!("{} has no conv layers to measure", arch.name),
+            ));
         };
+        let spec = |index: usize| match &arch.layers[index].kind {
+            LayerKind::Conv(s) => Some(*s),
+            _ => None,
+        };
+        let strided: Vec<(usize, ConvSpec)> = convs
+            .iter()
+            .filter_map(|&i| spec(i).filter(|s| s.stride > 1).map(|s| (i, s)))
+            .collect();
+        let layers = self.folded(ctx, &strided)?;
+        let w1 = ctx.net.weight(first).expect("conv layers have weights").detach();
         let mut report = AliasingReport {
-            above_nyquist: Vec::new(),
-            dominant: Vec::new(),
-            thirds: [0.0; 3],
+            layers,
+            coverage: coverage(&w1.to_device(Device::Cpu), c.fft_size),
             grid: None,
         };
-        for &index in &convs {
-            let stride = stride_of(index);
-            if stride > 1 {
-                let w = ctx
-                    .net
-                    .weight(index)
-                    .expect("conv layers have weights")
-                    .detach();
-                let f = above_nyquist(&w, stride, c.fft_size);
-                let v = Vec::<f64>::try_from(f.to_kind(Kind::Double).to_device(tch::Device::Cpu))?;
-                report
-                    .above_nyquist
-                    .push((arch.layers[index].label.clone(), stride, v));
-            }
-        }
-        let w1 = ctx
-            .net
-            .weight(convs[0])
-            .expect("conv layers have weights")
-            .detach();
-        let d = dominant_frequency(&w1, c.fft_size);
-        report.thirds = band_thirds(&d);
-        report.dominant =
-            Vec::<f64>::try_from(d.to_kind(Kind::Double).to_device(tch::Device::Cpu))?;
         if c.grid_layer >= 2 {
             let choices = layer_choices(ctx.net, &[c.grid_layer], &c.grid_maps, &c.name)?;
             let config = MinerConfig {
@@ -132,31 +152,92 @@ impl AliasingHook {
             let top = &tops[0];
             let fired = top.values.gt(0.0).flatten(0, -1).nonzero().squeeze_dim(1);
             let p = top.projections.flatten(0, 1).index_select(0, &fired);
-            let period = stride_of(convs[c.grid_layer - 2]);
-            let n = (p.size()[2].max(2) as u64).next_power_of_two() as i64;
-            let label = arch.layers[convs[c.grid_layer - 1]].label.clone();
-            report.grid = Some((label, period, grid_score(&p, period, n)));
+            let period = spec(convs[c.grid_layer - 2]).map_or(1, |s| s.stride);
+            report.grid = lattice_contrast(&p, period).map(|contrast| GridReading {
+                label: arch.layers[convs[c.grid_layer - 1]].label.clone(),
+                period,
+                contrast,
+            });
         }
         Ok(report)
+    }
+
+    /// The aliasing of each `(layer index, spec)` on the first `images`
+    /// probe images, and its shuffled-taps null.
+    fn folded(
+        &self,
+        ctx: &HookContext<'_>,
+        strided: &[(usize, ConvSpec)],
+    ) -> Result<Vec<LayerAliasing>, HookError> {
+        let c = &self.config;
+        let net: &Network = ctx.net;
+        let arch = net.arch();
+        let count = c.images.min(ctx.probe.len());
+        if strided.is_empty() || count == 0 {
+            return Ok(Vec::new());
+        }
+        let weights: Vec<(Tensor, Tensor)> = strided
+            .iter()
+            .map(|&(index, _)| {
+                let w = net.weight(index).expect("conv layers have weights").detach();
+                let shuffled = shuffled_taps(&w, index as u64);
+                (w, shuffled)
+            })
+            .collect();
+        let mut sums: Vec<(FoldedPower, FoldedPower)> =
+            strided.iter().map(|_| Default::default()).collect();
+        for i in 0..count {
+            if ctx.stopping() {
+                return Err(HookError::Probe("stopped".into()));
+            }
+            let image = ctx.probe.images(&[i])?.to_device(ctx.device);
+            tch::no_grad(|| {
+                let mut x = image;
+                let mut at = 0;
+                for (((index, spec), (w, shuffled)), (real, null)) in
+                    strided.iter().zip(&weights).zip(&mut sums)
+                {
+                    x = net.forward_range(&x, at..*index);
+                    at = *index;
+                    real.add(&x, w, spec.groups, spec.stride);
+                    null.add(&x, shuffled, spec.groups, spec.stride);
+                }
+            });
+        }
+        Ok(strided
+            .iter()
+            .zip(sums)
+            .map(|((index, spec), (real, null))| {
+                let per_filter: Vec<f64> = real.shares().into_iter().flatten().collect();
+                LayerAliasing {
+                    label: arch.layers[*index].label.clone(),
+                    stride: spec.stride,
+                    aliasing: real.mean_share().unwrap_or(0.0),
+                    null: null.mean_share().unwrap_or(0.0),
+                    per_filter,
+                }
+            })
+            .collect())
     }
 
     fn run(&self, ctx: &HookContext<'_>) -> Result<Control, HookError> {
         let r = self.measure(ctx)?;
         let step = ctx.step as i64;
         let sink = ctx.sink;
-        for (label, _, v) in &r.above_nyquist {
-            let mean = v.iter().sum::<f64>() / v.len().max(1) as f64;
-            let max = v.iter().copied().fold(0.0, f64::max);
-            sink.histogram(&format!("aliasing/{label}/above_nyquist"), step, v)?;
-            sink.scalar(&format!("aliasing/{label}/above_nyquist_mean"), step, mean)?;
-            sink.scalar(&format!("aliasing/{label}/above_nyquist_max"), step, max)?;
+        for l in &r.layers {
+            let label = &l.label;
+            sink.histogram(&format!("aliasing/{label}/aliasing_per_filter"), step, &l.per_filter)?;
+            sink.scalar(&format!("aliasing/{label}/aliasing"), step, l.aliasing)?;
+            sink.scalar(&format!("aliasing/{label}/aliasing_null"), step, l.null)?;
         }
-        sink.histogram("aliasing/conv1/dominant_frequency", step, &r.dominant)?;
-        for (name, v) in ["low", "mid", "high"].iter().zip(r.thirds) {
-            sink.scalar(&format!("aliasing/conv1/{name}"), step, v)?;
+        let first = ctx.net.arch().conv_indices()[0];
+        let label = &ctx.net.arch().layers[first].label;
+        for (name, v) in ["low", "mid", "high"].iter().zip(r.coverage) {
+            sink.scalar(&format!("aliasing/{label}/coverage_{name}"), step, v)?;
         }
-        if let Some((label, _, score)) = &r.grid {
-            sink.scalar(&format!("aliasing/{label}/grid_score"), step, *score)?;
+        if let Some(g) = &r.grid {
+            sink.scalar(&format!("aliasing/{}/grid", g.label), step, g.contrast.grid)?;
+            sink.scalar(&format!("aliasing/{}/grid_null", g.label), step, g.contrast.null)?;
         }
         Ok(Control::Continue)
     }

@@ -1,15 +1,31 @@
-//! Dead and degenerate filters (ZF section 5, Fig. 6): per conv layer, the
-//! filters whose rectified output never exceeds `threshold` on the probe set
-//! (dead), each filter's activation rate (the fraction of its units, over
-//! all probe images and positions, above `threshold`), and the filters whose
-//! weight RMS is below `degenerate_ratio` times the layer's median RMS.
+//! Filters without structure, filters that never fire, and dominating
+//! filters (ZF Fig. 6 a-c), per conv layer:
 //!
-//! Summaries (at the global step): scalars `filters/convL/dead`,
-//! `filters/convL/dead_fraction`, `filters/convL/degenerate`; histograms
+//! - `structureless`: filters whose taps are indistinguishable from white
+//!   noise (their largest lag-1 tap correlation under the 99th percentile
+//!   of white filters of the same shape: `zftrain_deconv::structure`, where
+//!   the known-answer tests are). These are the paper's "dead" features.
+//! - `dead`: filters whose rectified output never exceeds `threshold` on
+//!   the probe set (never fire). On mean-subtracted images almost every
+//!   non-zero layer-1 filter fires, so this reads 0 at layer 1 whatever the
+//!   filters look like; it counts silent units deeper in.
+//! - each filter's activation rate (the fraction of its units, over all
+//!   probe images and positions, above `threshold`);
+//! - `dominance`: the largest filter RMS over the median (Fig. 6 a: "one
+//!   feature dominates"), and `degenerate`: filters whose weight RMS is
+//!   below `degenerate_ratio` times the median (in a recipe with filter
+//!   renormalization most filters sit at the cap, so read it with the RMS
+//!   histogram).
+//!
+//! Summaries (at the global step): scalars `filters/convL/structureless`,
+//! `filters/convL/structureless_threshold`, `filters/convL/dead`,
+//! `filters/convL/dead_fraction`, `filters/convL/dominance`,
+//! `filters/convL/degenerate`; histograms `filters/convL/tap_correlation`,
 //! `filters/convL/activation_rate` and `filters/convL/rms`.
 
 use serde::{Deserialize, Serialize};
 use tch::Kind;
+use zftrain_deconv::structure::{dominance, structureless, tap_correlation};
 
 use crate::shared::{FilterSums, ProbeNeed, SharedPass};
 use crate::{Control, HookContext, HookError, Schedule};
@@ -53,8 +69,16 @@ pub struct LayerFilters {
     pub activation_rate: Vec<f64>,
     /// Per filter: RMS of its weights.
     pub rms: Vec<f64>,
+    /// Per filter: its largest lag-1 tap correlation.
+    pub tap_correlation: Vec<f64>,
+    /// Filters whose taps are indistinguishable from white noise.
+    pub structureless: usize,
+    /// The white-noise null's 99th percentile they are under.
+    pub structureless_threshold: f64,
     /// Filters that never fire.
     pub dead: usize,
+    /// Largest filter RMS over the median.
+    pub dominance: f64,
     /// Filters with a degenerate weight norm.
     pub degenerate: usize,
 }
@@ -110,6 +134,9 @@ impl DeadFiltersHook {
                 Vec::<f64>::try_from(m.to_kind(Kind::Double).to_device(tch::Device::Cpu))?;
             let activation_rate = Vec::<f64>::try_from((a / units[i]).to_device(tch::Device::Cpu))?;
             let w = ctx.net.weight(index).expect("conv layers have weights");
+            let cpu = w.detach().to_device(tch::Device::Cpu);
+            let (flags, structureless_threshold) = structureless(&cpu);
+            let tap_correlation = Vec::<f64>::try_from(tap_correlation(&cpu).to_kind(Kind::Double))?;
             let rms = Vec::<f64>::try_from(
                 w.detach()
                     .to_kind(Kind::Double)
@@ -123,6 +150,10 @@ impl DeadFiltersHook {
             let median = sorted[sorted.len() / 2];
             out.push(LayerFilters {
                 label: arch.layers[index].label.clone(),
+                structureless: flags.iter().filter(|&&f| f).count(),
+                structureless_threshold,
+                tap_correlation,
+                dominance: dominance(&cpu),
                 dead: max_activation.iter().filter(|&&v| v <= thr).count(),
                 degenerate: rms
                     .iter()
@@ -140,6 +171,24 @@ impl DeadFiltersHook {
         let step = ctx.step as i64;
         for l in self.measure(ctx)? {
             let n = l.rms.len() as f64;
+            let label = &l.label;
+            ctx.sink.scalar(
+                &format!("filters/{label}/structureless"),
+                step,
+                l.structureless as f64,
+            )?;
+            ctx.sink.scalar(
+                &format!("filters/{label}/structureless_threshold"),
+                step,
+                l.structureless_threshold,
+            )?;
+            ctx.sink
+                .scalar(&format!("filters/{label}/dominance"), step, l.dominance)?;
+            ctx.sink.histogram(
+                &format!("filters/{label}/tap_correlation"),
+                step,
+                &l.tap_correlation,
+            )?;
             ctx.sink
                 .scalar(&format!("filters/{}/dead", l.label), step, l.dead as f64)?;
             ctx.sink.scalar(

@@ -78,14 +78,16 @@ pub mod evolution;
 pub mod exec;
 pub mod files;
 pub mod invariance;
+pub mod lrn;
 pub mod occlusion;
 pub mod reaper;
 
-pub use aliasing::{AliasingConfig, AliasingHook};
+pub use aliasing::{AliasingConfig, AliasingHook, AliasingReport, GridReading, LayerAliasing};
 pub use correspondence::{CorrespondenceHook, CorrespondenceHookConfig};
 pub use dead_filters::{DeadFiltersConfig, DeadFiltersHook};
 pub use deconv_grid::{DeconvGridConfig, DeconvGridHook, Maps};
 pub use evolution::{EvolutionConfig, EvolutionHook};
 pub use exec::{CommandLine, ExecConfig, ExecHook};
 pub use invariance::{InvarianceHook, InvarianceHookConfig};
+pub use lrn::{LrnConfig, LrnDivisor, LrnHook};
 pub use occlusion::{OcclusionHook, OcclusionHookConfig};

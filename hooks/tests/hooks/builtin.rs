@@ -125,11 +125,12 @@ fn dead_and_degenerate_filters_are_counted() {
 }
 
 #[test]
-fn aliasing_reports_strided_layers_band_thirds_and_a_grid_score() {
+fn aliasing_reports_strided_layers_with_nulls_coverage_and_a_grid() {
     use zftrain_hooks::builtin::{AliasingConfig, AliasingHook};
     let (_vs, net) = network();
     let probe = probe(3);
-    // Filter 0 of conv1 becomes a checkerboard: all its power above Nyquist.
+    // Filter 0 of conv1 becomes a checkerboard: all it passes is at 0.5
+    // cycle per pixel, past stride 2's Nyquist (0.25).
     tch::no_grad(|| {
         let k = 7;
         let r = tch::Tensor::arange(k, (tch::Kind::Int64, tch::Device::Cpu));
@@ -141,10 +142,11 @@ fn aliasing_reports_strided_layers_band_thirds_and_a_grid_score() {
         net.weight(0)
             .unwrap()
             .get(0)
-            .copy_(&s.expand([3, k, k], true));
+            .copy_(&(s.expand([3, k, k], true) * 0.1));
     });
     let hook = AliasingHook::new(AliasingConfig {
         grid_maps: zftrain_hooks::builtin::Maps::Count(8),
+        images: 2,
         ..AliasingConfig::default()
     });
     let dir = tempfile::tempdir().unwrap();
@@ -153,29 +155,30 @@ fn aliasing_reports_strided_layers_band_thirds_and_a_grid_score() {
     let r = hook.measure(&ctx).unwrap();
     // ZFNet: conv1 and conv2 have stride 2.
     let strided: Vec<(&str, i64)> = r
-        .above_nyquist
+        .layers
         .iter()
-        .map(|(l, s, _)| (l.as_str(), *s))
+        .map(|l| (l.label.as_str(), l.stride))
         .collect();
     assert_eq!(strided, [("conv1", 2), ("conv2", 2)]);
-    assert!(r.above_nyquist[0].2[0] > 0.9, "{}", r.above_nyquist[0].2[0]);
-    assert!((r.thirds.iter().sum::<f64>() - 1.0).abs() < 1e-9);
-    assert!(
-        r.dominant[0] > 0.6,
-        "checkerboard peaks at the corner: {}",
-        r.dominant[0]
-    );
-    let (label, period, score) = r.grid.clone().unwrap();
-    assert_eq!((label.as_str(), period), ("conv2", 2));
-    // A checkerboard layer 1 at stride 2 leaves its projections aliased:
-    // above the 0.75 that random filters give.
-    assert!(score > 0.75 && score <= 1.0, "{score}");
+    assert_eq!(r.layers[0].per_filter.len(), 96);
+    assert!(r.layers[0].per_filter[0] > 0.9, "{}", r.layers[0].per_filter[0]);
+    for l in &r.layers {
+        assert!((0.0..=1.0).contains(&l.aliasing) && (0.0..=1.0).contains(&l.null), "{l:?}");
+    }
+    // Random (He) filters are white: their coverage is near 1 in each band.
+    assert!(r.coverage.iter().all(|c| (c - 1.0).abs() < 0.25), "{:?}", r.coverage);
+    let g = r.grid.clone().unwrap();
+    assert_eq!((g.label.as_str(), g.period), ("conv2", 2));
+    assert!(g.contrast.grid.is_finite() && g.contrast.null.is_finite(), "{g:?}");
     let mut hook = hook;
     hook.on_epoch_end(&ctx).unwrap();
     for tag in [
-        "aliasing/conv1/above_nyquist_mean",
-        "aliasing/conv1/mid",
-        "aliasing/conv2/grid_score",
+        "aliasing/conv1/aliasing",
+        "aliasing/conv1/aliasing_null",
+        "aliasing/conv2/aliasing_per_filter",
+        "aliasing/conv1/coverage_mid",
+        "aliasing/conv2/grid",
+        "aliasing/conv2/grid_null",
     ] {
         assert!(sink.tags().contains(&tag.to_string()), "{tag}");
     }

@@ -3,10 +3,14 @@
 //! For each network: its layer-1 filters (each stretched on its own), the
 //! strongest activation of chosen layer-2 maps over the probe images
 //! projected to pixels (the same images for both), and per conv layer the
-//! dead and degenerate filters and the power fraction above Nyquist, with
-//! layer 2's grid score; as `architecture.png`, `architecture.md` and
-//! `architecture.csv` in `--out`. docs and README say how to read the
-//! numbers (measured on networks whose answer is known).
+//! measures of the aliasing and dead-filters hooks, each beside its null:
+//! the output power a stride folds back (and through shuffled taps), layer
+//! 2's lattice contrast (and on its rotation-averaged spectrum), filters
+//! indistinguishable from noise, filters that never fire, the dominance of
+//! the largest filter, and layer 1's frequency coverage as ratios to white
+//! noise; as `architecture.png`, `architecture.md` and `architecture.csv`
+//! in `--out`. docs/training.md says how to read them (the known-answer
+//! tests are in `zftrain_deconv` and the hooks' tests).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -31,18 +35,19 @@ use crate::train::probe::LoaderProbe;
 use crate::weights::load_model;
 
 /// The CSV header of `architecture.csv`.
-pub const CSV_HEADER: &str =
-    "network,layer,stride,filters,dead,degenerate,above_nyquist_mean,grid_score";
+pub const CSV_HEADER: &str = "network,layer,stride,filters,aliasing,aliasing_null,grid,grid_null,structureless,dead,dominance,coverage_low,coverage_mid,coverage_high";
 
-/// One conv layer's row.
+/// One conv layer's row (empty cells where a measure does not apply).
 struct Row {
     layer: String,
     stride: i64,
     filters: usize,
+    aliasing: Option<(f64, f64)>,
+    grid: Option<(f64, f64)>,
+    structureless: usize,
     dead: usize,
-    degenerate: usize,
-    above_nyquist: Option<f64>,
-    grid: Option<f64>,
+    dominance: f64,
+    coverage: Option<[f64; 3]>,
 }
 
 /// One network's measures and pictures.
@@ -129,11 +134,8 @@ fn measure(dir: &Path, tag: &str, args: &ArchitectureArgs) -> Result<Measured> {
     let rows = dead
         .iter()
         .zip(&convs)
-        .map(|(d, &index)| {
-            let above = aliasing
-                .above_nyquist
-                .iter()
-                .find(|(l, _, _)| *l == d.label);
+        .enumerate()
+        .map(|(i, (d, &index))| {
             let stride = match &arch.layers[index].kind {
                 zftrain_model::LayerKind::Conv(c) => c.stride,
                 _ => 1,
@@ -142,14 +144,20 @@ fn measure(dir: &Path, tag: &str, args: &ArchitectureArgs) -> Result<Measured> {
                 layer: d.label.clone(),
                 stride,
                 filters: d.rms.len(),
-                dead: d.dead,
-                degenerate: d.degenerate,
-                above_nyquist: above.map(|(_, _, v)| v.iter().sum::<f64>() / v.len().max(1) as f64),
+                aliasing: aliasing
+                    .layers
+                    .iter()
+                    .find(|l| l.label == d.label)
+                    .map(|l| (l.aliasing, l.null)),
                 grid: aliasing
                     .grid
                     .as_ref()
-                    .filter(|(l, _, _)| *l == d.label)
-                    .map(|(_, _, g)| *g),
+                    .filter(|g| g.label == d.label)
+                    .map(|g| (g.contrast.grid, g.contrast.null)),
+                structureless: d.structureless,
+                dead: d.dead,
+                dominance: d.dominance,
+                coverage: (i == 0).then_some(aliasing.coverage),
             }
         })
         .collect();
@@ -206,25 +214,41 @@ fn tables(measured: &[Measured]) -> (String, String) {
     let cell = |v: Option<f64>| v.map(|x| format!("{x:.4}")).unwrap_or_default();
     let mut csv = format!("{CSV_HEADER}\n");
     let mut md = String::from(
-        "| network | layer | stride | filters | dead | degenerate | power above Nyquist (mean) | grid score |\n|---|---|---|---|---|---|---|---|\n",
+        "| network | layer | stride | filters | aliasing | aliasing null | grid | grid null | structureless | dead (never fire) | dominance | coverage low/mid/high |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for m in measured {
         for r in &m.rows {
+            let cov = |i: usize| r.coverage.map(|c| c[i]);
             let cells = [
                 r.layer.clone(),
                 r.stride.to_string(),
                 r.filters.to_string(),
+                cell(r.aliasing.map(|a| a.0)),
+                cell(r.aliasing.map(|a| a.1)),
+                cell(r.grid.map(|g| g.0)),
+                cell(r.grid.map(|g| g.1)),
+                r.structureless.to_string(),
                 r.dead.to_string(),
-                r.degenerate.to_string(),
-                cell(r.above_nyquist),
-                cell(r.grid),
+                format!("{:.2}", r.dominance),
             ];
-            let _ = writeln!(csv, "\"{}\",{}", m.name.replace('"', "'"), cells.join(","));
-            let _ = writeln!(md, "| {} | {} |", m.name, cells.join(" | "));
+            let coverage = [cell(cov(0)), cell(cov(1)), cell(cov(2))];
+            let _ = writeln!(
+                csv,
+                "\"{}\",{},{}",
+                m.name.replace('"', "'"),
+                cells.join(","),
+                coverage.join(",")
+            );
+            let coverage = if r.coverage.is_some() {
+                coverage.join(" / ")
+            } else {
+                String::new()
+            };
+            let _ = writeln!(md, "| {} | {} | {coverage} |", m.name, cells.join(" | "));
         }
     }
     md.push_str(
-        "\nPower above Nyquist: random filters read 1 - 1/s² (0.94 at stride 4, 0.75 at stride 2); well under that is healthy, near it aliased. Layer 2's grid score (its projections' power in the replicas of layer 1's stride lattice) reads 0.7 to 1 times that for random filters, near 0 for smooth ones (see the README).\n",
+        "\nAliasing: the share of a strided layer's stride-1 output power on the probe images outside its stride's Nyquist band (what the stride folds back); its null is the same through the filters with their taps shuffled. Above the null: the filters' structure pushes power past Nyquist (aliased); at it: no better than noise; below: smooth. Grid: log10 contrast of layer 2's projections at layer 1's stride lattice against half a spacing away; 0 for noise, above its null (the rotation-averaged spectrum) for a stride grid. Structureless: filters whose taps are indistinguishable from white noise (the paper's dead features); dead: filters that never fire on the probe images (0 at layer 1 by construction on mean-subtracted images). Dominance: largest filter RMS over the median. Coverage: layer 1's power in the bands below 1/6, 1/6 to 1/3 and above 1/3 cycles per pixel, as ratios to white noise's (white reads 1). See docs/training.md.\n",
     );
     (csv, md)
 }

@@ -171,6 +171,28 @@ impl ModelConfig {
     }
 }
 
+/// `data.std = "pixels"`: raw 0..255 values minus the mean.
+pub const PIXELS_STD: [f32; 3] = [1.0 / 255.0; 3];
+
+/// `data.std`: three numbers, or `"pixels"` for [`PIXELS_STD`].
+fn std_or_pixels<'de, D: serde::Deserializer<'de>>(d: D) -> Result<[f32; 3], D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Std {
+        Values([f32; 3]),
+        Named(String),
+    }
+    let wanted = "three numbers or \"pixels\" (raw 0..255 values minus the mean)";
+    match Std::deserialize(d) {
+        Ok(Std::Values(v)) => Ok(v),
+        Ok(Std::Named(name)) if name == "pixels" => Ok(PIXELS_STD),
+        Ok(Std::Named(name)) => Err(serde::de::Error::custom(format!(
+            "must be {wanted}, got \"{name}\""
+        ))),
+        Err(_) => Err(serde::de::Error::custom(format!("must be {wanted}"))),
+    }
+}
+
 /// `[data]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -190,7 +212,11 @@ pub struct DataConfig {
     pub crop: u32,
     /// Per-channel mean on `[0, 1]` pixels.
     pub mean: [f32; 3],
-    /// Per-channel standard deviation.
+    /// Per-channel standard deviation the values are divided by after the
+    /// mean is subtracted (on `[0, 1]` pixels). `"pixels"` is `1/255` on
+    /// every channel: raw 0..255 values minus the mean, the papers' (and
+    /// Caffe's) input scale, about 58 times ImageNet's std.
+    #[serde(deserialize_with = "std_or_pixels")]
     pub std: [f32; 3],
     /// Subtract a per-pixel mean image of the training set's centre squares
     /// instead of `mean`, as Zeiler & Fergus did (`augment = "zf"` only).
@@ -641,6 +667,21 @@ mod tests {
             assert!(text.contains("[[hooks]]"), "{name} spells its hooks out");
             let c = RunConfig::load(Some(&dir.join(name)), &[]).unwrap();
             assert_eq!(c.hooks, HookSpec::paper_set(), "{name}");
+        }
+    }
+
+    #[test]
+    fn std_pixels_is_the_papers_scale_and_the_imagenet_configs_use_it() {
+        let c = load("[data]\nstd = \"pixels\"\n", &[]).unwrap();
+        assert_eq!(c.data.std, PIXELS_STD);
+        assert_eq!(load("", &["data.std=pixels"]).unwrap().data.std, PIXELS_STD);
+        let err = load("[data]\nstd = \"raw\"\n", &[]).unwrap_err().to_string();
+        assert!(err.contains("std = \"raw\"") && err.contains("three numbers or \"pixels\""), "{err}");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
+        for name in ["zfnet-imagenet.toml", "alexnet-imagenet.toml", "zfnet-transfer.toml"] {
+            let c = RunConfig::load(Some(&dir.join(name)), &[]).unwrap();
+            assert_eq!(c.data.std, PIXELS_STD, "{name}");
+            assert!(c.data.pixel_mean, "{name}");
         }
     }
 

@@ -464,7 +464,7 @@ impl Trainer {
             // Every node's rows of this batch failed to decode: no step.
             return Ok(if out.stop { Flow::Stop } else { Flow::Next });
         }
-        self.core.after_step(&out)?;
+        let clipped = self.core.after_step(&out)?;
         tch::no_grad(|| running.add(&out.logits, &labels, out.loss));
         self.core.state.epoch_running = running.clone();
         let report = StepReport {
@@ -473,6 +473,10 @@ impl Trainer {
             running,
             images: batch.len(),
             grad_norm: out.grad_norm,
+            // Read (a wait for the device) only on the steps that log.
+            renorm_clipped: clipped
+                .filter(|_| out.grad_norm.is_some())
+                .map(|t| t.int64_value(&[]) as u64),
         };
         let asked = self.emit(|cb, ctx| cb.on_step_end(ctx, &report))?;
         self.act(asked, CheckpointKind::Periodic)?;
@@ -771,8 +775,9 @@ impl Core {
     }
 
     /// After the engine's step: the loss scale, the finite-loss check, ZF's
-    /// renormalization, the step counted.
-    fn after_step(&mut self, out: &StepOutput) -> Result<()> {
+    /// renormalization (the filters it rescaled, unread, when it is on), the
+    /// step counted.
+    fn after_step(&mut self, out: &StepOutput) -> Result<Option<tch::Tensor>> {
         if out.skipped {
             warn!(
                 step = self.state.global_step,
@@ -788,16 +793,15 @@ impl Core {
                 self.state.global_step
             );
         }
-        if self.config.train.renorm_radius > 0.0 {
-            self.dp.renormalize(self.config.train.renorm_radius);
-        }
+        let clipped = (self.config.train.renorm_radius > 0.0)
+            .then(|| self.dp.renormalize(self.config.train.renorm_radius));
         self.state.global_step = self
             .state
             .global_step
             .checked_add(1)
             .filter(|&s| s <= crate::train::state::MAX_STEPS)
             .ok_or_else(|| anyhow::anyhow!("the step counter reached its limit"))?;
-        Ok(())
+        Ok(clipped)
     }
 
     /// A checkpoint of replica 0's weights and momentum, the trainer state,

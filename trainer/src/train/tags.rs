@@ -19,6 +19,7 @@ pub const TAGS: &[(&str, &str)] = &[
     ("train/epoch", "Epochs done, fractional (2.5 = half-way through the third): reads the global step as epochs."),
     ("train/images_per_sec", "Training throughput since the previous logged step, images per second."),
     ("train/grad_norm", "L2 norm of the whole gradient at the logged step."),
+    ("train/renorm_clipped", "Conv filters (all layers) that ZF's renormalization rescaled to train.renorm_radius after the logged step: many means the radius binds the filters' scale."),
     ("train/eta_hours", "Estimated time left in the run, hours, from the session's pace."),
     ("val/loss", "Validation loss (cross-entropy) over the whole validation set, at the epoch's end."),
     ("val/top1", "Validation top-1 accuracy, a fraction from 0 to 1 (center crop)."),
@@ -33,19 +34,27 @@ pub const TAGS: &[(&str, &str)] = &[
     ("deconv/*/edge_agreement", "Mean correlation between each projection's gradient magnitude and its patch's: near 1 when projections trace their patches' edges."),
     ("evolution/*", "The strongest activation of each chosen map over the probe set, projected to pixels, at this epoch (ZF Fig. 4)."),
     ("filters/*", "The first conv layer's filters, each contrast-stretched on its own (ZF Fig. 6 a-b)."),
-    ("filters/*/dead", "Filters of the layer that never fire on the probe set."),
+    ("filters/*/structureless", "Filters whose taps are indistinguishable from white noise (largest lag-1 tap correlation under the 99th percentile of white filters): the paper's dead features. Healthy: 0 or few."),
+    ("filters/*/structureless_threshold", "The white-noise null the structureless count is measured against: 99th percentile of the largest lag-1 tap correlation of white filters of this shape."),
+    ("filters/*/tap_correlation", "Per filter: its largest lag-1 tap correlation over four directions; white noise reads near 0, smooth or oriented filters near 1."),
+    ("filters/*/dead", "Filters of the layer that never fire on the probe set (0 at layer 1 by construction on mean-subtracted images; see structureless)."),
     ("filters/*/dead_fraction", "Fraction of the layer's filters that never fire on the probe set."),
+    ("filters/*/dominance", "Largest filter RMS over the median (ZF Fig. 6 a, one feature dominating): near 1 balanced, much larger when one filter dominates."),
     ("filters/*/degenerate", "Filters whose weight RMS is under 0.1 of the layer's median."),
     ("filters/*/activation_rate", "Per filter: fraction of probe images on which it fires anywhere."),
     ("filters/*/rms", "Per filter: RMS of its weights."),
-    ("aliasing/*/above_nyquist", "Per filter: fraction of its power above the stride's Nyquist frequency 1/(2s)."),
-    ("aliasing/*/above_nyquist_mean", "Mean over the layer's filters of the power fraction above the stride's Nyquist frequency."),
-    ("aliasing/*/above_nyquist_max", "Largest power fraction above the stride's Nyquist frequency among the layer's filters."),
-    ("aliasing/conv1/dominant_frequency", "Per layer-1 filter: its dominant spatial frequency, cycles per pixel."),
-    ("aliasing/conv1/low", "Fraction of layer-1 filters whose dominant frequency is in the lowest third of the band."),
-    ("aliasing/conv1/mid", "Fraction of layer-1 filters whose dominant frequency is in the middle third of the band."),
-    ("aliasing/conv1/high", "Fraction of layer-1 filters whose dominant frequency is in the highest third of the band."),
-    ("aliasing/*/grid_score", "Fraction of the layer's projection power in the replicas of layer 1's stride lattice (the grid of ZF Fig. 6 d): near 0 healthy, 1 - 1/s² or more aliased (README)."),
+    ("aliasing/*/aliasing", "Share of the strided layer's stride-1 output power on the probe images outside its stride's Nyquist band (folded back), mean over filters. Above aliasing_null: aliased; at it: no better than noise; below: smooth."),
+    ("aliasing/*/aliasing_null", "The same share through the layer's filters with their taps spatially shuffled (same norms, no structure): the null to read aliasing against."),
+    ("aliasing/*/aliasing_per_filter", "Per filter: share of its stride-1 output power outside the stride's Nyquist band."),
+    ("aliasing/*/coverage_low", "Layer 1's power below 1/6 cycle per pixel (unit-norm filters), as a ratio to white noise's share: 1 white, above 1 more than white."),
+    ("aliasing/*/coverage_mid", "Layer 1's power from 1/6 to 1/3 cycle per pixel, as a ratio to white noise's: well under 1 is ZF's missing mid frequencies."),
+    ("aliasing/*/coverage_high", "Layer 1's power above 1/3 cycle per pixel, as a ratio to white noise's."),
+    ("aliasing/*/grid", "Lattice contrast of the layer's projections at layer 1's stride (the grid of ZF Fig. 6 d): log10 power at the lattice frequencies over half a spacing away. 0 for noise; above grid_null: a stride grid."),
+    ("aliasing/*/grid_null", "The same contrast on the projections' rotation-averaged spectrum (same fall-off, no lattice): the null to read grid against."),
+    ("lrn/*/denominator_mean", "Mean divisor (k + alpha * mean of squares)^beta of the LRN layer on the probe images; k^beta (1.68 for AlexNet's constants) when its inputs are too small to normalize."),
+    ("lrn/*/denominator_std", "Standard deviation of the LRN layer's divisor over images, channels and positions."),
+    ("lrn/*/denominator_cv", "The LRN divisor's std over its mean: near 0 (1e-5) when the layer only rescales (inputs at ImageNet's std), 1e-2 or more when it normalizes (the papers' raw-pixel scale)."),
+    ("lrn/*/denominator", "Per probe image and channel: the LRN layer's mean divisor."),
     ("analysis/invariance", "Feature distances and class probability under translation, scale and rotation (ZF Fig. 5)."),
     ("invariance/*/layer1_mean", "Mean distance of layer-1 features from the original's under this transformation, relative to the original's norm."),
     ("invariance/*/layer7_mean", "Mean distance of layer-7 features from the original's under this transformation, relative to the original's norm."),
@@ -127,23 +136,29 @@ pub fn layout() -> Layout {
                         &[r"^filters/[^/]+/dead_fraction$"],
                     ),
                     Chart::lines(
-                        "degenerate filters, every layer",
-                        &[r"^filters/[^/]+/degenerate$"],
+                        "structureless filters, every layer",
+                        &[r"^filters/[^/]+/structureless$"],
                     ),
+                    Chart::lines("dominance, every layer", &[r"^filters/[^/]+/dominance$"]),
                 ],
             ),
             Category::new(
                 "Aliasing",
                 vec![
                     Chart::lines(
-                        "power above Nyquist (mean), every strided layer",
-                        &[r"^aliasing/[^/]+/above_nyquist_mean$"],
+                        "folded-back power and its null, every strided layer",
+                        &[r"^aliasing/[^/]+/aliasing(_null)?$"],
                     ),
-                    Chart::lines("grid score", &[r"^aliasing/[^/]+/grid_score$"]),
+                    Chart::lines("grid and its null", &[r"^aliasing/[^/]+/grid(_null)?$"]),
                     Chart::lines(
-                        "layer-1 filters by band",
-                        &["^aliasing/conv1/(low|mid|high)$"],
+                        "layer-1 coverage against white (1)",
+                        &[r"^aliasing/[^/]+/coverage_(low|mid|high)$"],
                     ),
+                    Chart::lines(
+                        "LRN divisor spread (cv), every LRN layer",
+                        &[r"^lrn/[^/]+/denominator_cv$"],
+                    ),
+                    Chart::lines("filters rescaled by renormalization", &["^train/renorm_clipped$"]),
                 ],
             ),
             Category::new(
@@ -182,10 +197,8 @@ mod tests {
         assert!(!matches("filters/*/dead", "filters/dead"));
         assert!(matches("plugins/**", "plugins/stats/conv1/rms"));
         assert!(!matches("plugins/**", "plugins"));
-        assert_eq!(
-            describe("aliasing/conv1/high"),
-            Some("Fraction of layer-1 filters whose dominant frequency is in the highest third of the band.")
-        );
+        assert!(describe("aliasing/conv1/coverage_high").unwrap().contains("above 1/3"));
+        assert_eq!(describe("aliasing/conv1/high"), None);
         assert!(describe("filters/conv2/rms").unwrap().contains("RMS"));
         assert_eq!(describe("made/up"), None);
     }
@@ -206,10 +219,13 @@ mod tests {
             "train/grad_norm",
             "hooks/seconds",
             "filters/conv2/dead_fraction",
-            "filters/conv2/degenerate",
-            "aliasing/conv2/above_nyquist_mean",
-            "aliasing/conv2/grid_score",
-            "aliasing/conv1/mid",
+            "filters/conv2/structureless",
+            "filters/conv2/dominance",
+            "aliasing/conv2/aliasing",
+            "aliasing/conv2/grid",
+            "aliasing/conv1/coverage_mid",
+            "lrn/norm1/denominator_cv",
+            "train/renorm_clipped",
             "deconv/conv3/edge_agreement",
             "deconv/conv3/coarse_energy",
             "invariance/scale/layer7_mean",

@@ -243,9 +243,11 @@ fn bad_analysis_input_is_named() {
 }
 
 /// `analyze architecture` on AlexNet (stride 4) and ZFNet (stride 2):
-/// a table row per conv layer of each, layer 1's power above Nyquist near
-/// the random baseline `1 - 1/s^2` for fresh weights, the figure with both
-/// networks, and a missing checkpoint named.
+/// a table row per conv layer of each with every measure beside its null;
+/// fresh (random) weights read as noise: layer 1's aliasing at its
+/// shuffled-taps null, nearly every layer-1 filter structureless, coverage
+/// near white's 1; the figure with both networks, and a missing checkpoint
+/// named.
 #[test]
 fn the_architecture_analysis_tables_both_networks_layer_by_layer() {
     let dir = tempfile::tempdir().unwrap();
@@ -272,30 +274,41 @@ fn the_architecture_analysis_tables_both_networks_layer_by_layer() {
     ]);
     assert!(printed.contains("| network | layer |"), "{printed}");
     let csv = read(&out.join("architecture.csv"));
-    let rows: Vec<Vec<&str>> = csv
+    let header = zftrain::commands::architecture::CSV_HEADER;
+    assert_eq!(csv.lines().next().unwrap(), header);
+    let names: Vec<&str> = header.split(',').skip(1).collect();
+    // Each row: the quoted network name, then the other columns by name.
+    let rows: Vec<std::collections::HashMap<&str, &str>> = csv
         .lines()
         .skip(1)
-        .map(|l| l.rsplitn(8, ',').collect())
+        .map(|l| {
+            let (_, rest) = l[1..].split_once("\",").expect("a quoted network name");
+            names.iter().copied().zip(rest.split(',')).collect()
+        })
         .collect();
-    assert_eq!(
-        csv.lines().next().unwrap(),
-        zftrain::commands::architecture::CSV_HEADER
-    );
     assert_eq!(rows.len(), 10, "{csv}");
-    // rsplitn: grid, above, degenerate, dead, filters, stride, layer, network.
-    let conv1: Vec<(&str, f64)> = rows
-        .iter()
-        .filter(|r| r[6] == "conv1")
-        .map(|r| (r[5], r[1].parse().unwrap()))
-        .collect();
+    let num = |r: &std::collections::HashMap<&str, &str>, k: &str| -> f64 {
+        r[k].parse().unwrap_or_else(|_| panic!("{k} = {:?}: {csv}", r[k]))
+    };
+    let conv1: Vec<_> = rows.iter().filter(|r| r["layer"] == "conv1").collect();
     assert_eq!(conv1.len(), 2);
-    assert_eq!((conv1[0].0, conv1[1].0), ("4", "2"));
-    assert!((conv1[0].1 - 0.9375).abs() < 0.03, "{csv}");
-    assert!((conv1[1].1 - 0.75).abs() < 0.03, "{csv}");
+    assert_eq!((conv1[0]["stride"], conv1[1]["stride"]), ("4", "2"));
+    for r in &conv1 {
+        let (a, null) = (num(r, "aliasing"), num(r, "aliasing_null"));
+        assert!((a - null).abs() < 0.05, "random filters at their null: {a} {null}: {csv}");
+        assert!(num(r, "structureless") >= 0.9 * num(r, "filters"), "{csv}");
+        for band in ["coverage_low", "coverage_mid", "coverage_high"] {
+            assert!((num(r, band) - 1.0).abs() < 0.25, "{band}: {csv}");
+        }
+        assert_eq!(num(r, "dead"), 0.0, "{csv}");
+        assert!(num(r, "dominance") >= 1.0, "{csv}");
+    }
+    let conv2: Vec<_> = rows.iter().filter(|r| r["layer"] == "conv2").collect();
     assert!(
-        rows.iter().any(|r| r[6] == "conv2" && !r[0].is_empty()),
-        "a grid score: {csv}"
+        conv2.iter().all(|r| num(r, "grid") >= 0.0 && num(r, "grid_null") >= 0.0),
+        "a grid and its null for layer 2: {csv}"
     );
+    assert!(rows.iter().filter(|r| r["layer"] != "conv1").all(|r| r["coverage_low"].is_empty()));
     let png = image::open(out.join("architecture.png")).unwrap();
     assert!(png.height() > 2 * 300, "both networks: {}", png.height());
     let err = fails(&[

@@ -69,7 +69,7 @@ fn a_convnet_written_in_toml_trains_and_is_looked_inside_without_its_file() {
         assert_eq!(dead[0][0].as_i64(), epoch_end, "{tag} at epoch 1's end");
     }
     assert!(
-        tb["histograms"]["aliasing/conv1/above_nyquist"].is_array(),
+        tb["histograms"]["aliasing/conv1/aliasing_per_filter"].is_array(),
         "{tb}"
     );
     // The run keeps the table it trained, with the data's 2 classes.

@@ -476,7 +476,10 @@ fn flags_alone_train_with_the_papers_hooks() {
     assert!(tb["images"]["deconv/conv1/projections"].is_array(), "{tb}");
     assert!(tb["images"]["evolution/conv1"].is_array(), "{tb}");
     assert!(
-        tb["scalars"]["aliasing/conv2/grid_score"].is_array(),
+        tb["scalars"]["aliasing/conv2/grid"].is_array()
+            && tb["scalars"]["aliasing/conv2/grid_null"].is_array()
+            && tb["scalars"]["aliasing/conv1/aliasing_null"].is_array()
+            && tb["scalars"]["filters/conv1/structureless"].is_array(),
         "{tb}"
     );
     // Laid out for the paper: every tag described, the custom-scalars

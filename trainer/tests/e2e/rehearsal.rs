@@ -62,7 +62,7 @@ fn the_imagenet_rehearsal_runs_the_shipped_config_with_every_hook_and_reports_it
         // One pass over the validation set for the four hooks, then each
         // hook's own part (dead filters: nothing left to do, 0.0 s).
         assert!(figure(&format!("shared probe pass, epoch {epoch} (s)")) > 0.0);
-        for hook in ["deconv", "evolution", "dead_filters", "aliasing"] {
+        for hook in ["deconv", "evolution", "dead_filters", "aliasing", "lrn"] {
             assert!(figure(&format!("hook {hook}, epoch {epoch} (s)")) >= 0.0);
         }
         // The grids of every conv layer, over the whole validation set.

@@ -782,3 +782,32 @@ fn a_step_counter_beyond_reach_in_a_checkpoint_is_refused_by_name() {
         "{err}"
     );
 }
+
+/// With filter renormalization on, every logged step says how many conv
+/// filters it rescaled: all of them with a radius no filter fits under,
+/// none with one every filter fits under; without it, no such curve.
+#[test]
+fn the_filters_renormalization_rescaled_are_logged_at_each_logged_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = tiny_data(dir.path());
+    let clipped = |name: &str, radius: Option<&str>| {
+        let mut args = quick(dir.path(), &data, name, "zfnet", "1");
+        if let Some(r) = radius {
+            args.extend(["--set".into(), format!("train.renorm_radius={r}")]);
+        }
+        run(&args);
+        let tb = crate::common::tensorboard(&dir.path().join("runs").join(name));
+        tb["scalars"]["train/renorm_clipped"]
+            .as_array()
+            .map(|a| a.iter().map(|e| e[1].as_f64().unwrap()).collect::<Vec<_>>())
+    };
+    // ZFNet's conv layers: 96 + 256 + 384 + 384 + 256 filters.
+    // The first step rescales all; the second those its update moved past
+    // the radius again.
+    let tight = clipped("tight", Some("1e-6")).unwrap();
+    assert_eq!(tight.len(), 2);
+    assert_eq!(tight[0], 1376.0);
+    assert!(tight[1] > 0.0 && tight[1] <= 1376.0, "{tight:?}");
+    assert_eq!(clipped("loose", Some("100")), Some(vec![0.0, 0.0]));
+    assert_eq!(clipped("off", None), None);
+}

@@ -1,6 +1,7 @@
 //! The metrics logger: training scalars every `train.log_every` steps
 //! (`train/epoch`, `train/loss`, `train/top1`, `train/lr`, `train/images_per_sec`,
-//! `train/grad_norm`, `train/eta_hours`: the time left in the run) and
+//! `train/grad_norm`, `train/eta_hours`: the time left in the run, and
+//! `train/renorm_clipped` with filter renormalization on) and
 //! validation scalars every epoch (`val/loss`,
 //! `val/top1`, `val/top5`, `val/best_top1`), to TensorBoard, the log file and `metrics.csv`
 //! (see [`metrics_csv`](super::metrics_csv)), at the global step.
@@ -78,6 +79,9 @@ impl Callback for MetricsLogger {
             ("train/grad_norm", norm),
         ] {
             ctx.tb.scalar(tag, step, value)?;
+        }
+        if let Some(clipped) = s.renorm_clipped {
+            ctx.tb.scalar("train/renorm_clipped", step, clipped as f64)?;
         }
         let eta_hours = ctx.run_left().map(|left| left.as_secs_f64() / 3600.0);
         if let Some(eta) = eta_hours {

@@ -87,6 +87,9 @@ pub struct StepReport<'a> {
     /// The gradient's L2 norm, on the steps that `train.log_every` logs
     /// (`None` on the others).
     pub grad_norm: Option<f64>,
+    /// Conv filters ZF's renormalization rescaled after this step, over all
+    /// layers, on the steps that log with `train.renorm_radius > 0`.
+    pub renorm_clipped: Option<u64>,
 }
 
 /// One epoch.
