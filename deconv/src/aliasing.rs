@@ -17,8 +17,11 @@
 //! when its filters' structure pushes power past Nyquist; near it when the
 //! filters are as good as noise; below it when they are smooth.
 //!
-//! The output is taken without the bias (a constant adds power at zero
-//! frequency only) and Hann-windowed ([`crate::spectrum::hann`]).
+//! The output is taken without the bias and without each map's spatial
+//! mean (constants add power at zero frequency only: the bias, and the
+//! input's mean through the filter's sum, which on the non-negative inputs
+//! of deeper layers would swamp the rest), and Hann-windowed
+//! ([`crate::spectrum::hann`]).
 
 use tch::{Kind, Tensor};
 
@@ -36,16 +39,22 @@ impl FoldedPower {
     /// Adds `input` `[N, C, H, W]` (the layer's input) convolved at stride 1
     /// with `weight` `[F, C / groups, k, k]`; `stride` is the layer's.
     /// One image at a time (an AlexNet conv1 output at stride 1 on one
-    /// 224-pixel image is 96 x 214 x 214).
+    /// 224-pixel image is 96 x 214 x 214). An input smaller than the kernel
+    /// (a layer that only works through its padding) adds nothing.
     pub fn add(&mut self, input: &Tensor, weight: &Tensor, groups: i64, stride: i64) {
-        let w = weight.to_kind(Kind::Float);
-        for n in 0..input.size()[0] {
+        let w = weight.to_kind(Kind::Float).to_device(input.device());
+        let (i, k) = (input.size(), w.size());
+        if i[2] < k[2] || i[3] < k[3] {
+            return;
+        }
+        for n in 0..i[0] {
             let x = input.narrow(0, n, 1).to_kind(Kind::Float);
             let y = x.conv2d(&w, None::<Tensor>, [1, 1], [0, 0], [1, 1], groups);
+            let y = &y - y.mean_dim([2i64, 3].as_slice(), true, Kind::Float);
             let size = y.size();
             let (h, wd) = (size[2], size[3]);
             let device = y.device();
-            let p = (y * hann(h, wd, device))
+            let p = (&y * hann(h, wd, device))
                 .fft_fft2(None::<&[i64]>, [-2i64, -1].as_slice(), "backward")
                 .abs()
                 .square();
@@ -120,6 +129,9 @@ mod tests {
         assert!(share(0.05, 4) < 0.1, "{}", share(0.05, 4));
         assert_eq!(share(0.4, 1), 0.0);
         assert_eq!(FoldedPower::default().mean_share(), None);
+        let mut small = FoldedPower::default();
+        small.add(&Tensor::randn([1, 3, 4, 4], FLOAT_CPU), &grating(0.2, 5), 1, 2);
+        assert_eq!(small.mean_share(), None);
         let mut zero = FoldedPower::default();
         zero.add(&input, &Tensor::zeros([2, 3, 5, 5], FLOAT_CPU), 1, 2);
         assert_eq!(zero.shares(), [None, None]);

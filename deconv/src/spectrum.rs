@@ -58,13 +58,17 @@ pub const BAND_EDGES: [f64; 2] = [1.0 / 6.0, 1.0 / 3.0];
 
 /// Layer 1's frequency coverage: the power of the `[F, C, k, k]` bank, each
 /// filter scaled to unit norm, pooled over filters, in the low, middle and
-/// high radial bands ([`BAND_EDGES`]) of an `n x n` DFT; each share divided
+/// high radial bands ([`BAND_EDGES`]) of an `n x n` DFT (at least the
+/// kernel's size); each share divided
 /// by white noise's (the band's share of the DFT's bins: 0.087, 0.262,
 /// 0.651 for `n = 64`). White filters read `[1, 1, 1]`; smooth filters
 /// read above 1 low and near 0 high; a bank without mid frequencies reads
 /// well under 1 in the middle. A bank of zeros reads `[0, 0, 0]`.
 pub fn coverage(weight: &Tensor, n: i64) -> [f64; 3] {
     let w = weight.to_kind(Kind::Float);
+    // Never crop the filters.
+    let size = w.size();
+    let n = n.max(size[2]).max(size[3]);
     let norm = w
         .square()
         .sum_dim_intlist([1i64, 2, 3].as_slice(), true, Kind::Float)

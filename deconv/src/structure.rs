@@ -13,7 +13,11 @@
 //! correlate strongly in some direction; white noise does not. Its null is
 //! the same statistic on Gaussian white filters of the same shape
 //! ([`structure_threshold`]: the 99th percentile of a fixed draw), and a
-//! filter under it is [`structureless`]: indistinguishable from noise.
+//! filter under it is [`structureless`]: indistinguishable from noise. Each
+//! channel's mean is taken out of the taps first: a flat tint over noise
+//! is not a spatial arrangement (a small tint alone would otherwise carry a
+//! noise filter over the threshold), while blobs, edges and gratings keep
+//! their correlation.
 //!
 //! [`dominance`]: the largest filter RMS over the median (Fig. 6 a, "one
 //! feature dominates", what feature scale clipping prevents).
@@ -26,11 +30,13 @@ use crate::draws::normal;
 const NULL_DRAWS: i64 = 2000;
 
 /// Per filter of `[F, C, kh, kw]`, the largest `|lag-1 correlation|` of its
-/// taps over the four neighbour directions (each the sum of products of
-/// neighbouring taps over the sum of squares, over all channels). `[F]`, in
-/// `[0, 1]`; 0 for a filter of zeros or a kernel of one tap.
+/// taps, each channel's mean taken out, over the four neighbour directions
+/// (each the sum of products of neighbouring taps over the sum of squares,
+/// over all channels). `[F]`, in `[0, 1]`; 0 for a filter that is flat in
+/// every channel or a kernel of one tap.
 pub fn tap_correlation(weight: &Tensor) -> Tensor {
     let w = weight.to_kind(Kind::Float);
+    let w = &w - w.mean_dim([2i64, 3].as_slice(), true, Kind::Float);
     let size = w.size();
     let (f, kh, kw) = (size[0], size[2], size[3]);
     let energy = w
@@ -64,14 +70,35 @@ pub fn tap_correlation(weight: &Tensor) -> Tensor {
     best
 }
 
+/// The most white-noise taps drawn for one null (the draws shrink for
+/// large filters, down to [`MIN_DRAWS`]).
+const MAX_TAPS: i64 = 4_000_000;
+
+/// The fewest white filters a null is drawn from.
+const MIN_DRAWS: i64 = 200;
+
 /// The null of [`tap_correlation`] for filters of `[C, kh, kw]`: its 99th
 /// percentile over a fixed draw of Gaussian white filters of that shape
-/// (about 0.17 for `3 x 11 x 11`, 0.27 for `3 x 7 x 7`).
+/// (2000 of them, fewer for large filters, whose null is narrow: at most
+/// four million taps). Computed once per shape and process.
 pub fn structure_threshold(c: i64, kh: i64, kw: i64) -> f64 {
-    let white = normal(&[NULL_DRAWS, c, kh, kw], 0x5_7E0C);
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static KNOWN: OnceLock<Mutex<HashMap<(i64, i64, i64), f64>>> = OnceLock::new();
+    let known = KNOWN.get_or_init(Default::default);
+    if let Some(&t) = known.lock().unwrap_or_else(|e| e.into_inner()).get(&(c, kh, kw)) {
+        return t;
+    }
+    let draws = (MAX_TAPS / (c * kh * kw).max(1)).clamp(MIN_DRAWS, NULL_DRAWS);
+    let white = normal(&[draws, c, kh, kw], 0x5_7E0C);
     let r = tap_correlation(&white);
     let sorted = r.sort(0, false).0;
-    sorted.double_value(&[NULL_DRAWS * 99 / 100])
+    let t = sorted.double_value(&[draws * 99 / 100]);
+    known
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert((c, kh, kw), t);
+    t
 }
 
 /// Per filter, whether its [`tap_correlation`] is under the white-noise
@@ -127,14 +154,16 @@ mod tests {
         let r = Tensor::arange(k, FLOAT_CPU);
         let gratings: Vec<Tensor> = [0.05, 0.2, 0.25, 0.4, 0.5]
             .iter()
-            .map(|f| {
-                // Diagonal and axis-aligned, at frequency f.
-                let wave = ((r.view([k, 1]) + r.view([1, k])) * (2.0 * std::f64::consts::PI * f)).cos();
-                wave.view([1, 1, k, k]).expand([1, 3, k, k], true)
+            .flat_map(|f| {
+                // Diagonal and along x, at frequency f.
+                let w = 2.0 * std::f64::consts::PI * f;
+                let diagonal = ((r.view([k, 1]) + r.view([1, k])) * w).cos();
+                let along_x = (r.view([1, k]) * w).cos().expand([k, k], true);
+                [diagonal, along_x].map(|g| g.view([1, 1, k, k]).expand([1, 3, k, k], true))
             })
             .collect();
         let (flags, _) = structureless(&Tensor::cat(&gratings, 0));
-        assert_eq!(flags, [false; 5]);
+        assert_eq!(flags, [false; 10]);
         assert_eq!(structureless(&Tensor::zeros([3, 4, 1, 1], FLOAT_CPU)).0, [false; 3]);
     }
 

@@ -522,7 +522,7 @@ impl DataParallel {
     /// replicas hold the same weights), over all layers, as a 0-dim int64
     /// tensor not yet read from its device.
     pub fn renormalize(&self, radius: f64) -> Tensor {
-        let mut clipped = Tensor::zeros([], (Kind::Int64, Device::Cpu));
+        let mut clipped: Option<Tensor> = None;
         for (n, r) in self.replicas.iter().enumerate() {
             let net = &r.model.net;
             for i in net.arch().conv_indices() {
@@ -532,12 +532,15 @@ impl DataParallel {
                 if let Some(w) = net.weight(i) {
                     let count = crate::renorm::renormalize_filters(w, radius);
                     if n == 0 {
-                        clipped = count + clipped.to_device(w.device());
+                        clipped = Some(match clipped.take() {
+                            Some(c) => c + count,
+                            None => count,
+                        });
                     }
                 }
             }
         }
-        clipped
+        clipped.unwrap_or_else(|| Tensor::zeros([], (Kind::Int64, Device::Cpu)))
     }
 
     /// Errors if any replica's parameters differ from replica 0's (a cheap

@@ -10,12 +10,17 @@
 //! - layer 1's frequency coverage: the unit-norm bank's power in the low,
 //!   middle and high radial bands as ratios to white noise's
 //!   (`aliasing/conv1/coverage_low`, `_mid`, `_high`; white reads 1);
-//! - the lattice contrast of layer `grid_layer`'s projections at the
-//!   stride of the conv layer below it (`aliasing/convG/grid`, 0 for noise,
-//!   above for a stride grid) and its null on the rotation-averaged spectrum
-//!   (`aliasing/convG/grid_null`): the strongest unit of each of
-//!   `grid_maps` feature maps over the probe set, projected with the
-//!   Deconvnet.
+//! - the grid in layer `grid_layer`'s projections at layer 1's stride s:
+//!   the share of each projection's variance between its s x s pixel
+//!   phases (`aliasing/convG/grid`; about 1/M for noise with M pixels per
+//!   phase, 0 for smooth projections, higher for a stride grid), beside the
+//!   same at period s + 1 (`aliasing/convG/grid_null`): the strongest unit
+//!   of each of `grid_maps` feature maps over the probe set, projected with
+//!   the Deconvnet.
+//!
+//! A layer whose output had no power on the probe images is left out (no
+//! value rather than a 0 that would read as "not aliased"); probe images
+//! that do not decode are skipped, as in the shared pass.
 //!
 //! At the global step.
 
@@ -87,7 +92,8 @@ pub struct LayerAliasing {
 pub struct GridReading {
     /// The projected layer's label (`conv2`).
     pub label: String,
-    /// The stride of the conv layer below it: the lattice's period.
+    /// Layer 1's stride: the period of the lattice its transposed
+    /// convolution lays in pixels.
     pub period: i64,
     /// The contrast and its null.
     pub contrast: LatticeContrast,
@@ -152,7 +158,7 @@ impl AliasingHook {
             let top = &tops[0];
             let fired = top.values.gt(0.0).flatten(0, -1).nonzero().squeeze_dim(1);
             let p = top.projections.flatten(0, 1).index_select(0, &fired);
-            let period = spec(convs[c.grid_layer - 2]).map_or(1, |s| s.stride);
+            let period = spec(first).map_or(1, |s| s.stride);
             report.grid = lattice_contrast(&p, period).map(|contrast| GridReading {
                 label: arch.layers[convs[c.grid_layer - 1]].label.clone(),
                 period,
@@ -186,36 +192,40 @@ impl AliasingHook {
             .collect();
         let mut sums: Vec<(FoldedPower, FoldedPower)> =
             strided.iter().map(|_| Default::default()).collect();
-        for i in 0..count {
+        let wanted: Vec<usize> = (0..count).collect();
+        // Images that do not decode are not in the batches: skipped.
+        for batch in ctx.probe.stream(Some(&wanted)) {
             if ctx.stopping() {
                 return Err(HookError::Probe("stopped".into()));
             }
-            let image = ctx.probe.images(&[i])?.to_device(ctx.device);
-            tch::no_grad(|| {
-                let mut x = image;
-                let mut at = 0;
-                for (((index, spec), (w, shuffled)), (real, null)) in
-                    strided.iter().zip(&weights).zip(&mut sums)
-                {
-                    x = net.forward_range(&x, at..*index);
-                    at = *index;
-                    real.add(&x, w, spec.groups, spec.stride);
-                    null.add(&x, shuffled, spec.groups, spec.stride);
-                }
-            });
+            let images = batch?.images;
+            for i in 0..images.size()[0] {
+                let image = images.narrow(0, i, 1).to_device(ctx.device);
+                tch::no_grad(|| {
+                    let mut x = image;
+                    let mut at = 0;
+                    for (((index, spec), (w, shuffled)), (real, null)) in
+                        strided.iter().zip(&weights).zip(&mut sums)
+                    {
+                        x = net.forward_range(&x, at..*index);
+                        at = *index;
+                        real.add(&x, w, spec.groups, spec.stride);
+                        null.add(&x, shuffled, spec.groups, spec.stride);
+                    }
+                });
+            }
         }
         Ok(strided
             .iter()
             .zip(sums)
-            .map(|((index, spec), (real, null))| {
-                let per_filter: Vec<f64> = real.shares().into_iter().flatten().collect();
-                LayerAliasing {
+            .filter_map(|((index, spec), (real, null))| {
+                Some(LayerAliasing {
                     label: arch.layers[*index].label.clone(),
                     stride: spec.stride,
-                    aliasing: real.mean_share().unwrap_or(0.0),
-                    null: null.mean_share().unwrap_or(0.0),
-                    per_filter,
-                }
+                    aliasing: real.mean_share()?,
+                    null: null.mean_share()?,
+                    per_filter: real.shares().into_iter().flatten().collect(),
+                })
             })
             .collect())
     }

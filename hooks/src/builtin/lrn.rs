@@ -12,7 +12,8 @@
 //! channel): `lrn/<label>/denominator_mean`, `lrn/<label>/denominator_std`
 //! and `lrn/<label>/denominator_cv` (std over mean: near 0 when the layer
 //! does not normalize), and the histogram `lrn/<label>/denominator` of the
-//! per-image, per-channel means. At the global step.
+//! per-image, per-channel means. At the global step. Probe images that do
+//! not decode are skipped, as in the shared pass.
 
 use serde::{Deserialize, Serialize};
 use tch::Kind;
@@ -85,12 +86,13 @@ impl LrnHook {
         }
         // Sums over images, channels and positions, a few images at a time.
         let mut sums = vec![(0.0f64, 0.0f64, 0.0f64, Vec::new()); lrns.len()];
-        let indices: Vec<usize> = (0..count).collect();
-        for chunk in indices.chunks(8) {
+        let wanted: Vec<usize> = (0..count).collect();
+        // In the probe set's batches; images that do not decode are skipped.
+        for batch in ctx.probe.stream(Some(&wanted)) {
             if ctx.stopping() {
                 return Err(HookError::Probe("stopped".into()));
             }
-            let images = ctx.probe.images(chunk)?.to_device(ctx.device);
+            let images = batch?.images.to_device(ctx.device);
             tch::no_grad(|| -> Result<(), HookError> {
                 let mut x = images;
                 let mut at = 0;

@@ -170,6 +170,22 @@ fn aliasing_reports_strided_layers_with_nulls_coverage_and_a_grid() {
     let g = r.grid.clone().unwrap();
     assert_eq!((g.label.as_str(), g.period), ("conv2", 2));
     assert!(g.contrast.grid.is_finite() && g.contrast.null.is_finite(), "{g:?}");
+    // A deeper grid layer reads the lattice of layer 1's stride in pixels
+    // (AlexNet's conv2 has stride 1; its conv1, stride 4).
+    let (_va, alexnet) = crate::common::built(zftrain_model::ArchName::Alexnet, 3);
+    let deeper = AliasingHook::new(AliasingConfig {
+        grid_layer: 3,
+        grid_maps: zftrain_hooks::builtin::Maps::Count(4),
+        images: 1,
+        ..AliasingConfig::default()
+    });
+    let sink3 = MemorySink::default();
+    let g3 = deeper
+        .measure(&context(&alexnet, &probe, dir.path(), &sink3, 3))
+        .unwrap()
+        .grid
+        .unwrap();
+    assert_eq!((g3.label.as_str(), g3.period), ("conv3", 4));
     let mut hook = hook;
     hook.on_epoch_end(&ctx).unwrap();
     for tag in [

@@ -177,7 +177,7 @@ fn a_failing_shared_pass_fails_the_hooks_that_needed_it_and_no_other() {
         ],
         "the four failures are reported, the hook that reads no probe ran"
     );
-    // Aliasing's weight spectra need no probe pass, but its grid score does.
+    // Aliasing's layer-2 projections come from the shared pass.
     assert_eq!(d.failures.len(), 4, "{:?}", d.failures);
     for e in &d.failures {
         let text = e.to_string();

@@ -4,8 +4,9 @@
 //! strongest activation of chosen layer-2 maps over the probe images
 //! projected to pixels (the same images for both), and per conv layer the
 //! measures of the aliasing and dead-filters hooks, each beside its null:
-//! the output power a stride folds back (and through shuffled taps), layer
-//! 2's lattice contrast (and on its rotation-averaged spectrum), filters
+//! the output power a stride folds back (and through shuffled taps), the
+//! grid in layer 2's projections (the share of their variance between layer
+//! 1's stride phases, and at period s + 1), filters
 //! indistinguishable from noise, filters that never fire, the dominance of
 //! the largest filter, and layer 1's frequency coverage as ratios to white
 //! noise; as `architecture.png`, `architecture.md` and `architecture.csv`
@@ -248,7 +249,7 @@ fn tables(measured: &[Measured]) -> (String, String) {
         }
     }
     md.push_str(
-        "\nAliasing: the share of a strided layer's stride-1 output power on the probe images outside its stride's Nyquist band (what the stride folds back); its null is the same through the filters with their taps shuffled. Above the null: the filters' structure pushes power past Nyquist (aliased); at it: no better than noise; below: smooth. Grid: log10 contrast of layer 2's projections at layer 1's stride lattice against half a spacing away; 0 for noise, above its null (the rotation-averaged spectrum) for a stride grid. Structureless: filters whose taps are indistinguishable from white noise (the paper's dead features); dead: filters that never fire on the probe images (0 at layer 1 by construction on mean-subtracted images). Dominance: largest filter RMS over the median. Coverage: layer 1's power in the bands below 1/6, 1/6 to 1/3 and above 1/3 cycles per pixel, as ratios to white noise's (white reads 1). See docs/training.md.\n",
+        "\nAliasing: the share of a strided layer's stride-1 output power on the probe images outside its stride's Nyquist band (what the stride folds back); its null is the same through the filters with their taps shuffled. Above the null: the filters' structure pushes power past Nyquist (aliased); at it: no better than noise; below: smooth. Grid: the share of layer 2's projections' variance between the s x s pixel phases of layer 1's stride (about 1/M for noise with M pixels per phase, 0 for smooth projections); above its null (the same at period s + 1): a stride grid. Structureless: filters whose taps are indistinguishable from white noise (the paper's dead features); dead: filters that never fire on the probe images (0 at layer 1 by construction on mean-subtracted images). Dominance: largest filter RMS over the median. Coverage: layer 1's power in the bands below 1/6, 1/6 to 1/3 and above 1/3 cycles per pixel, as ratios to white noise's (white reads 1). See docs/training.md.\n",
     );
     (csv, md)
 }
