@@ -2,7 +2,7 @@
 //! each beside its null (definitions and known-answer tests in
 //! `zftrain_deconv::{aliasing, lattice, spectrum}`):
 //!
-//! - for every conv layer with stride s > 1, on the first `images` probe
+//! - for every conv layer with stride s > 1, on the first `images` (8) probe
 //!   images: the share of the layer's stride-1 output power outside the
 //!   stride's Nyquist band, mean over filters (`aliasing/convL/aliasing`,
 //!   per filter `aliasing/convL/aliasing_per_filter`), and the same through
@@ -64,7 +64,7 @@ impl Default for AliasingConfig {
             name: "aliasing".into(),
             schedule: Schedule::default(),
             fft_size: 64,
-            images: 16,
+            images: 8,
             grid_layer: 2,
             grid_maps: Maps::Count(32),
             required: false,
