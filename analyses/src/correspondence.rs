@@ -8,6 +8,12 @@
 //! and a row reports the mean and standard deviation over the ordered pairs
 //! (for random boxes: over the pairs of all draws). Lower means the network
 //! changes the same way for the same part: an implicit correspondence.
+//!
+//! Rectified layers leave many dimensions unchanged (`eps = 0`) in both
+//! images of a pair: such ties agree by construction and pull the distance
+//! down for any occluder. Each row therefore also reports the distance over
+//! the dimensions that changed in both images only (`mean_untied`,
+//! `std_untied`, over the `untied_pairs` pairs that have any).
 
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
@@ -71,6 +77,12 @@ pub struct CorrespondenceRow {
     pub std: f64,
     /// Pairs it is over.
     pub pairs: usize,
+    /// Mean distance over the dimensions that changed in both images.
+    pub mean_untied: f64,
+    /// Its standard deviation.
+    pub std_untied: f64,
+    /// Pairs with any dimension changed in both images.
+    pub untied_pairs: usize,
 }
 
 /// The normalized Hamming distance of every ordered pair `i != j` of the
@@ -91,6 +103,36 @@ pub fn pair_distances(eps: &Tensor) -> Vec<f64> {
                     .int64_value(&[]);
                 out.push(differ as f64 / d);
             }
+        }
+    }
+    out
+}
+
+/// [`pair_distances`] over the dimensions where both `eps_i` and `eps_j`
+/// are non-zero (ties at zero left out): per ordered pair with any such
+/// dimension, the fraction of them whose signs differ.
+pub fn untied_pair_distances(eps: &Tensor) -> Vec<f64> {
+    let s = eps.sign();
+    let changed = s.ne(0.0);
+    let n = s.size()[0];
+    let mut out = Vec::new();
+    for i in 0..n {
+        for j in 0..n {
+            if i == j {
+                continue;
+            }
+            let both = changed.get(i).logical_and(&changed.get(j));
+            let count = both.sum(Kind::Int64).int64_value(&[]);
+            if count == 0 {
+                continue;
+            }
+            let differ = s
+                .get(i)
+                .ne_tensor(&s.get(j))
+                .logical_and(&both)
+                .sum(Kind::Int64)
+                .int64_value(&[]);
+            out.push(differ as f64 / count as f64);
         }
     }
     out
@@ -172,22 +214,28 @@ pub fn correspondence_with_progress(
     let mut rows = Vec::new();
     let mut measure = |name: &str, draws: &[Vec<PartBox>]| -> Result<(), AnalysisError> {
         let mut per_layer: Vec<Vec<f64>> = vec![Vec::new(); config.layers.len()];
+        let mut untied: Vec<Vec<f64>> = vec![Vec::new(); config.layers.len()];
         for boxes in draws {
             let occluded = fx.extract(&fill_boxes(images, boxes, config.value));
             progress(n as usize);
             for (k, &layer) in config.layers.iter().enumerate() {
                 let eps = original.layer(layer)? - occluded.layer(layer)?;
                 per_layer[k].extend(pair_distances(&eps));
+                untied[k].extend(untied_pair_distances(&eps));
             }
         }
         for (k, &layer) in config.layers.iter().enumerate() {
             let (mean, std) = mean_std(&per_layer[k]);
+            let (mean_untied, std_untied) = mean_std(&untied[k]);
             rows.push(CorrespondenceRow {
                 part: name.to_string(),
                 layer,
                 mean,
                 std,
                 pairs: per_layer[k].len(),
+                mean_untied,
+                std_untied,
+                untied_pairs: untied[k].len(),
             });
         }
         Ok(())
@@ -218,6 +266,17 @@ pub fn correspondence_with_progress(
 mod tests {
     use super::*;
     use crate::features::tests::{images, net};
+
+    #[test]
+    fn ties_at_zero_count_as_agreement_in_one_distance_and_are_left_out_of_the_other() {
+        // Dimension 3 differs; 1 and 2 are zero in both (ties); 0 agrees.
+        let eps = Tensor::from_slice(&[1.0f32, 0.0, 0.0, -1.0, 2.0, 0.0, 0.0, 3.0]).view([2, 4]);
+        assert_eq!(pair_distances(&eps), [0.25, 0.25]);
+        assert_eq!(untied_pair_distances(&eps), [0.5, 0.5]);
+        // A pair with nothing changed in both has no untied distance.
+        let none = Tensor::from_slice(&[1.0f32, 0.0, 0.0, 1.0]).view([2, 2]);
+        assert_eq!(untied_pair_distances(&none), Vec::<f64>::new());
+    }
 
     #[test]
     fn the_distance_counts_differing_signs() {

@@ -120,13 +120,14 @@ pub fn occlusion_figure(
 }
 
 /// The correspondence table: CSV, and text with one row per part (in
-/// `parts` order) and a column per layer, `mean ± std`.
+/// `parts` order) and a column per layer, `mean ± std`, then the same with
+/// ties at zero left out.
 pub fn correspondence_tables(
     rows: &[CorrespondenceRow],
     parts: &[String],
     layers: &[usize],
 ) -> (String, String) {
-    let mut csv = String::from("part,layer,mean,std,pairs\n");
+    let mut csv = String::from("part,layer,mean,std,pairs,mean_untied,std_untied,untied_pairs\n");
     let mut table = format!("{:<16}", "part");
     for layer in layers {
         let _ = write!(table, " {:>16}", format!("layer {layer}"));
@@ -137,10 +138,19 @@ pub fn correspondence_tables(
         for r in rows.iter().filter(|r| &r.part == name) {
             let _ = writeln!(
                 csv,
-                "{},{},{:.6},{:.6},{}",
-                r.part, r.layer, r.mean, r.std, r.pairs
+                "{},{},{:.6},{:.6},{},{:.6},{:.6},{}",
+                r.part, r.layer, r.mean, r.std, r.pairs, r.mean_untied, r.std_untied, r.untied_pairs
             );
             let _ = write!(table, " {:>16}", format!("{:.4} ± {:.4}", r.mean, r.std));
+        }
+        table.push('\n');
+    }
+    table.push_str("ties at zero left out (dimensions that changed in both images):\n");
+    for name in parts {
+        let _ = write!(table, "{name:<16}");
+        for r in rows.iter().filter(|r| &r.part == name) {
+            let cell = format!("{:.4} ± {:.4}", r.mean_untied, r.std_untied);
+            let _ = write!(table, " {cell:>16}");
         }
         table.push('\n');
     }

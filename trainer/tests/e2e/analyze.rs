@@ -169,6 +169,12 @@ fn the_three_analyses_write_their_numbers_and_pictures() {
         "{csv}"
     );
     assert!(printed.contains("random"), "{printed}");
+    // The distance with ties at zero left out, in the file and printed.
+    assert_eq!(
+        csv.lines().next(),
+        Some("part,layer,mean,std,pairs,mean_untied,std_untied,untied_pairs")
+    );
+    assert!(printed.contains("ties at zero left out"), "{printed}");
     // 3 images for the part and for each of the 5 random draws.
     assert!(
         printed.contains("correspondence: 18/18 images in "),
