@@ -139,7 +139,14 @@ pub fn correspondence_tables(
             let _ = writeln!(
                 csv,
                 "{},{},{:.6},{:.6},{},{:.6},{:.6},{}",
-                r.part, r.layer, r.mean, r.std, r.pairs, r.mean_untied, r.std_untied, r.untied_pairs
+                r.part,
+                r.layer,
+                r.mean,
+                r.std,
+                r.pairs,
+                r.mean_untied,
+                r.std_untied,
+                r.untied_pairs
             );
             let _ = write!(table, " {:>16}", format!("{:.4} ± {:.4}", r.mean, r.std));
         }

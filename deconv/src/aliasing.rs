@@ -130,7 +130,12 @@ mod tests {
         assert_eq!(share(0.4, 1), 0.0);
         assert_eq!(FoldedPower::default().mean_share(), None);
         let mut small = FoldedPower::default();
-        small.add(&Tensor::randn([1, 3, 4, 4], FLOAT_CPU), &grating(0.2, 5), 1, 2);
+        small.add(
+            &Tensor::randn([1, 3, 4, 4], FLOAT_CPU),
+            &grating(0.2, 5),
+            1,
+            2,
+        );
         assert_eq!(small.mean_share(), None);
         let mut zero = FoldedPower::default();
         zero.add(&input, &Tensor::zeros([2, 3, 5, 5], FLOAT_CPU), 1, 2);

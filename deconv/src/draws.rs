@@ -61,7 +61,10 @@ mod tests {
         let a = normal(&[20_000], 7);
         let mean = a.mean(Kind::Double).double_value(&[]);
         let std = a.std(true).double_value(&[]);
-        assert!(mean.abs() < 0.03 && (std - 1.0).abs() < 0.03, "{mean} {std}");
+        assert!(
+            mean.abs() < 0.03 && (std - 1.0).abs() < 0.03,
+            "{mean} {std}"
+        );
         assert!(a.equal(&normal(&[20_000], 7)));
         assert!(!a.equal(&normal(&[20_000], 8)));
     }
@@ -74,7 +77,9 @@ mod tests {
         assert!(sorted(&w).allclose(&sorted(&s), 0.0, 0.0, false));
         assert!(!w.equal(&s));
         // The same permutation for every input channel of a filter.
-        let pos = Tensor::arange(16, FLOAT_CPU).view([1, 1, 4, 4]).expand([2, 3, 4, 4], true);
+        let pos = Tensor::arange(16, FLOAT_CPU)
+            .view([1, 1, 4, 4])
+            .expand([2, 3, 4, 4], true);
         let p = shuffled_taps(&pos, 3);
         assert!(p.get(0).get(0).equal(&p.get(0).get(2)));
         assert!(!p.get(0).equal(&p.get(1)));

@@ -104,17 +104,24 @@ mod tests {
         let v = lattice_contrast(&gridded, 4).unwrap();
         assert!(v.grid > 0.3 && v.null < 0.03, "{v:?}");
         // A period-2 checkerboard is a period-4 lattice pattern too.
-        let checker = (r.view([64, 1]) + r.view([1, 64])).remainder(2).to_kind(Kind::Float);
+        let checker = (r.view([64, 1]) + r.view([1, 64]))
+            .remainder(2)
+            .to_kind(Kind::Float);
         let v = lattice_contrast(&checker.view([1, 1, 64, 64]), 4).unwrap();
         assert!(v.grid > 0.99 && v.null < 0.05, "{v:?}");
         // Smooth projections read near 0 and at their null.
         let k = Tensor::arange(13, FLOAT_CPU) - 6.0;
         let g = (-(k.square()) / 8.0).exp();
-        let g = (g.view([13, 1]) * g.view([1, 13])).view([1, 1, 13, 13]).repeat([3, 1, 1, 1]);
+        let g = (g.view([13, 1]) * g.view([1, 13]))
+            .view([1, 1, 13, 13])
+            .repeat([3, 1, 1, 1]);
         let smooth = noise.conv2d(&g, None::<Tensor>, [1, 1], [6, 6], [1, 1], 3);
         let s = lattice_contrast(&smooth, 4).unwrap();
         assert!(s.grid < 0.01 && (s.grid - s.null).abs() < 0.01, "{s:?}");
-        assert_eq!(lattice_contrast(&Tensor::zeros([2, 3, 8, 8], FLOAT_CPU), 2), None);
+        assert_eq!(
+            lattice_contrast(&Tensor::zeros([2, 3, 8, 8], FLOAT_CPU), 2),
+            None
+        );
         assert_eq!(lattice_contrast(&noise, 1), None);
     }
 }

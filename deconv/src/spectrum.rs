@@ -115,7 +115,10 @@ mod tests {
         assert!(w.iter().all(|r| (r - 1.0).abs() < 0.05), "white: {w:?}");
         let smooth = coverage(&gaussian(11, 2.0).expand([4, 3, 11, 11], true), 64);
         assert!(smooth[0] > 5.0 && smooth[2] < 0.01, "smooth: {smooth:?}");
-        assert_eq!(coverage(&Tensor::zeros([2, 3, 5, 5], FLOAT_CPU), 32), [0.0; 3]);
+        assert_eq!(
+            coverage(&Tensor::zeros([2, 3, 5, 5], FLOAT_CPU), 32),
+            [0.0; 3]
+        );
     }
 
     #[test]
@@ -124,6 +127,11 @@ mod tests {
         // fftfreq(8) = 0, 1/8, 2/8, 3/8, -4/8, ...: |f| <= 1/8 is inside.
         let inside = 64.0 - m.sum(Kind::Double).double_value(&[]);
         assert_eq!(inside, 9.0);
-        assert_eq!(outside_nyquist(8, 8, 1, Device::Cpu).sum(Kind::Double).double_value(&[]), 0.0);
+        assert_eq!(
+            outside_nyquist(8, 8, 1, Device::Cpu)
+                .sum(Kind::Double)
+                .double_value(&[]),
+            0.0
+        );
     }
 }

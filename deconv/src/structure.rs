@@ -86,7 +86,11 @@ pub fn structure_threshold(c: i64, kh: i64, kw: i64) -> f64 {
     use std::sync::{Mutex, OnceLock};
     static KNOWN: OnceLock<Mutex<HashMap<(i64, i64, i64), f64>>> = OnceLock::new();
     let known = KNOWN.get_or_init(Default::default);
-    if let Some(&t) = known.lock().unwrap_or_else(|e| e.into_inner()).get(&(c, kh, kw)) {
+    if let Some(&t) = known
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&(c, kh, kw))
+    {
         return t;
     }
     let draws = (MAX_TAPS / (c * kh * kw).max(1)).clamp(MIN_DRAWS, NULL_DRAWS);
@@ -113,7 +117,10 @@ pub fn structureless(weight: &Tensor) -> (Vec<bool>, f64) {
     let threshold = structure_threshold(c, kh, kw);
     let r = Vec::<f32>::try_from(tap_correlation(weight).to_device(tch::Device::Cpu))
         .unwrap_or_default();
-    (r.iter().map(|&v| (v as f64) < threshold).collect(), threshold)
+    (
+        r.iter().map(|&v| (v as f64) < threshold).collect(),
+        threshold,
+    )
 }
 
 /// The largest filter RMS over the median filter RMS of `[F, ...]`
@@ -150,7 +157,10 @@ mod tests {
         let white = Tensor::randn([200, 3, k, k], FLOAT_CPU);
         let (flags, thr) = structureless(&white);
         let count = flags.iter().filter(|&&f| f).count();
-        assert!(count >= 190, "{count} of 200 white filters, threshold {thr}");
+        assert!(
+            count >= 190,
+            "{count} of 200 white filters, threshold {thr}"
+        );
         let r = Tensor::arange(k, FLOAT_CPU);
         let gratings: Vec<Tensor> = [0.05, 0.2, 0.25, 0.4, 0.5]
             .iter()
@@ -164,7 +174,10 @@ mod tests {
             .collect();
         let (flags, _) = structureless(&Tensor::cat(&gratings, 0));
         assert_eq!(flags, [false; 10]);
-        assert_eq!(structureless(&Tensor::zeros([3, 4, 1, 1], FLOAT_CPU)).0, [false; 3]);
+        assert_eq!(
+            structureless(&Tensor::zeros([3, 4, 1, 1], FLOAT_CPU)).0,
+            [false; 3]
+        );
     }
 
     #[test]

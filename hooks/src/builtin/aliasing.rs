@@ -142,7 +142,11 @@ impl AliasingHook {
             .filter_map(|&i| spec(i).filter(|s| s.stride > 1).map(|s| (i, s)))
             .collect();
         let layers = self.folded(ctx, &strided)?;
-        let w1 = ctx.net.weight(first).expect("conv layers have weights").detach();
+        let w1 = ctx
+            .net
+            .weight(first)
+            .expect("conv layers have weights")
+            .detach();
         let mut report = AliasingReport {
             layers,
             coverage: coverage(&w1.to_device(Device::Cpu), c.fft_size),
@@ -185,7 +189,10 @@ impl AliasingHook {
         let weights: Vec<(Tensor, Tensor)> = strided
             .iter()
             .map(|&(index, _)| {
-                let w = net.weight(index).expect("conv layers have weights").detach();
+                let w = net
+                    .weight(index)
+                    .expect("conv layers have weights")
+                    .detach();
                 let shuffled = shuffled_taps(&w, index as u64);
                 (w, shuffled)
             })
@@ -236,7 +243,11 @@ impl AliasingHook {
         let sink = ctx.sink;
         for l in &r.layers {
             let label = &l.label;
-            sink.histogram(&format!("aliasing/{label}/aliasing_per_filter"), step, &l.per_filter)?;
+            sink.histogram(
+                &format!("aliasing/{label}/aliasing_per_filter"),
+                step,
+                &l.per_filter,
+            )?;
             sink.scalar(&format!("aliasing/{label}/aliasing"), step, l.aliasing)?;
             sink.scalar(&format!("aliasing/{label}/aliasing_null"), step, l.null)?;
         }
@@ -247,7 +258,11 @@ impl AliasingHook {
         }
         if let Some(g) = &r.grid {
             sink.scalar(&format!("aliasing/{}/grid", g.label), step, g.contrast.grid)?;
-            sink.scalar(&format!("aliasing/{}/grid_null", g.label), step, g.contrast.null)?;
+            sink.scalar(
+                &format!("aliasing/{}/grid_null", g.label),
+                step,
+                g.contrast.null,
+            )?;
         }
         Ok(Control::Continue)
     }

@@ -136,7 +136,8 @@ impl DeadFiltersHook {
             let w = ctx.net.weight(index).expect("conv layers have weights");
             let cpu = w.detach().to_device(tch::Device::Cpu);
             let (flags, structureless_threshold) = structureless(&cpu);
-            let tap_correlation = Vec::<f64>::try_from(tap_correlation(&cpu).to_kind(Kind::Double))?;
+            let tap_correlation =
+                Vec::<f64>::try_from(tap_correlation(&cpu).to_kind(Kind::Double))?;
             let rms = Vec::<f64>::try_from(
                 w.detach()
                     .to_kind(Kind::Double)

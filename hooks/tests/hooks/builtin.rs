@@ -161,15 +161,29 @@ fn aliasing_reports_strided_layers_with_nulls_coverage_and_a_grid() {
         .collect();
     assert_eq!(strided, [("conv1", 2), ("conv2", 2)]);
     assert_eq!(r.layers[0].per_filter.len(), 96);
-    assert!(r.layers[0].per_filter[0] > 0.9, "{}", r.layers[0].per_filter[0]);
+    assert!(
+        r.layers[0].per_filter[0] > 0.9,
+        "{}",
+        r.layers[0].per_filter[0]
+    );
     for l in &r.layers {
-        assert!((0.0..=1.0).contains(&l.aliasing) && (0.0..=1.0).contains(&l.null), "{l:?}");
+        assert!(
+            (0.0..=1.0).contains(&l.aliasing) && (0.0..=1.0).contains(&l.null),
+            "{l:?}"
+        );
     }
     // Random (He) filters are white: their coverage is near 1 in each band.
-    assert!(r.coverage.iter().all(|c| (c - 1.0).abs() < 0.25), "{:?}", r.coverage);
+    assert!(
+        r.coverage.iter().all(|c| (c - 1.0).abs() < 0.25),
+        "{:?}",
+        r.coverage
+    );
     let g = r.grid.clone().unwrap();
     assert_eq!((g.label.as_str(), g.period), ("conv2", 2));
-    assert!(g.contrast.grid.is_finite() && g.contrast.null.is_finite(), "{g:?}");
+    assert!(
+        g.contrast.grid.is_finite() && g.contrast.null.is_finite(),
+        "{g:?}"
+    );
     // A deeper grid layer reads the lattice of layer 1's stride in pixels
     // (AlexNet's conv2 has stride 1; its conv1, stride 4).
     let (_va, alexnet) = crate::common::built(zftrain_model::ArchName::Alexnet, 3);

@@ -50,7 +50,10 @@ fn photographs(side: i64) -> TensorProbe {
             .view([h, w, 3])
             .permute([2, 0, 1])
             .to_kind(Kind::Float);
-        for (top, left) in [((h - side) / 2, (w - side) / 2), ((h - side) / 4, (w - side) / 4)] {
+        for (top, left) in [
+            ((h - side) / 2, (w - side) / 2),
+            ((h - side) / 4, (w - side) / 4),
+        ] {
             crops.push(t.narrow(1, top, side).narrow(2, left, side));
         }
     }
@@ -159,7 +162,10 @@ fn aliasing_reads_a_bank_aliased_exactly_where_its_frequency_exceeds_the_strides
     assert!(aliased(s4) && aliased(s2), "0.4: {s4:?} {s2:?}");
     let (s4, s2) = read("white", None);
     for (a, null) in [s4, s2] {
-        assert!((a - null).abs() < 0.05, "white: {a} against its null {null}");
+        assert!(
+            (a - null).abs() < 0.05,
+            "white: {a} against its null {null}"
+        );
     }
 }
 
@@ -199,7 +205,10 @@ fn the_grid_is_high_through_a_stride_4_high_frequency_layer_1_and_absent_through
     // The phase explains 4% of the high-frequency projections' variance,
     // five times its null; 0.02% of the smooth ones'.
     assert!(high.grid > 0.02 && high.grid > 3.0 * high.null, "{high:?}");
-    assert!(smooth.grid < 0.005 && smooth.grid < 0.1 * high.grid, "{smooth:?}");
+    assert!(
+        smooth.grid < 0.005 && smooth.grid < 0.1 * high.grid,
+        "{smooth:?}"
+    );
 }
 
 /// `structureless` counts the white filters of a bank that mixes them with
@@ -232,7 +241,11 @@ fn structureless_counts_the_white_filters_and_dominance_the_scaled_one() {
         "structureless {} of 96 (32 white), threshold {:.3}, dominance {:.2}, never fire {}",
         l1.structureless, l1.structureless_threshold, l1.dominance, l1.dead
     );
-    assert!((29..=32).contains(&l1.structureless), "{}", l1.structureless);
+    assert!(
+        (29..=32).contains(&l1.structureless),
+        "{}",
+        l1.structureless
+    );
     let gabors_flagged = l1.tap_correlation[32..]
         .iter()
         .filter(|&&r| r < l1.structureless_threshold)
@@ -276,5 +289,8 @@ fn the_first_lrn_normalizes_at_the_papers_scale_and_is_constant_at_imagenet_std(
     let (s_mean, s_cv) = read(&standardized);
     println!("norm1 divisor: papers' scale mean {p_mean:.4} cv {p_cv:.2e}; ImageNet std mean {s_mean:.4} cv {s_cv:.2e}; k^beta = {:.4}", 2f64.powf(0.75));
     assert!(p_cv > 100.0 * s_cv, "{p_cv} against {s_cv}");
-    assert!(s_cv < 1e-3 && (s_mean - 2f64.powf(0.75)).abs() < 1e-3, "{s_mean} {s_cv}");
+    assert!(
+        s_cv < 1e-3 && (s_mean - 2f64.powf(0.75)).abs() < 1e-3,
+        "{s_mean} {s_cv}"
+    );
 }

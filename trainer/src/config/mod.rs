@@ -675,10 +675,19 @@ mod tests {
         let c = load("[data]\nstd = \"pixels\"\n", &[]).unwrap();
         assert_eq!(c.data.std, PIXELS_STD);
         assert_eq!(load("", &["data.std=pixels"]).unwrap().data.std, PIXELS_STD);
-        let err = load("[data]\nstd = \"raw\"\n", &[]).unwrap_err().to_string();
-        assert!(err.contains("std = \"raw\"") && err.contains("three numbers or \"pixels\""), "{err}");
+        let err = load("[data]\nstd = \"raw\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("std = \"raw\"") && err.contains("three numbers or \"pixels\""),
+            "{err}"
+        );
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
-        for name in ["zfnet-imagenet.toml", "alexnet-imagenet.toml", "zfnet-transfer.toml"] {
+        for name in [
+            "zfnet-imagenet.toml",
+            "alexnet-imagenet.toml",
+            "zfnet-transfer.toml",
+        ] {
             let c = RunConfig::load(Some(&dir.join(name)), &[]).unwrap();
             assert_eq!(c.data.std, PIXELS_STD, "{name}");
             assert!(c.data.pixel_mean, "{name}");

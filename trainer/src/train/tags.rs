@@ -158,7 +158,10 @@ pub fn layout() -> Layout {
                         "LRN divisor spread (cv), every LRN layer",
                         &[r"^lrn/[^/]+/denominator_cv$"],
                     ),
-                    Chart::lines("filters rescaled by renormalization", &["^train/renorm_clipped$"]),
+                    Chart::lines(
+                        "filters rescaled by renormalization",
+                        &["^train/renorm_clipped$"],
+                    ),
                 ],
             ),
             Category::new(
@@ -197,7 +200,9 @@ mod tests {
         assert!(!matches("filters/*/dead", "filters/dead"));
         assert!(matches("plugins/**", "plugins/stats/conv1/rms"));
         assert!(!matches("plugins/**", "plugins"));
-        assert!(describe("aliasing/conv1/coverage_high").unwrap().contains("above 1/3"));
+        assert!(describe("aliasing/conv1/coverage_high")
+            .unwrap()
+            .contains("above 1/3"));
         assert_eq!(describe("aliasing/conv1/high"), None);
         assert!(describe("filters/conv2/rms").unwrap().contains("RMS"));
         assert_eq!(describe("made/up"), None);

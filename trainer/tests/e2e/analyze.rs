@@ -294,14 +294,18 @@ fn the_architecture_analysis_tables_both_networks_layer_by_layer() {
         .collect();
     assert_eq!(rows.len(), 10, "{csv}");
     let num = |r: &std::collections::HashMap<&str, &str>, k: &str| -> f64 {
-        r[k].parse().unwrap_or_else(|_| panic!("{k} = {:?}: {csv}", r[k]))
+        r[k].parse()
+            .unwrap_or_else(|_| panic!("{k} = {:?}: {csv}", r[k]))
     };
     let conv1: Vec<_> = rows.iter().filter(|r| r["layer"] == "conv1").collect();
     assert_eq!(conv1.len(), 2);
     assert_eq!((conv1[0]["stride"], conv1[1]["stride"]), ("4", "2"));
     for r in &conv1 {
         let (a, null) = (num(r, "aliasing"), num(r, "aliasing_null"));
-        assert!((a - null).abs() < 0.05, "random filters at their null: {a} {null}: {csv}");
+        assert!(
+            (a - null).abs() < 0.05,
+            "random filters at their null: {a} {null}: {csv}"
+        );
         assert!(num(r, "structureless") >= 0.9 * num(r, "filters"), "{csv}");
         for band in ["coverage_low", "coverage_mid", "coverage_high"] {
             assert!((num(r, band) - 1.0).abs() < 0.25, "{band}: {csv}");
@@ -311,10 +315,15 @@ fn the_architecture_analysis_tables_both_networks_layer_by_layer() {
     }
     let conv2: Vec<_> = rows.iter().filter(|r| r["layer"] == "conv2").collect();
     assert!(
-        conv2.iter().all(|r| num(r, "grid") >= 0.0 && num(r, "grid_null") >= 0.0),
+        conv2
+            .iter()
+            .all(|r| num(r, "grid") >= 0.0 && num(r, "grid_null") >= 0.0),
         "a grid and its null for layer 2: {csv}"
     );
-    assert!(rows.iter().filter(|r| r["layer"] != "conv1").all(|r| r["coverage_low"].is_empty()));
+    assert!(rows
+        .iter()
+        .filter(|r| r["layer"] != "conv1")
+        .all(|r| r["coverage_low"].is_empty()));
     let png = image::open(out.join("architecture.png")).unwrap();
     assert!(png.height() > 2 * 300, "both networks: {}", png.height());
     let err = fails(&[

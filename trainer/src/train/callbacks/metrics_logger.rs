@@ -81,7 +81,8 @@ impl Callback for MetricsLogger {
             ctx.tb.scalar(tag, step, value)?;
         }
         if let Some(clipped) = s.renorm_clipped {
-            ctx.tb.scalar("train/renorm_clipped", step, clipped as f64)?;
+            ctx.tb
+                .scalar("train/renorm_clipped", step, clipped as f64)?;
         }
         let eta_hours = ctx.run_left().map(|left| left.as_secs_f64() / 3600.0);
         if let Some(eta) = eta_hours {
