@@ -105,22 +105,43 @@ pub fn structure_threshold(c: i64, kh: i64, kw: i64) -> f64 {
     t
 }
 
-/// Per filter, whether its [`tap_correlation`] is under the white-noise
-/// null (`structure_threshold`): `(flags, threshold)`. Kernels of one tap
-/// have no spatial structure to test: all `false`.
-pub fn structureless(weight: &Tensor) -> (Vec<bool>, f64) {
+/// A layer's filters against the white-noise null.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Structure {
+    /// Per filter: its [`tap_correlation`].
+    pub correlation: Vec<f64>,
+    /// Per filter: whether that is under the null ([`structure_threshold`]).
+    pub structureless: Vec<bool>,
+    /// The null's 99th percentile (0 for kernels of one tap).
+    pub threshold: f64,
+}
+
+/// Each filter's [`tap_correlation`] and whether it is under the
+/// white-noise null. Kernels of one tap have no spatial structure to test:
+/// none is structureless.
+pub fn structureless(weight: &Tensor) -> Structure {
     let size = weight.size();
     let (c, kh, kw) = (size[1], size[2], size[3]);
+    let correlation = Vec::<f64>::try_from(
+        tap_correlation(weight)
+            .to_kind(Kind::Double)
+            .to_device(tch::Device::Cpu),
+    )
+    .unwrap_or_default();
     if kh * kw < 2 {
-        return (vec![false; size[0] as usize], 0.0);
+        let structureless = vec![false; correlation.len()];
+        return Structure {
+            correlation,
+            structureless,
+            threshold: 0.0,
+        };
     }
     let threshold = structure_threshold(c, kh, kw);
-    let r = Vec::<f32>::try_from(tap_correlation(weight).to_device(tch::Device::Cpu))
-        .unwrap_or_default();
-    (
-        r.iter().map(|&v| (v as f64) < threshold).collect(),
+    Structure {
+        structureless: correlation.iter().map(|&r| r < threshold).collect(),
+        correlation,
         threshold,
-    )
+    }
 }
 
 /// The largest filter RMS over the median filter RMS of `[F, ...]`
@@ -155,7 +176,11 @@ mod tests {
     fn white_filters_are_structureless_and_gratings_at_any_frequency_are_not() {
         let k = 11;
         let white = Tensor::randn([200, 3, k, k], FLOAT_CPU);
-        let (flags, thr) = structureless(&white);
+        let Structure {
+            structureless: flags,
+            threshold: thr,
+            ..
+        } = structureless(&white);
         let count = flags.iter().filter(|&&f| f).count();
         assert!(
             count >= 190,
@@ -172,10 +197,10 @@ mod tests {
                 [diagonal, along_x].map(|g| g.view([1, 1, k, k]).expand([1, 3, k, k], true))
             })
             .collect();
-        let (flags, _) = structureless(&Tensor::cat(&gratings, 0));
+        let flags = structureless(&Tensor::cat(&gratings, 0)).structureless;
         assert_eq!(flags, [false; 10]);
         assert_eq!(
-            structureless(&Tensor::zeros([3, 4, 1, 1], FLOAT_CPU)).0,
+            structureless(&Tensor::zeros([3, 4, 1, 1], FLOAT_CPU)).structureless,
             [false; 3]
         );
     }

@@ -25,7 +25,7 @@
 
 use serde::{Deserialize, Serialize};
 use tch::Kind;
-use zftrain_deconv::structure::{dominance, structureless, tap_correlation};
+use zftrain_deconv::structure::{dominance, structureless};
 
 use crate::shared::{FilterSums, ProbeNeed, SharedPass};
 use crate::{Control, HookContext, HookError, Schedule};
@@ -135,9 +135,7 @@ impl DeadFiltersHook {
             let activation_rate = Vec::<f64>::try_from((a / units[i]).to_device(tch::Device::Cpu))?;
             let w = ctx.net.weight(index).expect("conv layers have weights");
             let cpu = w.detach().to_device(tch::Device::Cpu);
-            let (flags, structureless_threshold) = structureless(&cpu);
-            let tap_correlation =
-                Vec::<f64>::try_from(tap_correlation(&cpu).to_kind(Kind::Double))?;
+            let structure = structureless(&cpu);
             let rms = Vec::<f64>::try_from(
                 w.detach()
                     .to_kind(Kind::Double)
@@ -151,9 +149,9 @@ impl DeadFiltersHook {
             let median = sorted[sorted.len() / 2];
             out.push(LayerFilters {
                 label: arch.layers[index].label.clone(),
-                structureless: flags.iter().filter(|&&f| f).count(),
-                structureless_threshold,
-                tap_correlation,
+                structureless: structure.structureless.iter().filter(|&&f| f).count(),
+                structureless_threshold: structure.threshold,
+                tap_correlation: structure.correlation,
                 dominance: dominance(&cpu),
                 dead: max_activation.iter().filter(|&&v| v <= thr).count(),
                 degenerate: rms

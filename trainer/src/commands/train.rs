@@ -35,7 +35,16 @@ fn resume_run_dir(path: &Path) -> Option<PathBuf> {
 /// with what the user typed (errors name it).
 fn overrides(args: &TrainArgs) -> Vec<Override> {
     let mut sets: Vec<Override> = args.set.iter().map(|s| Override::set(s)).collect();
-    let mut flag = |set: String, origin: String| sets.push(Override::flag(set, origin));
+    let flags = named_flags(args).into_iter().chain(value_flags(args));
+    sets.extend(flags.map(|(set, origin)| Override::flag(set, origin)));
+    sets
+}
+
+/// `(key=value, what was typed)` for the flags that name a network, paths
+/// or a switch.
+fn named_flags(args: &TrainArgs) -> Vec<(String, String)> {
+    let mut sets = Vec::new();
+    let mut flag = |set: String, origin: String| sets.push((set, origin));
     if let Some(a) = args.arch {
         flag(
             format!("model.arch={}", quoted(a.as_str())),
@@ -81,6 +90,12 @@ fn overrides(args: &TrainArgs) -> Vec<Override> {
             format!("--runs-dir {}", r.display()),
         );
     }
+    sets
+}
+
+/// `(key=value, what was typed)` for the flags that set one value each.
+fn value_flags(args: &TrainArgs) -> Vec<(String, String)> {
+    let mut sets = Vec::new();
     for (key, name, value) in [
         (
             "train.epochs",
@@ -128,7 +143,7 @@ fn overrides(args: &TrainArgs) -> Vec<Override> {
     ] {
         if let Some(v) = value {
             let shown = v.trim_matches('"').to_string();
-            flag(format!("{key}={v}"), format!("{name} {shown}"));
+            sets.push((format!("{key}={v}"), format!("{name} {shown}")));
         }
     }
     sets
