@@ -151,24 +151,9 @@ impl ExecHook {
 
     /// Writes the bundle; returns its folder and the results folder.
     fn bundle(&self, ctx: &HookContext<'_>) -> Result<(PathBuf, PathBuf), HookError> {
-        let c = &self.config;
-        let base = ctx
-            .output_dir(&c.name)?
-            .join(format!("epoch-{:03}", ctx.epoch));
-        let (bundle, out) = (base.join("bundle"), base.join("out"));
-        // Never cleaned up through a link planted in the run directory.
-        ctx.plain_dir(&c.name, &base)?;
-        for d in [&bundle, &out] {
-            if std::fs::symlink_metadata(d).is_ok() {
-                ctx.plain_dir(&c.name, d)?;
-                std::fs::remove_dir_all(d).map_err(HookError::io(d))?;
-            }
-            std::fs::create_dir_all(d).map_err(HookError::io(d))?;
-        }
-        let arch = ctx.net.arch();
-        let convs = arch.conv_indices();
+        let (bundle, out) = self.fresh_dirs(ctx)?;
         let mut tensors_meta = serde_json::Map::new();
-        if c.weights {
+        if self.config.weights {
             let named: Vec<(String, Tensor)> = ctx
                 .net
                 .named_parameters()
@@ -183,6 +168,53 @@ impl ExecHook {
             tensors_meta.insert("weights.safetensors".into(), shapes(&named));
             write_tensors(&bundle.join("weights.safetensors"), &named)?;
         }
+        let (named, layers) = self.activations(ctx)?;
+        tensors_meta.insert("activations.safetensors".into(), shapes(&named));
+        write_tensors(&bundle.join("activations.safetensors"), &named)?;
+        let manifest = serde_json::json!({
+            "epoch": ctx.epoch,
+            "step": ctx.step,
+            "arch": ctx.net.arch().name,
+            "probe_images": named[0].1.size()[0],
+            "layers": layers,
+            "tensors": tensors_meta,
+            "out": out,
+        });
+        let path = bundle.join("manifest.json");
+        let text = serde_json::to_vec_pretty(&manifest).map_err(|e| self.fail(e))?;
+        std::fs::write(&path, text).map_err(HookError::io(&path))?;
+        Ok((bundle, out))
+    }
+
+    /// This epoch's `bundle/` and `out/`, empty, never reached through a
+    /// link planted in the run directory.
+    fn fresh_dirs(&self, ctx: &HookContext<'_>) -> Result<(PathBuf, PathBuf), HookError> {
+        let c = &self.config;
+        let base = ctx
+            .output_dir(&c.name)?
+            .join(format!("epoch-{:03}", ctx.epoch));
+        let (bundle, out) = (base.join("bundle"), base.join("out"));
+        ctx.plain_dir(&c.name, &base)?;
+        for d in [&bundle, &out] {
+            if std::fs::symlink_metadata(d).is_ok() {
+                ctx.plain_dir(&c.name, d)?;
+                std::fs::remove_dir_all(d).map_err(HookError::io(d))?;
+            }
+            std::fs::create_dir_all(d).map_err(HookError::io(d))?;
+        }
+        Ok((bundle, out))
+    }
+
+    /// The probe images (`input`) and the chosen layers' rectified outputs
+    /// (`convL`), in fp32 on the CPU, with the manifest's layer entries.
+    #[allow(clippy::type_complexity)]
+    fn activations(
+        &self,
+        ctx: &HookContext<'_>,
+    ) -> Result<(Vec<(String, Tensor)>, Vec<serde_json::Value>), HookError> {
+        let c = &self.config;
+        let arch = ctx.net.arch();
+        let convs = arch.conv_indices();
         let top = c
             .layers
             .iter()
@@ -227,21 +259,7 @@ impl ExecHook {
             );
             named.push((format!("conv{l}"), t));
         }
-        tensors_meta.insert("activations.safetensors".into(), shapes(&named));
-        write_tensors(&bundle.join("activations.safetensors"), &named)?;
-        let manifest = serde_json::json!({
-            "epoch": ctx.epoch,
-            "step": ctx.step,
-            "arch": arch.name,
-            "probe_images": named[0].1.size()[0],
-            "layers": layers,
-            "tensors": tensors_meta,
-            "out": out,
-        });
-        let path = bundle.join("manifest.json");
-        let text = serde_json::to_vec_pretty(&manifest).map_err(|e| self.fail(e))?;
-        std::fs::write(&path, text).map_err(HookError::io(&path))?;
-        Ok((bundle, out))
+        Ok((named, layers))
     }
 
     /// Runs the program on `bundle` within the time limit, in a process
