@@ -380,9 +380,17 @@ mod tests {
         for (w, h) in [(500, 375), (333, 500), (1024, 700)] {
             let bytes = textured_jpeg(w, h, w as u64);
             let whole = decode_rgb_bytes(&bytes, 1 << 24).unwrap();
-            for augment in [Augment::Zf, Augment::Rrc, Augment::Eval] {
+            let augments = [
+                Augment::Zf,
+                Augment::ZfFixed,
+                Augment::Rrc,
+                Augment::Eval,
+                Augment::TenCrop,
+            ];
+            for augment in augments {
                 let t = Transform {
                     augment,
+                    lighting: if augment.is_training() { 0.1 } else { 0.0 },
                     ..Transform::default()
                 };
                 for seed in 0..6 {

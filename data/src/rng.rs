@@ -47,6 +47,13 @@ impl SplitMix64 {
         ((self.next_u64() as u128 * n as u128) >> 64) as u64
     }
 
+    /// A standard normal draw (Box-Muller, one of the pair).
+    pub fn normal(&mut self) -> f64 {
+        // 1 - u is in (0, 1]: the logarithm stays finite.
+        let (u, v) = (1.0 - self.next_f64(), self.next_f64());
+        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+    }
+
     /// A permutation of `0..n` (Fisher-Yates).
     pub fn permutation(&mut self, n: usize) -> Vec<usize> {
         let mut v: Vec<usize> = (0..n).collect();
@@ -68,6 +75,18 @@ mod tests {
         let mut r = SplitMix64::new(0);
         assert_eq!(r.next_u64(), 0xE220_A839_7B1D_CDAF);
         assert_eq!(r.next_u64(), 0x6E78_9E6A_A1B9_65F4);
+    }
+
+    #[test]
+    fn normal_draws_have_mean_zero_and_variance_one() {
+        let mut r = SplitMix64::new(11);
+        let x: Vec<f64> = (0..200_000).map(|_| r.normal()).collect();
+        let mean = x.iter().sum::<f64>() / x.len() as f64;
+        let var = x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / x.len() as f64;
+        let tail = x.iter().filter(|v| v.abs() > 1.96).count() as f64 / x.len() as f64;
+        assert!(mean.abs() < 0.01, "mean {mean}");
+        assert!((var - 1.0).abs() < 0.02, "variance {var}");
+        assert!((tail - 0.05).abs() < 0.004, "two-sided 5% tail {tail}");
     }
 
     #[test]

@@ -1,17 +1,27 @@
-//! Augmentations: from a decoded RGB image to a normalized `[3, S, S]` float
-//! crop, written straight into a batch buffer.
+//! Augmentations: from a decoded RGB image to normalized `[3, S, S]` float
+//! crops, written straight into a batch buffer.
 //!
 //! - `zf` (Zeiler & Fergus / Krizhevsky): shorter side to 256, centre
 //!   256x256, a random 224x224 crop inside it, horizontal flip with p = 0.5.
+//! - `zf-fixed` (Zeiler & Fergus's section 3 as written): one of the 10
+//!   fixed 224x224 sub-crops of that square (four corners and the centre,
+//!   each with and without a flip), drawn uniformly per sample.
 //! - `rrc` (torchvision's `RandomResizedCrop(224)`): a random crop of 8-100%
 //!   of the area with aspect ratio 3/4..4/3, resized to 224x224, flip.
 //! - `eval`: shorter side to 256, centre 224x224 crop (torchvision's
 //!   `Resize(256)` + `CenterCrop(224)`).
+//! - `ten-crop` (both papers' test time): the same 10 sub-crops as
+//!   `zf-fixed`, all of them: a sample is 10 views, `[10, 3, S, S]`, whose
+//!   softmax the evaluation averages.
+//!
+//! Krizhevsky's PCA lighting (`lighting` = the standard deviation of the
+//! multiples, 0.1 in AlexNet; training augments only) adds one RGB shift per
+//! image along the principal components of ImageNet's pixel colours.
 //!
 //! Then `(x / 255 - mean) / std` per channel, where `mean` is either one
 //! value per channel or, as Zeiler & Fergus did, a per-pixel mean image of
-//! the centre squares ([`MeanImage`]; `zf` and `eval` only, since `rrc` crops
-//! have no fixed place in that square). Randomness comes from the caller's
+//! the centre squares ([`MeanImage`]; not with `rrc`, whose crops have no
+//! fixed place in that square). Randomness comes from the caller's
 //! generator, so a sample's crop depends only on its stream.
 
 use std::sync::Arc;
@@ -33,6 +43,22 @@ pub const IMAGENET_MEAN: [f32; 3] = narrow(IMAGENET_MEAN_F64);
 /// [`IMAGENET_STD_F64`] as the transforms use it.
 pub const IMAGENET_STD: [f32; 3] = narrow(IMAGENET_STD_F64);
 
+/// The eigenvalues of the covariance of ImageNet's RGB pixel values on
+/// `[0, 1]` pixels, largest first, as fb.resnet.torch publishes them (and
+/// torchvision's reference scripts and MXNet copy them; MXNet's are these
+/// times 255).
+pub const IMAGENET_EIGVAL: [f32; 3] = [0.2175, 0.0188, 0.0045];
+/// The matching eigenvectors: column `j` is component `j`, row `c` its
+/// weight on channel `c` (R, G, B).
+pub const IMAGENET_EIGVEC: [[f32; 3]; 3] = [
+    [-0.5675, 0.7192, 0.4009],
+    [-0.5808, -0.0045, -0.8140],
+    [-0.5836, -0.6948, 0.4203],
+];
+
+/// The most the lighting's standard deviation may be (AlexNet's is 0.1).
+pub const MAX_LIGHTING: f32 = 1.0;
+
 const fn narrow(v: [f64; 3]) -> [f32; 3] {
     [v[0] as f32, v[1] as f32, v[2] as f32]
 }
@@ -43,14 +69,41 @@ const fn narrow(v: [f64; 3]) -> [f32; 3] {
 pub enum Augment {
     /// The papers' random 224 crop of the centre 256 square, with flips.
     Zf,
+    /// One of the 10 fixed sub-crops of the centre square (corners and
+    /// centre, with and without a flip), as Zeiler & Fergus's section 3.
+    ZfFixed,
     /// torchvision's RandomResizedCrop with flips.
     Rrc,
     /// Resize and centre crop, no randomness.
     Eval,
+    /// All 10 fixed sub-crops of the centre square: 10 views per sample.
+    TenCrop,
+}
+
+impl Augment {
+    /// Whether this is a training augmentation (random).
+    pub fn is_training(self) -> bool {
+        matches!(self, Augment::Zf | Augment::ZfFixed | Augment::Rrc)
+    }
+
+    /// Whether its crops sit at fixed places in the centre square, so that
+    /// a per-pixel mean of that square applies.
+    pub fn in_centre_square(self) -> bool {
+        self != Augment::Rrc
+    }
+
+    /// Views per sample: 10 for `ten-crop`, else 1.
+    pub fn views(self) -> usize {
+        if self == Augment::TenCrop {
+            10
+        } else {
+            1
+        }
+    }
 }
 
 /// Where the output crop comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Geometry {
     /// Size `(w, h)` the whole image is resized to first (`None`: no resize).
     pub resize: Option<(u32, u32)>,
@@ -58,6 +111,9 @@ pub struct Geometry {
     pub crop: (u32, u32, u32, u32),
     /// Mirror horizontally.
     pub flip: bool,
+    /// The PCA lighting shift added to every pixel, per channel on `[0, 1]`
+    /// pixels (zeros without lighting).
+    pub light: [f32; 3],
 }
 
 /// An augmentation with its sizes and normalization.
@@ -78,6 +134,10 @@ pub struct Transform {
     /// with `rrc` or a side other than `resize`).
     #[serde(skip)]
     pub mean_image: Option<Arc<MeanImage>>,
+    /// Standard deviation of the PCA lighting multiples (0: off; AlexNet's
+    /// 0.1); training augments only.
+    #[serde(default)]
+    pub lighting: f32,
 }
 
 impl Default for Transform {
@@ -89,6 +149,7 @@ impl Default for Transform {
             mean: IMAGENET_MEAN,
             std: IMAGENET_STD,
             mean_image: None,
+            lighting: 0.0,
         }
     }
 }
@@ -113,8 +174,20 @@ impl Transform {
                 self.crop, self.resize
             ));
         }
+        if !(0.0..=MAX_LIGHTING).contains(&self.lighting) {
+            return Err(format!(
+                "lighting {} must be between 0 and {MAX_LIGHTING}",
+                self.lighting
+            ));
+        }
+        if self.lighting > 0.0 && !self.augment.is_training() {
+            return Err(format!(
+                "lighting is a training augmentation, not for {:?}",
+                self.augment
+            ));
+        }
         if let Some(m) = &self.mean_image {
-            if self.augment == Augment::Rrc {
+            if !self.augment.in_centre_square() {
                 return Err("a per-pixel mean image needs augment zf (rrc crops anywhere)".into());
             }
             if m.side() != self.resize {
@@ -128,40 +201,90 @@ impl Transform {
         Ok(())
     }
 
-    /// Floats per output sample: `3 * crop * crop`.
+    /// Floats per output sample: `views * 3 * crop * crop`.
     pub fn sample_len(&self) -> usize {
+        self.augment.views() * self.view_len()
+    }
+
+    /// Floats per view: `3 * crop * crop`.
+    pub fn view_len(&self) -> usize {
         3 * self.crop as usize * self.crop as usize
     }
 
-    /// Draws the geometry for an image of `w` x `h`.
+    /// The 10 fixed sub-crops of the centre square: `(x, y)` in the square
+    /// and whether mirrored; the four corners, then the centre, each
+    /// unmirrored then mirrored.
+    pub fn fixed_crops(&self) -> [((u32, u32), bool); 10] {
+        let r = self.resize - self.crop;
+        let places = [(0, 0), (r, 0), (0, r), (r, r), (r / 2, r / 2)];
+        std::array::from_fn(|i| (places[i / 2], i % 2 == 1))
+    }
+
+    /// One PCA lighting shift, on `[0, 1]` pixels: `eigvec * (alpha *
+    /// eigval)` with `alpha ~ N(0, lighting)` per component (zeros without
+    /// lighting, and nothing drawn).
+    fn draw_light(&self, rng: &mut SplitMix64) -> [f32; 3] {
+        if self.lighting <= 0.0 {
+            return [0.0; 3];
+        }
+        let alpha: [f32; 3] =
+            std::array::from_fn(|j| rng.normal() as f32 * self.lighting * IMAGENET_EIGVAL[j]);
+        std::array::from_fn(|c| (0..3).map(|j| IMAGENET_EIGVEC[c][j] * alpha[j]).sum())
+    }
+
+    /// Draws the geometry for an image of `w` x `h`. For `ten-crop` it is
+    /// the centre square, which [`Transform::render`] cuts into the views.
     pub fn geometry(&self, w: u32, h: u32, rng: &mut SplitMix64) -> Geometry {
         let c = self.crop;
+        let at = |resize: (u32, u32), crop, flip, light| Geometry {
+            resize: Some(resize),
+            crop,
+            flip,
+            light,
+        };
+        let (rw, rh) = shorter_side_to(w, h, self.resize);
+        let (x0, y0) = ((rw - self.resize) / 2, (rh - self.resize) / 2);
         match self.augment {
-            Augment::Eval => {
-                let (rw, rh) = shorter_side_to(w, h, self.resize);
-                Geometry {
-                    resize: Some((rw, rh)),
-                    crop: ((rw - c) / 2, (rh - c) / 2, c, c),
-                    flip: false,
-                }
-            }
+            Augment::Eval => at(
+                (rw, rh),
+                ((rw - c) / 2, (rh - c) / 2, c, c),
+                false,
+                [0.0; 3],
+            ),
+            Augment::TenCrop => at(
+                (rw, rh),
+                (x0, y0, self.resize, self.resize),
+                false,
+                [0.0; 3],
+            ),
             Augment::Zf => {
-                let (rw, rh) = shorter_side_to(w, h, self.resize);
-                let (x0, y0) = ((rw - self.resize) / 2, (rh - self.resize) / 2);
                 let room = (self.resize - c) as u64 + 1;
                 let (dx, dy) = (rng.below(room) as u32, rng.below(room) as u32);
-                Geometry {
-                    resize: Some((rw, rh)),
-                    crop: (x0 + dx, y0 + dy, c, c),
-                    flip: rng.next_f64() < 0.5,
-                }
+                let flip = rng.next_f64() < 0.5;
+                at(
+                    (rw, rh),
+                    (x0 + dx, y0 + dy, c, c),
+                    flip,
+                    self.draw_light(rng),
+                )
+            }
+            Augment::ZfFixed => {
+                let ((dx, dy), flip) = self.fixed_crops()[rng.below(10) as usize];
+                at(
+                    (rw, rh),
+                    (x0 + dx, y0 + dy, c, c),
+                    flip,
+                    self.draw_light(rng),
+                )
             }
             Augment::Rrc => {
                 let crop = random_resized_crop(w, h, rng);
+                let flip = rng.next_f64() < 0.5;
                 Geometry {
                     resize: None,
                     crop,
-                    flip: rng.next_f64() < 0.5,
+                    flip,
+                    light: self.draw_light(rng),
                 }
             }
         }
@@ -208,8 +331,9 @@ impl Transform {
 
     /// Augments a decoded part of a `full`-sized image, `part`, whose
     /// top-left pixel is `origin` in the whole image, with the geometry `g`
-    /// drawn for the whole image, into `out` (`3 * crop * crop` floats, CHW,
-    /// normalized). `part` must hold [`Transform::source_region`].
+    /// drawn for the whole image, into `out` ([`Transform::sample_len`]
+    /// floats: the views one after the other, each CHW, normalized). `part`
+    /// must hold [`Transform::source_region`].
     pub fn render(
         &self,
         part: &RgbImage,
@@ -223,43 +347,74 @@ impl Transform {
             self.sample_len(),
             "output slice has the wrong length"
         );
-        let (x, y, _, _) = g.crop;
+        let (x, y, cw, ch) = g.crop;
         // One resampling of just the source region the crop comes from:
         // the same pixels as resizing the whole image and cropping (the
         // filter still reads the source around the region), at a fraction
         // of the work (docs/benchmarks.md).
         let (sx, sy, sw, sh) = self.source_crop(full.0, full.1, g);
         let region = (sx - origin.0 as f64, sy - origin.1 as f64, sw, sh);
-        let patch = resize_region(part, region, (self.crop, self.crop));
+        // Where the patch sits in the centre square, for the per-pixel mean.
+        let in_square = g
+            .resize
+            .map(|(rw, rh)| (x - (rw - self.resize) / 2, y - (rh - self.resize) / 2));
+        if self.augment == Augment::TenCrop {
+            let patch = resize_region(part, region, (cw, ch));
+            let views = out.chunks_exact_mut(self.view_len());
+            for (view, ((dx, dy), flip)) in views.zip(self.fixed_crops()) {
+                let square = in_square.map(|(mx, my)| (mx + dx, my + dy));
+                let window = Window {
+                    patch: &patch,
+                    width: cw,
+                    at: (dx, dy),
+                };
+                self.normalize(window, square, flip, g.light, view);
+            }
+        } else {
+            let patch = resize_region(part, region, (self.crop, self.crop));
+            let window = Window {
+                patch: &patch,
+                width: self.crop,
+                at: (0, 0),
+            };
+            self.normalize(window, in_square, g.flip, g.light, out);
+        }
+    }
+
+    /// Writes the `crop` x `crop` window of RGB bytes into `out` (CHW):
+    /// mirrored when `flip`, shifted by the lighting `light`, minus the
+    /// mean (the mean image's window at `square` in the centre square, when
+    /// there is one) and divided by the std.
+    fn normalize(
+        &self,
+        window: Window,
+        square: Option<(u32, u32)>,
+        flip: bool,
+        light: [f32; 3],
+        out: &mut [f32],
+    ) {
         let c = self.crop as usize;
         let plane = c * c;
         let scale: [f32; 3] = std::array::from_fn(|k| 1.0 / (255.0 * self.std[k]));
-        let shift: [f32; 3] = std::array::from_fn(|k| self.mean[k] / self.std[k]);
-        // Where the crop sits in the centre square, for the per-pixel mean.
-        let mean_image = match (&self.mean_image, g.resize) {
-            (Some(m), Some((rw, rh))) => Some((
-                m,
-                (x - (rw - self.resize) / 2) as usize,
-                (y - (rh - self.resize) / 2) as usize,
-            )),
-            _ => None,
-        };
+        let shift: [f32; 3] = std::array::from_fn(|k| (self.mean[k] - light[k]) / self.std[k]);
+        let mean_image = self.mean_image.as_ref().zip(square);
+        let stride = 3 * window.width as usize;
+        let first = window.at.1 as usize * stride + 3 * window.at.0 as usize;
+        let lines = window.patch[first..].chunks(stride).map(|l| &l[..3 * c]);
         // One output plane at a time, one row at a time: contiguous writes.
         for (k, plane_out) in out.chunks_exact_mut(plane).enumerate() {
-            for (row, (line, dst)) in patch
-                .chunks_exact(3 * c)
-                .zip(plane_out.chunks_exact_mut(c))
-                .enumerate()
-            {
+            for (row, (line, dst)) in lines.clone().zip(plane_out.chunks_exact_mut(c)).enumerate() {
                 let values = line.iter().skip(k).step_by(3).map(|&v| v as f32);
                 match mean_image {
-                    Some((m, mx, my)) => {
+                    Some((m, (mx, my))) => {
+                        let (mx, my) = (mx as usize, my as usize + row);
                         for (col, value) in values.enumerate() {
-                            let at = if g.flip { c - 1 - col } else { col };
-                            dst[at] = (value / 255.0 - m.at(k, my + row, mx + col)) / self.std[k];
+                            let at = if flip { c - 1 - col } else { col };
+                            dst[at] =
+                                (value / 255.0 + light[k] - m.at(k, my, mx + col)) / self.std[k];
                         }
                     }
-                    None if g.flip => {
+                    None if flip => {
                         for (d, value) in dst.iter_mut().rev().zip(values) {
                             *d = value * scale[k] - shift[k];
                         }
@@ -273,6 +428,15 @@ impl Transform {
             }
         }
     }
+}
+
+/// A window of resampled RGB bytes: `patch` is `width` pixels wide and the
+/// window's top-left pixel is `at`.
+#[derive(Clone, Copy)]
+struct Window<'a> {
+    patch: &'a [u8],
+    width: u32,
+    at: (u32, u32),
 }
 
 /// The whole of `img` resampled to `width x height` (as [`resize_region`]).
@@ -361,7 +525,8 @@ mod tests {
             Geometry {
                 resize: Some((341, 256)),
                 crop: (58, 16, 224, 224),
-                flip: false
+                flip: false,
+                light: [0.0; 3],
             }
         );
     }
@@ -495,5 +660,155 @@ mod tests {
             ..t
         };
         assert!(small.check().unwrap_err().contains("256x256"));
+    }
+
+    #[test]
+    fn zf_fixed_draws_each_of_the_ten_sub_crops_and_nothing_else() {
+        let t = transform(Augment::ZfFixed);
+        let mut rng = SplitMix64::new(4);
+        let mut seen = std::collections::BTreeMap::new();
+        for _ in 0..5000 {
+            let g = t.geometry(500, 375, &mut rng);
+            assert_eq!(g.resize, Some((341, 256)));
+            let (x, y, w, h) = g.crop;
+            assert_eq!((w, h), (224, 224));
+            *seen.entry((x, y, g.flip)).or_insert(0u32) += 1;
+        }
+        // The centre square of 341x256 starts at x = 42; its corners are 32
+        // apart and its centre 16 in.
+        let mut want: Vec<(u32, u32, bool)> = Vec::new();
+        for (x, y) in [(42, 0), (74, 0), (42, 32), (74, 32), (58, 16)] {
+            want.extend([(x, y, false), (x, y, true)]);
+        }
+        want.sort();
+        assert_eq!(seen.keys().cloned().collect::<Vec<_>>(), want);
+        for (crop, n) in &seen {
+            assert!((400..600).contains(n), "{crop:?} drawn {n} times of 5000");
+        }
+    }
+
+    /// The output of `t` on `img` with a fresh generator.
+    fn output(t: &Transform, img: &RgbImage) -> Vec<f32> {
+        let mut out = vec![0f32; t.sample_len()];
+        t.apply(img, &mut SplitMix64::new(0), &mut out);
+        out
+    }
+
+    #[test]
+    fn ten_crop_views_are_the_corners_and_centre_with_their_mirrors() {
+        let img = crate::synth::render(2, 500, 375, &mut SplitMix64::new(8));
+        let ten = transform(Augment::TenCrop);
+        let views = output(&ten, &img);
+        let len = ten.view_len();
+        assert_eq!(views.len(), 10 * len);
+        let view = |i: usize| &views[i * len..(i + 1) * len];
+        let worst = |a: &[f32], b: &[f32]| {
+            a.iter()
+                .zip(b)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0f32, f32::max)
+        };
+        // View 8, the unmirrored centre, is the evaluation crop (one level
+        // of 255 is 0.017 after normalization: resampling may round apart).
+        let eval = output(&transform(Augment::Eval), &img);
+        assert!(worst(view(8), &eval) < 0.02, "{}", worst(view(8), &eval));
+        // Odd views mirror the even ones.
+        let c = 224;
+        for v in (0..10).step_by(2) {
+            let mirrored: Vec<f32> = view(v)
+                .chunks(c)
+                .flat_map(|row| row.iter().rev().cloned())
+                .collect();
+            assert_eq!(mirrored.as_slice(), view(v + 1), "view {v}");
+        }
+        // Each view is the crop a zf-fixed draw of it gives, per-pixel mean
+        // included.
+        let side = 256;
+        let values = (0..3 * side * side)
+            .map(|i| (i % 977) as f32 / 977.0)
+            .collect();
+        let mean = Some(Arc::new(MeanImage::new(256, values).unwrap()));
+        let ten = Transform {
+            mean_image: mean.clone(),
+            ..ten
+        };
+        let views = output(&ten, &img);
+        let view = |i: usize| &views[i * len..(i + 1) * len];
+        let fixed = Transform {
+            mean_image: mean,
+            ..transform(Augment::ZfFixed)
+        };
+        let mut rng = SplitMix64::new(1);
+        let mut matched = [false; 10];
+        for _ in 0..200 {
+            let g = fixed.geometry(500, 375, &mut rng);
+            let mut one = vec![0f32; fixed.sample_len()];
+            fixed.render(&img, (500, 375), (0, 0), &g, &mut one);
+            let i = (0..10).find(|&i| worst(view(i), &one) < 0.02);
+            matched[i.expect("a zf-fixed crop is one of the ten views")] = true;
+        }
+        assert!(matched.iter().all(|&m| m), "{matched:?}");
+    }
+
+    #[test]
+    fn pca_lighting_shifts_each_image_along_imagenets_principal_components() {
+        let grey = RgbImage::from_pixel(300, 300, [128, 128, 128].into());
+        let t = Transform {
+            mean: [0.0; 3],
+            std: [1.0; 3],
+            lighting: 0.1,
+            ..transform(Augment::Zf)
+        };
+        t.check().unwrap();
+        let plane = 224 * 224;
+        let mut rng = SplitMix64::new(2);
+        let mut along = [Vec::new(), Vec::new(), Vec::new()];
+        let mut out = vec![0f32; t.sample_len()];
+        for _ in 0..4000 {
+            t.apply(&grey, &mut rng, &mut out);
+            // One shift per image: every pixel of a channel moves alike.
+            let shift: [f32; 3] = std::array::from_fn(|k| out[k * plane] - 128.0 / 255.0);
+            for k in 0..3 {
+                let p = &out[k * plane..(k + 1) * plane];
+                assert!(p.iter().all(|v| (v - p[0]).abs() < 1e-6));
+            }
+            for (j, a) in along.iter_mut().enumerate() {
+                a.push(
+                    (0..3)
+                        .map(|c| IMAGENET_EIGVEC[c][j] * shift[c])
+                        .sum::<f32>(),
+                );
+            }
+        }
+        // Its part along component j has std 0.1 x eigenvalue j.
+        for (j, a) in along.iter().enumerate() {
+            let n = a.len() as f32;
+            let sd = (a.iter().map(|v| v * v).sum::<f32>() / n).sqrt();
+            let want = 0.1 * IMAGENET_EIGVAL[j];
+            assert!(
+                (sd / want - 1.0).abs() < 0.06,
+                "component {j}: {sd} vs {want}"
+            );
+        }
+        // Without lighting the pixels are the mean-free grey, and the crops
+        // and flips drawn are the same as with it.
+        let off = Transform {
+            lighting: 0.0,
+            ..t.clone()
+        };
+        for seed in 0..50 {
+            let (mut a, mut b) = (SplitMix64::new(seed), SplitMix64::new(seed));
+            let (ga, gb) = (t.geometry(300, 300, &mut a), off.geometry(300, 300, &mut b));
+            assert_eq!((ga.crop, ga.flip), (gb.crop, gb.flip));
+            assert_eq!(gb.light, [0.0; 3]);
+        }
+        // Evaluation refuses it, and so does a value out of range.
+        let eval = Transform {
+            lighting: 0.1,
+            ..transform(Augment::Eval)
+        };
+        assert!(eval.check().unwrap_err().contains("training augmentation"));
+        let big = Transform { lighting: 2.0, ..t };
+        assert!(big.check().unwrap_err().contains("lighting 2"));
     }
 }

@@ -48,7 +48,7 @@ pub const KINDS: &[(&str, &[&str])] = &[
         ],
     ),
     ("relu", &[]),
-    ("lrn", &["size", "alpha", "beta", "k"]),
+    ("lrn", &["size", "alpha", "beta", "k", "groups"]),
     ("batch_norm", &["features", "eps", "momentum", "affine"]),
     ("max_pool", &["kernel", "stride", "padding", "ceil_mode"]),
     ("adaptive_avg_pool", &["height", "width"]),
@@ -161,6 +161,7 @@ fn read_kind<F: Fn(String) -> ModelError>(
             alpha: field.float("alpha")?,
             beta: field.float("beta")?,
             k: field.float("k")?,
+            groups: field.int_or("groups", 1)?,
         }),
         "batch_norm" => {
             let inferred = produced()?.first().copied().unwrap_or(0);
@@ -315,6 +316,7 @@ fn layer_keys(kind: &LayerKind) -> Vec<(&'static str, String)> {
             v.push(("alpha", format!("{:?}", l.alpha)));
             v.push(("beta", format!("{:?}", l.beta)));
             v.push(("k", format!("{:?}", l.k)));
+            v.push(("groups", l.groups.to_string()));
         }
         LayerKind::BatchNorm(b) => {
             v.push(("features", b.features.to_string()));

@@ -40,6 +40,16 @@ pub struct LrnSpec {
     pub beta: f64,
     /// Additive constant.
     pub k: f64,
+    /// Channel groups normalized apart: the window never crosses from one
+    /// group's channels to the next (Krizhevsky's two towers each
+    /// normalized their own maps). 1 = all channels together, as PyTorch's
+    /// `LocalResponseNorm`.
+    #[serde(default = "one_group")]
+    pub groups: i64,
+}
+
+fn one_group() -> i64 {
+    1
 }
 
 impl LrnSpec {
@@ -49,6 +59,7 @@ impl LrnSpec {
         alpha: 5e-4,
         beta: 0.75,
         k: 2.0,
+        groups: 1,
     };
 }
 

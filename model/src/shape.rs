@@ -78,9 +78,15 @@ fn layer_output(kind: &LayerKind, shape: &[i64]) -> Result<(Vec<i64>, i64), Stri
         }
         LayerKind::Relu | LayerKind::Dropout { .. } => (shape.to_vec(), 0),
         LayerKind::Lrn(spec) => {
-            spatial(shape)?;
+            let (ch, _, _) = spatial(shape)?;
             if spec.size < 1 {
                 return Err(format!("LRN size must be >= 1, got {}", spec.size));
+            }
+            if spec.groups < 1 || ch % spec.groups != 0 {
+                return Err(format!(
+                    "LRN groups {} must divide its {ch} channels",
+                    spec.groups
+                ));
             }
             (shape.to_vec(), 0)
         }

@@ -71,6 +71,8 @@ pub enum Command {
     Import(ImportArgs),
     /// Top-5 classes of images.
     Predict(PredictArgs),
+    /// Loss, top-1 and top-5 error of weights on a labelled image folder (centre crop or --ten-crop).
+    Eval(EvalArgs),
     /// Train a network on an image folder (or resume a run).
     Train(TrainArgs),
     /// Print a shell completion script: `zftrain completions bash > /etc/bash_completion.d/zftrain`.
@@ -829,9 +831,50 @@ pub struct PredictArgs {
     #[arg(long)]
     pub jsonl: bool,
     /// Also save the preprocessed input batch `[N, 3, 224, 224]` as
-    /// safetensors (tensor `input`; holds every image's input in memory).
+    /// safetensors (tensor `input`, `[N, 10, 3, 224, 224]` with
+    /// `--ten-crop`; holds every image's input in memory).
     #[arg(long)]
     pub save_input: Option<PathBuf>,
+    /// Average the softmax over ten views of each image (the corners and
+    /// centre of the 256 square, each mirrored too), as both papers'
+    /// tables did; the logits printed are then the log of that average.
+    #[arg(long)]
+    pub ten_crop: bool,
+}
+
+/// `zftrain eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    pub arch: ArchArgs,
+    #[command(flatten)]
+    pub source: WeightsSource,
+    /// Labelled images: an ImageFolder (one folder per class, the
+    /// network's classes in the same order), or a flat folder with
+    /// `--val-list`.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// A list file (`path label` per line, paths relative to `--data`) for
+    /// a flat folder such as ImageNet's validation set.
+    #[arg(long)]
+    pub val_list: Option<PathBuf>,
+    /// Average the softmax over ten views of each image (the corners and
+    /// centre of the 256 square, each mirrored too), as both papers'
+    /// tables did; without it, the centre crop.
+    #[arg(long)]
+    pub ten_crop: bool,
+    /// Network rows per forward pass (ten per image with --ten-crop).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub batch_size: u32,
+    /// Decoding threads.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub workers: u64,
+    /// Run on this CUDA device (default: the CPU).
+    #[arg(long)]
+    pub gpu: Option<usize>,
+    /// Print one JSON object instead of a line.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[cfg(test)]

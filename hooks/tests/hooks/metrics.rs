@@ -191,7 +191,7 @@ fn checker_bank(f: i64, k: i64) -> Tensor {
 fn the_grid_is_high_through_a_stride_4_high_frequency_layer_1_and_absent_through_a_smooth_one() {
     let probe = photographs(160);
     let (_a, alexnet) = built(ArchName::Alexnet, 5);
-    let mut grid = |bank: Tensor| {
+    let grid = |bank: Tensor| {
         plant(&alexnet, &bank);
         let g = measure(&alexnet, &probe, 2).grid.unwrap();
         assert_eq!((g.label.as_str(), g.period), ("conv2", 4));

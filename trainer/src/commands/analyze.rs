@@ -52,7 +52,11 @@ impl Loaded {
             &common.arch.overrides(),
         )?;
         model.vs.set_device(device);
-        let transform = eval_transform(common.source.checkpoint.as_deref(), &info)?;
+        let transform = eval_transform(
+            common.source.checkpoint.as_deref(),
+            &info,
+            zftrain_data::Augment::Eval,
+        )?;
         std::fs::create_dir_all(&common.out)
             .with_context(|| format!("creating {}", common.out.display()))?;
         let tb = crate::train::tags::open_writer(&common.out)?;

@@ -19,14 +19,20 @@ use crate::weights::WeightsInfo;
 /// Largest image decoded, in pixels.
 const MAX_PIXELS: u64 = 100_000_000;
 
-/// The evaluation transform for weights from `checkpoint` (if any) with `info`.
-pub fn eval_transform(checkpoint: Option<&Path>, info: &WeightsInfo) -> Result<Transform> {
+/// The evaluation transform for weights from `checkpoint` (if any) with
+/// `info`: the centre crop (`augment` = `eval`) or its ten views
+/// (`ten-crop`).
+pub fn eval_transform(
+    checkpoint: Option<&Path>,
+    info: &WeightsInfo,
+    augment: Augment,
+) -> Result<Transform> {
     let mean_image = match checkpoint {
         Some(dir) => read_mean_image(&Checkpoint::open(dir)?)?.map(Arc::new),
         None => None,
     };
     let transform = Transform {
-        augment: Augment::Eval,
+        augment,
         mean: info.mean.map(|x| x as f32),
         std: info.std.map(|x| x as f32),
         resize: mean_image.as_ref().map_or(256, |m| m.side()),
@@ -37,14 +43,19 @@ pub fn eval_transform(checkpoint: Option<&Path>, info: &WeightsInfo) -> Result<T
     Ok(transform)
 }
 
-/// Decodes `path` and applies `transform`: a `[3, crop, crop]` tensor.
+/// Decodes `path` and applies `transform`: a `[3, crop, crop]` tensor, or
+/// `[views, 3, crop, crop]` for a transform of several views.
 pub fn load_image(transform: &Transform, path: &Path) -> Result<Tensor> {
     let img = decode_rgb(path, MAX_PIXELS)
         .map_err(|m| anyhow::anyhow!("decoding image {}: {m}", path.display()))?;
     let mut buf = vec![0f32; transform.sample_len()];
     transform.apply(&img, &mut SplitMix64::new(0), &mut buf);
     let c = transform.crop as i64;
-    Ok(Tensor::from_slice(&buf).view([3, c, c]))
+    let image = Tensor::from_slice(&buf);
+    Ok(match transform.augment.views() as i64 {
+        1 => image.view([3, c, c]),
+        views => image.view([views, 3, c, c]),
+    })
 }
 
 /// A class given as an index or as a name from `names`.

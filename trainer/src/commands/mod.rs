@@ -5,6 +5,7 @@ pub mod architecture;
 mod bench;
 mod bench_mine;
 mod data;
+mod eval;
 mod images;
 mod inputs;
 mod predict;
@@ -29,6 +30,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Export(args) => weights::export(&args).map(|_| 0),
         Command::Import(args) => weights::import(&args).map(|_| 0),
         Command::Predict(args) => predict::run(&args).map(|_| 0),
+        Command::Eval(args) => eval::run(&args).map(|_| 0),
         Command::Train(args) => train::run(&args),
         Command::Completions(args) => {
             use clap::CommandFactory;

@@ -6,9 +6,11 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 use tch::{Kind, Tensor};
 use zftrain_checkpoints::write_safetensors;
+use zftrain_data::Augment;
 
 use super::images::{eval_transform, load_image};
 use crate::cli::PredictArgs;
+use crate::train::evaluate::average_views;
 use crate::weights::load_model;
 
 /// One predicted class.
@@ -48,7 +50,13 @@ pub fn run(args: &PredictArgs) -> Result<()> {
         Some(p) => Some(read_labels(p)?),
         None => info.class_names.clone(),
     };
-    let transform = eval_transform(args.source.checkpoint.as_deref(), &info)?;
+    let augment = if args.ten_crop {
+        Augment::TenCrop
+    } else {
+        Augment::Eval
+    };
+    let transform = eval_transform(args.source.checkpoint.as_deref(), &info, augment)?;
+    let c = transform.crop as i64;
     let k = args.top.min(info.config.classes as usize).max(1) as i64;
     let mut all = Vec::new();
     let mut inputs = Vec::new();
@@ -58,7 +66,10 @@ pub fn run(args: &PredictArgs) -> Result<()> {
             .map(|p| load_image(&transform, p))
             .collect::<Result<Vec<_>>>()?;
         let batch = Tensor::stack(&images, 0);
-        let logits = tch::no_grad(|| model.net.forward(&batch, false));
+        // Ten views of an image are ten rows; their softmax is averaged.
+        let rows = batch.view([-1, 3, c, c]);
+        let logits = tch::no_grad(|| model.net.forward(&rows, false));
+        let logits = average_views(&logits.to_kind(Kind::Float), chunk.len() as i64);
         if args.save_input.is_some() {
             inputs.push(batch);
         }

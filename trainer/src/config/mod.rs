@@ -204,8 +204,17 @@ pub struct DataConfig {
     /// Optional list file (`path label` per line, paths relative to `val`)
     /// for a flat validation folder such as ImageNet's.
     pub val_list: Option<PathBuf>,
-    /// Training augmentation: `zf` or `rrc`.
+    /// Training augmentation: `zf` (random crops of the centre square),
+    /// `zf-fixed` (Zeiler & Fergus's 10 fixed sub-crops) or `rrc`.
     pub augment: Augment,
+    /// Krizhevsky's PCA lighting on the training images: the standard
+    /// deviation of the multiples of ImageNet's colour principal components
+    /// (0 = off; AlexNet's is 0.1).
+    pub lighting: f32,
+    /// Validation: `eval` (the centre crop) or `ten-crop` (the softmax
+    /// averaged over the four corners and the centre with their mirrors, as
+    /// both papers' tables report).
+    pub val_augment: Augment,
     /// Shorter side before cropping.
     pub resize: u32,
     /// Crop side (the network input).
@@ -219,7 +228,8 @@ pub struct DataConfig {
     #[serde(deserialize_with = "std_or_pixels")]
     pub std: [f32; 3],
     /// Subtract a per-pixel mean image of the training set's centre squares
-    /// instead of `mean`, as Zeiler & Fergus did (`augment = "zf"` only).
+    /// instead of `mean`, as Zeiler & Fergus did (`augment = "zf"` or
+    /// `"zf-fixed"`).
     /// Estimated when the run starts and stored in every checkpoint.
     pub pixel_mean: bool,
     /// Training images (evenly spaced) the per-pixel mean is estimated from
@@ -408,6 +418,11 @@ impl DataConfig {
             mean: self.mean,
             std: self.std,
             mean_image,
+            lighting: if augment.is_training() {
+                self.lighting
+            } else {
+                0.0
+            },
         };
         t.check()
             .map_err(|e| anyhow::anyhow!("data settings ({augment:?}): {e}"))?;
@@ -422,6 +437,8 @@ impl Default for DataConfig {
             val: PathBuf::new(),
             val_list: None,
             augment: Augment::Zf,
+            lighting: 0.0,
+            val_augment: Augment::Eval,
             resize: 256,
             crop: 224,
             mean: IMAGENET_MEAN,
@@ -934,6 +951,10 @@ mod tests {
             ("train.batch_size=0", "train.batch_size"),
             ("model.dropout=1", "model.dropout"),
             ("data.augment=eval", "data.augment"),
+            ("data.augment=ten-crop", "data.augment"),
+            ("data.val_augment=zf", "data.val_augment"),
+            ("data.lighting=1.5", "data.lighting"),
+            ("data.lighting=-0.1", "data.lighting"),
             ("name=a/b", "name"),
         ] {
             let mut sets = base.to_vec();

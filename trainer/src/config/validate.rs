@@ -4,7 +4,6 @@
 //! checked on machines that do not hold the data too.
 
 use anyhow::Result;
-use zftrain_data::Augment;
 
 use super::{
     CheckpointConfig, ClusterConfig, DataConfig, Gpus, ModelConfig, OptimConfig, Precision,
@@ -47,9 +46,23 @@ impl ModelConfig {
 impl DataConfig {
     /// Checks `[data]`'s values (not the folders: [`DataConfig::check_paths`]).
     pub fn validate(&self) -> Result<()> {
-        require(self.augment != Augment::Eval, "data.augment", || {
-            "must be 'zf' or 'rrc' for training".into()
+        require(self.augment.is_training(), "data.augment", || {
+            "must be 'zf', 'zf-fixed' or 'rrc' for training".into()
         })?;
+        require(!self.val_augment.is_training(), "data.val_augment", || {
+            "must be 'eval' or 'ten-crop' for validation".into()
+        })?;
+        require(
+            (0.0..=zftrain_data::transform::MAX_LIGHTING).contains(&self.lighting),
+            "data.lighting",
+            || {
+                format!(
+                    "must be 0 (off) to {} (AlexNet's is 0.1), got {}",
+                    zftrain_data::transform::MAX_LIGHTING,
+                    self.lighting
+                )
+            },
+        )?;
         require(self.crop >= 32, "data.crop", || {
             format!("must be at least 32, got {}", self.crop)
         })?;
@@ -76,10 +89,10 @@ impl DataConfig {
             "must be at least 1".into()
         })?;
         require(
-            !self.pixel_mean || self.augment == Augment::Zf,
+            !self.pixel_mean || self.augment.in_centre_square(),
             "data.pixel_mean",
             || {
-                "needs data.augment = \"zf\" (rrc crops have no fixed place in the centre square)"
+                "needs data.augment = \"zf\" or \"zf-fixed\" (rrc crops have no fixed place in the centre square)"
                     .into()
             },
         )

@@ -47,8 +47,8 @@ pub fn page_locked(t: &Tensor) -> Result<Tensor, tch::TchError> {
 /// `[N, 3, crop, crop]` images and `[N]` labels of `batch` laid out as asked.
 pub fn to_tensors(batch: &Batch, layout: &TensorLayout) -> Result<(Tensor, Tensor), tch::TchError> {
     let c = layout.crop as i64;
-    let n = batch.len() as i64;
-    let images = Tensor::from_slice(&batch.images).view([n, 3, c, c]);
+    // A sample of several views (ten-crop) is several rows, one per view.
+    let images = Tensor::from_slice(&batch.images).view([-1, 3, c, c]);
     let labels = Tensor::from_slice(&batch.labels);
     if layout.pinned {
         return Ok((page_locked(&images)?, page_locked(&labels)?));

@@ -13,7 +13,7 @@ use tracing::{info, warn};
 use zftrain_checkpoints::atomic::write_file;
 use zftrain_checkpoints::Checkpoint;
 use zftrain_data::loader::{LoaderConfig, Shard};
-use zftrain_data::{Augment, Dataset, Loader, MeanImage};
+use zftrain_data::{Dataset, Loader, MeanImage};
 use zftrain_model::arch::ArchConfig;
 use zftrain_model::arch_file::write_arch;
 use zftrain_model::Arch;
@@ -69,14 +69,21 @@ pub fn loaders(
         max_pixels: d.max_pixels,
         shard: None,
     };
+    // Ten views of an image are ten rows of the network's batch: the
+    // validation batch holds as many rows as a training one.
     let val_config = LoaderConfig {
         shuffle: false,
+        batch_size: config
+            .train
+            .batch_size
+            .div_ceil(d.val_augment.views())
+            .max(1),
         ..base.clone()
     };
     let train_config = LoaderConfig { shard, ..base };
     Ok((
         Loader::new(train, transform(d.augment)?, train_config),
-        Loader::new(val, transform(Augment::Eval)?, val_config),
+        Loader::new(val, transform(d.val_augment)?, val_config),
     ))
 }
 

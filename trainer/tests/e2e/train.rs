@@ -811,3 +811,122 @@ fn the_filters_renormalization_rescaled_are_logged_at_each_logged_step() {
     assert_eq!(clipped("loose", Some("100")), Some(vec![0.0, 0.0]));
     assert_eq!(clipped("off", None), None);
 }
+
+/// The last row's value of `column` in a run's metrics.csv.
+fn last_metric(run_dir: &Path, column: &str) -> f64 {
+    let text = std::fs::read_to_string(run_dir.join("metrics.csv")).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let at = header.iter().position(|h| *h == column).unwrap();
+    let row = lines
+        .filter(|l| !l.split(',').nth(at).unwrap_or("").is_empty())
+        .last()
+        .unwrap_or_else(|| panic!("no {column} in {text}"));
+    row.split(',').nth(at).unwrap().parse().unwrap()
+}
+
+#[test]
+fn ten_crop_validation_eval_and_predict_average_the_same_ten_views() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = tiny_data(dir.path());
+    // Zeiler & Fergus's fixed sub-crops, Krizhevsky's lighting, validation
+    // on ten crops.
+    let mut args = quick(dir.path(), &data, "ten", "zfnet-seed", "1");
+    args.extend(
+        [
+            "--set",
+            "data.augment=\"zf-fixed\"",
+            "--set",
+            "data.lighting=0.1",
+            "--set",
+            "data.val_augment=\"ten-crop\"",
+        ]
+        .map(String::from),
+    );
+    run(&args);
+    let run_dir = dir.path().join("runs/ten");
+    let ck = run_dir.join("checkpoints/latest");
+    let config = std::fs::read_to_string(run_dir.join("config.toml")).unwrap();
+    assert!(
+        config.contains("augment = \"zf-fixed\"")
+            && config.contains("lighting = 0.1")
+            && config.contains("val_augment = \"ten-crop\""),
+        "{config}"
+    );
+    // `eval --ten-crop` is the validation pass: the same loss and top-1.
+    let eval = |ten: bool| -> serde_json::Value {
+        let mut a = vec!["eval", "--checkpoint", s(&ck), "--data"];
+        let val = data.join("val");
+        a.push(s(&val));
+        a.extend(["--json", "--batch-size", "7"]);
+        if ten {
+            a.push("--ten-crop");
+        }
+        serde_json::from_str(&ok(&a)).unwrap()
+    };
+    let ten = eval(true);
+    assert_eq!(ten["crops"], "ten-crop");
+    assert_eq!(ten["images"], 4);
+    let loss = ten["loss"].as_f64().unwrap();
+    let val_loss = last_metric(&run_dir, "val_loss");
+    assert!((loss - val_loss).abs() < 1e-4, "{loss} vs {val_loss}");
+    assert_eq!(
+        ten["top1"].as_f64().unwrap(),
+        last_metric(&run_dir, "val_top1")
+    );
+    // The centre crop alone is another measurement.
+    let one = eval(false);
+    assert_eq!(one["crops"], "eval");
+    assert!(
+        (one["loss"].as_f64().unwrap() - loss).abs() > 1e-6,
+        "{one} {ten}"
+    );
+    // predict --ten-crop: the same top-1 over the validation images, and
+    // its input is ten views per image, odd views mirroring even ones.
+    let input = dir.path().join("ten.safetensors");
+    let val = data.join("val");
+    let out = ok(&[
+        "predict",
+        "--checkpoint",
+        s(&ck),
+        s(&val),
+        "--ten-crop",
+        "--json",
+        "--save-input",
+        s(&input),
+    ]);
+    let predictions: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    let hits = predictions
+        .iter()
+        .filter(|p| {
+            let image = p["image"].as_str().unwrap();
+            let class = p["top"][0]["class"].as_i64().unwrap();
+            image.contains(&format!("/{:02}-", class))
+        })
+        .count();
+    assert_eq!(hits as f64 / 4.0, ten["top1"].as_f64().unwrap(), "{out}");
+    let x = zftrain_checkpoints::read_safetensors(&input)
+        .unwrap()
+        .0
+        .remove(0)
+        .1;
+    assert_eq!(x.size(), [4, 10, 3, 224, 224]);
+    let mirrored = x.narrow(1, 0, 1).flip([4]);
+    assert_eq!(mirrored, x.narrow(1, 1, 1));
+    assert_ne!(x.narrow(1, 0, 1), x.narrow(1, 2, 1));
+    // A folder whose classes are not the network's is refused, naming them.
+    let other = dir.path().join("other");
+    for class in ["yak", "zebra"] {
+        std::fs::create_dir_all(other.join(class)).unwrap();
+        std::fs::copy(
+            data.join("val/00-disc/00000.jpg"),
+            other.join(class).join("a.jpg"),
+        )
+        .unwrap();
+    }
+    let err = fails(&["eval", "--checkpoint", s(&ck), "--data", s(&other)]);
+    assert!(
+        err.contains("class") && err.contains("the weights"),
+        "{err}"
+    );
+}
