@@ -81,7 +81,10 @@ pub struct InvariancePoint {
     pub layer1: f64,
     /// Relative distance to the original at layer 7.
     pub layer7: f64,
-    /// Probability of the image's class.
+    /// The class followed: the image's true label when given, else the
+    /// original's top class.
+    pub class: i64,
+    /// Probability of that class.
     pub probability: f64,
     /// The most probable class of the transformed image.
     pub top_class: i64,
@@ -159,6 +162,7 @@ pub fn invariance_with_progress(
                 warp: *warp,
                 layer1: d1[k],
                 layer7: d7[k],
+                class,
                 probability: p[k],
                 top_class: top[k],
             });

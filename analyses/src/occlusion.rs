@@ -60,6 +60,11 @@ pub struct OcclusionMap {
     pub lefts: Vec<i64>,
     /// The class followed (true label, or the top class of the unoccluded image).
     pub class: i64,
+    /// The top class of the unoccluded image (the class followed when no
+    /// label was given).
+    pub predicted: i64,
+    /// Its probability on the unoccluded image.
+    pub predicted_probability: f64,
     /// The followed feature map of the layer.
     pub channel: i64,
     /// Its strongest unit on the unoccluded image, `(y, x)` in the map.
@@ -147,6 +152,8 @@ pub fn occlusion_with_progress(
         tops,
         lefts,
         class: base.class,
+        predicted: base.predicted,
+        predicted_probability: base.predicted_probability,
         channel: base.channel,
         unit: base.unit,
         base_activation: base.activation,
@@ -183,6 +190,8 @@ fn check(net: &Network, config: &OcclusionConfig, h: i64, w: i64) -> Result<usiz
 /// of the layer and its strongest unit projected, their values.
 struct Unoccluded {
     class: i64,
+    predicted: i64,
+    predicted_probability: f64,
     channel: i64,
     unit: (i64, i64),
     activation: f64,
@@ -200,6 +209,7 @@ fn unoccluded(
     let base = tch::no_grad(|| net.forward_taps(x, false));
     let probs = base.logits.softmax(-1, Kind::Float);
     let classes = probs.size()[1];
+    let predicted = probs.argmax(-1, false).int64_value(&[0]);
     let class = match class {
         Some(c) if (0..classes).contains(&c) => c,
         Some(c) => {
@@ -207,7 +217,7 @@ fn unoccluded(
                 "class {c} is not one of the network's {classes}"
             )))
         }
-        None => probs.argmax(-1, false).int64_value(&[0]),
+        None => predicted,
     };
     let map = &base.convs[conv];
     let mw = map.size()[3];
@@ -228,6 +238,8 @@ fn unoccluded(
         .to_device(Device::Cpu);
     Ok(Unoccluded {
         class,
+        predicted,
+        predicted_probability: probs.double_value(&[0, predicted]),
         channel,
         unit,
         activation: map.get(0).get(channel).sum(Kind::Double).double_value(&[]),

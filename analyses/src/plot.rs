@@ -206,6 +206,7 @@ mod tests {
             warp,
             layer1: k as f64 * 0.1,
             layer7: 0.05,
+            class: 0,
             probability: 0.5,
             top_class: 0,
         })
@@ -234,6 +235,7 @@ mod tests {
                 warp: Warp::Rotate(d),
                 layer1: d / 100.0,
                 layer7: 0.05,
+                class: 0,
                 probability: 0.5,
                 top_class: 0,
             })

@@ -18,7 +18,7 @@ use zftrain_figures::{colour_bar, legend, stacked, titled};
 /// `invariance.csv`: one row per transformed image; `names[i]` names image `i`.
 pub fn invariance_csv(points: &[InvariancePoint], names: &[String]) -> String {
     let mut csv = String::from(
-        "image,name,transform,amount,layer1_distance,layer7_distance,probability,top_class\n",
+        "image,name,transform,amount,layer1_distance,layer7_distance,class,probability,top_class\n",
     );
     for p in points {
         let name = names
@@ -27,12 +27,13 @@ pub fn invariance_csv(points: &[InvariancePoint], names: &[String]) -> String {
             .replace('"', "'");
         let _ = writeln!(
             csv,
-            "{},\"{name}\",{},{},{:.6},{:.6},{:.6},{}",
+            "{},\"{name}\",{},{},{:.6},{:.6},{},{:.6},{}",
             p.image,
             p.warp.kind(),
             p.warp.amount(),
             p.layer1,
             p.layer7,
+            p.class,
             p.probability,
             p.top_class
         );
@@ -40,18 +41,26 @@ pub fn invariance_csv(points: &[InvariancePoint], names: &[String]) -> String {
     csv
 }
 
-/// `occlusion-<i>.csv`: one row per occluder position.
+/// `occlusion-<i>.csv`: one row per occluder position; `probability` is the
+/// followed class's (`class`: the true label when given, else the
+/// unoccluded image's top class, `predicted`).
 pub fn occlusion_csv(m: &OcclusionMap) -> String {
-    let mut csv =
-        String::from("row,col,top,left,activation,probability,top_class,top_probability\n");
+    let mut csv = String::from(
+        "row,col,top,left,activation,probability,top_class,top_probability,class,predicted\n",
+    );
     for r in 0..m.rows {
         for c in 0..m.cols {
             let k = r * m.cols + c;
             let (t, left) = m.position(r, c);
             let _ = writeln!(
                 csv,
-                "{r},{c},{t},{left},{:.6},{:.6},{},{:.6}",
-                m.activation[k], m.probability[k], m.top_class[k], m.top_probability[k]
+                "{r},{c},{t},{left},{:.6},{:.6},{},{:.6},{},{}",
+                m.activation[k],
+                m.probability[k],
+                m.top_class[k],
+                m.top_probability[k],
+                m.class,
+                m.predicted
             );
         }
     }
@@ -90,8 +99,13 @@ pub fn occlusion_figure(
             (a.min(v), b.max(v))
         });
     let width = size[2] as u32;
+    let title = if m.predicted == m.class {
+        format!("input: {}", name(m.class))
+    } else {
+        format!("input: {} (predicted {})", name(m.class), name(m.predicted))
+    };
     let panels = [
-        titled(&to_rgb(input), &format!("input: {}", name(m.class)))?,
+        titled(&to_rgb(input), &title)?,
         stacked(
             &titled(
                 &heat_map(&m.activation, m.cols, &at, None),

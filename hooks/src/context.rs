@@ -43,6 +43,13 @@ pub trait ProbeSet {
         let _ = i;
         None
     }
+    /// The true class of image `i` among the network's classes, when the
+    /// set knows it (a run's validation images do; a folder whose classes
+    /// are not the network's does not).
+    fn label(&self, i: usize) -> Option<i64> {
+        let _ = i;
+        None
+    }
 }
 
 impl dyn ProbeSet + '_ {
@@ -100,6 +107,8 @@ pub struct TensorProbe {
     pub mean: [f32; 3],
     /// Per-channel std used to normalize them.
     pub std: [f32; 3],
+    /// `[P]` true classes, when known.
+    pub labels: Option<Vec<i64>>,
 }
 
 impl ProbeSet for TensorProbe {
@@ -132,6 +141,10 @@ impl ProbeSet for TensorProbe {
 
     fn normalization(&self) -> ([f32; 3], [f32; 3]) {
         (self.mean, self.std)
+    }
+
+    fn label(&self, i: usize) -> Option<i64> {
+        self.labels.as_ref().and_then(|l| l.get(i).copied())
     }
 }
 

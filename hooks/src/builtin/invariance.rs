@@ -4,8 +4,10 @@
 //! transformation kind, the mean over images and amounts (identity left out)
 //! of the layer-1 and layer-7 distances and of the class probability
 //! (`invariance/<kind>/layer1_mean`, ...; at the global step), so that invariance
-//! can be followed over training. The class followed is the one the network
-//! gives the original image.
+//! can be followed over training. The class followed is the image's true
+//! class when the probe set knows it (a run's validation images), else the
+//! one the network gives the original image; the predicted class of every
+//! transformed image stands beside it (the CSV's `top_class`).
 
 use serde::{Deserialize, Serialize};
 use zftrain_analyses::invariance::{invariance, InvarianceConfig, InvariancePoint};
@@ -76,7 +78,7 @@ impl InvarianceHook {
             rotations: c.rotations.clone(),
             batch_size: c.batch_size,
         };
-        let classes = vec![None; c.images.len()];
+        let classes: Vec<Option<i64>> = c.images.iter().map(|&i| ctx.probe.label(i)).collect();
         let points = invariance(ctx.net, &images, &classes, &config).map_err(failed(&c.name))?;
         let names: Vec<String> = c.images.iter().map(|i| format!("probe {i}")).collect();
         let dir = epoch_dir(ctx, &c.name)?;

@@ -3,8 +3,10 @@
 //! map activation, class probability, most probable class, the map's
 //! projection) and `occlusion-<i>.csv`; TensorBoard images
 //! `analysis/occlusion/probe<i>` and scalars `occlusion/probe<i>/min_probability`
-//! (at the global step). The class followed is the one the network gives the
-//! unoccluded image.
+//! (at the global step). The class followed is the image's true class when
+//! the probe set knows it (a run's validation images), else the one the
+//! network gives the unoccluded image; the predicted class stands beside it
+//! (the figure's title, the CSV's `predicted` column).
 
 use serde::{Deserialize, Serialize};
 use zftrain_analyses::occlusion::{occlusion, OcclusionConfig, OcclusionMap};
@@ -80,7 +82,8 @@ impl OcclusionHook {
         let step = ctx.step as i64;
         for (k, &probe) in c.images.iter().enumerate() {
             let image = images.get(k as i64);
-            let m = occlusion(ctx.net, &image, None, &config).map_err(failed(&c.name))?;
+            let label = ctx.probe.label(probe);
+            let m = occlusion(ctx.net, &image, label, &config).map_err(failed(&c.name))?;
             write_text(&dir, &format!("occlusion-{probe}.csv"), &occlusion_csv(&m))?;
             let figure =
                 occlusion_figure(&m, &denormalize(&image, mean, std), c.size, c.layer, &|k| {

@@ -90,3 +90,76 @@ fn missing_probe_images_and_incomplete_parts_are_named() {
     let e = spec.build().err().unwrap().to_string();
     assert!(e.contains("two or more probe images"), "{e}");
 }
+
+/// Column `name` of every row of a CSV file.
+fn column(path: &std::path::Path, name: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let at = header.iter().position(|h| *h == name).unwrap();
+    lines
+        .map(|l| l.split(',').nth(at).unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn occlusion_and_invariance_follow_the_true_label_with_the_prediction_beside_it() {
+    let (_vs, net) = network();
+    let unlabelled = probe(2);
+    // The network's own top class of each image, and a label that is not it.
+    let probs =
+        tch::no_grad(|| net.forward(&unlabelled.images, false)).softmax(-1, tch::Kind::Float);
+    let predicted: Vec<i64> = Vec::try_from(probs.argmax(-1, false)).unwrap();
+    let labels: Vec<i64> = predicted.iter().map(|p| (p + 3) % 10).collect();
+    let specs = serde_json::json!([
+        { "kind": "invariance", "images": [0, 1], "translations": [0, 30], "scales": [1.0], "rotations": [0] },
+        { "kind": "occlusion", "images": [1], "size": 112, "stride": 56 }
+    ]);
+    for (probe, follows) in [
+        (
+            TensorProbe {
+                images: unlabelled.images.shallow_clone(),
+                ..probe(0)
+            },
+            &predicted,
+        ),
+        (
+            TensorProbe {
+                images: unlabelled.images.shallow_clone(),
+                labels: Some(labels.clone()),
+                ..probe(0)
+            },
+            &labels,
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = MemorySink::default();
+        let d = run_epoch_end(specs.clone(), &net, &probe, dir.path(), &sink);
+        assert!(d.failures.is_empty(), "{:?}", d.failures);
+        let hooks = dir.path().join("hooks");
+        let occluded = hooks.join("occlusion/epoch-001/occlusion-1.csv");
+        assert!(column(&occluded, "class")
+            .iter()
+            .all(|c| *c == follows[1].to_string()));
+        assert!(column(&occluded, "predicted")
+            .iter()
+            .all(|c| *c == predicted[1].to_string()));
+        // The identity rows' probability is the followed class's on the
+        // original image.
+        let invariance = hooks.join("invariance/epoch-001/invariance.csv");
+        let (images, classes) = (column(&invariance, "image"), column(&invariance, "class"));
+        let (amounts, p) = (
+            column(&invariance, "amount"),
+            column(&invariance, "probability"),
+        );
+        for k in 0..images.len() {
+            let i: usize = images[k].parse().unwrap();
+            assert_eq!(classes[k], follows[i].to_string(), "row {k}");
+            if amounts[k] == "0" {
+                let want = probs.double_value(&[i as i64, follows[i]]);
+                let got: f64 = p[k].parse().unwrap();
+                assert!((got - want).abs() < 1e-5, "image {i}: {got} vs {want}");
+            }
+        }
+    }
+}

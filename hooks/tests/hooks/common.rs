@@ -33,6 +33,7 @@ pub fn probe(n: i64) -> TensorProbe {
         batch_size: 2,
         mean: [0.485, 0.456, 0.406],
         std: [0.229, 0.224, 0.225],
+        labels: None,
     }
 }
 

@@ -64,6 +64,7 @@ fn photographs(side: i64) -> TensorProbe {
         batch_size: 4,
         mean: [0.5; 3],
         std: [1.0 / 255.0; 3],
+        labels: None,
     }
 }
 

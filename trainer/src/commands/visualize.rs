@@ -111,7 +111,9 @@ pub fn run(args: &VisualizeArgs) -> Result<()> {
     if let Some(m) = &mean_image {
         config.data.resize = m.side();
     }
-    let probe = LoaderProbe::new(&config, &dataset, mean_image)?;
+    // Its labels are true classes when its class folders are the weights'.
+    let labelled = info.class_names.as_ref() == Some(&dataset.classes);
+    let probe = LoaderProbe::new(&config, &dataset, mean_image)?.labelled(labelled);
     let epoch = args.epoch.unwrap_or_else(|| {
         ck.as_ref()
             .and_then(|c| c.manifest().meta["epoch"].as_u64())

@@ -36,6 +36,9 @@ pub struct LoaderProbe {
     log_every_s: f64,
     /// Passes end (with an error) once it is requested.
     stop: StopHandle,
+    /// Whether the images' classes are the network's (their labels are
+    /// then the true classes the analyses follow).
+    labelled: bool,
 }
 
 impl LoaderProbe {
@@ -46,6 +49,14 @@ impl LoaderProbe {
             stop: stop.clone(),
             ..self
         }
+    }
+
+    /// The same probe set, whose labels are the network's classes when
+    /// `labelled` (a run's validation set; a folder whose class names are
+    /// the weights'): the occlusion and invariance hooks then follow the
+    /// true class.
+    pub fn labelled(self, labelled: bool) -> LoaderProbe {
+        LoaderProbe { labelled, ..self }
     }
 
     /// `config.probe.images` evenly spaced samples of `val` (0: all), with
@@ -91,6 +102,7 @@ impl LoaderProbe {
             std: d.std,
             log_every_s: config.train.log_every_s,
             stop: StopHandle::new(),
+            labelled: false,
         })
     }
 }
@@ -155,6 +167,11 @@ impl ProbeSet for LoaderProbe {
 
     fn file(&self, i: usize) -> Option<PathBuf> {
         self.images.samples.get(i).map(|s| s.path.clone())
+    }
+
+    fn label(&self, i: usize) -> Option<i64> {
+        let sample = self.images.samples.get(i).filter(|_| self.labelled)?;
+        Some(sample.label as i64)
     }
 }
 

@@ -938,7 +938,11 @@ fn hooks_adapter(
     if hooks.is_empty() {
         return Ok(None);
     }
-    let probe = LoaderProbe::new(config, val.dataset(), mean_image.clone())?.stopped_by(stop);
+    // The validation set has the training set's classes: its labels are
+    // the network's.
+    let probe = LoaderProbe::new(config, val.dataset(), mean_image.clone())?
+        .stopped_by(stop)
+        .labelled(true);
     info!(images = probe.len(), hooks = hooks.len(), "probe set ready");
     let mut hooks = hooks;
     hooks.plan_epochs(config.train.epochs);
