@@ -44,6 +44,10 @@ pub struct CorrespondenceConfig {
     pub layers: Vec<usize>,
     /// Draws of randomly placed boxes (the size of the first part's boxes).
     pub random_draws: usize,
+    /// One box per image that the random boxes are drawn inside: the
+    /// object's extent, given with the parts (empty: the whole image, where
+    /// a random box may fall on the background).
+    pub objects: Vec<PartBox>,
     /// Seed of the random boxes.
     pub seed: u64,
     /// The occluder's value (0: the mean colour).
@@ -57,6 +61,7 @@ impl Default for CorrespondenceConfig {
         CorrespondenceConfig {
             layers: vec![5, 7],
             random_draws: 5,
+            objects: Vec::new(),
             seed: 0,
             value: 0.0,
             batch_size: 16,
@@ -156,8 +161,50 @@ fn next(state: &mut u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// `config.random_draws` draws of a box of `size` (height, width) in each
+/// of `n` images of `h` x `w`, placed uniformly inside the image's object
+/// box (`config.objects`; the whole image without them). An object box
+/// outside the image or smaller than `size` is an error naming the image.
+pub fn random_boxes(
+    n: usize,
+    (h, w): (i64, i64),
+    (bh, bw): (i64, i64),
+    config: &CorrespondenceConfig,
+) -> Result<Vec<Vec<PartBox>>, AnalysisError> {
+    let regions: Vec<PartBox> = match config.objects.len() {
+        0 => vec![(0, 0, h, w); n],
+        k if k == n => config.objects.clone(),
+        k => {
+            return Err(AnalysisError::Config(format!(
+                "{k} object boxes for {n} images"
+            )))
+        }
+    };
+    for (i, &(t, l, oh, ow)) in regions.iter().enumerate() {
+        if t < 0 || l < 0 || t + oh > h || l + ow > w || oh < bh || ow < bw {
+            return Err(AnalysisError::Config(format!(
+                "image {i}: the object box (top {t}, left {l}, height {oh}, width {ow}) must lie inside the {h}x{w} image and hold the {bh}x{bw} random box"
+            )));
+        }
+    }
+    let mut state = config.seed;
+    Ok((0..config.random_draws)
+        .map(|_| {
+            regions
+                .iter()
+                .map(|&(ot, ol, oh, ow)| {
+                    let t = ot + (next(&mut state) % (oh - bh + 1) as u64) as i64;
+                    let l = ol + (next(&mut state) % (ow - bw + 1) as u64) as i64;
+                    (t, l, bh, bw)
+                })
+                .collect()
+        })
+        .collect())
+}
+
 /// Runs the analysis on `[N, 3, H, W]` images (N >= 2) for `parts`, plus
-/// `random_draws` draws of random boxes.
+/// `random_draws` draws of random boxes (inside the object boxes when
+/// given).
 pub fn correspondence(
     net: &Network,
     images: &Tensor,
@@ -206,6 +253,12 @@ pub fn correspondence_with_progress(
             }
         }
     }
+    // Drawn (and their object boxes checked) before any work.
+    let (_, _, bh, bw) = parts[0].boxes[0];
+    let random = match config.random_draws {
+        0 => None,
+        _ => Some(random_boxes(n as usize, (h, w), (bh, bw), config)?),
+    };
     let fx = FeatureExtractor::new(net, config.batch_size)?;
     let original = fx.extract(images);
     for &layer in &config.layers {
@@ -243,20 +296,7 @@ pub fn correspondence_with_progress(
     for p in parts {
         measure(&p.name, std::slice::from_ref(&p.boxes))?;
     }
-    if config.random_draws > 0 {
-        let (_, _, bh, bw) = parts[0].boxes[0];
-        let mut state = config.seed;
-        let draws: Vec<Vec<PartBox>> = (0..config.random_draws)
-            .map(|_| {
-                (0..n)
-                    .map(|_| {
-                        let t = (next(&mut state) % (h - bh + 1) as u64) as i64;
-                        let l = (next(&mut state) % (w - bw + 1) as u64) as i64;
-                        (t, l, bh, bw)
-                    })
-                    .collect()
-            })
-            .collect();
+    if let Some(draws) = random {
         measure("random", &draws)?;
     }
     Ok(rows)
@@ -276,6 +316,52 @@ mod tests {
         // A pair with nothing changed in both has no untied distance.
         let none = Tensor::from_slice(&[1.0f32, 0.0, 0.0, 1.0]).view([2, 2]);
         assert_eq!(untied_pair_distances(&none), Vec::<f64>::new());
+    }
+
+    #[test]
+    fn random_boxes_fall_inside_the_object_boxes() {
+        let config = CorrespondenceConfig {
+            random_draws: 200,
+            objects: vec![(100, 20, 60, 80), (0, 0, 224, 224)],
+            ..CorrespondenceConfig::default()
+        };
+        let draws = random_boxes(2, (224, 224), (30, 40), &config).unwrap();
+        assert_eq!(draws.len(), 200);
+        let (mut tops, mut lefts) = (Vec::new(), Vec::new());
+        for boxes in &draws {
+            let (t, l, h, w) = boxes[0];
+            assert!(
+                t >= 100 && l >= 20 && t + h <= 160 && l + w <= 100,
+                "{boxes:?}"
+            );
+            tops.push(t);
+            lefts.push(l);
+            let (t, l, h, w) = boxes[1];
+            assert!(t + h <= 224 && l + w <= 224 && (h, w) == (30, 40));
+        }
+        // Every place inside the object is reachable: its corners are.
+        assert_eq!(tops.iter().min().zip(tops.iter().max()), Some((&100, &130)));
+        assert_eq!(lefts.iter().min().zip(lefts.iter().max()), Some((&20, &60)));
+        // The whole image without objects; an object too small, or a
+        // wrong count, is named.
+        let whole = CorrespondenceConfig {
+            objects: vec![],
+            ..config.clone()
+        };
+        let spread = random_boxes(2, (224, 224), (30, 40), &whole).unwrap();
+        assert!(spread.iter().any(|b| b[0].0 > 160 || b[0].1 > 100));
+        let small = CorrespondenceConfig {
+            objects: vec![(0, 0, 224, 224), (10, 10, 20, 100)],
+            ..config.clone()
+        };
+        let e = random_boxes(2, (224, 224), (30, 40), &small)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("image 1") && e.contains("30x40"), "{e}");
+        let e = random_boxes(3, (224, 224), (30, 40), &config)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("2 object boxes for 3 images"), "{e}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The correspondence analysis (Zeiler & Fergus Table 1) as a hook: parts
 //! given as boxes in pixels of chosen probe images (their 224x224 input),
-//! occluded in every image; `hooks/<name>/epoch-EEE/correspondence.csv` and
+//! occluded in every image, against boxes of the same size at random places
+//! (inside each image's object box when `objects` gives them); `hooks/<name>/epoch-EEE/correspondence.csv` and
 //! `.txt`; TensorBoard text `analysis/correspondence` and scalars
 //! `correspondence/<part>/layerL` (mean; at the global step).
 
@@ -32,6 +33,9 @@ pub struct CorrespondenceHookConfig {
     pub layers: Vec<usize>,
     /// Draws of randomly placed boxes.
     pub random_draws: usize,
+    /// One `[top, left, height, width]` box per image, the object's extent:
+    /// the random boxes are drawn inside it (empty: anywhere in the image).
+    pub objects: Vec<[i64; 4]>,
     /// Seed of the random boxes.
     pub seed: u64,
     /// Stop training if this hook fails.
@@ -48,6 +52,7 @@ impl Default for CorrespondenceHookConfig {
             parts: BTreeMap::new(),
             layers: c.layers,
             random_draws: c.random_draws,
+            objects: Vec::new(),
             seed: c.seed,
             required: false,
         }
@@ -80,6 +85,7 @@ impl CorrespondenceHook {
         let config = CorrespondenceConfig {
             layers: c.layers.clone(),
             random_draws: c.random_draws,
+            objects: c.objects.iter().map(|b| (b[0], b[1], b[2], b[3])).collect(),
             seed: c.seed,
             ..CorrespondenceConfig::default()
         };

@@ -35,7 +35,8 @@ fn the_analysis_hooks_write_figures_tables_and_summaries() {
         { "kind": "invariance", "images": [0, 3], "translations": [0, 30], "scales": [1.0, 1.5], "rotations": [0, 45] },
         { "kind": "occlusion", "images": [1], "size": 112, "stride": 56 },
         { "kind": "correspondence", "images": [0, 1, 2], "random_draws": 1,
-          "parts": { "centre": [[80, 80, 60, 60], [80, 80, 60, 60], [80, 80, 60, 60]] } }
+          "parts": { "centre": [[80, 80, 60, 60], [80, 80, 60, 60], [80, 80, 60, 60]] },
+          "objects": [[40, 40, 140, 140], [40, 40, 140, 140], [40, 40, 140, 140]] }
     ]);
     let d = run_epoch_end(specs, &net, &probe, dir.path(), &sink);
     assert!(d.failures.is_empty(), "{:?}", d.failures);

@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use tch::{Device, Tensor};
 use zftrain_analyses::correspondence::{
-    correspondence_with_progress as run_correspondence, CorrespondenceConfig, Part,
+    correspondence_with_progress as run_correspondence, CorrespondenceConfig, Part, PartBox,
 };
 use zftrain_analyses::invariance::{invariance_with_progress as run_invariance, InvarianceConfig};
 use zftrain_analyses::occlusion::{
@@ -300,6 +300,10 @@ pub fn occlusion(args: &OcclusionArgs) -> Result<()> {
 struct PartsFile {
     images: Vec<PathBuf>,
     parts: std::collections::BTreeMap<String, Vec<[i64; 4]>>,
+    /// One box per image around the whole object: the random boxes are
+    /// drawn inside it.
+    #[serde(default)]
+    objects: Option<Vec<[i64; 4]>>,
     #[serde(default)]
     coordinates: Option<String>,
 }
@@ -364,22 +368,7 @@ fn parts_in_input(
         let mut mapped = Vec::new();
         for (i, b) in boxes.iter().enumerate() {
             let [t, left, h, w] = *b;
-            let m = if original {
-                let (iw, ih) = image::image_dimensions(&files[i])
-                    .with_context(|| format!("reading the size of {}", files[i].display()))?;
-                let g = l.transform.geometry(iw, ih, &mut SplitMix64::new(0));
-                let (rw, _) = g.resize.unwrap_or((iw, ih));
-                let s = rw as f64 / iw as f64;
-                let (cx, cy) = (g.crop.0 as f64, g.crop.1 as f64);
-                (
-                    (t as f64 * s - cy).round() as i64,
-                    (left as f64 * s - cx).round() as i64,
-                    (h as f64 * s).round().max(1.0) as i64,
-                    (w as f64 * s).round().max(1.0) as i64,
-                )
-            } else {
-                (t, left, h, w)
-            };
+            let m = box_in_input(&l.transform, &files[i], *b, original)?;
             if m.0 < 0 || m.1 < 0 || m.0 + m.2 > crop || m.1 + m.3 > crop {
                 bail!(
                     "--parts {}: part '{name}' in {} is at (top {t}, left {left}, height {h}, width {w}), which falls outside the centre {crop}x{crop} crop the network sees",
@@ -397,6 +386,64 @@ fn parts_in_input(
     Ok(parts)
 }
 
+/// The object boxes of the parts file in the network's input, clipped to
+/// the crop (an object may reach past what the network sees); empty when
+/// the file gives none.
+fn objects_in_input(
+    args: &CorrespondenceArgs,
+    l: &Loaded,
+    spec: &PartsFile,
+    files: &[PathBuf],
+    original: bool,
+) -> Result<Vec<PartBox>> {
+    let Some(objects) = &spec.objects else {
+        return Ok(Vec::new());
+    };
+    if objects.len() != files.len() {
+        bail!(
+            "--parts {}: {} object boxes for {} images",
+            args.parts.display(),
+            objects.len(),
+            files.len()
+        );
+    }
+    let crop = l.transform.crop as i64;
+    let mut out = Vec::new();
+    for (file, b) in files.iter().zip(objects) {
+        let (t, left, h, w) = box_in_input(&l.transform, file, *b, original)?;
+        let (t0, l0) = (t.clamp(0, crop), left.clamp(0, crop));
+        let (t1, l1) = ((t + h).clamp(0, crop), (left + w).clamp(0, crop));
+        out.push((t0, l0, t1 - t0, l1 - l0));
+    }
+    Ok(out)
+}
+
+/// A `[top, left, height, width]` box in the pixels of `file` (when
+/// `original`) or of the network's input, in the input's pixels: mapped
+/// through the resize and centre crop of `transform`.
+fn box_in_input(
+    transform: &zftrain_data::Transform,
+    file: &Path,
+    [t, left, h, w]: [i64; 4],
+    original: bool,
+) -> Result<PartBox> {
+    if !original {
+        return Ok((t, left, h, w));
+    }
+    let (iw, ih) = image::image_dimensions(file)
+        .with_context(|| format!("reading the size of {}", file.display()))?;
+    let g = transform.geometry(iw, ih, &mut SplitMix64::new(0));
+    let (rw, _) = g.resize.unwrap_or((iw, ih));
+    let s = rw as f64 / iw as f64;
+    let (cx, cy) = (g.crop.0 as f64, g.crop.1 as f64);
+    Ok((
+        (t as f64 * s - cy).round() as i64,
+        (left as f64 * s - cx).round() as i64,
+        (h as f64 * s).round().max(1.0) as i64,
+        (w as f64 * s).round().max(1.0) as i64,
+    ))
+}
+
 /// Runs `analyze correspondence`: the parts file, its boxes in the
 /// network's input, the analysis, its tables.
 pub fn correspondence(args: &CorrespondenceArgs) -> Result<()> {
@@ -404,6 +451,7 @@ pub fn correspondence(args: &CorrespondenceArgs) -> Result<()> {
     let l = Loaded::open(&args.common)?;
     let (images, _) = l.images(&files, &[])?;
     let parts = parts_in_input(args, &l, &spec, &files, original)?;
+    let objects = objects_in_input(args, &l, &spec, &files, original)?;
     let layers: Vec<usize> = args
         .layers
         .split(',')
@@ -416,6 +464,7 @@ pub fn correspondence(args: &CorrespondenceArgs) -> Result<()> {
     let config = CorrespondenceConfig {
         layers,
         random_draws: args.random_draws,
+        objects,
         seed: args.seed,
         batch_size: args.common.batch_size,
         ..CorrespondenceConfig::default()

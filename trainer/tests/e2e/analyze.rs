@@ -187,6 +187,28 @@ fn the_three_analyses_write_their_numbers_and_pictures() {
         "{tb}"
     );
     crate::common::assert_described(&tb);
+    // Random boxes drawn inside an object box no larger than the part can
+    // only fall on the part: the random row reads 0 too.
+    std::fs::write(
+        &parts,
+        format!(r#"{{"images": ["{name}", "{name}", "{name}"], "parts": {{"eye": [[90, 110, 50, 50], [90, 110, 50, 50], [90, 110, 50, 50]]}}, "objects": [[90, 110, 50, 50], [90, 110, 50, 50], [90, 110, 50, 50]]}}"#),
+    )
+    .unwrap();
+    let inside = dir.path().join("corr-objects");
+    ok(&[
+        "analyze",
+        "correspondence",
+        "--checkpoint",
+        s(&ck),
+        "--parts",
+        s(&parts),
+        "--out",
+        s(&inside),
+    ]);
+    let csv = read(&inside.join("correspondence.csv"));
+    assert!(csv.contains("random,5,0.000000,0.000000,30"), "{csv}");
+    let anywhere = read(&out.join("correspondence.csv"));
+    assert!(!anywhere.contains("random,5,0.000000,"), "{anywhere}");
 }
 
 #[test]
@@ -244,6 +266,21 @@ fn bad_analysis_input_is_named() {
     let err = run();
     assert!(
         err.contains("part 'eye'") && err.contains("outside the centre 224x224 crop"),
+        "{err}"
+    );
+    // Object boxes: one per image, each large enough for the random box.
+    let eye = "[[100, 100, 20, 20], [100, 100, 20, 20]]";
+    write(format!(
+        r#"{{"images": ["{name}", "{name}"], "parts": {{"eye": {eye}}}, "objects": [[100, 100, 40, 40]]}}"#
+    ));
+    let err = run();
+    assert!(err.contains("1 object boxes for 2 images"), "{err}");
+    write(format!(
+        r#"{{"images": ["{name}", "{name}"], "parts": {{"eye": {eye}}}, "objects": [[100, 100, 40, 40], [100, 100, 5, 40]]}}"#
+    ));
+    let err = run();
+    assert!(
+        err.contains("image 1") && err.contains("object box"),
         "{err}"
     );
 }
