@@ -160,6 +160,11 @@ pub struct HookContext<'a> {
     pub replicas: &'a [(&'a Network, Device)],
     /// The probe set.
     pub probe: &'a dyn ProbeSet,
+    /// Evenly spaced training images, for hooks that mine the training set
+    /// (the evolution hook's `source = "train"`, as the paper mined "across
+    /// all training examples"); `None` where there are none (outside
+    /// training, or when no hook asked for them).
+    pub train_probe: Option<&'a dyn ProbeSet>,
     /// Epochs completed (1-based at an epoch end; 0 before training).
     pub epoch: u64,
     /// Optimizer steps completed.

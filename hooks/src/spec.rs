@@ -7,7 +7,7 @@ use crate::builtin::{
     AliasingConfig, AliasingHook, CommandLine, CorrespondenceHook, CorrespondenceHookConfig,
     DeadFiltersConfig, DeadFiltersHook, DeconvGridConfig, DeconvGridHook, EvolutionConfig,
     EvolutionHook, ExecConfig, ExecHook, InvarianceHook, InvarianceHookConfig, LrnConfig, LrnHook,
-    OcclusionHook, OcclusionHookConfig,
+    MiningSource, OcclusionHook, OcclusionHookConfig,
 };
 use crate::{Hook, HookError};
 
@@ -82,6 +82,14 @@ impl HookSpec {
             }),
             _ => None,
         }
+    }
+
+    /// Whether the hook mines the training images ([`HookContext`]'s
+    /// `train_probe`), which a run then sets aside for it.
+    ///
+    /// [`HookContext`]: crate::HookContext
+    pub fn mines_training_images(&self) -> bool {
+        matches!(self, HookSpec::Evolution(c) if c.source == MiningSource::Train)
     }
 
     /// The hook this table describes.

@@ -7,6 +7,10 @@
 //! feature maps down, epochs across, the epochs written over the columns
 //! and the maps left of the rows. The projections of past epochs are the
 //! hook's state, so the montage survives resume.
+//!
+//! `source = "train"` mines evenly spaced training images instead of the
+//! probe set (`probe.train_images` of them; 0: all, as the paper mined
+//! "across all training examples"), in a pass of its own.
 
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
@@ -32,8 +36,22 @@ pub struct EvolutionConfig {
     pub maps: Maps,
     /// Display settings.
     pub render: RenderConfig,
+    /// Where the strongest activations are looked for: `probe` (the probe
+    /// set, validation images) or `train` (training images).
+    pub source: MiningSource,
     /// Stop training if this hook fails.
     pub required: bool,
+}
+
+/// The images a hook mines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MiningSource {
+    /// The probe set (validation images).
+    #[default]
+    Probe,
+    /// Evenly spaced training images (`probe.train_images`).
+    Train,
 }
 
 impl Default for EvolutionConfig {
@@ -44,6 +62,7 @@ impl Default for EvolutionConfig {
             layers: Vec::new(),
             maps: Maps::Count(8),
             render: RenderConfig::default(),
+            source: MiningSource::Probe,
             required: false,
         }
     }
@@ -84,7 +103,24 @@ impl EvolutionHook {
             k: 1,
             ..MinerConfig::default()
         };
-        let tops = mine_probe(ctx, &choices, config)?;
+        let tops = match c.source {
+            MiningSource::Probe => mine_probe(ctx, &choices, config)?,
+            MiningSource::Train => {
+                let Some(train) = ctx.train_probe else {
+                    return Err(HookError::Config {
+                        hook: c.name.clone(),
+                        message: "source = \"train\" needs the training images, which only a training run sets aside".into(),
+                    });
+                };
+                // A pass of its own over them: the shared pass is the probe set's.
+                let on_train = HookContext {
+                    probe: train,
+                    shared: None,
+                    ..*ctx
+                };
+                mine_probe(&on_train, &choices, config)?
+            }
+        };
         let dir = ctx.output_dir(&c.name)?;
         let convs = ctx.net.arch().conv_indices();
         // Tiles big enough for their captions.
@@ -152,10 +188,10 @@ impl EvolutionHook {
 
 impl super::Needs for EvolutionHook {
     fn needs(&self, ctx: &HookContext<'_>) -> Result<Vec<crate::ProbeNeed>, HookError> {
-        if self.epochs.contains(&ctx.epoch) {
+        let c = &self.config;
+        if self.epochs.contains(&ctx.epoch) || c.source == MiningSource::Train {
             return Ok(Vec::new());
         }
-        let c = &self.config;
         Ok(vec![crate::ProbeNeed::Top {
             choices: layer_choices(ctx.net, &c.layers, &c.maps, &c.name)?,
             k: 1,

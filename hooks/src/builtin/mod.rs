@@ -86,7 +86,7 @@ pub use aliasing::{AliasingConfig, AliasingHook, AliasingReport, GridReading, La
 pub use correspondence::{CorrespondenceHook, CorrespondenceHookConfig};
 pub use dead_filters::{DeadFiltersConfig, DeadFiltersHook};
 pub use deconv_grid::{DeconvGridConfig, DeconvGridHook, Maps};
-pub use evolution::{EvolutionConfig, EvolutionHook};
+pub use evolution::{EvolutionConfig, EvolutionHook, MiningSource};
 pub use exec::{CommandLine, ExecConfig, ExecHook};
 pub use invariance::{InvarianceHook, InvarianceHookConfig};
 pub use lrn::{LrnConfig, LrnDivisor, LrnHook};

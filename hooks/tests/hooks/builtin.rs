@@ -295,3 +295,54 @@ fn dead_filters_on_a_network_without_conv_layers_is_an_error_not_a_panic() {
     let err = hook.measure(&ctx).unwrap_err().to_string();
     assert!(err.contains("mlp has no conv layers"), "{err}");
 }
+
+#[test]
+fn evolution_mines_the_training_images_when_asked_and_names_their_absence() {
+    use zftrain_hooks::builtin::{EvolutionConfig, EvolutionHook, Maps, MiningSource};
+    use zftrain_hooks::{HookContext, TensorProbe};
+    let (_vs, net) = network();
+    let (probe, other) = (probe(2), probe(3));
+    let config = EvolutionConfig {
+        // Layer 1's projection of one unit is its filter, whatever the
+        // image: layer 3's depends on the image.
+        layers: vec![3],
+        maps: Maps::Count(2),
+        ..EvolutionConfig::default()
+    };
+    let train = EvolutionConfig {
+        source: MiningSource::Train,
+        ..config.clone()
+    };
+    // The montage of one epoch mined from `images`, by `config`.
+    let montage = |config: &EvolutionConfig, train_probe: Option<&TensorProbe>| {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = MemorySink::default();
+        let ctx = HookContext {
+            train_probe: train_probe.map(|p| p as &dyn zftrain_hooks::ProbeSet),
+            ..context(&net, &probe, dir.path(), &sink, 1)
+        };
+        EvolutionHook::new(config.clone())
+            .on_epoch_end(&ctx)
+            .map(|_| std::fs::read(dir.path().join("hooks/evolution/conv3.png")).unwrap())
+    };
+    let from_probe = montage(&config, Some(&other)).unwrap();
+    // The training images being the probe's, the montage is the same;
+    // other training images give another.
+    assert!(montage(&train, Some(&probe)).unwrap() == from_probe);
+    assert!(montage(&train, Some(&other)).unwrap() != from_probe);
+    // It needs no share of the probe set's pass.
+    let (dir, sink) = (tempfile::tempdir().unwrap(), MemorySink::default());
+    let ctx = context(&net, &probe, dir.path(), &sink, 1);
+    let needs = |c: &EvolutionConfig| {
+        EvolutionHook::new(c.clone())
+            .probe_needs(Event::EpochEnd, &ctx)
+            .unwrap()
+            .len()
+    };
+    assert_eq!((needs(&config), needs(&train)), (1, 0));
+    let err = montage(&train, None).unwrap_err().to_string();
+    assert!(
+        err.contains("'evolution'") && err.contains("training images"),
+        "{err}"
+    );
+}

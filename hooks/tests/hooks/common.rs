@@ -50,6 +50,7 @@ pub fn context<'a>(
         device: Device::Cpu,
         replicas: &[],
         probe,
+        train_probe: None,
         epoch,
         step: epoch * 10,
         run_dir: dir,

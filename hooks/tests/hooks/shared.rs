@@ -157,6 +157,7 @@ fn a_failing_shared_pass_fails_the_hooks_that_needed_it_and_no_other() {
     let sink = MemorySink::default();
     let ctx = HookContext {
         probe: &broken,
+        train_probe: None,
         ..context(&net, &unused, dir.path(), &sink, 1)
     };
     let mut hooks = Hooks::new();
@@ -219,6 +220,7 @@ fn at_the_last_planned_epoch_the_hooks_due_at_the_end_of_training_share_the_epoc
     let sink = MemorySink::default();
     let at = |epoch: u64, step: u64| HookContext {
         probe: &counted,
+        train_probe: None,
         step,
         ..context(&net, &unused, dir.path(), &sink, epoch)
     };

@@ -115,6 +115,7 @@ fn measure(dir: &Path, tag: &str, args: &ArchitectureArgs) -> Result<Measured> {
         device: tch::Device::Cpu,
         replicas: &[],
         probe: &probe,
+        train_probe: None,
         epoch: 0,
         step: 0,
         run_dir: &args.out,

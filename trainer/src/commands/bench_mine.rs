@@ -105,6 +105,7 @@ fn mine_pass(
         device: replicas[0].1,
         replicas,
         probe,
+        train_probe: None,
         epoch: 0,
         step: 0,
         run_dir: &dir,

@@ -101,6 +101,10 @@ pub struct ProbeConfig {
     pub images: usize,
     /// Images per forward in the hooks.
     pub batch_size: usize,
+    /// Training images, evenly spaced, that hooks mining the training set
+    /// look at (the evolution hook's `source = "train"`; 0: all of them, as
+    /// the paper did). Read only when such a hook is configured.
+    pub train_images: usize,
 }
 
 impl Default for ProbeConfig {
@@ -108,6 +112,7 @@ impl Default for ProbeConfig {
         ProbeConfig {
             images: 64,
             batch_size: 16,
+            train_images: 10_000,
         }
     }
 }

@@ -78,6 +78,9 @@ pub struct HookRunner {
     pub hooks: Hooks,
     /// Their probe set.
     pub probe: Box<dyn ProbeSet>,
+    /// Training images for hooks that mine the training set, when one
+    /// asks for them.
+    pub train_probe: Option<Box<dyn ProbeSet>>,
     /// Where the network lives (replica 0's device).
     pub device: Device,
     /// The run's stop: the hooks see it ([`HookContext::stop`]) and are
@@ -92,6 +95,7 @@ impl HookRunner {
         HookRunner {
             hooks,
             probe,
+            train_probe: None,
             device: Device::Cpu,
             stop: None,
         }
@@ -122,6 +126,7 @@ impl HookRunner {
             device: self.device,
             replicas: at.replicas,
             probe: self.probe.as_ref(),
+            train_probe: self.train_probe.as_deref(),
             epoch: at.epoch,
             step: at.step,
             run_dir: at.run_dir,

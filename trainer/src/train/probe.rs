@@ -66,6 +66,18 @@ impl LoaderProbe {
         val: &Dataset,
         mean_image: Option<Arc<MeanImage>>,
     ) -> Result<LoaderProbe> {
+        Self::evenly(config, val, mean_image, config.probe.images)
+    }
+
+    /// `count` evenly spaced samples of `images` (0, or more than it has:
+    /// all), through the evaluation transform with the run's mean image if
+    /// it has one.
+    pub fn evenly(
+        config: &RunConfig,
+        val: &Dataset,
+        mean_image: Option<Arc<MeanImage>>,
+        count: usize,
+    ) -> Result<LoaderProbe> {
         let d = &config.data;
         let n = val.len();
         if n == 0 {
@@ -74,7 +86,7 @@ impl LoaderProbe {
                 val.source.display()
             );
         }
-        let take = match config.probe.images {
+        let take = match count {
             0 => n,
             k => k.min(n),
         };

@@ -16,7 +16,7 @@ use tracing::{info, warn};
 use zftrain_checkpoints::Checkpoint;
 use zftrain_data::loader::Shard;
 use zftrain_data::{Dataset, Loader, MeanImage};
-use zftrain_hooks::{Hook, HookState, Hooks};
+use zftrain_hooks::{Hook, HookSpec, HookState, Hooks};
 use zftrain_model::Arch;
 use zftrain_tensorboard::{BackgroundWriter, SessionStatus};
 
@@ -322,7 +322,7 @@ impl Trainer {
             true => hooks_adapter(
                 &config,
                 c.hooks,
-                &val_loader,
+                (train_loader.dataset(), &val_loader),
                 &mean_image,
                 plan.device,
                 resumed,
@@ -929,7 +929,7 @@ fn start_history(
 fn hooks_adapter(
     config: &RunConfig,
     hooks: Hooks,
-    val: &Loader,
+    (train, val): (&Dataset, &Loader),
     mean_image: &Option<Arc<MeanImage>>,
     device: Device,
     resumed: Option<&Checkpoint>,
@@ -947,6 +947,14 @@ fn hooks_adapter(
     let mut hooks = hooks;
     hooks.plan_epochs(config.train.epochs);
     let mut runner = HookRunner::new(hooks, Box::new(probe));
+    if config.hooks.iter().any(HookSpec::mines_training_images) {
+        let images = config.probe.train_images;
+        let train = LoaderProbe::evenly(config, train, mean_image.clone(), images)?
+            .stopped_by(stop)
+            .labelled(true);
+        info!(images = train.len(), "training images for the hooks ready");
+        runner.train_probe = Some(Box::new(train));
+    }
     runner.device = device;
     runner.stop = Some(stop.clone());
     if let Some(ck) = resumed {

@@ -639,3 +639,45 @@ fn visualize_runs_the_default_hooks_on_an_init_checkpoint() {
     assert!(out.contains("visualized 2 hooks on 2 images"), "{out}");
     assert!(d.join("vis/hooks/deconv/epoch-000/conv1.png").exists());
 }
+
+#[test]
+fn the_evolution_hook_mines_a_training_subset_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = tiny_data(dir.path());
+    let hooks = r#"
+[[hooks]]
+kind = "evolution"
+schedule = { every_epochs = 1 }
+layers = [3]
+maps = 2
+source = "train"
+"#;
+    let mut args = hooked(dir.path(), &data, "evo", hooks);
+    args.extend(["--set", "probe.train_images=3"].map(String::from));
+    ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let run = dir.path().join("runs/evo");
+    assert!(run.join("hooks/evolution/conv3.png").is_file());
+    // Three of the eight training images were set aside for it.
+    let log = std::fs::read_to_string(run.join("train.log")).unwrap();
+    let ready = log
+        .lines()
+        .find(|l| l.contains("training images for the hooks ready"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(ready.contains("images=3"), "{ready}");
+    // visualize has no training images: the hook says so, and the others
+    // still run.
+    let out = crate::common::zftrain(&[
+        "visualize",
+        "--checkpoint",
+        s(&run.join("checkpoints/latest")),
+        "--data",
+        s(&data.join("val")),
+        "--out",
+        s(&dir.path().join("vis")),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("'evolution'") && stderr.contains("needs the training images"),
+        "{stderr}"
+    );
+}
