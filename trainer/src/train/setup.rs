@@ -243,6 +243,11 @@ pub fn hparams(
         ("dropout".into(), HParamValue::Number(config.model.dropout)),
         ("augment".into(), as_text(&config.data.augment)),
         (
+            "lighting".into(),
+            HParamValue::Number(config.data.lighting as f64),
+        ),
+        ("val_augment".into(), as_text(&config.data.val_augment)),
+        (
             "epochs".into(),
             HParamValue::Number(config.train.epochs as f64),
         ),
