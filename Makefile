@@ -2,7 +2,7 @@
 # set-up first (idempotent: a second run takes about a second).
 CARGO ?= cargo
 
-.PHONY: setup build test demo bench reliability fuzz clean-runs
+.PHONY: setup build test demo arch-experiment bench reliability fuzz clean-runs
 
 setup:
 	scripts/setup
@@ -16,6 +16,12 @@ test: setup
 
 demo: build
 	scripts/demo
+
+# Section 4.1's diagnosis on a CPU: AlexNet's and ZFNet's first layers
+# trained on dead-leaves pictures and compared (docs/training.md). About 40
+# minutes on 2 cores.
+arch-experiment: build
+	scripts/arch-experiment
 
 # Every benchmark, each side by side with its PyTorch peer where there is one
 # (docs/benchmarks.md records the figures). About 15 minutes on 2 cores.

@@ -10,6 +10,7 @@
 pub mod dataset;
 pub mod decode;
 pub mod error;
+pub mod leaves;
 pub mod loader;
 pub mod mean_image;
 pub mod pack;

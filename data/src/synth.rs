@@ -5,9 +5,11 @@
 //! Each class is a shape or a texture (disc, square, triangle, ring, cross,
 //! stripes, checkerboard, dots, ellipse, crescent), drawn in a random light
 //! colour on a random dark background, at a random scale, position and rotation,
-//! over clutter. Two styles: `clean` (the default; [`crate::scene`]:
-//! anti-aliased, textures at several scales, no pixel noise) and `noisy`
-//! (clutter rectangles and per-pixel noise). Every image depends only on
+//! over clutter. Three styles: `clean` (the default; [`crate::scene`]:
+//! anti-aliased, textures at several scales, no pixel noise), `noisy`
+//! (clutter rectangles and per-pixel noise) and `leaves` (the clean objects
+//! over a dead-leaves background with natural-image statistics;
+//! [`crate::leaves`]). Every image depends only on
 //! `(seed, split, class, index)` and the style.
 
 use std::fs;
@@ -114,6 +116,10 @@ pub enum Style {
     /// Flat shapes over clutter rectangles with per-pixel noise (the first
     /// demo's pictures; kept to compare against).
     Noisy,
+    /// The clean style's objects over a dead-leaves background
+    /// ([`crate::leaves`]): natural-image statistics (a power spectrum
+    /// falling as about `1/f^2`, sharp edges at every scale).
+    Leaves,
 }
 
 impl Style {
@@ -122,6 +128,7 @@ impl Style {
         match self {
             Style::Clean => "clean",
             Style::Noisy => "noisy",
+            Style::Leaves => "leaves",
         }
     }
 }
@@ -227,6 +234,12 @@ pub fn write_synthetic(out: &Path, config: &SynthConfig) -> Result<(), DataError
                             crate::scene::render_clean(class, config.width, config.height, &mut rng)
                         }
                         Style::Noisy => render(class, config.width, config.height, &mut rng),
+                        Style::Leaves => crate::leaves::render_leaves(
+                            class,
+                            config.width,
+                            config.height,
+                            &mut rng,
+                        ),
                     };
                     let path = dir.join(format!("{i:05}.jpg"));
                     let file = fs::File::create(&path).map_err(DataError::io("creating", &path))?;

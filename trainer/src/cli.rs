@@ -621,8 +621,9 @@ pub struct SynthArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// How the pictures are drawn: clean (anti-aliased, textures at
-    /// several scales, no pixel noise) or noisy (the first demo's: clutter
-    /// rectangles and per-pixel noise).
+    /// several scales, no pixel noise), noisy (the first demo's: clutter
+    /// rectangles and per-pixel noise) or leaves (the clean objects over a
+    /// dead-leaves background: natural-image statistics).
     #[arg(long, value_enum, default_value = "clean")]
     pub style: StyleFlag,
 }
@@ -634,6 +635,8 @@ pub enum StyleFlag {
     Clean,
     /// Clutter rectangles and per-pixel noise.
     Noisy,
+    /// The clean objects over dead leaves: natural-image statistics (power falling as 1/f^2, edges at every scale).
+    Leaves,
 }
 
 impl From<StyleFlag> for zftrain_data::synth::Style {
@@ -641,6 +644,7 @@ impl From<StyleFlag> for zftrain_data::synth::Style {
         match f {
             StyleFlag::Clean => zftrain_data::synth::Style::Clean,
             StyleFlag::Noisy => zftrain_data::synth::Style::Noisy,
+            StyleFlag::Leaves => zftrain_data::synth::Style::Leaves,
         }
     }
 }
