@@ -42,8 +42,14 @@ pub fn render_leaves(class: usize, width: u32, height: u32, rng: &mut SplitMix64
         let r = radius(rng, 1.0, side / 4.0) * s;
         let (cx, cy) = (rng.uniform(0.0, w as f64), rng.uniform(0.0, h as f64));
         let colour = [0; 3].map(|_| rng.uniform(15.0, 140.0));
-        let (y0, y1) = ((cy - r).max(0.0) as usize, ((cy + r).ceil() as usize).min(h));
-        let (x0, x1) = ((cx - r).max(0.0) as usize, ((cx + r).ceil() as usize).min(w));
+        let (y0, y1) = (
+            (cy - r).max(0.0) as usize,
+            ((cy + r).ceil() as usize).min(h),
+        );
+        let (x0, x1) = (
+            (cx - r).max(0.0) as usize,
+            ((cx + r).ceil() as usize).min(w),
+        );
         for y in y0..y1 {
             let dy = y as f64 + 0.5 - cy;
             for x in x0..x1 {
@@ -139,7 +145,10 @@ mod tests {
         let leaves = structure_slope(&draw(render_leaves));
         let clean = structure_slope(&draw(crate::scene::render_clean));
         assert!((0.7..1.1).contains(&leaves), "leaves slope {leaves}");
-        assert!(clean > leaves + 0.15, "clean slope {clean}, leaves {leaves}");
+        assert!(
+            clean > leaves + 0.15,
+            "clean slope {clean}, leaves {leaves}"
+        );
     }
 
     #[test]

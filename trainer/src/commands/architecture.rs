@@ -104,9 +104,10 @@ fn measure(dir: &Path, tag: &str, args: &ArchitectureArgs) -> Result<Measured> {
     config.data.mean = info.mean.map(|x| x as f32);
     config.data.std = info.std.map(|x| x as f32);
     let mean_image = read_mean_image(&ck)?.map(std::sync::Arc::new);
-    if let Some(m) = &mean_image {
-        config.data.resize = m.side();
-    }
+    // The probe images as the network saw its validation images.
+    let (resize, crop) = super::images::input_sizes(Some(&ck), &info)?;
+    config.data.resize = mean_image.as_ref().map_or(resize, |m| m.side());
+    config.data.crop = crop;
     let dataset = Dataset::image_folder(&probe_folder(&args.data))?;
     let probe = LoaderProbe::new(&config, &dataset, mean_image)?;
     let sink = MemorySink::default();

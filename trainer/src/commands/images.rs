@@ -1,23 +1,39 @@
 //! Image files as the network saw its validation images: the evaluation
-//! transform of training (shorter side 256, centre 224, the run's mean and
-//! std, and its per-pixel mean image if it trained with one), shared by
-//! `predict` and `analyze`; and class labels given by name or index.
+//! transform of training (the run's shorter side and crop, 256 and 224 for
+//! the papers' networks; the run's mean and std, and its per-pixel mean
+//! image if it trained with one), shared by `predict`, `eval` and
+//! `analyze`; and class labels given by name or index.
 
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use tch::Tensor;
 use zftrain_checkpoints::Checkpoint;
 use zftrain_data::loader::decode_rgb;
 use zftrain_data::rng::SplitMix64;
 use zftrain_data::{Augment, Transform};
 
-use crate::train::checkpointing::read_mean_image;
+use crate::config::RunConfig;
+use crate::train::checkpointing::{read_mean_image, CONFIG_FILE};
 use crate::weights::WeightsInfo;
 
 /// Largest image decoded, in pixels.
 const MAX_PIXELS: u64 = 100_000_000;
+
+/// The shorter side and crop the network was trained on: its run's
+/// `data.resize` and `data.crop` when the checkpoint keeps its run
+/// configuration, else the network's input side with the papers' ratio
+/// (224 -> 256). A per-pixel mean image, when there is one, fixes the side.
+pub fn input_sizes(checkpoint: Option<&Checkpoint>, info: &WeightsInfo) -> Result<(u32, u32)> {
+    if let Some(ck) = checkpoint.filter(|c| c.file(CONFIG_FILE).is_some()) {
+        let config: RunConfig = serde_json::from_value(ck.read_json(CONFIG_FILE)?)
+            .with_context(|| format!("{}: bad run configuration", ck.dir().display()))?;
+        return Ok((config.data.resize, config.data.crop));
+    }
+    let side = info.arch_table()?.input[1].max(1) as u32;
+    Ok(((side as u64 * 256).div_ceil(224) as u32, side))
+}
 
 /// The evaluation transform for weights from `checkpoint` (if any) with
 /// `info`: the centre crop (`augment` = `eval`) or its ten views
@@ -27,15 +43,18 @@ pub fn eval_transform(
     info: &WeightsInfo,
     augment: Augment,
 ) -> Result<Transform> {
-    let mean_image = match checkpoint {
-        Some(dir) => read_mean_image(&Checkpoint::open(dir)?)?.map(Arc::new),
+    let checkpoint = checkpoint.map(Checkpoint::open).transpose()?;
+    let mean_image = match &checkpoint {
+        Some(ck) => read_mean_image(ck)?.map(Arc::new),
         None => None,
     };
+    let (resize, crop) = input_sizes(checkpoint.as_ref(), info)?;
     let transform = Transform {
         augment,
         mean: info.mean.map(|x| x as f32),
         std: info.std.map(|x| x as f32),
-        resize: mean_image.as_ref().map_or(256, |m| m.side()),
+        resize: mean_image.as_ref().map_or(resize, |m| m.side()),
+        crop,
         mean_image,
         ..Transform::default()
     };

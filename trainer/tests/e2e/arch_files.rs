@@ -154,3 +154,65 @@ fn a_convnet_written_in_toml_trains_and_is_looked_inside_without_its_file() {
     ]);
     assert!(err.contains("small-convnet"), "{err}");
 }
+
+/// The CPU architecture experiment's networks (112x112 inputs, fixed fully
+/// connected sizes) train, and every command that reads images afterwards
+/// (predict, eval, analyze architecture) crops them as the run did.
+#[test]
+fn networks_of_another_input_size_are_fed_their_runs_crop_afterwards() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = tiny_data(dir.path());
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/experiments/cpu-zfnet.toml");
+    let mut args = quick(dir.path(), &data, "small", "zfnet", "1");
+    let at = args.iter().position(|a| a == "--arch").unwrap();
+    args.splice(
+        at..at + 2,
+        ["--arch-file".to_string(), s(&file).to_string()],
+    );
+    args.extend(["--set", "data.resize=128", "--set", "data.crop=112"].map(String::from));
+    ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let ck = dir.path().join("runs/small/checkpoints/latest");
+    let input = dir.path().join("input.safetensors");
+    ok(&[
+        "predict",
+        "--checkpoint",
+        s(&ck),
+        "--image",
+        s(&data.join("val/00-disc/00000.jpg")),
+        "--save-input",
+        s(&input),
+    ]);
+    let x = zftrain_checkpoints::read_safetensors(&input)
+        .unwrap()
+        .0
+        .remove(0)
+        .1;
+    assert_eq!(x.size(), [1, 3, 112, 112]);
+    let eval = ok(&[
+        "eval",
+        "--checkpoint",
+        s(&ck),
+        "--data",
+        s(&data.join("val")),
+        "--ten-crop",
+    ]);
+    assert!(eval.contains("4 images (ten-crop; 0 skipped)"), "{eval}");
+    let out = dir.path().join("arch");
+    ok(&[
+        "analyze",
+        "architecture",
+        "--a",
+        s(&ck),
+        "--data",
+        s(&data),
+        "--out",
+        s(&out),
+        "--probe-images",
+        "4",
+    ]);
+    let csv = std::fs::read_to_string(out.join("architecture.csv")).unwrap();
+    assert!(
+        csv.contains("cpu-zfnet") && csv.contains(",conv1,2,96,"),
+        "{csv}"
+    );
+}

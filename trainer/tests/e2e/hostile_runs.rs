@@ -8,6 +8,14 @@ use std::path::Path;
 use crate::common::{ok, s, zftrain};
 use crate::train::{quick, tiny_data};
 
+/// A one-epoch run `name` on the tiny data set in `d`: its directory.
+fn trained_run(d: &Path, name: &str) -> std::path::PathBuf {
+    let data = tiny_data(d);
+    let args = quick(d, &data, name, "zfnet-seed", "1");
+    ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    d.join("runs").join(name)
+}
+
 /// `train --resume run --epochs 2`: the error text, after asserting failure.
 fn resume_refused(run: &Path) -> String {
     let out = zftrain(&["train", "--resume", s(run), "--epochs", "2"]);
@@ -23,10 +31,7 @@ fn resume_refused(run: &Path) -> String {
 fn links_and_fifos_planted_in_a_run_directory_are_refused_and_nothing_outside_changes() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let data = tiny_data(d);
-    let args = quick(d, &data, "A", "zfnet-seed", "1");
-    ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    let run = d.join("runs/A");
+    let run = trained_run(d, "A");
     // What an attacker points the links at.
     let outside = d.join("outside");
     std::fs::create_dir_all(outside.join("project/bundle")).unwrap();
@@ -110,10 +115,7 @@ fn copy_dir(from: &Path, to: &Path) {
 fn a_foreign_folder_named_like_the_next_checkpoint_is_refused_and_kept() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let data = tiny_data(d);
-    let args = quick(d, &data, "F", "zfnet-seed", "1");
-    ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    let run = d.join("runs/F");
+    let run = trained_run(d, "F");
     // Epoch 1 ended at step 2; step 3 is the next checkpoint.
     let foreign = run.join("checkpoints/step-000000003");
     std::fs::create_dir_all(&foreign).unwrap();
