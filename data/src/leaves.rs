@@ -141,7 +141,7 @@ mod tests {
         // 1/f^2 power: D(d) grows about linearly with d (slope 1). The clean
         // style's few large shapes and gradients put relatively more of
         // their power at low frequencies: D(d) grows faster (measured 1.19
-        // against 0.90 for these six pictures each).
+        // against 0.84 for these six pictures each).
         let leaves = structure_slope(&draw(render_leaves));
         let clean = structure_slope(&draw(crate::scene::render_clean));
         assert!((0.7..1.1).contains(&leaves), "leaves slope {leaves}");
