@@ -8,7 +8,7 @@
 //! over clutter. Three styles: `clean` (the default; [`crate::scene`]:
 //! anti-aliased, textures at several scales, no pixel noise), `noisy`
 //! (clutter rectangles and per-pixel noise) and `leaves` (the clean objects
-//! over a dead-leaves background with natural-image statistics;
+//! over a dead-leaves background, edges at every scale;
 //! [`crate::leaves`]). Every image depends only on
 //! `(seed, split, class, index)` and the style.
 
@@ -117,8 +117,8 @@ pub enum Style {
     /// demo's pictures; kept to compare against).
     Noisy,
     /// The clean style's objects over a dead-leaves background
-    /// ([`crate::leaves`]): natural-image statistics (a power spectrum
-    /// falling as about `1/f^2`, sharp edges at every scale).
+    /// ([`crate::leaves`]): occluding discs of every size, sharp edges at
+    /// every scale, more variation at fine scales than `clean`.
     Leaves,
 }
 

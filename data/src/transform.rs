@@ -130,8 +130,8 @@ pub struct Transform {
     /// Per-channel standard deviation.
     pub std: [f32; 3],
     /// A per-pixel mean of the `resize` x `resize` centre squares, used
-    /// instead of `mean` (`zf` and `eval`; [`Transform::check`] refuses it
-    /// with `rrc` or a side other than `resize`).
+    /// instead of `mean` (every augment but `rrc`; [`Transform::check`]
+    /// refuses it with `rrc` or a side other than `resize`).
     #[serde(skip)]
     pub mean_image: Option<Arc<MeanImage>>,
     /// Standard deviation of the PCA lighting multiples (0: off; AlexNet's
@@ -156,11 +156,13 @@ impl Default for Transform {
 
 /// torchvision's `Resize(int)` output size: the shorter side becomes `target`.
 pub fn shorter_side_to(w: u32, h: u32, target: u32) -> (u32, u32) {
+    // The long side saturates rather than wraps (an extreme aspect ratio).
     let t = target as u64;
+    let long = |a: u32, b: u32| (t * a as u64 / b.max(1) as u64).min(u32::MAX as u64) as u32;
     if w <= h {
-        (target, (t * h as u64 / w as u64) as u32)
+        (target, long(h, w))
     } else {
-        ((t * w as u64 / h as u64) as u32, target)
+        (long(w, h), target)
     }
 }
 
@@ -188,7 +190,10 @@ impl Transform {
         }
         if let Some(m) = &self.mean_image {
             if !self.augment.in_centre_square() {
-                return Err("a per-pixel mean image needs augment zf (rrc crops anywhere)".into());
+                return Err(
+                    "a per-pixel mean image needs augment zf or zf-fixed (rrc crops anywhere)"
+                        .into(),
+                );
             }
             if m.side() != self.resize {
                 return Err(format!(
@@ -242,22 +247,27 @@ impl Transform {
             flip,
             light,
         };
-        let (rw, rh) = shorter_side_to(w, h, self.resize);
-        let (x0, y0) = ((rw - self.resize) / 2, (rh - self.resize) / 2);
+        // The centre square's place (not for rrc, which crops the original).
+        let square = || {
+            let (rw, rh) = shorter_side_to(w, h, self.resize);
+            ((rw, rh), (rw - self.resize) / 2, (rh - self.resize) / 2)
+        };
         match self.augment {
-            Augment::Eval => at(
-                (rw, rh),
-                ((rw - c) / 2, (rh - c) / 2, c, c),
-                false,
-                [0.0; 3],
-            ),
-            Augment::TenCrop => at(
-                (rw, rh),
-                (x0, y0, self.resize, self.resize),
-                false,
-                [0.0; 3],
-            ),
+            Augment::Eval => {
+                let ((rw, rh), _, _) = square();
+                at(
+                    (rw, rh),
+                    ((rw - c) / 2, (rh - c) / 2, c, c),
+                    false,
+                    [0.0; 3],
+                )
+            }
+            Augment::TenCrop => {
+                let (size, x0, y0) = square();
+                at(size, (x0, y0, self.resize, self.resize), false, [0.0; 3])
+            }
             Augment::Zf => {
+                let ((rw, rh), x0, y0) = square();
                 let room = (self.resize - c) as u64 + 1;
                 let (dx, dy) = (rng.below(room) as u32, rng.below(room) as u32);
                 let flip = rng.next_f64() < 0.5;
@@ -269,6 +279,7 @@ impl Transform {
                 )
             }
             Augment::ZfFixed => {
+                let ((rw, rh), x0, y0) = square();
                 let ((dx, dy), flip) = self.fixed_crops()[rng.below(10) as usize];
                 at(
                     (rw, rh),
@@ -290,7 +301,8 @@ impl Transform {
         }
     }
 
-    /// Augments `img` into `out` (`3 * crop * crop` floats, CHW, normalized).
+    /// Augments `img` into `out` ([`Transform::sample_len`] floats: the
+    /// views one after the other, each CHW, normalized).
     pub fn apply(&self, img: &RgbImage, rng: &mut SplitMix64, out: &mut [f32]) {
         let g = self.geometry(img.width(), img.height(), rng);
         self.render(img, img.dimensions(), (0, 0), &g, out);

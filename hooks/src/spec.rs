@@ -116,6 +116,20 @@ impl HookSpec {
                         message: "needs two or more probe images (images = [..]) and at least one part (parts = { name = [[top, left, height, width], ...] })".into(),
                     });
                 }
+                let sized = c
+                    .objects
+                    .iter()
+                    .all(|b| b.iter().all(|&v| v >= 0) && b[2] > 0 && b[3] > 0);
+                if !(c.objects.is_empty() || c.objects.len() == c.images.len()) || !sized {
+                    return Err(HookError::Config {
+                        hook: c.name.clone(),
+                        message: format!(
+                            "objects gives {} boxes for {} images: one [top, left, height, width] per image (non-negative, height and width at least 1), or none",
+                            c.objects.len(),
+                            c.images.len()
+                        ),
+                    });
+                }
                 Box::new(CorrespondenceHook::new(c.clone()))
             }
             HookSpec::Aliasing(c) => {

@@ -28,6 +28,7 @@ impl Cli {
         match &self.command {
             Command::Train(a) => a.gpus.as_deref().is_some_and(gpus),
             Command::Visualize(a) => a.gpu.is_some(),
+            Command::Eval(a) => a.gpu.is_some(),
             Command::Analyze(a) => match &a.command {
                 AnalyzeCommand::Invariance(x) => x.common.gpu.is_some(),
                 AnalyzeCommand::Occlusion(x) => x.common.gpu.is_some(),
@@ -623,7 +624,7 @@ pub struct SynthArgs {
     /// How the pictures are drawn: clean (anti-aliased, textures at
     /// several scales, no pixel noise), noisy (the first demo's: clutter
     /// rectangles and per-pixel noise) or leaves (the clean objects over a
-    /// dead-leaves background: natural-image statistics).
+    /// dead-leaves background: edges at every scale).
     #[arg(long, value_enum, default_value = "clean")]
     pub style: StyleFlag,
 }
@@ -635,7 +636,7 @@ pub enum StyleFlag {
     Clean,
     /// Clutter rectangles and per-pixel noise.
     Noisy,
-    /// The clean objects over dead leaves: natural-image statistics (power falling as 1/f^2, edges at every scale).
+    /// The clean objects over dead leaves: occluding discs of every size, edges at every scale.
     Leaves,
 }
 
@@ -834,9 +835,10 @@ pub struct PredictArgs {
     /// Print one JSON object per image and line, as each batch is done.
     #[arg(long)]
     pub jsonl: bool,
-    /// Also save the preprocessed input batch `[N, 3, 224, 224]` as
-    /// safetensors (tensor `input`, `[N, 10, 3, 224, 224]` with
-    /// `--ten-crop`; holds every image's input in memory).
+    /// Also save the preprocessed input batch `[N, 3, S, S]` (S the
+    /// network's crop, 224 for the papers') as safetensors (tensor
+    /// `input`, `[N, 10, 3, S, S]` with `--ten-crop`; holds every image's
+    /// input in memory).
     #[arg(long)]
     pub save_input: Option<PathBuf>,
     /// Average the softmax over ten views of each image (the corners and
@@ -867,7 +869,8 @@ pub struct EvalArgs {
     /// tables did; without it, the centre crop.
     #[arg(long)]
     pub ten_crop: bool,
-    /// Network rows per forward pass (ten per image with --ten-crop).
+    /// Network rows per forward pass, about (ten per image with
+    /// --ten-crop: the images per batch are this over ten, rounded up).
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub batch_size: u32,
     /// Decoding threads.

@@ -90,6 +90,15 @@ fn missing_probe_images_and_incomplete_parts_are_named() {
             .unwrap();
     let e = spec.build().err().unwrap().to_string();
     assert!(e.contains("two or more probe images"), "{e}");
+    // Object boxes are checked when the run starts, not at the first epoch.
+    let spec: HookSpec = serde_json::from_value(serde_json::json!({
+        "kind": "correspondence", "images": [0, 1],
+        "parts": { "eye": [[0, 0, 10, 10], [0, 0, 10, 10]] },
+        "objects": [[0, 0, 50, 50]]
+    }))
+    .unwrap();
+    let e = spec.build().err().unwrap().to_string();
+    assert!(e.contains("objects gives 1 boxes for 2 images"), "{e}");
 }
 
 /// Column `name` of every row of a CSV file.

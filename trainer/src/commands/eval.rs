@@ -7,11 +7,12 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use tch::{Device, Kind};
 use zftrain_data::loader::LoaderConfig;
-use zftrain_data::{Augment, BadImages, Dataset, Loader};
+use zftrain_data::{Augment, BadImages, Dataset, Loader, Transform};
 
 use super::images::eval_transform;
 use crate::cli::EvalArgs;
 use crate::train::evaluate::evaluate;
+use crate::train::metrics::Running;
 use crate::train::prefetch::TensorLayout;
 use crate::train::stop::StopHandle;
 use crate::train::ticker::Ticker;
@@ -60,18 +61,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         pinned: false,
     };
     let images = dataset.len();
-    let config = LoaderConfig {
-        batch_size: (args.batch_size as usize).div_ceil(augment.views()).max(1),
-        workers: args.workers as usize,
-        queue_depth: 2,
-        shuffle: false,
-        drop_last: false,
-        seed: 0,
-        bad_images: BadImages::Skip,
-        max_pixels: MAX_PIXELS,
-        shard: None,
-    };
-    let loader = Loader::new(dataset, transform, config);
+    let loader = loader(args, dataset, transform);
     let mut ticker = Ticker::new("eval", images, 10.0);
     let Some((r, skipped)) = evaluate(
         &model,
@@ -87,10 +77,33 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     for (path, why) in &skipped {
         eprintln!("skipped {}: {why}", path.display());
     }
+    print_report(args, &r, skipped.len())
+}
+
+/// The images in order, in batches of `--batch-size` network rows (ten per
+/// image with `--ten-crop`); files that do not decode are skipped and named.
+fn loader(args: &EvalArgs, dataset: Dataset, transform: Transform) -> Loader {
+    let views = transform.augment.views();
+    let config = LoaderConfig {
+        batch_size: (args.batch_size as usize).div_ceil(views).max(1),
+        workers: args.workers as usize,
+        queue_depth: 2,
+        shuffle: false,
+        drop_last: false,
+        seed: 0,
+        bad_images: BadImages::Skip,
+        max_pixels: MAX_PIXELS,
+        shard: None,
+    };
+    Loader::new(dataset, transform, config)
+}
+
+/// Prints the figures as a line or (`--json`) one JSON object.
+fn print_report(args: &EvalArgs, r: &Running, skipped: usize) -> Result<()> {
     let report = Report {
         crops: if args.ten_crop { "ten-crop" } else { "eval" },
         images: r.n,
-        skipped: skipped.len(),
+        skipped,
         loss: r.mean_loss(),
         top1: r.top1(),
         top5: r.top5(),

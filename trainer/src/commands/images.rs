@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use tch::Tensor;
 use zftrain_checkpoints::Checkpoint;
 use zftrain_data::loader::decode_rgb;
@@ -27,9 +27,15 @@ const MAX_PIXELS: u64 = 100_000_000;
 /// (224 -> 256). A per-pixel mean image, when there is one, fixes the side.
 pub fn input_sizes(checkpoint: Option<&Checkpoint>, info: &WeightsInfo) -> Result<(u32, u32)> {
     if let Some(ck) = checkpoint.filter(|c| c.file(CONFIG_FILE).is_some()) {
-        let config: RunConfig = serde_json::from_value(ck.read_json(CONFIG_FILE)?)
-            .with_context(|| format!("{}: bad run configuration", ck.dir().display()))?;
-        return Ok((config.data.resize, config.data.crop));
+        // A configuration of another layout (an older zftrain) is no
+        // reason to refuse the weights: the input side then decides.
+        match serde_json::from_value::<RunConfig>(ck.read_json(CONFIG_FILE)?) {
+            Ok(config) => return Ok((config.data.resize, config.data.crop)),
+            Err(e) => eprintln!(
+                "zftrain: {}/{CONFIG_FILE} does not read as a run configuration ({e}); cropping at the network's input side",
+                ck.dir().display()
+            ),
+        }
     }
     let side = info.arch_table()?.input[1].max(1) as u32;
     Ok(((side as u64 * 256).div_ceil(224) as u32, side))

@@ -108,6 +108,12 @@ pub fn run(args: &VisualizeArgs) -> Result<()> {
         Some(ck) => read_mean_image(ck)?.map(std::sync::Arc::new),
         None => None,
     };
+    // The probe images as the network saw its validation images (a --config
+    // file's sizes are the user's).
+    if args.config.is_none() {
+        let (resize, crop) = super::images::input_sizes(ck.as_ref(), &info)?;
+        (config.data.resize, config.data.crop) = (resize, crop);
+    }
     if let Some(m) = &mean_image {
         config.data.resize = m.side();
     }

@@ -70,7 +70,7 @@ pub fn loaders(
         shard: None,
     };
     // Ten views of an image are ten rows of the network's batch: the
-    // validation batch holds as many rows as a training one.
+    // validation batch holds about as many rows as a training one.
     let val_config = LoaderConfig {
         shuffle: false,
         batch_size: config
@@ -244,7 +244,8 @@ pub fn hparams(
         ("augment".into(), as_text(&config.data.augment)),
         (
             "lighting".into(),
-            HParamValue::Number(config.data.lighting as f64),
+            // Through its text: 0.1, not the f32's 0.10000000149.
+            HParamValue::Number(config.data.lighting.to_string().parse().unwrap_or(0.0)),
         ),
         ("val_augment".into(), as_text(&config.data.val_augment)),
         (

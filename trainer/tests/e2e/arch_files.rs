@@ -214,5 +214,17 @@ fn networks_of_another_input_size_are_fed_their_runs_crop_afterwards() {
     assert!(
         csv.contains("cpu-zfnet") && csv.contains(",conv1,2,96,"),
         "{csv}"
-    );
+    ); // visualize's default hooks on a run that had none.
+    let vis = dir.path().join("vis");
+    let out = ok(&[
+        "visualize",
+        "--checkpoint",
+        s(&ck),
+        "--data",
+        s(&data),
+        "--out",
+        s(&vis),
+    ]);
+    assert!(out.contains("visualized"), "{out}");
+    assert!(vis.join("hooks/deconv").is_dir());
 }
