@@ -159,11 +159,6 @@ impl Miner {
         &self.layers
     }
 
-    /// Images seen so far.
-    pub fn images_seen(&self) -> i64 {
-        self.seen
-    }
-
     /// The settings.
     pub fn config(&self) -> &MinerConfig {
         &self.config

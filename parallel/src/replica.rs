@@ -48,7 +48,7 @@ type Work<'a> = (&'a mut Replica, i64, Option<(Tensor, Tensor)>);
 fn replica_forward_backward(
     (r, first_row, shard): Work<'_>,
     opts: &StepOptions,
-    scale: Option<f64>,
+    scaler: Option<&LossScaler>,
 ) -> Option<(f64, Tensor)> {
     r.sgd.zero_grad();
     let (x, y) = shard?;
@@ -82,8 +82,8 @@ fn replica_forward_backward(
         -100,
         opts.label_smoothing,
     );
-    match scale {
-        Some(scale) => (&loss * scale).backward(),
+    match scaler {
+        Some(scaler) => scaler.scale_loss(&loss).backward(),
         None => loss.backward(),
     }
     Some((loss.double_value(&[]), logits.detach()))
@@ -428,8 +428,8 @@ impl DataParallel {
                 (r, opts.first_row + start, shard)
             })
             .collect();
-        let scale = self.scaler.as_ref().map(|sc| sc.scale);
-        let run = |w: Work<'_>| replica_forward_backward(w, opts, scale);
+        let scaler = self.scaler.clone();
+        let run = |w: Work<'_>| replica_forward_backward(w, opts, scaler.as_ref());
         // One replica runs on the calling thread; several on their own
         // persistent threads.
         let results: Vec<Result<Option<(f64, Tensor)>, String>> = match &self.workers {

@@ -192,12 +192,6 @@ impl SummaryWriter {
         Ok(())
     }
 
-    /// Flushes by itself when this long has passed since the last flush
-    /// (default 10 s), so TensorBoard follows a long epoch as it runs.
-    pub fn set_flush_every(&mut self, every: std::time::Duration) {
-        self.flush_every = every;
-    }
-
     /// Gives every tag written from now on the description `describe`
     /// returns for it (shown by TensorBoard on the tag's card).
     pub fn set_descriptions(&mut self, describe: Describe) {

@@ -43,7 +43,15 @@ impl Cli {
                 BenchCommand::Loader(_) => false,
                 BenchCommand::Mine(x) => gpus(&x.gpus),
             },
-            _ => false,
+            // Named one by one (no catch-all): a new command must say
+            // whether it wants a GPU, or this does not compile.
+            Command::Summary(_)
+            | Command::Init(_)
+            | Command::Export(_)
+            | Command::Import(_)
+            | Command::Predict(_)
+            | Command::Completions(_)
+            | Command::Data(_) => false,
         }
     }
 }

@@ -34,10 +34,9 @@ pub(crate) fn epoch_dir(ctx: &HookContext<'_>, hook: &str) -> Result<PathBuf, Ho
     Ok(dir)
 }
 
-/// Writes a text file.
+/// Writes `text` as `dir/name`, atomically ([`super::files::write_text`]).
 pub(crate) fn write_text(dir: &std::path::Path, name: &str, text: &str) -> Result<(), HookError> {
-    let path = dir.join(name);
-    std::fs::write(&path, text).map_err(HookError::io(&path))
+    super::files::write_text(&dir.join(name), text)
 }
 
 /// An analysis error as `hook`'s.

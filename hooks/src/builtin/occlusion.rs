@@ -2,7 +2,7 @@
 //! probe images: `hooks/<name>/epoch-EEE/occlusion-<i>.png` (input, layer-L
 //! map activation, class probability, most probable class, the map's
 //! projection) and `occlusion-<i>.csv`; TensorBoard images
-//! `analysis/occlusion/probe<i>` and scalars `occlusion/probe<i>/min_probability`
+//! `analysis/occlusion/image<i>` and scalars `occlusion/image<i>/min_probability`
 //! (at the global step). The class followed is the image's true class when
 //! the probe set knows it (a run's validation images), else the one the
 //! network gives the unoccluded image; the predicted class stands beside it

@@ -138,8 +138,10 @@ fn parse_values(flag: &str, text: &str) -> Result<Vec<f64>> {
         .collect()
 }
 
+/// Writes `text` at `path` atomically (the hooks' writer).
 fn write_text(path: &Path, text: &str) -> Result<()> {
-    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+    zftrain_hooks::builtin::files::write_text(path, text)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 fn write_png(path: &Path, image: &image::RgbImage) -> Result<()> {
