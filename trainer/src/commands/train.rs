@@ -253,7 +253,8 @@ pub fn run(args: &TrainArgs) -> Result<u8> {
     // GPUs named only in the file: CUDA in before libtorch is asked anything.
     crate::devices::preload_cuda(!config.train.gpus.ids().is_empty());
     if args.dry_run {
-        for line in crate::train::dry_run::dry_run(&config).map_err(|e| sources.blame(e))? {
+        let report = crate::train::dry_run::dry_run(&config, args.restart);
+        for line in report.map_err(|e| sources.blame(e))? {
             println!("{line}");
         }
         println!("dry run: everything checked, nothing written");

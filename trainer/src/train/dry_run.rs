@@ -10,12 +10,13 @@ use anyhow::{bail, Result};
 
 use crate::config::RunConfig;
 use crate::devices::training_devices;
-use crate::train::checkpointing::has_checkpoints;
+use crate::train::session::may_start_over;
 use crate::train::setup;
 use crate::train::transfer::{LayerPolicy, StartWeights};
 
-/// What a dry run found, one line each.
-pub fn dry_run(config: &RunConfig) -> Result<Vec<String>> {
+/// What a dry run found, one line each; `restart` as the run would get it
+/// (`--dry-run` does not go with `--resume`).
+pub fn dry_run(config: &RunConfig, restart: bool) -> Result<Vec<String>> {
     let mut report = Vec::new();
     config.validate()?;
     config.check_paths()?;
@@ -68,13 +69,10 @@ pub fn dry_run(config: &RunConfig) -> Result<Vec<String>> {
         StartWeights::read(from, &arch, &policy, &train.classes, &config.data)?;
         report.push(format!("starts from: {} (fits)", from.display()));
     }
+    // The run directory: the run's own checks (the same code).
     let run_dir = config.run_dir();
-    if has_checkpoints(&run_dir) {
-        bail!(
-            "run directory {} already has checkpoints: pass --resume {} to continue it, or choose another --name",
-            run_dir.display(),
-            run_dir.display()
-        );
+    if run_dir.exists() {
+        may_start_over(&run_dir, restart)?;
     }
     report.push(format!("run directory: {}", run_dir.display()));
     // Weights and momentum in fp32, for the kept checkpoints, the best and

@@ -861,6 +861,19 @@ fn engine(config: &RunConfig, role: &Role, devices: &[Device], arch: Arch) -> Re
 /// TensorBoard events and hook outputs move to `attempt-N/`, so nothing is
 /// lost and the new curves do not overlay the old.
 fn start_over(run_dir: &Path, allowed: bool) -> Result<()> {
+    may_start_over(run_dir, allowed)?;
+    let shown = run_dir.display();
+    let attempt = setup::set_aside_attempt(run_dir)?;
+    let note = format!("{shown} has no complete checkpoint: training it from the start (its earlier events are in {})", attempt.display());
+    println!("{note}");
+    warn!("{note}");
+    Ok(())
+}
+
+/// Whether a run may start from the beginning in `run_dir`, which exists
+/// ([`start_over`]'s check, which `--dry-run` makes too): not when it holds
+/// a checkpoint, and only when `allowed` (`--resume` or `--restart`).
+pub(crate) fn may_start_over(run_dir: &Path, allowed: bool) -> Result<()> {
     let shown = run_dir.display();
     if has_checkpoints(run_dir) {
         bail!("run directory {shown} already exists: pass --resume {shown} to continue it, or choose another --name");
@@ -868,10 +881,6 @@ fn start_over(run_dir: &Path, allowed: bool) -> Result<()> {
     if !allowed {
         bail!("run directory {shown} already exists and has no complete checkpoint (it stopped before its first): pass --resume {shown} or --restart to train it from the start, or choose another --name");
     }
-    let attempt = setup::set_aside_attempt(run_dir)?;
-    let note = format!("{shown} has no complete checkpoint: training it from the start (its earlier events are in {})", attempt.display());
-    println!("{note}");
-    warn!("{note}");
     Ok(())
 }
 

@@ -296,3 +296,49 @@ fn predict_takes_folders_and_patterns_and_streams_json_lines() {
     ]);
     assert!(err.contains("no file matches"), "{err}");
 }
+
+/// `--dry-run` decides about the run directory with the run's own code: a
+/// folder without a checkpoint is refused by both unless `--restart`, and
+/// one with checkpoints by both, naming `--resume`.
+#[test]
+fn dry_run_and_the_run_agree_about_the_run_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = tiny_data(d);
+    let run_dir = d.join("runs/pre");
+    std::fs::create_dir_all(&run_dir).unwrap();
+    let dry = run_fails(quick(d, &data, "pre", "zfnet-seed", "1"), &["--dry-run"]);
+    let real = run_fails(quick(d, &data, "pre", "zfnet-seed", "1"), &[]);
+    for err in [&dry, &real] {
+        assert!(
+            err.contains("no complete checkpoint") && err.contains("--restart"),
+            "{err}"
+        );
+    }
+    // (The refused run leaves its lock file; the dry run adds nothing.)
+    let names = || {
+        let mut v: Vec<_> = std::fs::read_dir(&run_dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        v.sort();
+        v
+    };
+    let before = names();
+    let mut args = quick(d, &data, "pre", "zfnet-seed", "1");
+    args.extend(["--dry-run".to_string(), "--restart".to_string()]);
+    let report = ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(report.contains("nothing written"), "{report}");
+    assert_eq!(names(), before, "a dry run wrote into it");
+    // A finished run.
+    let args = quick(d, &data, "done", "zfnet-seed", "1");
+    ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let dry = run_fails(quick(d, &data, "done", "zfnet-seed", "1"), &["--dry-run"]);
+    let real = run_fails(quick(d, &data, "done", "zfnet-seed", "1"), &[]);
+    for err in [&dry, &real] {
+        assert!(
+            err.contains("already exists") && err.contains("--resume"),
+            "{err}"
+        );
+    }
+}
