@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
-use tch::{Device, Tensor};
+use tch::Tensor;
 use zftrain_analyses::correspondence::{
     correspondence_with_progress as run_correspondence, CorrespondenceConfig, Part, PartBox,
 };
@@ -25,11 +25,10 @@ use zftrain_data::Transform;
 use zftrain_deconv::render::denormalize;
 use zftrain_tensorboard::BackgroundWriter;
 
-use super::images::{eval_transform, load_image, resolve_class};
+use super::images::{eval_transform, load_image, load_on, resolve_class};
 use crate::cli::{AnalysisCommon, CorrespondenceArgs, InvarianceArgs, OcclusionArgs};
 use crate::train::hooks::TbSink;
 use crate::train::ticker::Ticker;
-use crate::weights::load_model;
 use crate::weights::{Model, WeightsInfo};
 
 /// The weights on their device, their description and the input transform.
@@ -42,16 +41,7 @@ struct Loaded {
 
 impl Loaded {
     fn open(common: &AnalysisCommon) -> Result<Loaded> {
-        let device = match common.gpu {
-            Some(id) => crate::devices::training_devices(&[id], 1)?[0],
-            None => Device::Cpu,
-        };
-        let (mut model, info) = load_model(
-            common.source.weights.as_deref(),
-            common.source.checkpoint.as_deref(),
-            &common.arch.overrides(),
-        )?;
-        model.vs.set_device(device);
+        let (model, info, _) = load_on(&common.source, &common.arch, common.gpu)?;
         let transform = eval_transform(
             common.source.checkpoint.as_deref(),
             &info,

@@ -5,18 +5,17 @@
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
-use tch::{Device, Kind};
+use tch::Kind;
 use zftrain_data::loader::LoaderConfig;
 use zftrain_data::{Augment, BadImages, Dataset, Loader, Transform};
 
-use super::images::eval_transform;
+use super::images::{eval_transform, load_on};
 use crate::cli::EvalArgs;
 use crate::train::evaluate::evaluate;
 use crate::train::metrics::Running;
 use crate::train::prefetch::TensorLayout;
 use crate::train::stop::StopHandle;
 use crate::train::ticker::Ticker;
-use crate::weights::load_model;
 
 /// Largest image decoded, in pixels.
 const MAX_PIXELS: u64 = 100_000_000;
@@ -37,16 +36,7 @@ struct Report {
 
 /// Runs `eval`.
 pub fn run(args: &EvalArgs) -> Result<()> {
-    let device = match args.gpu {
-        Some(id) => crate::devices::training_devices(&[id], 1)?[0],
-        None => Device::Cpu,
-    };
-    let (mut model, info) = load_model(
-        args.source.weights.as_deref(),
-        args.source.checkpoint.as_deref(),
-        &args.arch.overrides(),
-    )?;
-    model.vs.set_device(device);
+    let (model, info, device) = load_on(&args.source, &args.arch, args.gpu)?;
     let dataset = labelled(args, info.class_names.as_deref(), info.config.classes)?;
     let augment = if args.ten_crop {
         Augment::TenCrop
@@ -75,7 +65,8 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         bail!("the evaluation was stopped");
     };
     for (path, why) in &skipped {
-        eprintln!("skipped {}: {why}", path.display());
+        // Debug-quoted: a file name cannot forge a line of the output.
+        eprintln!("skipped {:?}: {why:?}", path);
     }
     print_report(args, &r, skipped.len())
 }

@@ -21,6 +21,26 @@ use crate::weights::WeightsInfo;
 /// Largest image decoded, in pixels.
 const MAX_PIXELS: u64 = 100_000_000;
 
+/// The weights `source` names (with `arch`'s overrides), on CUDA device
+/// `gpu` or the CPU: what every command that runs a trained network loads.
+pub fn load_on(
+    source: &crate::cli::WeightsSource,
+    arch: &crate::cli::ArchArgs,
+    gpu: Option<usize>,
+) -> Result<(crate::weights::Model, WeightsInfo, tch::Device)> {
+    let device = match gpu {
+        Some(id) => crate::devices::training_devices(&[id], 1)?[0],
+        None => tch::Device::Cpu,
+    };
+    let (mut model, info) = crate::weights::load_model(
+        source.weights.as_deref(),
+        source.checkpoint.as_deref(),
+        &arch.overrides(),
+    )?;
+    model.vs.set_device(device);
+    Ok((model, info, device))
+}
+
 /// The shorter side and crop the network was trained on: its run's
 /// `data.resize` and `data.crop` when the checkpoint keeps its run
 /// configuration, else the network's input side with the papers' ratio

@@ -18,7 +18,6 @@ use crate::config::RunConfig;
 use crate::train::checkpointing::{read_mean_image, CONFIG_FILE};
 use crate::train::hooks::{HookRunner, Moment};
 use crate::train::probe::LoaderProbe;
-use crate::weights::load_model;
 use zftrain_hooks::ProbeSet;
 
 /// The image folder of `dir`: `dir/val` when it exists, else `dir`.
@@ -77,16 +76,7 @@ pub fn run(args: &VisualizeArgs) -> Result<()> {
         ),
         None => None,
     };
-    let device = match args.gpu {
-        Some(id) => crate::devices::training_devices(&[id], 1)?[0],
-        None => tch::Device::Cpu,
-    };
-    let (mut model, info) = load_model(
-        args.source.weights.as_deref(),
-        args.source.checkpoint.as_deref(),
-        &args.arch.overrides(),
-    )?;
-    model.vs.set_device(device);
+    let (model, info, device) = super::images::load_on(&args.source, &args.arch, args.gpu)?;
     let mut config = hooks_config(args, ck.as_ref())?;
     if let Some(n) = args.probe_images {
         config.probe.images = n;
