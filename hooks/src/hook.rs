@@ -39,6 +39,11 @@ pub struct HookState {
     pub json: serde_json::Value,
 }
 
+/// The states a checkpoint holds, by name (a hook's state key, or the name
+/// a trainer callback saved its state under). On resume each participant
+/// takes its own out; what is left belongs to nobody configured now.
+pub type SavedStates = std::collections::BTreeMap<String, HookState>;
+
 /// A hook. Every event method defaults to doing nothing; the registry calls
 /// a method only when the hook's [`Schedule`] says so (`on_train_start` and
 /// `on_checkpoint` always).

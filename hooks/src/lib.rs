@@ -31,7 +31,7 @@ pub mod spec;
 pub use context::{HookContext, Metrics, ProbeBatch, ProbeBatches, ProbeSet, TensorProbe};
 pub use devices::on_devices;
 pub use error::HookError;
-pub use hook::{Control, Event, Hook, HookState};
+pub use hook::{Control, Event, Hook, HookState, SavedStates};
 pub use mining::mine_probe;
 pub use registry::{Dispatch, Hooks};
 pub use schedule::Schedule;

@@ -7,7 +7,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 use crate::error::panic_message;
-use crate::{Control, Event, Hook, HookContext, HookError, HookState, SharedPass};
+use crate::{Control, Event, Hook, HookContext, HookError, HookState, SavedStates, SharedPass};
 
 /// What happened when an event was dispatched.
 #[derive(Debug, Default)]
@@ -285,20 +285,16 @@ impl Hooks {
         Ok(out)
     }
 
-    /// Hands saved states back to the hooks with the same state keys; states
-    /// of hooks no longer configured are returned (the caller reports them).
-    pub fn load_states(
-        &mut self,
-        states: Vec<(String, HookState)>,
-    ) -> Result<Vec<String>, HookError> {
-        let mut orphans = Vec::new();
-        for (name, state) in states {
-            match self.hooks.iter_mut().find(|h| h.state_key() == name) {
-                Some(h) => h.load_state(state)?,
-                None => orphans.push(name),
+    /// Hands saved states back to the hooks: each hook takes the state
+    /// under its state key out of `saved`; what is left there belongs to
+    /// no hook configured now (the caller reports it).
+    pub fn load_states(&mut self, saved: &mut SavedStates) -> Result<(), HookError> {
+        for h in &mut self.hooks {
+            if let Some(state) = saved.remove(&h.state_key()) {
+                h.load_state(state)?;
             }
         }
-        Ok(orphans)
+        Ok(())
     }
 }
 

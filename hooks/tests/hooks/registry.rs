@@ -162,9 +162,14 @@ fn state_round_trips_and_names_are_checked() {
     fresh
         .register(Toy::boxed("fine", Behaviour::Fine, false))
         .unwrap();
-    let mut extra = states;
-    extra.push(("gone".into(), HookState::default()));
-    assert_eq!(fresh.load_states(extra).unwrap(), ["gone"]);
+    let mut saved: zftrain_hooks::SavedStates = states.into_iter().collect();
+    saved.insert("gone".into(), HookState::default());
+    fresh.load_states(&mut saved).unwrap();
+    assert_eq!(
+        saved.keys().collect::<Vec<_>>(),
+        ["gone"],
+        "the orphan is left"
+    );
     fresh
         .dispatch(
             Event::EpochEnd,

@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::commands::Run;
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use tch::Tensor;
@@ -26,10 +27,121 @@ use zftrain_deconv::render::denormalize;
 use zftrain_tensorboard::BackgroundWriter;
 
 use super::images::{eval_transform, load_image, load_on, resolve_class};
-use crate::cli::{AnalysisCommon, CorrespondenceArgs, InvarianceArgs, OcclusionArgs};
+use crate::cli::{ArchArgs, DeviceArgs, WeightsSource};
+use crate::commands::architecture::ArchitectureArgs;
 use crate::train::hooks::TbSink;
 use crate::train::ticker::Ticker;
 use crate::weights::{Model, WeightsInfo};
+use clap::{Args, Subcommand};
+
+/// `zftrain analyze`.
+#[derive(Debug, Args)]
+pub struct AnalyzeArgs {
+    /// Which analysis.
+    #[command(subcommand)]
+    pub command: AnalyzeCommand,
+}
+
+/// `zftrain analyze` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AnalyzeCommand {
+    /// Feature distances (layers 1 and 7) and class probability under translation, scaling and rotation.
+    Invariance(InvarianceArgs),
+    /// A grey square slid over each image: layer-5 activation, class probability, top class per position.
+    Occlusion(OcclusionArgs),
+    /// Occluding the same part in several images: how consistently the features change (Table 1).
+    Correspondence(CorrespondenceArgs),
+    /// Architecture selection (section 4.1, Fig. 6): layer-1 filters, layer-2 projections and a per-layer table of aliasing, grid, structureless, never-firing and dominating filters and layer 1's frequency coverage, each beside its null, for one checkpoint or two side by side.
+    Architecture(ArchitectureArgs),
+}
+
+/// What every analysis takes.
+#[derive(Debug, Args)]
+pub struct AnalysisCommon {
+    #[command(flatten)]
+    pub arch: ArchArgs,
+    #[command(flatten)]
+    pub source: WeightsSource,
+    /// Output folder (CSV, JSON, PNG, TensorBoard events).
+    #[arg(long)]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub device: DeviceArgs,
+    /// Images per forward.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// A progress line every this many seconds (0: after every batch) and
+    /// a last line with the time taken.
+    #[arg(long, default_value_t = 60.0)]
+    pub log_every_s: f64,
+}
+
+/// `zftrain analyze invariance`.
+#[derive(Debug, Args)]
+pub struct InvarianceArgs {
+    #[command(flatten)]
+    pub common: AnalysisCommon,
+    /// Image files (repeat the flag).
+    #[arg(long = "image", required = true)]
+    pub images: Vec<PathBuf>,
+    /// The class of each image, by name or index, in image order (default:
+    /// the top class of the original image).
+    #[arg(long = "label")]
+    pub labels: Vec<String>,
+    /// Vertical translations in pixels: FROM:TO:STEP or a comma list.
+    #[arg(long, default_value = "-60:60:10", allow_hyphen_values = true)]
+    pub translations: String,
+    /// Scale factors: FROM:TO:STEP or a comma list.
+    #[arg(long, default_value = "1:1.8:0.1")]
+    pub scales: String,
+    /// Rotations in degrees: FROM:TO:STEP or a comma list.
+    #[arg(long, default_value = "0:350:10")]
+    pub rotations: String,
+}
+
+/// `zftrain analyze occlusion`.
+#[derive(Debug, Args)]
+pub struct OcclusionArgs {
+    #[command(flatten)]
+    pub common: AnalysisCommon,
+    /// Image files (repeat the flag).
+    #[arg(long = "image", required = true)]
+    pub images: Vec<PathBuf>,
+    /// The class of each image, by name or index (default: its top class).
+    #[arg(long = "label")]
+    pub labels: Vec<String>,
+    /// Side of the grey square in pixels of the 224x224 input.
+    #[arg(long, default_value_t = 27)]
+    pub size: i64,
+    /// Step between square positions in pixels.
+    #[arg(long, default_value_t = 7)]
+    pub stride: i64,
+    /// The conv layer whose strongest feature map is followed.
+    #[arg(long, default_value_t = 5)]
+    pub layer: usize,
+}
+
+/// `zftrain analyze correspondence`.
+#[derive(Debug, Args)]
+pub struct CorrespondenceArgs {
+    #[command(flatten)]
+    pub common: AnalysisCommon,
+    /// JSON: {"images": [files], "parts": {"name": [[top, left, height,
+    /// width] per image]}, "coordinates": "original" (default; pixels of
+    /// the image files) or "input" (pixels of the 224x224 input)}; files
+    /// relative to the JSON file.
+    #[arg(long)]
+    pub parts: PathBuf,
+    /// Layers compared (1, 5, 7), comma-separated.
+    #[arg(long, default_value = "5,7")]
+    pub layers: String,
+    /// Draws of randomly placed boxes.
+    #[arg(long, default_value_t = 5)]
+    pub random_draws: usize,
+    /// Seed of the random boxes.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
 
 /// The weights on their device, their description and the input transform.
 struct Loaded {
@@ -41,7 +153,7 @@ struct Loaded {
 
 impl Loaded {
     fn open(common: &AnalysisCommon) -> Result<Loaded> {
-        let (model, info, _) = load_on(&common.source, &common.arch, common.gpu)?;
+        let (model, info, _) = load_on(&common.source, &common.arch, &common.device)?;
         let transform = eval_transform(
             common.source.checkpoint.as_deref(),
             &info,
@@ -491,6 +603,49 @@ pub fn correspondence(args: &CorrespondenceArgs) -> Result<()> {
         config.random_draws
     );
     Ok(())
+}
+
+crate::commands::dispatch!(AnalyzeCommand {
+    Invariance,
+    Occlusion,
+    Correspondence,
+    Architecture
+});
+
+impl Run for AnalyzeArgs {
+    fn wants_cuda(&self) -> bool {
+        self.command.get().wants_cuda()
+    }
+    fn run(&self) -> Result<u8> {
+        self.command.get().run()
+    }
+}
+
+impl Run for InvarianceArgs {
+    fn wants_cuda(&self) -> bool {
+        self.common.device.wants_cuda()
+    }
+    fn run(&self) -> Result<u8> {
+        invariance(self).map(|()| 0)
+    }
+}
+
+impl Run for OcclusionArgs {
+    fn wants_cuda(&self) -> bool {
+        self.common.device.wants_cuda()
+    }
+    fn run(&self) -> Result<u8> {
+        occlusion(self).map(|()| 0)
+    }
+}
+
+impl Run for CorrespondenceArgs {
+    fn wants_cuda(&self) -> bool {
+        self.common.device.wants_cuda()
+    }
+    fn run(&self) -> Result<u8> {
+        correspondence(self).map(|()| 0)
+    }
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use crate::commands::Run;
 use anyhow::{Context, Result};
 use image::RgbImage;
 use zftrain_checkpoints::Checkpoint;
@@ -29,11 +30,35 @@ use zftrain_hooks::builtin::{
 use zftrain_hooks::{mine_probe, HookContext, MemorySink};
 
 use super::visualize::probe_folder;
-use crate::cli::ArchitectureArgs;
 use crate::config::RunConfig;
 use crate::train::checkpointing::read_mean_image;
 use crate::train::probe::LoaderProbe;
 use crate::weights::load_model;
+use clap::Args;
+use std::path::PathBuf;
+
+/// `zftrain analyze architecture`.
+#[derive(Debug, Args)]
+pub struct ArchitectureArgs {
+    /// The (first) checkpoint folder.
+    #[arg(long)]
+    pub a: PathBuf,
+    /// A second checkpoint to set beside it (for example AlexNet against ZFNet).
+    #[arg(long)]
+    pub b: Option<PathBuf>,
+    /// Image folder of the probe images (its `val/` when it has one).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Output folder: architecture.png, architecture.md, architecture.csv.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Probe images (0: the whole folder).
+    #[arg(long, default_value_t = 64)]
+    pub probe_images: usize,
+    /// Feature maps of layer 2 projected.
+    #[arg(long, default_value_t = 16)]
+    pub maps: usize,
+}
 
 /// The CSV header of `architecture.csv`.
 pub const CSV_HEADER: &str = "network,layer,stride,filters,aliasing,aliasing_null,grid,grid_null,structureless,dead,dominance,coverage_low,coverage_mid,coverage_high";
@@ -254,4 +279,13 @@ fn tables(measured: &[Measured]) -> (String, String) {
         "\nAliasing: the share of a strided layer's stride-1 output power on the probe images outside its stride's Nyquist band (what the stride folds back); its null is the same through the filters with their taps shuffled. Above the null: the filters' structure pushes power past Nyquist (aliased); at it: no better than noise; below: smooth. Grid: the share of layer 2's projections' variance between the s x s pixel phases of layer 1's stride (about 1/M for noise with M pixels per phase, 0 for smooth projections); above its null (the same at period s + 1): a stride grid. Structureless: filters whose taps are indistinguishable from white noise (the paper's dead features); dead: filters that never fire on the probe images (0 at layer 1 by construction on mean-subtracted images). Dominance: largest filter RMS over the median. Coverage: layer 1's power in the bands below 1/6, 1/6 to 1/3 and above 1/3 cycles per pixel, as ratios to white noise's (white reads 1). See docs/training.md.\n",
     );
     (csv, md)
+}
+
+impl Run for ArchitectureArgs {
+    fn wants_cuda(&self) -> bool {
+        false
+    }
+    fn run(&self) -> Result<u8> {
+        run(self).map(|()| 0)
+    }
 }

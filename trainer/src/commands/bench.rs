@@ -2,26 +2,167 @@
 //! measurement so that scripts (`bench/train-step`, `scripts/gpu-check`) can
 //! put it next to PyTorch's figures.
 
+use crate::commands::Run;
 use anyhow::{bail, Context, Result};
 
 use crate::benchmark::{
     nccl_smoke, projection_agreement, projection_batching, replicas_agreement,
     train_step_throughput, DataBench, Mode, StepBenchConfig,
 };
-use crate::cli::{
-    DeconvBenchArgs, EngineBenchArgs, LoaderBenchArgs, ProjectionsBenchArgs, TrainStepBenchArgs,
-};
+use crate::cli::{named, DeviceArgs, DevicesArgs};
+use crate::commands::bench_mine::MineBenchArgs;
 use crate::config::ReducerChoice;
-use crate::devices::{parse_gpus, training_devices};
+use crate::devices::training_devices;
+use clap::{Args, Subcommand};
+use std::path::PathBuf;
+use zftrain_data::Augment;
+use zftrain_model::ArchName;
 
-fn parse_augment(name: &str) -> Result<zftrain_data::Augment> {
-    use zftrain_data::Augment;
-    Ok(match name {
-        "zf" => Augment::Zf,
-        "rrc" => Augment::Rrc,
-        "eval" => Augment::Eval,
-        other => bail!("--augment '{other}': zf, rrc or eval"),
-    })
+/// `zftrain bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// What to measure.
+    #[command(subcommand)]
+    pub command: BenchCommand,
+}
+
+/// `zftrain bench` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Images per second of whole training steps (the engine's, on random input).
+    TrainStep(TrainStepBenchArgs),
+    /// Deconvnet projections of every conv layer on a GPU against the CPU: time and agreement.
+    Deconv(DeconvBenchArgs),
+    /// Images per second of the data loader (decode, augment, batch) on an ImageFolder.
+    Loader(LoaderBenchArgs),
+    /// Deconvnet projections per second, batched against one target at a time.
+    Projections(ProjectionsBenchArgs),
+    /// Checks the parallel engine on one device: NCCL on one rank (with
+    /// --gpu) and two replicas on the device against one.
+    Engine(EngineBenchArgs),
+    /// Top-9 mining of every conv layer over an image folder against plain
+    /// evaluation of the same images on the same devices: images/s of both,
+    /// their ratio, peak memory.
+    Mine(MineBenchArgs),
+}
+
+/// `zftrain bench engine`.
+#[derive(Debug, Args)]
+pub struct EngineBenchArgs {
+    #[command(flatten)]
+    pub device: DeviceArgs,
+    /// Training steps of the replicas check (one step shows the reduction;
+    /// over more, ReLU and max-pool ties turn rounding into larger
+    /// differences).
+    #[arg(long, default_value_t = 1)]
+    pub steps: usize,
+    /// Global batch of the replicas check.
+    #[arg(long, default_value_t = 16)]
+    pub batch: i64,
+    /// Largest difference between the weight updates of two replicas and
+    /// of one, relative to the update (rounding, and TF32 convolutions on
+    /// GPUs, stay far below; a wrong reduction is of order 1).
+    #[arg(long, default_value_t = 1e-2)]
+    pub tolerance: f64,
+}
+
+/// `zftrain bench projections`.
+#[derive(Debug, Args)]
+pub struct ProjectionsBenchArgs {
+    #[command(flatten)]
+    pub device: DeviceArgs,
+    /// Conv layer whose units are projected (1-5).
+    #[arg(long, default_value_t = 5)]
+    pub layer: usize,
+    /// Targets per timed pass.
+    #[arg(long, default_value_t = 64)]
+    pub targets: usize,
+    /// Targets per batched pass at most.
+    #[arg(long, default_value_t = 32)]
+    pub max_batch: usize,
+}
+
+/// `zftrain bench loader`.
+#[derive(Debug, Args)]
+pub struct LoaderBenchArgs {
+    /// An ImageFolder (class folders of images).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Decoding threads.
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+    /// Images per batch.
+    #[arg(long, default_value_t = 64)]
+    pub batch: usize,
+    /// Augmentation: zf, zf-fixed, rrc or eval.
+    #[arg(long, default_value = "zf", value_parser = named::<Augment>)]
+    pub augment: Augment,
+    /// Batches in flight at most.
+    #[arg(long, default_value_t = 4)]
+    pub queue_depth: usize,
+    /// Epochs timed one after the other (the first batch of the first one
+    /// is left out).
+    #[arg(long, default_value_t = 1)]
+    pub epochs: u64,
+}
+
+/// `zftrain bench train-step`.
+#[derive(Debug, Args)]
+pub struct TrainStepBenchArgs {
+    /// Architecture.
+    #[arg(long, value_parser = named::<ArchName>, default_value = "zfnet")]
+    pub arch: ArchName,
+    /// Global batch.
+    #[arg(long, default_value_t = 64)]
+    pub batch: i64,
+    /// Timed steps.
+    #[arg(long, default_value_t = 5)]
+    pub steps: usize,
+    /// Untimed steps first.
+    #[arg(long, default_value_t = 2)]
+    pub warmup: usize,
+    /// Output classes.
+    #[arg(long, default_value_t = 1000)]
+    pub classes: i64,
+    /// Comma-separated modes: fp32, bf16, fp16, each optionally -channels-last.
+    #[arg(
+        long,
+        default_value = "fp32,fp32-channels-last,bf16,bf16-channels-last"
+    )]
+    pub modes: String,
+    #[command(flatten)]
+    pub devices: DevicesArgs,
+    /// Gradient reduction: auto, nccl or copy.
+    #[arg(long, default_value = "auto", value_parser = named::<ReducerChoice>)]
+    pub reducer: ReducerChoice,
+    /// Let cuDNN search for the fastest convolution algorithms.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub cudnn_benchmark: bool,
+    /// Train on this ImageFolder (or pack) through the training loader
+    /// instead of random input.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Loader threads with --data (default: one per core).
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Augmentation with --data: zf, zf-fixed, rrc or eval.
+    #[arg(long, default_value = "zf", value_parser = named::<Augment>)]
+    pub augment: Augment,
+}
+
+/// `zftrain bench deconv`.
+#[derive(Debug, Args)]
+pub struct DeconvBenchArgs {
+    /// The GPU compared with the CPU: `--gpu N` (required).
+    #[command(flatten)]
+    pub device: DeviceArgs,
+    /// Feature maps projected per layer.
+    #[arg(long, default_value_t = 32)]
+    pub per_layer: i64,
+    /// Largest relative difference that counts as agreement (cuDNN may use
+    /// TF32 for fp32 convolutions).
+    #[arg(long, default_value_t = 1e-2)]
+    pub tolerance: f64,
 }
 
 /// Prints `zftrain <mode> <img/s>` per mode.
@@ -33,13 +174,8 @@ pub fn train_step(args: &TrainStepBenchArgs) -> Result<()> {
         .map(|m| m.trim().parse())
         .collect::<Result<_>>()
         .context("--modes")?;
-    let reducer = match args.reducer.as_str() {
-        "auto" => ReducerChoice::Auto,
-        "nccl" => ReducerChoice::Nccl,
-        "copy" => ReducerChoice::Copy,
-        other => bail!("--reducer '{other}': auto, nccl or copy"),
-    };
-    let devices = training_devices(&parse_gpus(&args.gpus)?, args.cpu_replicas)?;
+    let reducer = args.reducer;
+    let devices = args.devices.devices()?;
     if devices.iter().any(|d| d.is_cuda()) {
         tch::Cuda::cudnn_set_benchmark(args.cudnn_benchmark);
     }
@@ -57,7 +193,7 @@ pub fn train_step(args: &TrainStepBenchArgs) -> Result<()> {
                 workers: args
                     .workers
                     .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
-                augment: parse_augment(&args.augment)?,
+                augment: args.augment,
             }),
             None => None,
         },
@@ -71,10 +207,7 @@ pub fn train_step(args: &TrainStepBenchArgs) -> Result<()> {
 
 /// Prints `batched <proj/s>`, `one-at-a-time <proj/s>` and `ratio <x>`.
 pub fn projections(args: &ProjectionsBenchArgs) -> Result<()> {
-    let device = match args.gpu {
-        Some(g) => training_devices(&[g], 1)?[0],
-        None => tch::Device::Cpu,
-    };
+    let device = args.device.device()?;
     let f = projection_batching(device, args.layer, args.targets, args.max_batch)?;
     println!(
         "targets {} layer {} device {device:?}",
@@ -88,7 +221,10 @@ pub fn projections(args: &ProjectionsBenchArgs) -> Result<()> {
 
 /// Prints a line per conv layer; exit code 1 when a layer disagrees.
 pub fn deconv(args: &DeconvBenchArgs) -> Result<u8> {
-    let device = training_devices(&[args.gpu], 1)?[0];
+    let Some(gpu) = args.device.gpu else {
+        anyhow::bail!("bench deconv compares a GPU with the CPU: pass --gpu N");
+    };
+    let device = training_devices(&[gpu], 1)?[0];
     let rows = projection_agreement(device, args.per_layer)?;
     println!("layer targets cpu_s gpu_s max_rel_diff");
     let mut worst = 0.0f64;
@@ -116,12 +252,9 @@ pub fn deconv(args: &DeconvBenchArgs) -> Result<u8> {
 /// Prints `nccl ...` (with --gpu) and `replicas ...` lines, and `ok` last;
 /// exit code 1 when a result is wrong.
 pub fn engine(args: &EngineBenchArgs) -> Result<u8> {
-    let device = match args.gpu {
-        Some(g) => training_devices(&[g], 1)?[0],
-        None => tch::Device::Cpu,
-    };
+    let device = args.device.device()?;
     let mut wrong = false;
-    match args.gpu {
+    match args.device.gpu {
         Some(g) => {
             let n = nccl_smoke(g).context("NCCL on one rank")?;
             let exact = n.all_reduce_error == 0.0 && n.broadcast_error == 0.0;
@@ -163,7 +296,7 @@ use crate::memory::peak_rss_mib;
 pub fn loader(args: &LoaderBenchArgs) -> Result<()> {
     use zftrain_data::loader::{Loader, LoaderConfig};
     use zftrain_data::{Dataset, Transform};
-    let augment = parse_augment(&args.augment)?;
+    let augment = args.augment;
     let dataset = Dataset::open(&args.data)?;
     let transform = Transform {
         augment,
@@ -203,10 +336,73 @@ pub fn loader(args: &LoaderBenchArgs) -> Result<()> {
     }
     println!(
         "zftrain loader {} {} {:.1} {:.0}",
-        args.augment,
+        crate::cli::name_of(&args.augment),
         args.workers,
         images as f64 / seconds,
         peak_rss_mib().unwrap_or(0.0)
     );
     Ok(())
+}
+
+crate::commands::dispatch!(BenchCommand {
+    TrainStep,
+    Deconv,
+    Loader,
+    Projections,
+    Engine,
+    Mine
+});
+
+impl Run for BenchArgs {
+    fn wants_cuda(&self) -> bool {
+        self.command.get().wants_cuda()
+    }
+    fn run(&self) -> Result<u8> {
+        self.command.get().run()
+    }
+}
+
+impl Run for TrainStepBenchArgs {
+    fn wants_cuda(&self) -> bool {
+        self.devices.wants_cuda()
+    }
+    fn run(&self) -> Result<u8> {
+        train_step(self).map(|()| 0)
+    }
+}
+
+impl Run for DeconvBenchArgs {
+    fn wants_cuda(&self) -> bool {
+        true
+    }
+    fn run(&self) -> Result<u8> {
+        deconv(self)
+    }
+}
+
+impl Run for LoaderBenchArgs {
+    fn wants_cuda(&self) -> bool {
+        false
+    }
+    fn run(&self) -> Result<u8> {
+        loader(self).map(|()| 0)
+    }
+}
+
+impl Run for ProjectionsBenchArgs {
+    fn wants_cuda(&self) -> bool {
+        self.device.wants_cuda()
+    }
+    fn run(&self) -> Result<u8> {
+        projections(self).map(|()| 0)
+    }
+}
+
+impl Run for EngineBenchArgs {
+    fn wants_cuda(&self) -> bool {
+        self.device.wants_cuda()
+    }
+    fn run(&self) -> Result<u8> {
+        engine(self)
+    }
 }

@@ -8,6 +8,7 @@
 
 use std::time::Instant;
 
+use crate::commands::Run;
 use anyhow::{bail, Result};
 use tch::{Device, Kind};
 use zftrain_data::Dataset;
@@ -18,11 +19,49 @@ use zftrain_model::arch::ArchConfig;
 use zftrain_model::network::to_channels_last;
 use zftrain_model::{Arch, InitScheme, Model, Network};
 
-use crate::cli::MineBenchArgs;
+use crate::cli::{named, DevicesArgs};
 use crate::config::RunConfig;
-use crate::devices::{parse_gpus, training_devices};
 use crate::memory::{peak_rss_mib, reset_peak_rss};
 use crate::train::probe::LoaderProbe;
+use clap::Args;
+use std::path::PathBuf;
+use zftrain_model::ArchName;
+
+/// `zftrain bench mine`.
+#[derive(Debug, Args)]
+pub struct MineBenchArgs {
+    /// An image folder (class folders of images), e.g. `imagenet/val`.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Architecture (randomly initialized: mining costs the same whatever
+    /// the weights).
+    #[arg(long, value_parser = named::<ArchName>, default_value = "zfnet")]
+    pub arch: ArchName,
+    /// Output classes.
+    #[arg(long, default_value_t = 1000)]
+    pub classes: i64,
+    /// Probe images, evenly spaced over the folder (0: all of them).
+    #[arg(long, default_value_t = 0)]
+    pub images: usize,
+    /// Images per batch.
+    #[arg(long, default_value_t = 64)]
+    pub batch: usize,
+    /// Decoding threads.
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+    /// Feature maps mined per conv layer (evenly spaced).
+    #[arg(long, default_value_t = 16)]
+    pub maps: usize,
+    /// Activations kept per feature map.
+    #[arg(long, default_value_t = 9)]
+    pub k: usize,
+    #[command(flatten)]
+    pub devices: DevicesArgs,
+    /// Passes to time, comma-separated: eval, mine, and values (mining's
+    /// first pass alone: the top-k values and places, no projections).
+    #[arg(long, default_value = "eval,mine")]
+    pub passes: String,
+}
 
 /// One timed pass.
 struct Pass {
@@ -34,7 +73,7 @@ struct Pass {
 
 /// Runs the passes `args.passes` asks for and prints their table.
 pub fn mine(args: &MineBenchArgs) -> Result<()> {
-    let devices = training_devices(&parse_gpus(&args.gpus)?, args.cpu_replicas)?;
+    let devices = args.devices.devices()?;
     let models = replica_models(args, &devices)?;
     let replicas: Vec<_> = models
         .iter()
@@ -185,4 +224,13 @@ fn evaluate(replicas: &[(&zftrain_model::Network, Device)], probe: &LoaderProbe)
         },
     )?;
     Ok(counts.iter().sum())
+}
+
+impl Run for MineBenchArgs {
+    fn wants_cuda(&self) -> bool {
+        self.devices.wants_cuda()
+    }
+    fn run(&self) -> Result<u8> {
+        mine(self).map(|()| 0)
+    }
 }

@@ -1,12 +1,100 @@
 //! `zftrain data synth` (the built-in synthetic data set) and `zftrain data
 //! pack` (an ImageFolder as one file).
 
+use crate::commands::Run;
 use anyhow::Result;
 use zftrain_data::shaped::{write_imagenet_shaped, ShapedConfig};
 use zftrain_data::synth::{write_synthetic, SynthConfig};
 
-use crate::cli::{PackArgs, SynthArgs};
 use crate::train::ticker::Ticker;
+use clap::{Args, Subcommand};
+
+use crate::cli::named;
+use std::path::PathBuf;
+use zftrain_data::synth::Style;
+
+/// `zftrain data`.
+#[derive(Debug, Args)]
+pub struct DataArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: DataCommand,
+}
+
+/// `zftrain data` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum DataCommand {
+    /// Write the built-in synthetic data set (real JPEG files) as an ImageFolder.
+    Synth(SynthArgs),
+    /// Pack an ImageFolder into one file (images re-encoded at a bounded size), read with pread.
+    Pack(PackArgs),
+}
+
+/// `zftrain data pack`.
+#[derive(Debug, Args)]
+pub struct PackArgs {
+    /// The ImageFolder to pack (e.g. DATA/train).
+    #[arg(long)]
+    pub src: PathBuf,
+    /// The pack file to write (use it as data.train or data.val).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Shrink images whose shorter side is longer than this (0: keep sizes).
+    #[arg(long, default_value_t = 256)]
+    pub shorter_side: u32,
+    /// JPEG quality of the re-encoded images.
+    #[arg(long, default_value_t = 90)]
+    pub quality: u8,
+    /// Encoding threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Off a terminal, a progress line every this many seconds (0: after
+    /// every image).
+    #[arg(long, default_value_t = 60.0)]
+    pub log_every_s: f64,
+}
+
+/// `zftrain data synth`.
+#[derive(Debug, Args)]
+pub struct SynthArgs {
+    /// Folder to create (must not exist): OUT/train/<class>/*.jpg, OUT/val/<class>/*.jpg.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// An ImageNet-shaped tree instead: class folders `n00000000`... of hard
+    /// links to a few hundred JPEG files in OUT/sources (defaults 1,000
+    /// classes, 100 training and 10 validation files each, 300 sources of
+    /// 500x375), to rehearse a run at ImageNet's scale.
+    #[arg(long)]
+    pub imagenet_shaped: bool,
+    /// Classes (1 to 10; any number with --imagenet-shaped) [default: 10,
+    /// or 1000].
+    #[arg(long)]
+    pub classes: Option<usize>,
+    /// Training images per class [default: 100].
+    #[arg(long)]
+    pub train_per_class: Option<usize>,
+    /// Validation images per class [default: 20, or 10].
+    #[arg(long)]
+    pub val_per_class: Option<usize>,
+    /// Distinct JPEG files of an --imagenet-shaped tree [default: 300].
+    #[arg(long)]
+    pub sources: Option<usize>,
+    /// Image width [default: 256, or 500].
+    #[arg(long)]
+    pub width: Option<u32>,
+    /// Image height [default: 192, or 375].
+    #[arg(long)]
+    pub height: Option<u32>,
+    /// Seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// How the pictures are drawn: clean (anti-aliased, textures at
+    /// several scales, no pixel noise), noisy (the first demo's: clutter
+    /// rectangles and per-pixel noise) or leaves (the clean objects over a
+    /// dead-leaves background: edges at every scale).
+    #[arg(long, default_value = "clean", value_parser = named::<Style>)]
+    pub style: Style,
+}
 
 /// Writes the synthetic ImageFolder, or an ImageNet-shaped tree of links.
 pub fn synth(args: &SynthArgs) -> Result<()> {
@@ -45,7 +133,7 @@ pub fn synth(args: &SynthArgs) -> Result<()> {
         width: args.width.unwrap_or(d.width),
         height: args.height.unwrap_or(d.height),
         seed: args.seed,
-        style: args.style.into(),
+        style: args.style,
         ..d
     };
     write_synthetic(&args.out, &config)?;
@@ -115,4 +203,33 @@ pub fn pack(args: &PackArgs) -> Result<()> {
         config.quality
     );
     Ok(())
+}
+
+crate::commands::dispatch!(DataCommand { Synth, Pack });
+
+impl Run for DataArgs {
+    fn wants_cuda(&self) -> bool {
+        self.command.get().wants_cuda()
+    }
+    fn run(&self) -> Result<u8> {
+        self.command.get().run()
+    }
+}
+
+impl Run for SynthArgs {
+    fn wants_cuda(&self) -> bool {
+        false
+    }
+    fn run(&self) -> Result<u8> {
+        synth(self).map(|()| 0)
+    }
+}
+
+impl Run for PackArgs {
+    fn wants_cuda(&self) -> bool {
+        false
+    }
+    fn run(&self) -> Result<u8> {
+        pack(self).map(|()| 0)
+    }
 }

@@ -3,6 +3,7 @@
 //! network can be set beside the papers' tables (which report ten crops).
 //! The same pass as training's validation ([`evaluate`]).
 
+use crate::commands::Run;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use tch::Kind;
@@ -10,12 +11,49 @@ use zftrain_data::loader::LoaderConfig;
 use zftrain_data::{Augment, BadImages, Dataset, Loader, Transform};
 
 use super::images::{eval_transform, load_on};
-use crate::cli::EvalArgs;
+use crate::cli::{ArchArgs, DeviceArgs, WeightsSource};
 use crate::train::evaluate::evaluate;
 use crate::train::metrics::Running;
 use crate::train::prefetch::TensorLayout;
 use crate::train::stop::StopHandle;
 use crate::train::ticker::Ticker;
+use clap::Args;
+use std::path::PathBuf;
+
+/// `zftrain eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    pub arch: ArchArgs,
+    #[command(flatten)]
+    pub source: WeightsSource,
+    /// Labelled images: an ImageFolder (one folder per class, the
+    /// network's classes in the same order), or a flat folder with
+    /// `--val-list`.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// A list file (`path label` per line, paths relative to `--data`) for
+    /// a flat folder such as ImageNet's validation set.
+    #[arg(long)]
+    pub val_list: Option<PathBuf>,
+    /// Average the softmax over ten views of each image (the corners and
+    /// centre of the 256 square, each mirrored too), as both papers'
+    /// tables did; without it, the centre crop.
+    #[arg(long)]
+    pub ten_crop: bool,
+    /// Network rows per forward pass, about (ten per image with
+    /// --ten-crop: the images per batch are this over ten, rounded up).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub batch_size: u32,
+    /// Decoding threads.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub workers: u64,
+    #[command(flatten)]
+    pub device: DeviceArgs,
+    /// Print one JSON object instead of a line.
+    #[arg(long)]
+    pub json: bool,
+}
 
 /// Largest image decoded, in pixels.
 const MAX_PIXELS: u64 = 100_000_000;
@@ -36,7 +74,7 @@ struct Report {
 
 /// Runs `eval`.
 pub fn run(args: &EvalArgs) -> Result<()> {
-    let (model, info, device) = load_on(&args.source, &args.arch, args.gpu)?;
+    let (model, info, device) = load_on(&args.source, &args.arch, &args.device)?;
     let dataset = labelled(args, info.class_names.as_deref(), info.config.classes)?;
     let augment = if args.ten_crop {
         Augment::TenCrop
@@ -153,4 +191,13 @@ fn labelled(args: &EvalArgs, names: Option<&[String]>, classes: i64) -> Result<D
         );
     }
     Ok(dataset)
+}
+
+impl Run for EvalArgs {
+    fn wants_cuda(&self) -> bool {
+        self.device.wants_cuda()
+    }
+    fn run(&self) -> Result<u8> {
+        run(self).map(|()| 0)
+    }
 }

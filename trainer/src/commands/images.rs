@@ -22,16 +22,13 @@ use crate::weights::WeightsInfo;
 const MAX_PIXELS: u64 = 100_000_000;
 
 /// The weights `source` names (with `arch`'s overrides), on CUDA device
-/// `gpu` or the CPU: what every command that runs a trained network loads.
+/// `device`: what every command that runs a trained network loads.
 pub fn load_on(
     source: &crate::cli::WeightsSource,
     arch: &crate::cli::ArchArgs,
-    gpu: Option<usize>,
+    device: &crate::cli::DeviceArgs,
 ) -> Result<(crate::weights::Model, WeightsInfo, tch::Device)> {
-    let device = match gpu {
-        Some(id) => crate::devices::training_devices(&[id], 1)?[0],
-        None => tch::Device::Cpu,
-    };
+    let device = device.device()?;
     let (mut model, info) = crate::weights::load_model(
         source.weights.as_deref(),
         source.checkpoint.as_deref(),

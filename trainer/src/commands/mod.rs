@@ -1,61 +1,74 @@
-//! One file per subcommand; [`run`] dispatches.
+//! One file per subcommand, cargo's way: each holds its flags (a clap
+//! `Args` struct) and what it runs, and says whether it needs CUDA
+//! ([`Run`], whose methods have no defaults, so a new command cannot
+//! forget). [`run`] dispatches through [`Command::get`](crate::cli::Command::get).
 
-mod analyze;
+pub mod analyze;
 pub mod architecture;
-mod bench;
-mod bench_mine;
-mod data;
-mod eval;
+pub mod bench;
+pub mod bench_mine;
+pub mod completions;
+pub mod data;
+pub mod eval;
 mod images;
 mod inputs;
-mod predict;
-mod summary;
+pub mod predict;
+pub mod summary;
 mod torchscript;
-mod train;
+pub mod train;
 pub mod version;
-mod visualize;
-mod weights;
+pub mod visualize;
+pub mod weights;
 
 use anyhow::Result;
 
-use crate::cli::{AnalyzeCommand, BenchCommand, Cli, Command, DataCommand};
+use crate::cli::{Cli, Command};
+
+/// A command: its flags, parsed, and what they ask for.
+pub trait Run {
+    /// Whether the flags ask for a GPU (`main` loads CUDA first then; a
+    /// configuration file may ask too, which `train` sees to once it has
+    /// read it).
+    fn wants_cuda(&self) -> bool;
+    /// Runs the command; the process exit code.
+    fn run(&self) -> Result<u8>;
+}
+
+/// The command each variant of a subcommand enum holds, as a [`Run`]: one
+/// exhaustive match, so a new variant that is not a command does not
+/// compile.
+macro_rules! dispatch {
+    ($enum:path { $($variant:ident),* $(,)? }) => {
+        impl $enum {
+            /// The command this variant holds.
+            pub fn get(&self) -> &dyn $crate::commands::Run {
+                match self {
+                    $(Self::$variant(args) => args,)*
+                }
+            }
+        }
+    };
+}
+pub(crate) use dispatch;
+
+dispatch!(Command {
+    Summary,
+    Init,
+    Export,
+    Import,
+    Predict,
+    Eval,
+    Train,
+    Completions,
+    Visualize,
+    Data,
+    Bench,
+    Analyze
+});
 
 /// Runs the parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> Result<u8> {
     // A bad ZFTRAIN_CPU_BF16 is refused before any command writes anything.
     crate::engine::precision::cpu_bf16()?;
-    match cli.command {
-        Command::Summary(args) => summary::run(&args).map(|_| 0),
-        Command::Init(args) => weights::init(&args).map(|_| 0),
-        Command::Export(args) => weights::export(&args).map(|_| 0),
-        Command::Import(args) => weights::import(&args).map(|_| 0),
-        Command::Predict(args) => predict::run(&args).map(|_| 0),
-        Command::Eval(args) => eval::run(&args).map(|_| 0),
-        Command::Train(args) => train::run(&args),
-        Command::Completions(args) => {
-            use clap::CommandFactory;
-            let mut command = Cli::command();
-            clap_complete::generate(args.shell, &mut command, "zftrain", &mut std::io::stdout());
-            Ok(0)
-        }
-        Command::Visualize(args) => visualize::run(&args).map(|_| 0),
-        Command::Data(args) => match args.command {
-            DataCommand::Synth(a) => data::synth(&a).map(|_| 0),
-            DataCommand::Pack(a) => data::pack(&a).map(|_| 0),
-        },
-        Command::Analyze(args) => match args.command {
-            AnalyzeCommand::Invariance(a) => analyze::invariance(&a).map(|_| 0),
-            AnalyzeCommand::Occlusion(a) => analyze::occlusion(&a).map(|_| 0),
-            AnalyzeCommand::Correspondence(a) => analyze::correspondence(&a).map(|_| 0),
-            AnalyzeCommand::Architecture(a) => architecture::run(&a).map(|_| 0),
-        },
-        Command::Bench(args) => match args.command {
-            BenchCommand::TrainStep(a) => bench::train_step(&a).map(|_| 0),
-            BenchCommand::Deconv(a) => bench::deconv(&a),
-            BenchCommand::Loader(a) => bench::loader(&a).map(|_| 0),
-            BenchCommand::Projections(a) => bench::projections(&a).map(|_| 0),
-            BenchCommand::Engine(a) => bench::engine(&a),
-            BenchCommand::Mine(a) => bench_mine::mine(&a).map(|_| 0),
-        },
-    }
+    cli.command.get().run()
 }

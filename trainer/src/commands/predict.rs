@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::commands::Run;
 use anyhow::{Context, Result};
 use serde::Serialize;
 use tch::{Kind, Tensor};
@@ -9,9 +10,52 @@ use zftrain_checkpoints::write_safetensors;
 use zftrain_data::Augment;
 
 use super::images::{eval_transform, load_image};
-use crate::cli::PredictArgs;
+use crate::cli::{ArchArgs, WeightsSource};
 use crate::train::evaluate::average_views;
 use crate::weights::load_model;
+use clap::Args;
+
+/// `zftrain predict`.
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    #[command(flatten)]
+    pub arch: ArchArgs,
+    #[command(flatten)]
+    pub source: WeightsSource,
+    /// Images: files, folders (every JPEG and PNG under them) or patterns
+    /// such as 'val/*/*.jpg'.
+    #[arg(value_name = "IMAGES")]
+    pub paths: Vec<PathBuf>,
+    /// An image file, folder or pattern (repeatable; the same as IMAGES).
+    #[arg(long = "image")]
+    pub images: Vec<PathBuf>,
+    /// Images per forward pass (memory stays bounded for any number of images).
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub batch_size: u32,
+    /// How many classes to show per image.
+    #[arg(long, default_value_t = 5)]
+    pub top: usize,
+    /// A text file with one class name per line (line i = class i).
+    #[arg(long)]
+    pub labels: Option<PathBuf>,
+    /// Print JSON (with the full logits) instead of a table: one array.
+    #[arg(long, conflicts_with = "jsonl")]
+    pub json: bool,
+    /// Print one JSON object per image and line, as each batch is done.
+    #[arg(long)]
+    pub jsonl: bool,
+    /// Also save the preprocessed input batch `[N, 3, S, S]` (S the
+    /// network's crop, 224 for the papers') as safetensors (tensor
+    /// `input`, `[N, 10, 3, S, S]` with `--ten-crop`; holds every image's
+    /// input in memory).
+    #[arg(long)]
+    pub save_input: Option<PathBuf>,
+    /// Average the softmax over ten views of each image (the corners and
+    /// centre of the 256 square, each mirrored too), as both papers'
+    /// tables did; the logits printed are then the log of that average.
+    #[arg(long)]
+    pub ten_crop: bool,
+}
 
 /// One predicted class.
 #[derive(Debug, Serialize)]
@@ -141,5 +185,14 @@ fn print_table(out: &[Prediction]) {
                 .unwrap_or_else(|| format!("class {}", g.class));
             println!("  {:>6.2}%  {name}", 100.0 * g.probability);
         }
+    }
+}
+
+impl Run for PredictArgs {
+    fn wants_cuda(&self) -> bool {
+        false
+    }
+    fn run(&self) -> Result<u8> {
+        run(self).map(|()| 0)
     }
 }

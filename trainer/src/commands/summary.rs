@@ -1,10 +1,22 @@
 //! `zftrain summary`: the torchsummary-style table of an architecture.
 
+use crate::commands::Run;
 use anyhow::Result;
 use zftrain_model::Summary;
 
-use crate::cli::SummaryArgs;
+use crate::cli::ArchArgs;
 use crate::weights::config_from_args;
+use clap::Args;
+
+/// `zftrain summary`.
+#[derive(Debug, Args)]
+pub struct SummaryArgs {
+    #[command(flatten)]
+    pub arch: ArchArgs,
+    /// Print JSON instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
 
 /// Prints the summary table (or JSON) to stdout.
 pub fn run(args: &SummaryArgs) -> Result<()> {
@@ -17,4 +29,13 @@ pub fn run(args: &SummaryArgs) -> Result<()> {
         println!("{summary}");
     }
     Ok(())
+}
+
+impl Run for SummaryArgs {
+    fn wants_cuda(&self) -> bool {
+        false
+    }
+    fn run(&self) -> Result<u8> {
+        run(self).map(|()| 0)
+    }
 }

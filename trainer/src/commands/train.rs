@@ -3,13 +3,113 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::commands::Run;
 use anyhow::{bail, Result};
 
-use crate::cli::TrainArgs;
+use crate::cli::{name_of, named, DevicesArgs};
 use crate::config::{Override, RunConfig};
 use crate::train::checkpointing::RUN_CONFIG_FILE;
 use crate::train::setup::RUN_ARCH_FILE;
 use crate::train::{train, StopHandle, TrainOptions};
+use clap::Args;
+use zftrain_data::loader::BadImages;
+use zftrain_model::ArchName;
+
+/// `zftrain train`. Flags override `--set`, which overrides the config file.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// A TOML run configuration (see configs/).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Override a configuration key: `--set optim.lr=0.02` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Continue a run: its directory (newest good checkpoint) or one checkpoint.
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+    /// Let the exec hooks saved in this run's config.toml run again on
+    /// `--resume` (name the same run directory). Without it, a resumed run
+    /// whose saved config runs programs is refused: a run directory is data,
+    /// and what it names runs only when you say so (or pass `--config`).
+    #[arg(long, value_name = "RUN_DIR", requires = "resume")]
+    pub trust_run_hooks: Option<PathBuf>,
+    /// Run no hooks (a configuration without `[[hooks]]` gets the paper's
+    /// set: Deconvnet grids, evolution, dead filters, aliasing).
+    #[arg(long)]
+    pub no_hooks: bool,
+    /// Start a run directory that stopped before its first checkpoint over
+    /// from the beginning (one with checkpoints is never started over).
+    #[arg(long, conflicts_with = "resume")]
+    pub restart: bool,
+    /// Fine-tune: start from these weights (a .safetensors file, a
+    /// checkpoint or a run directory) with a fresh optimizer and schedule
+    /// (model.init_from).
+    #[arg(long, value_name = "FILE_OR_CHECKPOINT", conflicts_with = "resume")]
+    pub init_from: Option<PathBuf>,
+    /// Draw the classifier (the last layer with parameters) fresh for the
+    /// data's classes instead of taking it from --init-from
+    /// (model.reset_layers = ["head"]).
+    #[arg(long)]
+    pub new_head: bool,
+    /// Print the resolved configuration (file, --set and flags merged) as
+    /// TOML and exit.
+    #[arg(long)]
+    pub print_config: bool,
+    /// Check everything a run checks before its first step (configuration,
+    /// hooks, devices, data with counts per class, network, start weights,
+    /// run directory, free disk for the checkpoints), write nothing, exit 0
+    /// or with the first problem.
+    #[arg(long, conflicts_with = "resume")]
+    pub dry_run: bool,
+    /// Architecture (model.arch).
+    #[arg(long, value_parser = named::<ArchName>)]
+    pub arch: Option<ArchName>,
+    /// An architecture file, a TOML layer table (model.arch_file).
+    #[arg(long, conflicts_with = "arch")]
+    pub arch_file: Option<PathBuf>,
+    /// Data folder with train/ and val/ ImageFolders (data.train, data.val).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Run name (name); the run directory is runs/<name>.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Where run directories go (runs_dir).
+    #[arg(long)]
+    pub runs_dir: Option<PathBuf>,
+    /// Epochs (train.epochs).
+    #[arg(long)]
+    pub epochs: Option<u64>,
+    /// Batch size (train.batch_size).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Base learning rate (optim.lr).
+    #[arg(long)]
+    pub lr: Option<f64>,
+    #[command(flatten)]
+    pub devices: DevicesArgs,
+    /// Decoding threads (data.workers).
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Seed (seed).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// `skip` or `fail` on images that do not decode (data.bad_images).
+    #[arg(long, value_parser = named::<BadImages>)]
+    pub bad_images: Option<BadImages>,
+    /// Nodes of a multi-node run, one process each (cluster.nodes).
+    #[arg(long)]
+    pub nodes: Option<usize>,
+    /// This node's rank, 0 to nodes - 1 (cluster.node_rank).
+    #[arg(long)]
+    pub node_rank: Option<usize>,
+    /// host:port where node 0 listens for the others (cluster.rendezvous).
+    #[arg(long)]
+    pub rendezvous: Option<String>,
+    /// Join the nodes without the cluster token (cluster.insecure): anyone
+    /// who reaches the port can join and read the weights.
+    #[arg(long)]
+    pub insecure_cluster: bool,
+}
 
 /// A TOML string literal for `--set`.
 fn quoted(s: &str) -> String {
@@ -108,11 +208,15 @@ fn value_flags(args: &TrainArgs) -> Vec<(String, String)> {
             args.batch_size.map(|v| v.to_string()),
         ),
         ("optim.lr", "--lr", args.lr.map(|v| format!("{v:?}"))),
-        ("train.gpus", "--gpus", args.gpus.as_deref().map(gpus_value)),
+        (
+            "train.gpus",
+            "--gpus",
+            args.devices.gpus.as_ref().map(gpus_value),
+        ),
         (
             "train.cpu_replicas",
             "--cpu-replicas",
-            args.cpu_replicas.map(|v| v.to_string()),
+            args.devices.cpu_replicas.map(|v| v.to_string()),
         ),
         (
             "data.workers",
@@ -123,7 +227,7 @@ fn value_flags(args: &TrainArgs) -> Vec<(String, String)> {
         (
             "data.bad_images",
             "--bad-images",
-            args.bad_images.as_deref().map(quoted),
+            args.bad_images.as_ref().map(|b| quoted(&name_of(b))),
         ),
         (
             "cluster.nodes",
@@ -349,11 +453,22 @@ fn stop_on_signals() -> Result<StopHandle> {
 }
 
 /// `--gpus 4` -> `4`, `--gpus 0,2` -> `[0,2]` (a TOML value for train.gpus).
-fn gpus_value(flag: &str) -> String {
-    if flag.contains(',') {
-        format!("[{}]", flag.trim_matches(|c| c == '[' || c == ']'))
-    } else {
-        flag.to_string()
+fn gpus_value(gpus: &crate::config::Gpus) -> String {
+    match gpus {
+        crate::config::Gpus::Count(n) => n.to_string(),
+        crate::config::Gpus::List(ids) => {
+            let ids: Vec<String> = ids.iter().map(usize::to_string).collect();
+            format!("[{}]", ids.join(","))
+        }
+    }
+}
+
+impl Run for TrainArgs {
+    fn wants_cuda(&self) -> bool {
+        self.devices.wants_cuda()
+    }
+    fn run(&self) -> Result<u8> {
+        run(self)
     }
 }
 
@@ -361,7 +476,8 @@ fn gpus_value(flag: &str) -> String {
 mod tests {
     #[test]
     fn a_gpu_flag_becomes_a_count_or_a_list() {
-        assert_eq!(super::gpus_value("4"), "4");
-        assert_eq!(super::gpus_value("0,2"), "[0,2]");
+        use crate::config::Gpus;
+        assert_eq!(super::gpus_value(&Gpus::Count(4)), "4");
+        assert_eq!(super::gpus_value(&Gpus::List(vec![0, 2])), "[0,2]");
     }
 }

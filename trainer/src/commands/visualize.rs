@@ -7,18 +7,50 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::commands::Run;
 use anyhow::{bail, Context, Result};
 use zftrain_checkpoints::Checkpoint;
 use zftrain_data::Dataset;
 use zftrain_hooks::builtin::{DeadFiltersConfig, DeconvGridConfig};
 use zftrain_hooks::{Event, HookSpec, Schedule};
 
-use crate::cli::VisualizeArgs;
+use crate::cli::{ArchArgs, DeviceArgs, WeightsSource};
 use crate::config::RunConfig;
 use crate::train::checkpointing::{read_mean_image, CONFIG_FILE};
 use crate::train::hooks::{HookRunner, Moment};
 use crate::train::probe::LoaderProbe;
+use clap::Args;
 use zftrain_hooks::ProbeSet;
+
+/// `zftrain visualize`.
+#[derive(Debug, Args)]
+pub struct VisualizeArgs {
+    #[command(flatten)]
+    pub arch: ArchArgs,
+    #[command(flatten)]
+    pub source: WeightsSource,
+    /// Probe images: an ImageFolder, or a data folder whose val/ is one.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Where the hooks write (hooks/<name>/, TensorBoard events).
+    #[arg(long, default_value = "runs/visualize")]
+    pub out: PathBuf,
+    /// A run configuration whose [[hooks]] and [probe] to use (default:
+    /// the checkpoint's own, else Deconvnet grids and dead filters).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Override a configuration key (repeatable), e.g. `--set probe.images=32`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Probe images (probe.images; 0: every image of the folder).
+    #[arg(long)]
+    pub probe_images: Option<usize>,
+    /// The epoch to label the outputs with (default: the checkpoint's).
+    #[arg(long)]
+    pub epoch: Option<u64>,
+    #[command(flatten)]
+    pub device: DeviceArgs,
+}
 
 /// The image folder of `dir`: `dir/val` when it exists, else `dir`.
 pub(crate) fn probe_folder(dir: &Path) -> PathBuf {
@@ -76,7 +108,7 @@ pub fn run(args: &VisualizeArgs) -> Result<()> {
         ),
         None => None,
     };
-    let (model, info, device) = super::images::load_on(&args.source, &args.arch, args.gpu)?;
+    let (model, info, device) = super::images::load_on(&args.source, &args.arch, &args.device)?;
     let mut config = hooks_config(args, ck.as_ref())?;
     if let Some(n) = args.probe_images {
         config.probe.images = n;
@@ -146,4 +178,13 @@ pub fn run(args: &VisualizeArgs) -> Result<()> {
         args.out.display()
     );
     Ok(())
+}
+
+impl Run for VisualizeArgs {
+    fn wants_cuda(&self) -> bool {
+        self.device.wants_cuda()
+    }
+    fn run(&self) -> Result<u8> {
+        run(self).map(|()| 0)
+    }
 }

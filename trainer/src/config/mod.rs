@@ -460,6 +460,16 @@ impl Default for DataConfig {
     }
 }
 
+impl TrainConfig {
+    /// Whether the step that makes `global_step` steps in all logs its
+    /// training scalars (every `log_every`-th): the one place the logging
+    /// cadence is decided (the engine computes the gradient norm on these
+    /// steps, the metrics logger writes them).
+    pub fn logs_step(&self, global_step: u64) -> bool {
+        global_step % self.log_every == 0
+    }
+}
+
 impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {

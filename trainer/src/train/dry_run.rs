@@ -1,42 +1,34 @@
 //! `zftrain train --dry-run`: every check a run makes before its first
-//! step, and nothing written: the configuration, the hooks, the devices,
-//! the data (images per class), the network against the data, the layers
-//! it freezes and the weights it starts from, the run directory, and free
-//! disk space for the checkpoints it keeps. Exits with the first problem.
+//! step, by the run's own code ([`crate::train::checks`]), and nothing
+//! written: the configuration, the hooks, the devices, the data (images
+//! per class), the network against the data, the layers it freezes and the
+//! weights it starts from, the run directory; then free disk space for the
+//! checkpoints it keeps. Exits with the first problem. It does not join
+//! other nodes (`cluster.nodes > 1`): each node's dry run checks its own
+//! side.
 
 use std::path::Path;
 
 use anyhow::{bail, Result};
 
 use crate::config::RunConfig;
-use crate::devices::training_devices;
-use crate::train::session::may_start_over;
-use crate::train::setup;
-use crate::train::transfer::{LayerPolicy, StartWeights};
+use crate::train::checks::{check_place, class_counts, Preflight};
 
 /// What a dry run found, one line each; `restart` as the run would get it
 /// (`--dry-run` does not go with `--resume`).
 pub fn dry_run(config: &RunConfig, restart: bool) -> Result<Vec<String>> {
-    let mut report = Vec::new();
-    config.validate()?;
-    config.check_paths()?;
-    let hooks = config.build_hooks()?;
-    report.push(format!("hooks: {}", hooks.len()));
-    let devices = training_devices(&config.train.gpus.ids(), config.train.cpu_replicas)?;
-    report.push(format!("devices: {devices:?}"));
-    let gpu = devices.iter().any(|d| d.is_cuda());
+    let pre = Preflight::new(config, Vec::new(), &[])?;
+    let run_dir = config.run_dir();
+    let place = check_place(config, &pre, run_dir.clone(), (None, restart), true)?;
+    let mut report = vec![format!("hooks: {}", pre.hooks.len())];
+    report.push(format!("devices: {:?}", pre.devices));
+    let gpu = pre.devices.iter().any(|d| d.is_cuda());
     report.push(format!(
         "precision: {}",
         config.train.precision.describe(gpu)?
     ));
-    let (train, val) = setup::datasets(config)?;
-    for (name, set) in [("train", &train), ("val", &val)] {
-        let mut counts = vec![0usize; set.classes.len()];
-        for s in &set.samples {
-            if let Some(c) = counts.get_mut(s.label) {
-                *c += 1;
-            }
-        }
+    for (name, set) in [("train", &pre.train_set), ("val", &pre.val_set)] {
+        let counts = class_counts(set);
         let (min, max) = (
             counts.iter().min().copied().unwrap_or(0),
             counts.iter().max().copied().unwrap_or(0),
@@ -47,32 +39,19 @@ pub fn dry_run(config: &RunConfig, restart: bool) -> Result<Vec<String>> {
             set.classes.len(),
             set.source.display()
         ));
-        if let Some(empty) = counts.iter().position(|&c| c == 0) {
-            bail!(
-                "{}: class '{}' has no {name} images",
-                set.source.display(),
-                set.classes[empty]
-            );
-        }
     }
-    let (spec, arch, _) = setup::network(config, train.classes.len() as i64)?;
+    let arch = &pre.arch;
     report.push(format!(
-        "network: {spec} with {} classes, {} parameters",
-        train.classes.len(),
+        "network: {} with {} classes, {} parameters",
+        pre.spec,
+        pre.train_set.classes.len(),
         arch.param_count()
     ));
-    let policy = LayerPolicy::resolve(config, &arch)?;
-    if let Some(line) = policy.describe(&arch) {
+    if let Some(line) = pre.policy.describe(arch) {
         report.push(format!("fine-tuning: {line}"));
     }
-    if let Some(from) = config.model.init_from() {
-        StartWeights::read(from, &arch, &policy, &train.classes, &config.data)?;
+    if let (Some(from), Some(_)) = (config.model.init_from(), &place.start_weights) {
         report.push(format!("starts from: {} (fits)", from.display()));
-    }
-    // The run directory: the run's own checks (the same code).
-    let run_dir = config.run_dir();
-    if run_dir.exists() {
-        may_start_over(&run_dir, restart)?;
     }
     report.push(format!("run directory: {}", run_dir.display()));
     // Weights and momentum in fp32, for the kept checkpoints, the best and

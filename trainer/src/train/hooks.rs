@@ -11,7 +11,8 @@ use tch::Device;
 use tracing::{info, warn};
 use zftrain_checkpoints::{read_safetensors, Checkpoint};
 use zftrain_hooks::{
-    Control, Event, HookContext, HookError, HookState, Hooks, Metrics, ProbeSet, SummarySink,
+    Control, Event, HookContext, HookError, HookState, Hooks, Metrics, ProbeSet, SavedStates,
+    SummarySink,
 };
 use zftrain_model::Network;
 use zftrain_tensorboard::BackgroundWriter;
@@ -169,29 +170,30 @@ impl HookRunner {
         Ok(self.hooks.save_states()?)
     }
 
-    /// Restores hook states from `ck`; states of hooks no longer configured
-    /// are reported and left alone.
-    pub fn restore(&mut self, ck: &Checkpoint) -> Result<()> {
-        let mut states = Vec::new();
-        for name in ck.manifest().files.keys() {
-            let Some(hook) = name
-                .strip_prefix(HOOK_PREFIX)
-                .and_then(|n| n.strip_suffix(".json"))
-            else {
-                continue;
-            };
-            let json = ck.read_json(name)?;
-            let tensors = match ck.file(&format!("{HOOK_PREFIX}{hook}.safetensors")) {
-                Some(p) => read_safetensors(&p)?.0,
-                None => Vec::new(),
-            };
-            states.push((hook.to_string(), HookState { tensors, json }));
-        }
-        for orphan in self.hooks.load_states(states)? {
-            warn!(hook = %orphan, "checkpoint holds state of a hook that is not configured; ignored");
-        }
-        Ok(())
+    /// Hands each hook its state from `saved` (taken out of it).
+    pub fn load_states(&mut self, saved: &mut SavedStates) -> Result<()> {
+        Ok(self.hooks.load_states(saved)?)
     }
+}
+
+/// Every state a checkpoint holds (hooks' and other callbacks'), by name.
+pub fn read_states(ck: &Checkpoint) -> Result<SavedStates> {
+    let mut states = SavedStates::new();
+    for name in ck.manifest().files.keys() {
+        let Some(owner) = name
+            .strip_prefix(HOOK_PREFIX)
+            .and_then(|n| n.strip_suffix(".json"))
+        else {
+            continue;
+        };
+        let json = ck.read_json(name)?;
+        let tensors = match ck.file(&format!("{HOOK_PREFIX}{owner}.safetensors")) {
+            Some(p) => read_safetensors(&p)?.0,
+            None => Vec::new(),
+        };
+        states.insert(owner.to_string(), HookState { tensors, json });
+    }
+    Ok(states)
 }
 
 /// Hook state files in a checkpoint start with this.

@@ -6,6 +6,7 @@
 
 pub mod callbacks;
 pub mod checkpointing;
+pub(crate) mod checks;
 pub mod cluster;
 pub mod dry_run;
 pub mod evaluate;

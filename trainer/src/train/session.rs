@@ -7,7 +7,7 @@
 //! non-finite loss stops the run without a checkpoint; a stop (the
 //! [`StopHandle`], or a callback's request) checkpoints and stops.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{bail, Result};
@@ -21,22 +21,21 @@ use zftrain_model::Arch;
 use zftrain_tensorboard::{BackgroundWriter, SessionStatus};
 
 use crate::config::RunConfig;
-use crate::devices::training_devices;
 use crate::engine::{DataParallel, StepOptions, StepOutput};
 use crate::train::callbacks::{
     self, Callback, CheckpointKind, Context, EpochReport, HooksAdapter, Pace, Requests, StepReport,
 };
-use crate::train::checkpointing::{find_resume, has_checkpoints, restore, save, Snapshot};
+use crate::train::checkpointing::{restore, save, Snapshot};
+use crate::train::checks::Checked;
 use crate::train::cluster;
 use crate::train::evaluate::evaluate;
-use crate::train::hooks::HookRunner;
+use crate::train::hooks::{read_states, HookRunner};
 use crate::train::lock::RunLock;
 use crate::train::metrics::Running;
 use crate::train::prefetch::{Prefetch, Prepared, TensorLayout};
 use crate::train::probe::LoaderProbe;
 use crate::train::role::Role;
-use crate::train::run_tree::check_run_tree;
-use crate::train::schedule::Schedule;
+use crate::train::schedule::LrSchedule;
 use crate::train::setup;
 use crate::train::state::TrainerState;
 use crate::train::stop::StopHandle;
@@ -130,7 +129,7 @@ struct Core {
     stop: StopHandle,
     dp: DataParallel,
     state: TrainerState,
-    schedule: Schedule,
+    schedule: LrSchedule,
     train_loader: Loader,
     val_loader: Loader,
     shard: Option<Shard>,
@@ -166,102 +165,6 @@ enum EpochEnd {
     Interrupted,
 }
 
-/// What set-up establishes before anything is written: every check
-/// passed, the other nodes joined.
-struct Checked {
-    hooks: Hooks,
-    devices: Vec<Device>,
-    train_set: Dataset,
-    val_set: Dataset,
-    spec: ArchSpec,
-    arch: Arch,
-    info: WeightsInfo,
-    role: Role,
-    resume_from: Option<(Checkpoint, Vec<String>)>,
-    run_dir: PathBuf,
-    policy: LayerPolicy,
-    /// `model.init_from`, read and checked (a new run on the node that
-    /// keeps it).
-    start_weights: Option<StartWeights>,
-    /// This process's claim on the run directory.
-    lock: RunLock,
-}
-
-impl Checked {
-    /// Checks the configuration, its hooks (the configured ones, then
-    /// `extra`), the devices, the data and the checkpoint to resume (or
-    /// whether the run may start over: `restart`), and joins the other
-    /// nodes.
-    fn new(
-        config: &RunConfig,
-        extra: Vec<Box<dyn Hook>>,
-        resume: Option<&Path>,
-        restart: bool,
-    ) -> Result<Checked> {
-        config.validate()?;
-        config.check_paths()?;
-        let mut hooks = config.build_hooks()?;
-        for hook in extra {
-            hooks.register(hook)?;
-        }
-        // Devices first: a missing CUDA is an error before anything is written.
-        let devices = training_devices(&config.train.gpus.ids(), config.train.cpu_replicas)?;
-        let (train_set, val_set) = setup::datasets(config)?;
-        let (spec, arch, arch_config) = setup::network(config, train_set.classes.len() as i64)?;
-        let policy = LayerPolicy::resolve(config, &arch)?;
-        let info = WeightsInfo {
-            arch: spec.clone(),
-            config: arch_config,
-            mean: config.data.mean.map(f64::from),
-            std: config.data.std.map(f64::from),
-            class_names: Some(train_set.classes.clone()),
-        };
-        // Several nodes: join them before anything is written.
-        let role = Role::join(config, &devices, &train_set, &val_set)?;
-        let run_dir = role.run_dir(config);
-        // A run directory is data: nothing in it (or in the run resumed
-        // from) may be a link or a FIFO before it is read or written.
-        if run_dir.exists() {
-            check_run_tree(&run_dir)?;
-        }
-        if let Some(p) = resume.filter(|p| p.is_dir() && !p.starts_with(&run_dir)) {
-            check_run_tree(p)?;
-        }
-        // Only the node that keeps the run resumes (it sends the state on).
-        let resume_from = match resume {
-            Some(p) if role.keeps_the_run() => find_resume(p)?,
-            _ => None,
-        };
-        let start_weights = match config.model.init_from() {
-            Some(from) if role.keeps_the_run() && resume_from.is_none() => Some(
-                StartWeights::read(from, &arch, &policy, &train_set.classes, &config.data)?,
-            ),
-            _ => None,
-        };
-        // One writer per run directory, from here to the end of the run.
-        let existed = run_dir.exists();
-        let lock = RunLock::acquire(&run_dir, !existed)?;
-        if role.keeps_the_run() && resume_from.is_none() && existed {
-            start_over(&run_dir, resume.is_some() || restart)?;
-        }
-        Ok(Checked {
-            hooks,
-            devices,
-            train_set,
-            val_set,
-            spec,
-            arch,
-            info,
-            role,
-            resume_from,
-            run_dir,
-            policy,
-            start_weights,
-            lock,
-        })
-    }
-}
-
 impl Trainer {
     /// Sets a run up: checks the configuration, devices, data and the
     /// checkpoint to resume, joins the other nodes, then writes the run
@@ -269,88 +172,87 @@ impl Trainer {
     pub fn new(config: RunConfig, options: TrainOptions) -> Result<Trainer> {
         let c = Checked::new(
             &config,
-            options.hooks,
+            (options.hooks, &options.callbacks),
             options.resume.as_deref(),
             options.restart,
         )?;
         // Checks done: from here on the run directory is written.
-        setup::write_run_dir(&c.run_dir, &config, &c.spec, &c.train_set.classes)?;
-        setup::set_up_logging(&c.run_dir)?;
+        setup::write_run_dir(
+            &c.place.run_dir,
+            &config,
+            &c.pre.spec,
+            &c.pre.train_set.classes,
+        )?;
+        setup::set_up_logging(&c.place.run_dir)?;
         if config.train.threads > 0 {
             tch::set_num_threads(config.train.threads as i32);
         }
         tch::manual_seed(config.seed as i64);
-        let mut dp = engine(&config, &c.role, &c.devices, c.arch)?;
-        dp.set_layer_policy(&c.policy.frozen, &c.policy.lr_mult);
-        if let Some(line) = c.policy.describe(dp.net().arch()) {
-            info!("fine-tuning: {line}");
-            println!("fine-tuning: {line}");
-        }
-        // A fine-tuned run normalizes with its start's per-pixel mean.
-        let start_checkpoint = c.start_weights.as_ref().and_then(|s| s.checkpoint.clone());
-        if let Some(start) = c.start_weights {
-            start.load(&dp)?;
-        }
-        let tb = crate::train::tags::open_writer(&c.run_dir)?;
-        let resumed = c.resume_from.as_ref().map(|(ck, _)| ck);
-        let mut state = match &c.resume_from {
-            Some((ck, skipped)) => resume(ck, skipped, &mut dp, &c.info, &tb)?,
+        let mut dp = engine(&config, &c.role, &c.pre.devices, c.pre.arch)?;
+        let start_checkpoint = start_weights(&mut dp, &c.pre.policy, c.place.start_weights)?;
+        let tb = crate::train::tags::open_writer(&c.place.run_dir)?;
+        let resumed = c.place.resume_from.as_ref().map(|(ck, _)| ck);
+        let mut state = match &c.place.resume_from {
+            Some((ck, skipped)) => resume(ck, skipped, &mut dp, &c.pre.info, &tb)?,
             None => TrainerState::default(),
         };
         c.role.share_start(&mut dp, &mut state)?;
-        let schedule = Schedule {
-            config: config.schedule.clone(),
-            base_lr: config.optim.lr,
-            epochs: config.train.epochs,
-            state: state.schedule.clone(),
-        };
         let shard = c.role.shard()?;
-        let mean_image =
-            setup::pixel_mean(&config, &c.train_set, resumed, start_checkpoint.as_ref())?;
-        let (train_loader, val_loader) =
-            setup::loaders(&config, c.train_set, c.val_set, mean_image.clone(), shard)?;
-        let plan = Plan::new(&config, &c.devices, &train_loader)?;
-        if c.resume_from.is_none() {
+        let mean_image = setup::pixel_mean(
+            &config,
+            &c.pre.train_set,
+            resumed,
+            start_checkpoint.as_ref(),
+        )?;
+        let (train_loader, val_loader) = setup::loaders(
+            &config,
+            c.pre.train_set,
+            c.pre.val_set,
+            mean_image.clone(),
+            shard,
+        )?;
+        let plan = Plan::new(&config, &c.pre.devices, &train_loader)?;
+        if c.place.resume_from.is_none() {
             let resolved = setup::Resolved {
                 precision: plan.layout.kind,
-                devices: &c.devices,
-                classes: c.info.config.classes,
+                devices: &c.pre.devices,
+                classes: c.pre.info.config.classes,
             };
-            start_history(&tb, &config, &c.spec, &resolved)?;
+            start_history(&tb, &config, &c.pre.spec, &resolved)?;
         }
         let hooks = match c.role.keeps_the_run() {
             true => hooks_adapter(
                 &config,
-                c.hooks,
+                c.pre.hooks,
                 (train_loader.dataset(), &val_loader),
                 &mean_image,
                 plan.device,
-                resumed,
                 &options.stop,
             )?,
             false => None,
         };
         let mut callbacks = callbacks::standard(&config, &c.role, hooks);
         callbacks.extend(options.callbacks);
+        restore_callbacks(&mut callbacks, resumed)?;
         if plan.layout.kind == Kind::Half {
             dp.scaler = Some(state.loss_scaler.clone().unwrap_or_default());
         }
-        info!(run = %c.run_dir.display(), arch = %c.spec, classes = c.info.config.classes,
+        info!(run = %c.place.run_dir.display(), arch = %c.pre.spec, classes = c.pre.info.config.classes,
               train_images = plan.train_len, val_images = val_loader.dataset().len(),
               steps_per_epoch = plan.steps_per_epoch, precision = ?plan.layout.kind, "training (fp32 master weights)");
         let core = Core {
+            schedule: LrSchedule::of(&config),
             config,
-            run_dir: c.run_dir,
+            run_dir: c.place.run_dir,
             role: c.role,
             stop: options.stop,
             dp,
             state,
-            schedule,
             train_loader,
             val_loader,
             shard,
             tb,
-            info: c.info,
+            info: c.pre.info,
             mean_image,
             plan,
             asked_to_stop: false,
@@ -472,10 +374,11 @@ impl Trainer {
             lr: opts.lr,
             running,
             images: batch.len(),
+            logged: opts.want_grad_norm,
             grad_norm: out.grad_norm,
             // Read (a wait for the device) only on the steps that log.
             renorm_clipped: clipped
-                .filter(|_| out.grad_norm.is_some())
+                .filter(|_| opts.want_grad_norm)
                 .map(|t| t.int64_value(&[]) as u64),
         };
         let asked = self.emit(|cb, ctx| cb.on_step_end(ctx, &report))?;
@@ -501,18 +404,18 @@ impl Trainer {
         }
         // What the stop checkpoint holds if the epoch's end is cut short
         // (taken before validation, which counts the images it skips).
-        let before = (self.core.state.clone(), self.core.schedule.state.clone());
+        let before = self.core.state.clone();
         let Some(val) = self.validate()? else {
-            self.core.state = before.0;
+            self.core.state = before;
             return self.interrupted_epoch_end("validation");
         };
         let states = self.callback_states()?;
         let c = &mut self.core;
-        c.schedule.epoch_end(val.top1());
-        c.state.schedule = c.schedule.state.clone();
+        c.schedule.epoch_end(&mut c.state.schedule, val.top1());
         c.state.epoch += 1;
         c.state.batch = 0;
         c.state.epoch_running = Running::default();
+        c.state.record_val(val.top1());
         c.val_top1 = Some(val.top1());
         let report = EpochReport {
             epoch: c.state.epoch,
@@ -520,14 +423,10 @@ impl Trainer {
             val: Some(&val),
         };
         let Some(asked) = self.emit_unless_stopped(|cb, ctx| cb.on_epoch_end(ctx, &report))? else {
-            (self.core.state, self.core.schedule.state) = before;
+            self.core.state = before;
             self.rollback = Some(states);
             return self.interrupted_epoch_end("the epoch's hooks");
         };
-        if asked.best {
-            let s = &mut self.core.state;
-            (s.best_top1, s.best_step) = (val.top1(), Some(s.global_step));
-        }
         let path = self.act(asked, CheckpointKind::EpochEnd)?;
         let c = &mut self.core;
         c.tb.flush()?;
@@ -557,11 +456,7 @@ impl Trainer {
 
     /// Every callback's state, as a checkpoint holds it.
     fn callback_states(&self) -> Result<Vec<(String, HookState)>> {
-        let mut states = Vec::new();
-        for cb in &self.callbacks {
-            states.extend(cb.states()?);
-        }
-        Ok(states)
+        states_of(&self.callbacks)
     }
 
     /// A follower's epoch end: node 0's state (and whether to stop).
@@ -569,7 +464,6 @@ impl Trainer {
         let c = &mut self.core;
         c.tb.flush()?;
         let stop = c.role.share_epoch_end(&mut c.state, false)?;
-        c.schedule.state = c.state.schedule.clone();
         let report = EpochReport {
             epoch: c.state.epoch,
             train: running,
@@ -763,10 +657,11 @@ impl Core {
         StepOptions {
             kind: p.layout.kind,
             label_smoothing: c.train.label_smoothing,
-            lr: self
-                .schedule
-                .lr(s.epoch as f64 + (s.batch - 1) as f64 / p.steps_per_epoch as f64),
-            want_grad_norm: (s.global_step + 1) % c.train.log_every == 0,
+            lr: self.schedule.lr(
+                s.epoch as f64 + (s.batch - 1) as f64 / p.steps_per_epoch as f64,
+                &s.schedule,
+            ),
+            want_grad_norm: c.train.logs_step(s.global_step + 1),
             dropout_seed: Some(setup::step_seed(c.seed, s.global_step)),
             first_row,
             stop: self.stop.requested() || self.asked_to_stop,
@@ -784,7 +679,6 @@ impl Core {
                 "fp16 gradients overflowed; step skipped, loss scale halved"
             );
         }
-        self.state.loss_scaler = self.dp.scaler.clone();
         if !out.loss.is_finite() {
             bail!(
                 "the training loss became {} at epoch {}, step {}; stopping without a checkpoint (the newest good one stays 'latest'). Try a lower optim.lr or train.renorm_radius = 0.1",
@@ -809,7 +703,8 @@ impl Core {
     /// step a checkpoint holds has its points on disk and a resumed curve
     /// has no gap.
     fn save(&mut self, states: &[(String, zftrain_hooks::HookState)]) -> Result<PathBuf> {
-        self.state.schedule = self.schedule.state.clone();
+        // The engine owns the live loss scale; the state records it here.
+        self.state.loss_scaler = self.dp.scaler.clone();
         self.tb.flush()?;
         save(
             &self.run_dir,
@@ -853,35 +748,6 @@ fn engine(config: &RunConfig, role: &Role, devices: &[Device], arch: Arch) -> Re
         dp.set_link(Arc::clone(link));
     }
     Ok(dp)
-}
-
-/// A run directory that exists where a run starts: allowed only when it
-/// holds no checkpoint (a run stopped before its first one was complete)
-/// and the user said so (`--resume` it, or `--restart`). Its earlier
-/// TensorBoard events and hook outputs move to `attempt-N/`, so nothing is
-/// lost and the new curves do not overlay the old.
-fn start_over(run_dir: &Path, allowed: bool) -> Result<()> {
-    may_start_over(run_dir, allowed)?;
-    let shown = run_dir.display();
-    let attempt = setup::set_aside_attempt(run_dir)?;
-    let note = format!("{shown} has no complete checkpoint: training it from the start (its earlier events are in {})", attempt.display());
-    println!("{note}");
-    warn!("{note}");
-    Ok(())
-}
-
-/// Whether a run may start from the beginning in `run_dir`, which exists
-/// ([`start_over`]'s check, which `--dry-run` makes too): not when it holds
-/// a checkpoint, and only when `allowed` (`--resume` or `--restart`).
-pub(crate) fn may_start_over(run_dir: &Path, allowed: bool) -> Result<()> {
-    let shown = run_dir.display();
-    if has_checkpoints(run_dir) {
-        bail!("run directory {shown} already exists: pass --resume {shown} to continue it, or choose another --name");
-    }
-    if !allowed {
-        bail!("run directory {shown} already exists and has no complete checkpoint (it stopped before its first): pass --resume {shown} or --restart to train it from the start, or choose another --name");
-    }
-    Ok(())
 }
 
 /// Restores a checkpoint into every replica; its state.
@@ -941,7 +807,6 @@ fn hooks_adapter(
     (train, val): (&Dataset, &Loader),
     mean_image: &Option<Arc<MeanImage>>,
     device: Device,
-    resumed: Option<&Checkpoint>,
     stop: &StopHandle,
 ) -> Result<Option<HooksAdapter>> {
     if hooks.is_empty() {
@@ -966,8 +831,63 @@ fn hooks_adapter(
     }
     runner.device = device;
     runner.stop = Some(stop.clone());
-    if let Some(ck) = resumed {
-        runner.restore(ck)?;
-    }
     Ok(Some(HooksAdapter::new(runner)))
+}
+
+/// `model.init_from` loaded into the engine with the layer policy
+/// (frozen layers, learning-rate multiples) applied; the checkpoint it
+/// came from, if it was one (a fine-tuned run normalizes with its
+/// per-pixel mean).
+fn start_weights(
+    dp: &mut DataParallel,
+    policy: &LayerPolicy,
+    start: Option<StartWeights>,
+) -> Result<Option<Checkpoint>> {
+    dp.set_layer_policy(&policy.frozen, &policy.lr_mult);
+    if let Some(line) = policy.describe(dp.net().arch()) {
+        info!("fine-tuning: {line}");
+        println!("fine-tuning: {line}");
+    }
+    let checkpoint = start.as_ref().and_then(|s| s.checkpoint.clone());
+    if let Some(start) = start {
+        start.load(dp)?;
+    }
+    Ok(checkpoint)
+}
+
+/// Every callback's state, as a checkpoint holds it; two states under one
+/// name are an error that names it (the second would overwrite the first).
+fn states_of(callbacks: &[Box<dyn Callback>]) -> Result<Vec<(String, HookState)>> {
+    let mut states: Vec<(String, HookState)> = Vec::new();
+    for cb in callbacks {
+        for (name, state) in cb.states()? {
+            if states.iter().any(|(n, _)| *n == name) {
+                bail!(
+                    "two callbacks (or hooks) save their state as '{name}'; give one another name"
+                );
+            }
+            states.push((name, state));
+        }
+    }
+    Ok(states)
+}
+
+/// On resume, every callback (the hooks' adapter and the caller's own
+/// included) takes its states back from `resumed`; states nobody takes are
+/// reported and left alone.
+fn restore_callbacks(
+    callbacks: &mut [Box<dyn Callback>],
+    resumed: Option<&Checkpoint>,
+) -> Result<()> {
+    let Some(ck) = resumed else {
+        return Ok(());
+    };
+    let mut saved = read_states(ck)?;
+    for cb in callbacks.iter_mut() {
+        cb.load_states(&mut saved)?;
+    }
+    for orphan in saved.keys() {
+        warn!(state = %orphan, "checkpoint holds the state of a hook or callback that is not configured; ignored");
+    }
+    Ok(())
 }

@@ -42,6 +42,18 @@ pub struct TrainerState {
 pub const MAX_STEPS: u64 = 1 << 53;
 
 impl TrainerState {
+    /// Records an epoch's validation top-1 at the current step: it becomes
+    /// the best when it beats the best so far (or is the first). Whether it
+    /// did. The one place "best" is decided: checkpoints keep the best
+    /// step, the loggers report `best_top1`.
+    pub fn record_val(&mut self, top1: f64) -> bool {
+        let best = top1 > self.best_top1 || self.best_step.is_none();
+        if best {
+            (self.best_top1, self.best_step) = (top1, Some(self.global_step));
+        }
+        best
+    }
+
     /// Checks counters read from a file (a resealed `trainer.json` is as
     /// easy to write as any): each within what a run can reach, so no
     /// arithmetic on them wraps. `Err` names the field.

@@ -101,8 +101,15 @@ fn print_config_and_dry_run_check_without_writing_anything() {
     for f in std::fs::read_dir(data.join("val/01-square")).unwrap() {
         std::fs::remove_file(f.unwrap().path()).unwrap();
     }
-    let err = run_fails(quick(d, &data, "dry", "zfnet-seed", "3"), &["--dry-run"]);
-    assert!(err.contains("01-square") || err.contains("class"), "{err}");
+    // The run refuses it too (the same check, the same words).
+    let dry = run_fails(quick(d, &data, "dry", "zfnet-seed", "3"), &["--dry-run"]);
+    let real = run_fails(quick(d, &data, "dry", "zfnet-seed", "3"), &[]);
+    for err in [&dry, &real] {
+        assert!(
+            err.contains("val/01-square") && err.contains("holds no"),
+            "{err}"
+        );
+    }
     assert!(!d.join("runs").exists());
 }
 

@@ -2,7 +2,8 @@
 //! zftrain uses it: callbacks hear every event in order, hooks see the
 //! step's loss, learning rate and the last validation metrics, a stop
 //! handle stops after the step it is used in, a callback's stop request
-//! ends the run after its epoch, and the shipped custom-hook example runs.
+//! ends the run after its epoch, a callback's state comes back on resume,
+//! and the shipped custom-hook example runs.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -12,7 +13,9 @@ use zftrain::train::callbacks::{
     Callback, CheckpointKind, Context, EpochReport, Requests, StepReport,
 };
 use zftrain::train::{train, StopHandle, TrainOptions};
-use zftrain_hooks::{Control, Hook, HookContext, HookError, Metrics, Schedule};
+use zftrain_hooks::{
+    Control, Hook, HookContext, HookError, HookState, Metrics, SavedStates, Schedule,
+};
 
 use crate::common::synth;
 
@@ -223,6 +226,117 @@ fn a_stop_handle_stops_after_its_step_with_a_checkpoint_and_a_callback_after_its
     assert!(
         !log.contains(&"end".to_string()),
         "a stopped run does not end: {log:?}"
+    );
+}
+
+/// Counts the steps it has heard of, across resumes: the count is its
+/// state, saved in every checkpoint and taken back on resume.
+struct StepCounter {
+    name: String,
+    steps: Arc<Mutex<u64>>,
+    /// The count each session started from.
+    starts: Arc<Mutex<Vec<u64>>>,
+}
+
+impl StepCounter {
+    fn new(name: &str) -> StepCounter {
+        StepCounter {
+            name: name.into(),
+            steps: Arc::default(),
+            starts: Arc::default(),
+        }
+    }
+}
+
+impl Callback for StepCounter {
+    fn on_train_start(&mut self, _ctx: &Context<'_>) -> anyhow::Result<Requests> {
+        let steps = *self.steps.lock().unwrap();
+        self.starts.lock().unwrap().push(steps);
+        Ok(Requests::NONE)
+    }
+    fn on_step_end(&mut self, _ctx: &Context<'_>, _s: &StepReport<'_>) -> anyhow::Result<Requests> {
+        *self.steps.lock().unwrap() += 1;
+        Ok(Requests::NONE)
+    }
+    fn states(&self) -> anyhow::Result<Vec<(String, HookState)>> {
+        let json = serde_json::json!({ "steps": *self.steps.lock().unwrap() });
+        Ok(vec![(
+            self.name.clone(),
+            HookState {
+                tensors: Vec::new(),
+                json,
+            },
+        )])
+    }
+    fn load_states(&mut self, saved: &mut SavedStates) -> anyhow::Result<()> {
+        if let Some(state) = saved.remove(&self.name) {
+            let steps = state.json["steps"]
+                .as_u64()
+                .ok_or_else(|| anyhow::anyhow!("{}: no step count", self.name))?;
+            *self.steps.lock().unwrap() = steps;
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn a_stateful_callback_gets_its_state_back_on_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let stop = StopHandle::new();
+    let recorder = Recorder {
+        signal_after_step: Some((2, stop.clone())),
+        ..Recorder::default()
+    };
+    let counter = StepCounter::new("step_counter");
+    let options = TrainOptions {
+        stop,
+        callbacks: vec![Box::new(recorder), Box::new(counter)],
+        ..TrainOptions::default()
+    };
+    let outcome = train(config(dir.path(), "counted", 2), options).unwrap();
+    assert!(outcome.interrupted);
+    assert_eq!(outcome.state.global_step, 2);
+    let saved = outcome
+        .run_dir
+        .join("checkpoints/step-000000002/hook-step_counter.json");
+    assert!(saved.is_file(), "{}", saved.display());
+
+    // A new process would build a new callback: it starts from 0 and is
+    // given 2 back before the first step.
+    let counter = StepCounter::new("step_counter");
+    let (steps, starts) = (Arc::clone(&counter.steps), Arc::clone(&counter.starts));
+    let options = TrainOptions {
+        resume: Some(outcome.run_dir.clone()),
+        callbacks: vec![Box::new(counter)],
+        ..TrainOptions::default()
+    };
+    let outcome = train(config(dir.path(), "counted", 2), options).unwrap();
+    assert!(!outcome.interrupted);
+    assert_eq!(
+        *starts.lock().unwrap(),
+        [2],
+        "restored before on_train_start"
+    );
+    assert_eq!(*steps.lock().unwrap(), outcome.state.global_step);
+    assert_eq!(outcome.state.global_step, 6);
+
+    // Two states under one name would overwrite each other: refused
+    // before anything is written.
+    let options = TrainOptions {
+        callbacks: vec![
+            Box::new(StepCounter::new("twice")),
+            Box::new(StepCounter::new("twice")),
+        ],
+        ..TrainOptions::default()
+    };
+    let err = match train(config(dir.path(), "clash", 1), options) {
+        Ok(_) => panic!("two states named 'twice' accepted"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(err.contains("'twice'"), "{err}");
+    assert!(
+        !dir.path().join("runs/clash").exists(),
+        "the run directory was written"
     );
 }
 

@@ -1,9 +1,9 @@
 //! The checkpoint policy: when to write one (every epoch's end, every
 //! `checkpoint.every_steps` steps within an epoch, and when
-//! `checkpoint.every_minutes` have passed since the last), which is the best (the
-//! highest validation top-1), and what to keep (the newest
-//! `checkpoint.keep_last` and the best). The trainer writes what the policy
-//! asks for.
+//! `checkpoint.every_minutes` have passed since the last) and what to keep
+//! (the newest `checkpoint.keep_last` and the best, which the run's state
+//! records: [`TrainerState::record_val`](crate::train::state::TrainerState::record_val)).
+//! The trainer writes what the policy asks for.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -57,14 +57,9 @@ impl Callback for CheckpointPolicy {
         })
     }
 
-    fn on_epoch_end(&mut self, ctx: &Context<'_>, e: &EpochReport<'_>) -> Result<Requests> {
-        let best = match e.val {
-            Some(val) => val.top1() > ctx.state.best_top1 || ctx.state.best_step.is_none(),
-            None => false,
-        };
+    fn on_epoch_end(&mut self, _ctx: &Context<'_>, _e: &EpochReport<'_>) -> Result<Requests> {
         Ok(Requests {
             checkpoint: true,
-            best,
             ..Requests::NONE
         })
     }

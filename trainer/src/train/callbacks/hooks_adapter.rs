@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use anyhow::Result;
-use zftrain_hooks::{Control, Event, HookState, Metrics};
+use zftrain_hooks::{Control, Event, HookState, Metrics, SavedStates};
 
 use super::{Callback, CheckpointKind, Context, EpochReport, Requests, StepReport};
 use crate::train::hooks::{HookRunner, Moment};
@@ -19,7 +19,8 @@ pub struct HooksAdapter {
 }
 
 impl HooksAdapter {
-    /// Adapts `runner` (its hooks built, their states restored).
+    /// Adapts `runner` (its hooks built; their states come back through
+    /// [`Callback::load_states`]).
     pub fn new(runner: HookRunner) -> HooksAdapter {
         HooksAdapter {
             runner,
@@ -84,5 +85,9 @@ impl Callback for HooksAdapter {
 
     fn states(&self) -> Result<Vec<(String, HookState)>> {
         self.runner.states()
+    }
+
+    fn load_states(&mut self, saved: &mut SavedStates) -> Result<()> {
+        self.runner.load_states(saved)
     }
 }

@@ -60,9 +60,9 @@ impl Callback for MetricsLogger {
 
     fn on_step_end(&mut self, ctx: &Context<'_>, s: &StepReport<'_>) -> Result<Requests> {
         self.images += s.images as u64;
-        let Some(norm) = s.grad_norm else {
+        if !s.logged {
             return Ok(Requests::NONE);
-        };
+        }
         let step = ctx.state.global_step as i64;
         let ips = self.images as f64 / self.since.elapsed().as_secs_f64().max(1e-9);
         let (loss, top1) = (s.running.mean_loss(), s.running.top1());
@@ -70,14 +70,15 @@ impl Callback for MetricsLogger {
         // the third epoch, so any step axis reads as epochs too.
         let epoch =
             ctx.state.epoch as f64 + ctx.state.batch as f64 / ctx.steps_per_epoch.max(1) as f64;
-        for (tag, value) in [
+        let mut scalars = vec![
             ("train/epoch", epoch),
             ("train/loss", loss),
             ("train/top1", top1),
             ("train/lr", s.lr),
             ("train/images_per_sec", ips),
-            ("train/grad_norm", norm),
-        ] {
+        ];
+        scalars.extend(s.grad_norm.map(|norm| ("train/grad_norm", norm)));
+        for (tag, value) in scalars {
             ctx.tb.scalar(tag, step, value)?;
         }
         if let Some(clipped) = s.renorm_clipped {
@@ -95,7 +96,7 @@ impl Callback for MetricsLogger {
             top1: Some(top1),
             lr: Some(s.lr),
             images_per_sec: Some(ips),
-            grad_norm: Some(norm),
+            grad_norm: s.grad_norm,
             eta_hours,
             ..Default::default()
         })?;
@@ -131,8 +132,7 @@ impl Callback for MetricsLogger {
         ctx.tb.scalar("val/loss", step, val.mean_loss())?;
         ctx.tb.scalar("val/top1", step, val.top1())?;
         ctx.tb.scalar("val/top5", step, val.top5())?;
-        let best = ctx.state.best_top1.max(val.top1());
-        ctx.tb.scalar("val/best_top1", step, best)?;
+        ctx.tb.scalar("val/best_top1", step, ctx.state.best_top1)?;
         info!(
             epoch = e.epoch,
             train_loss = e.train.mean_loss(),

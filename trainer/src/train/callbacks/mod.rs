@@ -2,7 +2,9 @@
 //! value, in the manner of Lightning's `Callback`. The loop only steps and
 //! tells its callbacks what happened; they log, draw the progress bar,
 //! decide when to checkpoint and run the hooks, and answer with
-//! [`Requests`] (stop, checkpoint now, this is the best checkpoint).
+//! [`Requests`] (stop, checkpoint now). Each callback's state is saved in
+//! every checkpoint ([`Callback::states`]) and handed back on resume
+//! ([`Callback::load_states`]).
 //!
 //! The standard set ([`standard`]): [`SkippedImages`], [`MetricsLogger`],
 //! [`CheckpointPolicy`], [`HooksAdapter`] and [`Progress`], in that order.
@@ -21,7 +23,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use tch::Device;
-use zftrain_hooks::HookState;
+use zftrain_hooks::{HookState, SavedStates};
 use zftrain_model::Network;
 use zftrain_tensorboard::BackgroundWriter;
 
@@ -84,8 +86,10 @@ pub struct StepReport<'a> {
     pub running: &'a Running,
     /// Images this node trained on in this step.
     pub images: usize,
-    /// The gradient's L2 norm, on the steps that `train.log_every` logs
-    /// (`None` on the others).
+    /// Whether this step is one that `train.log_every` logs
+    /// ([`TrainConfig::logs_step`](crate::config::TrainConfig::logs_step)).
+    pub logged: bool,
+    /// The gradient's L2 norm, on the steps that log (`None` on the others).
     pub grad_norm: Option<f64>,
     /// Conv filters ZF's renormalization rescaled after this step, over all
     /// layers, on the steps that log with `train.renorm_radius > 0`.
@@ -122,9 +126,6 @@ pub struct Requests {
     pub stop: bool,
     /// Write a checkpoint now.
     pub checkpoint: bool,
-    /// The checkpoint written now is the best so far (it is kept whatever
-    /// `checkpoint.keep_last` says).
-    pub best: bool,
 }
 
 impl Requests {
@@ -132,7 +133,6 @@ impl Requests {
     pub const NONE: Requests = Requests {
         stop: false,
         checkpoint: false,
-        best: false,
     };
 
     /// A request to stop.
@@ -148,7 +148,6 @@ impl Requests {
         Requests {
             stop: self.stop || other.stop,
             checkpoint: self.checkpoint || other.checkpoint,
-            best: self.best || other.best,
         }
     }
 }
@@ -197,9 +196,17 @@ pub trait Callback {
     fn on_train_end(&mut self, _ctx: &Context<'_>) -> Result<()> {
         Ok(())
     }
-    /// State to keep in checkpoints, as `(name, state)` files.
+    /// State to keep in checkpoints, as `(name, state)` files
+    /// (`hook-<name>.json` and `.safetensors`); names are unique across
+    /// the run's callbacks and hooks.
     fn states(&self) -> Result<Vec<(String, HookState)>> {
         Ok(Vec::new())
+    }
+    /// On resume, before `on_train_start`: takes back what
+    /// [`Callback::states`] saved, removing each of its states from `saved`
+    /// by name. States no callback takes are reported and left alone.
+    fn load_states(&mut self, _saved: &mut SavedStates) -> Result<()> {
+        Ok(())
     }
 }
 
@@ -235,7 +242,6 @@ mod tests {
         let a = Requests::stop();
         let b = Requests {
             checkpoint: true,
-            best: true,
             ..Requests::NONE
         };
         assert_eq!(
@@ -243,7 +249,6 @@ mod tests {
             Requests {
                 stop: true,
                 checkpoint: true,
-                best: true
             }
         );
         assert_eq!(Requests::NONE.merge(Requests::NONE), Requests::NONE);
