@@ -7,6 +7,8 @@
 //!
 //! `cargo bench -p zftrain-data --bench decode -- [DIR]` (default: writes 200
 //! synthetic 500x375 JPEGs, quality 90, to a temporary folder).
+// The benchmark is one table, stage after stage, in `main`.
+#![allow(clippy::too_many_lines)]
 
 use std::time::Instant;
 

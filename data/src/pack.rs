@@ -284,6 +284,42 @@ fn reencode(path: &Path, config: &PackConfig) -> Encoded {
     Ok((out, source_bytes))
 }
 
+/// Re-encodes the samples `range` of `dataset` on `config.threads`
+/// threads; their results in order.
+fn encode_window(
+    dataset: &Dataset,
+    range: std::ops::Range<usize>,
+    config: &PackConfig,
+) -> Vec<Encoded> {
+    let (start, end) = (range.start, range.end);
+    let next = AtomicUsize::new(start);
+    let results: Vec<std::sync::Mutex<Option<Encoded>>> =
+        (start..end).map(|_| std::sync::Mutex::new(None)).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..config.threads.max(1) {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= end {
+                    break;
+                }
+                let r = reencode(&dataset.samples[i].path, config);
+                if let Ok(mut slot) = results[i - start].lock() {
+                    *slot = Some(r);
+                }
+            });
+        }
+    });
+    results
+        .into_iter()
+        .map(|slot| {
+            slot.into_inner()
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| Err("not encoded".into()))
+        })
+        .collect()
+}
+
 /// Packs `dataset` into `out` (written as `out.partial`, renamed when
 /// complete), on `config.threads` threads, in windows so that memory stays
 /// bounded; `progress(done, total)` after each window.
@@ -321,30 +357,11 @@ pub fn write_pack(
     let window = 64 * config.threads.max(1);
     for start in (0..total).step_by(window) {
         let end = (start + window).min(total);
-        let next = AtomicUsize::new(start);
-        let results: Vec<std::sync::Mutex<Option<Encoded>>> =
-            (start..end).map(|_| std::sync::Mutex::new(None)).collect();
-        std::thread::scope(|scope| {
-            for _ in 0..config.threads.max(1) {
-                scope.spawn(|| loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= end {
-                        break;
-                    }
-                    let r = reencode(&dataset.samples[i].path, config);
-                    if let Ok(mut slot) = results[i - start].lock() {
-                        *slot = Some(r);
-                    }
-                });
-            }
-        });
-        for (k, slot) in results.into_iter().enumerate() {
+        for (k, result) in encode_window(dataset, start..end, config)
+            .into_iter()
+            .enumerate()
+        {
             let sample = &dataset.samples[start + k];
-            let result = slot
-                .into_inner()
-                .ok()
-                .flatten()
-                .unwrap_or_else(|| Err("not encoded".into()));
             match result {
                 Ok((bytes, source)) => {
                     w.write_all(&bytes).map_err(io)?;

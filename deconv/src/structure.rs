@@ -84,7 +84,8 @@ const MIN_DRAWS: i64 = 200;
 pub fn structure_threshold(c: i64, kh: i64, kw: i64) -> f64 {
     use std::collections::HashMap;
     use std::sync::{Mutex, OnceLock};
-    static KNOWN: OnceLock<Mutex<HashMap<(i64, i64, i64), f64>>> = OnceLock::new();
+    type Known = Mutex<HashMap<(i64, i64, i64), f64>>;
+    static KNOWN: OnceLock<Known> = OnceLock::new();
     let known = KNOWN.get_or_init(Default::default);
     if let Some(&t) = known
         .lock()

@@ -88,25 +88,7 @@ pub fn on_devices<S: Send>(
             })
             .collect();
         drop(rx);
-        let mut fed = Ok(());
-        for batch in batches {
-            if failed.load(Ordering::Relaxed) {
-                break;
-            }
-            match batch {
-                Ok(b) => {
-                    if tx.send(b).is_err() {
-                        break; // every device stopped: their errors say why
-                    }
-                }
-                Err(e) => {
-                    failed.store(true, Ordering::Relaxed);
-                    fed = Err(e);
-                    break;
-                }
-            }
-        }
-        drop(tx);
+        let fed = feed(batches, tx, &failed);
         let states: Vec<Result<S, HookError>> = handles
             .into_iter()
             .zip(replicas)
@@ -122,6 +104,33 @@ pub fn on_devices<S: Send>(
         fed?;
         states.into_iter().collect()
     })
+}
+
+/// Sends the probe batches to the device threads until they are all sent,
+/// a device failed or the probe set did (its error, and `failed` set so
+/// that the devices stop). The channel closes when this returns.
+fn feed(
+    batches: ProbeBatches<'_>,
+    tx: crossbeam_channel::Sender<ProbeBatch>,
+    failed: &AtomicBool,
+) -> Result<(), HookError> {
+    for batch in batches {
+        if failed.load(Ordering::Relaxed) {
+            break;
+        }
+        match batch {
+            Ok(b) => {
+                if tx.send(b).is_err() {
+                    break; // every device stopped: their errors say why
+                }
+            }
+            Err(e) => {
+                failed.store(true, Ordering::Relaxed);
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The pass of a single device, on the calling thread; its failures are

@@ -161,35 +161,14 @@ impl SharedPass {
                 }
             }
         }
-        let config = |per_image: usize, k: usize| MinerConfig {
-            k,
-            per_image,
-            project: false,
-            ..MinerConfig::default()
-        };
-        // Checked once here, so that a bad choice is one error, not one per device.
-        let mut last = 0;
-        for (per_image, k, choices) in &groups {
-            let miner = Miner::new(ctx.net, choices, config(*per_image, *k), tch::Device::Cpu)?;
-            last = last.max(miner.last_layer(ctx.net));
-        }
-        if !thresholds.is_empty() {
-            let arch = ctx.net.arch();
-            let Some(&conv) = arch.conv_indices().last() else {
-                return Err(HookError::Probe(format!(
-                    "{} has no conv layers to count filters of",
-                    arch.name
-                )));
-            };
-            last = last.max(arch.tap_index(conv));
-        }
+        let last = last_layer(ctx, &groups, !thresholds.is_empty())?;
         let states = on_devices(
             &ctx.devices(),
             ctx.probe.batches(),
             &|net, device| {
                 let miners = groups
                     .iter()
-                    .map(|(p, k, choices)| Miner::new(net, choices, config(*p, *k), device))
+                    .map(|(p, k, choices)| Miner::new(net, choices, group_config(*p, *k), device))
                     .collect::<Result<Vec<_>, _>>()?;
                 Ok(DeviceState {
                     miners,
@@ -216,33 +195,7 @@ impl SharedPass {
                 Ok(())
             },
         )?;
-        let mut shards: Vec<Vec<Vec<LayerTop>>> = groups
-            .iter()
-            .map(|(_, _, choices)| choices.iter().map(|_| Vec::new()).collect())
-            .collect();
-        let mut stats: Vec<FilterSums> = thresholds.iter().map(|_| FilterSums::default()).collect();
-        for state in states {
-            for (g, miner) in state.miners.into_iter().enumerate() {
-                for (i, top) in miner.into_layers().into_iter().enumerate() {
-                    shards[g][i].push(top);
-                }
-            }
-            for (total, part) in stats.iter_mut().zip(state.sums) {
-                total.join(part);
-            }
-        }
-        let mut tops = Vec::new();
-        for ((per_image, k, _), layers) in groups.iter().zip(shards) {
-            let merged = layers
-                .into_iter()
-                .map(LayerTop::merge)
-                .collect::<Result<Vec<_>, _>>()?;
-            tops.push((*per_image, *k, merged));
-        }
-        Ok(SharedPass {
-            tops,
-            stats: thresholds.into_iter().zip(stats).collect(),
-        })
+        merge(&groups, thresholds, states)
     }
 
     /// The top lists (values and places, no crops) of `choices` as mining
@@ -293,4 +246,80 @@ impl SharedPass {
             .find(|(t, _)| *t == threshold)
             .map(|(_, s)| s)
     }
+}
+
+/// The mining miner configuration of a group: values and places only.
+fn group_config(per_image: usize, k: usize) -> MinerConfig {
+    MinerConfig {
+        k,
+        per_image,
+        project: false,
+        ..MinerConfig::default()
+    }
+}
+
+/// The last layer the pass must reach: the deepest layer mined, and the
+/// last conv layer's tap when filter statistics are asked for. The choices
+/// are checked here, once (a bad one is one error, not one per device).
+fn last_layer(
+    ctx: &HookContext<'_>,
+    groups: &[(usize, usize, Vec<LayerChoice>)],
+    stats: bool,
+) -> Result<usize, HookError> {
+    let mut last = 0;
+    for (per_image, k, choices) in groups {
+        let miner = Miner::new(
+            ctx.net,
+            choices,
+            group_config(*per_image, *k),
+            tch::Device::Cpu,
+        )?;
+        last = last.max(miner.last_layer(ctx.net));
+    }
+    if stats {
+        let arch = ctx.net.arch();
+        let Some(&conv) = arch.conv_indices().last() else {
+            return Err(HookError::Probe(format!(
+                "{} has no conv layers to count filters of",
+                arch.name
+            )));
+        };
+        last = last.max(arch.tap_index(conv));
+    }
+    Ok(last)
+}
+
+/// Every device's tops and filter sums, merged into the pass's answers.
+fn merge(
+    groups: &[(usize, usize, Vec<LayerChoice>)],
+    thresholds: Vec<f64>,
+    states: Vec<DeviceState>,
+) -> Result<SharedPass, HookError> {
+    let mut shards: Vec<Vec<Vec<LayerTop>>> = groups
+        .iter()
+        .map(|(_, _, choices)| choices.iter().map(|_| Vec::new()).collect())
+        .collect();
+    let mut stats: Vec<FilterSums> = thresholds.iter().map(|_| FilterSums::default()).collect();
+    for state in states {
+        for (g, miner) in state.miners.into_iter().enumerate() {
+            for (i, top) in miner.into_layers().into_iter().enumerate() {
+                shards[g][i].push(top);
+            }
+        }
+        for (total, part) in stats.iter_mut().zip(state.sums) {
+            total.join(part);
+        }
+    }
+    let mut tops = Vec::new();
+    for ((per_image, k, _), layers) in groups.iter().zip(shards) {
+        let merged = layers
+            .into_iter()
+            .map(LayerTop::merge)
+            .collect::<Result<Vec<_>, _>>()?;
+        tops.push((*per_image, *k, merged));
+    }
+    Ok(SharedPass {
+        tops,
+        stats: thresholds.into_iter().zip(stats).collect(),
+    })
 }

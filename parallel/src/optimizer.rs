@@ -129,6 +129,8 @@ impl Sgd {
         });
     }
 
+    /// The momentum buffers, as `momentum.<parameter name>` (what a
+    /// checkpoint's optimizer file holds).
     pub fn state(&self) -> Vec<(String, Tensor)> {
         self.params
             .iter()

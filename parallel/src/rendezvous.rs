@@ -222,6 +222,8 @@ pub fn rendezvous(
 /// A connection that passed the challenge and greeted.
 type Greeted = (TcpStream, NodeInfo, SocketAddr);
 
+/// Node 0's side: accepts and checks the other nodes until every rank has
+/// joined (or one is refused, or the time is up), then welcomes them.
 fn hub(
     config: &RendezvousConfig,
     me: NodeInfo,
@@ -268,19 +270,7 @@ fn hub(
             }
         }
         if refusal.is_none() && Instant::now() > deadline {
-            let missing: Vec<String> = joined
-                .iter()
-                .enumerate()
-                .skip(1)
-                .filter(|(_, j)| j.is_none())
-                .map(|(r, _)| r.to_string())
-                .collect();
-            refusal = Some(format!(
-                "node(s) {} did not join at {} within {} s",
-                missing.join(", "),
-                config.address,
-                config.timeout.as_secs()
-            ));
+            refusal = Some(not_joined(&joined, config));
         }
         if idle {
             std::thread::sleep(Duration::from_millis(20));
@@ -301,16 +291,41 @@ fn hub(
         fail!(Link, "the rendezvous failed: {why}");
     }
     let id = if me.gpu { Some(nccl_id()?) } else { None };
-    let mut welcome = Vec::new();
-    welcome.extend_from_slice(&(replicas.len() as u64).to_le_bytes());
-    for r in &replicas {
-        welcome.extend_from_slice(&(*r as u64).to_le_bytes());
-    }
-    welcome.extend_from_slice(id.as_ref().map_or(&[0u8; 128][..], |i| &i[..]));
+    let welcome = welcome(&replicas, id.as_ref());
     for c in &conns {
         c.send(WELCOME, &welcome).context("welcoming a node")?;
     }
     Link::new(0, replicas, id, conns, config.timeout)
+}
+
+/// Why the rendezvous failed when the time is up: the ranks that have not
+/// joined.
+fn not_joined(joined: &[Option<(TcpStream, NodeInfo)>], config: &RendezvousConfig) -> String {
+    let missing: Vec<String> = joined
+        .iter()
+        .enumerate()
+        .skip(1)
+        .filter(|(_, j)| j.is_none())
+        .map(|(r, _)| r.to_string())
+        .collect();
+    format!(
+        "node(s) {} did not join at {} within {} s",
+        missing.join(", "),
+        config.address,
+        config.timeout.as_secs()
+    )
+}
+
+/// The welcome node 0 sends every node: the replicas of each node, then
+/// the NCCL unique id (zeros without GPUs).
+fn welcome(replicas: &[usize], id: Option<&[u8; 128]>) -> Vec<u8> {
+    let mut welcome = Vec::new();
+    welcome.extend_from_slice(&(replicas.len() as u64).to_le_bytes());
+    for r in replicas {
+        welcome.extend_from_slice(&(*r as u64).to_le_bytes());
+    }
+    welcome.extend_from_slice(id.map_or(&[0u8; 128][..], |i| &i[..]));
+    welcome
 }
 
 /// Challenges and reads the greeting of a new connection on a thread of
@@ -697,6 +712,42 @@ mod tests {
     /// What rogues do to node 0 while the real node 1 joins: none of them
     /// gets in, stops the run or delays it past their own deadline, and the
     /// reduction is the real nodes' sum.
+    /// A peer that answers the challenge with garbage (`attack` 0), a
+    /// huge announced length (1) or a trickle of bytes (2); what it saw.
+    fn rogue(a: &str, attack: u8) -> String {
+        let mut s = connect(a);
+        let mut challenge = [0u8; 40];
+        s.read_exact(&mut challenge).unwrap();
+        let start = Instant::now();
+        let mut wrote = 0usize;
+        let bytes: Vec<u8> = match attack {
+            0 => (0..64u8).map(|b| b.wrapping_mul(37)).collect(),
+            1 => {
+                let mut h = HELLO.to_le_bytes().to_vec();
+                h.extend_from_slice(&(16u64 << 30).to_le_bytes());
+                h.resize(64 + 12, 0xFF);
+                h
+            }
+            _ => vec![0x55; 64],
+        };
+        for b in bytes {
+            if s.write_all(&[b]).is_err() {
+                break;
+            }
+            wrote += 1;
+            if attack == 2 {
+                std::thread::sleep(Duration::from_millis(300));
+            }
+        }
+        let mut rest = Vec::new();
+        let _ = s.read_to_end(&mut rest);
+        format!(
+            "attack {attack}: wrote {wrote}, read {} bytes back, dropped after {:.1} s",
+            rest.len(),
+            start.elapsed().as_secs_f64()
+        )
+    }
+
     #[test]
     fn rogues_without_the_token_are_dropped_and_the_real_nodes_train() {
         let address = free_address();
@@ -722,39 +773,7 @@ mod tests {
         // Garbage, a huge announced length, and a trickle of bytes.
         for attack in 0..3 {
             let a = address.clone();
-            rogues.push(std::thread::spawn(move || {
-                let mut s = connect(&a);
-                let mut challenge = [0u8; 40];
-                s.read_exact(&mut challenge).unwrap();
-                let start = Instant::now();
-                let mut wrote = 0usize;
-                let bytes: Vec<u8> = match attack {
-                    0 => (0..64u8).map(|b| b.wrapping_mul(37)).collect(),
-                    1 => {
-                        let mut h = HELLO.to_le_bytes().to_vec();
-                        h.extend_from_slice(&(16u64 << 30).to_le_bytes());
-                        h.resize(64 + 12, 0xFF);
-                        h
-                    }
-                    _ => vec![0x55; 64],
-                };
-                for b in bytes {
-                    if s.write_all(&[b]).is_err() {
-                        break;
-                    }
-                    wrote += 1;
-                    if attack == 2 {
-                        std::thread::sleep(Duration::from_millis(300));
-                    }
-                }
-                let mut rest = Vec::new();
-                let _ = s.read_to_end(&mut rest);
-                format!(
-                    "attack {attack}: wrote {wrote}, read {} bytes back, dropped after {:.1} s",
-                    rest.len(),
-                    start.elapsed().as_secs_f64()
-                )
-            }));
+            rogues.push(std::thread::spawn(move || rogue(&a, attack)));
         }
         // The real node 1, a little later.
         std::thread::sleep(Duration::from_millis(200));

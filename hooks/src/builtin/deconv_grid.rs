@@ -29,7 +29,7 @@ use tch::{Kind, Tensor};
 use zftrain_deconv::render::{
     denormalize, filter_image, labelled_grid, side_by_side, stretch, GridLabels,
 };
-use zftrain_deconv::{edge_agreement, LayerChoice, MinerConfig, RenderConfig};
+use zftrain_deconv::{edge_agreement, LayerChoice, LayerTop, MinerConfig, RenderConfig};
 use zftrain_model::Network;
 
 use super::files::{write_png, write_tensors, write_text};
@@ -247,26 +247,32 @@ impl DeconvGridHook {
                 &side_by_side(&proj, &patches, 12),
             )?;
             if c.save_tensors {
-                let channels = Tensor::from_slice(&top.channels);
-                let tensors = vec![
-                    ("values".to_string(), top.values.shallow_clone()),
-                    ("images".to_string(), top.images.shallow_clone()),
-                    ("ys".to_string(), top.ys.shallow_clone()),
-                    ("xs".to_string(), top.xs.shallow_clone()),
-                    ("channels".to_string(), channels),
-                    // f16: half the disk of f32, ample for pictures.
-                    (
-                        "projections".to_string(),
-                        top.projections.to_kind(Kind::Half),
-                    ),
-                    ("patches".to_string(), top.patches.to_kind(Kind::Half)),
-                ];
-                write_tensors(&dir.join(format!("{label}.safetensors")), &tensors)?;
+                save_top(&dir.join(format!("{label}.safetensors")), top)?;
             }
         }
         write_text(&dir.join("edge-agreement.csv"), &agreement)?;
         Ok(Control::Continue)
     }
+}
+
+/// A layer's top list with its projections and patches, as
+/// `<layer>.safetensors` holds it (pictures in f16: half the disk of f32,
+/// ample for pictures).
+fn save_top(path: &std::path::Path, top: &LayerTop) -> Result<(), HookError> {
+    let channels = Tensor::from_slice(&top.channels);
+    let tensors = vec![
+        ("values".to_string(), top.values.shallow_clone()),
+        ("images".to_string(), top.images.shallow_clone()),
+        ("ys".to_string(), top.ys.shallow_clone()),
+        ("xs".to_string(), top.xs.shallow_clone()),
+        ("channels".to_string(), channels),
+        (
+            "projections".to_string(),
+            top.projections.to_kind(Kind::Half),
+        ),
+        ("patches".to_string(), top.patches.to_kind(Kind::Half)),
+    ];
+    write_tensors(path, &tensors)
 }
 
 /// The columns of `edge-agreement.csv`.

@@ -15,7 +15,7 @@
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 use zftrain_deconv::render::{labelled_table, stretch};
-use zftrain_deconv::{MinerConfig, RenderConfig};
+use zftrain_deconv::{LayerChoice, LayerTop, MinerConfig, RenderConfig};
 
 use super::deconv_grid::{layer_choices, Maps};
 use super::files::write_png;
@@ -93,18 +93,20 @@ impl EvolutionHook {
         &self.epochs
     }
 
-    fn run(&mut self, ctx: &HookContext<'_>) -> Result<Control, HookError> {
-        if self.epochs.contains(&ctx.epoch) {
-            return Ok(Control::Continue);
-        }
+    /// The strongest activation of each chosen map over the probe set (or
+    /// the training images, for `source = "train"`), projected.
+    fn mine(
+        &self,
+        ctx: &HookContext<'_>,
+        choices: &[LayerChoice],
+    ) -> Result<Vec<LayerTop>, HookError> {
         let c = &self.config;
-        let choices = layer_choices(ctx.net, &c.layers, &c.maps, &c.name)?;
         let config = MinerConfig {
             k: 1,
             ..MinerConfig::default()
         };
-        let tops = match c.source {
-            MiningSource::Probe => mine_probe(ctx, &choices, config)?,
+        Ok(match c.source {
+            MiningSource::Probe => mine_probe(ctx, choices, config)?,
             MiningSource::Train => {
                 let Some(train) = ctx.train_probe else {
                     return Err(HookError::Config {
@@ -118,9 +120,18 @@ impl EvolutionHook {
                     shared: None,
                     ..*ctx
                 };
-                mine_probe(&on_train, &choices, config)?
+                mine_probe(&on_train, choices, config)?
             }
-        };
+        })
+    }
+
+    fn run(&mut self, ctx: &HookContext<'_>) -> Result<Control, HookError> {
+        if self.epochs.contains(&ctx.epoch) {
+            return Ok(Control::Continue);
+        }
+        let c = &self.config;
+        let choices = layer_choices(ctx.net, &c.layers, &c.maps, &c.name)?;
+        let tops = self.mine(ctx, &choices)?;
         let dir = ctx.output_dir(&c.name)?;
         let convs = ctx.net.arch().conv_indices();
         // Tiles big enough for their captions.

@@ -15,6 +15,7 @@ use zftrain_analyses::correspondence::{
 use zftrain_analyses::invariance::{invariance_with_progress as run_invariance, InvarianceConfig};
 use zftrain_analyses::occlusion::{
     occlusion_with_progress as run_occlusion, positions as occlusion_positions, OcclusionConfig,
+    OcclusionMap,
 };
 use zftrain_analyses::plot::invariance_figure;
 use zftrain_analyses::render::class_color;
@@ -58,13 +59,16 @@ pub enum AnalyzeCommand {
 /// What every analysis takes.
 #[derive(Debug, Args)]
 pub struct AnalysisCommon {
+    /// The architecture and its options.
     #[command(flatten)]
     pub arch: ArchArgs,
+    /// Where the weights come from.
     #[command(flatten)]
     pub source: WeightsSource,
     /// Output folder (CSV, JSON, PNG, TensorBoard events).
     #[arg(long)]
     pub out: PathBuf,
+    /// The device.
     #[command(flatten)]
     pub device: DeviceArgs,
     /// Images per forward.
@@ -79,6 +83,7 @@ pub struct AnalysisCommon {
 /// `zftrain analyze invariance`.
 #[derive(Debug, Args)]
 pub struct InvarianceArgs {
+    /// What every analysis takes.
     #[command(flatten)]
     pub common: AnalysisCommon,
     /// Image files (repeat the flag).
@@ -102,6 +107,7 @@ pub struct InvarianceArgs {
 /// `zftrain analyze occlusion`.
 #[derive(Debug, Args)]
 pub struct OcclusionArgs {
+    /// What every analysis takes.
     #[command(flatten)]
     pub common: AnalysisCommon,
     /// Image files (repeat the flag).
@@ -124,6 +130,7 @@ pub struct OcclusionArgs {
 /// `zftrain analyze correspondence`.
 #[derive(Debug, Args)]
 pub struct CorrespondenceArgs {
+    /// What every analysis takes.
     #[command(flatten)]
     pub common: AnalysisCommon,
     /// JSON: {"images": [files], "parts": {"name": [[top, left, height,
@@ -313,6 +320,38 @@ pub fn invariance(args: &InvarianceArgs) -> Result<()> {
     Ok(())
 }
 
+/// One image's entry in occlusion.json.
+fn occlusion_record(
+    file: &Path,
+    m: &OcclusionMap,
+    l: &Loaded,
+    config: &OcclusionConfig,
+    seconds: f64,
+) -> serde_json::Value {
+    let mut legend: Vec<i64> = m.top_class.clone();
+    legend.sort_unstable();
+    legend.dedup();
+    serde_json::json!({
+        "file": file.display().to_string(),
+        "class": m.class,
+        "class_name": l.class_name(m.class),
+        "layer": config.layer,
+        "feature_map": m.channel,
+        "strongest_unit": [m.unit.0, m.unit.1],
+        "unoccluded_probability": m.base_probability,
+        "unoccluded_activation": m.base_activation,
+        "min_probability": m.probability.iter().cloned().fold(f64::INFINITY, f64::min),
+        "positions": [m.rows, m.cols],
+        "square": config.size,
+        "stride": config.stride,
+        "seconds": seconds,
+        "class_map_legend": legend.iter().map(|&c| {
+            let [r, g, b] = class_color(c);
+            serde_json::json!({"class": c, "name": l.class_name(c), "color": format!("#{r:02x}{g:02x}{b:02x}")})
+        }).collect::<Vec<_>>(),
+    })
+}
+
 /// Runs `analyze occlusion`.
 pub fn occlusion(args: &OcclusionArgs) -> Result<()> {
     let l = Loaded::open(&args.common)?;
@@ -351,28 +390,7 @@ pub fn occlusion(args: &OcclusionArgs) -> Result<()> {
             &m,
             &figure,
         )?;
-        let mut legend: Vec<i64> = m.top_class.clone();
-        legend.sort_unstable();
-        legend.dedup();
-        summary.push(serde_json::json!({
-            "file": file.display().to_string(),
-            "class": m.class,
-            "class_name": l.class_name(m.class),
-            "layer": config.layer,
-            "feature_map": m.channel,
-            "strongest_unit": [m.unit.0, m.unit.1],
-            "unoccluded_probability": m.base_probability,
-            "unoccluded_activation": m.base_activation,
-            "min_probability": m.probability.iter().cloned().fold(f64::INFINITY, f64::min),
-            "positions": [m.rows, m.cols],
-            "square": config.size,
-            "stride": config.stride,
-            "seconds": seconds,
-            "class_map_legend": legend.iter().map(|&c| {
-                let [r, g, b] = class_color(c);
-                serde_json::json!({"class": c, "name": l.class_name(c), "color": format!("#{r:02x}{g:02x}{b:02x}")})
-            }).collect::<Vec<_>>(),
-        }));
+        summary.push(occlusion_record(file, &m, &l, &config, seconds));
         println!(
             "occlusion {}: {} ({:.1}% unoccluded, {:.1}% at worst), layer-{} map {}, {}x{} positions in {seconds:.1} s -> occlusion-{i}.png",
             file.display(),

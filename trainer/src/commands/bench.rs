@@ -49,6 +49,7 @@ pub enum BenchCommand {
 /// `zftrain bench engine`.
 #[derive(Debug, Args)]
 pub struct EngineBenchArgs {
+    /// The device.
     #[command(flatten)]
     pub device: DeviceArgs,
     /// Training steps of the replicas check (one step shows the reduction;
@@ -69,6 +70,7 @@ pub struct EngineBenchArgs {
 /// `zftrain bench projections`.
 #[derive(Debug, Args)]
 pub struct ProjectionsBenchArgs {
+    /// The device.
     #[command(flatten)]
     pub device: DeviceArgs,
     /// Conv layer whose units are projected (1-5).
@@ -130,6 +132,7 @@ pub struct TrainStepBenchArgs {
         default_value = "fp32,fp32-channels-last,bf16,bf16-channels-last"
     )]
     pub modes: String,
+    /// The devices.
     #[command(flatten)]
     pub devices: DevicesArgs,
     /// Gradient reduction: auto, nccl or copy.
@@ -187,16 +190,13 @@ pub fn train_step(args: &TrainStepBenchArgs) -> Result<()> {
         classes: args.classes,
         devices,
         reducer,
-        data: match &args.data {
-            Some(path) => Some(DataBench {
-                path: path.clone(),
-                workers: args
-                    .workers
-                    .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
-                augment: args.augment,
-            }),
-            None => None,
-        },
+        data: args.data.as_ref().map(|path| DataBench {
+            path: path.clone(),
+            workers: args
+                .workers
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+            augment: args.augment,
+        }),
     };
     for (name, mode) in args.modes.split(',').zip(modes) {
         let ips = train_step_throughput(&config, mode).with_context(|| format!("mode {name}"))?;

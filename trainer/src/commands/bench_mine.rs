@@ -55,6 +55,7 @@ pub struct MineBenchArgs {
     /// Activations kept per feature map.
     #[arg(long, default_value_t = 9)]
     pub k: usize,
+    /// The devices.
     #[command(flatten)]
     pub devices: DevicesArgs,
     /// Passes to time, comma-separated: eval, mine, and values (mining's

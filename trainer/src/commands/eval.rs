@@ -23,8 +23,10 @@ use std::path::PathBuf;
 /// `zftrain eval`.
 #[derive(Debug, Args)]
 pub struct EvalArgs {
+    /// The architecture and its options.
     #[command(flatten)]
     pub arch: ArchArgs,
+    /// Where the weights come from.
     #[command(flatten)]
     pub source: WeightsSource,
     /// Labelled images: an ImageFolder (one folder per class, the
@@ -48,6 +50,7 @@ pub struct EvalArgs {
     /// Decoding threads.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub workers: u64,
+    /// The device.
     #[command(flatten)]
     pub device: DeviceArgs,
     /// Print one JSON object instead of a line.

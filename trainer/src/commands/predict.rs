@@ -18,8 +18,10 @@ use clap::Args;
 /// `zftrain predict`.
 #[derive(Debug, Args)]
 pub struct PredictArgs {
+    /// The architecture and its options.
     #[command(flatten)]
     pub arch: ArchArgs,
+    /// Where the weights come from.
     #[command(flatten)]
     pub source: WeightsSource,
     /// Images: files, folders (every JPEG and PNG under them) or patterns

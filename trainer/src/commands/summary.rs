@@ -11,6 +11,7 @@ use clap::Args;
 /// `zftrain summary`.
 #[derive(Debug, Args)]
 pub struct SummaryArgs {
+    /// The architecture and its options.
     #[command(flatten)]
     pub arch: ArchArgs,
     /// Print JSON instead of the table.

@@ -85,6 +85,7 @@ pub struct TrainArgs {
     /// Base learning rate (optim.lr).
     #[arg(long)]
     pub lr: Option<f64>,
+    /// The devices.
     #[command(flatten)]
     pub devices: DevicesArgs,
     /// Decoding threads (data.workers).

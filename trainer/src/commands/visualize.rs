@@ -25,8 +25,10 @@ use zftrain_hooks::ProbeSet;
 /// `zftrain visualize`.
 #[derive(Debug, Args)]
 pub struct VisualizeArgs {
+    /// The architecture and its options.
     #[command(flatten)]
     pub arch: ArchArgs,
+    /// Where the weights come from.
     #[command(flatten)]
     pub source: WeightsSource,
     /// Probe images: an ImageFolder, or a data folder whose val/ is one.
@@ -48,6 +50,7 @@ pub struct VisualizeArgs {
     /// The epoch to label the outputs with (default: the checkpoint's).
     #[arg(long)]
     pub epoch: Option<u64>,
+    /// The device.
     #[command(flatten)]
     pub device: DeviceArgs,
 }

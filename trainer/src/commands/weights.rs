@@ -20,6 +20,7 @@ use std::path::PathBuf;
 /// `zftrain init`.
 #[derive(Debug, Args)]
 pub struct InitArgs {
+    /// The architecture and its options.
     #[command(flatten)]
     pub arch: ArchArgs,
     /// Initialization scheme: pytorch (PyTorch's defaults), zf (N(0,
@@ -64,6 +65,7 @@ pub enum ExportFormat {
 /// `zftrain import`.
 #[derive(Debug, Args)]
 pub struct ImportArgs {
+    /// The architecture and its options.
     #[command(flatten)]
     pub arch: ArchArgs,
     /// Safetensors file with PyTorch parameter names.

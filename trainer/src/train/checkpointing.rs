@@ -102,43 +102,18 @@ pub fn save(run_dir: &Path, snap: &Snapshot<'_>) -> Result<PathBuf> {
     let dir = checkpoints_dir(run_dir);
     remove_stale_temporaries(&dir);
     let path = dir.join(format!("step-{:09}", state.global_step));
-    // Already saved at this step at the same place (a stop right after an
-    // epoch's end): kept. At another place (a stop before the epoch's end,
-    // then the resumed run's end at the same step) it is replaced, so the
-    // newest checkpoint always says where the run is. A folder of that
-    // name that is not a zftrain checkpoint is someone's: refused, never
-    // replaced.
-    let mut replace = false;
-    if fs::symlink_metadata(&path).is_ok() {
-        if !path.join(MANIFEST_FILE).is_file() {
-            bail!(
-                "{} is in the way of the checkpoint of step {} and is not a zftrain checkpoint (no {MANIFEST_FILE}): move it out of the run's checkpoints folder",
-                path.display(),
-                state.global_step
-            );
-        }
-        match saved_place(&path) {
-            Some(place) if place == (state.epoch, state.batch as u64, state.global_step) => {
-                return Ok(path)
-            }
-            _ => replace = true,
-        }
-    }
+    let replace = match at_path(&path, state)? {
+        AtPath::Nothing => false,
+        AtPath::ThisPlace => return Ok(path),
+        AtPath::AnotherPlace => true,
+    };
     let weights = model.named_weights();
     let momentum = sgd.state();
     let trainer = serde_json::to_value(state)?;
     let config_json = serde_json::to_value(config)?;
     let meta_weights = info.to_metadata();
     let empty = Default::default();
-    let mean_tensors: Vec<(String, Tensor)> = mean_image
-        .map(|m| {
-            let s = m.side() as i64;
-            vec![(
-                "mean_image".to_string(),
-                Tensor::from_slice(m.values()).view([3, s, s]),
-            )]
-        })
-        .unwrap_or_default();
+    let mean_tensors = mean_image.map(mean_tensors).unwrap_or_default();
     let mut files = vec![
         (
             zftrain_checkpoints::WEIGHTS_FILE,
@@ -180,6 +155,49 @@ pub fn save(run_dir: &Path, snap: &Snapshot<'_>) -> Result<PathBuf> {
     }
     point_latest(&dir, &path)?;
     Ok(path)
+}
+
+/// What the path of a new checkpoint holds already.
+enum AtPath {
+    Nothing,
+    /// The checkpoint of this very place (a stop right after an epoch's
+    /// end): kept.
+    ThisPlace,
+    /// The checkpoint of this step at another place (a stop before the
+    /// epoch's end, then the resumed run's end at the same step): replaced,
+    /// so the newest checkpoint always says where the run is.
+    AnotherPlace,
+}
+
+/// What is at `path`, the checkpoint of `state`'s step; a folder there that
+/// is not a zftrain checkpoint is someone's: refused, never replaced.
+fn at_path(path: &Path, state: &TrainerState) -> Result<AtPath> {
+    if fs::symlink_metadata(path).is_err() {
+        return Ok(AtPath::Nothing);
+    }
+    if !path.join(MANIFEST_FILE).is_file() {
+        bail!(
+            "{} is in the way of the checkpoint of step {} and is not a zftrain checkpoint (no {MANIFEST_FILE}): move it out of the run's checkpoints folder",
+            path.display(),
+            state.global_step
+        );
+    }
+    Ok(match saved_place(path) {
+        Some(place) if place == (state.epoch, state.batch as u64, state.global_step) => {
+            AtPath::ThisPlace
+        }
+        _ => AtPath::AnotherPlace,
+    })
+}
+
+/// The per-pixel mean image as a checkpoint holds it: `mean_image`,
+/// `[3, side, side]`.
+fn mean_tensors(m: &MeanImage) -> Vec<(String, Tensor)> {
+    let s = m.side() as i64;
+    vec![(
+        "mean_image".to_string(),
+        Tensor::from_slice(m.values()).view([3, s, s]),
+    )]
 }
 
 /// Where the checkpoint `path` says its run was: `(epoch, batch,

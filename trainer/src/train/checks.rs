@@ -171,9 +171,9 @@ impl Checked {
     /// allowed).
     pub fn new(
         config: &RunConfig,
-        (extra, callbacks): (Vec<Box<dyn Hook>>, &[Box<dyn Callback>]),
-        resume: Option<&Path>,
-        restart: bool,
+        extra: Vec<Box<dyn Hook>>,
+        callbacks: &[Box<dyn Callback>],
+        (resume, restart): (Option<&Path>, bool),
     ) -> Result<Checked> {
         let pre = Preflight::new(config, extra, callbacks)?;
         // Several nodes: join them before anything is written.

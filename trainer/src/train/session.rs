@@ -92,6 +92,8 @@ pub enum Flow {
 struct Plan {
     steps_per_epoch: usize,
     layout: TensorLayout,
+    /// This node's devices; replica 0's first.
+    devices: Vec<Device>,
     device: Device,
     train_len: usize,
 }
@@ -114,6 +116,7 @@ impl Plan {
                 channels_last: config.train.channels_last,
                 pinned: gpu,
             },
+            devices: devices.to_vec(),
             device: devices[0],
             train_len: train.dataset().len(),
         })
@@ -172,22 +175,12 @@ impl Trainer {
     pub fn new(config: RunConfig, options: TrainOptions) -> Result<Trainer> {
         let c = Checked::new(
             &config,
-            (options.hooks, &options.callbacks),
-            options.resume.as_deref(),
-            options.restart,
+            options.hooks,
+            &options.callbacks,
+            (options.resume.as_deref(), options.restart),
         )?;
         // Checks done: from here on the run directory is written.
-        setup::write_run_dir(
-            &c.place.run_dir,
-            &config,
-            &c.pre.spec,
-            &c.pre.train_set.classes,
-        )?;
-        setup::set_up_logging(&c.place.run_dir)?;
-        if config.train.threads > 0 {
-            tch::set_num_threads(config.train.threads as i32);
-        }
-        tch::manual_seed(config.seed as i64);
+        open_run(&config, &c)?;
         let mut dp = engine(&config, &c.role, &c.pre.devices, c.pre.arch)?;
         let start_checkpoint = start_weights(&mut dp, &c.pre.policy, c.place.start_weights)?;
         let tb = crate::train::tags::open_writer(&c.place.run_dir)?;
@@ -198,45 +191,36 @@ impl Trainer {
         };
         c.role.share_start(&mut dp, &mut state)?;
         let shard = c.role.shard()?;
-        let mean_image = setup::pixel_mean(
-            &config,
-            &c.pre.train_set,
-            resumed,
-            start_checkpoint.as_ref(),
-        )?;
-        let (train_loader, val_loader) = setup::loaders(
-            &config,
-            c.pre.train_set,
-            c.pre.val_set,
-            mean_image.clone(),
-            shard,
-        )?;
+        let starts = (resumed, start_checkpoint.as_ref());
+        let sets = (c.pre.train_set, c.pre.val_set);
+        let (mean_image, train_loader, val_loader) = data(&config, sets, starts, shard)?;
         let plan = Plan::new(&config, &c.pre.devices, &train_loader)?;
         if c.place.resume_from.is_none() {
-            let resolved = setup::Resolved {
-                precision: plan.layout.kind,
-                devices: &c.pre.devices,
-                classes: c.pre.info.config.classes,
-            };
-            start_history(&tb, &config, &c.pre.spec, &resolved)?;
+            start_history(
+                &tb,
+                &config,
+                (&c.pre.spec, c.pre.info.config.classes),
+                &plan,
+            )?;
         }
         let hooks = match c.role.keeps_the_run() {
-            true => hooks_adapter(
-                &config,
-                c.pre.hooks,
-                (train_loader.dataset(), &val_loader),
-                &mean_image,
-                plan.device,
-                &options.stop,
-            )?,
+            true => {
+                let data = (train_loader.dataset(), &val_loader);
+                hooks_adapter(
+                    &config,
+                    c.pre.hooks,
+                    data,
+                    &mean_image,
+                    &plan,
+                    &options.stop,
+                )?
+            }
             false => None,
         };
-        let mut callbacks = callbacks::standard(&config, &c.role, hooks);
-        callbacks.extend(options.callbacks);
-        restore_callbacks(&mut callbacks, resumed)?;
-        if plan.layout.kind == Kind::Half {
-            dp.scaler = Some(state.loss_scaler.clone().unwrap_or_default());
-        }
+        let callbacks = session_callbacks(&config, &c.role, hooks, options.callbacks, resumed)?;
+        // fp16's loss scale: the engine owns it from here.
+        dp.scaler =
+            (plan.layout.kind == Kind::Half).then(|| state.loss_scaler.clone().unwrap_or_default());
         info!(run = %c.place.run_dir.display(), arch = %c.pre.spec, classes = c.pre.info.config.classes,
               train_images = plan.train_len, val_images = val_loader.dataset().len(),
               steps_per_epoch = plan.steps_per_epoch, precision = ?plan.layout.kind, "training (fp32 master weights)");
@@ -775,14 +759,35 @@ fn resume(
     Ok(state)
 }
 
+/// The per-pixel mean image (estimated, or the checkpoint's resumed or
+/// started from: `starts`), and the loaders of the training set (this
+/// node's `shard` of it) and of the validation set.
+fn data(
+    config: &RunConfig,
+    (train, val): (Dataset, Dataset),
+    (resumed, start): (Option<&Checkpoint>, Option<&Checkpoint>),
+    shard: Option<Shard>,
+) -> Result<(Option<Arc<MeanImage>>, Loader, Loader)> {
+    let mean_image = setup::pixel_mean(config, &train, resumed, start)?;
+    let (train_loader, val_loader) = setup::loaders(config, train, val, mean_image.clone(), shard)?;
+    Ok((mean_image, train_loader, val_loader))
+}
+
 /// A new run's first TensorBoard entries: its configuration and the
-/// hyper-parameters.
+/// hyper-parameters (`spec` with its classes, the devices and precision
+/// of `plan`).
 fn start_history(
     tb: &BackgroundWriter,
     config: &RunConfig,
-    spec: &ArchSpec,
-    resolved: &setup::Resolved<'_>,
+    (spec, classes): (&ArchSpec, i64),
+    plan: &Plan,
 ) -> Result<()> {
+    let resolved = setup::Resolved {
+        precision: plan.layout.kind,
+        devices: &plan.devices,
+        classes,
+    };
+    let resolved = &resolved;
     tb.text(
         "run/config",
         0,
@@ -806,7 +811,7 @@ fn hooks_adapter(
     hooks: Hooks,
     (train, val): (&Dataset, &Loader),
     mean_image: &Option<Arc<MeanImage>>,
-    device: Device,
+    plan: &Plan,
     stop: &StopHandle,
 ) -> Result<Option<HooksAdapter>> {
     if hooks.is_empty() {
@@ -829,9 +834,39 @@ fn hooks_adapter(
         info!(images = train.len(), "training images for the hooks ready");
         runner.train_probe = Some(Box::new(train));
     }
-    runner.device = device;
+    runner.device = plan.device;
     runner.stop = Some(stop.clone());
     Ok(Some(HooksAdapter::new(runner)))
+}
+
+/// The run directory written (configuration, architecture, classes), the
+/// log file opened, libtorch's threads and seed set: a run's first writes,
+/// once every check has passed.
+fn open_run(config: &RunConfig, c: &Checked) -> Result<()> {
+    let run_dir = &c.place.run_dir;
+    setup::write_run_dir(run_dir, config, &c.pre.spec, &c.pre.train_set.classes)?;
+    setup::set_up_logging(run_dir)?;
+    if config.train.threads > 0 {
+        tch::set_num_threads(config.train.threads as i32);
+    }
+    tch::manual_seed(config.seed as i64);
+    Ok(())
+}
+
+/// The session's callbacks: the standard set for this node's role (with
+/// the `hooks`, on the node that keeps the run), then the caller's own;
+/// on resume each takes its state back from the checkpoint.
+fn session_callbacks(
+    config: &RunConfig,
+    role: &Role,
+    hooks: Option<HooksAdapter>,
+    own: Vec<Box<dyn Callback>>,
+    resumed: Option<&Checkpoint>,
+) -> Result<Vec<Box<dyn Callback>>> {
+    let mut list = callbacks::standard(config, role, hooks);
+    list.extend(own);
+    restore_callbacks(&mut list, resumed)?;
+    Ok(list)
 }
 
 /// `model.init_from` loaded into the engine with the layer policy

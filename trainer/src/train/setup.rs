@@ -216,6 +216,16 @@ pub fn hparams(
             HParamValue::Number(resolved.classes as f64),
         ),
         ("arch".into(), HParamValue::Text(arch.name().to_string())),
+    ]
+    .into_iter()
+    .chain(recipe_hparams(config))
+    .collect()
+}
+
+/// The recipe's hyper-parameters: the network's initialization and
+/// regularization, the data's augmentation, the optimizer and schedule.
+fn recipe_hparams(config: &RunConfig) -> Vec<(String, HParamValue)> {
+    vec![
         ("init".into(), as_text(&config.model.init)),
         (
             "first_layer_std".into(),

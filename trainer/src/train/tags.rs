@@ -106,87 +106,117 @@ pub fn layout() -> Layout {
     Layout {
         version: 0,
         category: vec![
-            Category::new(
-                "Training and validation",
-                vec![
-                    Chart::lines("loss", &["^train/loss$", "^val/loss$"]),
-                    Chart::lines(
-                        "top-1 (%)",
-                        &["^train/top1$", "^val/top1$", "^val/best_top1$"],
-                    ),
-                    Chart::lines("top-5 (fraction)", &["^val/top5$"]),
-                    Chart::lines("learning rate", &["^train/lr$"]),
-                ],
-            ),
-            Category::new(
-                "Pace",
-                vec![
-                    Chart::lines("images/s", &["^train/images_per_sec$"]),
-                    Chart::lines("hours left", &["^train/eta_hours$"]),
-                    Chart::lines("epoch", &["^train/epoch$"]),
-                    Chart::lines("gradient norm", &["^train/grad_norm$"]),
-                    Chart::lines("hook seconds", &["^hooks/seconds$"]),
-                ],
-            ),
-            Category::new(
-                "Dead filters",
-                vec![
-                    Chart::lines(
-                        "dead fraction, every layer",
-                        &[r"^filters/[^/]+/dead_fraction$"],
-                    ),
-                    Chart::lines(
-                        "structureless filters, every layer",
-                        &[r"^filters/[^/]+/structureless$"],
-                    ),
-                    Chart::lines("dominance, every layer", &[r"^filters/[^/]+/dominance$"]),
-                ],
-            ),
-            Category::new(
-                "Aliasing",
-                vec![
-                    Chart::lines(
-                        "folded-back power and its null, every strided layer",
-                        &[r"^aliasing/[^/]+/aliasing(_null)?$"],
-                    ),
-                    Chart::lines("grid and its null", &[r"^aliasing/[^/]+/grid(_null)?$"]),
-                    Chart::lines(
-                        "layer-1 coverage against white (1)",
-                        &[r"^aliasing/[^/]+/coverage_(low|mid|high)$"],
-                    ),
-                    Chart::lines(
-                        "LRN divisor spread (cv), every LRN layer",
-                        &[r"^lrn/[^/]+/denominator_cv$"],
-                    ),
-                    Chart::lines(
-                        "filters rescaled by renormalization",
-                        &["^train/renorm_clipped$"],
-                    ),
-                ],
-            ),
-            Category::new(
-                "Deconvnet",
-                vec![
-                    Chart::lines(
-                        "projections tracing their patches' edges, every layer",
-                        &[r"^deconv/[^/]+/edge_agreement$"],
-                    ),
-                    Chart::lines(
-                        "projection energy at the scale of shapes, every layer",
-                        &[r"^deconv/[^/]+/coarse_energy$"],
-                    ),
-                ],
-            ),
-            Category::new(
-                "Analyses",
-                vec![
-                    Chart::lines("invariance", &[r"^invariance/[^/]+/[^/]+_mean$"]),
-                    Chart::lines("occlusion", &[r"^occlusion/[^/]+/min_probability$"]),
-                    Chart::lines("correspondence", &[r"^correspondence/"]),
-                ],
-            ),
+            training(),
+            pace(),
+            dead_filters(),
+            aliasing(),
+            deconvnet(),
+            analyses(),
         ],
     }
+}
+
+/// The "Training and validation" charts.
+fn training() -> Category {
+    Category::new(
+        "Training and validation",
+        vec![
+            Chart::lines("loss", &["^train/loss$", "^val/loss$"]),
+            Chart::lines(
+                "top-1 (%)",
+                &["^train/top1$", "^val/top1$", "^val/best_top1$"],
+            ),
+            Chart::lines("top-5 (fraction)", &["^val/top5$"]),
+            Chart::lines("learning rate", &["^train/lr$"]),
+        ],
+    )
+}
+
+/// The "Pace" charts.
+fn pace() -> Category {
+    Category::new(
+        "Pace",
+        vec![
+            Chart::lines("images/s", &["^train/images_per_sec$"]),
+            Chart::lines("hours left", &["^train/eta_hours$"]),
+            Chart::lines("epoch", &["^train/epoch$"]),
+            Chart::lines("gradient norm", &["^train/grad_norm$"]),
+            Chart::lines("hook seconds", &["^hooks/seconds$"]),
+        ],
+    )
+}
+
+/// The "Dead filters" charts.
+fn dead_filters() -> Category {
+    Category::new(
+        "Dead filters",
+        vec![
+            Chart::lines(
+                "dead fraction, every layer",
+                &[r"^filters/[^/]+/dead_fraction$"],
+            ),
+            Chart::lines(
+                "structureless filters, every layer",
+                &[r"^filters/[^/]+/structureless$"],
+            ),
+            Chart::lines("dominance, every layer", &[r"^filters/[^/]+/dominance$"]),
+        ],
+    )
+}
+
+/// The "Aliasing" charts.
+fn aliasing() -> Category {
+    Category::new(
+        "Aliasing",
+        vec![
+            Chart::lines(
+                "folded-back power and its null, every strided layer",
+                &[r"^aliasing/[^/]+/aliasing(_null)?$"],
+            ),
+            Chart::lines("grid and its null", &[r"^aliasing/[^/]+/grid(_null)?$"]),
+            Chart::lines(
+                "layer-1 coverage against white (1)",
+                &[r"^aliasing/[^/]+/coverage_(low|mid|high)$"],
+            ),
+            Chart::lines(
+                "LRN divisor spread (cv), every LRN layer",
+                &[r"^lrn/[^/]+/denominator_cv$"],
+            ),
+            Chart::lines(
+                "filters rescaled by renormalization",
+                &["^train/renorm_clipped$"],
+            ),
+        ],
+    )
+}
+
+/// The "Deconvnet" charts.
+fn deconvnet() -> Category {
+    Category::new(
+        "Deconvnet",
+        vec![
+            Chart::lines(
+                "projections tracing their patches' edges, every layer",
+                &[r"^deconv/[^/]+/edge_agreement$"],
+            ),
+            Chart::lines(
+                "projection energy at the scale of shapes, every layer",
+                &[r"^deconv/[^/]+/coarse_energy$"],
+            ),
+        ],
+    )
+}
+
+/// The "Analyses" charts.
+fn analyses() -> Category {
+    Category::new(
+        "Analyses",
+        vec![
+            Chart::lines("invariance", &[r"^invariance/[^/]+/[^/]+_mean$"]),
+            Chart::lines("occlusion", &[r"^occlusion/[^/]+/min_probability$"]),
+            Chart::lines("correspondence", &[r"^correspondence/"]),
+        ],
+    )
 }
 
 #[cfg(test)]

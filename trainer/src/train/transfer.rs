@@ -152,24 +152,7 @@ impl StartWeights {
                 .any(|((n, _), l)| n == name && policy.reset.contains(l))
         };
         // Shapes first, for an error that says what to do about a classifier.
-        for ((name, shape), layer) in names.iter().zip(&layers) {
-            let Some((_, src)) = tensors.iter().find(|(n, _)| n == name) else {
-                continue;
-            };
-            if policy.reset.contains(layer) || src.size() == *shape {
-                continue;
-            }
-            let label = &arch.layers[*layer].label;
-            let hint = match Some(*layer) == head {
-                true => format!("; {label} is the classifier: pass --new-head (model.reset_layers = [\"head\"]) to draw it fresh for this data's {} classes", classes.len()),
-                false => format!("; it belongs to {label}: the file is for another network, or add {label} to model.reset_layers"),
-            };
-            bail!(
-                "config key 'model.init_from': {} has tensor '{name}' of shape {:?}, this run's network needs {shape:?}{hint}",
-                file.display(),
-                src.size()
-            );
-        }
+        check_shapes(&file, arch, policy, &tensors, classes.len())?;
         let kept: Vec<(String, tch::Tensor)> =
             tensors.into_iter().filter(|(n, _)| !reset(n)).collect();
         // Names: what assign_strict checks, on a network-less dry run.
@@ -234,6 +217,40 @@ impl StartWeights {
         println!("{}", self.note);
         Ok(())
     }
+}
+
+/// Every tensor of `tensors` that the network has (but the reset layers')
+/// has its shape; an error says what to do about a classifier of another
+/// size (`classes`: the run's).
+fn check_shapes(
+    file: &Path,
+    arch: &Arch,
+    policy: &LayerPolicy,
+    tensors: &[(String, tch::Tensor)],
+    classes: usize,
+) -> Result<()> {
+    let names = arch.state_names();
+    let layers = arch.state_layers();
+    let head = arch.weighted_layers().last().copied();
+    for ((name, shape), layer) in names.iter().zip(&layers) {
+        let Some((_, src)) = tensors.iter().find(|(n, _)| n == name) else {
+            continue;
+        };
+        if policy.reset.contains(layer) || src.size() == *shape {
+            continue;
+        }
+        let label = &arch.layers[*layer].label;
+        let hint = match Some(*layer) == head {
+            true => format!("; {label} is the classifier: pass --new-head (model.reset_layers = [\"head\"]) to draw it fresh for this data's {} classes", classes),
+            false => format!("; it belongs to {label}: the file is for another network, or add {label} to model.reset_layers"),
+        };
+        bail!(
+            "config key 'model.init_from': {} has tensor '{name}' of shape {:?}, this run's network needs {shape:?}{hint}",
+            file.display(),
+            src.size()
+        );
+    }
+    Ok(())
 }
 
 /// Says so when the run normalizes its input otherwise than the file

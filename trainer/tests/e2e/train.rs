@@ -819,8 +819,7 @@ fn last_metric(run_dir: &Path, column: &str) -> f64 {
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
     let at = header.iter().position(|h| *h == column).unwrap();
     let row = lines
-        .filter(|l| !l.split(',').nth(at).unwrap_or("").is_empty())
-        .last()
+        .rfind(|l| !l.split(',').nth(at).unwrap_or("").is_empty())
         .unwrap_or_else(|| panic!("no {column} in {text}"));
     row.split(',').nth(at).unwrap().parse().unwrap()
 }
