@@ -21,6 +21,7 @@ pub mod context;
 pub mod devices;
 pub mod error;
 pub mod hook;
+pub mod kind;
 pub mod mining;
 pub mod registry;
 pub mod schedule;
@@ -32,6 +33,7 @@ pub use context::{HookContext, Metrics, ProbeBatch, ProbeBatches, ProbeSet, Tens
 pub use devices::on_devices;
 pub use error::HookError;
 pub use hook::{Control, Event, Hook, HookState, SavedStates};
+pub use kind::{HookKind, TagDoc};
 pub use mining::mine_probe;
 pub use registry::{Dispatch, Hooks};
 pub use schedule::Schedule;

@@ -5,12 +5,10 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser};
 use zftrain_model::ArchName;
 
-use crate::commands::{
-    analyze, bench, completions, data, eval, predict, summary, train, visualize, weights,
-};
+pub use crate::commands::Command;
 
 /// Train AlexNet and ZFNet, and look inside them the way Zeiler & Fergus did.
 #[derive(Debug, Parser)]
@@ -45,36 +43,6 @@ pub fn with_default_command(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::
         args.insert(1, "train".into());
     }
     args
-}
-
-/// The subcommands; each lives in its own file under `commands/`, with
-/// its flags and what it runs ([`Run`](crate::commands::Run)).
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Print a torchsummary-style table of an architecture.
-    Summary(summary::SummaryArgs),
-    /// Create a checkpoint with freshly initialized weights.
-    Init(weights::InitArgs),
-    /// Write a checkpoint's weights as a safetensors file with PyTorch's names, or the network as TorchScript.
-    Export(weights::ExportArgs),
-    /// Make a checkpoint from a safetensors file saved from PyTorch (names and shapes checked).
-    Import(weights::ImportArgs),
-    /// Top-5 classes of images.
-    Predict(predict::PredictArgs),
-    /// Loss, top-1 and top-5 error of weights on a labelled image folder (centre crop or --ten-crop).
-    Eval(eval::EvalArgs),
-    /// Train a network on an image folder (or resume a run).
-    Train(train::TrainArgs),
-    /// Print a shell completion script: `zftrain completions bash > /etc/bash_completion.d/zftrain`.
-    Completions(completions::CompletionsArgs),
-    /// Run the visualization hooks once on a checkpoint or weights (Deconvnet grids, dead filters).
-    Visualize(visualize::VisualizeArgs),
-    /// Data sets: `zftrain data synth --out DIR` writes the built-in synthetic one.
-    Data(data::DataArgs),
-    /// Measure this machine: training steps per second, Deconvnet projections on a GPU against the CPU.
-    Bench(bench::BenchArgs),
-    /// Zeiler & Fergus's analyses of trained weights: invariance, occlusion, correspondence.
-    Analyze(analyze::AnalyzeArgs),
 }
 
 /// The architecture and its options.

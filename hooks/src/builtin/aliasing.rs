@@ -34,7 +34,9 @@ use zftrain_deconv::MinerConfig;
 use zftrain_model::{ConvSpec, LayerKind, Network};
 
 use super::deconv_grid::{layer_choices, Maps};
+use crate::kind::{require, HookKind, TagDoc};
 use crate::mine_probe;
+use crate::spec::MAX_IMAGES;
 use crate::{Control, HookContext, HookError, Schedule};
 
 /// Settings (`[[hooks]] kind = "aliasing"`).
@@ -283,3 +285,37 @@ impl super::Needs for AliasingHook {
 }
 
 scheduled_hook!(AliasingHook);
+
+/// The tags the hook writes (docs/tensorboard.md lists them).
+const TAGS: &[TagDoc] = &[
+    ("aliasing/*/aliasing", "Share of the strided layer's stride-1 output power on the probe images outside its stride's Nyquist band (folded back), mean over filters. Above aliasing_null: aliased; at it: no better than noise; below: smooth."),
+    ("aliasing/*/aliasing_null", "The same share through the layer's filters with their taps spatially shuffled (same norms, no structure): the null to read aliasing against."),
+    ("aliasing/*/aliasing_per_filter", "Per filter: share of its stride-1 output power outside the stride's Nyquist band."),
+    ("aliasing/*/coverage_low", "Layer 1's power below 1/6 cycle per pixel (unit-norm filters), as a ratio to white noise's share: 1 white, above 1 more than white."),
+    ("aliasing/*/coverage_mid", "Layer 1's power from 1/6 to 1/3 cycle per pixel, as a ratio to white noise's: well under 1 is ZF's missing mid frequencies."),
+    ("aliasing/*/coverage_high", "Layer 1's power above 1/3 cycle per pixel, as a ratio to white noise's."),
+    ("aliasing/*/grid", "Grid in the layer's projections at layer 1's stride s (ZF Fig. 6 d): the share of each projection's variance between its s x s pixel phases. About 1/M for noise (M pixels per phase), 0 for smooth projections; above grid_null: a stride grid."),
+    ("aliasing/*/grid_null", "The same share at period s + 1, a lattice the network does not have: the null to read grid against."),
+];
+
+impl HookKind for AliasingConfig {
+    fn build(&self) -> Result<Box<dyn crate::Hook>, HookError> {
+        require(
+            (8..=1024).contains(&self.fft_size)
+                && self.grid_layer != 1
+                && (1..=MAX_IMAGES).contains(&self.images),
+            &self.name,
+            || {
+                format!(
+                    "fft_size must be 8 to 1024, grid_layer 0 (off) or 2 or more, images 1 to {MAX_IMAGES} (got fft_size = {}, grid_layer = {}, images = {})",
+                    self.fft_size, self.grid_layer, self.images
+                )
+            },
+        )?;
+        Ok(Box::new(AliasingHook::new(self.clone())))
+    }
+
+    fn tags() -> &'static [TagDoc] {
+        TAGS
+    }
+}

@@ -14,6 +14,7 @@ use zftrain_analyses::correspondence::{
 use zftrain_analyses::report::correspondence_tables;
 
 use super::analysis::{epoch_dir, failed, probe_images, write_text};
+use crate::kind::{require, HookKind, TagDoc};
 use crate::{Control, HookContext, HookError, Schedule, SummarySink};
 
 /// Settings (`[[hooks]] kind = "correspondence"`).
@@ -126,3 +127,38 @@ pub fn write_summaries(
 impl super::Needs for CorrespondenceHook {}
 
 scheduled_hook!(CorrespondenceHook);
+
+/// The tags the hook writes (docs/tensorboard.md lists them).
+const TAGS: &[TagDoc] = &[
+    ("analysis/correspondence", "Correspondence of object parts across images (ZF Table 1): mean sign-difference per part and layer."),
+    ("correspondence/*/*", "Mean fraction of feature signs that differ between image pairs for this part and layer (lower: more consistent)."),
+];
+
+impl HookKind for CorrespondenceHookConfig {
+    fn build(&self) -> Result<Box<dyn crate::Hook>, HookError> {
+        require(
+            self.images.len() >= 2 && !self.parts.is_empty(),
+            &self.name,
+            || {
+                "needs two or more probe images (images = [..]) and at least one part (parts = { name = [[top, left, height, width], ...] })".into()
+            },
+        )?;
+        let sized = self
+            .objects
+            .iter()
+            .all(|b| b.iter().all(|&v| v >= 0) && b[2] > 0 && b[3] > 0);
+        let fits = self.objects.is_empty() || self.objects.len() == self.images.len();
+        require(fits && sized, &self.name, || {
+            format!(
+                "objects gives {} boxes for {} images: one [top, left, height, width] per image (non-negative, height and width at least 1), or none",
+                self.objects.len(),
+                self.images.len()
+            )
+        })?;
+        Ok(Box::new(CorrespondenceHook::new(self.clone())))
+    }
+
+    fn tags() -> &'static [TagDoc] {
+        TAGS
+    }
+}

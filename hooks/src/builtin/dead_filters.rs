@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use tch::Kind;
 use zftrain_deconv::structure::{dominance, structureless};
 
+use crate::kind::{HookKind, TagDoc};
 use crate::shared::{FilterSums, ProbeNeed, SharedPass};
 use crate::{Control, HookContext, HookError, Schedule};
 
@@ -221,3 +222,26 @@ impl super::Needs for DeadFiltersHook {
 }
 
 scheduled_hook!(DeadFiltersHook);
+
+/// The tags the hook writes (docs/tensorboard.md lists them).
+const TAGS: &[TagDoc] = &[
+    ("filters/*/structureless", "Filters whose taps are indistinguishable from white noise (largest lag-1 tap correlation under the 99th percentile of white filters): the paper's dead features. Healthy: 0 or few."),
+    ("filters/*/structureless_threshold", "The white-noise null the structureless count is measured against: 99th percentile of the largest lag-1 tap correlation of white filters of this shape."),
+    ("filters/*/tap_correlation", "Per filter: its largest lag-1 tap correlation over four directions; white noise reads near 0, smooth or oriented filters near 1."),
+    ("filters/*/dead", "Filters of the layer that never fire on the probe set (0 at layer 1 by construction on mean-subtracted images; see structureless)."),
+    ("filters/*/dead_fraction", "Fraction of the layer's filters that never fire on the probe set."),
+    ("filters/*/dominance", "Largest filter RMS over the median (ZF Fig. 6 a, one feature dominating): near 1 balanced, much larger when one filter dominates."),
+    ("filters/*/degenerate", "Filters whose weight RMS is under 0.1 of the layer's median."),
+    ("filters/*/activation_rate", "Per filter: fraction of its units (probe images times positions) above the threshold."),
+    ("filters/*/rms", "Per filter: RMS of its weights."),
+];
+
+impl HookKind for DeadFiltersConfig {
+    fn build(&self) -> Result<Box<dyn crate::Hook>, HookError> {
+        Ok(Box::new(DeadFiltersHook::new(self.clone())))
+    }
+
+    fn tags() -> &'static [TagDoc] {
+        TAGS
+    }
+}

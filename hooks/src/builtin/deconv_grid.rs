@@ -33,6 +33,7 @@ use zftrain_deconv::{edge_agreement, LayerChoice, LayerTop, MinerConfig, RenderC
 use zftrain_model::Network;
 
 use super::files::{write_png, write_tensors, write_text};
+use crate::kind::{require, HookKind, TagDoc};
 use crate::{mine_probe, Control, HookContext, HookError, Schedule};
 
 /// Which feature maps of a layer: the first `n` of evenly spaced ones, or a list.
@@ -349,3 +350,27 @@ impl super::Needs for DeconvGridHook {
 }
 
 scheduled_hook!(DeconvGridHook);
+
+/// The tags the hook writes (docs/tensorboard.md lists them).
+const TAGS: &[TagDoc] = &[
+    ("deconv/*/projections", "Top-9 activations of chosen feature maps projected to pixels by the Deconvnet (ZF Fig. 2), 3x3 per map."),
+    ("deconv/*/patches", "The image patches under those top-9 activations, same layout as the projections."),
+    ("deconv/*/coarse_energy", "Share of the projections' energy that is at the scale of shapes (kept by a 1.5-pixel blur), not pixel noise: near 0 noise, near 1 shapes."),
+    ("deconv/*/edge_agreement", "Mean correlation between each projection's gradient magnitude and its patch's: near 1 when projections trace their patches' edges."),
+    ("filters/*", "The first conv layer's filters, each contrast-stretched on its own (ZF Fig. 6 a-b)."),
+];
+
+impl HookKind for DeconvGridConfig {
+    fn build(&self) -> Result<Box<dyn crate::Hook>, HookError> {
+        require(
+            self.k > 0 && self.per_image > 0 && self.max_batch > 0,
+            &self.name,
+            || "k, per_image and max_batch must be at least 1".into(),
+        )?;
+        Ok(Box::new(DeconvGridHook::new(self.clone())))
+    }
+
+    fn tags() -> &'static [TagDoc] {
+        TAGS
+    }
+}

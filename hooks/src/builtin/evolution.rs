@@ -19,6 +19,7 @@ use zftrain_deconv::{LayerChoice, LayerTop, MinerConfig, RenderConfig};
 
 use super::deconv_grid::{layer_choices, Maps};
 use super::files::write_png;
+use crate::kind::{HookKind, TagDoc};
 use crate::mine_probe;
 use crate::{Control, HookContext, HookError, HookState, Schedule};
 
@@ -246,3 +247,22 @@ scheduled_hook!(
         Ok(())
     }
 );
+
+/// The tags the hook writes (docs/tensorboard.md lists them).
+const TAGS: &[TagDoc] = &[
+    ("evolution/*", "The strongest activation of each chosen map over the probe set, projected to pixels, at this epoch (ZF Fig. 4)."),
+];
+
+impl HookKind for EvolutionConfig {
+    fn build(&self) -> Result<Box<dyn crate::Hook>, HookError> {
+        Ok(Box::new(EvolutionHook::new(self.clone())))
+    }
+
+    fn tags() -> &'static [TagDoc] {
+        TAGS
+    }
+
+    fn mines_training_images(&self) -> bool {
+        self.source == MiningSource::Train
+    }
+}

@@ -35,6 +35,7 @@ use tch::{Kind, Tensor};
 
 use super::files::write_tensors;
 use super::reaper;
+use crate::kind::{HookKind, TagDoc};
 use crate::{Control, HookContext, HookError, Schedule};
 
 /// How long, after the program ended or was killed, its leftovers are
@@ -539,4 +540,27 @@ fn read_tail(mut stream: impl Read) -> (String, usize) {
         kept.drain(..kept.len() - STDERR_KEPT);
     }
     (String::from_utf8_lossy(&kept).into_owned(), total)
+}
+
+/// The tags the hook writes (docs/tensorboard.md lists them).
+const TAGS: &[TagDoc] = &[(
+    "plugins/**",
+    "Written by an exec plugin (see its own documentation).",
+)];
+
+impl HookKind for ExecConfig {
+    fn build(&self) -> Result<Box<dyn crate::Hook>, HookError> {
+        Ok(Box::new(ExecHook::new(self.clone())?))
+    }
+
+    fn tags() -> &'static [TagDoc] {
+        TAGS
+    }
+
+    fn program(&self) -> Option<String> {
+        Some(match &self.command {
+            CommandLine::List(argv) => format!("'{}' (command = {argv:?})", self.name),
+            CommandLine::Text(text) => format!("'{}' (command = {text:?})", self.name),
+        })
+    }
 }

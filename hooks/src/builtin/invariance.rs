@@ -17,6 +17,7 @@ use zftrain_deconv::render::denormalize;
 
 use super::analysis::{epoch_dir, failed, probe_images, write_text};
 use super::files::write_png;
+use crate::kind::{HookKind, TagDoc};
 use crate::{Control, HookContext, HookError, Schedule, SummarySink};
 
 /// Settings (`[[hooks]] kind = "invariance"`).
@@ -136,3 +137,22 @@ pub fn write_summaries(
 impl super::Needs for InvarianceHook {}
 
 scheduled_hook!(InvarianceHook);
+
+/// The tags the hook writes (docs/tensorboard.md lists them).
+const TAGS: &[TagDoc] = &[
+    ("analysis/invariance", "Feature distances and class probability under translation, scale and rotation (ZF Fig. 5)."),
+    ("invariance/*/layer1_mean", "Mean distance of layer-1 features from the original's under this transformation, relative to the original's norm."),
+    ("invariance/*/layer7_mean", "Mean distance of layer-7 features from the original's under this transformation, relative to the original's norm."),
+    ("invariance/*/probability_mean", "Mean probability of the class under this transformation."),
+    ("invariance/**", "Per image: feature distance or class probability against the transformation's amount (the step)."),
+];
+
+impl HookKind for InvarianceHookConfig {
+    fn build(&self) -> Result<Box<dyn crate::Hook>, HookError> {
+        Ok(Box::new(InvarianceHook::new(self.clone())))
+    }
+
+    fn tags() -> &'static [TagDoc] {
+        TAGS
+    }
+}

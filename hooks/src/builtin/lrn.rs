@@ -20,6 +20,8 @@ use tch::Kind;
 use zftrain_model::lrn::lrn_denominator;
 use zftrain_model::LayerKind;
 
+use crate::kind::{require, HookKind, TagDoc};
+use crate::spec::MAX_IMAGES;
 use crate::{Control, HookContext, HookError, Schedule};
 
 /// Settings (`[[hooks]] kind = "lrn"`).
@@ -146,3 +148,24 @@ impl LrnHook {
 impl super::Needs for LrnHook {}
 
 scheduled_hook!(LrnHook);
+
+/// The tags the hook writes (docs/tensorboard.md lists them).
+const TAGS: &[TagDoc] = &[
+    ("lrn/*/denominator_mean", "Mean divisor (k + alpha * mean of squares)^beta of the LRN layer on the probe images; k^beta (1.68 for AlexNet's constants) when its inputs are too small to normalize."),
+    ("lrn/*/denominator_std", "Standard deviation of the LRN layer's divisor over images, channels and positions."),
+    ("lrn/*/denominator_cv", "The LRN divisor's std over its mean: near 0 (1e-5) when the layer only rescales (inputs at ImageNet's std), 1e-2 or more when it normalizes (the papers' raw-pixel scale)."),
+    ("lrn/*/denominator", "Per probe image and channel: the LRN layer's mean divisor."),
+];
+
+impl HookKind for LrnConfig {
+    fn build(&self) -> Result<Box<dyn crate::Hook>, HookError> {
+        require((1..=MAX_IMAGES).contains(&self.images), &self.name, || {
+            format!("images must be 1 to {MAX_IMAGES}, got {}", self.images)
+        })?;
+        Ok(Box::new(LrnHook::new(self.clone())))
+    }
+
+    fn tags() -> &'static [TagDoc] {
+        TAGS
+    }
+}

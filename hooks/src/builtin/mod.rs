@@ -1,4 +1,5 @@
-//! The built-in hooks.
+//! The built-in hooks: the list of kinds (one line each, making
+//! [`HookSpec`]) and what they share.
 
 /// The `Hook` impl every built-in analysis shares: name, schedule and
 /// `required` come from its `config`, and each scheduled event (epoch end,
@@ -69,18 +70,32 @@ pub(crate) trait Needs {
     }
 }
 
-pub mod aliasing;
 mod analysis;
-pub mod correspondence;
-pub mod dead_filters;
-pub mod deconv_grid;
-pub mod evolution;
-pub mod exec;
 pub mod files;
-pub mod invariance;
-pub mod lrn;
-pub mod occlusion;
 pub mod reaper;
+
+// The built-in kinds, each in its own file: a new one is its file and one
+// line here (the file, the `[[hooks]]` kind name, the type of its table).
+crate::spec::hook_kinds! {
+    /// Deconvnet projection and patch grids.
+    deconv_grid::Deconv(DeconvGridConfig),
+    /// The strongest projection per feature map across epochs.
+    evolution::Evolution(EvolutionConfig),
+    /// Structureless, never-firing and dominating filters.
+    dead_filters::DeadFilters(DeadFiltersConfig),
+    /// Folded-back power, stride grids and layer 1's frequency coverage.
+    aliasing::Aliasing(AliasingConfig),
+    /// The divisors of the LRN layers: the regime they normalize in.
+    lrn::Lrn(LrnConfig),
+    /// Feature distances and class probability under translation, scale, rotation.
+    invariance::Invariance(InvarianceHookConfig),
+    /// A grey square slid over probe images.
+    occlusion::Occlusion(OcclusionHookConfig),
+    /// Occluding the same part of several probe images.
+    correspondence::Correspondence(CorrespondenceHookConfig),
+    /// A user's program on a bundle of weights and activations.
+    exec::Exec(ExecConfig),
+}
 
 pub use aliasing::{AliasingConfig, AliasingHook, AliasingReport, GridReading, LayerAliasing};
 pub use correspondence::{CorrespondenceHook, CorrespondenceHookConfig};

@@ -15,6 +15,7 @@ use zftrain_deconv::render::denormalize;
 
 use super::analysis::{epoch_dir, failed, probe_images, write_text};
 use super::files::write_png;
+use crate::kind::{HookKind, TagDoc};
 use crate::{Control, HookContext, HookError, Schedule, SummarySink};
 
 /// Settings (`[[hooks]] kind = "occlusion"`).
@@ -117,3 +118,19 @@ pub fn write_summaries(
 impl super::Needs for OcclusionHook {}
 
 scheduled_hook!(OcclusionHook);
+
+/// The tags the hook writes (docs/tensorboard.md lists them).
+const TAGS: &[TagDoc] = &[
+    ("analysis/occlusion/*", "Occlusion sensitivity of one image (ZF Fig. 7): activation, class probability and most probable class per occluder position."),
+    ("occlusion/*/min_probability", "The class probability with the most harmful occluder position."),
+];
+
+impl HookKind for OcclusionHookConfig {
+    fn build(&self) -> Result<Box<dyn crate::Hook>, HookError> {
+        Ok(Box::new(OcclusionHook::new(self.clone())))
+    }
+
+    fn tags() -> &'static [TagDoc] {
+        TAGS
+    }
+}

@@ -33,7 +33,9 @@ use crate::commands::architecture::ArchitectureArgs;
 use crate::train::hooks::TbSink;
 use crate::train::ticker::Ticker;
 use crate::weights::{Model, WeightsInfo};
-use clap::{Args, Subcommand};
+use clap::Args;
+
+use crate::commands::subcommands;
 
 /// `zftrain analyze`.
 #[derive(Debug, Args)]
@@ -43,17 +45,18 @@ pub struct AnalyzeArgs {
     pub command: AnalyzeCommand,
 }
 
-/// `zftrain analyze` subcommands.
-#[derive(Debug, Subcommand)]
-pub enum AnalyzeCommand {
-    /// Feature distances (layers 1 and 7) and class probability under translation, scaling and rotation.
-    Invariance(InvarianceArgs),
-    /// A grey square slid over each image: layer-5 activation, class probability, top class per position.
-    Occlusion(OcclusionArgs),
-    /// Occluding the same part in several images: how consistently the features change (Table 1).
-    Correspondence(CorrespondenceArgs),
-    /// Architecture selection (section 4.1, Fig. 6): layer-1 filters, layer-2 projections and a per-layer table of aliasing, grid, structureless, never-firing and dominating filters and layer 1's frequency coverage, each beside its null, for one checkpoint or two side by side.
-    Architecture(ArchitectureArgs),
+subcommands! {
+    /// `zftrain analyze` subcommands.
+    pub enum AnalyzeCommand {
+        /// Feature distances (layers 1 and 7) and class probability under translation, scaling and rotation.
+        Invariance(InvarianceArgs),
+        /// A grey square slid over each image: layer-5 activation, class probability, top class per position.
+        Occlusion(OcclusionArgs),
+        /// Occluding the same part in several images: how consistently the features change (Table 1).
+        Correspondence(CorrespondenceArgs),
+        /// Architecture selection (section 4.1, Fig. 6): layer-1 filters, layer-2 projections and a per-layer table of aliasing, grid, structureless, never-firing and dominating filters and layer 1's frequency coverage, each beside its null, for one checkpoint or two side by side.
+        Architecture(ArchitectureArgs),
+    }
 }
 
 /// What every analysis takes.
@@ -622,13 +625,6 @@ pub fn correspondence(args: &CorrespondenceArgs) -> Result<()> {
     );
     Ok(())
 }
-
-crate::commands::dispatch!(AnalyzeCommand {
-    Invariance,
-    Occlusion,
-    Correspondence,
-    Architecture
-});
 
 impl Run for AnalyzeArgs {
     fn wants_cuda(&self) -> bool {

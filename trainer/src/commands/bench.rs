@@ -13,7 +13,9 @@ use crate::cli::{named, DeviceArgs, DevicesArgs};
 use crate::commands::bench_mine::MineBenchArgs;
 use crate::config::ReducerChoice;
 use crate::devices::training_devices;
-use clap::{Args, Subcommand};
+use clap::Args;
+
+use crate::commands::subcommands;
 use std::path::PathBuf;
 use zftrain_data::Augment;
 use zftrain_model::ArchName;
@@ -26,24 +28,25 @@ pub struct BenchArgs {
     pub command: BenchCommand,
 }
 
-/// `zftrain bench` subcommands.
-#[derive(Debug, Subcommand)]
-pub enum BenchCommand {
-    /// Images per second of whole training steps (the engine's, on random input).
-    TrainStep(TrainStepBenchArgs),
-    /// Deconvnet projections of every conv layer on a GPU against the CPU: time and agreement.
-    Deconv(DeconvBenchArgs),
-    /// Images per second of the data loader (decode, augment, batch) on an ImageFolder.
-    Loader(LoaderBenchArgs),
-    /// Deconvnet projections per second, batched against one target at a time.
-    Projections(ProjectionsBenchArgs),
-    /// Checks the parallel engine on one device: NCCL on one rank (with
-    /// --gpu) and two replicas on the device against one.
-    Engine(EngineBenchArgs),
-    /// Top-9 mining of every conv layer over an image folder against plain
-    /// evaluation of the same images on the same devices: images/s of both,
-    /// their ratio, peak memory.
-    Mine(MineBenchArgs),
+subcommands! {
+    /// `zftrain bench` subcommands.
+    pub enum BenchCommand {
+        /// Images per second of whole training steps (the engine's, on random input).
+        TrainStep(TrainStepBenchArgs),
+        /// Deconvnet projections of every conv layer on a GPU against the CPU: time and agreement.
+        Deconv(DeconvBenchArgs),
+        /// Images per second of the data loader (decode, augment, batch) on an ImageFolder.
+        Loader(LoaderBenchArgs),
+        /// Deconvnet projections per second, batched against one target at a time.
+        Projections(ProjectionsBenchArgs),
+        /// Checks the parallel engine on one device: NCCL on one rank (with
+        /// --gpu) and two replicas on the device against one.
+        Engine(EngineBenchArgs),
+        /// Top-9 mining of every conv layer over an image folder against plain
+        /// evaluation of the same images on the same devices: images/s of both,
+        /// their ratio, peak memory.
+        Mine(MineBenchArgs),
+    }
 }
 
 /// `zftrain bench engine`.
@@ -343,15 +346,6 @@ pub fn loader(args: &LoaderBenchArgs) -> Result<()> {
     );
     Ok(())
 }
-
-crate::commands::dispatch!(BenchCommand {
-    TrainStep,
-    Deconv,
-    Loader,
-    Projections,
-    Engine,
-    Mine
-});
 
 impl Run for BenchArgs {
     fn wants_cuda(&self) -> bool {

@@ -7,7 +7,9 @@ use zftrain_data::shaped::{write_imagenet_shaped, ShapedConfig};
 use zftrain_data::synth::{write_synthetic, SynthConfig};
 
 use crate::train::ticker::Ticker;
-use clap::{Args, Subcommand};
+use clap::Args;
+
+use crate::commands::subcommands;
 
 use crate::cli::named;
 use std::path::PathBuf;
@@ -21,13 +23,14 @@ pub struct DataArgs {
     pub command: DataCommand,
 }
 
-/// `zftrain data` subcommands.
-#[derive(Debug, Subcommand)]
-pub enum DataCommand {
-    /// Write the built-in synthetic data set (real JPEG files) as an ImageFolder.
-    Synth(SynthArgs),
-    /// Pack an ImageFolder into one file (images re-encoded at a bounded size), read with pread.
-    Pack(PackArgs),
+subcommands! {
+    /// `zftrain data` subcommands.
+    pub enum DataCommand {
+        /// Write the built-in synthetic data set (real JPEG files) as an ImageFolder.
+        Synth(SynthArgs),
+        /// Pack an ImageFolder into one file (images re-encoded at a bounded size), read with pread.
+        Pack(PackArgs),
+    }
 }
 
 /// `zftrain data pack`.
@@ -204,8 +207,6 @@ pub fn pack(args: &PackArgs) -> Result<()> {
     );
     Ok(())
 }
-
-crate::commands::dispatch!(DataCommand { Synth, Pack });
 
 impl Run for DataArgs {
     fn wants_cuda(&self) -> bool {

@@ -1,7 +1,7 @@
 //! One file per subcommand, cargo's way: each holds its flags (a clap
 //! `Args` struct) and what it runs, and says whether it needs CUDA
 //! ([`Run`], whose methods have no defaults, so a new command cannot
-//! forget). [`run`] dispatches through [`Command::get`](crate::cli::Command::get).
+//! forget). [`run`] dispatches through [`Command::get`].
 
 pub mod analyze;
 pub mod architecture;
@@ -22,7 +22,7 @@ pub mod weights;
 
 use anyhow::Result;
 
-use crate::cli::{Cli, Command};
+use crate::cli::Cli;
 
 /// A command: its flags, parsed, and what they ask for.
 pub trait Run {
@@ -34,12 +34,21 @@ pub trait Run {
     fn run(&self) -> Result<u8>;
 }
 
-/// The command each variant of a subcommand enum holds, as a [`Run`]: one
-/// exhaustive match, so a new variant that is not a command does not
-/// compile.
-macro_rules! dispatch {
-    ($enum:path { $($variant:ident),* $(,)? }) => {
-        impl $enum {
+/// A subcommand enum, declared once: each variant (its doc is its help
+/// line) holds a command's flags, and `get` is the command as a [`Run`],
+/// one exhaustive match, so a variant that is not a command does not
+/// compile. A new command is its file, its `mod` line and its line here.
+macro_rules! subcommands {
+    ($(#[doc = $edoc:literal])* $vis:vis enum $name:ident {
+        $($(#[doc = $doc:literal])* $variant:ident($args:ty),)*
+    }) => {
+        $(#[doc = $edoc])*
+        #[derive(Debug, clap::Subcommand)]
+        $vis enum $name {
+            $($(#[doc = $doc])* $variant($args),)*
+        }
+
+        impl $name {
             /// The command this variant holds.
             pub fn get(&self) -> &dyn $crate::commands::Run {
                 match self {
@@ -49,22 +58,38 @@ macro_rules! dispatch {
         }
     };
 }
-pub(crate) use dispatch;
+pub(crate) use subcommands;
 
-dispatch!(Command {
-    Summary,
-    Init,
-    Export,
-    Import,
-    Predict,
-    Eval,
-    Train,
-    Completions,
-    Visualize,
-    Data,
-    Bench,
-    Analyze
-});
+subcommands! {
+    /// The subcommands; each lives in its own file under `commands/`, with
+    /// its flags and what it runs ([`Run`]).
+    pub enum Command {
+        /// Print a torchsummary-style table of an architecture.
+        Summary(summary::SummaryArgs),
+        /// Create a checkpoint with freshly initialized weights.
+        Init(weights::InitArgs),
+        /// Write a checkpoint's weights as a safetensors file with PyTorch's names, or the network as TorchScript.
+        Export(weights::ExportArgs),
+        /// Make a checkpoint from a safetensors file saved from PyTorch (names and shapes checked).
+        Import(weights::ImportArgs),
+        /// Top-5 classes of images.
+        Predict(predict::PredictArgs),
+        /// Loss, top-1 and top-5 error of weights on a labelled image folder (centre crop or --ten-crop).
+        Eval(eval::EvalArgs),
+        /// Train a network on an image folder (or resume a run).
+        Train(train::TrainArgs),
+        /// Print a shell completion script: `zftrain completions bash > /etc/bash_completion.d/zftrain`.
+        Completions(completions::CompletionsArgs),
+        /// Run the visualization hooks once on a checkpoint or weights (Deconvnet grids, dead filters).
+        Visualize(visualize::VisualizeArgs),
+        /// Data sets: `zftrain data synth --out DIR` writes the built-in synthetic one.
+        Data(data::DataArgs),
+        /// Measure this machine: training steps per second, Deconvnet projections on a GPU against the CPU.
+        Bench(bench::BenchArgs),
+        /// Zeiler & Fergus's analyses of trained weights: invariance, occlusion, correspondence.
+        Analyze(analyze::AnalyzeArgs),
+    }
+}
 
 /// Runs the parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> Result<u8> {

@@ -1,5 +1,5 @@
 //! Every TensorBoard tag zftrain writes, with the line TensorBoard shows
-//! on its card, and the custom-scalars layout that puts the run's curves in
+//! on its card (the trainer's here, each hook's in its own file), and the custom-scalars layout that puts the run's curves in
 //! the paper's order. `docs/tensorboard.md` lists the same table (a test
 //! holds the two together, and another that every tag a run writes is
 //! here).
@@ -8,11 +8,15 @@
 //! final `**` for the rest of the tag.
 
 use std::path::Path;
+use std::sync::OnceLock;
+
+use zftrain_hooks::{HookSpec, TagDoc};
 
 use zftrain_tensorboard::{BackgroundWriter, Category, Chart, Layout, TensorBoardError};
 
-/// `(pattern, description)`, in the order of docs/tensorboard.md.
-pub const TAGS: &[(&str, &str)] = &[
+/// The trainer's own tags before the hooks': training, validation, data,
+/// the run.
+const TRAINER_TAGS: &[TagDoc] = &[
     ("train/loss", "Mean training loss (cross-entropy) of the epoch so far, on this node's rows."),
     ("train/top1", "Training top-1 accuracy of the epoch so far, a fraction from 0 to 1 (augmented images, dropout on)."),
     ("train/lr", "Learning rate of the latest step."),
@@ -28,46 +32,29 @@ pub const TAGS: &[(&str, &str)] = &[
     ("data/skipped_images", "Images that did not decode at this step, with their reasons."),
     ("data/skipped_images_total", "Images left out so far because they did not decode."),
     ("run/config", "The run's resolved configuration (TOML)."),
-    ("deconv/*/projections", "Top-9 activations of chosen feature maps projected to pixels by the Deconvnet (ZF Fig. 2), 3x3 per map."),
-    ("deconv/*/patches", "The image patches under those top-9 activations, same layout as the projections."),
-    ("deconv/*/coarse_energy", "Share of the projections' energy that is at the scale of shapes (kept by a 1.5-pixel blur), not pixel noise: near 0 noise, near 1 shapes."),
-    ("deconv/*/edge_agreement", "Mean correlation between each projection's gradient magnitude and its patch's: near 1 when projections trace their patches' edges."),
-    ("evolution/*", "The strongest activation of each chosen map over the probe set, projected to pixels, at this epoch (ZF Fig. 4)."),
-    ("filters/*", "The first conv layer's filters, each contrast-stretched on its own (ZF Fig. 6 a-b)."),
-    ("filters/*/structureless", "Filters whose taps are indistinguishable from white noise (largest lag-1 tap correlation under the 99th percentile of white filters): the paper's dead features. Healthy: 0 or few."),
-    ("filters/*/structureless_threshold", "The white-noise null the structureless count is measured against: 99th percentile of the largest lag-1 tap correlation of white filters of this shape."),
-    ("filters/*/tap_correlation", "Per filter: its largest lag-1 tap correlation over four directions; white noise reads near 0, smooth or oriented filters near 1."),
-    ("filters/*/dead", "Filters of the layer that never fire on the probe set (0 at layer 1 by construction on mean-subtracted images; see structureless)."),
-    ("filters/*/dead_fraction", "Fraction of the layer's filters that never fire on the probe set."),
-    ("filters/*/dominance", "Largest filter RMS over the median (ZF Fig. 6 a, one feature dominating): near 1 balanced, much larger when one filter dominates."),
-    ("filters/*/degenerate", "Filters whose weight RMS is under 0.1 of the layer's median."),
-    ("filters/*/activation_rate", "Per filter: fraction of its units (probe images times positions) above the threshold."),
-    ("filters/*/rms", "Per filter: RMS of its weights."),
-    ("aliasing/*/aliasing", "Share of the strided layer's stride-1 output power on the probe images outside its stride's Nyquist band (folded back), mean over filters. Above aliasing_null: aliased; at it: no better than noise; below: smooth."),
-    ("aliasing/*/aliasing_null", "The same share through the layer's filters with their taps spatially shuffled (same norms, no structure): the null to read aliasing against."),
-    ("aliasing/*/aliasing_per_filter", "Per filter: share of its stride-1 output power outside the stride's Nyquist band."),
-    ("aliasing/*/coverage_low", "Layer 1's power below 1/6 cycle per pixel (unit-norm filters), as a ratio to white noise's share: 1 white, above 1 more than white."),
-    ("aliasing/*/coverage_mid", "Layer 1's power from 1/6 to 1/3 cycle per pixel, as a ratio to white noise's: well under 1 is ZF's missing mid frequencies."),
-    ("aliasing/*/coverage_high", "Layer 1's power above 1/3 cycle per pixel, as a ratio to white noise's."),
-    ("aliasing/*/grid", "Grid in the layer's projections at layer 1's stride s (ZF Fig. 6 d): the share of each projection's variance between its s x s pixel phases. About 1/M for noise (M pixels per phase), 0 for smooth projections; above grid_null: a stride grid."),
-    ("aliasing/*/grid_null", "The same share at period s + 1, a lattice the network does not have: the null to read grid against."),
-    ("lrn/*/denominator_mean", "Mean divisor (k + alpha * mean of squares)^beta of the LRN layer on the probe images; k^beta (1.68 for AlexNet's constants) when its inputs are too small to normalize."),
-    ("lrn/*/denominator_std", "Standard deviation of the LRN layer's divisor over images, channels and positions."),
-    ("lrn/*/denominator_cv", "The LRN divisor's std over its mean: near 0 (1e-5) when the layer only rescales (inputs at ImageNet's std), 1e-2 or more when it normalizes (the papers' raw-pixel scale)."),
-    ("lrn/*/denominator", "Per probe image and channel: the LRN layer's mean divisor."),
-    ("analysis/invariance", "Feature distances and class probability under translation, scale and rotation (ZF Fig. 5)."),
-    ("invariance/*/layer1_mean", "Mean distance of layer-1 features from the original's under this transformation, relative to the original's norm."),
-    ("invariance/*/layer7_mean", "Mean distance of layer-7 features from the original's under this transformation, relative to the original's norm."),
-    ("invariance/*/probability_mean", "Mean probability of the class under this transformation."),
-    ("invariance/**", "Per image: feature distance or class probability against the transformation's amount (the step)."),
-    ("analysis/occlusion/*", "Occlusion sensitivity of one image (ZF Fig. 7): activation, class probability and most probable class per occluder position."),
-    ("occlusion/*/min_probability", "The class probability with the most harmful occluder position."),
-    ("analysis/correspondence", "Correspondence of object parts across images (ZF Table 1): mean sign-difference per part and layer."),
-    ("correspondence/*/*", "Mean fraction of feature signs that differ between image pairs for this part and layer (lower: more consistent)."),
-    ("hooks/seconds", "Time the hooks took at this event, seconds."),
-    ("hooks/*/error", "Why the hook failed at this event."),
-    ("plugins/**", "Written by an exec plugin (see its own documentation)."),
 ];
+
+/// The tags of the hooks' dispatch, after the hooks' own.
+const DISPATCH_TAGS: &[TagDoc] = &[
+    (
+        "hooks/seconds",
+        "Time the hooks took at this event, seconds.",
+    ),
+    ("hooks/*/error", "Why the hook failed at this event."),
+];
+
+/// Every tag, `(pattern, description)`, in the order of
+/// docs/tensorboard.md: the trainer's, then each built-in hook's as its
+/// file declares them ([`HookSpec::tags`]), then the dispatch's.
+pub fn tags() -> &'static [TagDoc] {
+    static ALL: OnceLock<Vec<TagDoc>> = OnceLock::new();
+    ALL.get_or_init(|| {
+        let mut all = TRAINER_TAGS.to_vec();
+        all.extend(HookSpec::tags());
+        all.extend_from_slice(DISPATCH_TAGS);
+        all
+    })
+}
 
 /// A new event file in `dir` whose tags carry their descriptions, with the
 /// custom-scalars layout: how every zftrain command opens TensorBoard.
@@ -78,9 +65,10 @@ pub fn open_writer(dir: &Path) -> Result<BackgroundWriter, TensorBoardError> {
     Ok(tb)
 }
 
-/// The description of `tag`: the first pattern of [`TAGS`] it matches.
+/// The description of `tag`: the first pattern of [`tags`] it matches.
 pub fn describe(tag: &str) -> Option<&'static str> {
-    TAGS.iter()
+    tags()
+        .iter()
         .find(|(pattern, _)| matches(pattern, tag))
         .map(|(_, d)| *d)
 }
