@@ -209,10 +209,14 @@ pub fn training_devices(ids: &[usize], cpu_replicas: usize) -> Result<Vec<Device
     }
     let visible = tch::Cuda::device_count() as usize;
     if let Some(id) = ids.iter().find(|&&id| id >= visible) {
-        fail!(Device,
-            "config key 'train.gpus' asks for CUDA device {id} but {visible} device(s) are visible (numbered from 0; CUDA_VISIBLE_DEVICES={})",
-            std::env::var("CUDA_VISIBLE_DEVICES").unwrap_or_else(|_| "unset".into())
-        );
+        return Err(crate::KeyError::new(
+            "train.gpus",
+            format!(
+                "asks for CUDA device {id} but {visible} device(s) are visible (numbered from 0; CUDA_VISIBLE_DEVICES={})",
+                std::env::var("CUDA_VISIBLE_DEVICES").unwrap_or_else(|_| "unset".into())
+            ),
+        )
+        .into());
     }
     for &id in ids {
         probe(id, &library)?;

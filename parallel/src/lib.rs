@@ -38,7 +38,7 @@ pub mod scaler;
 pub(crate) mod wire;
 pub mod workers;
 
-pub use error::{EngineError, Result};
+pub use error::{EngineError, KeyError, Result};
 pub use nccl::{Nccl, NcclReducer, NcclWatch};
 pub use optimizer::{OptimConfig, Sgd};
 pub use precision::Precision;
@@ -46,7 +46,6 @@ pub use reduce::{CopyReducer, GradReducer, LinkReducer, ReducerChoice};
 pub use replica::{DataParallel, StepOptions, StepOutput};
 pub use scaler::LossScaler;
 
-use crate::error::fail;
 use tch::Device;
 
 /// The gradient reducer for `devices` as `choice` asks: NCCL needs two or
@@ -62,12 +61,17 @@ pub fn reducer_for(
     let nccl_possible = gpus.len() >= 2 && gpus.len() == devices.len();
     match choice {
         ReducerChoice::Copy => Ok(Box::new(CopyReducer)),
-        ReducerChoice::Nccl if !nccl_possible => fail!(Config,
-            "config key 'train.reducer' is \"nccl\", which needs two or more GPUs (devices: {devices:?}); use \"auto\" or \"copy\""
-        ),
+        ReducerChoice::Nccl if !nccl_possible => Err(KeyError::new(
+            "train.reducer",
+            format!(
+                "\"nccl\" needs two or more GPUs (devices: {devices:?}); use \"auto\" or \"copy\""
+            ),
+        )
+        .into()),
         ReducerChoice::Nccl => Ok(Box::new(NcclReducer::local(Nccl::open()?, &gpus, watch)?)),
         ReducerChoice::Auto if !nccl_possible => Ok(Box::new(CopyReducer)),
-        ReducerChoice::Auto => match Nccl::open().and_then(|n| NcclReducer::local(n, &gpus, watch)) {
+        ReducerChoice::Auto => match Nccl::open().and_then(|n| NcclReducer::local(n, &gpus, watch))
+        {
             Ok(r) => Ok(Box::new(r)),
             Err(e) => {
                 tracing::warn!("{e:#}; reducing gradients by device copies instead");

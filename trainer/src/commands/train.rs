@@ -112,15 +112,6 @@ pub struct TrainArgs {
     pub insecure_cluster: bool,
 }
 
-/// A TOML string literal for `--set`.
-fn quoted(s: &str) -> String {
-    toml::Value::String(s.to_string()).to_string()
-}
-
-fn path_str(p: &Path) -> String {
-    quoted(&p.display().to_string())
-}
-
 /// The run directory of a `--resume` path (a run directory or a checkpoint in one).
 fn resume_run_dir(path: &Path) -> Option<PathBuf> {
     if path.join(RUN_CONFIG_FILE).is_file() {
@@ -133,124 +124,137 @@ fn resume_run_dir(path: &Path) -> Option<PathBuf> {
 }
 
 /// The user's `--set`s, then the overrides that the flags stand for, each
-/// with what the user typed (errors name it).
+/// with what the user typed (errors name it) and its value as clap parsed
+/// it.
 fn overrides(args: &TrainArgs) -> Vec<Override> {
     let mut sets: Vec<Override> = args.set.iter().map(|s| Override::set(s)).collect();
-    let flags = named_flags(args).into_iter().chain(value_flags(args));
-    sets.extend(flags.map(|(set, origin)| Override::flag(set, origin)));
+    sets.extend(named_flags(args));
+    sets.extend(value_flags(args));
     sets
 }
 
-/// `(key=value, what was typed)` for the flags that name a network, paths
-/// or a switch.
-fn named_flags(args: &TrainArgs) -> Vec<(String, String)> {
+/// A path as a configuration value.
+fn path_value(p: &Path) -> toml::Value {
+    toml::Value::String(p.display().to_string())
+}
+
+/// The overrides of the flags that name a network, paths or a switch.
+fn named_flags(args: &TrainArgs) -> Vec<Override> {
     let mut sets = Vec::new();
-    let mut flag = |set: String, origin: String| sets.push((set, origin));
     if let Some(a) = args.arch {
-        flag(
-            format!("model.arch={}", quoted(a.as_str())),
+        sets.push(Override::flag(
+            "model.arch",
+            a.as_str(),
             format!("--arch {a}"),
-        );
-        flag("model.arch_file=\"\"".into(), format!("--arch {a}"));
+        ));
+        sets.push(Override::flag("model.arch_file", "", format!("--arch {a}")));
     }
     if let Some(f) = &args.arch_file {
-        flag(
-            format!("model.arch_file={}", path_str(f)),
-            format!("--arch-file {}", f.display()),
-        );
+        let origin = format!("--arch-file {}", f.display());
+        sets.push(Override::flag("model.arch_file", path_value(f), origin));
     }
     if let Some(d) = &args.data {
         let origin = format!("--data {}", d.display());
-        flag(
-            format!("data.train={}", path_str(&d.join("train"))),
-            origin.clone(),
-        );
-        flag(format!("data.val={}", path_str(&d.join("val"))), origin);
+        sets.push(Override::flag(
+            "data.train",
+            path_value(&d.join("train")),
+            &origin,
+        ));
+        sets.push(Override::flag(
+            "data.val",
+            path_value(&d.join("val")),
+            origin,
+        ));
     }
     if args.insecure_cluster {
-        flag("cluster.insecure=true".into(), "--insecure-cluster".into());
+        sets.push(Override::flag(
+            "cluster.insecure",
+            true,
+            "--insecure-cluster",
+        ));
     }
     if args.no_hooks {
-        flag("hooks=[]".into(), "--no-hooks".into());
+        sets.push(Override::flag(
+            "hooks",
+            toml::Value::Array(Vec::new()),
+            "--no-hooks",
+        ));
     }
     if let Some(f) = &args.init_from {
-        flag(
-            format!("model.init_from={}", path_str(f)),
-            format!("--init-from {}", f.display()),
-        );
+        let origin = format!("--init-from {}", f.display());
+        sets.push(Override::flag("model.init_from", path_value(f), origin));
     }
     if args.new_head {
-        flag("model.reset_layers=[\"head\"]".into(), "--new-head".into());
+        let head = toml::Value::Array(vec!["head".into()]);
+        sets.push(Override::flag("model.reset_layers", head, "--new-head"));
     }
     if let Some(n) = &args.name {
-        flag(format!("name={}", quoted(n)), format!("--name {n}"));
+        sets.push(Override::flag("name", n.as_str(), format!("--name {n}")));
     }
     if let Some(r) = &args.runs_dir {
-        flag(
-            format!("runs_dir={}", path_str(r)),
-            format!("--runs-dir {}", r.display()),
-        );
+        let origin = format!("--runs-dir {}", r.display());
+        sets.push(Override::flag("runs_dir", path_value(r), origin));
     }
     sets
 }
 
-/// `(key=value, what was typed)` for the flags that set one value each.
-fn value_flags(args: &TrainArgs) -> Vec<(String, String)> {
-    let mut sets = Vec::new();
-    for (key, name, value) in [
-        (
-            "train.epochs",
-            "--epochs",
-            args.epochs.map(|v| v.to_string()),
-        ),
-        (
-            "train.batch_size",
-            "--batch-size",
-            args.batch_size.map(|v| v.to_string()),
-        ),
-        ("optim.lr", "--lr", args.lr.map(|v| format!("{v:?}"))),
-        (
-            "train.gpus",
-            "--gpus",
-            args.devices.gpus.as_ref().map(gpus_value),
-        ),
-        (
-            "train.cpu_replicas",
-            "--cpu-replicas",
-            args.devices.cpu_replicas.map(|v| v.to_string()),
-        ),
-        (
-            "data.workers",
-            "--workers",
-            args.workers.map(|v| v.to_string()),
-        ),
-        ("seed", "--seed", args.seed.map(|v| v.to_string())),
-        (
-            "data.bad_images",
-            "--bad-images",
-            args.bad_images.as_ref().map(|b| quoted(&name_of(b))),
-        ),
-        (
-            "cluster.nodes",
-            "--nodes",
-            args.nodes.map(|v| v.to_string()),
-        ),
-        (
-            "cluster.node_rank",
-            "--node-rank",
-            args.node_rank.map(|v| v.to_string()),
-        ),
-        (
-            "cluster.rendezvous",
-            "--rendezvous",
-            args.rendezvous.as_deref().map(quoted),
-        ),
-    ] {
-        if let Some(v) = value {
-            let shown = v.trim_matches('"').to_string();
-            sets.push((format!("{key}={v}"), format!("{name} {shown}")));
-        }
+/// A count as a configuration value (one past TOML's integers is refused
+/// by the key's type, naming the flag).
+fn count(n: u64) -> toml::Value {
+    match i64::try_from(n) {
+        Ok(n) => toml::Value::Integer(n),
+        Err(_) => toml::Value::String(n.to_string()),
     }
+}
+
+/// The overrides of the flags that set one value each: `(key, flag, value
+/// as typed, value shown)`.
+fn value_flags(args: &TrainArgs) -> Vec<Override> {
+    let as_u64 = |v: usize| v as u64;
+    let mut sets = Vec::new();
+    let mut flag = |key: &str, name: &str, value: Option<(toml::Value, String)>| {
+        if let Some((value, shown)) = value {
+            sets.push(Override::flag(key, value, format!("{name} {shown}")));
+        }
+    };
+    let n = |v: u64| (count(v), v.to_string());
+    flag("train.epochs", "--epochs", args.epochs.map(n));
+    flag(
+        "train.batch_size",
+        "--batch-size",
+        args.batch_size.map(as_u64).map(n),
+    );
+    flag(
+        "optim.lr",
+        "--lr",
+        args.lr.map(|v| (v.into(), format!("{v:?}"))),
+    );
+    let gpus = args.devices.gpus.as_ref();
+    flag(
+        "train.gpus",
+        "--gpus",
+        gpus.map(|g| (gpus_toml(g), gpus_value(g))),
+    );
+    let replicas = args.devices.cpu_replicas.map(as_u64).map(n);
+    flag("train.cpu_replicas", "--cpu-replicas", replicas);
+    flag("data.workers", "--workers", args.workers.map(as_u64).map(n));
+    flag("seed", "--seed", args.seed.map(n));
+    let bad = args
+        .bad_images
+        .as_ref()
+        .map(|b| (name_of(b).into(), name_of(b)));
+    flag("data.bad_images", "--bad-images", bad);
+    flag("cluster.nodes", "--nodes", args.nodes.map(as_u64).map(n));
+    flag(
+        "cluster.node_rank",
+        "--node-rank",
+        args.node_rank.map(as_u64).map(n),
+    );
+    let rendezvous = args
+        .rendezvous
+        .as_ref()
+        .map(|r| (r.as_str().into(), r.clone()));
+    flag("cluster.rendezvous", "--rendezvous", rendezvous);
     sets
 }
 
@@ -391,22 +395,21 @@ pub fn run(args: &TrainArgs) -> Result<u8> {
 /// with the architecture table kept in the run. Its config file.
 fn resume_in_place(args: &TrainArgs, run: &Path, sets: &mut Vec<Override>) -> PathBuf {
     let origin = format!("--resume {}", run.display());
-    let runs_dir = path_str(run.parent().unwrap_or(Path::new(".")));
-    sets.insert(0, Override::flag(format!("runs_dir={runs_dir}"), &origin));
+    let runs_dir = path_value(run.parent().unwrap_or(Path::new(".")));
+    sets.insert(0, Override::flag("runs_dir", runs_dir, &origin));
     let name = run
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    sets.insert(
-        1,
-        Override::flag(format!("name={}", quoted(&name)), &origin),
-    );
+    sets.insert(1, Override::flag("name", name, &origin));
     // The table the run trained, kept in the run (the user's file may have
     // moved or changed since).
     let kept = run.join(RUN_ARCH_FILE);
     if kept.is_file() && args.arch.is_none() && args.arch_file.is_none() {
-        let set = format!("model.arch_file={}", path_str(&kept));
-        sets.insert(2, Override::flag(set, &origin));
+        sets.insert(
+            2,
+            Override::flag("model.arch_file", path_value(&kept), &origin),
+        );
     }
     run.join(RUN_CONFIG_FILE)
 }
@@ -453,7 +456,17 @@ fn stop_on_signals() -> Result<StopHandle> {
     Ok(stop)
 }
 
-/// `--gpus 4` -> `4`, `--gpus 0,2` -> `[0,2]` (a TOML value for train.gpus).
+/// `--gpus` as the configuration value `train.gpus` (a count or a list).
+fn gpus_toml(gpus: &crate::config::Gpus) -> toml::Value {
+    match gpus {
+        crate::config::Gpus::Count(n) => count(*n as u64),
+        crate::config::Gpus::List(ids) => {
+            toml::Value::Array(ids.iter().map(|&i| count(i as u64)).collect())
+        }
+    }
+}
+
+/// `--gpus 4` -> `4`, `--gpus 0,2` -> `[0,2]` (as the flag is shown in errors).
 fn gpus_value(gpus: &crate::config::Gpus) -> String {
     match gpus {
         crate::config::Gpus::Count(n) => n.to_string(),

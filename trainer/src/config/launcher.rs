@@ -78,18 +78,21 @@ pub fn overrides(var: impl Fn(&str) -> Option<String>) -> Result<Vec<Override>> 
     } else {
         format!("{host}:{port}")
     };
-    let quoted = toml::Value::String(address.clone()).to_string();
+    let count = |n: usize| toml::Value::Integer(i64::try_from(n).unwrap_or(i64::MAX));
     Ok(vec![
         Override::flag(
-            format!("cluster.nodes={size}"),
+            "cluster.nodes",
+            count(size),
             format!("{size_var}={size} (set by {launcher})"),
         ),
         Override::flag(
-            format!("cluster.node_rank={rank}"),
+            "cluster.node_rank",
+            count(rank),
             format!("{rank_var}={rank} (set by {launcher})"),
         ),
         Override::flag(
-            format!("cluster.rendezvous={quoted}"),
+            "cluster.rendezvous",
+            address.clone(),
             format!("{address}, node 0's address from {launcher}'s variables"),
         ),
     ])
@@ -106,7 +109,7 @@ mod tests {
             .collect();
         Ok(overrides(|k| vars.get(k).cloned())?
             .into_iter()
-            .map(|o| o.set)
+            .map(|o| format!("{}={}", o.key(), o.value().unwrap()))
             .collect())
     }
 

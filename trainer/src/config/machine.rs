@@ -180,10 +180,7 @@ mod tests {
         config.cluster.token_file = Some("run/token".into());
         config.cluster.insecure = true;
         config.cluster.timeout_s = 5;
-        let given = [Override::flag(
-            "cluster.node_rank=1".into(),
-            "--node-rank 1",
-        )];
+        let given = [Override::flag("cluster.node_rank", 1i64, "--node-rank 1")];
         let dropped = config.forget_saved_network(&given);
         assert_eq!(dropped.len(), 4, "{dropped:?}");
         for key in NETWORK_KEYS.iter().filter(|k| **k != "cluster.node_rank") {

@@ -14,7 +14,7 @@ use zftrain_hooks::HookSpec;
 use zftrain_model::{ArchName, InitScheme};
 
 pub use zftrain_parallel::devices::MAX_DEVICES;
-pub use zftrain_parallel::{OptimConfig, Precision, ReducerChoice};
+pub use zftrain_parallel::{KeyError, OptimConfig, Precision, ReducerChoice};
 
 pub mod launcher;
 mod machine;
@@ -384,7 +384,7 @@ impl ModelConfig {
         use crate::weights::{read_arch_file, ArchSpec};
         match &self.arch_file {
             Some(path) if !path.as_os_str().is_empty() => Ok(ArchSpec::Table(
-                read_arch_file(path).context("config key 'model.arch_file'")?,
+                read_arch_file(path).context(KeyError::about("model.arch_file"))?,
             )),
             _ => Ok(ArchSpec::Builtin(self.arch)),
         }
@@ -523,8 +523,14 @@ fn parse_value(value: &str) -> toml::Value {
     }
 }
 
-/// Sets `key` (dotted: `optim.lr`) in `table` to `value`.
+/// Sets `key` (dotted: `optim.lr`) in `table` to `value`, the text parsed
+/// as [`Override::set`] does.
 pub fn set_key(table: &mut toml::Table, key: &str, value: &str) -> Result<()> {
+    set_value(table, key, parse_value(value))
+}
+
+/// Sets `key` (dotted: `optim.lr`) in `table` to `value`.
+pub fn set_value(table: &mut toml::Table, key: &str, value: toml::Value) -> Result<()> {
     let parts: Vec<&str> = key.split('.').collect();
     if parts.iter().any(|p| p.is_empty()) {
         bail!("bad key '{key}' in --set (expected section.key=value)");
@@ -539,7 +545,7 @@ pub fn set_key(table: &mut toml::Table, key: &str, value: &str) -> Result<()> {
             .as_table_mut()
             .with_context(|| format!("--set {key}: '{s}' is not a section"))?;
     }
-    t.insert(last.to_string(), parse_value(value));
+    t.insert(last.to_string(), value);
     Ok(())
 }
 
@@ -608,7 +614,7 @@ impl RunConfig {
         for (i, spec) in self.hooks.iter().enumerate() {
             spec.build()
                 .and_then(|h| hooks.register(h))
-                .map_err(|e| anyhow::anyhow!("config key 'hooks[{i}]': {e}"))?;
+                .map_err(|e| KeyError::new(format!("hooks[{i}]"), e.to_string()))?;
         }
         Ok(hooks)
     }

@@ -3,45 +3,65 @@
 //! reads the file alone first (an error there gets TOML's line and column),
 //! then applies the overrides one at a time (an override that breaks the
 //! configuration is named); [`Sources::blame`] adds the origin of a key to
-//! a later error about it ("config key 'optim.lr': ... (from --lr -1)").
+//! a later error about it ("config key 'optim.lr': ... (from --lr -1)"),
+//! finding the key as data ([`key_of`]: the error's [`KeyError`]), not in
+//! its words.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use serde::Deserialize;
 
-use super::{set_key, RunConfig};
+use zftrain_model::ModelError;
+use zftrain_parallel::EngineError;
 
-/// One override: `key=value`, and what the user typed for it (`--set
-/// optim.lr=0.1`, or a flag such as `--lr 0.1`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+use super::{parse_value, set_value, KeyError, RunConfig};
+
+/// One override: a key, its value, and what the user typed for it (`--set
+/// optim.lr=0.1`, or a flag such as `--lr 0.1`). A flag's value is typed
+/// as it was parsed (never printed and parsed again); a `--set`'s text is
+/// parsed once, as TOML or else as a bare string.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Override {
-    /// `section.key=value`.
-    pub set: String,
+    /// The dotted key it sets (`section.key`).
+    key: String,
+    /// Its value (`None`: a `--set` without `=`, refused when applied).
+    value: Option<toml::Value>,
     /// What to call it in an error.
     pub origin: String,
 }
 
 impl Override {
-    /// An override the user typed as `--set SET`.
+    /// An override the user typed as `--set SET` (`key=value`).
     pub fn set(set: &str) -> Override {
+        let (key, value) = match set.split_once('=') {
+            Some((k, v)) => (k.trim().to_string(), Some(parse_value(v.trim()))),
+            None => (set.trim().to_string(), None),
+        };
         Override {
-            set: set.to_string(),
+            key,
+            value,
             origin: format!("--set {set}"),
         }
     }
 
-    /// An override that flag `origin` stands for.
-    pub fn flag(set: String, origin: impl Into<String>) -> Override {
+    /// An override that flag `origin` stands for: `key` = `value`, typed.
+    pub fn flag(key: &str, value: impl Into<toml::Value>, origin: impl Into<String>) -> Override {
         Override {
-            set,
+            key: key.to_string(),
+            value: Some(value.into()),
             origin: origin.into(),
         }
     }
 
     /// The dotted key it sets.
     pub fn key(&self) -> &str {
-        self.set.split_once('=').map_or("", |(k, _)| k.trim())
+        &self.key
+    }
+
+    /// Its value (`None` for a `--set` without `=`).
+    pub fn value(&self) -> Option<&toml::Value> {
+        self.value.as_ref()
     }
 }
 
@@ -53,20 +73,14 @@ pub struct Sources {
 }
 
 impl Sources {
-    /// `err` with the origin of the config key it names, when it names one
-    /// ("config key 'K'") and that key was set by an override or written in
-    /// the file.
+    /// `err` with the origin of the config key it is about ([`key_of`]),
+    /// when that key was set by an override or written in the file.
     pub fn blame(&self, err: anyhow::Error) -> anyhow::Error {
-        let text = err.to_string();
-        let Some(key) = text
-            .split_once("config key '")
-            .and_then(|(_, rest)| rest.split_once('\''))
-            .map(|(k, _)| k.to_string())
-        else {
+        let Some(key) = key_of(&err) else {
             return err;
         };
         match self.origin(&key) {
-            Some(origin) => anyhow::anyhow!("{text} (from {origin})"),
+            Some(origin) => anyhow::anyhow!("{err:#} (from {origin})"),
             None => err,
         }
     }
@@ -86,6 +100,27 @@ impl Sources {
         let (path, text) = self.file.as_ref()?;
         line_of(text, key).map(|n| format!("{} line {n}", path.display()))
     }
+}
+
+/// The configuration key an error is about, as data: a [`KeyError`]
+/// anywhere in its chain (the engine's included), or a layer name that a
+/// key gave the model ([`ModelError::UnknownLayer`]).
+pub fn key_of(err: &anyhow::Error) -> Option<String> {
+    if let Some(k) = err.downcast_ref::<KeyError>() {
+        return Some(k.key.clone());
+    }
+    err.chain().find_map(|e| {
+        if let Some(k) = e.downcast_ref::<KeyError>() {
+            return Some(k.key.clone());
+        }
+        if let Some(EngineError::Key(k)) = e.downcast_ref::<EngineError>() {
+            return Some(k.key.clone());
+        }
+        match e.downcast_ref::<ModelError>() {
+            Some(ModelError::UnknownLayer { key, .. }) => Some(key.clone()),
+            _ => None,
+        }
+    })
 }
 
 /// The line (1-based) of `text` that sets dotted `key` (`optim.lr`: the
@@ -152,11 +187,10 @@ impl RunConfig {
             None => (toml::Table::new(), None),
         };
         for o in overrides {
-            let (k, v) = o
-                .set
-                .split_once('=')
+            let value = o
+                .value()
                 .with_context(|| format!("{}: expected key=value", o.origin))?;
-            set_key(&mut table, k.trim(), v.trim()).with_context(|| o.origin.clone())?;
+            set_value(&mut table, o.key(), value.clone()).with_context(|| o.origin.clone())?;
             RunConfig::deserialize(toml::Value::Table(table.clone()))
                 .map_err(|e| anyhow::anyhow!("{}: {}", o.origin, e.to_string().trim_end()))?;
         }
@@ -202,7 +236,7 @@ mod tests {
         assert!(!err.contains("run.toml"), "{err}");
         let err = RunConfig::load_sourced(
             None,
-            &[Override::flag("train.epochs=-3".into(), "--epochs -3")],
+            &[Override::flag("train.epochs", -3i64, "--epochs -3")],
         )
         .unwrap_err()
         .to_string();
@@ -220,11 +254,59 @@ mod tests {
         );
         let sets = [
             Override::set("optim.lr=0.5"),
-            Override::flag("optim.lr=-2.0".into(), "--lr -2"),
+            Override::flag("optim.lr", -2.0, "--lr -2"),
         ];
         let (config, sources) = RunConfig::load_sourced(Some(&path), &sets).unwrap();
         let err = sources.blame(config.validate().unwrap_err()).to_string();
         assert!(err.ends_with("(from --lr -2)"), "{err}");
+    }
+
+    #[test]
+    fn the_key_is_found_as_data_not_in_an_errors_words() {
+        let (_d, path) = file("[optim]\nlr = 0.1\n[model]\narch = \"zfnet\"\n");
+        let (_, sources) = RunConfig::load_sourced(Some(&path), &[]).unwrap();
+        // Words that look like a key error are not one: left as they are.
+        let words = anyhow::anyhow!("config key 'optim.lr': made up");
+        assert_eq!(
+            sources.blame(words).to_string(),
+            "config key 'optim.lr': made up"
+        );
+        // A key error as the context of another keeps the cause.
+        let cause = std::io::Error::other("no such file");
+        let err = anyhow::Error::new(cause).context(KeyError::about("model.arch"));
+        let err = format!("{:#}", sources.blame(err));
+        assert_eq!(
+            err,
+            "config key 'model.arch': no such file (from run.toml line 4)"
+                .replace("run.toml", &path.display().to_string())
+        );
+        // The engine's key errors are found through its error type.
+        let engine = EngineError::from(KeyError::new("optim.lr", "refused"));
+        let err = sources.blame(anyhow::Error::new(engine)).to_string();
+        assert!(err.ends_with("line 2)"), "{err}");
+    }
+
+    #[test]
+    fn flags_are_typed_values_and_a_set_is_parsed_once() {
+        // A flag's string stays a string whatever it looks like.
+        let sets = [
+            Override::flag("name", "true", "--name true"),
+            Override::flag("runs_dir", "[1, 2]", "--runs-dir [1, 2]"),
+            Override::flag("train.epochs", 3i64, "--epochs 3"),
+            Override::set("optim.lr=0.5"),
+            Override::set("model.arch=zfnet-seed"),
+        ];
+        let (c, _) = RunConfig::load_sourced(None, &sets).unwrap();
+        assert_eq!(
+            (c.name.as_str(), c.runs_dir.to_str()),
+            ("true", Some("[1, 2]"))
+        );
+        assert_eq!((c.train.epochs, c.optim.lr), (3, 0.5));
+        assert_eq!(c.model.arch, zftrain_model::ArchName::ZfnetSeed);
+        let err = RunConfig::load_sourced(None, &[Override::set("optim.lr")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--set optim.lr: expected key=value"), "{err}");
     }
 
     #[test]

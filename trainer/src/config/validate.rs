@@ -6,15 +6,16 @@
 use anyhow::Result;
 
 use super::{
-    CheckpointConfig, ClusterConfig, DataConfig, Gpus, ModelConfig, OptimConfig, Precision,
-    ProbeConfig, ScheduleConfig, TrainConfig, MAX_DEVICES,
+    CheckpointConfig, ClusterConfig, DataConfig, Gpus, KeyError, ModelConfig, OptimConfig,
+    Precision, ProbeConfig, ScheduleConfig, TrainConfig, MAX_DEVICES,
 };
 
-/// `Err` naming the config `key` unless `ok`.
+/// `Err` naming the config `key` unless `ok` (a [`KeyError`]: its key is
+/// data, for [`Sources::blame`](super::Sources::blame)).
 pub(super) fn require(ok: bool, key: &str, what: impl FnOnce() -> String) -> Result<()> {
     match ok {
         true => Ok(()),
-        false => Err(anyhow::anyhow!("config key '{key}': {}", what())),
+        false => Err(KeyError::new(key, what()).into()),
     }
 }
 

@@ -19,7 +19,7 @@ use zftrain_model::arch_file::write_arch;
 use zftrain_model::Arch;
 use zftrain_tensorboard::HParamValue;
 
-use crate::config::RunConfig;
+use crate::config::{KeyError, RunConfig};
 use crate::train::callbacks::metrics_csv::METRICS_CSV;
 use crate::train::checkpointing::{read_mean_image, MEAN_IMAGE_FILE, RUN_CONFIG_FILE};
 use crate::train::ticker::Ticker;
@@ -299,11 +299,15 @@ fn as_text<T: serde::Serialize>(v: &T) -> HParamValue {
 /// table, and its settings.
 pub fn network(config: &RunConfig, classes: i64) -> Result<(ArchSpec, Arch, ArchConfig)> {
     if config.model.classes != 0 && config.model.classes != classes {
-        bail!(
-            "config key 'model.classes' is {} but {} has {classes} class folders",
-            config.model.classes,
-            config.data.train.display()
-        );
+        return Err(KeyError::new(
+            "model.classes",
+            format!(
+                "is {} but {} has {classes} class folders",
+                config.model.classes,
+                config.data.train.display()
+            ),
+        )
+        .into());
     }
     let arch_config = ArchConfig {
         classes,
@@ -318,13 +322,14 @@ pub fn network(config: &RunConfig, classes: i64) -> Result<(ArchSpec, Arch, Arch
     };
     let crop = config.data.crop as i64;
     if arch.input[1] != crop || arch.input[2] != crop || arch.input[0] != 3 {
-        bail!(
-            "config key 'data.crop' is {} (RGB crops) but {spec} takes {}x{}x{} input",
-            config.data.crop,
-            arch.input[0],
-            arch.input[1],
-            arch.input[2]
-        );
+        return Err(KeyError::new(
+            "data.crop",
+            format!(
+                "is {} (RGB crops) but {spec} takes {}x{}x{} input",
+                config.data.crop, arch.input[0], arch.input[1], arch.input[2]
+            ),
+        )
+        .into());
     }
     Ok((spec, arch, arch_config))
 }

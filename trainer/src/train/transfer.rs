@@ -9,12 +9,15 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use tracing::{info, warn};
 use zftrain_checkpoints::{assign_strict, read_safetensors, Checkpoint, Metadata};
 use zftrain_model::Arch;
 
-use crate::config::{DataConfig, RunConfig};
+use crate::config::{DataConfig, KeyError, RunConfig};
+
+/// The key every error about the start weights names.
+const INIT_FROM: &str = "model.init_from";
 use crate::engine::DataParallel;
 use crate::train::checkpointing::find_resume;
 
@@ -40,15 +43,23 @@ impl LayerPolicy {
         for (name, &mult) in &config.optim.lr_mult {
             let layer = arch.select_layer(&format!("optim.lr_mult.{name}"), name)?;
             if lr_mult.iter().any(|(l, _)| *l == layer) {
-                bail!(
-                    "config key 'optim.lr_mult': two names for layer {} ({name} and another)",
-                    arch.layers[layer].label
-                );
+                return Err(KeyError::new(
+                    "optim.lr_mult",
+                    format!(
+                        "two names for layer {} ({name} and another)",
+                        arch.layers[layer].label
+                    ),
+                )
+                .into());
             }
             lr_mult.push((layer, mult));
         }
         if !frozen.is_empty() && frozen.len() == arch.weighted_layers().len() {
-            bail!("config key 'model.freeze' freezes every layer with parameters: nothing would train");
+            return Err(KeyError::new(
+                "model.freeze",
+                "freezes every layer with parameters: nothing would train",
+            )
+            .into());
         }
         Ok(LayerPolicy {
             frozen,
@@ -93,11 +104,15 @@ pub fn weights_file(path: &Path) -> Result<(PathBuf, Option<Checkpoint>)> {
         return Ok((path.to_path_buf(), None));
     }
     let (ck, skipped) = find_resume(path)
-        .with_context(|| format!("config key 'model.init_from': {}", path.display()))?
-        .with_context(|| {
-            format!(
-                "config key 'model.init_from': run directory {} has no complete checkpoint yet",
-                path.display()
+        .map_err(|e| e.context(path.display().to_string()))
+        .context(KeyError::about(INIT_FROM))?
+        .ok_or_else(|| {
+            KeyError::new(
+                INIT_FROM,
+                format!(
+                    "run directory {} has no complete checkpoint yet",
+                    path.display()
+                ),
             )
         })?;
     for s in skipped {
@@ -135,7 +150,7 @@ impl StartWeights {
     ) -> Result<StartWeights> {
         let (file, checkpoint) = weights_file(from)?;
         let (tensors, meta) = read_safetensors(&file)?;
-        crate::weights::check_values(&file, &tensors).context("config key 'model.init_from'")?;
+        crate::weights::check_values(&file, &tensors).context(KeyError::about(INIT_FROM))?;
         if !data.pixel_mean {
             warn_on_normalization(&file, &meta, data);
         }
@@ -172,13 +187,17 @@ impl StartWeights {
             .filter(|n| !wanted.contains(n))
             .collect();
         if !missing.is_empty() || !extra.is_empty() {
-            bail!(
-                "config key 'model.init_from': {} does not fit this run's {} (missing: {}; not in the network: {})",
-                file.display(),
-                arch.name,
-                shorten(&missing),
-                shorten(&extra)
-            );
+            return Err(KeyError::new(
+                INIT_FROM,
+                format!(
+                    "{} does not fit this run's {} (missing: {}; not in the network: {})",
+                    file.display(),
+                    arch.name,
+                    shorten(&missing),
+                    shorten(&extra)
+                ),
+            )
+            .into());
         }
         let note = format!(
             "initialized from {}: {} tensors loaded{}",
@@ -206,12 +225,9 @@ impl StartWeights {
             .into_iter()
             .filter(|(n, _)| self.tensors.iter().any(|(m, _)| m == n))
             .collect();
-        assign_strict(&self.file, self.tensors, &targets).with_context(|| {
-            format!(
-                "config key 'model.init_from': loading {}",
-                self.file.display()
-            )
-        })?;
+        assign_strict(&self.file, self.tensors, &targets)
+            .map_err(|e| anyhow::Error::new(e).context(format!("loading {}", self.file.display())))
+            .context(KeyError::about(INIT_FROM))?;
         dp.broadcast_from_first();
         info!("{}", self.note);
         println!("{}", self.note);
@@ -244,11 +260,15 @@ fn check_shapes(
             true => format!("; {label} is the classifier: pass --new-head (model.reset_layers = [\"head\"]) to draw it fresh for this data's {} classes", classes),
             false => format!("; it belongs to {label}: the file is for another network, or add {label} to model.reset_layers"),
         };
-        bail!(
-            "config key 'model.init_from': {} has tensor '{name}' of shape {:?}, this run's network needs {shape:?}{hint}",
-            file.display(),
-            src.size()
-        );
+        return Err(KeyError::new(
+            INIT_FROM,
+            format!(
+                "{} has tensor '{name}' of shape {:?}, this run's network needs {shape:?}{hint}",
+                file.display(),
+                src.size()
+            ),
+        )
+        .into());
     }
     Ok(())
 }
@@ -306,12 +326,16 @@ fn check_class_names(file: &Path, meta: &Metadata, classes: &[String]) -> Result
         return Ok(());
     }
     if let Some(i) = (0..classes.len()).find(|&i| theirs[i] != classes[i]) {
-        bail!(
-            "config key 'model.init_from': {} was trained on other classes (its class {i} is '{}', this data's is '{}'): pass --new-head to draw the classifier fresh for this data",
-            file.display(),
-            theirs[i],
-            classes[i]
-        );
+        return Err(KeyError::new(
+            INIT_FROM,
+            format!(
+                "{} was trained on other classes (its class {i} is '{}', this data's is '{}'): pass --new-head to draw the classifier fresh for this data",
+                file.display(),
+                theirs[i],
+                classes[i]
+            ),
+        )
+        .into());
     }
     Ok(())
 }
