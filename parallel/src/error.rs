@@ -49,43 +49,7 @@ pub enum EngineError {
     },
 }
 
-/// A configuration value refused: the key it is about (data: where the
-/// value came from is found by the key, not by reading the message) and
-/// why. Shown as `config key 'KEY': why` (`config key 'KEY'` alone, with
-/// no reason, when it is the context of another error).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyError {
-    /// The dotted key (`optim.lr`, `hooks[2]`).
-    pub key: String,
-    /// Why it is refused (empty: the error below it says).
-    pub message: String,
-}
-
-impl KeyError {
-    /// `key` refused for `message`.
-    pub fn new(key: impl Into<String>, message: impl Into<String>) -> KeyError {
-        KeyError {
-            key: key.into(),
-            message: message.into(),
-        }
-    }
-
-    /// `key` as the context of another error, which says why.
-    pub fn about(key: impl Into<String>) -> KeyError {
-        KeyError::new(key, "")
-    }
-}
-
-impl Display for KeyError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.message.is_empty() {
-            true => write!(f, "config key '{}'", self.key),
-            false => write!(f, "config key '{}': {}", self.key, self.message),
-        }
-    }
-}
-
-impl std::error::Error for KeyError {}
+pub use zftrain_keys::KeyError;
 
 /// The engine's results.
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;

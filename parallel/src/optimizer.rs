@@ -6,38 +6,25 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
-/// `[optim]`: SGD with momentum, as PyTorch's `torch.optim.SGD`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct OptimConfig {
-    /// Base learning rate.
-    pub lr: f64,
-    /// Momentum.
-    pub momentum: f64,
-    /// L2 weight decay.
-    pub weight_decay: f64,
-    /// Nesterov momentum.
-    pub nesterov: bool,
-    /// Per-layer learning-rate multipliers, by layer name (`fc8 = 10`; a
-    /// label, a module path or `head`); layers not named step at 1x, and 0
-    /// leaves a layer's parameters unchanged (without `model.freeze`, its
-    /// gradients are still computed).
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub lr_mult: BTreeMap<String, f64>,
-}
-
-impl Default for OptimConfig {
-    fn default() -> Self {
-        OptimConfig {
-            lr: 0.01,
-            momentum: 0.9,
-            weight_decay: 5e-4,
-            nesterov: false,
-            lr_mult: BTreeMap::new(),
-        }
+zftrain_keys::section! {
+    /// `[optim]`: SGD with momentum, as PyTorch's `torch.optim.SGD`.
+    pub struct OptimConfig in "optim" {
+        /// Base learning rate.
+        lr: f64 = 0.01, valid |v| *v > 0.0 && v.is_finite() => "must be positive";
+        /// Momentum.
+        momentum: f64 = 0.9, valid |v| (0.0..1.0).contains(v) => "must be in [0, 1)";
+        /// L2 weight decay.
+        weight_decay: f64 = 5e-4, valid |v| v.is_finite() && *v >= 0.0 => "must be finite and >= 0";
+        /// Nesterov momentum (needs momentum > 0).
+        nesterov: bool = false;
+        /// Per-layer learning-rate multipliers, by layer name (`fc8 = 10`; a
+        /// label, a module path or `head`); layers not named step at 1x, and 0
+        /// leaves a layer's parameters unchanged (without `model.freeze`, its
+        /// gradients are still computed).
+        #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+        lr_mult: BTreeMap<String, f64> = BTreeMap::new();
     }
 }
 

@@ -1,68 +1,11 @@
 //! What each machine of a multi-node run sets for itself: where its data
 //! and runs are, its devices and threads, its rank and the address it
-//! joins, the weights it starts from. Every node must agree on the rest of the configuration, which
-//! [`RunConfig::shared`] is (the cluster's fingerprint hashes it).
+//! joins, the weights it starts from; each such key is declared `@machine`
+//! with its section. Every node must agree on the rest of the
+//! configuration, which [`RunConfig::shared`] is (the cluster's
+//! fingerprint hashes it).
 
-use std::path::PathBuf;
-
-use super::{ClusterConfig, Gpus, Override, RunConfig};
-
-/// A node's own settings, taken out of a [`RunConfig`].
-#[derive(Debug, Clone, PartialEq)]
-pub struct MachineSettings {
-    /// `name` (a node's log folder is named after it).
-    pub name: String,
-    /// `runs_dir`.
-    pub runs_dir: PathBuf,
-    /// `data.train`.
-    pub train: PathBuf,
-    /// `data.val`.
-    pub val: PathBuf,
-    /// `data.val_list`.
-    pub val_list: Option<PathBuf>,
-    /// `data.workers`.
-    pub workers: usize,
-    /// `data.queue_depth`.
-    pub queue_depth: usize,
-    /// `train.gpus`.
-    pub gpus: Gpus,
-    /// `train.cpu_replicas`.
-    pub cpu_replicas: usize,
-    /// `train.threads`.
-    pub threads: usize,
-    /// `cluster.node_rank`.
-    pub node_rank: usize,
-    /// `cluster.rendezvous`.
-    pub rendezvous: String,
-    /// `cluster.token_file`.
-    pub token_file: Option<PathBuf>,
-    /// `cluster.insecure`.
-    pub insecure: bool,
-    /// `model.init_from` (only node 0 reads it; the others receive its
-    /// weights).
-    pub init_from: Option<PathBuf>,
-}
-
-impl MachineSettings {
-    /// The config keys a node sets for itself.
-    pub const KEYS: [&'static str; 15] = [
-        "name",
-        "runs_dir",
-        "data.train",
-        "data.val",
-        "data.val_list",
-        "data.workers",
-        "data.queue_depth",
-        "train.gpus",
-        "train.cpu_replicas",
-        "train.threads",
-        "cluster.node_rank",
-        "cluster.rendezvous",
-        "cluster.token_file",
-        "cluster.insecure",
-        "model.init_from",
-    ];
-}
+use super::{ClusterConfig, Override, RunConfig};
 
 /// The settings that say where a run listens, whom it connects to and
 /// with which token: on `--resume` they come only from the command line,
@@ -79,27 +22,14 @@ pub const NETWORK_KEYS: [&str; 5] = [
 ];
 
 impl RunConfig {
-    /// Moves this node's own settings out, leaving empty values in their
-    /// place.
-    pub fn take_machine(&mut self) -> MachineSettings {
-        use std::mem::take;
-        MachineSettings {
-            name: take(&mut self.name),
-            runs_dir: take(&mut self.runs_dir),
-            train: take(&mut self.data.train),
-            val: take(&mut self.data.val),
-            val_list: take(&mut self.data.val_list),
-            workers: take(&mut self.data.workers),
-            queue_depth: take(&mut self.data.queue_depth),
-            gpus: std::mem::replace(&mut self.train.gpus, Gpus::Count(0)),
-            cpu_replicas: take(&mut self.train.cpu_replicas),
-            threads: take(&mut self.train.threads),
-            node_rank: take(&mut self.cluster.node_rank),
-            rendezvous: take(&mut self.cluster.rendezvous),
-            token_file: take(&mut self.cluster.token_file),
-            insecure: take(&mut self.cluster.insecure),
-            init_from: take(&mut self.model.init_from),
-        }
+    /// The keys a node sets for itself: those its sections declare
+    /// `@machine`, and the top level's (its name and runs folder).
+    pub fn machine_keys() -> Vec<&'static str> {
+        RunConfig::keys()
+            .into_iter()
+            .filter(|k| k.machine)
+            .map(|k| k.key)
+            .collect()
     }
 
     /// On `--resume`: drops the network settings a run directory saved
@@ -158,12 +88,24 @@ impl RunConfig {
         dropped
     }
 
-    /// What every node of a run must agree on: the configuration without
-    /// the [`MachineSettings`].
+    /// What every node of a run must agree on: the configuration with
+    /// every machine setting ([`RunConfig::machine_keys`]) at its default.
     pub fn shared(&self) -> RunConfig {
-        let mut shared = self.clone();
-        shared.take_machine();
-        shared
+        let default = RunConfig::default();
+        RunConfig {
+            name: default.name,
+            runs_dir: default.runs_dir,
+            seed: self.seed,
+            model: self.model.without_machine_settings(),
+            data: self.data.without_machine_settings(),
+            train: self.train.without_machine_settings(),
+            optim: self.optim.without_machine_settings(),
+            schedule: self.schedule.without_machine_settings(),
+            checkpoint: self.checkpoint.without_machine_settings(),
+            probe: self.probe.without_machine_settings(),
+            hooks: self.hooks.clone(),
+            cluster: self.cluster.without_machine_settings(),
+        }
     }
 }
 

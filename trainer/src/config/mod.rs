@@ -21,8 +21,9 @@ mod machine;
 mod origin;
 mod validate;
 
-pub use machine::{MachineSettings, NETWORK_KEYS};
-pub use origin::{Override, Sources};
+pub use machine::NETWORK_KEYS;
+pub use origin::{key_of, Override, Sources};
+pub use zftrain_keys::KeyDecl;
 
 /// Everything a training run needs to know.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,107 +57,210 @@ pub struct RunConfig {
     pub cluster: ClusterConfig,
 }
 
-/// `[cluster]`: a run over several nodes, one process each, joined by a
-/// rendezvous at node 0.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ClusterConfig {
-    /// Nodes (processes); 1 = this process alone.
-    pub nodes: usize,
-    /// This node's rank (0 = the node that writes the run).
-    pub node_rank: usize,
-    /// `host:port` where node 0 listens for the others.
-    pub rendezvous: String,
-    /// Seconds to wait for every node to join, and how long a joined node
-    /// may say nothing (not even a heartbeat) before the others stop.
-    pub timeout_s: u64,
-    /// A file holding the cluster token (the same secret on every node);
-    /// the `ZFTRAIN_CLUSTER_TOKEN` variable, when set, takes precedence.
-    pub token_file: Option<PathBuf>,
-    /// Join without a token (`--insecure-cluster`): anyone who can reach
-    /// the rendezvous port can join the run and read its weights.
-    pub insecure: bool,
-}
-
-impl Default for ClusterConfig {
-    fn default() -> Self {
-        ClusterConfig {
-            nodes: 1,
-            node_rank: 0,
-            rendezvous: "127.0.0.1:29400".into(),
-            timeout_s: 300,
-            token_file: None,
-            insecure: false,
-        }
+zftrain_keys::section! {
+    /// `[cluster]`: a run over several nodes, one process each, joined by a
+    /// rendezvous at node 0.
+    pub struct ClusterConfig in "cluster" {
+        /// Nodes (processes); 1 = this process alone.
+        nodes: usize = 1;
+        /// This node's rank (0 = the node that writes the run).
+        @machine node_rank: usize = 0;
+        /// `host:port` where node 0 listens for the others.
+        @machine rendezvous: String = "127.0.0.1:29400".into();
+        /// Seconds to wait for every node to join, and how long a joined node
+        /// may say nothing (not even a heartbeat) before the others stop.
+        timeout_s: u64 = 300, valid |v| (1..=30 * 24 * 3600).contains(v) => "must be 1 s to 30 days";
+        /// A file holding the cluster token (the same secret on every node);
+        /// the `ZFTRAIN_CLUSTER_TOKEN` variable, when set, takes precedence.
+        @machine token_file: Option<PathBuf> = None;
+        /// Join without a token (`--insecure-cluster`): anyone who can reach
+        /// the rendezvous port can join the run and read its weights.
+        @machine insecure: bool = false;
     }
 }
 
-/// `[probe]`: the fixed probe set of the hooks, evenly spaced validation
-/// images through the evaluation transform, decoded once when the run starts.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ProbeConfig {
-    /// Number of images, evenly spaced over the validation set (0, or more
-    /// than it has: all of them).
-    pub images: usize,
-    /// Images per forward in the hooks.
-    pub batch_size: usize,
-    /// Training images, evenly spaced, that hooks mining the training set
-    /// look at (the evolution hook's `source = "train"`; 0: all of them, as
-    /// the paper did). Read only when such a hook is configured.
-    pub train_images: usize,
-}
-
-impl Default for ProbeConfig {
-    fn default() -> Self {
-        ProbeConfig {
-            images: 64,
-            batch_size: 16,
-            train_images: 10_000,
-        }
+zftrain_keys::section! {
+    /// `[probe]`: the fixed probe set of the hooks, evenly spaced validation
+    /// images through the evaluation transform, decoded once when the run starts.
+    pub struct ProbeConfig in "probe" {
+        /// Number of images, evenly spaced over the validation set (0, or more
+        /// than it has: all of them).
+        images: usize = 64;
+        /// Images per forward in the hooks.
+        batch_size: usize = 16, valid |v| *v >= 1 => "must be at least 1";
+        /// Training images, evenly spaced, that hooks mining the training set
+        /// look at (the evolution hook's `source = "train"`; 0: all of them, as
+        /// the paper did). Read only when such a hook is configured.
+        train_images: usize = 10_000;
     }
 }
 
-/// `[model]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ModelConfig {
-    /// Architecture (a built-in).
-    pub arch: ArchName,
-    /// An architecture file (a TOML layer table) used instead of `arch`;
-    /// an empty path means none. Its LRN and dropout layers are as written:
-    /// `lrn` and `dropout` apply to the built-ins.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub arch_file: Option<PathBuf>,
-    /// Classes; 0 = as many as the training data has.
-    pub classes: i64,
-    /// LRN layers in zfnet and alexnet.
-    pub lrn: bool,
-    /// Dropout probability.
-    pub dropout: f64,
-    /// Weight initialization.
-    pub init: InitScheme,
-    /// The first conv layer's weights drawn normal with this standard
-    /// deviation instead of `init`'s (absent: as `init`). The demo uses ZF's
-    /// 0.01 under He's scheme, so that layer 1 learns visibly in two epochs.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub first_layer_std: Option<f64>,
-    /// Fine-tuning: start from these weights (a `.safetensors` file, a
-    /// checkpoint or a run directory's newest checkpoint) instead of a
-    /// random draw, with a fresh optimizer and schedule. An empty path
-    /// means none. A resumed run continues from its own checkpoint.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub init_from: Option<PathBuf>,
-    /// Layers drawn fresh with `init` instead of taken from `init_from`
-    /// (`["head"]`, or `train --new-head`: a classifier for the data's
-    /// classes). Names: labels (`fc8`), modules (`classifier.6`) or `head`.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub reset_layers: Vec<String>,
-    /// Layers whose parameters (and batch-norm statistics) never change:
-    /// no gradient is computed for them, no update, no decay, no
-    /// renormalization. Zeiler & Fergus's section 5 keeps layers 1-7.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub freeze: Vec<String>,
+zftrain_keys::section! {
+    /// `[model]`.
+    pub struct ModelConfig in "model" {
+        /// Architecture (a built-in).
+        arch: ArchName = ArchName::Zfnet;
+        /// An architecture file (a TOML layer table) used instead of `arch`;
+        /// an empty path means none. Its LRN and dropout layers are as written:
+        /// `lrn` and `dropout` apply to the built-ins.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        arch_file: Option<PathBuf> = None;
+        /// Classes; 0 = as many as the training data has.
+        classes: i64 = 0, valid |v| (0..=1_000_000).contains(v) => "must be 0 (from the data) to 1000000";
+        /// LRN layers in zfnet and alexnet.
+        lrn: bool = true;
+        /// Dropout probability.
+        dropout: f64 = 0.5, valid |v| (0.0..1.0).contains(v) => "must be in [0, 1)";
+        /// Weight initialization.
+        init: InitScheme = InitScheme::Pytorch;
+        /// The first conv layer's weights drawn normal with this standard
+        /// deviation instead of `init`'s (absent: as `init`). The demo uses ZF's
+        /// 0.01 under He's scheme, so that layer 1 learns visibly in two epochs.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        first_layer_std: Option<f64> = None, valid |v| v.is_none_or(|s| s > 0.0 && s <= 10.0) => "must be in (0, 10]";
+        /// Fine-tuning: start from these weights (a `.safetensors` file, a
+        /// checkpoint or a run directory's newest checkpoint) instead of a
+        /// random draw, with a fresh optimizer and schedule. An empty path
+        /// means none. A resumed run continues from its own checkpoint.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        @machine init_from: Option<PathBuf> = None;
+        /// Layers drawn fresh with `init` instead of taken from `init_from`
+        /// (`["head"]`, or `train --new-head`: a classifier for the data's
+        /// classes). Names: labels (`fc8`), modules (`classifier.6`) or `head`.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        reset_layers: Vec<String> = Vec::new();
+        /// Layers whose parameters (and batch-norm statistics) never change:
+        /// no gradient is computed for them, no update, no decay, no
+        /// renormalization. Zeiler & Fergus's section 5 keeps layers 1-7.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        freeze: Vec<String> = Vec::new();
+    }
+}
+
+zftrain_keys::section! {
+    /// `[data]`.
+    pub struct DataConfig in "data" {
+        /// Training images: an ImageFolder.
+        @machine train: PathBuf = PathBuf::new();
+        /// Validation images: an ImageFolder, or the image folder of `val_list`.
+        @machine val: PathBuf = PathBuf::new();
+        /// Optional list file (`path label` per line, paths relative to `val`)
+        /// for a flat validation folder such as ImageNet's.
+        @machine val_list: Option<PathBuf> = None;
+        /// Training augmentation: `zf` (random crops of the centre square),
+        /// `zf-fixed` (Zeiler & Fergus's 10 fixed sub-crops) or `rrc`.
+        augment: Augment = Augment::Zf, valid |v| v.is_training() => "must be 'zf', 'zf-fixed' or 'rrc' for training";
+        /// Krizhevsky's PCA lighting on the training images: the standard
+        /// deviation of the multiples of ImageNet's colour principal components
+        /// (0 = off; AlexNet's is 0.1).
+        lighting: f32 = 0.0, valid |v| (0.0..=zftrain_data::transform::MAX_LIGHTING).contains(v) => "must be 0 (off) to 1 (AlexNet's is 0.1)";
+        /// Validation: `eval` (the centre crop) or `ten-crop` (the softmax
+        /// averaged over the four corners and the centre with their mirrors, as
+        /// both papers' tables report).
+        val_augment: Augment = Augment::Eval, valid |v| !v.is_training() => "must be 'eval' or 'ten-crop' for validation";
+        /// Shorter side before cropping.
+        resize: u32 = 256;
+        /// Crop side (the network input).
+        crop: u32 = 224, valid |v| *v >= 32 => "must be at least 32";
+        /// Per-channel mean on `[0, 1]` pixels.
+        mean: [f32; 3] = IMAGENET_MEAN;
+        /// Per-channel standard deviation the values are divided by after the
+        /// mean is subtracted (on `[0, 1]` pixels). `"pixels"` is `1/255` on
+        /// every channel: raw 0..255 values minus the mean, the papers' (and
+        /// Caffe's) input scale, about 58 times ImageNet's std.
+        #[serde(deserialize_with = "std_or_pixels")]
+        std: [f32; 3] = IMAGENET_STD, valid |v| v.iter().all(|s| *s > 0.0) => "must be positive";
+        /// Subtract a per-pixel mean image of the training set's centre squares
+        /// instead of `mean`, as Zeiler & Fergus did (`augment = "zf"` or
+        /// `"zf-fixed"`).
+        /// Estimated when the run starts and stored in every checkpoint.
+        pixel_mean: bool = false;
+        /// Training images (evenly spaced) the per-pixel mean is estimated from
+        /// (0 = all).
+        pixel_mean_images: usize = 10_000;
+        /// Decoding threads (default: one per core).
+        @machine workers: usize = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2), valid |v| (1..=1024).contains(v) => "must be 1 to 1024";
+        /// Batches decoded ahead at most.
+        @machine queue_depth: usize = 4, valid |v| (1..=1024).contains(v) => "must be 1 to 1024 (batches held in memory)";
+        /// `skip` or `fail` on files that do not decode.
+        bad_images: BadImages = BadImages::Skip;
+        /// Largest image (pixels) decoded.
+        max_pixels: u64 = 100_000_000, valid |v| *v >= 1 => "must be at least 1";
+    }
+}
+
+zftrain_keys::section! {
+    /// `[train]`.
+    pub struct TrainConfig in "train" {
+        /// Epochs to train.
+        epochs: u64 = 90, valid |v| *v >= 1 => "must be at least 1";
+        /// Images per step.
+        batch_size: usize = 128, valid |v| (1..=1 << 20).contains(v) => "must be 1 to 1048576";
+        /// Label smoothing in the cross-entropy (0 = off).
+        label_smoothing: f64 = 0.0, valid |v| (0.0..1.0).contains(v) => "must be in [0, 1)";
+        /// ZF's filter RMS renormalization radius after each step (0 = off).
+        renorm_radius: f64 = 0.0, valid |v| v.is_finite() && *v >= 0.0 => "must be finite and >= 0";
+        /// Log training scalars every this many steps.
+        log_every: u64 = 20, valid |v| *v >= 1 => "must be at least 1";
+        /// Off a terminal, print a progress line (step, loss, images/s, time
+        /// left) every this many seconds (0: every step).
+        log_every_s: f64 = 60.0, valid |v| v.is_finite() && *v >= 0.0 => "must be finite and >= 0 (seconds)";
+        /// Stop each epoch after this many steps (0 = whole epoch); for quick checks.
+        max_steps_per_epoch: u64 = 0;
+        /// CPU threads for libtorch (0 = libtorch's default).
+        @machine threads: usize = 0, valid |v| *v <= 4096 => "must be 0 (all cores) to 4096";
+        /// GPUs: a count (`4`: devices 0 to 3; 0 = the CPU) or a list of
+        /// device indices (`[0, 2]`).
+        @machine gpus: Gpus = Gpus::Count(0);
+        /// Replicas on the CPU (data parallel through the same engine as GPUs;
+        /// for testing the engine on machines without them).
+        @machine cpu_replicas: usize = 1;
+        /// Arithmetic: `auto` (bf16 with fp32 master weights on GPUs and where
+        /// the CPU has bf16 instructions, else fp32), `fp32`, `bf16`, or `fp16`
+        /// with dynamic loss scaling (GPUs).
+        precision: Precision = Precision::Auto;
+        /// Lay batches (and the conv weights they meet) out channels-last
+        /// (`NHWC` in memory): oneDNN's convolutions run faster on it, in bf16
+        /// and in fp32 (see docs/benchmarks.md).
+        channels_last: bool = true;
+        /// How gradients are all-reduced across replicas: `auto` (NCCL for two
+        /// or more GPUs when it loads, else device copies), `nccl`, or `copy`.
+        reducer: ReducerChoice = ReducerChoice::Auto;
+        /// Let cuDNN time its convolution algorithms on the first batches and
+        /// keep the fastest (PyTorch's `cudnn.benchmark`; GPUs only).
+        cudnn_benchmark: bool = true;
+    }
+}
+
+zftrain_keys::section! {
+    /// `[schedule]`.
+    pub struct ScheduleConfig in "schedule" {
+        /// Which schedule: `step`, `plateau`, `cosine` or `constant`.
+        kind: ScheduleKind = ScheduleKind::Step;
+        /// `step`: epochs between decays.
+        step_epochs: u64 = 30, valid |v| *v >= 1 => "must be at least 1";
+        /// Decay factor (`step`, `plateau`).
+        gamma: f64 = 0.1, valid |v| *v > 0.0 && *v <= 1.0 => "must be in (0, 1]";
+        /// `plateau`: epochs without improvement before a decay.
+        patience: u64 = 3;
+        /// Linear warm-up from 0 over this many epochs (fractions allowed).
+        warmup_epochs: f64 = 0.0, valid |v| v.is_finite() && *v >= 0.0 => "must be >= 0 (fractions allowed)";
+    }
+}
+
+zftrain_keys::section! {
+    /// `[checkpoint]`.
+    pub struct CheckpointConfig in "checkpoint" {
+        /// Keep this many newest checkpoints (the best is kept as well).
+        keep_last: usize = 3, valid |v| *v >= 1 => "must be at least 1";
+        /// Also checkpoint every this many steps within an epoch (0: only at
+        /// the end of each epoch). A crash loses at most this many steps.
+        every_steps: u64 = 0;
+        /// Also checkpoint when this many minutes have passed since the last
+        /// checkpoint, within an epoch (0: off). A crash loses at most this
+        /// much time.
+        every_minutes: f64 = 0.0, valid |v| v.is_finite() && *v >= 0.0 => "must be finite and >= 0";
+    }
 }
 
 impl ModelConfig {
@@ -198,101 +302,6 @@ fn std_or_pixels<'de, D: serde::Deserializer<'de>>(d: D) -> Result<[f32; 3], D::
     }
 }
 
-/// `[data]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct DataConfig {
-    /// Training images: an ImageFolder.
-    pub train: PathBuf,
-    /// Validation images: an ImageFolder, or the image folder of `val_list`.
-    pub val: PathBuf,
-    /// Optional list file (`path label` per line, paths relative to `val`)
-    /// for a flat validation folder such as ImageNet's.
-    pub val_list: Option<PathBuf>,
-    /// Training augmentation: `zf` (random crops of the centre square),
-    /// `zf-fixed` (Zeiler & Fergus's 10 fixed sub-crops) or `rrc`.
-    pub augment: Augment,
-    /// Krizhevsky's PCA lighting on the training images: the standard
-    /// deviation of the multiples of ImageNet's colour principal components
-    /// (0 = off; AlexNet's is 0.1).
-    pub lighting: f32,
-    /// Validation: `eval` (the centre crop) or `ten-crop` (the softmax
-    /// averaged over the four corners and the centre with their mirrors, as
-    /// both papers' tables report).
-    pub val_augment: Augment,
-    /// Shorter side before cropping.
-    pub resize: u32,
-    /// Crop side (the network input).
-    pub crop: u32,
-    /// Per-channel mean on `[0, 1]` pixels.
-    pub mean: [f32; 3],
-    /// Per-channel standard deviation the values are divided by after the
-    /// mean is subtracted (on `[0, 1]` pixels). `"pixels"` is `1/255` on
-    /// every channel: raw 0..255 values minus the mean, the papers' (and
-    /// Caffe's) input scale, about 58 times ImageNet's std.
-    #[serde(deserialize_with = "std_or_pixels")]
-    pub std: [f32; 3],
-    /// Subtract a per-pixel mean image of the training set's centre squares
-    /// instead of `mean`, as Zeiler & Fergus did (`augment = "zf"` or
-    /// `"zf-fixed"`).
-    /// Estimated when the run starts and stored in every checkpoint.
-    pub pixel_mean: bool,
-    /// Training images (evenly spaced) the per-pixel mean is estimated from
-    /// (0 = all).
-    pub pixel_mean_images: usize,
-    /// Decoding threads.
-    pub workers: usize,
-    /// Batches decoded ahead at most.
-    pub queue_depth: usize,
-    /// `skip` or `fail` on files that do not decode.
-    pub bad_images: BadImages,
-    /// Largest image (pixels) decoded.
-    pub max_pixels: u64,
-}
-
-/// `[train]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TrainConfig {
-    /// Epochs to train.
-    pub epochs: u64,
-    /// Images per step.
-    pub batch_size: usize,
-    /// Label smoothing in the cross-entropy (0 = off).
-    pub label_smoothing: f64,
-    /// ZF's filter RMS renormalization radius after each step (0 = off).
-    pub renorm_radius: f64,
-    /// Log training scalars every this many steps.
-    pub log_every: u64,
-    /// Off a terminal, print a progress line (step, loss, images/s, time
-    /// left) every this many seconds (0: every step).
-    pub log_every_s: f64,
-    /// Stop each epoch after this many steps (0 = whole epoch); for quick checks.
-    pub max_steps_per_epoch: u64,
-    /// CPU threads for libtorch (0 = libtorch's default).
-    pub threads: usize,
-    /// GPUs: a count (`4`: devices 0 to 3; 0 = the CPU) or a list of
-    /// device indices (`[0, 2]`).
-    pub gpus: Gpus,
-    /// Replicas on the CPU (data parallel through the same engine as GPUs;
-    /// for testing the engine on machines without them).
-    pub cpu_replicas: usize,
-    /// Arithmetic: `auto` (bf16 with fp32 master weights on GPUs and where
-    /// the CPU has bf16 instructions, else fp32), `fp32`, `bf16`, or `fp16`
-    /// with dynamic loss scaling (GPUs).
-    pub precision: Precision,
-    /// Lay batches (and the conv weights they meet) out channels-last
-    /// (`NHWC` in memory): oneDNN's convolutions run faster on it, in bf16
-    /// and in fp32 (see docs/benchmarks.md).
-    pub channels_last: bool,
-    /// How gradients are all-reduced across replicas: `auto` (NCCL for two
-    /// or more GPUs when it loads, else device copies), `nccl`, or `copy`.
-    pub reducer: ReducerChoice,
-    /// Let cuDNN time its convolution algorithms on the first batches and
-    /// keep the fastest (PyTorch's `cudnn.benchmark`; GPUs only).
-    pub cudnn_benchmark: bool,
-}
-
 /// Which GPUs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -325,37 +334,6 @@ pub enum ScheduleKind {
     Plateau,
     /// Cosine from the base rate to 0 over the run.
     Cosine,
-}
-
-/// `[schedule]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ScheduleConfig {
-    /// Which schedule.
-    pub kind: ScheduleKind,
-    /// `step`: epochs between decays.
-    pub step_epochs: u64,
-    /// Decay factor (`step`, `plateau`).
-    pub gamma: f64,
-    /// `plateau`: epochs without improvement before a decay.
-    pub patience: u64,
-    /// Linear warm-up from 0 over this many epochs (fractions allowed).
-    pub warmup_epochs: f64,
-}
-
-/// `[checkpoint]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct CheckpointConfig {
-    /// Keep this many newest checkpoints (the best is kept as well).
-    pub keep_last: usize,
-    /// Also checkpoint every this many steps within an epoch (0: only at
-    /// the end of each epoch). A crash loses at most this many steps.
-    pub every_steps: u64,
-    /// Also checkpoint when this many minutes have passed since the last
-    /// checkpoint, within an epoch (0: off). A crash loses at most this
-    /// much time.
-    pub every_minutes: f64,
 }
 
 impl Default for RunConfig {
@@ -391,23 +369,6 @@ impl ModelConfig {
     }
 }
 
-impl Default for ModelConfig {
-    fn default() -> Self {
-        ModelConfig {
-            arch: ArchName::Zfnet,
-            arch_file: None,
-            classes: 0,
-            lrn: true,
-            dropout: 0.5,
-            init: InitScheme::Pytorch,
-            first_layer_std: None,
-            init_from: None,
-            reset_layers: Vec::new(),
-            freeze: Vec::new(),
-        }
-    }
-}
-
 impl DataConfig {
     /// The transform of these settings with `augment` (and the run's
     /// per-pixel mean image, if it has one), checked.
@@ -435,31 +396,6 @@ impl DataConfig {
     }
 }
 
-impl Default for DataConfig {
-    fn default() -> Self {
-        DataConfig {
-            train: PathBuf::new(),
-            val: PathBuf::new(),
-            val_list: None,
-            augment: Augment::Zf,
-            lighting: 0.0,
-            val_augment: Augment::Eval,
-            resize: 256,
-            crop: 224,
-            mean: IMAGENET_MEAN,
-            std: IMAGENET_STD,
-            pixel_mean: false,
-            pixel_mean_images: 10_000,
-            workers: std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2),
-            queue_depth: 4,
-            bad_images: BadImages::Skip,
-            max_pixels: 100_000_000,
-        }
-    }
-}
-
 impl TrainConfig {
     /// Whether the step that makes `global_step` steps in all logs its
     /// training scalars (every `log_every`-th): the one place the logging
@@ -467,49 +403,6 @@ impl TrainConfig {
     /// steps, the metrics logger writes them).
     pub fn logs_step(&self, global_step: u64) -> bool {
         global_step % self.log_every == 0
-    }
-}
-
-impl Default for TrainConfig {
-    fn default() -> Self {
-        TrainConfig {
-            epochs: 90,
-            batch_size: 128,
-            label_smoothing: 0.0,
-            renorm_radius: 0.0,
-            log_every: 20,
-            log_every_s: 60.0,
-            max_steps_per_epoch: 0,
-            threads: 0,
-            gpus: Gpus::Count(0),
-            cpu_replicas: 1,
-            precision: Precision::Auto,
-            channels_last: true,
-            reducer: ReducerChoice::Auto,
-            cudnn_benchmark: true,
-        }
-    }
-}
-
-impl Default for ScheduleConfig {
-    fn default() -> Self {
-        ScheduleConfig {
-            kind: ScheduleKind::Step,
-            step_epochs: 30,
-            gamma: 0.1,
-            patience: 3,
-            warmup_epochs: 0.0,
-        }
-    }
-}
-
-impl Default for CheckpointConfig {
-    fn default() -> Self {
-        CheckpointConfig {
-            keep_last: 3,
-            every_steps: 0,
-            every_minutes: 0.0,
-        }
     }
 }
 
@@ -550,6 +443,81 @@ pub fn set_value(table: &mut toml::Table, key: &str, value: toml::Value) -> Resu
 }
 
 impl RunConfig {
+    /// The top level's own keys (each section declares its own with it;
+    /// `hooks` has its tables, docs/tensorboard.md and README describe
+    /// them). A test holds this list to the struct's fields.
+    pub const KEYS: &'static [KeyDecl] = &[
+        KeyDecl {
+            key: "name",
+            doc: " Run name: the run directory is `<runs_dir>/<name>`.",
+            range: "a plain folder name",
+            machine: true,
+        },
+        KeyDecl {
+            key: "runs_dir",
+            doc: " Where run directories go.",
+            range: "",
+            machine: true,
+        },
+        KeyDecl {
+            key: "seed",
+            doc: " Seed of initialization, data order, augmentation and dropout.",
+            range: "",
+            machine: false,
+        },
+    ];
+
+    /// Every key of the configuration as declared: the top level's, then
+    /// each section's in the file's order.
+    pub fn keys() -> Vec<KeyDecl> {
+        [
+            RunConfig::KEYS,
+            ModelConfig::KEYS,
+            DataConfig::KEYS,
+            TrainConfig::KEYS,
+            OptimConfig::KEYS,
+            ScheduleConfig::KEYS,
+            CheckpointConfig::KEYS,
+            ProbeConfig::KEYS,
+            ClusterConfig::KEYS,
+        ]
+        .concat()
+    }
+
+    /// README's table of keys, made from their declarations: each key with
+    /// its default (as a configuration file writes it; a doc that says
+    /// `(default: ...)` says it instead), its doc and its range. A test
+    /// holds README to it.
+    pub fn keys_markdown() -> String {
+        let defaults = toml::Value::try_from(RunConfig::default()).expect("defaults serialize");
+        let mut out = String::from("| key | default | what |\n|---|---|---|\n");
+        for k in RunConfig::keys() {
+            let doc = k.doc.trim().replace('|', "\\|");
+            let default = match doc.contains("(default: ") {
+                true => "see what".to_string(),
+                false => k
+                    .key
+                    .split('.')
+                    .try_fold(&defaults, |v, part| v.get(part))
+                    .map_or("none".to_string(), zftrain_keys::shown),
+            };
+            let range = match k.range {
+                "" => String::new(),
+                r => format!(" Range: {r}."),
+            };
+            let machine = if k.machine {
+                " Set by each machine of a cluster."
+            } else {
+                ""
+            };
+            out.push_str(&format!(
+                "| `{}` | `{default}` | {doc}{range}{machine} |\n",
+                k.key
+            ));
+        }
+        out
+    }
+
     /// Reads `path` (if any), applies the `key=value` overrides, and checks
     /// the result.
     pub fn load(path: Option<&Path>, overrides: &[String]) -> Result<RunConfig> {
@@ -691,6 +659,43 @@ mod tests {
     }
 
     #[test]
+    fn every_key_of_the_configuration_is_declared_once() {
+        let mut config = RunConfig::default();
+        config.model.arch_file = Some("a.toml".into());
+        config.model.first_layer_std = Some(0.01);
+        config.model.init_from = Some("w.safetensors".into());
+        config.model.reset_layers = vec!["head".into()];
+        config.model.freeze = vec!["conv1".into()];
+        config.optim.lr_mult.insert("fc8".into(), 10.0);
+        config.data.val_list = Some("val.txt".into());
+        config.cluster.token_file = Some("token".into());
+        let mut fields = Vec::new();
+        leaves("", &toml::Value::try_from(&config).unwrap(), &mut fields);
+        let declared: Vec<&str> = RunConfig::keys().iter().map(|k| k.key).collect();
+        let mut seen = std::collections::BTreeSet::new();
+        for (key, _) in fields.iter().filter(|(k, _)| !k.starts_with("hooks")) {
+            // A table-valued key (optim.lr_mult) holds its entries.
+            let owner = declared
+                .iter()
+                .find(|d| key == *d || key.starts_with(&format!("{d}.")))
+                .unwrap_or_else(|| panic!("{key} is a field but not declared"));
+            seen.insert(*owner);
+        }
+        let mut all: Vec<&str> = declared.clone();
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), declared.len(), "a key declared twice");
+        assert_eq!(
+            seen.into_iter().collect::<Vec<_>>(),
+            all,
+            "declared but not a field"
+        );
+        for k in RunConfig::keys() {
+            assert!(!k.doc.trim().is_empty(), "{} has no doc", k.key);
+        }
+    }
+
+    #[test]
     fn without_hooks_a_run_gets_the_papers_set_and_the_shipped_configs_spell_it_out() {
         assert_eq!(load("", &[]).unwrap().hooks, HookSpec::paper_set());
         assert!(load("", &["hooks=[]"]).unwrap().hooks.is_empty());
@@ -759,7 +764,7 @@ mod tests {
                 continue;
             };
             tried += 1;
-            let own = MachineSettings::KEYS.contains(&key.as_str());
+            let own = RunConfig::machine_keys().contains(&key.as_str());
             assert_eq!(
                 other.shared() == base.shared(),
                 own,
@@ -775,7 +780,10 @@ mod tests {
             }
         }
         machine_seen.sort();
-        let mut all = MachineSettings::KEYS.map(String::from).to_vec();
+        let mut all: Vec<String> = RunConfig::machine_keys()
+            .into_iter()
+            .map(String::from)
+            .collect();
         all.sort();
         assert_eq!(
             machine_seen, all,

@@ -25,7 +25,7 @@ use crate::engine::{reducer_for, GradReducer, LinkReducer, Nccl, NcclReducer, Nc
 use crate::train::state::TrainerState;
 
 /// The fingerprint of what every node must agree on: the run's shared
-/// configuration (less each node's [`MachineSettings`](crate::config::MachineSettings)),
+/// configuration (less each node's machine settings: [`RunConfig::shared`](crate::config::RunConfig::shared)),
 /// and the data sets' sizes and class names.
 pub fn run_fingerprint(config: &RunConfig, train: &Dataset, val: &Dataset) -> Result<u64> {
     let mut bytes = serde_json::to_vec(&config.shared())?;

@@ -1,5 +1,5 @@
 //! `zftrain train --dry-run`: every check a run makes before its first
-//! step, by the run's own code ([`crate::train::checks`]), and nothing
+//! step, by the run's own code (`train/checks.rs`), and nothing
 //! written: the configuration, the hooks, the devices, the data (images
 //! per class), the network against the data, the layers it freezes and the
 //! weights it starts from, the run directory; then free disk space for the
