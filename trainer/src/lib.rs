@@ -16,5 +16,6 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod memory;
+pub mod say;
 pub mod train;
 pub mod weights;

@@ -423,8 +423,7 @@ fn drop_saved_network(config: &mut RunConfig, sets: &[Override], run: &Path) {
             "{}: the saved {dropped} is not used on --resume (a run directory does not choose the network); give it on the command line to use it",
             run.join(RUN_CONFIG_FILE).display()
         );
-        tracing::warn!("{note}");
-        eprintln!("zftrain: {note}");
+        crate::say::warning(&note);
     }
 }
 

@@ -518,8 +518,8 @@ impl RunConfig {
         out
     }
 
-    /// Reads `path` (if any), applies the `key=value` overrides, and checks
-    /// the result.
+    /// Reads `path` (if any) and applies the `key=value` overrides (the
+    /// values are checked apart: [`RunConfig::validate`]).
     pub fn load(path: Option<&Path>, overrides: &[String]) -> Result<RunConfig> {
         let sourced: Vec<Override> = overrides.iter().map(|o| Override::set(o)).collect();
         Ok(RunConfig::load_sourced(path, &sourced)?.0)

@@ -15,7 +15,6 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use tracing::warn;
 
 /// The lock file of a run directory.
 pub const LOCK_FILE: &str = "lock";
@@ -85,8 +84,7 @@ impl RunLock {
                 "{}: took over the lock of process {pid}, which ended without releasing it (killed or crashed)",
                 path.display()
             );
-            warn!("{note}");
-            eprintln!("zftrain: {note}");
+            crate::say::warning(&note);
         }
         file.set_len(0)
             .and_then(|()| file.rewind())

@@ -743,8 +743,7 @@ fn resume(
     tb: &BackgroundWriter,
 ) -> Result<TrainerState> {
     for s in skipped {
-        warn!("{s}");
-        eprintln!("zftrain: {s}");
+        crate::say::warning(s);
     }
     let state = restore(ck, dp.primary(), info, dp.primary_sgd())?;
     dp.broadcast_from_first();
@@ -880,8 +879,7 @@ fn start_weights(
 ) -> Result<Option<Checkpoint>> {
     dp.set_layer_policy(&policy.frozen, &policy.lr_mult);
     if let Some(line) = policy.describe(dp.net().arch()) {
-        info!("fine-tuning: {line}");
-        println!("fine-tuning: {line}");
+        crate::say::notice(&format!("fine-tuning: {line}"));
     }
     let checkpoint = start.as_ref().and_then(|s| s.checkpoint.clone());
     if let Some(start) = start {

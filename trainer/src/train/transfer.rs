@@ -10,7 +10,6 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use tracing::{info, warn};
 use zftrain_checkpoints::{assign_strict, read_safetensors, Checkpoint, Metadata};
 use zftrain_model::Arch;
 
@@ -116,8 +115,7 @@ pub fn weights_file(path: &Path) -> Result<(PathBuf, Option<Checkpoint>)> {
             )
         })?;
     for s in skipped {
-        warn!("{s}");
-        eprintln!("zftrain: {s}");
+        crate::say::warning(&s);
     }
     Ok((ck.weights_path(), Some(ck)))
 }
@@ -229,8 +227,7 @@ impl StartWeights {
             .map_err(|e| anyhow::Error::new(e).context(format!("loading {}", self.file.display())))
             .context(KeyError::about(INIT_FROM))?;
         dp.broadcast_from_first();
-        info!("{}", self.note);
-        println!("{}", self.note);
+        crate::say::notice(&self.note);
         Ok(())
     }
 }
@@ -293,8 +290,7 @@ fn warn_on_normalization(file: &Path, meta: &Metadata, data: &DataConfig) {
                 "{} was trained with data.{key} = {theirs:?}, this run uses {ours:?}",
                 file.display()
             );
-            warn!("{note}");
-            eprintln!("zftrain: {note}");
+            crate::say::warning(&note);
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Docs that must agree with the code: every crate of the workspace has its
-//! row in docs/architecture.md and its line in README's layout, and the
-//! layering the architecture doc describes holds.
+//! row in docs/architecture.md and its line in README's layout, each row
+//! names the crates it uses as its Cargo.toml does, and nothing below the
+//! command line imports it.
 
 use std::path::Path;
 
@@ -23,6 +24,49 @@ fn every_workspace_crate_is_in_the_architecture_doc_and_the_readme_layout() {
             "README's layout has no line for the crate '{member}'"
         );
     }
+}
+
+/// The "uses" column of docs/architecture.md's crate table is each crate's
+/// own dependencies among ours, as its Cargo.toml says (the trainer's row
+/// says "all of the above").
+#[test]
+fn the_architecture_doc_says_what_each_crate_uses() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let read = |name: &str| std::fs::read_to_string(root.join(name)).unwrap();
+    let manifest: toml::Value = toml::from_str(&read("Cargo.toml")).unwrap();
+    let members: Vec<String> = manifest["workspace"]["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap().to_string())
+        .collect();
+    let architecture = read("docs/architecture.md");
+    let mut checked = 0;
+    for member in members.iter().filter(|m| *m != "trainer") {
+        let row = architecture
+            .lines()
+            .find(|l| l.starts_with(&format!("| `{member}` |")))
+            .unwrap();
+        let uses = row.trim_end_matches(" |").rsplit(" | ").next().unwrap();
+        let words: Vec<&str> = uses.split(|c: char| !c.is_ascii_alphanumeric()).collect();
+        let mut said: Vec<&str> = members
+            .iter()
+            .map(String::as_str)
+            .filter(|m| words.contains(m))
+            .collect();
+        let cargo: toml::Value = toml::from_str(&read(&format!("{member}/Cargo.toml"))).unwrap();
+        let mut deps: Vec<&str> = cargo["dependencies"]
+            .as_table()
+            .unwrap()
+            .keys()
+            .filter_map(|k| k.strip_prefix("zftrain-"))
+            .collect();
+        said.sort_unstable();
+        deps.sort_unstable();
+        assert_eq!(said, deps, "docs/architecture.md's row for '{member}' says it uses {said:?}; its Cargo.toml {deps:?}");
+        checked += 1;
+    }
+    assert!(checked >= 9, "{checked} crates checked");
 }
 
 /// The command line sits on top: the library's modules below it
