@@ -18,8 +18,8 @@
 
 pub mod builtin;
 pub mod context;
-pub mod devices;
 pub mod error;
+pub mod fan_out;
 pub mod hook;
 pub mod kind;
 pub mod mining;
@@ -30,14 +30,14 @@ pub mod sink;
 pub mod spec;
 
 pub use context::{HookContext, Metrics, ProbeBatch, ProbeBatches, ProbeSet, TensorProbe};
-pub use devices::on_devices;
 pub use error::HookError;
+pub use fan_out::on_devices;
 pub use hook::{Control, Event, Hook, HookState, SavedStates};
 pub use kind::{HookKind, TagDoc};
 pub use mining::mine_probe;
 pub use registry::{Dispatch, Hooks};
 pub use schedule::Schedule;
 pub use shared::{FilterSums, ProbeNeed, SharedPass};
-pub use sink::{MemorySink, Summary, SummarySink};
+pub use sink::{MemorySink, Recorded, SummarySink};
 pub use spec::HookSpec;
 pub use zftrain_deconv as deconv;

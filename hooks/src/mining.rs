@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 
 use zftrain_deconv::{crop_winners, Crops, LayerChoice, LayerTop, MinerConfig};
 
-use crate::devices::on_devices;
+use crate::fan_out::on_devices;
 use crate::shared::{ProbeNeed, SharedPass};
 use crate::{HookContext, HookError};
 

@@ -15,7 +15,7 @@ use tch::{Kind, Tensor};
 use zftrain_deconv::{LayerChoice, LayerTop, Miner, MinerConfig};
 use zftrain_model::network::to_channels_last;
 
-use crate::devices::on_devices;
+use crate::fan_out::on_devices;
 use crate::{HookContext, HookError};
 
 /// What a hook reads off the probe set's conv outputs.

@@ -20,7 +20,7 @@ pub trait SummarySink {
 
 /// What a [`MemorySink`] received.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Summary {
+pub enum Recorded {
     /// `(tag, step, value)`.
     Scalar(String, i64, f64),
     /// `(tag, step, width, height)`.
@@ -36,7 +36,7 @@ pub enum Summary {
 #[derive(Debug, Default)]
 pub struct MemorySink {
     /// Everything received, in order.
-    pub items: std::sync::Mutex<Vec<Summary>>,
+    pub items: std::sync::Mutex<Vec<Recorded>>,
 }
 
 impl MemorySink {
@@ -47,17 +47,17 @@ impl MemorySink {
             .map(|v| {
                 v.iter()
                     .map(|s| match s {
-                        Summary::Scalar(t, ..)
-                        | Summary::Image(t, ..)
-                        | Summary::Histogram(t, ..)
-                        | Summary::Text(t, ..) => t.clone(),
+                        Recorded::Scalar(t, ..)
+                        | Recorded::Image(t, ..)
+                        | Recorded::Histogram(t, ..)
+                        | Recorded::Text(t, ..) => t.clone(),
                     })
                     .collect()
             })
             .unwrap_or_default()
     }
 
-    fn push(&self, s: Summary) -> Result<(), HookError> {
+    fn push(&self, s: Recorded) -> Result<(), HookError> {
         self.items
             .lock()
             .map_err(|_| HookError::Sink {
@@ -71,10 +71,10 @@ impl MemorySink {
 
 impl SummarySink for MemorySink {
     fn scalar(&self, tag: &str, step: i64, value: f64) -> Result<(), HookError> {
-        self.push(Summary::Scalar(tag.into(), step, value))
+        self.push(Recorded::Scalar(tag.into(), step, value))
     }
     fn image(&self, tag: &str, step: i64, image: &RgbImage) -> Result<(), HookError> {
-        self.push(Summary::Image(
+        self.push(Recorded::Image(
             tag.into(),
             step,
             image.width(),
@@ -82,9 +82,9 @@ impl SummarySink for MemorySink {
         ))
     }
     fn histogram(&self, tag: &str, step: i64, values: &[f64]) -> Result<(), HookError> {
-        self.push(Summary::Histogram(tag.into(), step, values.to_vec()))
+        self.push(Recorded::Histogram(tag.into(), step, values.to_vec()))
     }
     fn text(&self, tag: &str, step: i64, text: &str) -> Result<(), HookError> {
-        self.push(Summary::Text(tag.into(), step, text.into()))
+        self.push(Recorded::Text(tag.into(), step, text.into()))
     }
 }

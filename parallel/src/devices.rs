@@ -15,7 +15,7 @@ use std::ffi::{CStr, CString};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use crate::error::{fail, EngineError, Result};
+use crate::error::{fail, ParallelError, Result};
 use tch::{Device, Kind, Tensor};
 
 /// The most devices (GPUs or CPU replicas) a run may ask for: more than
@@ -65,7 +65,7 @@ pub fn load_cuda() -> Result<PathBuf> {
     CUDA_LIBRARY
         .get_or_init(|| open_cuda_library().map_err(|e| format!("{e:#}")))
         .clone()
-        .map_err(EngineError::Device)
+        .map_err(ParallelError::Device)
 }
 
 /// The message of the last `dlerror`.
@@ -116,8 +116,9 @@ fn open_cuda_library() -> Result<PathBuf> {
             }
         );
     };
-    let c_path = CString::new(path.as_os_str().as_encoded_bytes())
-        .map_err(|_| EngineError::Device(format!("{}: a path with a NUL byte", path.display())))?;
+    let c_path = CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| {
+        ParallelError::Device(format!("{}: a path with a NUL byte", path.display()))
+    })?;
     // SAFETY: dlopen with a NUL-terminated path; the handle is kept for the
     // life of the process (libtorch's CUDA hooks must stay registered).
     let handle = unsafe { libc::dlopen(c_path.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL) };
@@ -170,7 +171,7 @@ pub fn cuda_indices(devices: &[Device]) -> Vec<usize> {
 pub fn parse_gpus(flag: &str) -> Result<Vec<usize>> {
     let flag = flag.trim().trim_matches(|c| c == '[' || c == ']');
     let bad = || {
-        EngineError::Config(format!(
+        ParallelError::Config(format!(
             "--gpus '{flag}': a count (4) or device indices (0,2)"
         ))
     };

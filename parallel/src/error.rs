@@ -8,7 +8,7 @@ use thiserror::Error;
 
 /// What can go wrong in the engine.
 #[derive(Debug, Error)]
-pub enum EngineError {
+pub enum ParallelError {
     /// Devices: CUDA missing or not loading, a GPU that does not answer, a
     /// device list that cannot be.
     #[error("{0}")]
@@ -45,17 +45,17 @@ pub enum EngineError {
         context: String,
         /// The error.
         #[source]
-        source: Box<EngineError>,
+        source: Box<ParallelError>,
     },
 }
 
 pub use zftrain_keys::KeyError;
 
 /// The engine's results.
-pub type Result<T, E = EngineError> = std::result::Result<T, E>;
+pub type Result<T, E = ParallelError> = std::result::Result<T, E>;
 
 /// `.context(...)` and `.with_context(|| ...)` on any result whose error
-/// becomes an [`EngineError`].
+/// becomes an [`ParallelError`].
 pub trait ResultExt<T> {
     /// Says what was being done.
     fn context(self, context: impl Display) -> Result<T>;
@@ -63,13 +63,13 @@ pub trait ResultExt<T> {
     fn with_context<C: Display>(self, context: impl FnOnce() -> C) -> Result<T>;
 }
 
-impl<T, E: Into<EngineError>> ResultExt<T> for std::result::Result<T, E> {
+impl<T, E: Into<ParallelError>> ResultExt<T> for std::result::Result<T, E> {
     fn context(self, context: impl Display) -> Result<T> {
         self.with_context(|| context)
     }
 
     fn with_context<C: Display>(self, context: impl FnOnce() -> C) -> Result<T> {
-        self.map_err(|e| EngineError::Context {
+        self.map_err(|e| ParallelError::Context {
             context: context().to_string(),
             source: Box::new(e.into()),
         })
@@ -78,18 +78,18 @@ impl<T, E: Into<EngineError>> ResultExt<T> for std::result::Result<T, E> {
 
 impl<T> ResultExt<T> for Option<T> {
     fn context(self, context: impl Display) -> Result<T> {
-        self.ok_or_else(|| EngineError::Config(context.to_string()))
+        self.ok_or_else(|| ParallelError::Config(context.to_string()))
     }
 
     fn with_context<C: Display>(self, context: impl FnOnce() -> C) -> Result<T> {
-        self.ok_or_else(|| EngineError::Config(context().to_string()))
+        self.ok_or_else(|| ParallelError::Config(context().to_string()))
     }
 }
 
-/// Returns an [`EngineError`] of the given kind with a formatted message.
+/// Returns an [`ParallelError`] of the given kind with a formatted message.
 macro_rules! fail {
     ($kind:ident, $($arg:tt)*) => {
-        return Err($crate::error::EngineError::$kind(format!($($arg)*)))
+        return Err($crate::error::ParallelError::$kind(format!($($arg)*)))
     };
 }
 pub(crate) use fail;
@@ -100,13 +100,13 @@ mod tests {
 
     #[test]
     fn context_says_what_was_done_and_keeps_the_kind_below() {
-        let failed: Result<()> = Err(EngineError::Link("node 1 went away".into()));
+        let failed: Result<()> = Err(ParallelError::Link("node 1 went away".into()));
         let err = failed.context("all-reducing step 7").unwrap_err();
         assert_eq!(err.to_string(), "all-reducing step 7: node 1 went away");
-        let EngineError::Context { source, .. } = &err else {
+        let ParallelError::Context { source, .. } = &err else {
             panic!("{err:?}")
         };
-        assert!(matches!(**source, EngineError::Link(_)), "{source:?}");
+        assert!(matches!(**source, ParallelError::Link(_)), "{source:?}");
         let io: std::io::Result<()> = Err(std::io::ErrorKind::TimedOut.into());
         let err = io.context("reading from node 2").unwrap_err();
         assert!(

@@ -20,7 +20,7 @@
 //! reducers ([`reduce`], [`nccl`]), the rendezvous and links between
 //! nodes ([`rendezvous`], with [`auth`]'s token challenge), the compute kind ([`precision`]), SGD
 //! ([`optimizer`]), ZF's filter renormalization ([`renorm`]) and fp16 loss
-//! scaling ([`scaler`]); its errors are [`EngineError`]s. It depends on
+//! scaling ([`scaler`]); its errors are [`ParallelError`]s. It depends on
 //! `zftrain-model` and `zftrain-data` (the rule that cuts a batch over
 //! replicas) and on nothing above them.
 
@@ -38,7 +38,7 @@ pub mod scaler;
 pub(crate) mod wire;
 pub mod workers;
 
-pub use error::{EngineError, KeyError, Result};
+pub use error::{KeyError, ParallelError, Result};
 pub use nccl::{Nccl, NcclReducer, NcclWatch};
 pub use optimizer::{OptimConfig, Sgd};
 pub use precision::Precision;

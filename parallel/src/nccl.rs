@@ -25,7 +25,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::error::{fail, EngineError, Result, ResultExt};
+use crate::error::{fail, ParallelError, Result, ResultExt};
 use tch::{Device, Kind, Tensor};
 
 use super::reduce::GradReducer;
@@ -132,7 +132,7 @@ impl Default for NcclWatch {
 /// `F` must be the symbol's true function pointer type.
 unsafe fn lookup<F: Copy>(handle: *mut c_void, name: &str) -> Result<Option<F>> {
     let c = CString::new(name)
-        .map_err(|_| EngineError::Nccl(format!("a symbol name with a NUL byte: {name:?}")))?;
+        .map_err(|_| ParallelError::Nccl(format!("a symbol name with a NUL byte: {name:?}")))?;
     let p = libc::dlsym(handle, c.as_ptr());
     Ok((!p.is_null()).then(|| std::mem::transmute_copy::<*mut c_void, F>(&p)))
 }
@@ -175,7 +175,7 @@ impl Api {
         let mut tried = Vec::new();
         for path in nccl_candidates() {
             let c = CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| {
-                EngineError::Nccl(format!("{}: a path with a NUL byte", path.display()))
+                ParallelError::Nccl(format!("{}: a path with a NUL byte", path.display()))
             })?;
             // SAFETY: a NUL-terminated path; the handle lives for the process.
             let handle = unsafe { libc::dlopen(c.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL) };

@@ -12,7 +12,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{EngineError, Result};
+use crate::error::{ParallelError, Result};
 
 /// The environment variable that overrides the CPU's bf16 detection:
 /// `0` (no bf16) or `1` (bf16); unset or empty to detect.
@@ -111,7 +111,7 @@ fn parse_cpu_bf16(
             Some("") => Ok(CpuBf16::Detected(detect())),
             Some("0") => Ok(CpuBf16::Forced(false)),
             Some("1") => Ok(CpuBf16::Forced(true)),
-            _ => Err(EngineError::Config(format!(
+            _ => Err(ParallelError::Config(format!(
                 "{CPU_BF16_VAR}={} is neither 0 (count the CPU as without bf16) nor 1 (as with it); \
                  unset it to detect",
                 v.to_string_lossy().escape_debug()

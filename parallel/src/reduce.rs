@@ -5,7 +5,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use crate::error::{EngineError, Result};
+use crate::error::{ParallelError, Result};
 use tch::{Device, Kind, Tensor};
 
 use super::rendezvous::Link;
@@ -91,7 +91,7 @@ impl GradReducer for LinkReducer {
         let mut values = Vec::<f32>::try_from(&flat)?;
         self.link
             .lock()
-            .map_err(|_| EngineError::Link("the node link is poisoned".into()))?
+            .map_err(|_| ParallelError::Link("the node link is poisoned".into()))?
             .all_reduce_f32(&mut values)?;
         let sum = Tensor::from_slice(&values);
         tch::no_grad(|| {

@@ -29,7 +29,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::auth::{self, Token};
-use crate::error::{fail, EngineError, Result, ResultExt};
+use crate::error::{fail, ParallelError, Result, ResultExt};
 use crate::wire::{self, Conn, BLOB, F32, F64, HELLO, REFUSE, WELCOME};
 
 /// How this process joins a multi-node run.
@@ -81,7 +81,7 @@ const MAX_PENDING: usize = 64;
 fn u64_at(b: &[u8], i: usize) -> Result<u64> {
     b.get(i * 8..i * 8 + 8)
         .map(|s| u64::from_le_bytes(s.try_into().expect("8 bytes")))
-        .ok_or_else(|| EngineError::Link("a message too short".into()))
+        .ok_or_else(|| ParallelError::Link("a message too short".into()))
 }
 
 /// A peer-supplied count as a `usize` no larger than `max`.
@@ -459,7 +459,7 @@ fn spoke(config: &RendezvousConfig, me: NodeInfo, deadline: Instant) -> Result<L
         .collect::<Result<Vec<_>>>()?;
     let id_bytes = body
         .get((1 + n) * 8..(1 + n) * 8 + 128)
-        .ok_or_else(|| EngineError::Link("node 0's answer is too short".into()))?;
+        .ok_or_else(|| ParallelError::Link("node 0's answer is too short".into()))?;
     let nccl_id = me.gpu.then(|| {
         let mut id = [0u8; 128];
         id.copy_from_slice(id_bytes);
@@ -758,7 +758,7 @@ mod tests {
             let mut link = rendezvous(&c, info(0, 2, 7), || unreachable!())?;
             let mut v = vec![1.0f32, 2.0];
             link.all_reduce_f32(&mut v)?;
-            Ok::<_, EngineError>(v)
+            Ok::<_, ParallelError>(v)
         });
         let mut rogues: Vec<std::thread::JoinHandle<String>> = Vec::new();
         // A wrong token: refused at the challenge, told nothing.
@@ -784,7 +784,7 @@ mod tests {
             let mut link = rendezvous(&c, info(1, 2, 7), || unreachable!())?;
             let mut v = vec![10.0f32, 20.0];
             link.all_reduce_f32(&mut v)?;
-            Ok::<_, EngineError>(v)
+            Ok::<_, ParallelError>(v)
         });
         assert_eq!(hub.join().unwrap().unwrap(), vec![11.0, 22.0]);
         assert_eq!(real.join().unwrap().unwrap(), vec![11.0, 22.0]);

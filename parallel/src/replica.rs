@@ -1,6 +1,6 @@
 //! The replicas and the data-parallel step.
 
-use crate::error::{fail, EngineError, Result, ResultExt};
+use crate::error::{fail, ParallelError, Result, ResultExt};
 use tch::{Device, Kind, Tensor};
 use zftrain_data::loader::replica_rows;
 use zftrain_model::network::to_channels_last;
@@ -263,7 +263,7 @@ impl DataParallel {
             .collect();
         let got = link
             .lock()
-            .map_err(|_| EngineError::Link("the node link is poisoned".into()))?
+            .map_err(|_| ParallelError::Link("the node link is poisoned".into()))?
             .broadcast(&bytes)?;
         if got.len() != bytes.len() {
             fail!(
@@ -363,7 +363,7 @@ impl DataParallel {
         let mut scalars = [loss_sum, counts.iter().sum(), opts.stop as u8 as f64];
         if let Some(link) = &self.link {
             link.lock()
-                .map_err(|_| EngineError::Link("the node link is poisoned".into()))?
+                .map_err(|_| ParallelError::Link("the node link is poisoned".into()))?
                 .all_reduce_f64(&mut scalars)?;
         }
         let [loss_sum, total, stop] = scalars;
@@ -438,9 +438,9 @@ impl DataParallel {
         };
         let (mut counts, mut loss_sum, mut logits) = (Vec::new(), 0.0, Vec::new());
         for (i, r) in results.into_iter().enumerate() {
-            match r
-                .map_err(|e| EngineError::Replica(format!("replica {i} failed in its step: {e}")))?
-            {
+            match r.map_err(|e| {
+                ParallelError::Replica(format!("replica {i} failed in its step: {e}"))
+            })? {
                 Some((loss, l)) => {
                     let count = l.size()[0] as f64;
                     loss_sum += loss * count;
@@ -496,7 +496,7 @@ impl DataParallel {
                 let replicas: Vec<&mut Replica> = self.replicas.iter_mut().collect();
                 for (i, r) in workers.run(replicas, &sgd_step).into_iter().enumerate() {
                     r.map_err(|e| {
-                        EngineError::Replica(format!(
+                        ParallelError::Replica(format!(
                             "replica {i} failed in its optimizer step: {e}"
                         ))
                     })?;

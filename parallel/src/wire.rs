@@ -13,7 +13,7 @@ use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::error::{fail, EngineError, Result, ResultExt};
+use crate::error::{fail, ParallelError, Result, ResultExt};
 
 pub(crate) const HELLO: u32 = 1;
 pub(crate) const WELCOME: u32 = 2;
@@ -169,15 +169,15 @@ impl Conn {
         Ok(())
     }
 
-    fn broken(&self, e: std::io::Error) -> EngineError {
+    fn broken(&self, e: std::io::Error) -> ParallelError {
         if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) {
-            EngineError::Link(format!(
+            ParallelError::Link(format!(
                 "{} sent nothing, not even a heartbeat, for {} s: it is stopped, hung or cut off (cluster.timeout_s)",
                 self.peer,
                 self.silence.as_secs_f64()
             ))
         } else {
-            EngineError::Link(format!("reading from {}: {e}", self.peer))
+            ParallelError::Link(format!("reading from {}: {e}", self.peer))
         }
     }
 }
@@ -193,7 +193,7 @@ pub(crate) fn write_frame(s: &mut TcpStream, tag: u32, body: &[u8]) -> std::io::
 fn send(write: &Mutex<TcpStream>, tag: u32, body: &[u8]) -> Result<()> {
     let mut s = write
         .lock()
-        .map_err(|_| EngineError::Link("a node connection is poisoned".into()))?;
+        .map_err(|_| ParallelError::Link("a node connection is poisoned".into()))?;
     Ok(write_frame(&mut s, tag, body)?)
 }
 

@@ -18,10 +18,10 @@ use zftrain_data::loader::LoaderConfig;
 use zftrain_data::{Augment, Dataset, Loader, Transform};
 
 use crate::config::{OptimConfig, ReducerChoice};
-use crate::engine::replica::seeded_uniform;
-use crate::engine::{reducer_for, DataParallel, LossScaler, NcclWatch, StepOptions};
 use crate::train::prefetch::{page_locked, Prefetch, TensorLayout};
 use crate::weights::Model;
+use zftrain_parallel::replica::seeded_uniform;
+use zftrain_parallel::{reducer_for, DataParallel, LossScaler, NcclWatch, StepOptions};
 
 /// A training-step benchmark.
 #[derive(Debug, Clone)]
@@ -364,7 +364,7 @@ pub struct NcclSmoke {
 /// (the reducer's own path: scale, sum, wait with the error polling) and a
 /// broadcast of 1 Mi floats, checked against what they must give.
 pub fn nccl_smoke(gpu: usize) -> Result<NcclSmoke> {
-    use crate::engine::{GradReducer, Nccl, NcclReducer};
+    use zftrain_parallel::{GradReducer, Nccl, NcclReducer};
     let nccl = Nccl::open()?;
     let (library, version) = (nccl.path.clone(), nccl.version);
     let reducer = NcclReducer::local(nccl, &[gpu], NcclWatch::default())?;
@@ -391,7 +391,7 @@ pub fn nccl_smoke(gpu: usize) -> Result<NcclSmoke> {
 /// to the update (L2 norms); errors if the two replicas drift apart.
 pub fn replicas_agreement(device: Device, steps: usize, batch: i64) -> Result<f64> {
     updates_difference(device, steps, batch, &|| {
-        Box::new(crate::engine::CopyReducer)
+        Box::new(zftrain_parallel::CopyReducer)
     })
 }
 
@@ -400,9 +400,9 @@ fn updates_difference(
     device: Device,
     steps: usize,
     batch: i64,
-    reducer: &dyn Fn() -> Box<dyn crate::engine::GradReducer>,
+    reducer: &dyn Fn() -> Box<dyn zftrain_parallel::GradReducer>,
 ) -> Result<f64> {
-    use crate::engine::CopyReducer;
+    use zftrain_parallel::CopyReducer;
     let arch = Arch::builtin(
         ArchName::ZfnetSeed,
         &ArchConfig {
@@ -480,7 +480,7 @@ fn updates_difference(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{CopyReducer, GradReducer};
+    use zftrain_parallel::{CopyReducer, GradReducer};
 
     #[test]
     fn modes_parse_and_unknown_ones_are_named() {

@@ -3,11 +3,10 @@
 //!
 //! `cli` parses flags, `commands` runs them, `weights` moves parameters
 //! between networks and files, `config` is the run configuration and `train`
-//! the training loop. The data-parallel engine (replicas, reducers, NCCL,
-//! devices, SGD) is the `zftrain-parallel` crate, re-exported here as
-//! `engine` and `devices`.
+//! the training loop. Data parallelism (replicas, reducers, NCCL, devices,
+//! SGD) is the `zftrain-parallel` crate, used by its own name;
+//! `devices` (finding and loading the training devices) is re-exported.
 
-pub use zftrain_parallel as engine;
 pub use zftrain_parallel::devices;
 
 pub mod allocator;

@@ -1,7 +1,7 @@
 //! The built-in hooks on a real (random) ZFNet and probe set.
 
 use zftrain_hooks::builtin::{DeadFiltersConfig, DeadFiltersHook};
-use zftrain_hooks::{Event, Hook, HookSpec, Hooks, MemorySink, Schedule, Summary};
+use zftrain_hooks::{Event, Hook, HookSpec, Hooks, MemorySink, Recorded, Schedule};
 
 use crate::common::{context, network, probe};
 
@@ -118,9 +118,9 @@ fn dead_and_degenerate_filters_are_counted() {
     assert_eq!(hook.schedule(), &Schedule::default());
     hook.on_epoch_end(&ctx).unwrap();
     let items = sink.items.lock().unwrap().clone();
-    assert!(items.iter().any(|s| matches!(s, Summary::Scalar(t, 10, v) if t == "filters/conv1/dead" && *v == l1.dead as f64)));
+    assert!(items.iter().any(|s| matches!(s, Recorded::Scalar(t, 10, v) if t == "filters/conv1/dead" && *v == l1.dead as f64)));
     assert!(items.iter().any(
-        |s| matches!(s, Summary::Histogram(t, 10, v) if t == "filters/conv1/rms" && v.len() == 96)
+        |s| matches!(s, Recorded::Histogram(t, 10, v) if t == "filters/conv1/rms" && v.len() == 96)
     ));
 }
 

@@ -3,7 +3,7 @@
 
 use tch::Tensor;
 use zftrain_hooks::{
-    Control, Event, Hook, HookContext, HookError, HookState, Hooks, MemorySink, Schedule, Summary,
+    Control, Event, Hook, HookContext, HookError, HookState, Hooks, MemorySink, Recorded, Schedule,
 };
 
 use crate::common::{context, network, probe};
@@ -97,11 +97,11 @@ fn failing_and_panicking_hooks_are_reported_and_the_others_still_run() {
     );
     assert_eq!(d.ran.len(), 3);
     let items = sink.items.lock().unwrap().clone();
-    assert!(items.contains(&Summary::Scalar("toy/calls".into(), 1, 1.0)));
-    assert!(items.iter().any(|s| matches!(s, Summary::Text(t, 10, m) if t == "hooks/fails/error" && m.contains("no luck"))));
+    assert!(items.contains(&Recorded::Scalar("toy/calls".into(), 1, 1.0)));
+    assert!(items.iter().any(|s| matches!(s, Recorded::Text(t, 10, m) if t == "hooks/fails/error" && m.contains("no luck"))));
     assert!(items
         .iter()
-        .any(|s| matches!(s, Summary::Text(t, ..) if t == "hooks/panics/error")));
+        .any(|s| matches!(s, Recorded::Text(t, ..) if t == "hooks/panics/error")));
 }
 
 #[test]
@@ -180,7 +180,7 @@ fn state_round_trips_and_names_are_checked() {
         .items
         .lock()
         .unwrap()
-        .contains(&Summary::Scalar("toy/calls".into(), 4, 4.0)));
+        .contains(&Recorded::Scalar("toy/calls".into(), 4, 4.0)));
     let err = fresh
         .register(Toy::boxed("fine", Behaviour::Fine, false))
         .unwrap_err();

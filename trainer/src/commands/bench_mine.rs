@@ -168,7 +168,7 @@ fn mine_pass(
 fn print_table(args: &MineBenchArgs, devices: &[Device], n: usize, passes: &[Pass]) {
     let names: Vec<String> = devices
         .iter()
-        .map(|&d| zftrain_hooks::devices::device_name(d))
+        .map(|&d| zftrain_hooks::fan_out::device_name(d))
         .collect();
     println!(
         "zftrain bench mine: {:?}, {n} images of {}, batch {}, {} workers, top {} of {} maps per conv layer, devices {}",

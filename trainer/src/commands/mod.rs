@@ -94,6 +94,6 @@ subcommands! {
 /// Runs the parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> Result<u8> {
     // A bad ZFTRAIN_CPU_BF16 is refused before any command writes anything.
-    crate::engine::precision::cpu_bf16()?;
+    zftrain_parallel::precision::cpu_bf16()?;
     cli.command.get().run()
 }

@@ -49,12 +49,12 @@ pub fn report() -> String {
             lines.push("cuDNN: not available (no CUDA)".into());
         }
     }
-    lines.push(match crate::engine::nccl::Nccl::open() {
+    lines.push(match zftrain_parallel::nccl::Nccl::open() {
         Ok(nccl) => format!("NCCL: {nccl:?}"),
         Err(_) => format!(
             "NCCL: not found (looked for {}; set {})",
-            shown(&crate::engine::nccl::nccl_candidates()),
-            crate::engine::nccl::NCCL_LIB_ENV
+            shown(&zftrain_parallel::nccl::nccl_candidates()),
+            zftrain_parallel::nccl::NCCL_LIB_ENV
         ),
     });
     let flags = cpu_flags();
@@ -75,7 +75,7 @@ pub fn report() -> String {
     lines.push(format!("CPU: {cores} cores; {}", has.join(", ")));
     lines.push(format!(
         "precision auto on the CPU: {}",
-        match crate::engine::precision::cpu_bf16() {
+        match zftrain_parallel::precision::cpu_bf16() {
             Ok(c) => c.describe(),
             Err(e) => format!("refused: {e}"),
         }

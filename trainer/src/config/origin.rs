@@ -13,7 +13,7 @@ use anyhow::{Context, Result};
 use serde::Deserialize;
 
 use zftrain_model::ModelError;
-use zftrain_parallel::EngineError;
+use zftrain_parallel::ParallelError;
 
 use super::{parse_value, set_value, KeyError, RunConfig};
 
@@ -113,7 +113,7 @@ pub fn key_of(err: &anyhow::Error) -> Option<String> {
         if let Some(k) = e.downcast_ref::<KeyError>() {
             return Some(k.key.clone());
         }
-        if let Some(EngineError::Key(k)) = e.downcast_ref::<EngineError>() {
+        if let Some(ParallelError::Key(k)) = e.downcast_ref::<ParallelError>() {
             return Some(k.key.clone());
         }
         match e.downcast_ref::<ModelError>() {
@@ -281,7 +281,7 @@ mod tests {
                 .replace("run.toml", &path.display().to_string())
         );
         // The engine's key errors are found through its error type.
-        let engine = EngineError::from(KeyError::new("optim.lr", "refused"));
+        let engine = ParallelError::from(KeyError::new("optim.lr", "refused"));
         let err = sources.blame(anyhow::Error::new(engine)).to_string();
         assert!(err.ends_with("line 2)"), "{err}");
     }

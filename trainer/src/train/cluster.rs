@@ -19,10 +19,10 @@ use zftrain_data::Dataset;
 
 use crate::config::ClusterConfig;
 use crate::config::RunConfig;
-use crate::engine::auth::Token;
-use crate::engine::rendezvous::{fingerprint, rendezvous, Link, NodeInfo, RendezvousConfig};
-use crate::engine::{reducer_for, GradReducer, LinkReducer, Nccl, NcclReducer, NcclWatch};
 use crate::train::state::TrainerState;
+use zftrain_parallel::auth::Token;
+use zftrain_parallel::rendezvous::{fingerprint, rendezvous, Link, NodeInfo, RendezvousConfig};
+use zftrain_parallel::{reducer_for, GradReducer, LinkReducer, Nccl, NcclReducer, NcclWatch};
 
 /// The fingerprint of what every node must agree on: the run's shared
 /// configuration (less each node's machine settings: [`RunConfig::shared`](crate::config::RunConfig::shared)),
@@ -161,7 +161,7 @@ pub fn reducer(
         let nccl = Nccl::open()?;
         let reducer = NcclReducer::joined(
             nccl,
-            crate::engine::nccl::UniqueId { internal: id },
+            zftrain_parallel::nccl::UniqueId { internal: id },
             &gpus,
             guard.first_replica(),
             guard.world_replicas(),

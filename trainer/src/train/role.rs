@@ -12,10 +12,10 @@ use zftrain_data::loader::Shard;
 use zftrain_data::Dataset;
 
 use crate::config::RunConfig;
-use crate::engine::rendezvous::Link;
-use crate::engine::DataParallel;
 use crate::train::cluster;
 use crate::train::state::TrainerState;
+use zftrain_parallel::rendezvous::Link;
+use zftrain_parallel::DataParallel;
 
 /// This process's part in the run.
 pub enum Role {

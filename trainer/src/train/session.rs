@@ -21,7 +21,6 @@ use zftrain_model::Arch;
 use zftrain_tensorboard::{BackgroundWriter, SessionStatus};
 
 use crate::config::RunConfig;
-use crate::engine::{DataParallel, StepOptions, StepOutput};
 use crate::train::callbacks::{
     self, Callback, CheckpointKind, Context, EpochReport, HooksAdapter, Pace, Requests, StepReport,
 };
@@ -43,6 +42,7 @@ use crate::train::ticker::Ticker;
 use crate::train::transfer::{LayerPolicy, StartWeights};
 use crate::weights::{ArchSpec, WeightsInfo};
 use zftrain_hooks::ProbeSet;
+use zftrain_parallel::{DataParallel, StepOptions, StepOutput};
 
 /// How to run a session besides its configuration.
 #[derive(Default)]
@@ -489,11 +489,11 @@ impl Trainer {
     /// step never reached the optimizer), so they are checkpointed, and
     /// the error says where. Any other error is returned as it is.
     fn checkpoint_after_lost_node(&mut self, e: anyhow::Error) -> anyhow::Error {
-        use crate::engine::EngineError;
+        use zftrain_parallel::ParallelError;
         let lost = e.chain().any(|c| {
             matches!(
-                c.downcast_ref::<EngineError>(),
-                Some(EngineError::Link(_) | EngineError::Nccl(_))
+                c.downcast_ref::<ParallelError>(),
+                Some(ParallelError::Link(_) | ParallelError::Nccl(_))
             )
         });
         if !lost || !self.core.role.keeps_the_run() || self.core.role.link().is_none() {

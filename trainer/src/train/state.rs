@@ -6,9 +6,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::scaler::LossScaler;
 use crate::train::metrics::Running;
 use crate::train::schedule::ScheduleState;
+use zftrain_parallel::scaler::LossScaler;
 
 /// The trainer's position and history.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -17,8 +17,8 @@ use crate::config::{DataConfig, KeyError, RunConfig};
 
 /// The key every error about the start weights names.
 const INIT_FROM: &str = "model.init_from";
-use crate::engine::DataParallel;
 use crate::train::checkpointing::find_resume;
+use zftrain_parallel::DataParallel;
 
 /// The layers a run treats apart, as indices into its table.
 #[derive(Debug, Clone, Default, PartialEq)]

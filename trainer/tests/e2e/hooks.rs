@@ -494,7 +494,7 @@ fn flags_alone_train_with_the_papers_hooks() {
     let start = &hp["_hparams_/session_start_info"]["sessionStartInfo"]["hparams"];
     // `auto` (the default) resolved by the rule the docs state: bf16 where
     // the CPU has bf16 instructions or ZFTRAIN_CPU_BF16=1, fp32 elsewhere.
-    let expected = match zftrain::engine::precision::cpu_has_bf16() {
+    let expected = match zftrain_parallel::precision::cpu_has_bf16() {
         true => "bf16",
         false => "fp32",
     };
