@@ -136,7 +136,7 @@ impl DevicesArgs {
 /// `--gpus 4` -> a count, `--gpus 0,2` -> those indices.
 fn parse_gpus(flag: &str) -> Result<crate::config::Gpus, String> {
     let ids = crate::devices::parse_gpus(flag).map_err(|e| e.to_string())?;
-    Ok(match flag.contains(',') {
+    Ok(match flag.contains(',') || flag.trim().starts_with('[') {
         true => crate::config::Gpus::List(ids),
         false => crate::config::Gpus::Count(ids.len()),
     })

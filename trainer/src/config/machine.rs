@@ -92,12 +92,16 @@ impl RunConfig {
     /// every machine setting ([`RunConfig::machine_keys`]) at its default.
     pub fn shared(&self) -> RunConfig {
         let default = RunConfig::default();
+        let mut data = self.data.without_machine_settings();
+        // Its default is the machine's core count: a fixed value, so that
+        // nodes with other counts agree.
+        data.workers = 0;
         RunConfig {
             name: default.name,
             runs_dir: default.runs_dir,
             seed: self.seed,
             model: self.model.without_machine_settings(),
-            data: self.data.without_machine_settings(),
+            data,
             train: self.train.without_machine_settings(),
             optim: self.optim.without_machine_settings(),
             schedule: self.schedule.without_machine_settings(),

@@ -43,8 +43,7 @@ pub(crate) struct Preflight {
 impl Preflight {
     /// Checks the configuration, its hooks (the configured ones, then
     /// `extra`) and the state names of those and the caller's `callbacks`,
-    /// the devices, the data (every class has images in both sets) and the
-    /// network against the data.
+    /// the devices, the data and the network against the data.
     pub fn new(
         config: &RunConfig,
         extra: Vec<Box<dyn Hook>>,
@@ -60,15 +59,6 @@ impl Preflight {
         // Devices first: a missing CUDA is an error before anything is written.
         let devices = training_devices(&config.train.gpus.ids(), config.train.cpu_replicas)?;
         let (train_set, val_set) = setup::datasets(config)?;
-        for (name, set) in [("train", &train_set), ("val", &val_set)] {
-            if let Some(empty) = class_counts(set).iter().position(|&c| c == 0) {
-                bail!(
-                    "{}: class '{}' has no {name} images",
-                    set.source.display(),
-                    set.classes[empty]
-                );
-            }
-        }
         let (spec, arch, arch_config) = setup::network(config, train_set.classes.len() as i64)?;
         let policy = LayerPolicy::resolve(config, &arch)?;
         let info = WeightsInfo {

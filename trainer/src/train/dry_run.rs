@@ -39,6 +39,13 @@ pub fn dry_run(config: &RunConfig, restart: bool) -> Result<Vec<String>> {
             set.classes.len(),
             set.source.display()
         ));
+        if let Some(empty) = counts.iter().position(|&c| c == 0) {
+            anyhow::bail!(
+                "{}: class '{}' has no {name} images",
+                set.source.display(),
+                set.classes[empty]
+            );
+        }
     }
     let arch = &pre.arch;
     report.push(format!(
