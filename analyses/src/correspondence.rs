@@ -214,18 +214,9 @@ pub fn correspondence(
     correspondence_with_progress(net, images, parts, config, &mut |_| {})
 }
 
-/// [`correspondence`], telling `progress` how many occluded images are
-/// done after each part or random draw (N each; `zftrain analyze` prints a
-/// line every so often).
-pub fn correspondence_with_progress(
-    net: &Network,
-    images: &Tensor,
-    parts: &[Part],
-    config: &CorrespondenceConfig,
-    progress: &mut dyn FnMut(usize),
-) -> Result<Vec<CorrespondenceRow>, AnalysisError> {
-    let size = images.size();
-    let (n, h, w) = (size[0], size[2], size[3]);
+/// Two or more images and at least one part, each with a box inside the
+/// `h` x `w` image for every one of the `n` images.
+fn check_parts(parts: &[Part], n: i64, (h, w): (i64, i64)) -> Result<(), AnalysisError> {
     if n < 2 {
         return Err(AnalysisError::Config(format!(
             "correspondence needs at least two images, got {n}"
@@ -253,6 +244,22 @@ pub fn correspondence_with_progress(
             }
         }
     }
+    Ok(())
+}
+
+/// [`correspondence`], telling `progress` how many occluded images are
+/// done after each part or random draw (N each; `zftrain analyze` prints a
+/// line every so often).
+pub fn correspondence_with_progress(
+    net: &Network,
+    images: &Tensor,
+    parts: &[Part],
+    config: &CorrespondenceConfig,
+    progress: &mut dyn FnMut(usize),
+) -> Result<Vec<CorrespondenceRow>, AnalysisError> {
+    let size = images.size();
+    let (n, h, w) = (size[0], size[2], size[3]);
+    check_parts(parts, n, (h, w))?;
     // Drawn (and their object boxes checked) before any work.
     let (_, _, bh, bw) = parts[0].boxes[0];
     let random = match config.random_draws {

@@ -107,81 +107,96 @@ fn invariance_curves(
     {
         let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
         root.fill(&WHITE).map_err(drawing)?;
-        let panels = root.split_evenly((3, 3));
-        for (k, panel) in panels.iter().enumerate() {
-            let (row, (kind, x_desc)) = (k / 3, COLUMNS[k % 3]);
-            let value = |p: &InvariancePoint| match row {
-                0 => p.layer1,
-                1 => p.layer7,
-                _ => p.probability,
-            };
-            let mine: Vec<&InvariancePoint> =
-                points.iter().filter(|p| p.warp.kind() == kind).collect();
-            let (x0, x1) = mine
-                .iter()
-                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
-                    (a.min(p.warp.amount()), b.max(p.warp.amount()))
-                });
-            // One amount: a unit range around it; none (a kind not run):
-            // 0 to 1, never an infinite range (plotters would not end).
-            let (x0, x1) = match (x0.is_finite(), x1 > x0) {
-                (true, true) => (x0, x1),
-                (true, false) => (x0.min(0.0), x0.max(0.0) + 1.0),
-                (false, _) => (0.0, 1.0),
-            };
-            let y1 = match row {
-                2 => 1.0,
-                _ => mine.iter().map(|p| value(p)).fold(0.0, f64::max).max(1e-3) * 1.05,
-            };
-            let mut chart = ChartBuilder::on(panel)
-                .caption(
-                    format!("{} / {}", ROWS[row], x_desc.split(' ').next().unwrap_or("")),
-                    ("sans-serif", 17),
-                )
-                .margin(10)
-                .x_label_area_size(36)
-                .y_label_area_size(52)
-                .build_cartesian_2d(x0..x1, 0f64..y1)
-                .map_err(drawing)?;
-            chart
-                .configure_mesh()
-                .x_desc(x_desc)
-                .y_desc(ROWS[row])
-                .label_style(("sans-serif", 12))
-                .axis_desc_style(("sans-serif", 13))
-                .light_line_style(WHITE.mix(0.0))
-                .draw()
-                .map_err(drawing)?;
-            for (i, name) in names.iter().enumerate() {
-                let color = Palette99::pick(i);
-                let series: Vec<(f64, f64)> = mine
-                    .iter()
-                    .filter(|p| p.image == i)
-                    .map(|p| (p.warp.amount(), value(p)))
-                    .collect();
-                chart
-                    .draw_series(LineSeries::new(series, color.stroke_width(2)))
-                    .map_err(drawing)?
-                    .label(name.as_str())
-                    .legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
-                    });
-            }
-            if k == 0 {
-                chart
-                    .configure_series_labels()
-                    .background_style(WHITE.mix(0.85))
-                    .border_style(BLACK)
-                    .label_font(("sans-serif", 12))
-                    .position(SeriesLabelPosition::UpperRight)
-                    .draw()
-                    .map_err(drawing)?;
-            }
+        for (k, panel) in root.split_evenly((3, 3)).iter().enumerate() {
+            draw_panel(panel, k, points, names)?;
         }
         root.present().map_err(drawing)?;
     }
     RgbImage::from_raw(w, h, buf)
         .ok_or_else(|| AnalysisError::Config("figure buffer of the wrong size".into()))
+}
+
+/// The range of the amounts of `mine`: one amount gives a unit range
+/// around it, none (a kind not run) 0 to 1, never an infinite range
+/// (plotters would not end).
+fn amount_range(mine: &[&InvariancePoint]) -> (f64, f64) {
+    let (x0, x1) = mine
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
+            (a.min(p.warp.amount()), b.max(p.warp.amount()))
+        });
+    match (x0.is_finite(), x1 > x0) {
+        (true, true) => (x0, x1),
+        (true, false) => (x0.min(0.0), x0.max(0.0) + 1.0),
+        (false, _) => (0.0, 1.0),
+    }
+}
+
+/// Panel `k` (row: the measure, column: the kind of transformation), a
+/// curve per image; the first panel carries the legend.
+fn draw_panel<DB: DrawingBackend>(
+    panel: &DrawingArea<DB, plotters::coord::Shift>,
+    k: usize,
+    points: &[InvariancePoint],
+    names: &[String],
+) -> Result<(), AnalysisError> {
+    let (row, (kind, x_desc)) = (k / 3, COLUMNS[k % 3]);
+    let value = |p: &InvariancePoint| match row {
+        0 => p.layer1,
+        1 => p.layer7,
+        _ => p.probability,
+    };
+    let mine: Vec<&InvariancePoint> = points.iter().filter(|p| p.warp.kind() == kind).collect();
+    let (x0, x1) = amount_range(&mine);
+    let y1 = match row {
+        2 => 1.0,
+        _ => mine.iter().map(|p| value(p)).fold(0.0, f64::max).max(1e-3) * 1.05,
+    };
+    let mut chart = ChartBuilder::on(panel)
+        .caption(
+            format!("{} / {}", ROWS[row], x_desc.split(' ').next().unwrap_or("")),
+            ("sans-serif", 17),
+        )
+        .margin(10)
+        .x_label_area_size(36)
+        .y_label_area_size(52)
+        .build_cartesian_2d(x0..x1, 0f64..y1)
+        .map_err(drawing)?;
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(ROWS[row])
+        .label_style(("sans-serif", 12))
+        .axis_desc_style(("sans-serif", 13))
+        .light_line_style(WHITE.mix(0.0))
+        .draw()
+        .map_err(drawing)?;
+    for (i, name) in names.iter().enumerate() {
+        let color = Palette99::pick(i);
+        let series: Vec<(f64, f64)> = mine
+            .iter()
+            .filter(|p| p.image == i)
+            .map(|p| (p.warp.amount(), value(p)))
+            .collect();
+        chart
+            .draw_series(LineSeries::new(series, color.stroke_width(2)))
+            .map_err(drawing)?
+            .label(name.as_str())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
+            });
+    }
+    if k == 0 {
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 12))
+            .position(SeriesLabelPosition::UpperRight)
+            .draw()
+            .map_err(drawing)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

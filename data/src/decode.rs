@@ -165,6 +165,59 @@ mod turbo {
         max_pixels: u64,
         region: impl FnOnce(u32, u32) -> (u32, u32, u32, u32),
     ) -> Result<Option<Region>, String> {
+        let Some((w, hh, subsamp)) = read_header(h, bytes, max_pixels)? else {
+            return Ok(None);
+        };
+        let Some((x0, y0, cw, ch)) = mcu_region(w, hh, subsamp, region(w, hh)) else {
+            return Ok(None);
+        };
+        // A zero region is the whole image.
+        let crop = match (x0, y0, cw, ch) == (0, 0, w, hh) {
+            true => tj::tjregion {
+                x: 0,
+                y: 0,
+                w: 0,
+                h: 0,
+            },
+            false => tj::tjregion {
+                x: x0 as i32,
+                y: y0 as i32,
+                w: cw as i32,
+                h: ch as i32,
+            },
+        };
+        if tj::tj3SetCroppingRegion(h, crop) != 0 {
+            return Ok(None);
+        }
+        let mut pixels = vec![0u8; cw as usize * ch as usize * 3];
+        let status = tj::tj3Decompress8(
+            h,
+            bytes.as_ptr(),
+            bytes.len() as _,
+            pixels.as_mut_ptr(),
+            (cw * 3) as i32,
+            tj::TJPF_TJPF_RGB,
+        );
+        if status != 0 {
+            return Ok(None);
+        }
+        let pixels = RgbImage::from_raw(cw, ch, pixels).expect("cw x ch RGB bytes");
+        Ok(Some(Region {
+            full: (w, hh),
+            origin: (x0, y0),
+            pixels,
+        }))
+    }
+
+    /// The image's `(width, height, subsampling)` from its header, with
+    /// libjpeg-turbo's pixel limit set to that size; `None` for what this
+    /// path does not decode (lossless, 12-bit, a header that disagrees with
+    /// the frame), `Err` past `max_pixels`.
+    unsafe fn read_header(
+        h: tj::tjhandle,
+        bytes: &[u8],
+        max_pixels: u64,
+    ) -> Result<Option<(u32, u32, i32)>, String> {
         if tj::tj3DecompressHeader(h, bytes.as_ptr(), bytes.len() as _) != 0 {
             return Ok(None);
         }
@@ -193,59 +246,30 @@ mod turbo {
         if tj::tj3Set(h, tj::TJPARAM_TJPARAM_MAXPIXELS as i32, limit) != 0 {
             return Ok(None);
         }
-        let (x, y, rw, rh) = region(w, hh);
-        // Clamp to the image, then widen to whole MCU columns on the left.
+        Ok(Some((w, hh, subsamp)))
+    }
+
+    /// The region `(x, y, w, h)` asked of a `w` x `hh` image, clamped to it
+    /// and widened to whole MCU columns on the left (libjpeg-turbo crops
+    /// only there): `(x0, y0, width, height)`; `None` for an unknown
+    /// subsampling.
+    fn mcu_region(
+        w: u32,
+        hh: u32,
+        subsamp: i32,
+        (x, y, rw, rh): (u32, u32, u32, u32),
+    ) -> Option<(u32, u32, u32, u32)> {
         let (x, y) = (x.min(w - 1), y.min(hh - 1));
         let (rw, rh) = (rw.clamp(1, w - x), rh.clamp(1, hh - y));
         // turbojpeg.h's `tjMCUWidth` (a header-only table): 4:4:4, 4:2:2,
         // 4:2:0, grey, 4:4:0, 4:1:1, 4:4:1.
         const MCU_WIDTH: [u32; 7] = [8, 16, 16, 8, 8, 32, 8];
-        let Some(&mcu) = usize::try_from(subsamp).ok().and_then(|s| MCU_WIDTH.get(s)) else {
-            return Ok(None);
-        };
+        let mcu = *MCU_WIDTH.get(usize::try_from(subsamp).ok()?)?;
         let x0 = x / mcu * mcu;
-        let (x0, y0, cw, ch) = if x0 == 0 && y == 0 && rw == w && rh == hh {
-            (0, 0, w, hh)
-        } else {
-            (x0, y, rw + (x - x0), rh)
-        };
-        let whole = (x0, y0, cw, ch) == (0, 0, w, hh);
-        let crop = if whole {
-            tj::tjregion {
-                x: 0,
-                y: 0,
-                w: 0,
-                h: 0,
-            }
-        } else {
-            tj::tjregion {
-                x: x0 as i32,
-                y: y0 as i32,
-                w: cw as i32,
-                h: ch as i32,
-            }
-        };
-        if tj::tj3SetCroppingRegion(h, crop) != 0 {
-            return Ok(None);
-        }
-        let mut pixels = vec![0u8; cw as usize * ch as usize * 3];
-        let status = tj::tj3Decompress8(
-            h,
-            bytes.as_ptr(),
-            bytes.len() as _,
-            pixels.as_mut_ptr(),
-            (cw * 3) as i32,
-            tj::TJPF_TJPF_RGB,
-        );
-        if status != 0 {
-            return Ok(None);
-        }
-        let pixels = RgbImage::from_raw(cw, ch, pixels).expect("cw x ch RGB bytes");
-        Ok(Some(Region {
-            full: (w, hh),
-            origin: (x0, y0),
-            pixels,
-        }))
+        Some(match x0 == 0 && y == 0 && rw == w && rh == hh {
+            true => (0, 0, w, hh),
+            false => (x0, y, rw + (x - x0), rh),
+        })
     }
 }
 

@@ -181,6 +181,32 @@ pub fn render(class: usize, width: u32, height: u32, rng: &mut SplitMix64) -> Rg
 /// from another.
 pub const RECORD_FILE: &str = "synth.json";
 
+/// Picture `class` in `config`'s style and size, drawn from `rng`.
+fn picture(config: &SynthConfig, class: usize, rng: &mut SplitMix64) -> RgbImage {
+    let (w, h) = (config.width, config.height);
+    match config.style {
+        Style::Clean => crate::scene::render_clean(class, w, h, rng),
+        Style::Noisy => render(class, w, h, rng),
+        Style::Leaves => crate::leaves::render_leaves(class, w, h, rng),
+    }
+}
+
+/// `img` as a JPEG file at `path`.
+fn write_jpeg(path: &Path, img: &RgbImage, quality: u8) -> Result<(), DataError> {
+    let file = fs::File::create(path).map_err(DataError::io("creating", path))?;
+    JpegEncoder::new_with_quality(BufWriter::new(file), quality)
+        .encode(
+            img.as_raw(),
+            img.width(),
+            img.height(),
+            ExtendedColorType::Rgb8,
+        )
+        .map_err(|e| DataError::Encode {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
+}
+
 /// Writes the data set to `out/train/<class>/*.jpg` and `out/val/<class>/*.jpg`,
 /// and its configuration to `out/synth.json` ([`RECORD_FILE`]).
 /// It is assembled in a temporary sibling folder and renamed into place, so
@@ -227,33 +253,9 @@ pub fn write_synthetic(out: &Path, config: &SynthConfig) -> Result<(), DataError
                 let dir = tmp.join(split).join(format!("{class:02}-{class_name}"));
                 fs::create_dir_all(&dir).map_err(DataError::io("creating", &dir))?;
                 for i in 0..per_class {
-                    let mut rng =
-                        SplitMix64::for_stream(&[config.seed, split_id, class as u64, i as u64]);
-                    let img = match config.style {
-                        Style::Clean => {
-                            crate::scene::render_clean(class, config.width, config.height, &mut rng)
-                        }
-                        Style::Noisy => render(class, config.width, config.height, &mut rng),
-                        Style::Leaves => crate::leaves::render_leaves(
-                            class,
-                            config.width,
-                            config.height,
-                            &mut rng,
-                        ),
-                    };
-                    let path = dir.join(format!("{i:05}.jpg"));
-                    let file = fs::File::create(&path).map_err(DataError::io("creating", &path))?;
-                    JpegEncoder::new_with_quality(BufWriter::new(file), config.quality)
-                        .encode(
-                            img.as_raw(),
-                            img.width(),
-                            img.height(),
-                            ExtendedColorType::Rgb8,
-                        )
-                        .map_err(|e| DataError::Encode {
-                            path: path.clone(),
-                            message: e.to_string(),
-                        })?;
+                    let stream = [config.seed, split_id, class as u64, i as u64];
+                    let img = picture(config, class, &mut SplitMix64::for_stream(&stream));
+                    write_jpeg(&dir.join(format!("{i:05}.jpg")), &img, config.quality)?;
                 }
             }
         }
