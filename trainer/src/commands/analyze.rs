@@ -83,19 +83,27 @@ pub struct AnalysisCommon {
     pub log_every_s: f64,
 }
 
+/// The images an analysis looks at, with their classes.
+#[derive(Debug, Args)]
+pub struct LabelledImages {
+    /// Image files (repeat the flag).
+    #[arg(long = "image", required = true)]
+    pub files: Vec<PathBuf>,
+    /// The class of each image, by name or index, in image order (default:
+    /// the top class of the original image).
+    #[arg(long = "label")]
+    pub labels: Vec<String>,
+}
+
 /// `zftrain analyze invariance`.
 #[derive(Debug, Args)]
 pub struct InvarianceArgs {
     /// What every analysis takes.
     #[command(flatten)]
     pub common: AnalysisCommon,
-    /// Image files (repeat the flag).
-    #[arg(long = "image", required = true)]
-    pub images: Vec<PathBuf>,
-    /// The class of each image, by name or index, in image order (default:
-    /// the top class of the original image).
-    #[arg(long = "label")]
-    pub labels: Vec<String>,
+    /// The images and their classes.
+    #[command(flatten)]
+    pub images: LabelledImages,
     /// Vertical translations in pixels: FROM:TO:STEP or a comma list.
     #[arg(long, default_value = "-60:60:10", allow_hyphen_values = true)]
     pub translations: String,
@@ -113,12 +121,9 @@ pub struct OcclusionArgs {
     /// What every analysis takes.
     #[command(flatten)]
     pub common: AnalysisCommon,
-    /// Image files (repeat the flag).
-    #[arg(long = "image", required = true)]
-    pub images: Vec<PathBuf>,
-    /// The class of each image, by name or index (default: its top class).
-    #[arg(long = "label")]
-    pub labels: Vec<String>,
+    /// The images and their classes.
+    #[command(flatten)]
+    pub images: LabelledImages,
     /// Side of the grey square in pixels of the 224x224 input.
     #[arg(long, default_value_t = 27)]
     pub size: i64,
@@ -263,7 +268,7 @@ fn write_png(path: &Path, image: &image::RgbImage) -> Result<()> {
 /// Runs `analyze invariance`.
 pub fn invariance(args: &InvarianceArgs) -> Result<()> {
     let l = Loaded::open(&args.common)?;
-    let (images, classes) = l.images(&args.images, &args.labels)?;
+    let (images, classes) = l.images(&args.images.files, &args.images.labels)?;
     let config = InvarianceConfig {
         translations: parse_values("translations", &args.translations)?,
         scales: parse_values("scales", &args.scales)?,
@@ -271,7 +276,7 @@ pub fn invariance(args: &InvarianceArgs) -> Result<()> {
         batch_size: args.common.batch_size,
     };
     let start = std::time::Instant::now();
-    let total = args.images.len() * config.warps().len();
+    let total = args.images.files.len() * config.warps().len();
     let mut ticker = Ticker::new("invariance", total, args.common.log_every_s);
     let points = run_invariance(&l.model.net, &images, &classes, &config, &mut |n| {
         ticker.add(n)
@@ -280,6 +285,7 @@ pub fn invariance(args: &InvarianceArgs) -> Result<()> {
     let seconds = start.elapsed().as_secs_f64();
     let names: Vec<String> = args
         .images
+        .files
         .iter()
         .map(|p| {
             // The last two path components: class folders tell images apart.
@@ -316,7 +322,7 @@ pub fn invariance(args: &InvarianceArgs) -> Result<()> {
     l.tb.flush()?;
     println!(
         "invariance: {} images x {} transformations in {seconds:.1} s: {}/invariance.png and .csv (distances relative to the original's feature norm)",
-        args.images.len(),
+        args.images.files.len(),
         config.warps().len(),
         out.display()
     );
@@ -358,7 +364,7 @@ fn occlusion_record(
 /// Runs `analyze occlusion`.
 pub fn occlusion(args: &OcclusionArgs) -> Result<()> {
     let l = Loaded::open(&args.common)?;
-    let (images, classes) = l.images(&args.images, &args.labels)?;
+    let (images, classes) = l.images(&args.images.files, &args.images.labels)?;
     let config = OcclusionConfig {
         size: args.size,
         stride: args.stride,
@@ -368,11 +374,11 @@ pub fn occlusion(args: &OcclusionArgs) -> Result<()> {
     };
     let out = &args.common.out;
     let mut summary = Vec::new();
-    let total = (0..args.images.len())
+    let total = (0..args.images.files.len())
         .map(|i| occlusion_positions(&images.get(i as i64), &config))
         .sum();
     let mut ticker = Ticker::new("occlusion", total, args.common.log_every_s);
-    for (i, file) in args.images.iter().enumerate() {
+    for (i, file) in args.images.files.iter().enumerate() {
         let start = std::time::Instant::now();
         let image = images.get(i as i64);
         let m = run_occlusion(&l.model.net, &image, classes[i], &config, &mut |n| {

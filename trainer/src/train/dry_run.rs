@@ -41,7 +41,7 @@ pub fn dry_run(config: &RunConfig, restart: bool) -> Result<Vec<String>> {
         ));
         if let Some(empty) = counts.iter().position(|&c| c == 0) {
             anyhow::bail!(
-                "{}: class '{}' has no {name} images",
+                "{}: class {:?} has no {name} images",
                 set.source.display(),
                 set.classes[empty]
             );
