@@ -104,15 +104,16 @@ pub(crate) struct Place {
 }
 
 /// Checks the run directory (nothing in it, or in the run resumed from, is
-/// a link or a FIFO; an existing one may be used only as
-/// [`may_start_over`] says), finds the checkpoint to `resume` and reads the
-/// start weights. `keeps`: this node keeps the run (the others resume
+/// a link or a FIFO), finds the checkpoint to `resume` and reads the start
+/// weights. Whether an existing run directory may be started over
+/// ([`may_start_over`]) is asked under the run's lock, so that a run in
+/// progress is refused as in use (the dry run asks it directly). `keeps`: this node keeps the run (the others resume
 /// nothing and start from what it sends).
 pub(crate) fn check_place(
     config: &RunConfig,
     pre: &Preflight,
     run_dir: PathBuf,
-    (resume, restart): (Option<&Path>, bool),
+    resume: Option<&Path>,
     keeps: bool,
 ) -> Result<Place> {
     if run_dir.exists() {
@@ -125,9 +126,6 @@ pub(crate) fn check_place(
         Some(p) if keeps => find_resume(p)?,
         _ => None,
     };
-    if keeps && resume_from.is_none() && run_dir.exists() {
-        may_start_over(&run_dir, resume.is_some() || restart)?;
-    }
     let start_weights = match config.model.init_from() {
         Some(from) if keeps && resume_from.is_none() => Some(StartWeights::read(
             from,
@@ -169,7 +167,7 @@ impl Checked {
         // Several nodes: join them before anything is written.
         let role = Role::join(config, &pre.devices, &pre.train_set, &pre.val_set)?;
         let keeps = role.keeps_the_run();
-        let place = check_place(config, &pre, role.run_dir(config), (resume, restart), keeps)?;
+        let place = check_place(config, &pre, role.run_dir(config), resume, keeps)?;
         // One writer per run directory, from here to the end of the run.
         let existed = place.run_dir.exists();
         let lock = RunLock::acquire(&place.run_dir, !existed)?;
@@ -204,7 +202,7 @@ fn start_over(run_dir: &Path, allowed: bool) -> Result<()> {
 /// Whether a run may start from the beginning in `run_dir`, which exists:
 /// not when it holds a checkpoint, and only when `allowed` (`--resume` or
 /// `--restart`).
-fn may_start_over(run_dir: &Path, allowed: bool) -> Result<()> {
+pub(crate) fn may_start_over(run_dir: &Path, allowed: bool) -> Result<()> {
     let shown = run_dir.display();
     if has_checkpoints(run_dir) {
         bail!("run directory {shown} already exists: pass --resume {shown} to continue it, or choose another --name");

@@ -12,14 +12,17 @@ use std::path::Path;
 use anyhow::{bail, Result};
 
 use crate::config::RunConfig;
-use crate::train::checks::{check_place, class_counts, Preflight};
+use crate::train::checks::{check_place, class_counts, may_start_over, Preflight};
 
 /// What a dry run found, one line each; `restart` as the run would get it
 /// (`--dry-run` does not go with `--resume`).
 pub fn dry_run(config: &RunConfig, restart: bool) -> Result<Vec<String>> {
     let pre = Preflight::new(config, Vec::new(), &[])?;
     let run_dir = config.run_dir();
-    let place = check_place(config, &pre, run_dir.clone(), (None, restart), true)?;
+    let place = check_place(config, &pre, run_dir.clone(), None, true)?;
+    if run_dir.exists() {
+        may_start_over(&run_dir, restart)?;
+    }
     let mut report = vec![format!("hooks: {}", pre.hooks.len())];
     report.push(format!("devices: {:?}", pre.devices));
     let gpu = pre.devices.iter().any(|d| d.is_cuda());
